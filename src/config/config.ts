@@ -1,0 +1,104 @@
+import { z } from 'zod';
+
+const MiB = 1024 * 1024;
+
+const integer = (min: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be an integer')
+    .min(min, `must be at least ${min}`);
+
+const seconds = () => z.coerce.number({ error: 'must be a number' }).positive('must be positive');
+
+const nonEmpty = () => z.string().trim().min(1, 'must not be empty');
+
+/** Every setting of a worker, read from the environment (see the README's table). */
+export const ConfigSchema = z.object({
+  REDIS_URL: z
+    .string()
+    .default('redis://127.0.0.1:6379')
+    .refine(isRedisUrl, 'must be a redis:// or rediss:// URL'),
+  QUEUE_NAME: z
+    .string()
+    .default('claudebox')
+    .refine((value) => /^[A-Za-z0-9_{}.-]+$/.test(value), 'must be letters, digits, _ { } . or -'),
+  QUEUE_PREFIX: z
+    .string()
+    .default('bull')
+    .refine((value) => /^[A-Za-z0-9_{}.-]+$/.test(value), 'must be letters, digits, _ { } . or -'),
+  CONCURRENCY: integer(1).default(1),
+  CLAUDE_BIN: nonEmpty().optional(),
+  WORK_DIR: nonEmpty().optional(),
+  DEFAULT_TIMEOUT_SECONDS: seconds().default(3600),
+  MAX_OUTPUT_BYTES: integer(1024).default(MiB),
+  MAX_PROMPT_BYTES: integer(1).default(4 * MiB),
+  MAX_LINE_BYTES: integer(1024).default(8 * MiB),
+  SHUTDOWN_GRACE_SECONDS: z.coerce.number({ error: 'must be a number' }).min(0).default(30),
+  KILL_GRACE_SECONDS: z.coerce.number({ error: 'must be a number' }).min(0).default(5),
+  LOCK_DURATION_SECONDS: seconds().default(30),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  HEALTH_PORT: integer(0).max(65535, 'must be at most 65535').default(8080),
+  HEALTH_HOST: nonEmpty().default('0.0.0.0'),
+  EVENTS_MAX_LEN: integer(100).default(10000),
+  EVENTS_TTL_SECONDS: integer(1).default(86400),
+  EVENT_BUFFER_BYTES: integer(MiB).default(64 * MiB),
+  SESSION_STORE: z.enum(['redis', 'off']).default('redis'),
+  SESSION_SYNC_SECONDS: seconds().default(30),
+  SESSION_TTL_SECONDS: integer(60).default(7 * 86400),
+  CLAUDE_ENV: z
+    .string()
+    .default('')
+    .transform((value) =>
+      value
+        .split(',')
+        .map((name) => name.trim())
+        .filter(Boolean),
+    )
+    .refine(
+      (names) => names.every((name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)),
+      'must be a comma-separated list of variable names',
+    ),
+});
+
+export type Config = z.output<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parses the environment, or throws a ConfigError naming every bad variable and its value. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  // An empty variable means "not set", as in most shells' `VAR= command`.
+  const present = Object.fromEntries(
+    Object.keys(ConfigSchema.shape)
+      .map((key) => [key, env[key]] as const)
+      .filter(([, value]) => value !== undefined && value !== ''),
+  );
+  const parsed = ConfigSchema.safeParse(present);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const name = String(issue.path[0]);
+    return `${name}=${JSON.stringify(present[name])}: ${issue.message}`;
+  });
+  throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+}
+
+function isRedisUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'redis:' || url.protocol === 'rediss:';
+  } catch {
+    return false;
+  }
+}
+
+/** The URL with any password replaced, for logs and error messages. */
+export function redactUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return value;
+  }
+}

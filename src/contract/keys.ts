@@ -1,0 +1,33 @@
+/**
+ * Where claudebox keeps things in Redis besides BullMQ's own keys. `prefix` is BullMQ's key prefix
+ * (QUEUE_PREFIX, "bull" by default), so everything of a queue shares one namespace.
+ */
+export interface QueueAddress {
+  readonly prefix: string;
+  readonly queueName: string;
+}
+
+/** Pub/sub channel of a job's live events. */
+export function eventChannel(queueName: string, jobId: string): string {
+  return `${queueName}:events:${jobId}`;
+}
+
+/** Redis Stream holding a job's events for replay; entry ids are `<seq>-0`. */
+export function historyKey({ prefix, queueName }: QueueAddress, jobId: string): string {
+  return `${prefix}:${queueName}:history:${jobId}`;
+}
+
+/** Set when a job is cancelled; a worker that takes the job afterwards fails it at once. */
+export function cancelKey({ prefix, queueName }: QueueAddress, jobId: string): string {
+  return `${prefix}:${queueName}:cancel:${jobId}`;
+}
+
+/** Pub/sub channel every worker of a queue listens on for cancellations. */
+export function controlChannel(queueName: string): string {
+  return `${queueName}:control`;
+}
+
+/** A Claude session's transcript (gzip), so a retry on another machine can resume it. */
+export function sessionKey({ prefix, queueName }: QueueAddress, sessionId: string): string {
+  return `${prefix}:${queueName}:session:${sessionId}`;
+}

@@ -1,0 +1,95 @@
+import { z } from 'zod';
+import { describeIssues } from './issues.js';
+
+/** The tools a run may use when the request names none (the seed executor's list). */
+export const DEFAULT_ALLOWED_TOOLS: readonly string[] = [
+  'Bash',
+  'Edit',
+  'Write',
+  'Read',
+  'Glob',
+  'Grep',
+  'Task',
+  'WebFetch',
+  'WebSearch',
+];
+
+export const PERMISSION_MODES = [
+  'acceptEdits',
+  'auto',
+  'bypassPermissions',
+  'default',
+  'dontAsk',
+  'plan',
+] as const;
+
+/** Longest timeout a job may ask for: one week. */
+export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
+
+/**
+ * argv carries everything but the prompt, and Linux caps one argument at 128 KiB, so any
+ * free-text flag value stays well below that.
+ */
+export const MAX_FLAG_VALUE_BYTES = 64 * 1024;
+
+// A tool rule as the CLI understands it: a name (`Bash`, `mcp__github__create_issue`) with an
+// optional specifier in parentheses (`Bash(git diff:*)`). Nothing that could read as a flag,
+// break a comma-joined list or smuggle a control character onto the command line.
+// eslint-disable-next-line no-control-regex -- control characters are exactly what it rejects
+const TOOL_RULE = /^[A-Za-z][A-Za-z0-9_-]*(\([^()\u0000-\u001f\u007f]*\))?$/;
+
+const toolRule = z.string().regex(TOOL_RULE, {
+  error: (issue) =>
+    `${JSON.stringify(issue.input)} is not a tool name such as "Bash" or "Bash(git diff:*)"`,
+});
+
+const byteLength = (value: string): number => Buffer.byteLength(value, 'utf8');
+
+const flagText = () =>
+  z
+    .string()
+    .min(1, 'must not be empty')
+    .refine((value) => !value.includes('\u0000'), 'must not contain NUL')
+    .refine(
+      (value) => byteLength(value) <= MAX_FLAG_VALUE_BYTES,
+      `must be at most ${MAX_FLAG_VALUE_BYTES} bytes`,
+    );
+
+/** The job data of an execute job (version 1 of the contract). */
+export const ExecuteRequestSchema = z.strictObject({
+  prompt: z
+    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
+    .refine((value) => value.trim().length > 0, 'must not be empty'),
+  workingDir: flagText().optional(),
+  allowedTools: z.array(toolRule).optional(),
+  disallowedTools: z.array(toolRule).optional(),
+  timeout: z
+    .number()
+    .positive('must be a positive number of seconds')
+    .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS} seconds`)
+    .optional(),
+  resumeSessionId: z.uuid('must be a UUID').optional(),
+  model: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:[\]/@-]*$/, 'must be a model name or alias')
+    .optional(),
+  maxTurns: z.int('must be an integer').positive('must be positive').optional(),
+  appendSystemPrompt: flagText().optional(),
+  permissionMode: z
+    .enum(PERMISSION_MODES, { error: `must be one of ${PERMISSION_MODES.join(', ')}` })
+    .optional(),
+});
+
+export type ExecuteRequest = z.infer<typeof ExecuteRequestSchema>;
+
+export type ParsedRequest =
+  | { readonly ok: true; readonly request: ExecuteRequest }
+  | { readonly ok: false; readonly reason: string };
+
+/** Validates job data, naming every bad field in one line when it is not a valid request. */
+export function parseExecuteRequest(data: unknown): ParsedRequest {
+  const parsed = ExecuteRequestSchema.safeParse(data, { reportInput: true });
+  return parsed.success
+    ? { ok: true, request: parsed.data }
+    : { ok: false, reason: describeIssues(parsed.error) };
+}

@@ -1,0 +1,55 @@
+import { z } from 'zod';
+
+/** Why an attempt did not succeed; `null` when it did. */
+export const FAILURE_KINDS = [
+  'invalid-request', // the job data was rejected before anything ran
+  'spawn-failed', // the CLI could not be started
+  'cli-error', // the CLI reported an error (is_error) or ended without a result line
+  'timeout', // the job's timeout elapsed and the run was stopped
+  'cancelled', // somebody cancelled the job
+  'shutdown', // the worker shut down; the job went back to the queue
+  'abandoned', // the worker running this attempt died or lost the job
+] as const;
+export type FailureKind = (typeof FAILURE_KINDS)[number];
+
+/** What one attempt of an execute job produced: the job's return value, and terminal event data. */
+export const ExecuteResultSchema = z.object({
+  jobId: z.string(),
+  attempt: z.int().positive(),
+  success: z.boolean(),
+  failure: z.enum(FAILURE_KINDS).nullable(),
+  /** One line, null on success. */
+  error: z.string().nullable(),
+  /** The CLI's exit code; null when it never started or a signal ended it. */
+  exitCode: z.int().nullable(),
+  /** The signal that ended the CLI, if one did. */
+  signal: z.string().nullable(),
+  timedOut: z.boolean(),
+  cancelled: z.boolean(),
+  startedAt: z.iso.datetime(),
+  durationMs: z.number().nonnegative(),
+  sessionId: z.string().nullable(),
+  /** True when this attempt continued an earlier session (a request's resumeSessionId or a retry). */
+  resumed: z.boolean(),
+  /** The `result` text of the CLI's result line. */
+  finalOutput: z.string().nullable(),
+  /** The CLI's stdout, capped at MAX_OUTPUT_BYTES keeping head and tail around a marker. */
+  output: z.string(),
+  outputTruncated: z.boolean(),
+  outputBytes: z.number().nonnegative(),
+  /** The result line's `subtype`: success, error_max_turns, error_during_execution, ... */
+  resultSubtype: z.string().nullable(),
+  /** The result line's `is_error`; null without a result line. */
+  isError: z.boolean().nullable(),
+  costUsd: z.number().nullable(),
+  numTurns: z.int().nullable(),
+  usage: z.record(z.string(), z.unknown()).nullable(),
+  permissionDenials: z.array(z.unknown()),
+  apiErrorStatus: z.int().nullable(),
+  /** seq of the terminal event that carried this result: every event of the job up to here is 1..lastSeq. */
+  lastSeq: z.int().nonnegative(),
+  /** True when the queue will run another attempt of this job (attempts left, not cancelled). */
+  retrying: z.boolean(),
+});
+
+export type ExecuteResult = z.infer<typeof ExecuteResultSchema>;

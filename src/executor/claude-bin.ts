@@ -1,0 +1,88 @@
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
+
+export interface ClaudeBinary {
+  readonly path: string;
+  /** Where it came from: CLAUDE_BIN, the PATH, or this package's own dependency. */
+  readonly source: 'CLAUDE_BIN' | 'PATH' | 'bundled';
+}
+
+export class ClaudeBinaryError extends Error {
+  override readonly name = 'ClaudeBinaryError';
+}
+
+async function isExecutableFile(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.X_OK);
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+async function searchPath(name: string, pathVariable: string | undefined): Promise<string | null> {
+  for (const dir of (pathVariable ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    if (await isExecutableFile(candidate)) return candidate;
+  }
+  return null;
+}
+
+/**
+ * The native binary of `@anthropic-ai/claude-code`, found through its per-platform package so
+ * it works even where npm did not run the wrapper's postinstall step.
+ */
+async function bundledBinary(): Promise<string | null> {
+  const require = createRequire(import.meta.url);
+  const musl = isMusl() ? '-musl' : '';
+  const candidates = [
+    [`@anthropic-ai/claude-code-${process.platform}-${process.arch}${musl}/package.json`, 'claude'],
+    ['@anthropic-ai/claude-code/package.json', 'bin/claude.exe'],
+  ] as const;
+  for (const [manifest, file] of candidates) {
+    try {
+      const path = join(dirname(require.resolve(manifest)), file);
+      if (await isExecutableFile(path)) return path;
+    } catch {
+      // Not installed for this platform.
+    }
+  }
+  return null;
+}
+
+function isMusl(): boolean {
+  if (process.platform !== 'linux') return false;
+  const report = process.report.getReport() as { header?: { glibcVersionRuntime?: string } };
+  return report.header?.glibcVersionRuntime === undefined;
+}
+
+/** Finds the CLI to run: CLAUDE_BIN if set, else `claude` on PATH, else the bundled one. */
+export async function resolveClaudeBinary(
+  configured: string | undefined,
+  pathVariable: string | undefined,
+): Promise<ClaudeBinary> {
+  if (configured !== undefined) {
+    const path =
+      configured.includes('/') || isAbsolute(configured)
+        ? resolve(configured)
+        : await searchPath(configured, pathVariable);
+    if (path === null || !(await isExecutableFile(path))) {
+      throw new ClaudeBinaryError(
+        `CLAUDE_BIN=${JSON.stringify(configured)}: no executable file there` +
+          (path === null ? ' (not found on PATH)' : ''),
+      );
+    }
+    return { path, source: 'CLAUDE_BIN' };
+  }
+  const onPath = await searchPath('claude', pathVariable);
+  if (onPath !== null) return { path: onPath, source: 'PATH' };
+  const bundled = await bundledBinary();
+  if (bundled !== null) return { path: bundled, source: 'bundled' };
+  throw new ClaudeBinaryError(
+    'no claude CLI found: set CLAUDE_BIN, put `claude` on PATH, or run `npm ci` to install ' +
+      '@anthropic-ai/claude-code',
+  );
+}

@@ -1,0 +1,18 @@
+export { buildArgs, type SessionPlan } from './args.js';
+export { buildChildEnv, RUN_MARKER, WORKER_MARKER, JOB_VARIABLE, type RunIdentity } from './env.js';
+export { resolveClaudeBinary, ClaudeBinaryError, type ClaudeBinary } from './claude-bin.js';
+export {
+  runClaude,
+  type RunSpec,
+  type RunLine,
+  type RunOutcome,
+  type StopCause,
+  type StopRequest,
+} from './run.js';
+export { judgeRun, oneLine, type RunReport } from './outcome.js';
+export {
+  findRunProcesses,
+  sweepRunProcesses,
+  type Marker,
+  type ProcessRef,
+} from './process-tree.js';

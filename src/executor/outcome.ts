@@ -1,0 +1,94 @@
+import type { ExecuteResult, FailureKind } from '../contract/index.js';
+import type { RunOutcome } from './run.js';
+
+/** The part of an ExecuteResult that one run of the CLI decides. */
+export type RunReport = Omit<
+  ExecuteResult,
+  'jobId' | 'attempt' | 'lastSeq' | 'retrying' | 'resumed' | 'sessionId'
+> & { readonly streamSessionId: string | null };
+
+const MAX_ERROR_CHARS = 1000;
+
+/** One line: what went wrong, in the CLI's own words where it gave any. */
+export function oneLine(text: string): string {
+  const flat = text.replace(/\s*\n\s*/g, ' ').trim();
+  return flat.length > MAX_ERROR_CHARS ? `${flat.slice(0, MAX_ERROR_CHARS - 3)}...` : flat;
+}
+
+/**
+ * Judges a run. Success needs exit code 0 AND a result line with is_error false: the CLI exits
+ * 1 with is_error true on API errors, and a run that printed no result line did not succeed.
+ */
+export function judgeRun(outcome: RunOutcome, timeoutMs: number): RunReport {
+  const result = outcome.summary.resultLine;
+  const failure = classify(outcome);
+  return {
+    success: failure === null,
+    failure: failure?.kind ?? null,
+    error: failure ? oneLine(failure.message) : null,
+    exitCode: outcome.exitCode,
+    signal: outcome.signal,
+    timedOut: outcome.stoppedBy === 'timeout',
+    cancelled: outcome.stoppedBy === 'cancelled',
+    startedAt: new Date(outcome.startedAt).toISOString(),
+    durationMs: outcome.durationMs,
+    streamSessionId: outcome.summary.sessionId,
+    finalOutput: result?.result ?? null,
+    output: outcome.output.text,
+    outputTruncated: outcome.output.truncated,
+    outputBytes: outcome.output.bytes,
+    resultSubtype: result?.subtype ?? null,
+    isError: result ? result.isError : null,
+    costUsd: result?.costUsd ?? null,
+    numTurns: result?.numTurns ?? null,
+    usage: result?.usage ?? null,
+    permissionDenials: [...(result?.permissionDenials ?? [])],
+    apiErrorStatus: result?.apiErrorStatus ?? null,
+  };
+
+  function classify(run: RunOutcome): { kind: FailureKind; message: string } | null {
+    if (run.spawnError !== null) return { kind: 'spawn-failed', message: run.spawnError };
+    const how = run.forced ? '; it ignored SIGINT and was killed' : '';
+    switch (run.stoppedBy) {
+      case 'timeout':
+        return { kind: 'timeout', message: `timed out after ${seconds(timeoutMs)}${how}` };
+      case 'cancelled':
+        return { kind: 'cancelled', message: `cancelled: ${run.stopMessage ?? 'no reason given'}` };
+      case 'shutdown':
+        return { kind: 'shutdown', message: run.stopMessage ?? 'stopped: the worker shut down' };
+      case 'stdout-closed':
+        return { kind: 'cli-error', message: `claude closed its stdout but kept running${how}` };
+      case null:
+        break;
+    }
+    const status = run.signal ? `was killed by ${run.signal}` : `exited with code ${run.exitCode}`;
+    if (result && result.isError) {
+      const said = result.result ?? (result.errors.join('; ') || '(no error text)');
+      const what = result.subtype && result.subtype !== 'success' ? ` ${result.subtype}` : '';
+      return { kind: 'cli-error', message: `claude reported an error${what} (${status}): ${said}` };
+    }
+    if (result && run.exitCode === 0) return null;
+    if (result) return { kind: 'cli-error', message: `claude ${status}` };
+    return { kind: 'cli-error', message: `claude ${status} without a result line${detail(run)}` };
+  }
+}
+
+function detail(run: RunOutcome): string {
+  const { summary } = run;
+  const parts: string[] = [];
+  if (summary.lines === 0) parts.push('it printed nothing on stdout');
+  if (summary.firstNonJson !== null) {
+    parts.push(
+      `${summary.nonJsonLines} stdout line(s) were not JSON, the first: ${JSON.stringify(summary.firstNonJson)}`,
+    );
+  }
+  if (summary.invalidUtf8Lines > 0) {
+    parts.push(`${summary.invalidUtf8Lines} stdout line(s) were not valid UTF-8`);
+  }
+  if (run.lastStderr !== null) parts.push(`last stderr line: ${JSON.stringify(run.lastStderr)}`);
+  return parts.length > 0 ? `; ${parts.join('; ')}` : '';
+}
+
+function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(3))}s`;
+}

@@ -1,0 +1,165 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/**
+ * Finding and stopping every process of a run.
+ *
+ * The CLI runs each Bash tool command in a session of its own, so a process-group kill misses
+ * them, and once the CLI dies they are re-parented to PID 1, so walking parent ids finds them
+ * only while the CLI lives. Every process of a run therefore carries a marker variable in its
+ * environment (tools inherit the CLI's environment), and /proc tells us who has it. Parent ids
+ * are walked as well, for a descendant that scrubbed its environment.
+ */
+
+/** A process, identified by pid plus start time so a recycled pid is never mistaken for it. */
+export interface ProcessRef {
+  readonly pid: number;
+  readonly startTime: string;
+}
+
+export interface Marker {
+  readonly name: string;
+  readonly value: string;
+}
+
+interface ProcStat {
+  readonly ppid: number;
+  readonly startTime: string;
+  readonly state: string;
+}
+
+async function readStat(pid: number): Promise<ProcStat | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may itself contain spaces and ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const [state, ppid] = fields;
+    const startTime = fields[19];
+    if (state === undefined || ppid === undefined || startTime === undefined) return undefined;
+    return { ppid: Number(ppid), startTime, state };
+  } catch {
+    return undefined; // gone, or not ours to read
+  }
+}
+
+/** Whether the process's environment holds exactly the entry `NAME=value`. */
+async function carriesMarker(pid: number, entry: Buffer): Promise<boolean> {
+  try {
+    const environ = await readFile(`/proc/${pid}/environ`);
+    // Entries are NUL-terminated: match a whole entry, not the prefix of a longer value.
+    if (environ.subarray(0, entry.length + 1).equals(Buffer.concat([entry, NUL]))) return true;
+    return environ.indexOf(Buffer.concat([NUL, entry, NUL])) !== -1;
+  } catch {
+    return false; // gone, or not ours to read
+  }
+}
+
+const NUL = Buffer.from([0]);
+
+async function listPids(): Promise<number[]> {
+  const entries = await readdir('/proc');
+  return entries.filter((name) => /^\d+$/.test(name)).map(Number);
+}
+
+/**
+ * Every live process that carries the marker or descends from `rootPid`, never this process
+ * itself. Zombies are left out: they are already dead and only wait for their parent.
+ */
+export async function findRunProcesses(marker: Marker, rootPid?: number): Promise<ProcessRef[]> {
+  const entry = Buffer.from(`${marker.name}=${marker.value}`);
+  const pids = await listPids();
+  const stats = new Map<number, ProcStat>();
+  await Promise.all(
+    pids.map(async (pid) => {
+      const stat = await readStat(pid);
+      if (stat) stats.set(pid, stat);
+    }),
+  );
+
+  const found = new Set<number>();
+  await Promise.all(
+    [...stats.keys()].map(async (pid) => {
+      if (await carriesMarker(pid, entry)) found.add(pid);
+    }),
+  );
+  if (rootPid !== undefined && stats.has(rootPid)) {
+    found.add(rootPid);
+    addDescendants(rootPid, stats, found);
+  }
+  found.delete(process.pid);
+  return [...found]
+    .map((pid) => ({ pid, stat: stats.get(pid) }))
+    .filter((entry): entry is { pid: number; stat: ProcStat } => entry.stat !== undefined)
+    .filter(({ stat }) => stat.state !== 'Z')
+    .map(({ pid, stat }) => ({ pid, startTime: stat.startTime }));
+}
+
+function addDescendants(root: number, stats: Map<number, ProcStat>, into: Set<number>): void {
+  const children = new Map<number, number[]>();
+  for (const [pid, stat] of stats) {
+    const siblings = children.get(stat.ppid) ?? [];
+    siblings.push(pid);
+    children.set(stat.ppid, siblings);
+  }
+  const stack = [root];
+  while (stack.length > 0) {
+    const pid = stack.pop() as number;
+    for (const child of children.get(pid) ?? []) {
+      if (!into.has(child)) {
+        into.add(child);
+        stack.push(child);
+      }
+    }
+  }
+}
+
+/** Sends a signal to each process that is still the one we found (same start time). */
+export async function signalProcesses(
+  processes: readonly ProcessRef[],
+  signal: NodeJS.Signals,
+): Promise<void> {
+  await Promise.all(
+    processes.map(async ({ pid, startTime }) => {
+      const stat = await readStat(pid);
+      if (!stat || stat.startTime !== startTime) return;
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // Gone in the meantime, or not ours: nothing left to stop.
+      }
+    }),
+  );
+}
+
+export interface SweepOptions {
+  /** Time between SIGTERM and SIGKILL; 0 sends SIGKILL at once. */
+  readonly graceMs: number;
+  /** Also stop this process and its descendants. */
+  readonly rootPid?: number;
+}
+
+/**
+ * Stops every process of a run: SIGTERM, then SIGKILL for whatever is left after the grace
+ * time, scanning again until nothing carries the marker (a dying process may fork first).
+ * Returns how many processes it signalled.
+ */
+export async function sweepRunProcesses(marker: Marker, options: SweepOptions): Promise<number> {
+  const signalled = new Set<number>();
+  let found = await findRunProcesses(marker, options.rootPid);
+  if (options.graceMs > 0 && found.length > 0) {
+    found.forEach(({ pid }) => signalled.add(pid));
+    await signalProcesses(found, 'SIGTERM');
+    const deadline = Date.now() + options.graceMs;
+    while (found.length > 0 && Date.now() < deadline) {
+      await sleep(50);
+      found = await findRunProcesses(marker, options.rootPid);
+    }
+  }
+  for (let round = 0; round < 50 && found.length > 0; round++) {
+    found.forEach(({ pid }) => signalled.add(pid));
+    await signalProcesses(found, 'SIGKILL');
+    await sleep(20);
+    found = await findRunProcesses(marker, options.rootPid);
+  }
+  return signalled.size;
+}

@@ -1,0 +1,84 @@
+/** The parts of the CLI's `result` line that make up an ExecuteResult. */
+export interface ResultLine {
+  readonly subtype: string | null;
+  readonly isError: boolean;
+  readonly result: string | null;
+  readonly errors: readonly string[];
+  readonly numTurns: number | null;
+  readonly costUsd: number | null;
+  readonly usage: Record<string, unknown> | null;
+  readonly permissionDenials: readonly unknown[];
+  readonly apiErrorStatus: number | null;
+}
+
+const EXCERPT_CHARS = 200;
+
+/**
+ * Reads the stream-json lines as they pass: the session id (every line carries it), the last
+ * `result` line, and anything that was not JSON, for an error message that says what happened.
+ */
+export class StreamSummary {
+  sessionId: string | null = null;
+  resultLine: ResultLine | null = null;
+  lines = 0;
+  nonJsonLines = 0;
+  firstNonJson: string | null = null;
+  invalidUtf8Lines = 0;
+
+  /** A whole stdout line (`text` is base64 when it was not valid UTF-8). */
+  observe(text: string, encoding: 'base64' | undefined): void {
+    this.lines++;
+    if (encoding === 'base64') {
+      this.invalidUtf8Lines++;
+      return;
+    }
+    const value = parseObject(text);
+    if (value === undefined) {
+      this.nonJsonLines++;
+      this.firstNonJson ??= text.slice(0, EXCERPT_CHARS);
+      return;
+    }
+    if (this.sessionId === null && typeof value.session_id === 'string' && value.session_id) {
+      this.sessionId = value.session_id;
+    }
+    if (value.type === 'result') this.resultLine = toResultLine(value);
+  }
+
+  /** A line too long to read whole (it went past MAX_LINE_BYTES). */
+  observePartial(): void {
+    this.lines++;
+  }
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
+  if (!text.startsWith('{')) return undefined;
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function toResultLine(line: Record<string, unknown>): ResultLine {
+  return {
+    subtype: stringOrNull(line.subtype),
+    // A result line without a boolean is_error is not a success we can vouch for.
+    isError: line.is_error !== false,
+    result: stringOrNull(line.result),
+    errors: Array.isArray(line.errors) ? line.errors.map((error) => String(error)) : [],
+    numTurns: integerOrNull(line.num_turns),
+    costUsd: typeof line.total_cost_usd === 'number' ? line.total_cost_usd : null,
+    usage: isRecord(line.usage) ? line.usage : null,
+    permissionDenials: Array.isArray(line.permission_denials) ? line.permission_denials : [],
+    apiErrorStatus: integerOrNull(line.api_error_status),
+  };
+}
+
+const stringOrNull = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+const integerOrNull = (value: unknown): number | null =>
+  typeof value === 'number' && Number.isInteger(value) ? value : null;
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -1,0 +1,261 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { chmodSync, copyFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { judgeRun } from '../../src/executor/outcome.js';
+import { runClaude, type RunLine, type RunSpec } from '../../src/executor/run.js';
+import { RUN_MARKER } from '../../src/executor/env.js';
+import { isAlive, pidsWithEnv } from '../support/processes.js';
+
+const fixture = (name: string): string =>
+  new URL(`../fixtures/bin/${name}`, import.meta.url).pathname;
+
+interface Run {
+  readonly lines: RunLine[];
+  readonly spec: RunSpec;
+}
+
+function spec(bin: string, overrides: Partial<RunSpec> = {}): Run {
+  const lines: RunLine[] = [];
+  const runId = randomUUID();
+  return {
+    lines,
+    spec: {
+      bin,
+      args: ['-p', '--verbose', '--output-format', 'stream-json'],
+      cwd: tmpdir(),
+      env: { PATH: process.env.PATH ?? '', [RUN_MARKER]: runId },
+      prompt: 'hello',
+      marker: { name: RUN_MARKER, value: runId },
+      timeoutMs: 30_000,
+      killGraceMs: 500,
+      maxOutputBytes: 1024 * 1024,
+      maxLineBytes: 8 * 1024 * 1024,
+      onLine: (line) => void lines.push(line),
+      ...overrides,
+    },
+  };
+}
+
+const stdoutLines = (lines: RunLine[]): RunLine[] => lines.filter((l) => l.stream === 'stdout');
+
+describe('runClaude', () => {
+  it('succeeds when the CLI exits 0 after a result line with is_error false', async () => {
+    const { spec: s, lines } = spec(fixture('claude-success.mjs'));
+    const outcome = await runClaude(s);
+    const report = judgeRun(outcome, s.timeoutMs);
+
+    expect(report).toMatchObject({
+      success: true,
+      failure: null,
+      error: null,
+      exitCode: 0,
+      timedOut: false,
+      costUsd: 0.0123,
+      numTurns: 1,
+      resultSubtype: 'success',
+      isError: false,
+    });
+    expect(report.finalOutput).toMatch(/^done: 5 bytes/);
+    expect(report.streamSessionId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(stdoutLines(lines).map((l) => JSON.parse(l.text).type)).toEqual([
+      'system',
+      'assistant',
+      'result',
+    ]);
+    expect(report.output).toBe(
+      stdoutLines(lines)
+        .map((l) => `${l.text}\n`)
+        .join(''),
+    );
+  });
+
+  it('fails with the CLI error text and exit code when is_error is true', async () => {
+    const { spec: s } = spec(fixture('claude-api-error.mjs'));
+    const report = judgeRun(await runClaude(s), s.timeoutMs);
+
+    expect(report.success).toBe(false);
+    expect(report.failure).toBe('cli-error');
+    expect(report.exitCode).toBe(1);
+    expect(report.isError).toBe(true);
+    expect(report.apiErrorStatus).toBe(500);
+    expect(report.error).toContain('exited with code 1');
+    expect(report.error).toContain('API Error: 500');
+    expect(report.error).not.toContain('\n');
+  });
+
+  it('passes every stderr line on, in order', async () => {
+    const { spec: s, lines } = spec(fixture('claude-stderr.mjs'));
+    const report = judgeRun(await runClaude(s), s.timeoutMs);
+
+    expect(report.success).toBe(true);
+    expect(lines.filter((l) => l.stream === 'stderr').map((l) => l.text)).toEqual([
+      'warning: first complaint',
+      'warning: second complaint',
+    ]);
+  });
+
+  it('delivers a single 5 MiB stdout line as one line', async () => {
+    const { spec: s, lines } = spec(fixture('claude-long-line.mjs'));
+    const report = judgeRun(await runClaude(s), s.timeoutMs);
+
+    const out = stdoutLines(lines);
+    expect(out).toHaveLength(3);
+    expect(out[1]?.partial).toBe(false);
+    expect(out[1]?.text.length).toBeGreaterThan(5 * 1024 * 1024);
+    expect(JSON.parse(out[1]?.text ?? '').message.content[0].text).toHaveLength(5 * 1024 * 1024);
+    expect(report.success).toBe(true);
+    expect(report.finalOutput).toBe('long line printed');
+  });
+
+  it('splits a line longer than maxLineBytes into partial pieces that add up to it', async () => {
+    const { spec: s, lines } = spec(fixture('claude-long-line.mjs'), { maxLineBytes: 1024 * 1024 });
+    await runClaude(s);
+
+    const out = stdoutLines(lines);
+    const pieces = out.slice(1, -1);
+    expect(pieces.length).toBeGreaterThan(5);
+    expect(pieces.slice(0, -1).every((l) => l.partial)).toBe(true);
+    expect(pieces.at(-1)?.partial).toBe(false);
+    const whole = JSON.parse(pieces.map((l) => l.text).join(''));
+    expect(whole.message.content[0].text).toHaveLength(5 * 1024 * 1024);
+  });
+
+  it('caps the stored output, keeping head and tail around a marker', async () => {
+    const { spec: s } = spec(fixture('claude-long-line.mjs'), { maxOutputBytes: 4096 });
+    const report = judgeRun(await runClaude(s), s.timeoutMs);
+
+    expect(report.outputTruncated).toBe(true);
+    expect(report.outputBytes).toBeGreaterThan(5 * 1024 * 1024);
+    expect(report.output.length).toBeLessThan(4096 + 100);
+    expect(report.output).toMatch(/^\{"type":"system"/);
+    expect(report.output).toMatch(/bytes of output truncated/);
+    expect(report.output.trimEnd()).toMatch(/"long line printed".*\}$/);
+  });
+
+  it('delivers a 1 MiB prompt intact on stdin', async () => {
+    const prompt = 'é'.repeat(512 * 1024) + '\n-- --allowedTools "quoted" $HOME';
+    const { spec: s } = spec(fixture('claude-success.mjs'), { prompt });
+    const report = judgeRun(await runClaude(s), s.timeoutMs);
+
+    const digest = createHash('sha256').update(prompt).digest('hex');
+    expect(Buffer.byteLength(prompt)).toBeGreaterThan(1024 * 1024);
+    expect(report.finalOutput).toBe(`done: ${Buffer.byteLength(prompt)} bytes sha256 ${digest}`);
+  });
+
+  it('stops a run that outlives its timeout, ignores signals and leaves a grandchild: nothing of it survives', async () => {
+    const { spec: s, lines } = spec(fixture('claude-stubborn.mjs'), { timeoutMs: 1500 });
+    let pid = 0;
+    const outcome = await runClaude({ ...s, onSpawn: (p) => (pid = p) });
+    const report = judgeRun(outcome, s.timeoutMs);
+
+    const grandchild = JSON.parse(
+      stdoutLines(lines).find((l) => l.text.includes('grandchild'))?.text ?? '{}',
+    ).pid as number;
+    expect(grandchild).toBeGreaterThan(0);
+    expect(report).toMatchObject({ success: false, failure: 'timeout', timedOut: true });
+    expect(report.error).toBe('timed out after 1.5s; it ignored SIGINT and was killed');
+    expect(outcome.signal).toBe('SIGKILL');
+    expect(isAlive(pid)).toBe(false);
+    expect(isAlive(grandchild)).toBe(false);
+    expect(pidsWithEnv(RUN_MARKER, s.marker.value)).toEqual([]);
+  });
+
+  it('stops what a successful run left running in the background', async () => {
+    const { spec: s, lines } = spec(fixture('claude-leaves-background.mjs'));
+    const outcome = await runClaude(s);
+
+    const background = JSON.parse(stdoutLines(lines)[1]?.text ?? '{}').pid as number;
+    expect(judgeRun(outcome, s.timeoutMs).success).toBe(true);
+    expect(outcome.leftovers).toBe(1);
+    expect(isAlive(background)).toBe(false);
+    expect(pidsWithEnv(RUN_MARKER, s.marker.value)).toEqual([]);
+  });
+
+  it('stops a run when its signal is aborted, and says it was cancelled', async () => {
+    const controller = new AbortController();
+    const { spec: s } = spec(fixture('claude-slow.mjs'), {
+      prompt: 'sleep 30',
+      signal: controller.signal,
+      onSpawn: () => {
+        setTimeout(() => {
+          controller.abort({ cause: 'cancelled', message: 'changed my mind' });
+        }, 300);
+      },
+    });
+    const report = judgeRun(await runClaude(s), s.timeoutMs);
+
+    expect(report).toMatchObject({ failure: 'cancelled', cancelled: true, timedOut: false });
+    expect(report.error).toBe('cancelled: changed my mind');
+    expect(report.resultSubtype).toBe('error_during_execution');
+    expect(pidsWithEnv(RUN_MARKER, s.marker.value)).toEqual([]);
+  });
+
+  it('names a CLI that does not exist', async () => {
+    const { spec: s } = spec('/nonexistent/claude');
+    const report = judgeRun(await runClaude(s), s.timeoutMs);
+    expect(report).toMatchObject({ success: false, failure: 'spawn-failed', exitCode: null });
+    expect(report.error).toBe('could not start claude: /nonexistent/claude does not exist');
+  });
+
+  it('names a CLI that is not executable', async () => {
+    const bin = join(mkdtempSync(join(tmpdir(), 'claudebox-')), 'claude');
+    copyFileSync(fixture('claude-success.mjs'), bin);
+    chmodSync(bin, 0o644);
+    const { spec: s } = spec(bin);
+    const report = judgeRun(await runClaude(s), s.timeoutMs);
+    expect(report.failure).toBe('spawn-failed');
+    expect(report.error).toBe(`could not start claude: ${bin} is not executable`);
+  });
+
+  it('fails a CLI that exits before printing anything, saying so', async () => {
+    const { spec: s } = spec(fixture('claude-silent-exit.mjs'));
+    const report = judgeRun(await runClaude(s), s.timeoutMs);
+    expect(report).toMatchObject({ success: false, failure: 'cli-error', exitCode: 3 });
+    expect(report.error).toBe(
+      'claude exited with code 3 without a result line; it printed nothing on stdout',
+    );
+  });
+
+  it('fails a CLI that prints non-JSON and invalid UTF-8, passing the bytes on as base64', async () => {
+    const { spec: s, lines } = spec(fixture('claude-garbage.mjs'));
+    const report = judgeRun(await runClaude(s), s.timeoutMs);
+
+    expect(report.success).toBe(false);
+    expect(report.exitCode).toBe(0);
+    expect(report.error).toContain('without a result line');
+    expect(report.error).toContain('"Error: something is not right"');
+    expect(report.error).toContain('1 stdout line(s) were not valid UTF-8');
+    const binary = stdoutLines(lines)[1];
+    expect(binary?.encoding).toBe('base64');
+    expect(Buffer.from(binary?.text ?? '', 'base64')).toEqual(Buffer.from([0xff, 0xfe, 0x41]));
+  });
+
+  it('stops a CLI that closes stdout but keeps running, instead of hanging until the timeout', async () => {
+    const { spec: s } = spec(fixture('claude-closes-stdout.mjs'));
+    const started = Date.now();
+    const outcome = await runClaude(s);
+    const report = judgeRun(outcome, s.timeoutMs);
+
+    expect(Date.now() - started).toBeLessThan(s.timeoutMs);
+    expect(report.failure).toBe('cli-error');
+    expect(report.error).toBe(
+      'claude closed its stdout but kept running; it ignored SIGINT and was killed',
+    );
+    expect(pidsWithEnv(RUN_MARKER, s.marker.value)).toEqual([]);
+  });
+
+  it('pauses reading while the line handler is busy, without losing lines', async () => {
+    const seen: string[] = [];
+    const { spec: s } = spec(fixture('claude-stderr.mjs'), {
+      onLine: async (line) => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        seen.push(line.text);
+      },
+    });
+    const report = judgeRun(await runClaude(s), s.timeoutMs);
+    expect(report.success).toBe(true);
+    expect(seen).toHaveLength(4);
+  });
+});

@@ -1,0 +1,58 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
+/**
+ * What /proc says about processes, read independently of the code under test so a test can
+ * tell whether a run really left nothing behind.
+ */
+
+/** Alive and not a zombie. */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Live pids whose environment has the entry NAME=value. */
+export function pidsWithEnv(name: string, value: string): number[] {
+  const entry = `${name}=${value}`;
+  const found: number[] = [];
+  for (const dir of readdirSync('/proc')) {
+    if (!/^\d+$/.test(dir)) continue;
+    const pid = Number(dir);
+    try {
+      const vars = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      if (vars.includes(entry) && isAlive(pid)) found.push(pid);
+    } catch {
+      // gone, or not readable
+    }
+  }
+  return found;
+}
+
+/** Live pids whose command line contains `needle`. */
+export function pidsWithCommandLine(needle: string): number[] {
+  const found: number[] = [];
+  for (const dir of readdirSync('/proc')) {
+    if (!/^\d+$/.test(dir) || Number(dir) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${dir}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (cmdline.includes(needle) && isAlive(Number(dir))) found.push(Number(dir));
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+
+/** Waits until `check` holds or the time is up; returns whether it held. */
+export async function eventually(check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (check()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
