@@ -55,14 +55,18 @@ export const ErrorEventSchema = z.object({
   data: lineData,
 });
 
-/** Events that could not be delivered (Redis unreachable past the buffer bound, or trimmed history). */
+/**
+ * Events that were lost, named by seq: dropped while Redis was unreachable and the worker's
+ * buffer was full (buffer-overflow), refused by Redis (publish-failed), or already trimmed
+ * from the history a replay asked for (trimmed; made up by the client, never published).
+ */
 export const GapEventSchema = z.object({
   ...envelope,
   type: z.literal('gap'),
   data: z.object({
     ranges: z.array(z.object({ from: z.int().positive(), to: z.int().positive() })),
     count: z.int().nonnegative(),
-    reason: z.enum(['buffer-overflow', 'trimmed']),
+    reason: z.enum(['buffer-overflow', 'publish-failed', 'trimmed']),
   }),
 });
 

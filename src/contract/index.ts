@@ -1,8 +1,10 @@
 export * from './request.js';
 export * from './result.js';
 export * from './events.js';
+export * from './keys.js';
+export * from './run-state.js';
+export * from './control.js';
 export { describeIssues } from './issues.js';
 
 /** The version of the job data / events / result contract this package speaks. */
 export const CONTRACT_VERSION = 1;
-export * from './keys.js';

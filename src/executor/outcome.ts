@@ -56,6 +56,11 @@ export function judgeRun(outcome: RunOutcome, timeoutMs: number): RunReport {
         return { kind: 'cancelled', message: `cancelled: ${run.stopMessage ?? 'no reason given'}` };
       case 'shutdown':
         return { kind: 'shutdown', message: run.stopMessage ?? 'stopped: the worker shut down' };
+      case 'abandoned':
+        return {
+          kind: 'abandoned',
+          message: run.stopMessage ?? 'stopped: the job is no longer ours',
+        };
       case 'stdout-closed':
         return { kind: 'cli-error', message: `claude closed its stdout but kept running${how}` };
       case null:

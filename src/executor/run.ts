@@ -22,13 +22,16 @@ export interface RunLine {
 }
 
 /** Why the executor stopped a run before it ended by itself. */
-export type StopCause = 'timeout' | 'cancelled' | 'shutdown' | 'stdout-closed';
+export type StopCause = 'timeout' | 'stdout-closed' | StopRequest['cause'];
 
 /** Abort a run with this as the signal's reason to say why; anything else counts as cancelled. */
 export interface StopRequest {
-  readonly cause: 'cancelled' | 'shutdown';
+  /** cancelled: somebody asked; shutdown: the worker is going; abandoned: the job is no longer ours. */
+  readonly cause: 'cancelled' | 'shutdown' | 'abandoned';
   readonly message: string;
 }
+
+const STOP_CAUSES: readonly string[] = ['cancelled', 'shutdown', 'abandoned'];
 
 export interface RunSpec {
   readonly bin: string;
@@ -239,7 +242,8 @@ function isStopRequest(value: unknown): value is StopRequest {
     typeof value === 'object' &&
     value !== null &&
     'cause' in value &&
-    (value.cause === 'cancelled' || value.cause === 'shutdown') &&
+    typeof value.cause === 'string' &&
+    STOP_CAUSES.includes(value.cause) &&
     'message' in value &&
     typeof value.message === 'string'
   );

@@ -1,0 +1,91 @@
+import { realpath } from 'node:fs/promises';
+import type { DestinationStream } from 'pino';
+import { ConfigError, loadConfig, redactUrl } from '../config/config.js';
+import { createLogger } from '../config/logger.js';
+import { ClaudeBinaryError, resolveClaudeBinary } from '../executor/index.js';
+import { probeRedis } from '../worker/connections.js';
+import { startWorker } from '../worker/worker.js';
+
+const REDIS_PROBE_MS = 4000;
+
+export interface WorkerCommandIo {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly cwd: string;
+  /** Where start-up errors go, one line each. */
+  readonly stderr: (line: string) => void;
+  readonly logDestination?: DestinationStream;
+}
+
+/**
+ * `claudebox worker`: validates the configuration, checks Redis and the CLI, runs a worker until
+ * SIGTERM or SIGINT, then shuts down gracefully. Resolves with the process's exit code.
+ */
+export async function runWorkerCommand(io: WorkerCommandIo): Promise<number> {
+  const fail = (message: string): number => {
+    io.stderr(`claudebox: ${message}`);
+    return 1;
+  };
+  let config;
+  try {
+    config = loadConfig(io.env);
+  } catch (error) {
+    if (error instanceof ConfigError) return fail(error.message);
+    throw error;
+  }
+  const logger = createLogger(config.LOG_LEVEL, io.logDestination);
+
+  const workDirSetting = config.WORK_DIR ?? io.cwd;
+  let workDir: string;
+  try {
+    workDir = await realpath(workDirSetting);
+  } catch {
+    return fail(`WORK_DIR=${JSON.stringify(workDirSetting)}: no such directory`);
+  }
+
+  let claude;
+  try {
+    claude = await resolveClaudeBinary(config.CLAUDE_BIN, io.env.PATH);
+  } catch (error) {
+    if (error instanceof ClaudeBinaryError) return fail(error.message);
+    throw error;
+  }
+
+  const unreachable = await probeRedis(config.REDIS_URL, REDIS_PROBE_MS);
+  if (unreachable !== null) {
+    return fail(`cannot reach Redis at ${redactUrl(config.REDIS_URL)} (REDIS_URL): ${unreachable}`);
+  }
+
+  const worker = await startWorker({ config, env: io.env, logger, claude, workDir });
+  logger.info(
+    {
+      workerId: worker.id,
+      queue: config.QUEUE_NAME,
+      prefix: config.QUEUE_PREFIX,
+      concurrency: config.CONCURRENCY,
+      redis: redactUrl(config.REDIS_URL),
+      workDir,
+      claude: claude.path,
+      claudeFrom: claude.source,
+      health: worker.healthUrl,
+    },
+    'worker ready',
+  );
+
+  await new Promise<void>((resolve) => {
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      signals++;
+      if (signals === 1) {
+        logger.info({ signal }, 'signal received');
+        void worker.shutdown(config.SHUTDOWN_GRACE_SECONDS * 1000).then(resolve);
+      } else {
+        // A second signal: the operator does not want to wait out the grace time.
+        logger.warn({ signal }, 'second signal: stopping runs now');
+        void worker.shutdown(0).then(resolve);
+      }
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  return 0;
+}

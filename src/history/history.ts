@@ -1,0 +1,72 @@
+import type { Redis } from 'ioredis';
+import { historyKey, type ExecuteEvent, type QueueAddress } from '../contract/index.js';
+
+/**
+ * Reading a job's event history, the Redis Stream the worker appends to. Entry ids are
+ * `<seq>-0`, so "from seq N" is the stream range starting at id N.
+ */
+
+type StreamEntry = [id: string, fields: string[]];
+
+function toEvent([, fields]: StreamEntry): ExecuteEvent | null {
+  const index = fields.indexOf('event');
+  const json = index >= 0 ? fields[index + 1] : undefined;
+  if (json === undefined) return null;
+  try {
+    return JSON.parse(json) as ExecuteEvent;
+  } catch {
+    return null;
+  }
+}
+
+/** Up to `count` events with seq >= fromSeq, in order. */
+export async function readHistory(
+  redis: Redis,
+  address: QueueAddress,
+  jobId: string,
+  fromSeq: number,
+  count: number,
+): Promise<ExecuteEvent[]> {
+  const entries = (await redis.xrange(
+    historyKey(address, jobId),
+    `${fromSeq}-0`,
+    '+',
+    'COUNT',
+    count,
+  )) as StreamEntry[];
+  return entries.map(toEvent).filter((event): event is ExecuteEvent => event !== null);
+}
+
+/** The newest event of a job, if its history still exists. */
+export async function readLastEvent(
+  redis: Redis,
+  address: QueueAddress,
+  jobId: string,
+): Promise<ExecuteEvent | null> {
+  const entries = (await redis.xrevrange(
+    historyKey(address, jobId),
+    '+',
+    '-',
+    'COUNT',
+    1,
+  )) as StreamEntry[];
+  const newest = entries[0];
+  return newest ? toEvent(newest) : null;
+}
+
+/** The seq of the oldest event still kept (older ones were trimmed), or null when none is. */
+export async function readFirstSeq(
+  redis: Redis,
+  address: QueueAddress,
+  jobId: string,
+): Promise<number | null> {
+  const entries = (await redis.xrange(
+    historyKey(address, jobId),
+    '-',
+    '+',
+    'COUNT',
+    1,
+  )) as StreamEntry[];
+  const oldest = entries[0];
+  return oldest ? Number(oldest[0].split('-')[0]) : null;
+}

@@ -1,0 +1,36 @@
+import { sweepRunProcesses, WORKER_MARKER } from '../executor/index.js';
+
+/**
+ * The watchdog process: it lives as long as the worker that started it. When its stdin pipe
+ * closes, the worker is gone (also after SIGKILL, which no handler in the worker can catch),
+ * and every process still carrying that worker's marker is stopped, so nothing of its runs
+ * goes on once another worker takes the jobs over.
+ */
+const workerId = process.argv[2];
+if (!workerId) {
+  process.stderr.write('usage: watchdog <worker id>\n');
+  process.exit(2);
+}
+
+// Ctrl-C and SIGTERM meant for the worker's process group are the worker's business: it shuts
+// down gracefully, then closes our stdin.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
+
+let swept = false;
+const sweep = async (): Promise<void> => {
+  if (swept) return;
+  swept = true;
+  const count = await sweepRunProcesses(
+    { name: WORKER_MARKER, value: workerId },
+    { graceMs: 1000 },
+  );
+  if (count > 0) {
+    process.stderr.write(
+      `${JSON.stringify({ level: 40, service: 'claudebox', msg: 'watchdog stopped processes of a worker that died', workerId, count })}\n`,
+    );
+  }
+  process.exit(0);
+};
+process.stdin.on('end', () => void sweep());
+process.stdin.on('error', () => void sweep());
+process.stdin.resume();

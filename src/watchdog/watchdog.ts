@@ -1,0 +1,32 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export interface Watchdog {
+  /** Ends the watchdog once the worker's runs are over (it sweeps once more on the way out). */
+  stop(): Promise<void>;
+  readonly pid: number | undefined;
+}
+
+/**
+ * Starts the watchdog that stops this worker's runs if the worker dies without doing so. Node
+ * cannot ask the kernel to kill children when their parent dies; a pipe that closes when the
+ * worker's process ends, whatever ended it, is the next best thing.
+ */
+export function startWatchdog(workerId: string): Watchdog {
+  const self = fileURLToPath(import.meta.url);
+  // Running from source (tests), the watchdog is TypeScript too and needs tsx to start.
+  const fromSource = self.endsWith('.ts');
+  const script = fileURLToPath(new URL(fromSource ? './main.ts' : './main.js', import.meta.url));
+  const loader = fromSource ? ['--import', import.meta.resolve('tsx')] : [];
+  const child: ChildProcess = spawn(process.execPath, [...loader, script, workerId], {
+    stdio: ['pipe', 'ignore', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    pid: child.pid,
+    stop: async () => {
+      child.stdin?.end();
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,92 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import { redactUrl } from '../config/config.js';
+
+/**
+ * The connections a worker uses, each for one purpose:
+ * - `commands`: BullMQ's (it needs maxRetriesPerRequest null) and ours; during an outage its
+ *   commands wait for Redis to come back.
+ * - `events`: event publishing; commands fail at once during an outage, so the publisher
+ *   decides what to buffer instead of ioredis queueing without bound.
+ * - `subscriber`: the control channel (a subscribed connection can do nothing else).
+ */
+export interface WorkerConnections {
+  readonly commands: Redis;
+  readonly events: Redis;
+  readonly subscriber: Redis;
+  close(): Promise<void>;
+}
+
+export function openConnections(url: string, logger: Logger): WorkerConnections {
+  const open = (name: string, options: RedisOptions): Redis => {
+    const redis = new Redis(url, { connectionName: `claudebox:${name}`, ...options });
+    watchConnection(redis, name, url, logger);
+    return redis;
+  };
+  const commands = open('commands', { maxRetriesPerRequest: null });
+  const events = open('events', {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+  });
+  const subscriber = open('control', { maxRetriesPerRequest: null });
+  return {
+    commands,
+    events,
+    subscriber,
+    close: async () => {
+      await Promise.all([commands, events, subscriber].map((redis) => quit(redis)));
+    },
+  };
+}
+
+async function quit(redis: Redis): Promise<void> {
+  try {
+    await redis.quit();
+  } catch {
+    redis.disconnect();
+  }
+}
+
+/** One log line when a connection is lost and one when it is back, not one per retry. */
+export function watchConnection(redis: Redis, name: string, url: string, logger: Logger): void {
+  let down = false;
+  redis.on('error', (error: Error) => {
+    if (down) return;
+    down = true;
+    logger.warn(
+      { connection: name, redis: redactUrl(url), err: error.message },
+      'Redis connection lost; retrying',
+    );
+  });
+  redis.on('ready', () => {
+    if (!down) return;
+    down = false;
+    logger.info({ connection: name }, 'Redis connection back');
+  });
+}
+
+/** Whether Redis answers at `url` within the time; the reason when it does not. */
+export async function probeRedis(url: string, timeoutMs: number): Promise<string | null> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+  });
+  redis.on('error', () => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    await Promise.race([redis.connect().then(() => redis.ping()), timeout]);
+    return null;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  } finally {
+    clearTimeout(timer);
+    redis.disconnect();
+  }
+}

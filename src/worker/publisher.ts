@@ -1,0 +1,348 @@
+import type { Redis } from 'ioredis';
+import {
+  eventChannel,
+  historyKey,
+  type ExecuteEvent,
+  type ExecuteResult,
+  type QueueAddress,
+} from '../contract/index.js';
+
+/**
+ * Publishes a job's events twice: on its pub/sub channel for whoever watches live, and into its
+ * Redis Stream for replay. Both go in one pipeline, XADD first, so any event a subscriber missed
+ * is already in the stream when it looks. Stream entry ids are `<seq>-0`: a replayed write of
+ * the same event is refused by Redis instead of stored twice.
+ *
+ * While Redis is unreachable, events wait in memory up to `bufferBytes` across all jobs; past
+ * that, output and stderr lines are dropped and a `gap` event names their seqs once events flow
+ * again. While Redis is reachable, a job that prints faster than Redis takes it is slowed down
+ * instead (its `emit` returns a promise to wait on), so nothing is dropped.
+ */
+export interface PublisherOptions {
+  /** A connection of its own, with enableOfflineQueue off, so commands fail fast during an outage. */
+  readonly redis: Redis;
+  readonly address: QueueAddress;
+  readonly maxLen: number;
+  readonly ttlSeconds: number;
+  readonly bufferBytes: number;
+  readonly now?: () => number;
+  readonly onDropped?: (count: number) => void;
+  readonly onPublishError?: (error: Error) => void;
+}
+
+interface Pending {
+  readonly seq: number;
+  readonly json: string;
+  /** Seconds until the stream expires, set along with this event. */
+  readonly expire?: number;
+}
+
+type LineType = 'output' | 'error';
+type SeqRange = { from: number; to: number };
+
+/** A job's queue waits below this before its run may print more (while Redis is reachable). */
+const HIGH_WATER_BYTES = 4 * 1024 * 1024;
+const BATCH_EVENTS = 256;
+const BATCH_BYTES = 1024 * 1024;
+const RETRY_DELAY_MS = 250;
+const PERMANENT_FAILURES_BEFORE_GAP = 5;
+
+export class EventPublisher {
+  private buffered = 0;
+  private readonly jobs = new Set<JobEvents>();
+
+  constructor(readonly options: PublisherOptions) {}
+
+  /** Events of one attempt of a job, numbered from `nextSeq`. */
+  open(jobId: string, attempt: number, nextSeq: number, retainSeconds: number): JobEvents {
+    const job = new JobEvents(this, jobId, attempt, nextSeq, retainSeconds);
+    this.jobs.add(job);
+    return job;
+  }
+
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /** A method, not a getter: it changes across awaits, and must not be narrowed like a field. */
+  isConnected(): boolean {
+    return this.options.redis.status === 'ready';
+  }
+
+  /** Waits until every job's events so far are in Redis, or the time is up. */
+  async flushAll(timeoutMs: number): Promise<boolean> {
+    const all = Promise.all([...this.jobs].map((job) => job.flush())).then(() => true);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, timeoutMs, false)));
+    const flushed = await Promise.race([all, late]);
+    clearTimeout(timer);
+    return flushed;
+  }
+
+  /** @internal */ account(bytes: number): void {
+    this.buffered += bytes;
+  }
+
+  /** @internal */ forget(job: JobEvents): void {
+    this.jobs.delete(job);
+  }
+
+  /** @internal */ async whenReady(): Promise<void> {
+    const { redis } = this.options;
+    if (redis.status === 'ready') return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearInterval(poll);
+        redis.off('ready', done);
+        resolve();
+      };
+      // 'ready' may have fired between the check and the listener: look again now and then.
+      const poll = setInterval(() => {
+        if (redis.status === 'ready' || redis.status === 'end') done();
+      }, 500);
+      redis.once('ready', done);
+    });
+  }
+
+  /** @internal */ async write(jobId: string, batch: readonly Pending[]): Promise<'ok' | 'retry'> {
+    const { redis, address, maxLen } = this.options;
+    const key = historyKey(address, jobId);
+    const channel = eventChannel(address.queueName, jobId);
+    const pipeline = redis.pipeline();
+    for (const event of batch) {
+      pipeline.xadd(key, 'MAXLEN', '~', maxLen, `${event.seq}-0`, 'event', event.json);
+      pipeline.publish(channel, event.json);
+      if (event.expire !== undefined) pipeline.expire(key, event.expire);
+    }
+    let results: [Error | null, unknown][] | null;
+    try {
+      results = await pipeline.exec();
+    } catch (error) {
+      this.options.onPublishError?.(asError(error));
+      return 'retry';
+    }
+    const failure = results?.find(([error]) => error !== null && !isDuplicate(error))?.[0];
+    if (results === null || failure) {
+      if (failure) this.options.onPublishError?.(failure);
+      return 'retry';
+    }
+    return 'ok';
+  }
+}
+
+/** A stream entry with this id is already there: the event was written before. */
+function isDuplicate(error: Error): boolean {
+  return error.message.includes('equal or smaller than the target stream top item');
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+export class JobEvents {
+  private readonly queue: Pending[] = [];
+  private queuedBytes = 0;
+  private pumping: Promise<void> | null = null;
+  private readonly dropped: SeqRange[] = [];
+  private dropReason: 'buffer-overflow' | 'publish-failed' = 'buffer-overflow';
+  private seq: number;
+  private first = true;
+  private readonly drainWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly publisher: EventPublisher,
+    readonly jobId: string,
+    readonly attempt: number,
+    nextSeq: number,
+    private readonly retainSeconds: number,
+  ) {
+    this.seq = nextSeq - 1;
+  }
+
+  /** seq of the last event emitted (0 before the first). */
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  started(data: Extract<ExecuteEvent, { type: 'started' }>['data']): void {
+    this.enqueue({ type: 'started', data });
+  }
+
+  /**
+   * One line of the CLI's output. Returns a promise when the caller should wait before the
+   * next line (Redis is behind); undefined when it may go on at once.
+   */
+  line(
+    type: LineType,
+    content: string,
+    data?: { partial?: boolean; encoding?: 'base64' },
+  ): Promise<void> | undefined {
+    const estimate = content.length + 200;
+    const connected = this.publisher.isConnected();
+    const { bufferBytes } = this.publisher.options;
+    if (!connected && this.publisher.bufferedBytes + estimate > bufferBytes) {
+      this.drop(++this.seq, 'buffer-overflow');
+      return undefined;
+    }
+    const extra = data && hasKeys(data) ? { data } : {};
+    this.enqueue(
+      type === 'output'
+        ? { type, stream: 'stdout', content, ...extra }
+        : { type, stream: 'stderr', content, ...extra },
+    );
+    return this.backpressure();
+  }
+
+  /** The terminal event of an attempt; its data.lastSeq is set to its own seq. */
+  terminal(
+    type: 'completed' | 'failed',
+    result: Omit<ExecuteResult, 'lastSeq'>,
+    attempt: number = this.attempt,
+  ): ExecuteResult {
+    this.emitGap();
+    const seq = this.seq + 1;
+    const data: ExecuteResult = { ...result, lastSeq: seq };
+    this.enqueue({ type, data }, { attempt, expire: this.publisher.options.ttlSeconds });
+    return data;
+  }
+
+  /** Resolves once every event emitted so far is in Redis. */
+  async flush(): Promise<void> {
+    while (this.pumping) await this.pumping;
+    if (this.queue.length > 0) {
+      this.pump();
+      await this.flush();
+    }
+  }
+
+  /** Flushes and stops tracking this job. */
+  async close(): Promise<void> {
+    await this.flush();
+    this.publisher.forget(this);
+  }
+
+  private drop(seq: number, reason: 'buffer-overflow' | 'publish-failed'): void {
+    insertIntoRanges(this.dropped, seq);
+    this.dropReason = reason;
+    this.publisher.options.onDropped?.(1);
+  }
+
+  private emitGap(): void {
+    if (this.dropped.length === 0) return;
+    const ranges = this.dropped.splice(0);
+    const count = ranges.reduce((sum, r) => sum + r.to - r.from + 1, 0);
+    this.enqueue({ type: 'gap', data: { ranges, count, reason: this.dropReason } });
+  }
+
+  private enqueue(
+    body: DistributiveOmit<ExecuteEvent, 'jobId' | 'attempt' | 'seq' | 'timestamp'>,
+    options: { attempt?: number; expire?: number } = {},
+  ): void {
+    if (body.type !== 'gap' && body.type !== 'completed' && body.type !== 'failed') this.emitGap();
+    const seq = ++this.seq;
+    const event = {
+      jobId: this.jobId,
+      attempt: options.attempt ?? this.attempt,
+      seq,
+      timestamp: new Date((this.publisher.options.now ?? Date.now)()).toISOString(),
+      ...body,
+    };
+    const json = JSON.stringify(event);
+    const expire = options.expire ?? (this.first ? this.retainSeconds : undefined);
+    this.first = false;
+    this.queue.push(expire === undefined ? { seq, json } : { seq, json, expire });
+    this.queuedBytes += json.length;
+    this.publisher.account(json.length);
+    this.pump();
+  }
+
+  private backpressure(): Promise<void> | undefined {
+    const { publisher } = this;
+    const over =
+      this.queuedBytes > HIGH_WATER_BYTES ||
+      publisher.bufferedBytes > publisher.options.bufferBytes;
+    if (!over || !publisher.isConnected()) return undefined;
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private releaseWaiters(): void {
+    const { publisher } = this;
+    const under =
+      this.queuedBytes <= HIGH_WATER_BYTES / 4 &&
+      publisher.bufferedBytes <= publisher.options.bufferBytes;
+    // During an outage the run goes on: lines are buffered, then dropped, never waited for.
+    if (under || !publisher.isConnected()) this.drainWaiters.splice(0).forEach((wake) => wake());
+  }
+
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = this.drain().finally(() => {
+      this.pumping = null;
+      if (this.queue.length > 0) this.pump();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    let failures = 0;
+    while (this.queue.length > 0) {
+      if (!this.publisher.isConnected()) {
+        this.releaseWaiters();
+        await this.publisher.whenReady();
+        continue;
+      }
+      const batch = this.takeBatch();
+      const outcome = await this.publisher.write(this.jobId, batch);
+      if (outcome === 'retry' && this.publisher.isConnected()) failures++;
+      if (outcome === 'ok' || failures >= PERMANENT_FAILURES_BEFORE_GAP) {
+        // Redis is up and keeps refusing these events: give them up, loudly, rather than
+        // stall the run forever.
+        if (outcome !== 'ok') batch.forEach((event) => this.drop(event.seq, 'publish-failed'));
+        failures = 0;
+        this.queue.splice(0, batch.length);
+        const bytes = batch.reduce((sum, event) => sum + event.json.length, 0);
+        this.queuedBytes -= bytes;
+        this.publisher.account(-bytes);
+        this.releaseWaiters();
+      } else {
+        await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
+      }
+    }
+  }
+
+  private takeBatch(): Pending[] {
+    let bytes = 0;
+    let count = 0;
+    while (count < this.queue.length && count < BATCH_EVENTS) {
+      const next = this.queue[count] as Pending;
+      if (count > 0 && bytes + next.json.length > BATCH_BYTES) break;
+      bytes += next.json.length;
+      count++;
+    }
+    return this.queue.slice(0, count);
+  }
+}
+
+/** Adds seq to sorted, disjoint ranges, merging neighbours. */
+function insertIntoRanges(ranges: SeqRange[], seq: number): void {
+  const index = ranges.findIndex((range) => seq <= range.to + 1);
+  const at = ranges[index];
+  if (!at) {
+    ranges.push({ from: seq, to: seq });
+  } else if (seq >= at.from - 1) {
+    at.from = Math.min(at.from, seq);
+    at.to = Math.max(at.to, seq);
+    const next = ranges[index + 1];
+    if (next && next.from <= at.to + 1) {
+      at.to = Math.max(at.to, next.to);
+      ranges.splice(index + 1, 1);
+    }
+  } else {
+    ranges.splice(index, 0, { from: seq, to: seq });
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+function hasKeys(value: object): boolean {
+  return Object.values(value).some((v) => v !== undefined);
+}

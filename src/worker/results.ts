@@ -1,0 +1,40 @@
+import type { ExecuteResult, FailureKind } from '../contract/index.js';
+
+/** The ExecuteResult of an attempt that ended before any process ran. */
+export function resultWithoutRun(fields: {
+  readonly jobId: string;
+  readonly attempt: number;
+  readonly failure: FailureKind;
+  readonly error: string;
+  readonly sessionId: string | null;
+  readonly retrying: boolean;
+  readonly startedAt: number;
+}): Omit<ExecuteResult, 'lastSeq'> {
+  return {
+    jobId: fields.jobId,
+    attempt: fields.attempt,
+    success: false,
+    failure: fields.failure,
+    error: fields.error,
+    exitCode: null,
+    signal: null,
+    timedOut: false,
+    cancelled: fields.failure === 'cancelled',
+    startedAt: new Date(fields.startedAt).toISOString(),
+    durationMs: 0,
+    sessionId: fields.sessionId,
+    resumed: false,
+    finalOutput: null,
+    output: '',
+    outputTruncated: false,
+    outputBytes: 0,
+    resultSubtype: null,
+    isError: null,
+    costUsd: null,
+    numTurns: null,
+    usage: null,
+    permissionDenials: [],
+    apiErrorStatus: null,
+    retrying: fields.retrying,
+  };
+}

@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { Queue, Worker } from 'bullmq';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import type { ExecuteResult, QueueAddress } from '../contract/index.js';
+import type { ClaudeBinary } from '../executor/index.js';
+import { startWatchdog } from '../watchdog/watchdog.js';
+import { ActiveRuns } from './active-runs.js';
+import { listenForCancels } from './cancel-listener.js';
+import { openConnections } from './connections.js';
+import { startHealthServer, type Readiness } from './health.js';
+import { createMetrics } from './metrics.js';
+import { createProcessor } from './process-job.js';
+import { EventPublisher } from './publisher.js';
+import { SessionStore } from './sessions.js';
+
+export interface WorkerDeps {
+  readonly config: Config;
+  /** The worker's environment: the CLI's allow-listed one is taken from it. */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly logger: Logger;
+  readonly claude: ClaudeBinary;
+  /** WORK_DIR as a real path. */
+  readonly workDir: string;
+  readonly now?: () => number;
+}
+
+export interface ClaudeboxWorker {
+  readonly id: string;
+  readonly worker: Worker<unknown, ExecuteResult>;
+  /** Where /healthz, /readyz and /metrics answer, when HEALTH_PORT is not 0. */
+  readonly healthUrl: string | null;
+  readiness(): Promise<Readiness>;
+  /**
+   * Stops taking jobs and lets active runs finish for up to `graceMs`; then stops them and
+   * puts their jobs back in the queue without spending an attempt.
+   */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
+  const { config, logger, env } = deps;
+  const now = deps.now ?? Date.now;
+  const id = randomUUID();
+  const address: QueueAddress = { prefix: config.QUEUE_PREFIX, queueName: config.QUEUE_NAME };
+  const connections = openConnections(config.REDIS_URL, logger);
+  const watchdog = startWatchdog(id);
+  const runs = new ActiveRuns();
+
+  let metrics: ReturnType<typeof createMetrics> | null = null;
+  const publisher = new EventPublisher({
+    redis: connections.events,
+    address,
+    maxLen: config.EVENTS_MAX_LEN,
+    ttlSeconds: config.EVENTS_TTL_SECONDS,
+    bufferBytes: config.EVENT_BUFFER_BYTES,
+    now,
+    onDropped: (count) => metrics?.eventsDropped(count),
+    onPublishError: () => metrics?.publishError(),
+  });
+  metrics = createMetrics({
+    activeRuns: () => runs.size,
+    bufferedBytes: () => publisher.bufferedBytes,
+  });
+
+  const claudeConfigDir = env.CLAUDE_CONFIG_DIR ?? join(env.HOME ?? homedir(), '.claude');
+  const sessions =
+    config.SESSION_STORE === 'redis'
+      ? new SessionStore(connections.commands, address, claudeConfigDir, config.SESSION_TTL_SECONDS)
+      : null;
+
+  const processor = createProcessor({
+    settings: {
+      workDir: deps.workDir,
+      defaultTimeoutSeconds: config.DEFAULT_TIMEOUT_SECONDS,
+      maxOutputBytes: config.MAX_OUTPUT_BYTES,
+      maxPromptBytes: config.MAX_PROMPT_BYTES,
+      maxLineBytes: config.MAX_LINE_BYTES,
+      killGraceMs: config.KILL_GRACE_SECONDS * 1000,
+      sessionSyncMs: config.SESSION_SYNC_SECONDS * 1000,
+      eventsTtlSeconds: config.EVENTS_TTL_SECONDS,
+      extraEnv: config.CLAUDE_ENV,
+    },
+    claudeBin: deps.claude.path,
+    workerId: id,
+    envSource: env,
+    redis: connections.commands,
+    address,
+    publisher,
+    sessions,
+    runs,
+    logger,
+    now,
+    onFinished: (result) => metrics.attemptFinished(result),
+  });
+
+  const cancels = await listenForCancels({
+    subscriber: connections.subscriber,
+    redis: connections.commands,
+    address,
+    runs,
+    logger,
+  });
+
+  const lockMs = config.LOCK_DURATION_SECONDS * 1000;
+  const worker = new Worker<unknown, ExecuteResult>(config.QUEUE_NAME, processor, {
+    connection: connections.commands,
+    prefix: config.QUEUE_PREFIX,
+    concurrency: config.CONCURRENCY,
+    lockDuration: lockMs,
+    stalledInterval: lockMs,
+    name: `claudebox:${id}`,
+  });
+  let lastError = '';
+  worker.on('error', (error: Error) => {
+    // BullMQ reports each failed Redis call of its loop; one line per distinct trouble is enough.
+    if (error.message === lastError) return;
+    lastError = error.message;
+    logger.warn({ err: error.message }, 'queue error');
+  });
+  worker.on('lockRenewalFailed', (jobIds: string[]) => {
+    for (const jobId of jobIds) {
+      logger.warn({ jobId }, 'lost the lock of a running job; stopping its run');
+      runs.stop(jobId, { cause: 'abandoned', message: 'the job lock was lost to another worker' });
+    }
+  });
+
+  const queue = new Queue(config.QUEUE_NAME, {
+    connection: connections.commands,
+    prefix: config.QUEUE_PREFIX,
+  });
+  const readiness = async (): Promise<Readiness> => {
+    const checks: Record<string, boolean | string> = {};
+    checks.consuming = worker.isRunning() && !worker.closing;
+    try {
+      const blocking = await worker.backend.blockingClient;
+      checks.blockingConnection = blocking?.status === 'ready';
+      await withTimeout(connections.commands.ping(), 1000);
+      checks.redis = true;
+    } catch (error) {
+      checks.redis = error instanceof Error ? error.message : String(error);
+    }
+    checks.events = connections.events.status === 'ready';
+    return { ready: Object.values(checks).every((value) => value === true), checks };
+  };
+
+  let health: Server | null = null;
+  if (config.HEALTH_PORT !== 0) {
+    health = await startHealthServer({
+      port: config.HEALTH_PORT,
+      host: config.HEALTH_HOST,
+      readiness,
+      metrics: metrics.registry,
+      extraMetrics: () => queue.exportPrometheusMetrics(),
+    });
+  }
+  const healthAddress = health?.address();
+  const healthUrl =
+    healthAddress && typeof healthAddress === 'object'
+      ? `http://${config.HEALTH_HOST === '0.0.0.0' ? '127.0.0.1' : config.HEALTH_HOST}:${healthAddress.port}`
+      : null;
+
+  let shuttingDown: Promise<void> | null = null;
+  let grace: NodeJS.Timeout | undefined;
+  const stopRuns = (): void => {
+    clearTimeout(grace);
+    if (runs.size === 0) return;
+    logger.warn({ jobIds: runs.ids() }, 'stopping runs and requeueing their jobs');
+    runs.stopAll({
+      cause: 'shutdown',
+      message: 'the worker shut down; the job went back to the queue',
+    });
+  };
+  const shutdown = (graceMs: number): Promise<void> => {
+    // A second call (a second signal, say) may cut the grace time short.
+    if (shuttingDown) {
+      if (graceMs === 0) stopRuns();
+      return shuttingDown;
+    }
+    logger.info({ activeRuns: runs.size, graceMs }, 'shutting down: no new jobs');
+    grace = setTimeout(stopRuns, graceMs);
+    shuttingDown = (async () => {
+      await worker.close();
+      clearTimeout(grace);
+      await cancels.close();
+      await publisher.flushAll(5000);
+      await queue.close();
+      await watchdog.stop();
+      await new Promise<void>((resolve) => (health ? health.close(() => resolve()) : resolve()));
+      await connections.close();
+      logger.info('worker stopped');
+    })();
+    return shuttingDown;
+  };
+
+  return { id, worker, healthUrl, readiness, shutdown };
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,100 @@
+import { mkdtempSync } from 'node:fs';
+import { realpath } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { loadConfig } from '../../src/config/config.js';
+import { createLogger } from '../../src/config/logger.js';
+import { startWorker, type ClaudeboxWorker } from '../../src/worker/worker.js';
+import type { ExecuteEvent } from '../../src/contract/index.js';
+
+export const fixture = (name: string): string =>
+  new URL(`../fixtures/bin/${name}`, import.meta.url).pathname;
+
+/** A queue name of its own per test, so tests share one Redis without seeing each other. */
+export const uniqueQueueName = (): string => `test-${randomUUID().slice(0, 8)}`;
+
+export interface TestWorker {
+  readonly worker: ClaudeboxWorker;
+  readonly logs: Record<string, unknown>[];
+  readonly workDir: string;
+}
+
+/** An in-process worker on the test's Redis, with its log records collected. */
+export async function startTestWorker(options: {
+  readonly redisUrl: string;
+  readonly queueName: string;
+  readonly claudeBin: string;
+  readonly env?: Record<string, string>;
+  readonly workDir?: string;
+}): Promise<TestWorker> {
+  const workDir = await realpath(options.workDir ?? mkdtempSync(join(tmpdir(), 'claudebox-work-')));
+  const env = {
+    PATH: process.env.PATH,
+    HOME: mkdtempSync(join(tmpdir(), 'claudebox-home-')),
+    REDIS_URL: options.redisUrl,
+    QUEUE_NAME: options.queueName,
+    CLAUDE_BIN: options.claudeBin,
+    HEALTH_PORT: '0',
+    LOG_LEVEL: 'debug',
+    KILL_GRACE_SECONDS: '0.5',
+    ...options.env,
+  };
+  const config = loadConfig(env);
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const worker = await startWorker({
+    config,
+    env,
+    logger: createLogger(config.LOG_LEVEL, sink),
+    claude: { path: options.claudeBin, source: 'CLAUDE_BIN' },
+    workDir,
+  });
+  return { worker, logs, workDir };
+}
+
+/** Collects a job's events from its pub/sub channel, as a dashboard would. */
+export async function subscribeToEvents(
+  redisUrl: string,
+  queueName: string,
+  jobId: string,
+): Promise<{ events: ExecuteEvent[]; close: () => Promise<void> }> {
+  const subscriber = new Redis(redisUrl);
+  const events: ExecuteEvent[] = [];
+  subscriber.on('message', (_channel: string, message: string) => {
+    events.push(JSON.parse(message) as ExecuteEvent);
+  });
+  await subscriber.subscribe(`${queueName}:events:${jobId}`);
+  return {
+    events,
+    close: async () => {
+      await subscriber.quit();
+    },
+  };
+}
+
+export function createQueue(redisUrl: string, queueName: string): Queue {
+  return new Queue(queueName, { connection: { url: redisUrl } });
+}
+
+export async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
