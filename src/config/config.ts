@@ -42,7 +42,7 @@ export const ConfigSchema = z.object({
   EVENTS_MAX_LEN: integer(100).default(10000),
   EVENTS_TTL_SECONDS: integer(1).default(86400),
   EVENT_BUFFER_BYTES: integer(MiB).default(64 * MiB),
-  SESSION_STORE: z.enum(['redis', 'off']).default('redis'),
+  SESSION_STORE: z.enum(['redis', 'off'], { error: 'must be redis or off' }).default('redis'),
   SESSION_SYNC_SECONDS: seconds().default(30),
   SESSION_TTL_SECONDS: integer(60).default(7 * 86400),
   CLAUDE_ENV: z
@@ -78,12 +78,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((issue) => {
     const name = String(issue.path[0]);
-    return `${name}=${JSON.stringify(present[name])}: ${issue.message}`;
+    const value = name === 'REDIS_URL' ? redactUrl(String(present[name])) : present[name];
+    return `${name}=${JSON.stringify(value)}: ${issue.message}`;
   });
   throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
 }
 
 function isRedisUrl(value: string): boolean {
+  // Not a URL at all, or another scheme: either way not something ioredis can use.
   try {
     const url = new URL(value);
     return url.protocol === 'redis:' || url.protocol === 'rediss:';

@@ -4,6 +4,7 @@ export * from './events.js';
 export * from './keys.js';
 export * from './run-state.js';
 export * from './control.js';
+export { resultWithoutRun } from './empty-result.js';
 export { describeIssues } from './issues.js';
 
 /** The version of the job data / events / result contract this package speaks. */

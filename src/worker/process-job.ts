@@ -7,6 +7,7 @@ import {
   CancelMarkerSchema,
   isTerminalEvent,
   readRunState,
+  resultWithoutRun,
   type ExecuteResult,
   type QueueAddress,
   type RunState,
@@ -22,7 +23,6 @@ import {
 import { readLastEvent } from '../history/history.js';
 import type { ActiveRuns } from './active-runs.js';
 import type { EventPublisher, JobEvents } from './publisher.js';
-import { resultWithoutRun } from './results.js';
 import { planAttempt } from './session-plan.js';
 import type { SessionStore } from './sessions.js';
 import { validateJob } from './validate-job.js';
@@ -244,6 +244,8 @@ async function finish(
 ): Promise<void> {
   // The terminal event is in Redis before the job's state says it ended.
   await events.flush();
+  // A cancel marker is spent once the attempt ended, so a retry from queue tooling can run.
+  await context.redis.del(cancelKey(context.address, result.jobId));
   await job.updateProgress({
     attempt: result.attempt,
     sessionId: state?.sessionId ?? result.sessionId,

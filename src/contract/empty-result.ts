@@ -1,6 +1,6 @@
-import type { ExecuteResult, FailureKind } from '../contract/index.js';
+import type { ExecuteResult, FailureKind } from './result.js';
 
-/** The ExecuteResult of an attempt that ended before any process ran. */
+/** The ExecuteResult of an attempt that ended before any process ran (or that nobody saw end). */
 export function resultWithoutRun(fields: {
   readonly jobId: string;
   readonly attempt: number;

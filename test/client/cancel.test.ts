@@ -1,0 +1,144 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import type { Queue } from 'bullmq';
+import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
+import type { ExecuteEvent } from '../../src/contract/index.js';
+import { eventually, pidsWithEnv } from '../support/processes.js';
+import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
+import { createQueue, fixture, uniqueQueueName, waitFor } from '../support/worker.js';
+
+const redisUrl = inject('redisUrl');
+
+async function collect(iterable: AsyncIterable<ExecuteEvent>): Promise<ExecuteEvent[]> {
+  const events: ExecuteEvent[] = [];
+  for await (const event of iterable) events.push(event);
+  return events;
+}
+
+describe('cancel', () => {
+  let queueName: string;
+  let client: ClaudeboxClient;
+  let queue: Queue;
+  const processes: WorkerProcess[] = [];
+
+  const startWorker = async (): Promise<WorkerProcess> => {
+    const worker = spawnWorkerProcess({
+      REDIS_URL: redisUrl,
+      QUEUE_NAME: queueName,
+      CLAUDE_BIN: fixture('claude-slow.mjs'),
+      KILL_GRACE_SECONDS: '1',
+      SHUTDOWN_GRACE_SECONDS: '0',
+    });
+    processes.push(worker);
+    await worker.waitForLog('worker ready');
+    return worker;
+  };
+
+  beforeEach(() => {
+    queueName = uniqueQueueName();
+    client = createClient({ url: redisUrl, queueName });
+    queue = createQueue(redisUrl, queueName);
+  });
+
+  afterEach(async () => {
+    for (const worker of processes.splice(0)) {
+      worker.child.kill('SIGTERM');
+      await worker.exited;
+    }
+    await client.close();
+    await queue.obliterate({ force: true });
+    await queue.close();
+  });
+
+  const runningOn = async (jobId: string): Promise<number> =>
+    waitFor(`job ${jobId} to run`, () => {
+      const pids = pidsWithEnv('CLAUDEBOX_JOB_ID', jobId);
+      return pids.length > 0 ? pids[0] : undefined;
+    });
+
+  it('stops a run on whichever of two worker processes has it, within 2 s, without a retry, leaving the other job alone', async () => {
+    const [first, second] = [await startWorker(), await startWorker()];
+    const [a, b] = [randomUUID(), randomUUID()];
+    await client.enqueue({ prompt: 'sleep 60' }, { jobId: a, attempts: 3 });
+    await client.enqueue({ prompt: 'sleep 60' }, { jobId: b, attempts: 3 });
+    await Promise.all([runningOn(a), runningOn(b)]);
+    const events = collect(client.events(a));
+
+    const asked = Date.now();
+    expect(await client.cancel(a, 'not needed any more')).toEqual({
+      jobId: a,
+      outcome: 'stopping',
+      state: 'active',
+    });
+    expect(await eventually(() => pidsWithEnv('CLAUDEBOX_JOB_ID', a).length === 0, 2000)).toBe(
+      true,
+    );
+    const stoppedAfter = Date.now() - asked;
+
+    const result = await client.result(a, { timeoutMs: 10_000 });
+    expect(result).toMatchObject({
+      cancelled: true,
+      failure: 'cancelled',
+      retrying: false,
+      attempt: 1,
+    });
+    expect(result.error).toBe('cancelled: not needed any more');
+    const job = await queue.getJob(a);
+    expect(await job?.getState()).toBe('failed');
+    expect(job?.attemptsMade).toBe(1);
+    expect(job?.failedReason).toBe('cancelled: not needed any more');
+    const terminal = (await events).at(-1);
+    expect(terminal?.type === 'failed' && terminal.data.cancelled).toBe(true);
+
+    expect(await queue.getJobState(b)).toBe('active');
+    expect(pidsWithEnv('CLAUDEBOX_JOB_ID', b).length).toBeGreaterThan(0);
+    expect(stoppedAfter).toBeLessThan(2000);
+    const errors = [...first.logs, ...second.logs].filter((log) => Number(log.level) >= 50);
+    expect(errors).toEqual([]);
+  });
+
+  it('fails a waiting job as cancelled without ever starting it', async () => {
+    const jobId = randomUUID();
+    await client.enqueue({ prompt: 'sleep 1' }, { jobId });
+    expect(await client.cancel(jobId, 'changed plans')).toEqual({
+      jobId,
+      outcome: 'cancelled',
+      state: 'waiting',
+    });
+
+    await startWorker();
+    const result = await client.result(jobId, { timeoutMs: 10_000 });
+    expect(result).toMatchObject({
+      cancelled: true,
+      exitCode: null,
+      error: 'cancelled before it started: changed plans',
+    });
+    expect((await collect(client.events(jobId))).map((e) => e.type)).toEqual(['failed']);
+  });
+
+  it('fails a delayed job as cancelled now, not when its delay is up', async () => {
+    await startWorker();
+    const jobId = randomUUID();
+    await client.enqueue({ prompt: 'sleep 1' }, { jobId, delay: 3_600_000 });
+    expect(await client.cancel(jobId)).toEqual({ jobId, outcome: 'cancelled', state: 'delayed' });
+    const result = await client.result(jobId, { timeoutMs: 10_000 });
+    expect(result).toMatchObject({
+      cancelled: true,
+      error: 'cancelled before it started: cancelled by request',
+    });
+  });
+
+  it('answers for a finished or unknown job without error noise in the worker', async () => {
+    const worker = await startWorker();
+    const jobId = await client.enqueue({ prompt: 'sleep 0' });
+    await client.result(jobId, { timeoutMs: 10_000 });
+
+    expect(await client.cancel(jobId)).toEqual({
+      jobId,
+      outcome: 'already-finished',
+      state: 'completed',
+    });
+    expect(await client.cancel('nope')).toEqual({ jobId: 'nope', outcome: 'not-found' });
+    expect(worker.logs.filter((log) => Number(log.level) >= 40)).toEqual([]);
+  });
+});

@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
+import type { ExecuteEvent } from '../../src/contract/index.js';
+import {
+  fixture,
+  startTestWorker,
+  uniqueQueueName,
+  waitFor,
+  type TestWorker,
+} from '../support/worker.js';
+
+const redisUrl = inject('redisUrl');
+
+async function collect(
+  iterable: AsyncIterable<ExecuteEvent>,
+  into: ExecuteEvent[] = [],
+): Promise<ExecuteEvent[]> {
+  for await (const event of iterable) into.push(event);
+  return into;
+}
+
+describe('event replay', () => {
+  let client: ClaudeboxClient;
+  let worker: TestWorker;
+  let queueName: string;
+
+  beforeEach(async () => {
+    queueName = uniqueQueueName();
+    client = createClient({ url: redisUrl, queueName });
+    worker = await startTestWorker({ redisUrl, queueName, claudeBin: fixture('claude-slow.mjs') });
+  });
+
+  afterEach(async () => {
+    await worker.worker.shutdown(0);
+    await client.close();
+  });
+
+  it('gives a subscriber that joins mid-run and one that joins after the end exactly what an early one saw', async () => {
+    const jobId = randomUUID();
+    const early = collect(client.events(jobId));
+    await client.enqueue({ prompt: 'sleep 3' }, { jobId });
+
+    const earlySoFar: ExecuteEvent[] = [];
+    const watching = collect(client.events(jobId), earlySoFar);
+    await waitFor('a few events', () => (earlySoFar.length >= 3 ? true : undefined));
+    const midRun = collect(client.events(jobId));
+
+    const earlyEvents = await early;
+    const midRunEvents = await midRun;
+    await watching;
+    const afterEnd = await collect(client.events(jobId));
+
+    // init line, a tick per second (two or three of them), result line
+    const types = earlyEvents.map((e) => e.type);
+    expect(types[0]).toBe('started');
+    expect(types.at(-1)).toBe('completed');
+    expect(types.slice(1, -1).every((type) => type === 'output')).toBe(true);
+    expect(earlyEvents.length).toBeGreaterThanOrEqual(6);
+    expect(earlyEvents.map((e) => e.seq)).toEqual(earlyEvents.map((_, i) => i + 1));
+    expect(midRunEvents).toEqual(earlyEvents);
+    expect(afterEnd).toEqual(earlyEvents);
+    const terminal = earlyEvents.at(-1);
+    expect(terminal?.type === 'completed' && terminal.data.lastSeq).toBe(terminal?.seq);
+  });
+
+  it('starts from the asked seq', async () => {
+    const jobId = await client.enqueue({ prompt: 'sleep 1' });
+    await client.result(jobId, { timeoutMs: 20_000 });
+
+    const all = await collect(client.events(jobId));
+    const fromThree = await collect(client.events(jobId, { fromSeq: 3 }));
+    expect(fromThree).toEqual(all.slice(2));
+  });
+
+  it('returns the ExecuteResult of a completed job', async () => {
+    const jobId = await client.enqueue({ prompt: 'sleep 1' });
+    const result = await client.result(jobId, { timeoutMs: 20_000 });
+    expect(result).toMatchObject({ jobId, success: true, finalOutput: 'slept 1s', attempt: 1 });
+  });
+
+  it('says a job does not exist instead of waiting for it forever', async () => {
+    const events = collect(client.events('no-such-job', { idleCheckMs: 100 }));
+    await expect(events).rejects.toThrow('job no-such-job not found');
+    await expect(client.result('no-such-job')).rejects.toThrow('job no-such-job not found');
+  });
+});
+
+describe('enqueue', () => {
+  it('rejects a bad request before anything reaches Redis, naming each bad field', async () => {
+    // Nothing listens on port 1: any Redis command would fail or hang instead.
+    const client = createClient({ url: 'redis://127.0.0.1:1', queueName: uniqueQueueName() });
+    try {
+      await expect(
+        client.enqueue({ prompt: '', timeout: -5, workingDir: 'x' }),
+      ).rejects.toMatchObject({
+        name: 'ClaudeboxError',
+        code: 'invalid-request',
+        message:
+          'invalid request: prompt: must not be empty; timeout: must be a positive number of seconds',
+      });
+      await expect(client.enqueue({ prompt: 'ok', nope: true } as never)).rejects.toThrow(
+        'invalid request: nope: unknown field',
+      );
+    } finally {
+      await client.close().catch(() => undefined);
+    }
+  });
+});

@@ -1,0 +1,108 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createClient } from '../../src/client/index.js';
+import { findFreePort } from '../support/redis-server.js';
+import { isAlive, pidsWithEnv } from '../support/processes.js';
+import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
+import { createQueue, fixture, uniqueQueueName, waitFor } from '../support/worker.js';
+
+const redisUrl = inject('redisUrl');
+
+describe('the worker process', () => {
+  const processes: WorkerProcess[] = [];
+  afterEach(async () => {
+    for (const worker of processes.splice(0)) {
+      if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
+      await worker.exited;
+    }
+  });
+  const spawn = (env: Record<string, string>): WorkerProcess => {
+    const worker = spawnWorkerProcess(env);
+    processes.push(worker);
+    return worker;
+  };
+
+  it('on SIGTERM stops taking jobs, requeues the active one after the grace time, leaves no claude behind and exits 0', async () => {
+    const queueName = uniqueQueueName();
+    const worker = spawn({
+      REDIS_URL: redisUrl,
+      QUEUE_NAME: queueName,
+      CLAUDE_BIN: fixture('claude-stubborn.mjs'),
+      SHUTDOWN_GRACE_SECONDS: '1',
+      KILL_GRACE_SECONDS: '0.5',
+    });
+    await worker.waitForLog('worker ready');
+    const client = createClient({ url: redisUrl, queueName });
+    const queue = createQueue(redisUrl, queueName);
+    try {
+      const jobId = randomUUID();
+      await client.enqueue({ prompt: 'forever' }, { jobId, attempts: 1 });
+      const claudePid = await waitFor('the run', () => pidsWithEnv('CLAUDEBOX_JOB_ID', jobId)[0]);
+
+      worker.child.kill('SIGTERM');
+      expect(await worker.exited).toBe(0);
+
+      expect(isAlive(claudePid)).toBe(false);
+      expect(pidsWithEnv('CLAUDEBOX_JOB_ID', jobId)).toEqual([]);
+      expect(await queue.getJobState(jobId)).toBe('waiting');
+      expect((await queue.getJob(jobId))?.attemptsMade).toBe(0);
+      expect(worker.logs.map((log) => log.msg)).toEqual(
+        expect.arrayContaining([
+          'shutting down: no new jobs',
+          'stopping runs and requeueing their jobs',
+          'worker stopped',
+        ]),
+      );
+      const started = worker.logs.find((log) => log.msg === 'job started');
+      expect(started).toMatchObject({ jobId, attempt: 1, pid: claudePid });
+      expect(worker.logs.find((log) => log.msg === 'job ended')).toMatchObject({
+        jobId,
+        attempt: 1,
+        failure: 'shutdown',
+      });
+    } finally {
+      await client.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
+  });
+
+  it('exits 1 within 5 s with one line naming the URL when Redis is unreachable', async () => {
+    const port = await findFreePort();
+    const started = Date.now();
+    const worker = spawn({
+      REDIS_URL: `redis://127.0.0.1:${port}`,
+      CLAUDE_BIN: fixture('claude-success.mjs'),
+    });
+
+    expect(await worker.exited).toBe(1);
+    expect(Date.now() - started).toBeLessThan(5000 + 2000 /* node and tsx start-up */);
+    expect(worker.stderr).toHaveLength(1);
+    expect(worker.stderr[0]).toMatch(
+      new RegExp(
+        `^claudebox: cannot reach Redis at redis://127\\.0\\.0\\.1:${port} \\(REDIS_URL\\): `,
+      ),
+    );
+  });
+
+  it('exits 1 naming each bad setting, and hides a Redis password', async () => {
+    const worker = spawn({
+      REDIS_URL: 'http://:s3cret@127.0.0.1:6379',
+      CONCURRENCY: 'many',
+      DEFAULT_TIMEOUT_SECONDS: '-1',
+      SESSION_STORE: 'disk',
+    });
+    expect(await worker.exited).toBe(1);
+    expect(worker.stderr).toEqual([
+      'claudebox: invalid configuration: REDIS_URL="http://:***@127.0.0.1:6379/": must be a redis:// or rediss:// URL; CONCURRENCY="many": must be a number; DEFAULT_TIMEOUT_SECONDS="-1": must be positive; SESSION_STORE="disk": must be redis or off',
+    ]);
+  });
+
+  it('exits 1 when CLAUDE_BIN points nowhere', async () => {
+    const worker = spawn({ REDIS_URL: redisUrl, CLAUDE_BIN: '/nowhere/claude' });
+    expect(await worker.exited).toBe(1);
+    expect(worker.stderr).toEqual([
+      'claudebox: CLAUDE_BIN="/nowhere/claude": no executable file there',
+    ]);
+  });
+});
