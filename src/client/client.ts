@@ -5,9 +5,7 @@ import {
   cancelKey,
   controlChannel,
   describeIssues,
-  eventChannel,
   ExecuteRequestSchema,
-  isFinalEvent,
   readRunState,
   resultWithoutRun,
   type CancelMarker,
@@ -29,6 +27,11 @@ export interface ClientOptions {
   readonly queueName?: string;
   /** BullMQ's key prefix, as the worker's QUEUE_PREFIX. Default "bull". */
   readonly prefix?: string;
+  /**
+   * Connection trouble while Redis is away (the client reconnects by itself and calls wait
+   * meanwhile). Ignored by default.
+   */
+  readonly onError?: (error: Error) => void;
 }
 
 export type CancelOutcome =
@@ -72,6 +75,9 @@ export function createClient(options: ClientOptions = {}): ClaudeboxClient {
     options.connection ??
     new Redis(options.url ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
   const queue = new Queue(address.queueName, { connection: redis, prefix: address.prefix });
+  const onError = options.onError ?? (() => undefined);
+  queue.on('error', onError);
+  if (owned) redis.on('error', onError);
 
   const readResult = async (jobId: string): Promise<ExecuteResult | null> => {
     const job = await queue.getJob(jobId);
@@ -123,34 +129,18 @@ export function createClient(options: ClientOptions = {}): ClaudeboxClient {
 
     async result(jobId, { timeoutMs = Infinity } = {}) {
       const deadline = Date.now() + timeoutMs;
-      const subscriber = redis.duplicate({ maxRetriesPerRequest: null });
-      subscriber.on('error', () => undefined);
-      let wake: (() => void) | null = null;
-      subscriber.on('message', (_channel: string, message: string) => {
-        if (isFinalEvent(JSON.parse(message) as ExecuteEvent)) wake?.();
-      });
-      try {
-        await subscriber.subscribe(eventChannel(address.queueName, jobId));
-        for (;;) {
-          const result = await readResult(jobId);
-          if (result) return result;
-          const left = deadline - Date.now();
-          if (left <= 0) {
-            throw new ClaudeboxError(
-              'result-timeout',
-              `job ${jobId} did not finish within ${timeoutMs} ms`,
-            );
-          }
-          // The final event wakes this early; the poll covers a job that ends without one.
-          let timer: NodeJS.Timeout | undefined;
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            timer = setTimeout(resolve, Math.min(left, 1000));
-          });
-          clearTimeout(timer);
+      // Polling the job's state, not its event channel: a run may print gigabytes.
+      for (let pause = 100; ; pause = Math.min(pause * 2, 1000)) {
+        const result = await readResult(jobId);
+        if (result) return result;
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          throw new ClaudeboxError(
+            'result-timeout',
+            `job ${jobId} did not finish within ${timeoutMs} ms`,
+          );
         }
-      } finally {
-        subscriber.disconnect();
+        await new Promise((resolve) => setTimeout(resolve, Math.min(left, pause)));
       }
     },
 

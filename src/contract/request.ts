@@ -38,16 +38,18 @@ export const MAX_FLAG_VALUE_BYTES = 64 * 1024;
 // eslint-disable-next-line no-control-regex -- control characters are exactly what it rejects
 const TOOL_RULE = /^[A-Za-z][A-Za-z0-9_-]*(\([^()\u0000-\u001f\u007f]*\))?$/;
 
-const toolRule = z.string().regex(TOOL_RULE, {
+const toolRule = z.string({ error: 'must be a tool name (a string)' }).regex(TOOL_RULE, {
   error: (issue) =>
     `${JSON.stringify(issue.input)} is not a tool name such as "Bash" or "Bash(git diff:*)"`,
 });
 
 const byteLength = (value: string): number => Buffer.byteLength(value, 'utf8');
 
+const toolRules = () => z.array(toolRule, { error: 'must be a list of tool names' }).optional();
+
 const flagText = () =>
   z
-    .string()
+    .string({ error: 'must be a string' })
     .min(1, 'must not be empty')
     .refine((value) => !value.includes('\u0000'), 'must not contain NUL')
     .refine(
@@ -61,16 +63,16 @@ export const ExecuteRequestSchema = z.strictObject({
     .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
     .refine((value) => value.trim().length > 0, 'must not be empty'),
   workingDir: flagText().optional(),
-  allowedTools: z.array(toolRule).optional(),
-  disallowedTools: z.array(toolRule).optional(),
+  allowedTools: toolRules(),
+  disallowedTools: toolRules(),
   timeout: z
-    .number()
+    .number({ error: 'must be a number of seconds' })
     .positive('must be a positive number of seconds')
     .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS} seconds`)
     .optional(),
   resumeSessionId: z.uuid('must be a UUID').optional(),
   model: z
-    .string()
+    .string({ error: 'must be a string' })
     .regex(/^[A-Za-z0-9][A-Za-z0-9._:[\]/@-]*$/, 'must be a model name or alias')
     .optional(),
   maxTurns: z.int('must be an integer').positive('must be positive').optional(),

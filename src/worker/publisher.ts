@@ -32,7 +32,11 @@ export interface PublisherOptions {
 
 interface Pending {
   readonly seq: number;
-  readonly json: string;
+  /**
+   * The event's JSON as bytes: one copy, written as is by both XADD and PUBLISH, where a string
+   * would be copied into each command (a 1 GiB flood makes that count).
+   */
+  readonly json: Buffer;
   /** Seconds until the stream expires, set along with this event. */
   readonly expire?: number;
 }
@@ -41,9 +45,9 @@ type LineType = 'output' | 'error';
 type SeqRange = { from: number; to: number };
 
 /** A job's queue waits below this before its run may print more (while Redis is reachable). */
-const HIGH_WATER_BYTES = 4 * 1024 * 1024;
+const HIGH_WATER_BYTES = 1024 * 1024;
 const BATCH_EVENTS = 256;
-const BATCH_BYTES = 1024 * 1024;
+const BATCH_BYTES = 256 * 1024;
 const RETRY_DELAY_MS = 250;
 const PERMANENT_FAILURES_BEFORE_GAP = 5;
 
@@ -247,7 +251,7 @@ export class JobEvents {
       timestamp: new Date((this.publisher.options.now ?? Date.now)()).toISOString(),
       ...body,
     };
-    const json = JSON.stringify(event);
+    const json = Buffer.from(JSON.stringify(event));
     const expire = options.expire ?? (this.first ? this.retainSeconds : undefined);
     this.first = false;
     this.queue.push(expire === undefined ? { seq, json } : { seq, json, expire });

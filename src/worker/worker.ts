@@ -132,6 +132,8 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
     connection: connections.commands,
     prefix: config.QUEUE_PREFIX,
   });
+  // Its connection is the worker's, whose trouble is logged already.
+  queue.on('error', () => undefined);
   const readiness = async (): Promise<Readiness> => {
     const checks: Record<string, boolean | string> = {};
     checks.consuming = worker.isRunning() && !worker.closing;

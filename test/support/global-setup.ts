@@ -1,3 +1,6 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { startRedisServer, type RedisServer } from './redis-server.js';
 
@@ -9,8 +12,20 @@ declare module 'vitest' {
 
 let server: RedisServer | undefined;
 
-/** One private redis-server for the whole run, on a free port; never the developer's 6379. */
+/**
+ * Builds dist/ (tests run the worker process as `npm start` does), then starts one private
+ * redis-server for the whole run, on a free port: never the developer's 6379.
+ */
 export async function setup(project: TestProject): Promise<void> {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  execFileSync(
+    process.execPath,
+    [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    {
+      cwd: root,
+      stdio: 'inherit',
+    },
+  );
   server = await startRedisServer();
   project.provide('redisUrl', server.url);
 }

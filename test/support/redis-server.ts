@@ -33,8 +33,14 @@ export async function findFreePort(): Promise<number> {
   });
 }
 
-/** Starts a private, non-persistent redis-server on a free loopback port. */
-export async function startRedisServer(): Promise<RedisServer> {
+/**
+ * Starts a private redis-server on a free loopback port. With `persistent`, it keeps its data
+ * across `stop()` / `start()` (an append-only file synced on every write), as a production
+ * Redis would across a restart.
+ */
+export async function startRedisServer(
+  options: { persistent?: boolean } = {},
+): Promise<RedisServer> {
   const port = await findFreePort();
   const dir = mkdtempSync(join(tmpdir(), 'claudebox-redis-'));
   let child: ChildProcess | undefined;
@@ -50,7 +56,9 @@ export async function startRedisServer(): Promise<RedisServer> {
         '--save',
         '',
         '--appendonly',
-        'no',
+        options.persistent ? 'yes' : 'no',
+        '--appendfsync',
+        'always',
         '--dir',
         dir,
         '--maxmemory-policy',
@@ -87,7 +95,8 @@ export async function startRedisServer(): Promise<RedisServer> {
       proc.once('exit', () => {
         resolve();
       });
-      proc.kill('SIGKILL');
+      // SIGTERM: Redis finishes its append-only file, then exits (as a restart would).
+      proc.kill('SIGTERM');
     });
   };
 

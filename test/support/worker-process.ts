@@ -16,24 +16,21 @@ export interface WorkerProcess {
 }
 
 /**
- * `claudebox worker` as its own process (as `npm start` runs it), from source. Its environment
- * is only what the test gives plus PATH and a private HOME.
+ * `claudebox worker` as its own process, from the build as `npm start` runs it (the global
+ * setup builds it first). Its environment is only what the test gives plus PATH and a private
+ * HOME.
  */
 export function spawnWorkerProcess(env: Record<string, string>): WorkerProcess {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'worker'],
-    {
-      cwd: root,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: mkdtempSync(join(tmpdir(), 'claudebox-home-')),
-        HEALTH_PORT: '0',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawn(process.execPath, [join(root, 'dist/cli/main.js'), 'worker'], {
+    cwd: root,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: mkdtempSync(join(tmpdir(), 'claudebox-home-')),
+      HEALTH_PORT: '0',
+      ...env,
     },
-  );
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const logs: Record<string, unknown>[] = [];
   const stderr: string[] = [];
   let pending = '';

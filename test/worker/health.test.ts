@@ -1,0 +1,69 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { findFreePort, startRedisServer, type RedisServer } from '../support/redis-server.js';
+import {
+  fixture,
+  startTestWorker,
+  uniqueQueueName,
+  waitFor,
+  type TestWorker,
+} from '../support/worker.js';
+
+async function get(url: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(url);
+  return { status: response.status, body: await response.text() };
+}
+
+describe('health endpoints', () => {
+  let redis: RedisServer;
+  let worker: TestWorker;
+  let base: string;
+
+  beforeEach(async () => {
+    redis = await startRedisServer({ persistent: true });
+    const port = await findFreePort();
+    worker = await startTestWorker({
+      redisUrl: redis.url,
+      queueName: uniqueQueueName(),
+      claudeBin: fixture('claude-success.mjs'),
+      env: { HEALTH_PORT: String(port), HEALTH_HOST: '127.0.0.1' },
+    });
+    base = `http://127.0.0.1:${port}`;
+  });
+
+  afterEach(async () => {
+    await worker.worker.shutdown(0);
+    await redis.close();
+  });
+
+  it('says alive and ready while the worker consumes, and serves Prometheus metrics', async () => {
+    expect(worker.worker.healthUrl).toBe(base);
+    expect(await get(`${base}/healthz`)).toEqual({ status: 200, body: '{"status":"ok"}' });
+    const ready = await get(`${base}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(JSON.parse(ready.body)).toEqual({
+      ready: true,
+      checks: { consuming: true, blockingConnection: true, redis: true, events: true },
+    });
+    const metrics = await get(`${base}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toContain('claudebox_runs_active 0');
+    expect(metrics.body).toContain('claudebox_attempts_finished_total');
+    expect(metrics.body).toMatch(/bullmq_job_count\{queue="test-[^"]+", state="waiting"\} 0/);
+    expect((await get(`${base}/nope`)).status).toBe(404);
+  });
+
+  it('is not ready while Redis is away, stays alive, and is ready again when Redis is back', async () => {
+    await redis.stop();
+    const down = await waitFor('readyz to fail', async () => {
+      const answer = await get(`${base}/readyz`);
+      return answer.status === 503 ? answer : undefined;
+    });
+    expect(JSON.parse(down.body).ready).toBe(false);
+    expect((await get(`${base}/healthz`)).status).toBe(200);
+
+    await redis.start();
+    await waitFor('readyz to pass again', async () =>
+      (await get(`${base}/readyz`)).status === 200 ? true : undefined,
+    );
+  });
+});
