@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { access, realpath, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 
@@ -22,13 +22,34 @@ async function isExecutableFile(path: string): Promise<boolean> {
   }
 }
 
-async function searchPath(name: string, pathVariable: string | undefined): Promise<string | null> {
+async function searchPath(
+  name: string,
+  pathVariable: string | undefined,
+  skip: (path: string) => Promise<boolean> = () => Promise.resolve(false),
+): Promise<string | null> {
   for (const dir of (pathVariable ?? '').split(delimiter)) {
     if (!dir) continue;
     const candidate = join(dir, name);
-    if (await isExecutableFile(candidate)) return candidate;
+    if ((await isExecutableFile(candidate)) && !(await skip(candidate))) return candidate;
   }
   return null;
+}
+
+/**
+ * Whether a `claude` found on PATH is this package's own npm wrapper (`npm start` puts
+ * node_modules/.bin first on PATH). That wrapper is a placeholder until its postinstall step
+ * ran, so the bundled binary is taken from its platform package instead.
+ */
+async function isOwnWrapper(path: string): Promise<boolean> {
+  try {
+    const wrapper = dirname(
+      createRequire(import.meta.url).resolve('@anthropic-ai/claude-code/package.json'),
+    );
+    const real = await realpath(path);
+    return real.startsWith(`${await realpath(wrapper)}/`);
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -40,7 +61,6 @@ async function bundledBinary(): Promise<string | null> {
   const musl = isMusl() ? '-musl' : '';
   const candidates = [
     [`@anthropic-ai/claude-code-${process.platform}-${process.arch}${musl}/package.json`, 'claude'],
-    ['@anthropic-ai/claude-code/package.json', 'bin/claude.exe'],
   ] as const;
   for (const [manifest, file] of candidates) {
     try {
@@ -59,7 +79,10 @@ function isMusl(): boolean {
   return report.header?.glibcVersionRuntime === undefined;
 }
 
-/** Finds the CLI to run: CLAUDE_BIN if set, else `claude` on PATH, else the bundled one. */
+/**
+ * Finds the CLI to run: CLAUDE_BIN if set, else a `claude` on PATH (one installed on the machine),
+ * else the one this package depends on.
+ */
 export async function resolveClaudeBinary(
   configured: string | undefined,
   pathVariable: string | undefined,
@@ -77,7 +100,7 @@ export async function resolveClaudeBinary(
     }
     return { path, source: 'CLAUDE_BIN' };
   }
-  const onPath = await searchPath('claude', pathVariable);
+  const onPath = await searchPath('claude', pathVariable, isOwnWrapper);
   if (onPath !== null) return { path: onPath, source: 'PATH' };
   const bundled = await bundledBinary();
   if (bundled !== null) return { path: bundled, source: 'bundled' };
