@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto';
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { Redis } from 'ioredis';
+import type { RunState } from '../../src/contract/index.js';
+import { planAttempt } from '../../src/worker/session-plan.js';
+import { SessionStore } from '../../src/worker/sessions.js';
+
+const redis = new Redis(inject('redisUrl'));
+afterAll(async () => {
+  await redis.quit();
+});
+
+const userLine = (text: string): string =>
+  `${JSON.stringify({ type: 'user', message: { role: 'user', content: text } })}\n`;
+const assistantLine = (text: string): string =>
+  `${JSON.stringify({ type: 'assistant', message: { role: 'assistant', content: [{ type: 'text', text }] } })}\n`;
+
+/** A config dir as the CLI leaves it: projects/<slug>/<session>.jsonl */
+function writeTranscript(configDir: string, sessionId: string, content: string): string {
+  const dir = join(configDir, 'projects', '-work-repo');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${sessionId}.jsonl`);
+  writeFileSync(path, content);
+  return path;
+}
+
+const priorState = (sessionId: string, transcriptBaseline = 0): RunState => ({
+  attempt: 1,
+  sessionId,
+  transcriptBaseline,
+  lastSeq: 5,
+  pid: null,
+  result: null,
+});
+
+describe('portable sessions', () => {
+  let address: { prefix: string; queueName: string };
+  let machineA: SessionStore;
+  let machineB: SessionStore;
+  let dirA: string;
+  let dirB: string;
+
+  beforeEach(() => {
+    address = { prefix: 'bull', queueName: `sessions-${randomUUID().slice(0, 8)}` };
+    dirA = mkdtempSync(join(tmpdir(), 'claude-a-'));
+    dirB = mkdtempSync(join(tmpdir(), 'claude-b-'));
+    machineA = new SessionStore(redis, address, dirA, 3600);
+    machineB = new SessionStore(redis, address, dirB, 3600);
+  });
+
+  it('moves a transcript from one machine to another through Redis, at the same place', async () => {
+    const sessionId = randomUUID();
+    const path = writeTranscript(dirA, sessionId, userLine('fix the bug') + assistantLine('on it'));
+    await machineA.save(sessionId);
+
+    const restored = await machineB.restore(sessionId);
+    expect(restored).toBe(join(dirB, 'projects', '-work-repo', `${sessionId}.jsonl`));
+    expect(readFileSync(restored ?? '')).toEqual(readFileSync(path));
+  });
+
+  it('keeps a local transcript that is as long as the stored one, and saves one that grew', async () => {
+    const sessionId = randomUUID();
+    const path = writeTranscript(dirA, sessionId, userLine('one'));
+    await machineA.save(sessionId);
+    appendFileSync(path, assistantLine('two'));
+    expect(await machineA.restore(sessionId)).toBe(path);
+    expect(readFileSync(path, 'utf8')).toContain('two');
+
+    await machineA.save(sessionId);
+    const onB = await machineB.restore(sessionId);
+    expect(readFileSync(onB ?? '', 'utf8')).toContain('two');
+  });
+
+  it('finds nothing for a session no machine recorded', async () => {
+    expect(await machineB.restore(randomUUID())).toBeNull();
+  });
+
+  describe('planning an attempt', () => {
+    it('fixes a new session id before the first attempt', async () => {
+      const plan = await planAttempt({ prompt: 'fix the bug' }, null, machineA);
+      expect(plan.session.mode).toBe('new');
+      expect(plan.sessionId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(plan).toMatchObject({ resumed: false, prompt: 'fix the bug', promptKind: 'original' });
+    });
+
+    it('starts that same session afresh when the first attempt died before the CLI recorded anything', async () => {
+      const sessionId = randomUUID();
+      const plan = await planAttempt({ prompt: 'fix the bug' }, priorState(sessionId), machineB);
+      expect(plan.session).toEqual({ mode: 'new', sessionId });
+      expect(plan).toMatchObject({ prompt: 'fix the bug', promptKind: 'original', resumed: false });
+    });
+
+    it('resumes on another machine with a note to continue, not the prompt again, when the session holds it', async () => {
+      const sessionId = randomUUID();
+      writeTranscript(dirA, sessionId, userLine('fix the bug') + assistantLine('on it'));
+      await machineA.save(sessionId);
+
+      const plan = await planAttempt({ prompt: 'fix the bug' }, priorState(sessionId), machineB);
+      expect(plan.session).toEqual({ mode: 'resume', sessionId });
+      expect(plan.promptKind).toBe('continue');
+      expect(plan.prompt).toMatch(/^The previous attempt at this task was interrupted/);
+      expect(plan.resumed).toBe(true);
+    });
+
+    it('resumes with the original prompt when the session does not hold it yet', async () => {
+      const sessionId = randomUUID();
+      writeTranscript(dirA, sessionId, assistantLine('nothing asked yet'));
+      const plan = await planAttempt({ prompt: 'fix the bug' }, priorState(sessionId), machineA);
+      expect(plan.session).toEqual({ mode: 'resume', sessionId });
+      expect(plan).toMatchObject({ prompt: 'fix the bug', promptKind: 'original' });
+    });
+
+    it('looks for the prompt only in what this job added to a session it resumed', async () => {
+      const sessionId = randomUUID();
+      // An earlier job of the same session already asked the very same thing.
+      const path = writeTranscript(
+        dirA,
+        sessionId,
+        userLine('run the tests') + assistantLine('done'),
+      );
+      const first = await planAttempt(
+        { prompt: 'run the tests', resumeSessionId: sessionId },
+        null,
+        machineA,
+      );
+      expect(first).toMatchObject({
+        session: { mode: 'resume', sessionId },
+        promptKind: 'original',
+        transcriptBaseline: statSync(path).size,
+      });
+
+      // This job's first attempt died before the CLI wrote its prompt: say it again.
+      const retry = await planAttempt(
+        { prompt: 'run the tests', resumeSessionId: sessionId },
+        priorState(sessionId, first.transcriptBaseline),
+        machineA,
+      );
+      expect(retry.promptKind).toBe('original');
+
+      // Once it is there, a retry continues instead.
+      appendFileSync(path, userLine('run the tests'));
+      const later = await planAttempt(
+        { prompt: 'run the tests', resumeSessionId: sessionId },
+        priorState(sessionId, first.transcriptBaseline),
+        machineA,
+      );
+      expect(later.promptKind).toBe('continue');
+    });
+
+    it('leaves sessions to the CLI when portable sessions are off', async () => {
+      expect(await planAttempt({ prompt: 'x' }, null, null)).toMatchObject({
+        session: { mode: 'none' },
+        sessionId: null,
+      });
+      const sessionId = randomUUID();
+      expect(
+        await planAttempt({ prompt: 'x', resumeSessionId: sessionId }, null, null),
+      ).toMatchObject({
+        session: { mode: 'resume', sessionId },
+        resumed: true,
+      });
+    });
+  });
+});
