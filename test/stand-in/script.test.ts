@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import { fillResult, hasScript, parseScript, parseStep } from '../../src/stand-in/script.js';
+
+describe('the stand-in script', () => {
+  it('takes only `stand-in:` lines, in order, and ignores the rest of the prompt', () => {
+    const prompt = [
+      'Please fix the build.',
+      'stand-in: bash npm test',
+      '  stand-in:   say  all good  ',
+      'This line mentions stand-in: but does not start with it.',
+      'stand-in: malformed',
+    ].join('\n');
+
+    expect(parseScript(prompt)).toEqual([
+      { kind: 'bash', command: 'npm test' },
+      { kind: 'say', text: 'all good' },
+      { kind: 'malformed' },
+    ]);
+    expect(hasScript(prompt)).toBe(true);
+    expect(hasScript('no script here, not even a stand-in: in the middle')).toBe(false);
+    expect(parseScript('just a question')).toEqual([]);
+  });
+
+  it('reads Windows line endings like Unix ones', () => {
+    expect(parseScript('hi\r\nstand-in: say one\r\nstand-in: say two\r\n')).toEqual([
+      { kind: 'say', text: 'one' },
+      { kind: 'say', text: 'two' },
+    ]);
+  });
+
+  it('say: answers with the text, with \\n as a newline and \\\\ as a backslash', () => {
+    expect(parseStep('say Hello\\nworld \\\\n')).toEqual({ kind: 'say', text: 'Hello\nworld \\n' });
+  });
+
+  it('bash: keeps the command verbatim, backslashes and quotes included', () => {
+    expect(parseStep(`bash printf 'a\\nb' > out.txt && echo "done"`)).toEqual({
+      kind: 'bash',
+      command: `printf 'a\\nb' > out.txt && echo "done"`,
+    });
+  });
+
+  it('write: the first word is the path, the rest the content, \\n a newline', () => {
+    expect(parseStep('write notes/todo.md # Todo\\n- one thing')).toEqual({
+      kind: 'write',
+      path: 'notes/todo.md',
+      content: '# Todo\n- one thing',
+    });
+    expect(parseStep('write empty.txt')).toEqual({ kind: 'write', path: 'empty.txt', content: '' });
+  });
+
+  it('read: the whole rest of the line is the path', () => {
+    expect(parseStep('read /tmp/some file.txt')).toEqual({
+      kind: 'read',
+      path: '/tmp/some file.txt',
+    });
+  });
+
+  it('edit: path, old and new text separated by ` :: `; an empty new text deletes', () => {
+    expect(parseStep('edit src/a.ts :: const x = 1; :: const x = 2;')).toEqual({
+      kind: 'edit',
+      path: 'src/a.ts',
+      oldText: 'const x = 1;',
+      newText: 'const x = 2;',
+    });
+    expect(parseStep('edit a.txt :: line one\\nline two :: ')).toEqual({
+      kind: 'edit',
+      path: 'a.txt',
+      oldText: 'line one\nline two',
+      newText: '',
+    });
+    expect(parseStep('edit a.cpp :: std::string :: std::wstring')).toMatchObject({
+      oldText: 'std::string',
+      newText: 'std::wstring',
+    });
+  });
+
+  it('http: takes an error status from 400 to 599', () => {
+    expect(parseStep('http 500')).toEqual({ kind: 'http', status: 500 });
+    expect(parseStep('http 401')).toEqual({ kind: 'http', status: 401 });
+    expect(parseStep('http 200')).toMatchObject({ kind: 'invalid', line: 'http 200' });
+    expect(parseStep('http soon')).toMatchObject({ kind: 'invalid' });
+  });
+
+  it('malformed: takes no argument', () => {
+    expect(parseStep('malformed')).toEqual({ kind: 'malformed' });
+    expect(parseStep('malformed please')).toMatchObject({ kind: 'invalid' });
+  });
+
+  it('turns a line it cannot play into an invalid step that says what is wrong', () => {
+    expect(parseStep('dance wildly')).toEqual({
+      kind: 'invalid',
+      line: 'dance wildly',
+      problem: expect.stringContaining('unknown step "dance"'),
+    });
+    expect(parseStep('')).toMatchObject({ kind: 'invalid', problem: /empty step/ });
+    expect(parseStep('say')).toMatchObject({ kind: 'invalid', problem: /needs a text/ });
+    expect(parseStep('bash')).toMatchObject({ kind: 'invalid', problem: /needs a command/ });
+    expect(parseStep('edit a.txt :: only old')).toMatchObject({ kind: 'invalid' });
+    // Invalid lines keep their place, so the steps after them are counted as written.
+    expect(parseScript('stand-in: nope\nstand-in: say two').map((s) => s.kind)).toEqual([
+      'invalid',
+      'say',
+    ]);
+  });
+
+  it('{{result}} stands for the latest tool result, or nothing when there is none', () => {
+    expect(fillResult('got {{result}} ({{result}})', 'x')).toBe('got x (x)');
+    expect(fillResult('got {{result}}', undefined)).toBe('got ');
+  });
+});
