@@ -129,7 +129,7 @@ export function readConversation(body: unknown): Conversation {
     toolNames: tools.map((tool) => tool.name).filter((name) => typeof name === 'string'),
     prompt,
     steps: script === undefined ? [] : parseScript(script),
-    played: scripted === -1 ? 0 : messages.slice(scripted + 1).filter(isAssistant).length,
+    played: scripted === -1 ? 0 : messages.slice(scripted + 1).filter(isScriptedAnswer).length,
     latestToolResult,
     endsWithToolResult:
       last?.role === 'user' && last.blocks.some((block) => block.type === 'tool_result'),
@@ -137,6 +137,14 @@ export function readConversation(body: unknown): Conversation {
   };
 }
 
-function isAssistant(message: Message): boolean {
-  return message.role === 'assistant';
+/**
+ * The text the CLI puts in as the assistant's turn after a tool call that a killed run never
+ * finished; it is the CLI's filler, not a step the stand-in played.
+ */
+const INTERRUPTION_FILLER = 'No response requested.';
+
+function isScriptedAnswer(message: Message): boolean {
+  if (message.role !== 'assistant') return false;
+  const texts = textsOf(message.blocks);
+  return !(texts.length === message.blocks.length && texts.join('').trim() === INTERRUPTION_FILLER);
 }

@@ -88,6 +88,18 @@ describe('the scripted model', () => {
     expect(decide(body)).toMatchObject({ step: 1, reply: { kind: 'text', text: 'two' } });
   });
 
+  it('does not count the filler the CLI puts after a tool call a killed run never finished', () => {
+    const body = request(
+      prompt(SCRIPT),
+      environment,
+      toolUse('t1'),
+      toolResult('t1', '[Tool call interrupted: the session ended before this call finished]'),
+      said('No response requested.'),
+      prompt('Continue the task from where it stopped.'),
+    );
+    expect(decide(body)).toMatchObject({ scenario: 'step', step: 1, reply: { kind: 'text' } });
+  });
+
   it('plays the new script when a resumed session brings a prompt with its own', () => {
     const body = request(
       prompt('stand-in: say one\nstand-in: say two'),

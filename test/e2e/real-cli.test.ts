@@ -1,0 +1,182 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
+import type { ExecuteEvent, ExecuteResult } from '../../src/contract/index.js';
+import { startStandIn, type StandIn } from '../../src/stand-in/index.js';
+import { pidsWithEnv } from '../support/processes.js';
+import { findRealClaude, privateClaudeEnv, type PrivateClaudeEnv } from '../support/real-claude.js';
+import {
+  createQueue,
+  startTestWorker,
+  uniqueQueueName,
+  type TestWorker,
+} from '../support/worker.js';
+
+const redisUrl = inject('redisUrl');
+
+/** The stdout lines of the CLI among a job's events, parsed. */
+const streamJson = (events: ExecuteEvent[]): Record<string, unknown>[] =>
+  events.flatMap((e) =>
+    e.type === 'output' ? [JSON.parse(e.content) as Record<string, unknown>] : [],
+  );
+
+/** What the stand-in was sent, as one string per request, to look for earlier turns in. */
+const requestTexts = (standIn: StandIn): string[] =>
+  standIn.requests
+    .filter((r) => r.path.startsWith('/v1/messages'))
+    .map((r) => JSON.stringify(r.body));
+
+describe('end to end through the real claude CLI', () => {
+  let standIn: StandIn;
+  let claude: PrivateClaudeEnv;
+  let worker: TestWorker;
+  let client: ClaudeboxClient;
+  let queueName: string;
+
+  beforeAll(async () => {
+    standIn = await startStandIn();
+    claude = privateClaudeEnv({ baseUrl: standIn.url });
+    queueName = uniqueQueueName();
+    worker = await startTestWorker({
+      redisUrl,
+      queueName,
+      claudeBin: findRealClaude(),
+      env: { ...claude.env, CONCURRENCY: '2', KILL_GRACE_SECONDS: '2' },
+    });
+    client = createClient({ url: redisUrl, queueName });
+  });
+
+  afterAll(async () => {
+    await worker.worker.shutdown(0);
+    await client.close();
+    await standIn.close();
+    expect(await claude.dispose()).toEqual([]);
+  });
+
+  async function run(
+    request: Parameters<ClaudeboxClient['enqueue']>[0],
+  ): Promise<{ jobId: string; result: ExecuteResult; events: ExecuteEvent[] }> {
+    const jobId = await client.enqueue(request);
+    const result = await client.result(jobId, { timeoutMs: 60_000 });
+    const events: ExecuteEvent[] = [];
+    for await (const event of client.events(jobId)) events.push(event);
+    return { jobId, result, events };
+  }
+
+  it('answers with text: the CLI’s init, assistant and result lines in order, and the result', async () => {
+    const { result, events } = await run({
+      prompt: 'Say hello.\nstand-in: say Hello from the stand-in.',
+    });
+
+    const lines = streamJson(events);
+    const kinds = lines.map(
+      (line) => `${String(line.type)}${line.subtype ? `/${String(line.subtype)}` : ''}`,
+    );
+    expect(kinds[0]).toBe('system/init');
+    expect(kinds.indexOf('assistant')).toBeGreaterThan(0);
+    expect(kinds.at(-1)).toBe('result/success');
+    expect(events[0]?.type).toBe('started');
+    expect(events.at(-1)?.type).toBe('completed');
+    const init = lines[0];
+    expect(result).toMatchObject({
+      success: true,
+      exitCode: 0,
+      isError: false,
+      finalOutput: 'Hello from the stand-in.',
+      sessionId: init?.session_id,
+      numTurns: 1,
+    });
+    expect(result.costUsd).toBeGreaterThan(0);
+  });
+
+  it('runs a Bash tool in the job’s workingDir when allowedTools lets it, and not otherwise', async () => {
+    const prompt = (name: string): string =>
+      `Make a file.\nstand-in: bash echo made-by-bash > ${name} && cat ${name}\nstand-in: say The file says {{result}}`;
+    const allowed = await run({ prompt: prompt('allowed.txt'), allowedTools: ['Bash'] });
+    expect(readFileSync(join(worker.workDir, 'allowed.txt'), 'utf8')).toBe('made-by-bash\n');
+    expect(allowed.result).toMatchObject({
+      success: true,
+      finalOutput: 'The file says made-by-bash',
+    });
+    const toolCall = streamJson(allowed.events).find((line) =>
+      JSON.stringify(line).includes('"tool_use"'),
+    );
+    expect(JSON.stringify(toolCall)).toContain('echo made-by-bash > allowed.txt');
+
+    const denied = await run({ prompt: prompt('denied.txt'), allowedTools: ['Read'] });
+    expect(existsSync(join(worker.workDir, 'denied.txt'))).toBe(false);
+    expect(denied.result.permissionDenials).toHaveLength(1);
+  });
+
+  it('resumes a session: a second job with resumeSessionId continues the first conversation', async () => {
+    const first = await run({
+      prompt: 'Remember the word kumquat.\nstand-in: say I will remember kumquat.',
+    });
+    standIn.clearRequests();
+    const second = await run({
+      prompt: 'What was the word?\nstand-in: say It was kumquat.',
+      resumeSessionId: first.result.sessionId ?? '',
+    });
+
+    expect(second.result).toMatchObject({
+      success: true,
+      resumed: true,
+      sessionId: first.result.sessionId,
+    });
+    const [sent] = requestTexts(standIn);
+    expect(sent).toContain('Remember the word kumquat.');
+    expect(sent).toContain('I will remember kumquat.');
+    expect(sent).toContain('What was the word?');
+  });
+
+  it.each([
+    [500, 'API Error: 500'],
+    [401, 'API Error: 401'],
+  ])(
+    'fails the job on an API %i, with the CLI’s error text and exit code 1',
+    async (status, text) => {
+      const jobId = await client.enqueue({ prompt: `stand-in: http ${status}` });
+      const result = await client.result(jobId, { timeoutMs: 60_000 });
+      const queue = createQueue(redisUrl, queueName);
+      try {
+        const job = await queue.getJob(jobId);
+        expect(await job?.getState()).toBe('failed');
+        expect(job?.failedReason).toContain(text);
+        expect(job?.failedReason).toContain('exited with code 1');
+        expect(result).toMatchObject({
+          success: false,
+          exitCode: 1,
+          isError: true,
+          failure: 'cli-error',
+        });
+        expect(result.error).toBe(job?.failedReason);
+        expect(result.finalOutput).toContain(text);
+      } finally {
+        await queue.close();
+      }
+    },
+  );
+
+  it('ends as error_max_turns when maxTurns is 1 and the script wants a tool', async () => {
+    const { result } = await run({
+      prompt: 'stand-in: bash echo one\nstand-in: say never reached',
+      allowedTools: ['Bash'],
+      maxTurns: 1,
+    });
+    expect(result).toMatchObject({ success: false, resultSubtype: 'error_max_turns', exitCode: 1 });
+    expect(result.error).toContain('error_max_turns');
+  });
+
+  it('on timeout while a Bash tool sleeps, fails with timedOut and leaves no process of the run', async () => {
+    const { jobId, result, events } = await run({
+      prompt: 'stand-in: bash echo waiting && sleep 600 && echo finished',
+      allowedTools: ['Bash'],
+      timeout: 4,
+    });
+    expect(result).toMatchObject({ success: false, timedOut: true, failure: 'timeout' });
+    expect(events.some((e) => e.type === 'output' && e.content.includes('sleep 600'))).toBe(true);
+    expect(pidsWithEnv('CLAUDEBOX_JOB_ID', jobId)).toEqual([]);
+  });
+});

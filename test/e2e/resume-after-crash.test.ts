@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { realpath } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createClient } from '../../src/client/index.js';
+import type { ExecuteEvent } from '../../src/contract/index.js';
+import { startStandIn } from '../../src/stand-in/index.js';
+import { eventually, pidsWithEnv } from '../support/processes.js';
+import { findRealClaude, privateClaudeEnv, type PrivateClaudeEnv } from '../support/real-claude.js';
+import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
+import { createQueue, uniqueQueueName, waitFor } from '../support/worker.js';
+
+const redisUrl = inject('redisUrl');
+
+describe('a retry after the worker died', () => {
+  const processes: WorkerProcess[] = [];
+  const homes: PrivateClaudeEnv[] = [];
+  afterEach(async () => {
+    for (const worker of processes.splice(0)) {
+      if (worker.child.exitCode === null && worker.child.signalCode === null)
+        worker.child.kill('SIGTERM');
+      await worker.exited;
+    }
+    for (const home of homes.splice(0)) expect(await home.dispose()).toEqual([]);
+  });
+
+  it('resumes the same Claude session on another machine, which sends the earlier turns', async () => {
+    const standIn = await startStandIn();
+    const queueName = uniqueQueueName();
+    const client = createClient({ url: redisUrl, queueName });
+    const queue = createQueue(redisUrl, queueName);
+    const workDir = await realpath(mkdtempSync(join(tmpdir(), 'claudebox-work-')));
+    // Two machines: each worker has a HOME and CLAUDE_CONFIG_DIR of its own.
+    const worker = (): WorkerProcess => {
+      const home = privateClaudeEnv({ baseUrl: standIn.url });
+      homes.push(home);
+      const started = spawnWorkerProcess({
+        ...home.env,
+        REDIS_URL: redisUrl,
+        QUEUE_NAME: queueName,
+        CLAUDE_BIN: findRealClaude(),
+        WORK_DIR: workDir,
+        LOCK_DURATION_SECONDS: '2',
+        SESSION_SYNC_SECONDS: '0.5',
+      });
+      processes.push(started);
+      return started;
+    };
+    try {
+      const a = worker();
+      await a.waitForLog('worker ready');
+      const jobId = randomUUID();
+      const prompt = [
+        'Wait for the slow step, then report.',
+        'stand-in: bash echo slow-step-started && sleep 600',
+        'stand-in: say Resumed after the slow step.',
+      ].join('\n');
+      await client.enqueue({ prompt, allowedTools: ['Bash'] }, { jobId, attempts: 2 });
+      // The Bash tool is running, and the transcript holding the tool call has reached Redis.
+      await waitFor('the sleep', () =>
+        pidsWithEnv('CLAUDEBOX_JOB_ID', jobId).length >= 3 ? true : undefined,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+
+      a.child.kill('SIGKILL');
+      await a.exited;
+      expect(
+        await eventually(() => pidsWithEnv('CLAUDEBOX_JOB_ID', jobId).length === 0, 3000),
+      ).toBe(true);
+      standIn.clearRequests();
+
+      const b = worker();
+      await b.waitForLog('worker ready');
+      const result = await client.result(jobId, { timeoutMs: 60_000 });
+
+      expect(result).toMatchObject({
+        success: true,
+        attempt: 2,
+        resumed: true,
+        finalOutput: 'Resumed after the slow step.',
+      });
+      const events: ExecuteEvent[] = [];
+      for await (const event of client.events(jobId)) events.push(event);
+      const starts = events.filter((e) => e.type === 'started');
+      expect(
+        starts.map((e) => e.type === 'started' && [e.attempt, e.data.resumed, e.data.prompt]),
+      ).toEqual([
+        [1, false, 'original'],
+        [2, true, 'continue'],
+      ]);
+      expect(result.sessionId).toBe(
+        starts[0]?.type === 'started' ? starts[0].data.sessionId : 'missing',
+      );
+
+      // Worker B's CLI sent the conversation of worker A's: the prompt and the tool call,
+      // and the prompt only once.
+      const sent = JSON.stringify(standIn.requests[0]?.body);
+      expect(sent).toContain('echo slow-step-started');
+      expect(sent.split('Wait for the slow step, then report.').length - 1).toBe(1);
+      expect(sent).toContain('The previous attempt at this task was interrupted');
+    } finally {
+      await client.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+      await standIn.close();
+    }
+  });
+});
