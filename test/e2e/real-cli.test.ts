@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -71,8 +70,8 @@ describe('end to end through the real claude CLI', () => {
     });
 
     const lines = streamJson(events);
-    const kinds = lines.map(
-      (line) => `${String(line.type)}${line.subtype ? `/${String(line.subtype)}` : ''}`,
+    const kinds = lines.map((line) =>
+      [line.type, line.subtype].filter((part) => typeof part === 'string').join('/'),
     );
     expect(kinds[0]).toBe('system/init');
     expect(kinds.indexOf('assistant')).toBeGreaterThan(0);

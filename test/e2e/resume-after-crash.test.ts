@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
-import type { ExecuteEvent } from '../../src/contract/index.js';
+import type { ExecuteEvent, StartedEvent } from '../../src/contract/index.js';
 import { startStandIn } from '../../src/stand-in/index.js';
 import { eventually, pidsWithEnv } from '../support/processes.js';
 import { findRealClaude, privateClaudeEnv, type PrivateClaudeEnv } from '../support/real-claude.js';
@@ -83,16 +83,12 @@ describe('a retry after the worker died', () => {
       });
       const events: ExecuteEvent[] = [];
       for await (const event of client.events(jobId)) events.push(event);
-      const starts = events.filter((e) => e.type === 'started');
-      expect(
-        starts.map((e) => e.type === 'started' && [e.attempt, e.data.resumed, e.data.prompt]),
-      ).toEqual([
+      const starts = events.filter((e): e is StartedEvent => e.type === 'started');
+      expect(starts.map((e) => [e.attempt, e.data.resumed, e.data.prompt])).toEqual([
         [1, false, 'original'],
         [2, true, 'continue'],
       ]);
-      expect(result.sessionId).toBe(
-        starts[0]?.type === 'started' ? starts[0].data.sessionId : 'missing',
-      );
+      expect(result.sessionId).toBe(starts[0]?.data.sessionId);
 
       // Worker B's CLI sent the conversation of worker A's: the prompt and the tool call,
       // and the prompt only once.
