@@ -74,6 +74,11 @@ export interface RunOutcome {
   readonly leftovers: number;
 }
 
+/**
+ * Whoever cancels wants the run gone now: the CLI answers SIGINT within a fraction of a
+ * second, so a cancel waits at most this long before it kills, whatever KILL_GRACE_SECONDS says.
+ */
+const CANCEL_GRACE_MS = 1000;
 /** Time allowed for leftover processes to leave after SIGTERM once the CLI itself is gone. */
 const LEFTOVER_GRACE_MS = 1000;
 /** Time the pipes get to drain after every process of the run is gone. */
@@ -148,9 +153,11 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
     stopState.done = (async () => {
       // Politely first: on SIGINT the CLI stops its running tool and prints a result line.
       subprocess.kill('SIGINT');
+      const grace =
+        cause === 'cancelled' ? Math.min(spec.killGraceMs, CANCEL_GRACE_MS) : spec.killGraceMs;
       const stoppedInTime = await Promise.race([
         exited.then(() => true),
-        sleep(spec.killGraceMs).then(() => false),
+        sleep(grace).then(() => false),
       ]);
       if (stoppedInTime) return;
       stopState.forced = true;

@@ -21,12 +21,11 @@ describe('cancel', () => {
   let queue: Queue;
   const processes: WorkerProcess[] = [];
 
-  const startWorker = async (): Promise<WorkerProcess> => {
+  const startWorker = async (bin = 'claude-slow.mjs'): Promise<WorkerProcess> => {
     const worker = spawnWorkerProcess({
       REDIS_URL: redisUrl,
       QUEUE_NAME: queueName,
-      CLAUDE_BIN: fixture('claude-slow.mjs'),
-      KILL_GRACE_SECONDS: '1',
+      CLAUDE_BIN: fixture(bin),
       SHUTDOWN_GRACE_SECONDS: '0',
     });
     processes.push(worker);
@@ -50,18 +49,24 @@ describe('cancel', () => {
     await queue.close();
   });
 
-  const runningOn = async (jobId: string): Promise<number> =>
+  /** Waits until the job's run has `count` processes. */
+  const runningOn = async (jobId: string, count = 1): Promise<number[]> =>
     waitFor(`job ${jobId} to run`, () => {
       const pids = pidsWithEnv('CLAUDEBOX_JOB_ID', jobId);
-      return pids.length > 0 ? pids[0] : undefined;
+      return pids.length >= count ? pids : undefined;
     });
 
   it('stops a run on whichever of two worker processes has it, within 2 s, without a retry, leaving the other job alone', async () => {
-    const [first, second] = [await startWorker(), await startWorker()];
+    // Runs deaf to SIGINT, with a grandchild in a session of its own, and the default
+    // KILL_GRACE_SECONDS of 5: a cancel still has them gone within 2 s.
+    const [first, second] = [
+      await startWorker('claude-stubborn.mjs'),
+      await startWorker('claude-stubborn.mjs'),
+    ];
     const [a, b] = [randomUUID(), randomUUID()];
-    await client.enqueue({ prompt: 'sleep 60' }, { jobId: a, attempts: 3 });
-    await client.enqueue({ prompt: 'sleep 60' }, { jobId: b, attempts: 3 });
-    await Promise.all([runningOn(a), runningOn(b)]);
+    await client.enqueue({ prompt: 'forever' }, { jobId: a, attempts: 3 });
+    await client.enqueue({ prompt: 'forever' }, { jobId: b, attempts: 3 });
+    await Promise.all([runningOn(a, 2), runningOn(b, 2)]);
     const events = collect(client.events(a));
 
     const asked = Date.now();
@@ -91,7 +96,7 @@ describe('cancel', () => {
     expect(terminal?.type === 'failed' && terminal.data.cancelled).toBe(true);
 
     expect(await queue.getJobState(b)).toBe('active');
-    expect(pidsWithEnv('CLAUDEBOX_JOB_ID', b).length).toBeGreaterThan(0);
+    expect(pidsWithEnv('CLAUDEBOX_JOB_ID', b)).toHaveLength(2);
     expect(stoppedAfter).toBeLessThan(2000);
     const errors = [...first.logs, ...second.logs].filter((log) => Number(log.level) >= 50);
     expect(errors).toEqual([]);
