@@ -1,21 +1,8 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
-import { runWorkerCommand } from './worker-command.js';
+import { processIo } from './process-io.js';
+import { runCli } from './program.js';
 
-const program = new Command()
-  .name('claudebox')
-  .description('Runs Claude Code as background jobs on a BullMQ queue.')
-  .showHelpAfterError();
-
-program
-  .command('worker')
-  .description('Start a worker (configured by environment variables; see the README).')
-  .action(async () => {
-    process.exitCode = await runWorkerCommand({
-      env: process.env,
-      cwd: process.cwd(),
-      stderr: (line) => process.stderr.write(`${line}\n`),
-    });
-  });
-
-await program.parseAsync(process.argv);
+const exitCode = await runCli(process.argv.slice(2), processIo());
+process.exitCode = exitCode;
+// Anything still holding the event loop (a slow Redis goodbye) must not keep the shell waiting.
+setTimeout(() => process.exit(exitCode), 2000).unref();

@@ -80,13 +80,16 @@ export function createClient(options: ClientOptions = {}): ClaudeboxClient {
   if (owned) redis.on('error', onError);
 
   const readResult = async (jobId: string): Promise<ExecuteResult | null> => {
+    // State first, the job after: read the other way round, a job that ends in between would
+    // look completed without its return value.
+    const state = await queue.getJobState(jobId);
     const job = await queue.getJob(jobId);
-    if (!job)
+    if (state === 'unknown' || !job) {
       throw new ClaudeboxError(
         'job-not-found',
         `job ${jobId} not found in queue ${address.queueName}`,
       );
-    const state = await job.getState();
+    }
     if (state === 'completed') return job.returnvalue as ExecuteResult;
     if (state !== 'failed') return null;
     const stored = readRunState(job.progress)?.result;
@@ -97,7 +100,7 @@ export function createClient(options: ClientOptions = {}): ClaudeboxClient {
         jobId,
         attempt: Math.max(1, job.attemptsStarted),
         failure: 'abandoned',
-        error: job.failedReason,
+        error: job.failedReason || 'the job failed without a reason',
         sessionId: null,
         retrying: false,
         startedAt: job.processedOn ?? job.timestamp,

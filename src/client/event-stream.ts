@@ -7,7 +7,7 @@ import {
   type GapEvent,
   type QueueAddress,
 } from '../contract/index.js';
-import { readFirstSeq, readHistory } from '../history/history.js';
+import { readFirstSeq, readHistory, readLastEvent } from '../history/history.js';
 import { ClaudeboxError } from './errors.js';
 
 export interface EventsOptions {
@@ -17,6 +17,8 @@ export interface EventsOptions {
   readonly signal?: AbortSignal;
   /** How long without events before the job's state is checked (5 s by default). */
   readonly idleCheckMs?: number;
+  /** false: only what the history holds now, then end (default true: follow the run live). */
+  readonly follow?: boolean;
 }
 
 const PAGE = 500;
@@ -75,10 +77,17 @@ export async function* jobEvents(
   }
 
   try {
-    await subscriber.subscribe(eventChannel(address.queueName, jobId));
+    const follow = options.follow ?? true;
+    if (follow) await subscriber.subscribe(eventChannel(address.queueName, jobId));
     takeReconnected();
 
     const first = await readFirstSeq(redis, address, jobId);
+    if (first === null && (await queue.getJobState(jobId)) === 'unknown') {
+      throw new ClaudeboxError(
+        'job-not-found',
+        `job ${jobId} not found in queue ${address.queueName}`,
+      );
+    }
     if (first !== null && first > next) {
       // Older events were trimmed from the history (EVENTS_MAX_LEN): say so, do not pretend.
       yield trimmedGap(jobId, next, first - 1);
@@ -90,6 +99,10 @@ export async function* jobEvents(
       next = event.seq + 1;
       if (isFinalEvent(event)) return;
     }
+    if (!follow) return;
+    // Asked for events past the end of a job that is over: there will be none.
+    const last = await readLastEvent(redis, address, jobId);
+    if (last && isFinalEvent(last) && last.seq < next) return;
 
     let idleSince = Date.now();
     while (!signal?.aborted) {

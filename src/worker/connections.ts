@@ -75,7 +75,9 @@ export async function probeRedis(url: string, timeoutMs: number): Promise<string
     retryStrategy: () => null,
     enableOfflineQueue: false,
   });
-  redis.on('error', () => undefined);
+  // ioredis rejects the connect with "Connection is closed."; the error event says why.
+  const causes: string[] = [];
+  redis.on('error', (error: Error) => causes.push(error.message));
   let timer: NodeJS.Timeout | undefined;
   try {
     const timeout = new Promise<never>((_, reject) => {
@@ -84,7 +86,7 @@ export async function probeRedis(url: string, timeoutMs: number): Promise<string
     await Promise.race([redis.connect().then(() => redis.ping()), timeout]);
     return null;
   } catch (error) {
-    return error instanceof Error ? error.message : String(error);
+    return causes[0] ?? (error instanceof Error ? error.message : String(error));
   } finally {
     clearTimeout(timer);
     redis.disconnect();

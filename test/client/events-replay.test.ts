@@ -64,13 +64,31 @@ describe('event replay', () => {
     expect(terminal?.type === 'completed' && terminal.data.lastSeq).toBe(terminal?.seq);
   });
 
-  it('starts from the asked seq', async () => {
+  it('starts from the asked seq, and ends at once when asked past the end of a finished job', async () => {
     const jobId = await client.enqueue({ prompt: 'sleep 1' });
     await client.result(jobId, { timeoutMs: 20_000 });
 
     const all = await collect(client.events(jobId));
     const fromThree = await collect(client.events(jobId, { fromSeq: 3 }));
     expect(fromThree).toEqual(all.slice(2));
+    // An hour of idle time before a state check: ending at once shows it did not need one.
+    expect(
+      await collect(client.events(jobId, { fromSeq: all.length + 1, idleCheckMs: 3_600_000 })),
+    ).toEqual([]);
+  });
+
+  it('without following, gives what the history holds now and ends', async () => {
+    const jobId = randomUUID();
+    const live: ExecuteEvent[] = [];
+    const watching = collect(client.events(jobId), live);
+    await client.enqueue({ prompt: 'sleep 3' }, { jobId });
+    await waitFor('a few events', () => (live.length >= 3 ? true : undefined));
+
+    const now = await collect(client.events(jobId, { follow: false }));
+    expect(now.length).toBeGreaterThanOrEqual(3);
+    expect(now.at(-1)?.type).not.toBe('completed');
+    expect(now).toEqual(live.slice(0, now.length));
+    await watching;
   });
 
   it('returns the ExecuteResult of a completed job', async () => {
@@ -80,7 +98,7 @@ describe('event replay', () => {
   });
 
   it('says a job does not exist instead of waiting for it forever', async () => {
-    const events = collect(client.events('no-such-job', { idleCheckMs: 100 }));
+    const events = collect(client.events('no-such-job', { idleCheckMs: 3_600_000 }));
     await expect(events).rejects.toThrow('job no-such-job not found');
     await expect(client.result('no-such-job')).rejects.toThrow('job no-such-job not found');
   });

@@ -80,7 +80,7 @@ describe('the worker process', () => {
     expect(worker.stderr).toHaveLength(1);
     expect(worker.stderr[0]).toMatch(
       new RegExp(
-        `^claudebox: cannot reach Redis at redis://127\\.0\\.0\\.1:${port} \\(REDIS_URL\\): `,
+        `^claudebox: cannot reach Redis at redis://127\\.0\\.0\\.1:${port} \\(REDIS_URL\\): connect ECONNREFUSED`,
       ),
     );
   });

@@ -1,0 +1,56 @@
+import { CliError, EXIT } from './exit-codes.js';
+
+/**
+ * Option values arrive as strings. These check only that a value is a number at all; the job
+ * contract's schema judges the range where it has an opinion, so both speak with one voice.
+ */
+
+const usage = (option: string, value: string, what: string): CliError =>
+  new CliError(EXIT.usage, `${option}: ${JSON.stringify(value)} is not ${what}`);
+
+/** A decimal number such as 30 or 2.5 (a sign is allowed so the schema can name the range). */
+export function parseNumber(option: string, value: string, what = 'a number'): number {
+  if (!/^[-+]?\d+(\.\d+)?$/.test(value.trim())) throw usage(option, value, what);
+  return Number(value);
+}
+
+export function parseInteger(option: string, value: string): number {
+  if (!/^[-+]?\d+$/.test(value.trim())) throw usage(option, value, 'a whole number');
+  return Number(value);
+}
+
+/** A whole number of at least `min`, for options the schema does not cover. */
+export function parseCount(option: string, value: string, min: number): number {
+  const count = parseInteger(option, value);
+  if (count < min) throw new CliError(EXIT.usage, `${option}: must be at least ${min}`);
+  return count;
+}
+
+/** A number of seconds that may be 0, for waits the CLI itself does. */
+export function parseWaitSeconds(option: string, value: string): number {
+  const seconds = parseNumber(option, value, 'a number of seconds');
+  if (seconds < 0) throw new CliError(EXIT.usage, `${option}: must not be negative`);
+  return seconds;
+}
+
+/**
+ * A comma-separated list of tool rules. Commas inside parentheses stay with their rule, so
+ * `Bash(git log:*),Read` is two rules.
+ */
+export function parseList(value: string): string[] {
+  const items: string[] = [];
+  let depth = 0;
+  let current = '';
+  for (const char of value) {
+    if (char === '(') depth++;
+    if (char === ')') depth = Math.max(0, depth - 1);
+    if (char === ',' && depth === 0) {
+      items.push(current);
+      current = '';
+    } else {
+      current += char;
+    }
+  }
+  items.push(current);
+  return items.map((item) => item.trim()).filter((item) => item !== '');
+}

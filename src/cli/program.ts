@@ -1,0 +1,155 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { PERMISSION_MODES } from '../contract/index.js';
+import { runCancelCommand, type CancelOptions } from './cancel-command.js';
+import { runEventsCommand, type EventsOptions } from './events-command.js';
+import { CliError, EXIT, EXIT_CODES_HELP } from './exit-codes.js';
+import { INTERRUPT_POLICIES } from './interrupt.js';
+import type { CliIo } from './io.js';
+import { runResultCommand, type ResultOptions } from './result-command.js';
+import { runRunCommand, type RunOptions } from './run-command.js';
+import { runWorkerCommand } from './worker-command.js';
+
+const ENVIRONMENT_HELP = `
+Environment (the same variables as the worker's):
+  REDIS_URL     Redis to use (default redis://127.0.0.1:6379)
+  QUEUE_NAME    the queue (default claudebox)
+  QUEUE_PREFIX  BullMQ's key prefix (default bull)`;
+
+/** The Ctrl-C part of `--help` for a command that follows a job. */
+function interruptHelp(withoutTerminal: 'cancel' | 'detach'): string {
+  const note = (policy: string): string =>
+    policy === withoutTerminal ? '\n          (the default without a terminal)' : '';
+  return `
+Ctrl-C while following stops the following; --on-interrupt says what becomes of the job:
+  ask     ask "Cancel job <id> too? [y/N]" on the terminal (a second Ctrl-C means yes);
+          the default at a terminal
+  cancel  cancel the job and wait up to 10 s for it to end${note('cancel')}
+  detach  leave the job running and print how to follow it again${note('detach')}
+The exit code is then 130.`;
+}
+
+/**
+ * `claudebox <command> ...`: parses `args` (without the node and script paths) and resolves
+ * with the exit code. Nothing here touches the process: `io` is everything it uses.
+ */
+export async function runCli(args: readonly string[], io: CliIo): Promise<number> {
+  let exitCode: number = EXIT.ok;
+  const program = buildProgram(io, (code) => (exitCode = code));
+  try {
+    await program.parseAsync([...args], { from: 'user' });
+  } catch (error) {
+    // Commander's own ends: help and --version (0), usage mistakes (2).
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    throw error;
+  }
+  return exitCode;
+}
+
+function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
+  const act =
+    <A extends unknown[]>(command: (...args: A) => Promise<number>) =>
+    async (...args: A): Promise<void> => {
+      try {
+        setExitCode(await command(...args));
+      } catch (error) {
+        if (error instanceof CliError) {
+          io.stderr(`claudebox: ${error.message}\n`);
+          setExitCode(error.code);
+          return;
+        }
+        io.stderr(`claudebox: ${error instanceof Error ? error.message : String(error)}\n`);
+        setExitCode(EXIT.failed);
+      }
+    };
+
+  // Settings made before .command() are inherited by every subcommand.
+  const program = new Command()
+    .name('claudebox')
+    .description('Runs Claude Code as background jobs on a BullMQ queue.')
+    .version(packageVersion(), '-V, --version')
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpText('after', `${ENVIRONMENT_HELP}\n${EXIT_CODES_HELP}`);
+
+  program
+    .command('worker')
+    .description('Start a worker (configured by environment variables; see the README).')
+    .action(
+      act(() =>
+        runWorkerCommand({
+          env: io.env,
+          cwd: io.cwd,
+          stderr: (line) => io.stderr(`${line}\n`),
+        }),
+      ),
+    );
+
+  program
+    .command('run')
+    .description(
+      'Enqueue a Claude Code run and print its job id, or with --follow its events until it ends.',
+    )
+    .argument('<prompt>', 'the prompt; - reads it from stdin (so a big prompt never goes on argv)')
+    .option('--cwd <dir>', "working directory, relative to the worker's WORK_DIR")
+    .option('--tools <list>', 'comma-separated tools the run may use (e.g. "Read,Bash(git log:*)")')
+    .option('--disallowed-tools <list>', 'comma-separated tools the run must not use')
+    .option('--timeout <seconds>', "stop the run after this long (default: the worker's)")
+    .option('--resume <sessionId>', 'continue this Claude session (a UUID)')
+    .option('--model <name>', 'model name or alias')
+    .option('--max-turns <n>', 'stop after this many turns')
+    .option('--permission-mode <mode>', `one of ${PERMISSION_MODES.join(', ')}`)
+    .option('--append-system-prompt <text>', 'text added to the system prompt')
+    .option('--attempts <n>', 'attempts in all, counting retries after a failure (default 1)')
+    .option('--follow', "print the job's events live; the exit code follows the run")
+    .option('--json', 'with --follow: one raw event JSON per line instead of text')
+    .addOption(
+      new Option(
+        '--on-interrupt <what>',
+        'what Ctrl-C does to the job (default: ask at a terminal, else cancel)',
+      ).choices(INTERRUPT_POLICIES),
+    )
+    .addHelpText('after', `${interruptHelp('cancel')}\n${ENVIRONMENT_HELP}\n${EXIT_CODES_HELP}`)
+    .action(act((prompt: string, options: RunOptions) => runRunCommand(prompt, options, io)));
+
+  program
+    .command('events')
+    .description("Print a job's events, following it live until it ends.")
+    .argument('<jobId>', 'the job')
+    .option('--from <seq>', 'start at this event number (default 1: everything)')
+    .option('--json', 'one raw event JSON per line instead of text')
+    .option('--no-follow', 'print what the history holds now and exit')
+    .addOption(
+      new Option(
+        '--on-interrupt <what>',
+        'what Ctrl-C does to the job (default: ask at a terminal, else detach)',
+      ).choices(INTERRUPT_POLICIES),
+    )
+    .addHelpText('after', `${interruptHelp('detach')}\n${ENVIRONMENT_HELP}\n${EXIT_CODES_HELP}`)
+    .action(act((jobId: string, options: EventsOptions) => runEventsCommand(jobId, options, io)));
+
+  program
+    .command('result')
+    .description("Print a finished job's result (ExecuteResult) as JSON.")
+    .argument('<jobId>', 'the job')
+    .option('--wait <seconds>', 'wait this long for the job to finish (default 0)')
+    .addHelpText('after', `${ENVIRONMENT_HELP}\n${EXIT_CODES_HELP}`)
+    .action(act((jobId: string, options: ResultOptions) => runResultCommand(jobId, options, io)));
+
+  program
+    .command('cancel')
+    .description('Cancel a job: stop its run, or make sure it never starts.')
+    .argument('<jobId>', 'the job')
+    .option('--reason <text>', `why, recorded in the job's error (default "cancelled by request")`)
+    .addHelpText('after', `${ENVIRONMENT_HELP}\n${EXIT_CODES_HELP}`)
+    .action(act((jobId: string, options: CancelOptions) => runCancelCommand(jobId, options, io)));
+
+  return program;
+}
+
+function packageVersion(): string {
+  // The same path from src/cli and dist/cli.
+  const raw = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+  return (JSON.parse(raw) as { version: string }).version;
+}

@@ -1,0 +1,145 @@
+import type { JobsOptions } from 'bullmq';
+import { ClaudeboxError } from '../client/index.js';
+import { ExecuteRequestSchema, type ExecuteRequest } from '../contract/index.js';
+import { connect } from './connect.js';
+import { CliError, EXIT } from './exit-codes.js';
+import { followJob } from './follow.js';
+import { choosePolicy, Interrupts, type InterruptPolicy } from './interrupt.js';
+import { isInteractive, type CliIo } from './io.js';
+import { parseCount, parseInteger, parseList, parseNumber } from './options.js';
+
+/** `claudebox run` options as commander hands them over: strings, checked here. */
+export interface RunOptions {
+  readonly cwd?: string;
+  readonly tools?: string;
+  readonly disallowedTools?: string;
+  readonly timeout?: string;
+  readonly resume?: string;
+  readonly model?: string;
+  readonly maxTurns?: string;
+  readonly permissionMode?: string;
+  readonly appendSystemPrompt?: string;
+  readonly attempts?: string;
+  readonly follow?: boolean;
+  readonly json?: boolean;
+  readonly onInterrupt?: InterruptPolicy;
+}
+
+/** The option each request field comes from, so a rejection names what the user typed. */
+const OPTION_OF_FIELD: Record<keyof ExecuteRequest, string> = {
+  prompt: 'prompt',
+  workingDir: '--cwd',
+  allowedTools: '--tools',
+  disallowedTools: '--disallowed-tools',
+  timeout: '--timeout',
+  resumeSessionId: '--resume',
+  model: '--model',
+  maxTurns: '--max-turns',
+  appendSystemPrompt: '--append-system-prompt',
+  permissionMode: '--permission-mode',
+};
+
+/**
+ * `claudebox run <prompt>`: enqueues an execute job; prints its id, or with --follow its events
+ * until the run ends (exit code 0 when it completed, 1 when it failed).
+ */
+export async function runRunCommand(
+  promptArg: string,
+  options: RunOptions,
+  io: CliIo,
+): Promise<number> {
+  const draft = requestFromOptions(options);
+  const attempts =
+    options.attempts === undefined ? undefined : parseCount('--attempts', options.attempts, 1);
+  if (options.json === true && options.follow !== true) {
+    throw new CliError(EXIT.usage, '--json goes with --follow');
+  }
+  const prompt = promptArg === '-' ? await readPrompt(io) : promptArg;
+  const request = validate({ prompt, ...draft });
+
+  const connection = await connect(io);
+  // Watching from before the job exists: a Ctrl-C during the enqueue must not orphan it either.
+  const interrupts = options.follow === true ? new Interrupts(io) : null;
+  try {
+    const jobOptions: JobsOptions = attempts === undefined ? {} : { attempts };
+    let jobId: string;
+    try {
+      jobId = await connection.client.enqueue(request, jobOptions);
+    } catch (error) {
+      // The same schema was checked above; this covers a client that knows more than we do.
+      if (error instanceof ClaudeboxError && error.code === 'invalid-request') {
+        throw new CliError(EXIT.usage, error.message);
+      }
+      throw error;
+    }
+    if (interrupts === null) {
+      io.stdout(`${jobId}\n`);
+      return EXIT.ok;
+    }
+    if (options.json !== true) io.stdout(`· job ${jobId} queued\n`);
+    return await followJob({
+      client: connection.client,
+      jobId,
+      fromSeq: 1,
+      json: options.json === true,
+      io,
+      interrupts,
+      policy: choosePolicy(options.onInterrupt, isInteractive(io), 'cancel'),
+      withoutTerminal: 'cancel',
+    });
+  } finally {
+    interrupts?.dispose();
+    await connection.close();
+  }
+}
+
+function requestFromOptions(options: RunOptions): Omit<ExecuteRequest, 'prompt'> {
+  return {
+    ...(options.cwd !== undefined && { workingDir: options.cwd }),
+    ...(options.tools !== undefined && { allowedTools: parseList(options.tools) }),
+    ...(options.disallowedTools !== undefined && {
+      disallowedTools: parseList(options.disallowedTools),
+    }),
+    ...(options.timeout !== undefined && {
+      timeout: parseNumber('--timeout', options.timeout, 'a number of seconds'),
+    }),
+    ...(options.resume !== undefined && { resumeSessionId: options.resume }),
+    ...(options.model !== undefined && { model: options.model }),
+    ...(options.maxTurns !== undefined && {
+      maxTurns: parseInteger('--max-turns', options.maxTurns),
+    }),
+    ...(options.permissionMode !== undefined && {
+      permissionMode: options.permissionMode as ExecuteRequest['permissionMode'],
+    }),
+    ...(options.appendSystemPrompt !== undefined && {
+      appendSystemPrompt: options.appendSystemPrompt,
+    }),
+  };
+}
+
+/**
+ * The contract's own schema, checked before Redis is even contacted, with each problem named
+ * by the option it came from.
+ */
+function validate(request: ExecuteRequest): ExecuteRequest {
+  const parsed = ExecuteRequestSchema.safeParse(request, { reportInput: true });
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const field = issue.path[0];
+    const option =
+      typeof field === 'string' && field in OPTION_OF_FIELD
+        ? OPTION_OF_FIELD[field as keyof ExecuteRequest]
+        : String(field ?? 'request');
+    return `${option}: ${issue.message}`;
+  });
+  throw new CliError(EXIT.usage, `invalid request: ${problems.join('; ')}`);
+}
+
+async function readPrompt(io: CliIo): Promise<string> {
+  if (io.isTTY.stdin) io.stderr('claudebox: reading the prompt from stdin; end it with Ctrl-D\n');
+  const chunks: Buffer[] = [];
+  for await (const chunk of io.stdin) {
+    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

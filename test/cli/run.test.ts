@@ -1,0 +1,182 @@
+import { randomUUID } from 'node:crypto';
+import type { Queue } from 'bullmq';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import type { ExecuteEvent } from '../../src/contract/index.js';
+import {
+  createQueue,
+  fixture,
+  startTestWorker,
+  uniqueQueueName,
+  type TestWorker,
+} from '../support/worker.js';
+import { CliProcesses, cli, fakeIo } from './support.js';
+
+const redisUrl = inject('redisUrl');
+
+describe('claudebox run', () => {
+  let queueName: string;
+  let env: Record<string, string>;
+  let queue: Queue;
+  let worker: TestWorker | undefined;
+  const processes = new CliProcesses();
+
+  beforeEach(() => {
+    queueName = uniqueQueueName();
+    env = { REDIS_URL: redisUrl, QUEUE_NAME: queueName };
+    queue = createQueue(redisUrl, queueName);
+  });
+
+  afterEach(async () => {
+    const leftovers = await processes.reap();
+    await worker?.worker.shutdown(0);
+    worker = undefined;
+    await queue.obliterate({ force: true });
+    await queue.close();
+    expect(leftovers, 'claudebox processes still running after the test').toEqual([]);
+  });
+
+  const startWorker = async (bin: string): Promise<void> => {
+    worker = await startTestWorker({ redisUrl, queueName, claudeBin: fixture(bin) });
+  };
+
+  it('--follow prints the run as text and exits 0 when it completes', async () => {
+    await startWorker('claude-success.mjs');
+    const run = processes.spawn(['run', '--follow', 'hello there'], env);
+
+    expect(await run.exited).toBe(0);
+    const lines = run.stdout().trimEnd().split('\n');
+    const jobId = /^· job (\S+) queued$/.exec(lines[0] ?? '')?.[1];
+    expect(jobId).toBeDefined();
+    expect(lines.slice(1)).toEqual([
+      expect.stringMatching(
+        new RegExp(`^▶ job ${jobId} attempt 1 started \\(pid \\d+, session [0-9a-f]{8}…\\)$`),
+      ),
+      `· cwd ${worker?.workDir}`,
+      expect.stringMatching(/^prompt 11 bytes sha256 [0-9a-f]{64}$/),
+      '= success: 1 turn, $0.0123',
+      expect.stringMatching(/^✓ completed in \d+\.\ds \(\$0\.0123\)$/),
+    ]);
+    expect(run.stderr()).toBe('');
+  });
+
+  it('--follow exits 1 and says why when the run fails', async () => {
+    await startWorker('claude-api-error.mjs');
+    const run = processes.spawn(['run', '--follow', 'hello'], env);
+
+    expect(await run.exited).toBe(1);
+    expect(run.stdout()).toContain('= error: 1 turn, $0.0000\n');
+    expect(run.stdout()).toContain(
+      '✗ failed: claude reported an error (exited with code 1): API Error: 500 ' +
+        '{"type":"error","error":{"type":"api_error","message":"Internal server error"}}\n',
+    );
+  });
+
+  it('--follow --json prints every event of the run as one JSON line, in order', async () => {
+    await startWorker('claude-success.mjs');
+    const run = processes.spawn(['run', '--follow', '--json', 'hello'], env);
+
+    expect(await run.exited).toBe(0);
+    const events = run
+      .stdout()
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as ExecuteEvent);
+    expect(events.map((event) => event.type)).toEqual([
+      'started',
+      'output',
+      'output',
+      'output',
+      'completed',
+    ]);
+    expect(events.map((event) => event.seq)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('without --follow prints the job id and enqueues the request the options describe', async () => {
+    const session = randomUUID();
+    const run = processes.spawn(
+      [
+        'run',
+        '--cwd',
+        'repo',
+        '--tools',
+        'Read,Bash(git log:*)',
+        '--disallowed-tools',
+        'WebFetch',
+        '--timeout',
+        '90',
+        '--resume',
+        session,
+        '--model',
+        'sonnet',
+        '--max-turns',
+        '7',
+        '--permission-mode',
+        'acceptEdits',
+        '--append-system-prompt',
+        'Be brief.',
+        '--attempts',
+        '3',
+        'Fix the bug',
+      ],
+      env,
+    );
+
+    expect(await run.exited).toBe(0);
+    const jobId = run.stdout().trim();
+    const job = await queue.getJob(jobId);
+    expect(job?.data).toEqual({
+      prompt: 'Fix the bug',
+      workingDir: 'repo',
+      allowedTools: ['Read', 'Bash(git log:*)'],
+      disallowedTools: ['WebFetch'],
+      timeout: 90,
+      resumeSessionId: session,
+      model: 'sonnet',
+      maxTurns: 7,
+      permissionMode: 'acceptEdits',
+      appendSystemPrompt: 'Be brief.',
+    });
+    expect(job?.opts.attempts).toBe(3);
+  });
+
+  it('reads the prompt from stdin for "-", however big', async () => {
+    const prompt = `${'a long prompt line\n'.repeat(20_000)}the end`; // ~380 KB: too big for argv
+    const run = processes.spawn(['run', '-'], env, { stdin: prompt });
+
+    expect(await run.exited).toBe(0);
+    const job = await queue.getJob(run.stdout().trim());
+    expect(job?.data).toEqual({ prompt });
+  });
+
+  it('exits 2 naming each bad field, and enqueues nothing', async () => {
+    const run = processes.spawn(
+      ['run', '--max-turns', '0', '--model', 'not a model', '--tools', 'Bash,', ' '],
+      env,
+    );
+
+    expect(await run.exited).toBe(2);
+    expect(run.stderr()).toBe(
+      'claudebox: invalid request: prompt: must not be empty; ' +
+        '--model: must be a model name or alias; --max-turns: must be positive\n',
+    );
+    expect(run.stdout()).toBe('');
+    expect(await queue.getJobCountByTypes('waiting', 'active', 'delayed')).toBe(0);
+  });
+
+  it('exits 2 with a clear message for an option value that is no number, enqueuing nothing', async () => {
+    for (const [args, message] of [
+      [['--timeout', 'abc'], '--timeout: "abc" is not a number of seconds'],
+      [['--max-turns', '2.5'], '--max-turns: "2.5" is not a whole number'],
+      [['--attempts', '0'], '--attempts: must be at least 1'],
+      [['--json'], '--json goes with --follow'],
+    ] as const) {
+      const io = fakeIo(env);
+      expect(await cli(['run', ...args, 'hello'], io)).toBe(2);
+      expect(io.stderrText()).toBe(`claudebox: ${message}\n`);
+    }
+    const io = fakeIo(env);
+    expect(await cli(['run', '--on-interrupt', 'later', 'hello'], io)).toBe(2);
+    expect(io.stderrText()).toContain("argument 'later' is invalid");
+    expect(await queue.getJobCountByTypes('waiting', 'active', 'delayed')).toBe(0);
+  });
+});
