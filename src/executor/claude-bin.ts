@@ -56,7 +56,7 @@ async function isOwnWrapper(path: string): Promise<boolean> {
  * The native binary of `@anthropic-ai/claude-code`, found through its per-platform package so
  * it works even where npm did not run the wrapper's postinstall step.
  */
-async function bundledBinary(): Promise<string | null> {
+export async function bundledBinary(): Promise<string | null> {
   const require = createRequire(import.meta.url);
   const musl = isMusl() ? '-musl' : '';
   const candidates = [

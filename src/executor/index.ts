@@ -1,6 +1,11 @@
 export { buildArgs, type SessionPlan } from './args.js';
 export { buildChildEnv, RUN_MARKER, WORKER_MARKER, JOB_VARIABLE, type RunIdentity } from './env.js';
-export { resolveClaudeBinary, ClaudeBinaryError, type ClaudeBinary } from './claude-bin.js';
+export {
+  bundledBinary,
+  resolveClaudeBinary,
+  ClaudeBinaryError,
+  type ClaudeBinary,
+} from './claude-bin.js';
 export {
   runClaude,
   type RunSpec,

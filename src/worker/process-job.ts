@@ -209,9 +209,9 @@ async function processJob(
         report.failure !== 'cancelled' &&
         job.attemptsMade + 1 < (job.opts.attempts ?? 1));
     const result = events.terminal(report.success ? 'completed' : 'failed', {
-      ...fields,
       jobId,
       attempt,
+      ...fields,
       sessionId: streamSessionId ?? plan.sessionId,
       resumed: plan.resumed,
       retrying,

@@ -1,7 +1,10 @@
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
+import { eventually, pidsWithEnv } from './processes.js';
 import { startRedisServer, type RedisServer } from './redis-server.js';
 
 declare module 'vitest' {
@@ -10,6 +13,12 @@ declare module 'vitest' {
   }
 }
 
+/**
+ * Every process the tests start inherits this variable (claude runs aside: they get an
+ * allow-listed environment, and each test checks its runs through their job id instead).
+ */
+const SESSION = 'CLAUDEBOX_TEST_SESSION';
+const session = randomUUID();
 let server: RedisServer | undefined;
 
 /**
@@ -17,19 +26,34 @@ let server: RedisServer | undefined;
  * redis-server for the whole run, on a free port: never the developer's 6379.
  */
 export async function setup(project: TestProject): Promise<void> {
+  process.env[SESSION] = session;
   const root = fileURLToPath(new URL('../../', import.meta.url));
-  execFileSync(
-    process.execPath,
-    [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
-    {
-      cwd: root,
-      stdio: 'inherit',
-    },
-  );
+  const tsc = join(root, 'node_modules/typescript/bin/tsc');
+  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
   server = await startRedisServer();
   project.provide('redisUrl', server.url);
 }
 
+/** Stops the run's Redis, then fails the run if any process a test started is still alive. */
 export async function teardown(): Promise<void> {
   await server?.close();
+  const leftovers = (): number[] =>
+    pidsWithEnv(SESSION, session).filter((pid) => !commandLine(pid).includes('vitest'));
+  if (await eventually(() => leftovers().length === 0, 5000)) return;
+  const found = leftovers().map((pid) => `${pid}: ${commandLine(pid)}`);
+  for (const pid of leftovers()) process.kill(pid, 'SIGKILL');
+  throw new Error(
+    `processes started by the tests outlived them (now killed):\n${found.join('\n')}`,
+  );
+}
+
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+  } catch {
+    return '';
+  }
 }

@@ -1,0 +1,185 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { realpath } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { createClient } from '../client/index.js';
+import { renderEvent } from '../cli/render.js';
+import { useColor, writeLines, type CliIo } from '../cli/io.js';
+import { loadConfig, redactUrl } from '../config/config.js';
+import { createLogger } from '../config/logger.js';
+import type { ExecuteResult } from '../contract/index.js';
+import { bundledBinary } from '../executor/index.js';
+import { startStandIn } from '../stand-in/index.js';
+import { startWorker } from '../worker/worker.js';
+import { startPrivateRedis } from './private-redis.js';
+
+/** The scripted model runs one Bash command, then answers quoting what it printed. */
+const DEMO_PROMPT = [
+  'Find out which Node.js version this machine runs and note it in node-version.txt.',
+  'stand-in: bash node --version | tee node-version.txt',
+  'stand-in: say This machine runs Node.js {{result}}; I wrote that to node-version.txt.',
+].join('\n');
+
+/** One cleanup step per thing the demo started, run in reverse order whatever happens. */
+type Cleanup = () => Promise<void> | void;
+
+/**
+ * `npm run demo`: a run from enqueue to result with nothing but `npm ci` done. A private
+ * redis-server (or REDIS_URL), a worker, the real claude CLI, and a scripted stand-in for the
+ * Anthropic API in place of the model. Everything it starts, it stops.
+ */
+export async function runDemo(io: CliIo): Promise<number> {
+  const cleanups: Cleanup[] = [];
+  const say = (line = ''): void => io.stdout(`${line}\n`);
+  // Ctrl-C ends the following; the cleanups below then stop the run and everything else.
+  const interrupted = new AbortController();
+  const stopInterrupts = io.onInterrupt(() => interrupted.abort());
+  try {
+    const claude = await bundledBinary();
+    if (claude === null) {
+      io.stderr('claudebox demo: the claude CLI is not installed; run `npm ci` first\n');
+      return 1;
+    }
+    let redisUrl = io.env.REDIS_URL;
+    let redisNote = `${redactUrl(redisUrl ?? '')} (from REDIS_URL)`;
+    if (!redisUrl) {
+      const redis = await startPrivateRedis().catch((error: unknown) => {
+        throw new Error(
+          `${error instanceof Error ? error.message : String(error)}, or set REDIS_URL to a Redis to use`,
+        );
+      });
+      cleanups.push(() => redis.close());
+      redisUrl = redis.url;
+      redisNote = `a private redis-server on ${redis.url} (set REDIS_URL to use yours)`;
+    }
+
+    const standIn = await startStandIn();
+    cleanups.push(() => standIn.close());
+
+    const scratch = mkdtempSync(join(tmpdir(), 'claudebox-demo-'));
+    cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
+    const workDir = await realpath(scratch);
+    const home = join(workDir, '.home');
+    mkdirSync(join(home, '.claude'), { recursive: true });
+    const queueName = `claudebox-demo-${randomUUID().slice(0, 8)}`;
+    const env = {
+      PATH: io.env.PATH,
+      LANG: io.env.LANG,
+      // A private HOME: the demo neither reads nor leaves anything in yours.
+      HOME: home,
+      CLAUDE_CONFIG_DIR: join(home, '.claude'),
+      ANTHROPIC_BASE_URL: standIn.url,
+      ANTHROPIC_API_KEY: 'scripted-stand-in',
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+      DISABLE_TELEMETRY: '1',
+      CLAUDE_CODE_MAX_RETRIES: '0',
+      REDIS_URL: redisUrl,
+      QUEUE_NAME: queueName,
+      WORK_DIR: workDir,
+      HEALTH_PORT: '0',
+      LOG_LEVEL: 'warn',
+    };
+    const config = loadConfig(env);
+    const logs = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        io.stderr(chunk.toString());
+        done();
+      },
+    });
+    const worker = await startWorker({
+      config,
+      env,
+      logger: createLogger(config.LOG_LEVEL, logs),
+      claude: { path: claude, source: 'bundled' },
+      workDir,
+    });
+    cleanups.push(() => worker.shutdown(0));
+    const client = createClient({ url: redisUrl, queueName });
+    cleanups.push(() => client.close());
+    if (io.env.REDIS_URL) {
+      // Someone else's Redis: take the demo's queue away again.
+      cleanups.push(async () => {
+        const queue = new Queue(queueName, { connection: { url: redisUrl } });
+        await queue.obliterate({ force: true });
+        await queue.close();
+        // And the keys that are claudebox's, not BullMQ's: the job's history, the session.
+        const redis = new Redis(redisUrl);
+        for await (const keys of redis.scanStream({ match: `bull:${queueName}:*` })) {
+          if ((keys as string[]).length > 0) await redis.del(...(keys as string[]));
+        }
+        await redis.quit();
+      });
+    }
+
+    say('claudebox demo');
+    say(`  Redis    ${redisNote}`);
+    say(
+      `  Model    a scripted stand-in for the Anthropic API on ${standIn.url}: no API key, no network`,
+    );
+    say(`  Claude   the real claude CLI, ${claude}`);
+    say(`  Worker   one claudebox worker, WORK_DIR ${workDir}`);
+    say();
+    const jobId = await client.enqueue({
+      prompt: DEMO_PROMPT,
+      allowedTools: ['Bash'],
+      timeout: 120,
+    });
+    say(`Enqueued job ${jobId} on queue ${queueName}, prompt:`);
+    for (const line of DEMO_PROMPT.split('\n')) say(`  | ${line}`);
+    say();
+    say('Its events, as they arrive:');
+
+    const color = useColor(io);
+    for await (const event of client.events(jobId, { signal: interrupted.signal })) {
+      writeLines(io.stdout, renderEvent(event, { color }));
+    }
+    if (interrupted.signal.aborted) {
+      io.stderr('claudebox demo: interrupted; stopping everything it started\n');
+      return 130;
+    }
+    const result = await client.result(jobId, { timeoutMs: 30_000 });
+
+    say();
+    say('The ExecuteResult (the job’s return value):');
+    say(JSON.stringify(abbreviate(result), null, 2));
+    say();
+    say(
+      `node-version.txt in the working directory: ${readFileSync(join(workDir, 'node-version.txt'), 'utf8').trim()}`,
+    );
+    say();
+    say('The demo now stops everything it started. To run against the real API instead:');
+    say('  export ANTHROPIC_API_KEY=sk-ant-...   # no stand-in');
+    say('  npm start                             # a worker, on Redis at 127.0.0.1:6379');
+    say('  npx claudebox run --follow "your prompt"');
+    return result.success ? 0 : 1;
+  } catch (error) {
+    io.stderr(`claudebox demo: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  } finally {
+    stopInterrupts();
+    await cleanUp(cleanups);
+  }
+}
+
+async function cleanUp(cleanups: Cleanup[]): Promise<void> {
+  for (const cleanup of cleanups.splice(0).reverse()) {
+    try {
+      await cleanup();
+    } catch {
+      // Keep going: the next thing to stop matters as much.
+    }
+  }
+}
+
+/** The result as stored, but with the raw stdout (shown above, line by line) summarised. */
+function abbreviate(result: ExecuteResult): Record<string, unknown> {
+  return {
+    ...result,
+    output: `<${result.outputBytes} bytes: the CLI's stream-json lines, shown above>`,
+    usage: result.usage === null ? null : '<token counts>',
+  };
+}
