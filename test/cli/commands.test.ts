@@ -3,7 +3,6 @@ import type { Queue } from 'bullmq';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
 import type { Terminal } from '../../src/cli/io.js';
-import type { ExecuteEvent } from '../../src/contract/index.js';
 import { findFreePort } from '../support/redis-server.js';
 import {
   createQueue,
@@ -12,16 +11,11 @@ import {
   uniqueQueueName,
   waitFor,
   type TestWorker,
+  collectEvents,
 } from '../support/worker.js';
 import { cli, fakeIo, type FakeIo } from './support.js';
 
 const redisUrl = inject('redisUrl');
-
-async function collect(iterable: AsyncIterable<ExecuteEvent>): Promise<ExecuteEvent[]> {
-  const events: ExecuteEvent[] = [];
-  for await (const event of iterable) events.push(event);
-  return events;
-}
 
 describe('claudebox events, result and cancel', () => {
   let queueName: string;
@@ -76,7 +70,7 @@ describe('claudebox events, result and cancel', () => {
       await startWorker('claude-success.mjs');
       const jobId = await client.enqueue({ prompt: 'hi' });
       await finalResult(jobId);
-      const all = await collect(client.events(jobId));
+      const all = await collectEvents(client.events(jobId));
 
       const text = io();
       expect(await cli(['events', jobId, '--from', '4', '--no-follow'], text)).toBe(0);

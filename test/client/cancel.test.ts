@@ -2,18 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Queue } from 'bullmq';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
-import type { ExecuteEvent } from '../../src/contract/index.js';
 import { eventually, pidsWithEnv } from '../support/processes.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
-import { createQueue, fixture, uniqueQueueName, waitFor } from '../support/worker.js';
+import {
+  createQueue,
+  fixture,
+  uniqueQueueName,
+  waitFor,
+  collectEvents,
+} from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
-
-async function collect(iterable: AsyncIterable<ExecuteEvent>): Promise<ExecuteEvent[]> {
-  const events: ExecuteEvent[] = [];
-  for await (const event of iterable) events.push(event);
-  return events;
-}
 
 describe('cancel', () => {
   let queueName: string;
@@ -67,7 +66,7 @@ describe('cancel', () => {
     await client.enqueue({ prompt: 'forever' }, { jobId: a, attempts: 3 });
     await client.enqueue({ prompt: 'forever' }, { jobId: b, attempts: 3 });
     await Promise.all([runningOn(a, 2), runningOn(b, 2)]);
-    const events = collect(client.events(a));
+    const events = collectEvents(client.events(a));
 
     const asked = Date.now();
     expect(await client.cancel(a, 'not needed any more')).toEqual({
@@ -118,7 +117,7 @@ describe('cancel', () => {
       exitCode: null,
       error: 'cancelled before it started: changed plans',
     });
-    expect((await collect(client.events(jobId))).map((e) => e.type)).toEqual(['failed']);
+    expect((await collectEvents(client.events(jobId))).map((e) => e.type)).toEqual(['failed']);
   });
 
   it('fails a delayed job as cancelled now, not when its delay is up', async () => {

@@ -8,17 +8,10 @@ import {
   uniqueQueueName,
   waitFor,
   type TestWorker,
+  collectEvents,
 } from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
-
-async function collect(
-  iterable: AsyncIterable<ExecuteEvent>,
-  into: ExecuteEvent[] = [],
-): Promise<ExecuteEvent[]> {
-  for await (const event of iterable) into.push(event);
-  return into;
-}
 
 describe('event replay', () => {
   let client: ClaudeboxClient;
@@ -38,18 +31,18 @@ describe('event replay', () => {
 
   it('gives a subscriber that joins mid-run and one that joins after the end exactly what an early one saw', async () => {
     const jobId = randomUUID();
-    const early = collect(client.events(jobId));
+    const early = collectEvents(client.events(jobId));
     await client.enqueue({ prompt: 'sleep 3' }, { jobId });
 
     const earlySoFar: ExecuteEvent[] = [];
-    const watching = collect(client.events(jobId), earlySoFar);
+    const watching = collectEvents(client.events(jobId), earlySoFar);
     await waitFor('a few events', () => (earlySoFar.length >= 3 ? true : undefined));
-    const midRun = collect(client.events(jobId));
+    const midRun = collectEvents(client.events(jobId));
 
     const earlyEvents = await early;
     const midRunEvents = await midRun;
     await watching;
-    const afterEnd = await collect(client.events(jobId));
+    const afterEnd = await collectEvents(client.events(jobId));
 
     // init line, a tick per second (two or three of them), result line
     const types = earlyEvents.map((e) => e.type);
@@ -68,23 +61,25 @@ describe('event replay', () => {
     const jobId = await client.enqueue({ prompt: 'sleep 1' });
     await client.result(jobId, { timeoutMs: 20_000 });
 
-    const all = await collect(client.events(jobId));
-    const fromThree = await collect(client.events(jobId, { fromSeq: 3 }));
+    const all = await collectEvents(client.events(jobId));
+    const fromThree = await collectEvents(client.events(jobId, { fromSeq: 3 }));
     expect(fromThree).toEqual(all.slice(2));
     // An hour of idle time before a state check: ending at once shows it did not need one.
     expect(
-      await collect(client.events(jobId, { fromSeq: all.length + 1, idleCheckMs: 3_600_000 })),
+      await collectEvents(
+        client.events(jobId, { fromSeq: all.length + 1, idleCheckMs: 3_600_000 }),
+      ),
     ).toEqual([]);
   });
 
   it('without following, gives what the history holds now and ends', async () => {
     const jobId = randomUUID();
     const live: ExecuteEvent[] = [];
-    const watching = collect(client.events(jobId), live);
+    const watching = collectEvents(client.events(jobId), live);
     await client.enqueue({ prompt: 'sleep 3' }, { jobId });
     await waitFor('a few events', () => (live.length >= 3 ? true : undefined));
 
-    const now = await collect(client.events(jobId, { follow: false }));
+    const now = await collectEvents(client.events(jobId, { follow: false }));
     expect(now.length).toBeGreaterThanOrEqual(3);
     expect(now.at(-1)?.type).not.toBe('completed');
     expect(now).toEqual(live.slice(0, now.length));
@@ -98,7 +93,7 @@ describe('event replay', () => {
   });
 
   it('says a job does not exist instead of waiting for it forever', async () => {
-    const events = collect(client.events('no-such-job', { idleCheckMs: 3_600_000 }));
+    const events = collectEvents(client.events('no-such-job', { idleCheckMs: 3_600_000 }));
     await expect(events).rejects.toThrow('job no-such-job not found');
     await expect(client.result('no-such-job')).rejects.toThrow('job no-such-job not found');
   });

@@ -11,6 +11,7 @@ import {
   startTestWorker,
   uniqueQueueName,
   type TestWorker,
+  collectEvents,
 } from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
@@ -59,8 +60,7 @@ describe('end to end through the real claude CLI', () => {
   ): Promise<{ jobId: string; result: ExecuteResult; events: ExecuteEvent[] }> {
     const jobId = await client.enqueue(request);
     const result = await client.result(jobId, { timeoutMs: 60_000 });
-    const events: ExecuteEvent[] = [];
-    for await (const event of client.events(jobId)) events.push(event);
+    const events = await collectEvents(client.events(jobId));
     return { jobId, result, events };
   }
 

@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
-import type { ExecuteEvent, StartedEvent } from '../../src/contract/index.js';
+import type { StartedEvent } from '../../src/contract/index.js';
 import { startStandIn } from '../../src/stand-in/index.js';
 import { eventually, pidsWithEnv } from '../support/processes.js';
 import { findRealClaude, privateClaudeEnv, type PrivateClaudeEnv } from '../support/real-claude.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
-import { createQueue, uniqueQueueName, waitFor } from '../support/worker.js';
+import { createQueue, uniqueQueueName, waitFor, collectEvents } from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
 
@@ -81,8 +81,7 @@ describe('a retry after the worker died', () => {
         resumed: true,
         finalOutput: 'Resumed after the slow step.',
       });
-      const events: ExecuteEvent[] = [];
-      for await (const event of client.events(jobId)) events.push(event);
+      const events = await collectEvents(client.events(jobId));
       const starts = events.filter((e): e is StartedEvent => e.type === 'started');
       expect(starts.map((e) => [e.attempt, e.data.resumed, e.data.prompt])).toEqual([
         [1, false, 'original'],

@@ -10,15 +10,8 @@ import {
   uniqueQueueName,
   waitFor,
   type TestWorker,
+  collectEvents,
 } from '../support/worker.js';
-
-async function collect(
-  iterable: AsyncIterable<ExecuteEvent>,
-  into: ExecuteEvent[] = [],
-): Promise<ExecuteEvent[]> {
-  for await (const event of iterable) into.push(event);
-  return into;
-}
 
 const outputJson = (events: ExecuteEvent[]): Record<string, unknown>[] =>
   events.flatMap((e) =>
@@ -52,7 +45,7 @@ describe('a Redis outage mid-run', () => {
     });
     const jobId = randomUUID();
     const live: ExecuteEvent[] = [];
-    const watching = collect(client.events(jobId), live);
+    const watching = collectEvents(client.events(jobId), live);
     await client.enqueue({ prompt: 'sleep 16' }, { jobId });
     await waitFor('a few ticks', () => (live.length >= 4 ? true : undefined));
 
@@ -63,7 +56,7 @@ describe('a Redis outage mid-run', () => {
     const result = await client.result(jobId, { timeoutMs: 60_000 });
     expect(result).toMatchObject({ success: true, finalOutput: 'slept 16s' });
     await watching;
-    const replay = await collect(client.events(jobId));
+    const replay = await collectEvents(client.events(jobId));
 
     expect(replay.map((e) => e.seq)).toEqual(replay.map((_, i) => i + 1));
     expect(replay.some((e) => e.type === 'gap')).toBe(false);
@@ -86,7 +79,7 @@ describe('a Redis outage mid-run', () => {
     });
     const jobId = randomUUID();
     const live: ExecuteEvent[] = [];
-    const watching = collect(client.events(jobId), live);
+    const watching = collectEvents(client.events(jobId), live);
     // About 2 MB a second, so a 4 s outage overflows the 1 MiB buffer.
     await client.enqueue({ prompt: 'chatty 10s 20x1000' }, { jobId });
     await waitFor('some chatter', () => (live.length >= 50 ? true : undefined));
@@ -98,7 +91,7 @@ describe('a Redis outage mid-run', () => {
     const result = await client.result(jobId, { timeoutMs: 60_000 });
     expect(result.success).toBe(true);
     await watching;
-    const replay = await collect(client.events(jobId));
+    const replay = await collectEvents(client.events(jobId));
 
     const gaps = replay.filter((e): e is GapEvent => e.type === 'gap');
     expect(gaps.length).toBeGreaterThan(0);

@@ -1,10 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
-import type { ExecuteEvent } from '../../src/contract/index.js';
 import { eventually, pidsWithEnv } from '../support/processes.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
-import { createQueue, fixture, uniqueQueueName, waitFor } from '../support/worker.js';
+import {
+  createQueue,
+  fixture,
+  uniqueQueueName,
+  waitFor,
+  collectEvents,
+} from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
 
@@ -53,8 +58,7 @@ describe('a worker killed with SIGKILL mid-run', () => {
       const result = await client.result(jobId, { timeoutMs: 30_000 });
       expect(result).toMatchObject({ success: true, attempt: 2, finalOutput: 'slept 1s' });
 
-      const events: ExecuteEvent[] = [];
-      for await (const event of client.events(jobId)) events.push(event);
+      const events = await collectEvents(client.events(jobId));
       const seqs = events.map((e) => e.seq);
       expect(seqs).toEqual(seqs.map((_, i) => i + 1));
       const milestones = events

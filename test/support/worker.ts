@@ -85,6 +85,15 @@ export function createQueue(redisUrl: string, queueName: string): Queue {
   return new Queue(queueName, { connection: { url: redisUrl } });
 }
 
+/** Every event an iteration gives, pushed into `into` as they come (so a test can peek early). */
+export async function collectEvents(
+  iterable: AsyncIterable<ExecuteEvent>,
+  into: ExecuteEvent[] = [],
+): Promise<ExecuteEvent[]> {
+  for await (const event of iterable) into.push(event);
+  return into;
+}
+
 export async function waitFor<T>(
   what: string,
   check: () => T | undefined | Promise<T | undefined>,
