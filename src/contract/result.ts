@@ -9,6 +9,7 @@ export const FAILURE_KINDS = [
   'cancelled', // somebody cancelled the job
   'shutdown', // the worker shut down; the job went back to the queue
   'abandoned', // the worker running this attempt died or lost the job
+  'worker-error', // the worker itself could not go on (Redis refused a command, a file was unreadable)
 ] as const;
 export type FailureKind = (typeof FAILURE_KINDS)[number];
 

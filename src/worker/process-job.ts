@@ -16,6 +16,7 @@ import {
   buildArgs,
   buildChildEnv,
   judgeRun,
+  oneLine,
   RUN_MARKER,
   runClaude,
   type StopRequest,
@@ -89,6 +90,7 @@ async function processJob(
     runs.stop(jobId, { cause: 'cancelled', message: describe(signal?.reason) });
   };
   signal?.addEventListener('abort', onBullCancel, { once: true });
+  let abandoned = false;
 
   try {
     // The attempt before this one never said how it ended: its worker died or lost the job.
@@ -201,6 +203,8 @@ async function processJob(
     if (report.failure === 'abandoned') {
       // Another worker may own the job now: say nothing more under its name.
       log.warn({ pid: outcome.pid }, 'run stopped: the job lock was lost');
+      events.discard();
+      abandoned = true;
       throw new Error(report.error ?? 'abandoned');
     }
     const retrying =
@@ -227,6 +231,26 @@ async function processJob(
     }
     if (result.failure === 'cancelled') throw new UnrecoverableError(reason);
     throw new Error(reason);
+  } catch (error) {
+    if (events.ended || abandoned) throw error;
+    // Something of the worker's own failed: the attempt still ends with a terminal event, and
+    // the job fails (and is retried while attempts remain) with a reason that says so.
+    const message = oneLine(`worker error: ${describe(error)}`);
+    log.error({ err: error }, 'the attempt failed inside the worker');
+    const result = events.terminal(
+      'failed',
+      resultWithoutRun({
+        jobId,
+        attempt,
+        failure: 'worker-error',
+        error: message,
+        sessionId: prior?.sessionId ?? null,
+        retrying: job.attemptsMade + 1 < (job.opts.attempts ?? 1),
+        startedAt,
+      }),
+    );
+    await finish(context, job, events, prior, result, log).catch(() => undefined);
+    throw new Error(message, { cause: error });
   } finally {
     signal?.removeEventListener('abort', onBullCancel);
     runs.end(jobId);

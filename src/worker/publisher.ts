@@ -152,6 +152,7 @@ export class JobEvents {
   private seq: number;
   private first = true;
   private readonly drainWaiters: (() => void)[] = [];
+  private terminalSent = false;
 
   constructor(
     private readonly publisher: EventPublisher,
@@ -166,6 +167,11 @@ export class JobEvents {
   /** seq of the last event emitted (0 before the first). */
   get lastSeq(): number {
     return this.seq;
+  }
+
+  /** Whether this attempt's own terminal event was emitted. */
+  get ended(): boolean {
+    return this.terminalSent;
   }
 
   started(data: Extract<ExecuteEvent, { type: 'started' }>['data']): void {
@@ -204,6 +210,7 @@ export class JobEvents {
     attempt: number = this.attempt,
   ): ExecuteResult {
     this.emitGap();
+    if (attempt === this.attempt) this.terminalSent = true;
     const seq = this.seq + 1;
     const data: ExecuteResult = { ...result, lastSeq: seq };
     this.enqueue({ type, data }, { attempt, expire: this.publisher.options.ttlSeconds });
@@ -222,6 +229,19 @@ export class JobEvents {
   /** Flushes and stops tracking this job. */
   async close(): Promise<void> {
     await this.flush();
+    this.publisher.forget(this);
+  }
+
+  /**
+   * Gives up the events not yet written: the job is another worker's now, and what this one
+   * still held would only interleave with that worker's events.
+   */
+  discard(): void {
+    const bytes = this.queue.reduce((sum, event) => sum + event.json.length, 0);
+    this.queue.length = 0;
+    this.queuedBytes -= bytes;
+    this.publisher.account(-bytes);
+    this.drainWaiters.splice(0).forEach((wake) => wake());
     this.publisher.forget(this);
   }
 

@@ -79,8 +79,16 @@ export class SessionStore {
     ]);
     if (path === null || data === null) return local;
     const target = local ?? join(this.configDir, path);
-    await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, await gunzipAsync(data));
+    try {
+      const transcript = await gunzipAsync(data);
+      await mkdir(dirname(target), { recursive: true });
+      await writeFile(target, transcript);
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new Error(`could not restore session ${sessionId} from Redis: ${why}`, {
+        cause: error,
+      });
+    }
     this.savedBytes.set(sessionId, storedBytes);
     return target;
   }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { readRunState, type ExecuteEvent, type ExecuteResult } from '../../src/contract/index.js';
 import { pidsWithEnv } from '../support/processes.js';
 import {
@@ -186,6 +187,44 @@ describe('an execute job', () => {
       lastSeq: 8,
     });
     expect(stored?.error).toBe(job?.failedReason);
+  });
+
+  it('ends an attempt the worker itself cannot carry out with a terminal event saying why', async () => {
+    await worker('claude-success.mjs');
+    const sessionId = randomUUID();
+    // A session transcript in Redis that is not gzip: it cannot be put back for --resume.
+    const redis = new Redis(redisUrl);
+    closers.push(async () => {
+      await redis.quit();
+    });
+    await redis.hset(`bull:${queueName}:session:${sessionId}`, {
+      path: 'projects/x/y.jsonl',
+      bytes: 10,
+      data: 'not gzip',
+    });
+    const jobId = randomUUID();
+    const events = await watch(jobId);
+
+    await queue.add(
+      'execute',
+      { prompt: 'go on', resumeSessionId: sessionId },
+      { jobId, attempts: 2 },
+    );
+    expect(await finished(jobId)).toBe('failed');
+    const job = await queue.getJob(jobId);
+
+    expect(job?.attemptsMade).toBe(2);
+    expect(job?.failedReason).toBe(
+      `worker error: could not restore session ${sessionId} from Redis: incorrect header check`,
+    );
+    await waitFor('two failed events', () =>
+      events.filter((e) => e.type === 'failed').length === 2 ? true : undefined,
+    );
+    expect(events.map((e) => `${e.attempt}:${e.type}`)).toEqual(['1:failed', '2:failed']);
+    expect(readRunState(job?.progress)?.result).toMatchObject({
+      failure: 'worker-error',
+      retrying: false,
+    });
   });
 
   it('stops the whole process tree on timeout and fails the job with timedOut', async () => {
