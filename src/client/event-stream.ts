@@ -9,6 +9,7 @@ import {
 } from '../contract/index.js';
 import { readFirstSeq, readHistory, readLastEvent } from '../history/history.js';
 import { ClaudeboxError } from './errors.js';
+import { LiveEvents } from './live-events.js';
 
 export interface EventsOptions {
   /** The first seq wanted (1 by default: everything). */
@@ -36,133 +37,81 @@ export async function* jobEvents(
   options: EventsOptions = {},
 ): AsyncGenerator<ExecuteEvent> {
   const { signal } = options;
+  const follow = options.follow ?? true;
   const idleCheckMs = options.idleCheckMs ?? 5000;
+  const notFound = (): ClaudeboxError =>
+    new ClaudeboxError('job-not-found', `job ${jobId} not found in queue ${address.queueName}`);
   let next = Math.max(1, options.fromSeq ?? 1);
-  const live: ExecuteEvent[] = [];
-  let wake: (() => void) | null = null;
-  // Set when the subscriber (re)connects: it may have missed events while it was away.
-  let reconnected = false;
-  const takeReconnected = (): boolean => {
-    const was = reconnected;
-    reconnected = false;
-    return was;
-  };
-  const poke = (): void => {
-    wake?.();
-    wake = null;
-  };
 
-  const subscriber = redis.duplicate({ maxRetriesPerRequest: null });
-  subscriber.on('error', () => undefined); // it reconnects by itself; missed events are backfilled
-  subscriber.on('message', (_channel: string, message: string) => {
-    live.push(JSON.parse(message) as ExecuteEvent);
-    poke();
-  });
-  subscriber.on('ready', () => {
-    reconnected = true;
-    poke();
-  });
-  signal?.addEventListener('abort', poke);
-
-  /** History from `next` up to (not including) `before`, in pages. */
-  async function* backfill(before = Infinity): AsyncGenerator<ExecuteEvent> {
-    for (;;) {
-      const page = await readHistory(redis, address, jobId, next, PAGE);
+  /**
+   * Yields what the history holds from `next` on (below `before`), moving `next` along;
+   * returns true once the job's final event went out.
+   */
+  async function* replay(before = Infinity): AsyncGenerator<ExecuteEvent, boolean> {
+    const first = await readFirstSeq(redis, address, jobId);
+    if (first !== null && first > next && next < before) {
+      // Older events were trimmed from the history (EVENTS_MAX_LEN): say so, do not pretend.
+      const to = Math.min(first, before) - 1;
+      yield trimmedGap(jobId, next, to);
+      next = to + 1;
+    }
+    for (let cursor = next; ; ) {
+      const page = await readHistory(redis, address, jobId, cursor, PAGE);
       for (const event of page) {
-        if (event.seq < next || event.seq >= before) continue;
+        if (event.seq >= before) return false;
+        if (event.seq < next) continue;
+        next = event.seq + 1;
         yield event;
+        if (isFinalEvent(event)) return true;
       }
-      if (page.length < PAGE) return;
+      const last = page.at(-1);
+      if (page.length < PAGE || last === undefined) return false;
+      cursor = last.seq + 1;
     }
   }
 
+  const live = new LiveEvents(redis, eventChannel(address.queueName, jobId));
   try {
-    const follow = options.follow ?? true;
-    if (follow) await subscriber.subscribe(eventChannel(address.queueName, jobId));
-    takeReconnected();
-
-    const first = await readFirstSeq(redis, address, jobId);
-    if (first === null && (await queue.getJobState(jobId)) === 'unknown') {
-      throw new ClaudeboxError(
-        'job-not-found',
-        `job ${jobId} not found in queue ${address.queueName}`,
-      );
-    }
-    if (first !== null && first > next) {
-      // Older events were trimmed from the history (EVENTS_MAX_LEN): say so, do not pretend.
-      yield trimmedGap(jobId, next, first - 1);
-      next = first;
-    }
-    let seenAny = first !== null;
-    for await (const event of backfill()) {
-      yield event;
-      next = event.seq + 1;
-      if (isFinalEvent(event)) return;
-    }
-    if (!follow) return;
+    if (follow) await live.subscribe();
+    const seenHistory = (await readFirstSeq(redis, address, jobId)) !== null;
+    if (!seenHistory && (await queue.getJobState(jobId)) === 'unknown') throw notFound();
+    if ((yield* replay()) || !follow) return;
     // Asked for events past the end of a job that is over: there will be none.
     const last = await readLastEvent(redis, address, jobId);
     if (last && isFinalEvent(last) && last.seq < next) return;
 
+    let seenAny = seenHistory;
     let idleSince = Date.now();
     while (!signal?.aborted) {
-      if (takeReconnected()) {
-        // The subscriber was away for a while: what it missed is in the history.
-        for await (const event of backfill()) {
-          yield event;
-          next = event.seq + 1;
-          if (isFinalEvent(event)) return;
-        }
-      }
-      live.sort((a, b) => a.seq - b.seq);
-      while (live.length > 0) {
-        const event = live.shift() as ExecuteEvent;
+      if (live.takeResync() && (yield* replay())) return;
+      for (const event of live.drain()) {
+        // A hole: the history fills in what it holds; the rest a gap event names later.
+        if (event.seq > next && (yield* replay(event.seq))) return;
         if (event.seq < next) continue;
-        if (event.seq > next) {
-          // A hole: read what the history holds of it; the rest is named by a gap event later.
-          for await (const missed of backfill(event.seq)) {
-            yield missed;
-            next = missed.seq + 1;
-          }
-        }
         seenAny = true;
         idleSince = Date.now();
-        yield event;
         next = event.seq + 1;
+        yield event;
         if (isFinalEvent(event)) return;
       }
       if (Date.now() - idleSince >= idleCheckMs) {
         idleSince = Date.now();
         const state = await queue.getJobState(jobId);
-        if (state === 'unknown' && !seenAny) {
-          throw new ClaudeboxError(
-            'job-not-found',
-            `job ${jobId} not found in queue ${address.queueName}`,
-          );
-        }
+        if (state === 'unknown' && !seenAny) throw notFound();
         if (state === 'completed' || state === 'failed' || state === 'unknown') {
-          // Finished without a final event we could see (it stalled out, or was removed).
-          for await (const event of backfill()) {
-            yield event;
-            next = event.seq + 1;
-            if (isFinalEvent(event)) return;
-          }
+          // It ended without a final event we could see (it stalled out, or was removed).
+          yield* replay();
           return;
         }
       }
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        timer = setTimeout(resolve, Math.max(50, idleCheckMs - (Date.now() - idleSince)));
-      });
-      clearTimeout(timer);
+      await live.wait(Math.max(50, idleCheckMs - (Date.now() - idleSince)), signal);
     }
   } finally {
-    signal?.removeEventListener('abort', poke);
-    subscriber.disconnect();
+    live.close();
   }
 }
 
+/** Made up by the client for events the history no longer holds; its seq is the first missing. */
 function trimmedGap(jobId: string, from: number, to: number): GapEvent {
   return {
     jobId,

@@ -1,0 +1,116 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
+import { eventChannel, historyKey, type ExecuteEvent } from '../../src/contract/index.js';
+import { uniqueQueueName, waitFor } from '../support/worker.js';
+
+const redisUrl = inject('redisUrl');
+
+/**
+ * Events written the way a worker writes them (history first, then the channel), by hand,
+ * to reach the cases a real run only reaches by bad luck.
+ */
+describe('event replay at the edges', () => {
+  let redis: Redis;
+  let client: ClaudeboxClient;
+  let address: { prefix: string; queueName: string };
+  let jobId: string;
+
+  beforeEach(() => {
+    redis = new Redis(redisUrl);
+    address = { prefix: 'bull', queueName: uniqueQueueName() };
+    client = createClient({ url: redisUrl, queueName: address.queueName });
+    jobId = randomUUID();
+  });
+  afterEach(async () => {
+    await client.close();
+    await redis.quit();
+  });
+
+  const event = (seq: number, type: 'output' | 'completed' = 'output'): ExecuteEvent =>
+    type === 'output'
+      ? {
+          jobId,
+          attempt: 1,
+          seq,
+          type,
+          timestamp: new Date().toISOString(),
+          stream: 'stdout',
+          content: `line ${seq}`,
+        }
+      : ({
+          jobId,
+          attempt: 1,
+          seq,
+          type,
+          timestamp: new Date().toISOString(),
+          data: { retrying: false, lastSeq: seq },
+        } as ExecuteEvent);
+
+  async function write(events: ExecuteEvent[], publish: boolean): Promise<void> {
+    const pipeline = redis.pipeline();
+    for (const e of events) {
+      pipeline.xadd(historyKey(address, jobId), `${e.seq}-0`, 'event', JSON.stringify(e));
+      if (publish) pipeline.publish(eventChannel(address.queueName, jobId), JSON.stringify(e));
+    }
+    await pipeline.exec();
+  }
+
+  const range = (from: number, to: number): number[] =>
+    Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+  it('gets past a hole the history cannot fill, however much history follows it', async () => {
+    // Seqs 3..999 were lost (a gap event would name them); 1000..1701 are in the history.
+    await write(
+      range(1, 2).map((seq) => event(seq)),
+      false,
+    );
+    const seen: number[] = [];
+    const done = (async () => {
+      for await (const e of client.events(jobId)) seen.push(e.seq);
+    })();
+    await waitFor('the first events', () => (seen.length >= 2 ? true : undefined));
+    // Live, event 1000 arrives only once the history already holds hundreds after it.
+    await write(
+      range(1001, 1700).map((seq) => event(seq)),
+      false,
+    );
+    await write([event(1000)], true);
+    await write([event(1701, 'completed')], true);
+    await done;
+
+    expect(seen).toEqual([1, 2, ...range(1000, 1701)]);
+  });
+
+  it('falls back on the history when a slow consumer lets the live buffer overflow', async () => {
+    await write([event(1)], true);
+    const seen: number[] = [];
+    for await (const e of client.events(jobId)) {
+      seen.push(e.seq);
+      // While the consumer dawdles over its first event, 15,000 more arrive live.
+      if (e.seq === 1)
+        await write(
+          [...range(2, 15_000).map((seq) => event(seq)), event(15_001, 'completed')],
+          true,
+        );
+    }
+    expect(seen).toEqual(range(1, 15_001));
+  });
+
+  it('says so with a gap event when the history was trimmed past the asked seq', async () => {
+    await write([...range(50, 52).map((seq) => event(seq)), event(53, 'completed')], false);
+    const events: ExecuteEvent[] = [];
+    for await (const e of client.events(jobId, { fromSeq: 10 })) events.push(e);
+    expect(events.map((e) => `${e.type}:${e.seq}`)).toEqual([
+      'gap:10',
+      'output:50',
+      'output:51',
+      'output:52',
+      'completed:53',
+    ]);
+    expect(events[0]).toMatchObject({
+      data: { ranges: [{ from: 10, to: 49 }], count: 40, reason: 'trimmed' },
+    });
+  });
+});
