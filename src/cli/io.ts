@@ -5,6 +5,7 @@
 export interface CliIo {
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
+  readonly platform: NodeJS.Platform;
   /** Raw text: callers add the newlines. */
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;

@@ -19,6 +19,7 @@ export function processIo(): CliIo {
     // Touched only when read: an unused stdin pipe must not keep the process alive.
     stdin: { [Symbol.asyncIterator]: () => process.stdin[Symbol.asyncIterator]() },
     isTTY: { stdin: isatty(0), stdout: isatty(1), stderr: isatty(2) },
+    platform: process.platform,
     onInterrupt: (handler) => {
       process.on('SIGINT', handler);
       return () => void process.off('SIGINT', handler);

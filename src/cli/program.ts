@@ -83,6 +83,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
         runWorkerCommand({
           env: io.env,
           cwd: io.cwd,
+          platform: io.platform,
           stderr: (line) => io.stderr(`${line}\n`),
         }),
       ),

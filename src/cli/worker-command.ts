@@ -7,10 +7,14 @@ import { probeRedis } from '../worker/connections.js';
 import { startWorker } from '../worker/worker.js';
 
 const REDIS_PROBE_MS = 4000;
+/** Beyond the grace times, what a shutdown may take to write its last events and requeue. */
+const SHUTDOWN_SLACK_MS = 15_000;
 
 export interface WorkerCommandIo {
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
+  /** process.platform */
+  readonly platform: NodeJS.Platform;
   /** Where start-up errors go, one line each. */
   readonly stderr: (line: string) => void;
   readonly logDestination?: DestinationStream;
@@ -25,6 +29,10 @@ export async function runWorkerCommand(io: WorkerCommandIo): Promise<number> {
     io.stderr(`claudebox: ${message}`);
     return 1;
   };
+  if (io.platform !== 'linux') {
+    // A run's processes are found through /proc, which only Linux has.
+    return fail(`the worker runs on Linux only (this is ${io.platform})`);
+  }
   let config;
   try {
     config = loadConfig(io.env);
@@ -71,21 +79,31 @@ export async function runWorkerCommand(io: WorkerCommandIo): Promise<number> {
     'worker ready',
   );
 
-  await new Promise<void>((resolve) => {
+  const graceMs = config.SHUTDOWN_GRACE_SECONDS * 1000;
+  return new Promise<number>((resolve) => {
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals): void => {
       signals++;
       if (signals === 1) {
         logger.info({ signal }, 'signal received');
-        void worker.shutdown(config.SHUTDOWN_GRACE_SECONDS * 1000).then(resolve);
+        void worker.shutdown(graceMs).then(() => resolve(0));
+        // Requeueing needs Redis: without it the shutdown could wait forever. The runs are
+        // stopped by then, and a job left active is taken over once its lock expires.
+        const limit = graceMs + config.KILL_GRACE_SECONDS * 1000 + SHUTDOWN_SLACK_MS;
+        setTimeout(() => {
+          logger.error(
+            { limitMs: limit },
+            'shutdown did not finish in time (is Redis reachable?); exiting',
+          );
+          resolve(1);
+        }, limit).unref();
       } else {
         // A second signal: the operator does not want to wait out the grace time.
         logger.warn({ signal }, 'second signal: stopping runs now');
-        void worker.shutdown(0).then(resolve);
+        void worker.shutdown(0);
       }
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
-  return 0;
 }

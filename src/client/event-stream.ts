@@ -55,7 +55,7 @@ export async function* jobEvents(
       yield trimmedGap(jobId, next, to);
       next = to + 1;
     }
-    for (let cursor = next; ; ) {
+    for (let cursor = next; ;) {
       const page = await readHistory(redis, address, jobId, cursor, PAGE);
       for (const event of page) {
         if (event.seq >= before) return false;

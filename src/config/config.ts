@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_TIMEOUT_SECONDS } from '../contract/index.js';
 
 const MiB = 1024 * 1024;
 
@@ -29,7 +30,9 @@ export const ConfigSchema = z.object({
   CONCURRENCY: integer(1).default(1),
   CLAUDE_BIN: nonEmpty().optional(),
   WORK_DIR: nonEmpty().optional(),
-  DEFAULT_TIMEOUT_SECONDS: seconds().default(3600),
+  DEFAULT_TIMEOUT_SECONDS: seconds()
+    .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS}`)
+    .default(3600),
   MAX_OUTPUT_BYTES: integer(1024).default(MiB),
   MAX_PROMPT_BYTES: integer(1).default(4 * MiB),
   MAX_LINE_BYTES: integer(1024).default(8 * MiB),

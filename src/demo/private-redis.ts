@@ -71,7 +71,8 @@ export async function startPrivateRedis(
         }
       };
       const onExit = (code: number | null): void => {
-        reject(new Error(`redis-server exited with code ${code} before it was ready:\n${output}`));
+        const said = output.trim().split('\n').at(-1) ?? '';
+        reject(new Error(`redis-server exited with code ${code} before it was ready: ${said}`));
       };
       proc.stdout.on('data', onOutput);
       proc.stderr.on('data', onOutput);

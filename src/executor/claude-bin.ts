@@ -57,20 +57,14 @@ async function isOwnWrapper(path: string): Promise<boolean> {
  * it works even where npm did not run the wrapper's postinstall step.
  */
 export async function bundledBinary(): Promise<string | null> {
-  const require = createRequire(import.meta.url);
   const musl = isMusl() ? '-musl' : '';
-  const candidates = [
-    [`@anthropic-ai/claude-code-${process.platform}-${process.arch}${musl}/package.json`, 'claude'],
-  ] as const;
-  for (const [manifest, file] of candidates) {
-    try {
-      const path = join(dirname(require.resolve(manifest)), file);
-      if (await isExecutableFile(path)) return path;
-    } catch {
-      // Not installed for this platform.
-    }
+  const manifest = `@anthropic-ai/claude-code-${process.platform}-${process.arch}${musl}/package.json`;
+  try {
+    const path = join(dirname(createRequire(import.meta.url).resolve(manifest)), 'claude');
+    return (await isExecutableFile(path)) ? path : null;
+  } catch {
+    return null; // not installed for this platform
   }
-  return null;
 }
 
 function isMusl(): boolean {

@@ -75,10 +75,25 @@ export interface RunOutcome {
 }
 
 /**
- * Whoever cancels wants the run gone now: the CLI answers SIGINT within a fraction of a
- * second, so a cancel waits at most this long before it kills, whatever KILL_GRACE_SECONDS says.
+ * Whoever cancels wants the run gone now, and a CLI that closed its stdout has nothing more to
+ * say: the CLI answers SIGINT within a fraction of a second, so these wait at most this long
+ * before they kill, whatever KILL_GRACE_SECONDS says.
  */
-const CANCEL_GRACE_MS = 1000;
+const SHORT_GRACE_MS = 1000;
+
+function graceFor(cause: StopCause, killGraceMs: number): number {
+  switch (cause) {
+    // The job is another worker's now: every moment this run goes on, it may run twice.
+    case 'abandoned':
+      return 0;
+    case 'cancelled':
+    case 'stdout-closed':
+      return Math.min(killGraceMs, SHORT_GRACE_MS);
+    case 'timeout':
+    case 'shutdown':
+      return killGraceMs;
+  }
+}
 /** Time allowed for leftover processes to leave after SIGTERM once the CLI itself is gone. */
 const LEFTOVER_GRACE_MS = 1000;
 /** Time the pipes get to drain after every process of the run is gone. */
@@ -153,8 +168,7 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
     stopState.done = (async () => {
       // Politely first: on SIGINT the CLI stops its running tool and prints a result line.
       subprocess.kill('SIGINT');
-      const grace =
-        cause === 'cancelled' ? Math.min(spec.killGraceMs, CANCEL_GRACE_MS) : spec.killGraceMs;
+      const grace = graceFor(cause, spec.killGraceMs);
       const stoppedInTime = await Promise.race([
         exited.then(() => true),
         sleep(grace).then(() => false),
@@ -199,13 +213,16 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
   const stderrDone = read(subprocess.stderr, 'stderr');
 
   // A CLI that closes stdout but keeps running would otherwise hang the job until its timeout.
-  void stdoutDone.then(async () => {
-    const exitedSoon = await Promise.race([
-      exited.then(() => true),
-      sleep(spec.killGraceMs).then(() => false),
-    ]);
-    if (!exitedSoon) await stop('stdout-closed', null);
-  });
+  stdoutDone
+    .then(async () => {
+      const exitedSoon = await Promise.race([
+        exited.then(() => true),
+        sleep(spec.killGraceMs).then(() => false),
+      ]);
+      if (!exitedSoon) await stop('stdout-closed', null);
+    })
+    // A stdout destroyed below (an escaped process held it open) ends this way: nothing to do.
+    .catch(() => undefined);
 
   const status = await exited;
   clearTimeout(timer);

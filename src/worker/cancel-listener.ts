@@ -9,11 +9,27 @@ import {
 } from '../contract/index.js';
 import type { ActiveRuns } from './active-runs.js';
 
+/** Why a job was cancelled, if its cancellation marker is there. */
+export async function readCancelReason(
+  redis: Redis,
+  address: QueueAddress,
+  jobId: string,
+): Promise<string | null> {
+  const raw = await redis.get(cancelKey(address, jobId));
+  if (raw === null) return null;
+  try {
+    return CancelMarkerSchema.parse(JSON.parse(raw)).reason;
+  } catch {
+    return raw;
+  }
+}
+
 /**
  * Cancellation from any process: clients publish on the queue's control channel and every
- * worker hears it; the one running the job stops it. A marker key is left as well, read when
- * a job starts and after the subscriber reconnects, so a message missed during a blip is not
- * a cancel missed.
+ * worker hears it; the one running the job stops it. The marker key the client leaves is the
+ * authority: it is read when a job starts and after the subscriber reconnects (so a message
+ * missed during a blip is not a cancel missed), and a message without one is ignored (it came
+ * from a deployment with another QUEUE_PREFIX, whose job ids may be the same as ours).
  */
 export async function listenForCancels(options: {
   readonly subscriber: Redis;
@@ -25,10 +41,17 @@ export async function listenForCancels(options: {
   const { subscriber, redis, address, runs, logger } = options;
   const channel = controlChannel(address.queueName);
 
-  const cancel = (jobId: string, reason: string): void => {
-    if (runs.stop(jobId, { cause: 'cancelled', message: reason })) {
+  const cancelIfMarked = async (jobId: string): Promise<void> => {
+    if (!runs.has(jobId)) return;
+    const reason = await readCancelReason(redis, address, jobId);
+    if (reason !== null && runs.stop(jobId, { cause: 'cancelled', message: reason })) {
       logger.info({ jobId, reason }, 'cancelling job');
     }
+  };
+  const check = (jobIds: readonly string[]): void => {
+    Promise.all(jobIds.map(cancelIfMarked)).catch((error: unknown) => {
+      logger.warn({ err: error }, 'could not check cancel markers');
+    });
   };
   subscriber.on('message', (from: string, message: string) => {
     if (from !== channel) return;
@@ -42,22 +65,10 @@ export async function listenForCancels(options: {
       logger.warn({ message: message.slice(0, 200) }, 'ignored a malformed control message');
       return;
     }
-    cancel(parsed.data.jobId, parsed.data.reason);
+    check([parsed.data.jobId]);
   });
-  const recheck = async (): Promise<void> => {
-    for (const jobId of runs.ids()) {
-      const raw = await redis.get(cancelKey(address, jobId));
-      if (raw === null) continue;
-      const marker = CancelMarkerSchema.safeParse(safeJson(raw));
-      cancel(jobId, marker.success ? marker.data.reason : raw);
-    }
-  };
   // ioredis subscribes again by itself after a reconnect; what was said meanwhile is in markers.
-  const onReady = (): void => {
-    recheck().catch((error: unknown) =>
-      logger.warn({ err: error }, 'could not check cancel markers'),
-    );
-  };
+  const onReady = (): void => check(runs.ids());
   await subscriber.subscribe(channel);
   subscriber.on('ready', onReady);
   return {
@@ -66,12 +77,4 @@ export async function listenForCancels(options: {
       await subscriber.unsubscribe(channel).catch(() => undefined);
     },
   };
-}
-
-function safeJson(raw: string): unknown {
-  try {
-    return JSON.parse(raw);
-  } catch {
-    return raw;
-  }
 }

@@ -3,12 +3,11 @@ import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import {
-  cancelKey,
-  CancelMarkerSchema,
   isTerminalEvent,
   readRunState,
   resultWithoutRun,
   type ExecuteResult,
+  type FailureKind,
   type QueueAddress,
   type RunState,
 } from '../contract/index.js';
@@ -23,7 +22,9 @@ import {
 } from '../executor/index.js';
 import { readLastEvent } from '../history/history.js';
 import type { ActiveRuns } from './active-runs.js';
-import type { EventPublisher, JobEvents } from './publisher.js';
+import { recordEnd, startSessionSync, type SessionSync } from './attempt-support.js';
+import { readCancelReason } from './cancel-listener.js';
+import type { EventPublisher } from './publisher.js';
 import { planAttempt } from './session-plan.js';
 import type { SessionStore } from './sessions.js';
 import { validateJob } from './validate-job.js';
@@ -61,6 +62,13 @@ export interface JobContext {
 
 export type ExecuteJob = Job<unknown, ExecuteResult>;
 
+/** The failure an attempt ends with when it is stopped from outside before the CLI ran. */
+const STOPPED: Record<StopRequest['cause'], FailureKind> = {
+  cancelled: 'cancelled',
+  shutdown: 'shutdown',
+  abandoned: 'abandoned',
+};
+
 /**
  * The BullMQ processor: one attempt of an execute job. It declares the third `signal`
  * parameter so that BullMQ passes one (Worker#cancelJob reaches the run through it).
@@ -82,64 +90,79 @@ async function processJob(
   const prior = readRunState(job.progress);
   const attempt = Math.max(job.attemptsStarted, (prior?.attempt ?? 0) + 1);
   const last = await readLastEvent(redis, address, jobId);
-  const nextSeq = Math.max(last?.seq ?? 0, prior?.lastSeq ?? 0) + 1;
-  const events = publisher.open(jobId, attempt, nextSeq, retention(job.data, settings));
+  const events = publisher.open(jobId, attempt, Math.max(last?.seq ?? 0, prior?.lastSeq ?? 0) + 1);
   const log = context.logger.child({ jobId, attempt });
   const stop = runs.begin(jobId);
+  const stopRequest = (): StopRequest | null =>
+    stop.aborted ? (stop.reason as StopRequest) : null;
   const onBullCancel = (): void => {
-    runs.stop(jobId, { cause: 'cancelled', message: describe(signal?.reason) });
+    runs.stop(jobId, { cause: 'cancelled', message: describeReason(signal?.reason) });
   };
   signal?.addEventListener('abort', onBullCancel, { once: true });
-  let abandoned = false;
+
+  // Filled in as the attempt gets further, for whatever ends it.
+  let state: RunState | null = null;
+  let sync: SessionSync | null = null;
+  const retryingAfter = (failure: FailureKind | null): boolean => {
+    if (failure === null || failure === 'cancelled' || failure === 'invalid-request') return false;
+    if (failure === 'shutdown' || failure === 'abandoned') return true;
+    // A cancel that came while the attempt was ending on its own still means: no more attempts.
+    if (stopRequest()?.cause === 'cancelled') return false;
+    return job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+  };
+  const withoutRun = (failure: FailureKind, error: string) =>
+    resultWithoutRun({
+      jobId,
+      attempt,
+      failure,
+      error: oneLine(error),
+      sessionId: state?.sessionId ?? prior?.sessionId ?? null,
+      retrying: retryingAfter(failure),
+      startedAt,
+    });
+
+  /** Publishes the end of the attempt, records it on the job, and hands BullMQ the outcome. */
+  const conclude = async (result: Omit<ExecuteResult, 'lastSeq'>): Promise<ExecuteResult> => {
+    if (result.failure === 'abandoned') {
+      // Another worker may own the job now: say nothing more under its name.
+      events.discard();
+      log.warn({ error: result.error }, 'run stopped: the job is no longer ours');
+      throw new Error(result.error ?? 'abandoned');
+    }
+    const final = events.terminal(result.success ? 'completed' : 'failed', result);
+    await recordEnd(context, job, events, state ?? prior, final, log);
+    if (final.success) return final;
+    const reason = final.error ?? 'failed';
+    if (final.failure === 'shutdown' && token !== undefined) {
+      // Back to the queue without spending an attempt; the next one resumes the session.
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
+    throw final.retrying ? new Error(reason) : new UnrecoverableError(reason);
+  };
 
   try {
     // The attempt before this one never said how it ended: its worker died or lost the job.
     if (last && !isTerminalEvent(last) && last.attempt < attempt) {
+      const error = `attempt ${last.attempt} was abandoned: its worker stopped or lost the job before the run ended`;
       events.terminal(
         'failed',
-        resultWithoutRun({
-          jobId,
-          attempt: last.attempt,
-          failure: 'abandoned',
-          error: `attempt ${last.attempt} was abandoned: its worker stopped or lost the job before the run ended`,
-          sessionId: prior?.sessionId ?? null,
-          retrying: true,
-          startedAt,
-        }),
+        { ...withoutRun('abandoned', error), attempt: last.attempt, retrying: true },
         last.attempt,
       );
     }
 
-    const failEarly = async (
-      failure: 'cancelled' | 'invalid-request',
-      error: string,
-    ): Promise<never> => {
-      const result = events.terminal(
-        'failed',
-        resultWithoutRun({
-          jobId,
-          attempt,
-          failure,
-          error,
-          sessionId: prior?.sessionId ?? null,
-          retrying: false,
-          startedAt,
-        }),
-      );
-      await finish(context, job, events, prior, result, log);
-      throw new UnrecoverableError(error);
-    };
-
     const cancelled = await readCancelReason(redis, address, jobId);
-    if (cancelled !== null)
-      return await failEarly('cancelled', `cancelled before it started: ${cancelled}`);
-
+    if (cancelled !== null) {
+      return await conclude(withoutRun('cancelled', `cancelled before it started: ${cancelled}`));
+    }
     const valid = await validateJob(job.data, settings);
-    if (!valid.ok) return await failEarly('invalid-request', `invalid job data: ${valid.reason}`);
+    if (!valid.ok)
+      return await conclude(withoutRun('invalid-request', `invalid job data: ${valid.reason}`));
     const { request, cwd } = valid;
 
     const plan = await planAttempt(request, prior, context.sessions);
-    const state: RunState = {
+    state = {
       attempt,
       sessionId: plan.sessionId,
       transcriptBaseline: plan.transcriptBaseline,
@@ -149,16 +172,17 @@ async function processJob(
     };
     // Recorded before the CLI starts, so a retry after a crash continues this very session.
     await job.updateProgress(state);
-    if (stop.aborted) {
-      const reason = stop.reason as StopRequest;
-      if (reason.cause === 'cancelled')
-        return await failEarly('cancelled', `cancelled: ${reason.message}`);
+    const early = stopRequest();
+    if (early) {
+      const prefix = early.cause === 'cancelled' ? 'cancelled before it started: ' : '';
+      return await conclude(withoutRun(STOPPED[early.cause], `${prefix}${early.message}`));
     }
 
-    const runId = randomUUID();
+    const timeoutSeconds = request.timeout ?? settings.defaultTimeoutSeconds;
     const args = buildArgs(request, plan.session);
-    const timeoutMs = (request.timeout ?? settings.defaultTimeoutSeconds) * 1000;
-    const sync = plan.sessionId !== null ? startSessionSync(context, plan.sessionId, log) : null;
+    const runId = randomUUID();
+    const running = state;
+    sync = startSessionSync(context, plan.sessionId, log);
     const outcome = await runClaude({
       bin: context.claudeBin,
       args,
@@ -170,180 +194,67 @@ async function processJob(
       }),
       prompt: plan.prompt,
       marker: { name: RUN_MARKER, value: runId },
-      timeoutMs,
+      timeoutMs: timeoutSeconds * 1000,
       killGraceMs: settings.killGraceMs,
       maxOutputBytes: settings.maxOutputBytes,
       maxLineBytes: settings.maxLineBytes,
       signal: stop,
       now,
       onSpawn: (pid) => {
-        events.started({
+        const data = {
           pid,
           sessionId: plan.sessionId,
           cwd,
           resumed: plan.resumed,
           prompt: plan.promptKind,
           args,
-        });
+        };
+        // The history lives as long as the run may, plus the TTL after its end.
+        events.started(data, Math.ceil(timeoutSeconds) + settings.eventsTtlSeconds);
         log.info({ pid, sessionId: plan.sessionId, resumed: plan.resumed, cwd }, 'job started');
-        job.updateProgress({ ...state, pid }).catch((error: unknown) => {
+        job.updateProgress({ ...running, pid }).catch((error: unknown) => {
           log.warn({ err: error }, 'could not record the pid on the job');
         });
       },
-      onLine: (line) =>
-        events.line(line.stream === 'stdout' ? 'output' : 'error', line.text, {
+      onLine: (line) => {
+        if (stopRequest()?.cause === 'abandoned') return undefined;
+        return events.line(line.stream === 'stdout' ? 'output' : 'error', line.text, {
           ...(line.partial ? { partial: true } : {}),
           ...(line.encoding ? { encoding: line.encoding } : {}),
-        }),
+        });
+      },
     });
     await sync?.stop();
-
-    const report = judgeRun(outcome, timeoutMs);
-    const { streamSessionId, ...fields } = report;
-    if (report.failure === 'abandoned') {
-      // Another worker may own the job now: say nothing more under its name.
-      log.warn({ pid: outcome.pid }, 'run stopped: the job lock was lost');
-      events.discard();
-      abandoned = true;
-      throw new Error(report.error ?? 'abandoned');
+    if (outcome.leftovers > 0) {
+      log.info({ count: outcome.leftovers }, 'stopped processes the run left behind');
     }
-    const retrying =
-      report.failure === 'shutdown' ||
-      (!report.success &&
-        report.failure !== 'cancelled' &&
-        job.attemptsMade + 1 < (job.opts.attempts ?? 1));
-    const result = events.terminal(report.success ? 'completed' : 'failed', {
+
+    const { streamSessionId, ...report } = judgeRun(outcome, timeoutSeconds * 1000);
+    return await conclude({
       jobId,
       attempt,
-      ...fields,
+      ...report,
       sessionId: streamSessionId ?? plan.sessionId,
       resumed: plan.resumed,
-      retrying,
+      retrying: retryingAfter(report.failure),
     });
-    await finish(context, job, events, state, result, log.child({ pid: outcome.pid }));
-
-    if (result.success) return result;
-    const reason = result.error ?? 'failed';
-    if (result.failure === 'shutdown' && token !== undefined) {
-      // Back to the queue without spending an attempt; the next one resumes the session.
-      await job.moveToWait(token);
-      throw new WaitingError();
-    }
-    if (result.failure === 'cancelled') throw new UnrecoverableError(reason);
-    throw new Error(reason);
   } catch (error) {
-    if (events.ended || abandoned) throw error;
+    if (events.ended || error instanceof WaitingError || stopRequest()?.cause === 'abandoned') {
+      throw error;
+    }
     // Something of the worker's own failed: the attempt still ends with a terminal event, and
     // the job fails (and is retried while attempts remain) with a reason that says so.
-    const message = oneLine(`worker error: ${describe(error)}`);
     log.error({ err: error }, 'the attempt failed inside the worker');
-    const result = events.terminal(
-      'failed',
-      resultWithoutRun({
-        jobId,
-        attempt,
-        failure: 'worker-error',
-        error: message,
-        sessionId: prior?.sessionId ?? null,
-        retrying: job.attemptsMade + 1 < (job.opts.attempts ?? 1),
-        startedAt,
-      }),
-    );
-    await finish(context, job, events, prior, result, log).catch(() => undefined);
-    throw new Error(message, { cause: error });
+    return await conclude(withoutRun('worker-error', `worker error: ${describeReason(error)}`));
   } finally {
+    await sync?.stop().catch(() => undefined);
     signal?.removeEventListener('abort', onBullCancel);
-    runs.end(jobId);
+    runs.end(jobId, stop);
     await events.close();
   }
 }
 
-async function finish(
-  context: JobContext,
-  job: ExecuteJob,
-  events: JobEvents,
-  state: RunState | null,
-  result: ExecuteResult,
-  log: Logger,
-): Promise<void> {
-  // The terminal event is in Redis before the job's state says it ended.
-  await events.flush();
-  // A cancel marker is spent once the attempt ended, so a retry from queue tooling can run.
-  await context.redis.del(cancelKey(context.address, result.jobId));
-  await job.updateProgress({
-    attempt: result.attempt,
-    sessionId: state?.sessionId ?? result.sessionId,
-    transcriptBaseline: state?.transcriptBaseline ?? 0,
-    lastSeq: events.lastSeq,
-    pid: null,
-    result,
-  } satisfies RunState);
-  context.onFinished?.(result);
-  const fields = {
-    exitCode: result.exitCode,
-    durationMs: result.durationMs,
-    success: result.success,
-    failure: result.failure,
-    sessionId: result.sessionId,
-    lastSeq: result.lastSeq,
-    retrying: result.retrying,
-  };
-  if (result.success) log.info(fields, 'job ended');
-  else log.warn({ ...fields, error: result.error }, 'job ended');
-}
-
-/** Keeps the session transcript in Redis while the run goes on, and once more at its end. */
-function startSessionSync(context: JobContext, sessionId: string, log: Logger) {
-  const { sessions } = context;
-  if (!sessions) return null;
-  const save = async (): Promise<void> => {
-    try {
-      await sessions.save(sessionId);
-    } catch (error) {
-      log.warn({ err: error, sessionId }, 'could not save the session transcript to Redis');
-    }
-  };
-  let saving: Promise<void> = Promise.resolve();
-  const timer = setInterval(() => {
-    saving = saving.then(save);
-  }, context.settings.sessionSyncMs);
-  return {
-    stop: async (): Promise<void> => {
-      clearInterval(timer);
-      await saving;
-      await save();
-    },
-  };
-}
-
-async function readCancelReason(
-  redis: Redis,
-  address: QueueAddress,
-  jobId: string,
-): Promise<string | null> {
-  const raw = await redis.get(cancelKey(address, jobId));
-  if (raw === null) return null;
-  try {
-    return CancelMarkerSchema.parse(JSON.parse(raw)).reason;
-  } catch {
-    return raw;
-  }
-}
-
-/** How long the event history must outlive an attempt's start: its timeout plus the TTL. */
-function retention(data: unknown, settings: JobSettings): number {
-  const timeout =
-    typeof data === 'object' &&
-    data !== null &&
-    'timeout' in data &&
-    typeof data.timeout === 'number' &&
-    data.timeout > 0
-      ? data.timeout
-      : settings.defaultTimeoutSeconds;
-  return Math.ceil(timeout) + settings.eventsTtlSeconds;
-}
-
-function describe(reason: unknown): string {
+function describeReason(reason: unknown): string {
   if (reason instanceof Error) return reason.message;
   return typeof reason === 'string' && reason ? reason : 'no reason given';
 }

@@ -58,8 +58,8 @@ export class EventPublisher {
   constructor(readonly options: PublisherOptions) {}
 
   /** Events of one attempt of a job, numbered from `nextSeq`. */
-  open(jobId: string, attempt: number, nextSeq: number, retainSeconds: number): JobEvents {
-    const job = new JobEvents(this, jobId, attempt, nextSeq, retainSeconds);
+  open(jobId: string, attempt: number, nextSeq: number): JobEvents {
+    const job = new JobEvents(this, jobId, attempt, nextSeq);
     this.jobs.add(job);
     return job;
   }
@@ -150,7 +150,8 @@ export class JobEvents {
   private readonly dropped: SeqRange[] = [];
   private dropReason: 'buffer-overflow' | 'publish-failed' = 'buffer-overflow';
   private seq: number;
-  private first = true;
+  /** How many events at the head of the queue are being written right now. */
+  private inFlight = 0;
   private readonly drainWaiters: (() => void)[] = [];
   private terminalSent = false;
 
@@ -159,7 +160,6 @@ export class JobEvents {
     readonly jobId: string,
     readonly attempt: number,
     nextSeq: number,
-    private readonly retainSeconds: number,
   ) {
     this.seq = nextSeq - 1;
   }
@@ -174,8 +174,10 @@ export class JobEvents {
     return this.terminalSent;
   }
 
-  started(data: Extract<ExecuteEvent, { type: 'started' }>['data']): void {
-    this.enqueue({ type: 'started', data });
+  /** The CLI started; the history is kept at least `retainSeconds` from now. */
+  started(data: Extract<ExecuteEvent, { type: 'started' }>['data'], retainSeconds: number): void {
+    if (this.terminalSent) return;
+    this.enqueue({ type: 'started', data }, { expire: retainSeconds });
   }
 
   /**
@@ -187,6 +189,8 @@ export class JobEvents {
     content: string,
     data?: { partial?: boolean; encoding?: 'base64' },
   ): Promise<void> | undefined {
+    // Nothing of an attempt goes after its terminal event (lines read after the run was given up).
+    if (this.terminalSent) return undefined;
     const estimate = content.length + 200;
     const connected = this.publisher.isConnected();
     const { bufferBytes } = this.publisher.options;
@@ -237,8 +241,9 @@ export class JobEvents {
    * still held would only interleave with that worker's events.
    */
   discard(): void {
-    const bytes = this.queue.reduce((sum, event) => sum + event.json.length, 0);
-    this.queue.length = 0;
+    // A batch already on its way cannot be called back; the rest can.
+    const dropped = this.queue.splice(this.inFlight);
+    const bytes = dropped.reduce((sum, event) => sum + event.json.length, 0);
     this.queuedBytes -= bytes;
     this.publisher.account(-bytes);
     this.drainWaiters.splice(0).forEach((wake) => wake());
@@ -272,30 +277,28 @@ export class JobEvents {
       ...body,
     };
     const json = Buffer.from(JSON.stringify(event));
-    const expire = options.expire ?? (this.first ? this.retainSeconds : undefined);
-    this.first = false;
+    const { expire } = options;
     this.queue.push(expire === undefined ? { seq, json } : { seq, json, expire });
     this.queuedBytes += json.length;
     this.publisher.account(json.length);
     this.pump();
   }
 
+  /**
+   * While Redis is reachable, a job waits on its own backlog only: only its own writes can
+   * wake it, and a backlog that other jobs leave after an outage must not hold it up.
+   */
   private backpressure(): Promise<void> | undefined {
-    const { publisher } = this;
-    const over =
-      this.queuedBytes > HIGH_WATER_BYTES ||
-      publisher.bufferedBytes > publisher.options.bufferBytes;
-    if (!over || !publisher.isConnected()) return undefined;
+    if (this.queuedBytes <= HIGH_WATER_BYTES || !this.publisher.isConnected()) return undefined;
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   private releaseWaiters(): void {
-    const { publisher } = this;
-    const under =
-      this.queuedBytes <= HIGH_WATER_BYTES / 4 &&
-      publisher.bufferedBytes <= publisher.options.bufferBytes;
+    const under = this.queuedBytes <= HIGH_WATER_BYTES / 4;
     // During an outage the run goes on: lines are buffered, then dropped, never waited for.
-    if (under || !publisher.isConnected()) this.drainWaiters.splice(0).forEach((wake) => wake());
+    if (under || !this.publisher.isConnected()) {
+      this.drainWaiters.splice(0).forEach((wake) => wake());
+    }
   }
 
   private pump(): void {
@@ -315,7 +318,9 @@ export class JobEvents {
         continue;
       }
       const batch = this.takeBatch();
+      this.inFlight = batch.length;
       const outcome = await this.publisher.write(this.jobId, batch);
+      this.inFlight = 0;
       if (outcome === 'retry' && this.publisher.isConnected()) failures++;
       if (outcome === 'ok' || failures >= PERMANENT_FAILURES_BEFORE_GAP) {
         // Redis is up and keeps refusing these events: give them up, loudly, rather than

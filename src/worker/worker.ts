@@ -47,8 +47,8 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
   const id = randomUUID();
   const address: QueueAddress = { prefix: config.QUEUE_PREFIX, queueName: config.QUEUE_NAME };
   const connections = openConnections(config.REDIS_URL, logger);
-  const watchdog = startWatchdog(id);
-  const runs = new ActiveRuns();
+  const watchdog = await startWatchdog(id);
+  const runs = new ActiveRuns(now);
 
   let metrics: ReturnType<typeof createMetrics> | null = null;
   const publisher = new EventPublisher({
@@ -113,6 +113,8 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
     lockDuration: lockMs,
     stalledInterval: lockMs,
     name: `claudebox:${id}`,
+    // Consuming starts last, once everything it needs (health server included) is up.
+    autorun: false,
   });
   let lastError = '';
   worker.on('error', (error: Error) => {
@@ -121,12 +123,22 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
     lastError = error.message;
     logger.warn({ err: error.message }, 'queue error');
   });
-  worker.on('lockRenewalFailed', (jobIds: string[]) => {
+  const abandon = (jobIds: readonly string[], message: string): void => {
     for (const jobId of jobIds) {
-      logger.warn({ jobId }, 'lost the lock of a running job; stopping its run');
-      runs.stop(jobId, { cause: 'abandoned', message: 'the job lock was lost to another worker' });
+      logger.warn({ jobId, reason: message }, 'stopping a run whose job is no longer ours');
+      runs.stop(jobId, { cause: 'abandoned', message });
     }
+  };
+  worker.on('lockRenewalFailed', (jobIds: string[]) => {
+    abandon(jobIds, 'the job lock was lost to another worker');
   });
+  worker.on('locksRenewed', ({ jobIds }: { jobIds: string[] }) => runs.lockRenewed(jobIds));
+  // Cut off from Redis past the lock's duration, this worker cannot renew its locks and
+  // another one may take the jobs over: their runs stop here rather than run twice.
+  const lockWatch = setInterval(() => {
+    abandon(runs.unlocked(lockMs), `the job lock could not be renewed for ${lockMs / 1000}s`);
+  }, 1000);
+  lockWatch.unref();
 
   const queue = new Queue(config.QUEUE_NAME, {
     connection: connections.commands,
@@ -151,13 +163,26 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
 
   let health: Server | null = null;
   if (config.HEALTH_PORT !== 0) {
-    health = await startHealthServer({
-      port: config.HEALTH_PORT,
-      host: config.HEALTH_HOST,
-      readiness,
-      metrics: metrics.registry,
-      extraMetrics: () => queue.exportPrometheusMetrics(),
-    });
+    try {
+      health = await startHealthServer({
+        port: config.HEALTH_PORT,
+        host: config.HEALTH_HOST,
+        readiness,
+        metrics: metrics.registry,
+        extraMetrics: () => queue.exportPrometheusMetrics(),
+      });
+    } catch (error) {
+      // Nothing was consumed yet: put back what was started and say what is wrong.
+      clearInterval(lockWatch);
+      await cancels.close();
+      await Promise.all([worker.close(), queue.close()]);
+      await watchdog.stop();
+      await connections.close();
+      const why = error instanceof Error ? error.message : String(error);
+      throw new Error(
+        `HEALTH_PORT=${config.HEALTH_PORT}: cannot listen on ${config.HEALTH_HOST}: ${why}`,
+      );
+    }
   }
   const healthAddress = health?.address();
   const healthUrl =
@@ -169,8 +194,9 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
   let grace: NodeJS.Timeout | undefined;
   const stopRuns = (): void => {
     clearTimeout(grace);
-    if (runs.size === 0) return;
-    logger.warn({ jobIds: runs.ids() }, 'stopping runs and requeueing their jobs');
+    if (runs.size > 0)
+      logger.warn({ jobIds: runs.ids() }, 'stopping runs and requeueing their jobs');
+    // Also stops a run that begins from now on (a job fetched just as the shutdown began).
     runs.stopAll({
       cause: 'shutdown',
       message: 'the worker shut down; the job went back to the queue',
@@ -187,6 +213,7 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
     shuttingDown = (async () => {
       await worker.close();
       clearTimeout(grace);
+      clearInterval(lockWatch);
       await cancels.close();
       await publisher.flushAll(5000);
       await queue.close();
@@ -198,6 +225,9 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
     return shuttingDown;
   };
 
+  worker.run().catch((error: unknown) => {
+    logger.error({ err: error }, 'the worker stopped consuming');
+  });
   return { id, worker, healthUrl, readiness, shutdown };
 }
 

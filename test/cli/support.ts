@@ -116,6 +116,7 @@ export function fakeIo(
     stderr: (text) => void err.push(text),
     stdin: Readable.from([Buffer.from(options.stdin ?? '')]),
     isTTY: { stdin: tty, stdout: false, stderr: tty },
+    platform: 'linux',
     onInterrupt: (handler) => {
       handlers.push(handler);
       return () => {

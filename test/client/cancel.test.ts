@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
 import { eventually, pidsWithEnv } from '../support/processes.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
@@ -99,6 +100,26 @@ describe('cancel', () => {
     expect(stoppedAfter).toBeLessThan(2000);
     const errors = [...first.logs, ...second.logs].filter((log) => Number(log.level) >= 50);
     expect(errors).toEqual([]);
+  });
+
+  it('ignores a control message without a cancel marker (another deployment’s, with another prefix)', async () => {
+    await startWorker();
+    const jobId = randomUUID();
+    await client.enqueue({ prompt: 'sleep 60' }, { jobId });
+    await runningOn(jobId);
+    const redis = new Redis(redisUrl);
+    try {
+      await redis.publish(
+        `${queueName}:control`,
+        JSON.stringify({ type: 'cancel', jobId, reason: 'not yours' }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(await queue.getJobState(jobId)).toBe('active');
+    } finally {
+      await redis.quit();
+    }
+    expect(await client.cancel(jobId, 'yours')).toMatchObject({ outcome: 'stopping' });
+    expect(await client.result(jobId, { timeoutMs: 10_000 })).toMatchObject({ cancelled: true });
   });
 
   it('fails a waiting job as cancelled without ever starting it', async () => {

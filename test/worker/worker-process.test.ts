@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
 import { findFreePort } from '../support/redis-server.js';
@@ -96,6 +97,27 @@ describe('the worker process', () => {
     expect(worker.stderr).toEqual([
       'claudebox: invalid configuration: REDIS_URL="http://:***@127.0.0.1:6379/": must be a redis:// or rediss:// URL; CONCURRENCY="many": must be a number; DEFAULT_TIMEOUT_SECONDS="-1": must be positive; SESSION_STORE="disk": must be redis or off',
     ]);
+  });
+
+  it('exits 1 naming HEALTH_PORT when the port is taken, before taking any job', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const worker = spawn({
+        REDIS_URL: redisUrl,
+        QUEUE_NAME: uniqueQueueName(),
+        CLAUDE_BIN: fixture('claude-success.mjs'),
+        HEALTH_PORT: String(port),
+        HEALTH_HOST: '127.0.0.1',
+      });
+      expect(await worker.exited).toBe(1);
+      expect(worker.stderr).toEqual([
+        `claudebox: HEALTH_PORT=${port}: cannot listen on 127.0.0.1: listen EADDRINUSE: address already in use 127.0.0.1:${port}`,
+      ]);
+    } finally {
+      taken.close();
+    }
   });
 
   it('exits 1 when CLAUDE_BIN points nowhere', async () => {
