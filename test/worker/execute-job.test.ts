@@ -114,6 +114,46 @@ describe('an execute job', () => {
     expect(result.output.split('\n').filter(Boolean)).toHaveLength(3);
   });
 
+  it('gives the CLI an allow-listed environment, never the worker’s own secrets', async () => {
+    await worker('claude-env.mjs', {
+      REDIS_URL: `${redisUrl}/0`,
+      ANTHROPIC_API_KEY: 'sk-test',
+      CLAUDE_CODE_MAX_RETRIES: '0',
+      AWS_SECRET_ACCESS_KEY: 'for-bedrock',
+      DATABASE_PASSWORD: 'hunter2',
+      CLAUDE_ENV: 'EXTRA_FOR_TOOLS',
+      EXTRA_FOR_TOOLS: 'yes',
+    });
+    const jobId = randomUUID();
+    await queue.add('execute', { prompt: 'env' }, { jobId });
+    expect(await finished(jobId)).toBe('completed');
+    const seen = JSON.parse((await queue.getJob(jobId))?.returnvalue.finalOutput ?? '{}');
+
+    expect(seen.jobId).toBe(jobId);
+    expect(seen.names).toEqual(
+      expect.arrayContaining([
+        'PATH',
+        'HOME',
+        'ANTHROPIC_API_KEY',
+        'CLAUDE_CODE_MAX_RETRIES',
+        'AWS_SECRET_ACCESS_KEY',
+        'EXTRA_FOR_TOOLS',
+        'CLAUDEBOX_JOB_ID',
+        'CLAUDEBOX_RUN_ID',
+        'CLAUDEBOX_WORKER_ID',
+      ]),
+    );
+    for (const secret of [
+      'REDIS_URL',
+      'DATABASE_PASSWORD',
+      'QUEUE_NAME',
+      'CLAUDE_BIN',
+      'CLAUDE_ENV',
+    ]) {
+      expect(seen.names).not.toContain(secret);
+    }
+  });
+
   it('fails invalid job data at once, without a retry, naming each bad field, and keeps serving', async () => {
     await worker('claude-success.mjs');
     const badId = randomUUID();
@@ -177,6 +217,12 @@ describe('an execute job', () => {
     ]);
     const [first, second] = events.filter((e) => e.type === 'failed');
     expect(first?.type === 'failed' && first.data.retrying).toBe(true);
+    // The retry continues the session fixed before the first attempt.
+    const starts = events.filter((e) => e.type === 'started');
+    expect(starts[1]?.type === 'started' && starts[1].data.sessionId).toBe(
+      starts[0]?.type === 'started' && starts[0].data.sessionId,
+    );
+    expect(starts[0]?.type === 'started' && starts[0].data.sessionId).toMatch(/^[0-9a-f-]{36}$/);
     expect(second?.type === 'failed' && second.data.retrying).toBe(false);
     const stored = readRunState(job?.progress)?.result;
     expect(stored).toMatchObject({
