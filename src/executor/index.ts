@@ -6,14 +6,8 @@ export {
   ClaudeBinaryError,
   type ClaudeBinary,
 } from './claude-bin.js';
-export {
-  runClaude,
-  type RunSpec,
-  type RunLine,
-  type RunOutcome,
-  type StopCause,
-  type StopRequest,
-} from './run.js';
+export { runClaude, type RunSpec, type RunLine, type RunOutcome } from './run.js';
+export { type StopCause, type StopRequest } from './stop-run.js';
 export { judgeRun, oneLine, type RunReport } from './outcome.js';
 export {
   findRunProcesses,

@@ -4,12 +4,8 @@ import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { decodeLine, LineSplitter, type RawLine } from './lines.js';
 import { OutputCapture } from './output-capture.js';
-import {
-  findRunProcesses,
-  signalProcesses,
-  sweepRunProcesses,
-  type Marker,
-} from './process-tree.js';
+import { sweepRunProcesses, type Marker } from './process-tree.js';
+import { createStopper, stopRequestOf, type StopCause } from './stop-run.js';
 import { StreamSummary } from './stream-summary.js';
 
 export interface RunLine {
@@ -20,18 +16,6 @@ export interface RunLine {
   /** The line went past the line limit and continues in the next RunLine. */
   readonly partial: boolean;
 }
-
-/** Why the executor stopped a run before it ended by itself. */
-export type StopCause = 'timeout' | 'stdout-closed' | StopRequest['cause'];
-
-/** Abort a run with this as the signal's reason to say why; anything else counts as cancelled. */
-export interface StopRequest {
-  /** cancelled: somebody asked; shutdown: the worker is going; abandoned: the job is no longer ours. */
-  readonly cause: 'cancelled' | 'shutdown' | 'abandoned';
-  readonly message: string;
-}
-
-const STOP_CAUSES: readonly string[] = ['cancelled', 'shutdown', 'abandoned'];
 
 export interface RunSpec {
   readonly bin: string;
@@ -74,26 +58,6 @@ export interface RunOutcome {
   readonly leftovers: number;
 }
 
-/**
- * Whoever cancels wants the run gone now, and a CLI that closed its stdout has nothing more to
- * say: the CLI answers SIGINT within a fraction of a second, so these wait at most this long
- * before they kill, whatever KILL_GRACE_SECONDS says.
- */
-const SHORT_GRACE_MS = 1000;
-
-function graceFor(cause: StopCause, killGraceMs: number): number {
-  switch (cause) {
-    // The job is another worker's now: every moment this run goes on, it may run twice.
-    case 'abandoned':
-      return 0;
-    case 'cancelled':
-    case 'stdout-closed':
-      return Math.min(killGraceMs, SHORT_GRACE_MS);
-    case 'timeout':
-    case 'shutdown':
-      return killGraceMs;
-  }
-}
 /** Time allowed for leftover processes to leave after SIGTERM once the CLI itself is gone. */
 const LEFTOVER_GRACE_MS = 1000;
 /** Time the pipes get to drain after every process of the run is gone. */
@@ -154,39 +118,17 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
     });
   });
 
-  // Set by the first stop request; later ones (a timeout during a cancel, say) join it.
-  const stopState: {
-    cause: StopCause | null;
-    message: string | null;
-    forced: boolean;
-    done: Promise<void> | null;
-  } = { cause: null, message: null, forced: false, done: null };
-  const stop = (cause: StopCause, message: string | null): Promise<void> => {
-    if (stopState.done) return stopState.done;
-    stopState.cause = cause;
-    stopState.message = message;
-    stopState.done = (async () => {
-      // Politely first: on SIGINT the CLI stops its running tool and prints a result line.
-      subprocess.kill('SIGINT');
-      const grace = graceFor(cause, spec.killGraceMs);
-      const stoppedInTime = await Promise.race([
-        exited.then(() => true),
-        sleep(grace).then(() => false),
-      ]);
-      if (stoppedInTime) return;
-      stopState.forced = true;
-      // Collected while the CLI still lives, so descendants are found by parent id as well.
-      const processes = await findRunProcesses(spec.marker, pid);
-      await signalProcesses(processes, 'SIGKILL');
-    })();
-    return stopState.done;
-  };
-
-  const timer = setTimeout(() => void stop('timeout', null), spec.timeoutMs);
+  const stopper = createStopper({
+    pid,
+    marker: spec.marker,
+    killGraceMs: spec.killGraceMs,
+    interrupt: () => subprocess.kill('SIGINT'),
+    exited,
+  });
+  const timer = setTimeout(() => void stopper.stop('timeout', null), spec.timeoutMs);
   const onAbort = (): void => {
-    const reason: unknown = spec.signal?.reason;
-    const request = isStopRequest(reason) ? reason : null;
-    void stop(request?.cause ?? 'cancelled', request?.message ?? describeReason(reason));
+    const request = stopRequestOf(spec.signal?.reason);
+    void stopper.stop(request.cause, request.message);
   };
   if (spec.signal?.aborted) onAbort();
   else spec.signal?.addEventListener('abort', onAbort, { once: true });
@@ -219,7 +161,7 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
         exited.then(() => true),
         sleep(spec.killGraceMs).then(() => false),
       ]);
-      if (!exitedSoon) await stop('stdout-closed', null);
+      if (!exitedSoon) await stopper.stop('stdout-closed', null);
     })
     // A stdout destroyed below (an escaped process held it open) ends this way: nothing to do.
     .catch(() => undefined);
@@ -227,9 +169,9 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
   const status = await exited;
   clearTimeout(timer);
   spec.signal?.removeEventListener('abort', onAbort);
-  await stopState.done;
+  await stopper.finished();
   const leftovers = await sweepRunProcesses(spec.marker, {
-    graceMs: stopState.forced ? 0 : Math.min(LEFTOVER_GRACE_MS, spec.killGraceMs),
+    graceMs: stopper.forced ? 0 : Math.min(LEFTOVER_GRACE_MS, spec.killGraceMs),
   });
 
   // Every writer of the pipes is gone now, so they reach their end; a process that escaped
@@ -251,31 +193,14 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
     spawnError: null,
     exitCode: status.code,
     signal: status.signal,
-    stoppedBy: stopState.cause,
-    stopMessage: stopState.message,
-    forced: stopState.forced,
+    stoppedBy: stopper.cause,
+    stopMessage: stopper.message,
+    forced: stopper.forced,
     output: { text: capture.text(), truncated: capture.truncated, bytes: capture.bytes },
     summary,
     lastStderr,
     leftovers,
   };
-}
-
-function isStopRequest(value: unknown): value is StopRequest {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    'cause' in value &&
-    typeof value.cause === 'string' &&
-    STOP_CAUSES.includes(value.cause) &&
-    'message' in value &&
-    typeof value.message === 'string'
-  );
-}
-
-function describeReason(reason: unknown): string | null {
-  if (reason instanceof Error) return reason.message;
-  return typeof reason === 'string' ? reason : null;
 }
 
 function describeSpawnError(failure: unknown, spec: RunSpec): string {

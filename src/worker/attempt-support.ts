@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { cancelKey, type ExecuteResult, type RunState } from '../contract/index.js';
 import type { ExecuteJob, JobContext } from './process-job.js';
-import type { JobEvents } from './publisher.js';
+import type { JobEvents } from './job-events.js';
 
 /**
  * Ends an attempt on the record: its terminal event in Redis first, then the run state (with

@@ -1,11 +1,6 @@
 import type { Redis } from 'ioredis';
-import {
-  eventChannel,
-  historyKey,
-  type ExecuteEvent,
-  type ExecuteResult,
-  type QueueAddress,
-} from '../contract/index.js';
+import { eventChannel, historyKey, type QueueAddress } from '../contract/index.js';
+import { JobEvents } from './job-events.js';
 
 /**
  * Publishes a job's events twice: on its pub/sub channel for whoever watches live, and into its
@@ -16,7 +11,7 @@ import {
  * While Redis is unreachable, events wait in memory up to `bufferBytes` across all jobs; past
  * that, output and stderr lines are dropped and a `gap` event names their seqs once events flow
  * again. While Redis is reachable, a job that prints faster than Redis takes it is slowed down
- * instead (its `emit` returns a promise to wait on), so nothing is dropped.
+ * instead (`JobEvents.line` returns a promise to wait on), so nothing is dropped.
  */
 export interface PublisherOptions {
   /** A connection of its own, with enableOfflineQueue off, so commands fail fast during an outage. */
@@ -30,7 +25,7 @@ export interface PublisherOptions {
   readonly onPublishError?: (error: Error) => void;
 }
 
-interface Pending {
+export interface PendingEvent {
   readonly seq: number;
   /**
    * The event's JSON as bytes: one copy, written as is by both XADD and PUBLISH, where a string
@@ -40,16 +35,6 @@ interface Pending {
   /** Seconds until the stream expires, set along with this event. */
   readonly expire?: number;
 }
-
-type LineType = 'output' | 'error';
-type SeqRange = { from: number; to: number };
-
-/** A job's queue waits below this before its run may print more (while Redis is reachable). */
-const HIGH_WATER_BYTES = 1024 * 1024;
-const BATCH_EVENTS = 256;
-const BATCH_BYTES = 256 * 1024;
-const RETRY_DELAY_MS = 250;
-const PERMANENT_FAILURES_BEFORE_GAP = 5;
 
 export class EventPublisher {
   private buffered = 0;
@@ -108,7 +93,10 @@ export class EventPublisher {
     });
   }
 
-  /** @internal */ async write(jobId: string, batch: readonly Pending[]): Promise<'ok' | 'retry'> {
+  /** @internal */ async write(
+    jobId: string,
+    batch: readonly PendingEvent[],
+  ): Promise<'ok' | 'retry'> {
     const { redis, address, maxLen } = this.options;
     const key = historyKey(address, jobId);
     const channel = eventChannel(address.queueName, jobId);
@@ -141,237 +129,4 @@ function isDuplicate(error: Error): boolean {
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
-}
-
-export class JobEvents {
-  private readonly queue: Pending[] = [];
-  private queuedBytes = 0;
-  private pumping: Promise<void> | null = null;
-  private readonly dropped: SeqRange[] = [];
-  private dropReason: 'buffer-overflow' | 'publish-failed' = 'buffer-overflow';
-  private seq: number;
-  /** How many events at the head of the queue are being written right now. */
-  private inFlight = 0;
-  private readonly drainWaiters: (() => void)[] = [];
-  private terminalSent = false;
-
-  constructor(
-    private readonly publisher: EventPublisher,
-    readonly jobId: string,
-    readonly attempt: number,
-    nextSeq: number,
-  ) {
-    this.seq = nextSeq - 1;
-  }
-
-  /** seq of the last event emitted (0 before the first). */
-  get lastSeq(): number {
-    return this.seq;
-  }
-
-  /** Whether this attempt's own terminal event was emitted. */
-  get ended(): boolean {
-    return this.terminalSent;
-  }
-
-  /** The CLI started; the history is kept at least `retainSeconds` from now. */
-  started(data: Extract<ExecuteEvent, { type: 'started' }>['data'], retainSeconds: number): void {
-    if (this.terminalSent) return;
-    this.enqueue({ type: 'started', data }, { expire: retainSeconds });
-  }
-
-  /**
-   * One line of the CLI's output. Returns a promise when the caller should wait before the
-   * next line (Redis is behind); undefined when it may go on at once.
-   */
-  line(
-    type: LineType,
-    content: string,
-    data?: { partial?: boolean; encoding?: 'base64' },
-  ): Promise<void> | undefined {
-    // Nothing of an attempt goes after its terminal event (lines read after the run was given up).
-    if (this.terminalSent) return undefined;
-    const estimate = content.length + 200;
-    const connected = this.publisher.isConnected();
-    const { bufferBytes } = this.publisher.options;
-    if (!connected && this.publisher.bufferedBytes + estimate > bufferBytes) {
-      this.drop(++this.seq, 'buffer-overflow');
-      return undefined;
-    }
-    const extra = data && hasKeys(data) ? { data } : {};
-    this.enqueue(
-      type === 'output'
-        ? { type, stream: 'stdout', content, ...extra }
-        : { type, stream: 'stderr', content, ...extra },
-    );
-    return this.backpressure();
-  }
-
-  /** The terminal event of an attempt; its data.lastSeq is set to its own seq. */
-  terminal(
-    type: 'completed' | 'failed',
-    result: Omit<ExecuteResult, 'lastSeq'>,
-    attempt: number = this.attempt,
-  ): ExecuteResult {
-    this.emitGap();
-    if (attempt === this.attempt) this.terminalSent = true;
-    const seq = this.seq + 1;
-    const data: ExecuteResult = { ...result, lastSeq: seq };
-    this.enqueue({ type, data }, { attempt, expire: this.publisher.options.ttlSeconds });
-    return data;
-  }
-
-  /** Resolves once every event emitted so far is in Redis. */
-  async flush(): Promise<void> {
-    while (this.pumping) await this.pumping;
-    if (this.queue.length > 0) {
-      this.pump();
-      await this.flush();
-    }
-  }
-
-  /** Flushes and stops tracking this job. */
-  async close(): Promise<void> {
-    await this.flush();
-    this.publisher.forget(this);
-  }
-
-  /**
-   * Gives up the events not yet written: the job is another worker's now, and what this one
-   * still held would only interleave with that worker's events.
-   */
-  discard(): void {
-    // A batch already on its way cannot be called back; the rest can.
-    const dropped = this.queue.splice(this.inFlight);
-    const bytes = dropped.reduce((sum, event) => sum + event.json.length, 0);
-    this.queuedBytes -= bytes;
-    this.publisher.account(-bytes);
-    this.drainWaiters.splice(0).forEach((wake) => wake());
-    this.publisher.forget(this);
-  }
-
-  private drop(seq: number, reason: 'buffer-overflow' | 'publish-failed'): void {
-    insertIntoRanges(this.dropped, seq);
-    this.dropReason = reason;
-    this.publisher.options.onDropped?.(1);
-  }
-
-  private emitGap(): void {
-    if (this.dropped.length === 0) return;
-    const ranges = this.dropped.splice(0);
-    const count = ranges.reduce((sum, r) => sum + r.to - r.from + 1, 0);
-    this.enqueue({ type: 'gap', data: { ranges, count, reason: this.dropReason } });
-  }
-
-  private enqueue(
-    body: DistributiveOmit<ExecuteEvent, 'jobId' | 'attempt' | 'seq' | 'timestamp'>,
-    options: { attempt?: number; expire?: number } = {},
-  ): void {
-    if (body.type !== 'gap' && body.type !== 'completed' && body.type !== 'failed') this.emitGap();
-    const seq = ++this.seq;
-    const event = {
-      jobId: this.jobId,
-      attempt: options.attempt ?? this.attempt,
-      seq,
-      timestamp: new Date((this.publisher.options.now ?? Date.now)()).toISOString(),
-      ...body,
-    };
-    const json = Buffer.from(JSON.stringify(event));
-    const { expire } = options;
-    this.queue.push(expire === undefined ? { seq, json } : { seq, json, expire });
-    this.queuedBytes += json.length;
-    this.publisher.account(json.length);
-    this.pump();
-  }
-
-  /**
-   * While Redis is reachable, a job waits on its own backlog only: only its own writes can
-   * wake it, and a backlog that other jobs leave after an outage must not hold it up.
-   */
-  private backpressure(): Promise<void> | undefined {
-    if (this.queuedBytes <= HIGH_WATER_BYTES || !this.publisher.isConnected()) return undefined;
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
-  }
-
-  private releaseWaiters(): void {
-    const under = this.queuedBytes <= HIGH_WATER_BYTES / 4;
-    // During an outage the run goes on: lines are buffered, then dropped, never waited for.
-    if (under || !this.publisher.isConnected()) {
-      this.drainWaiters.splice(0).forEach((wake) => wake());
-    }
-  }
-
-  private pump(): void {
-    if (this.pumping) return;
-    this.pumping = this.drain().finally(() => {
-      this.pumping = null;
-      if (this.queue.length > 0) this.pump();
-    });
-  }
-
-  private async drain(): Promise<void> {
-    let failures = 0;
-    while (this.queue.length > 0) {
-      if (!this.publisher.isConnected()) {
-        this.releaseWaiters();
-        await this.publisher.whenReady();
-        continue;
-      }
-      const batch = this.takeBatch();
-      this.inFlight = batch.length;
-      const outcome = await this.publisher.write(this.jobId, batch);
-      this.inFlight = 0;
-      if (outcome === 'retry' && this.publisher.isConnected()) failures++;
-      if (outcome === 'ok' || failures >= PERMANENT_FAILURES_BEFORE_GAP) {
-        // Redis is up and keeps refusing these events: give them up, loudly, rather than
-        // stall the run forever.
-        if (outcome !== 'ok') batch.forEach((event) => this.drop(event.seq, 'publish-failed'));
-        failures = 0;
-        this.queue.splice(0, batch.length);
-        const bytes = batch.reduce((sum, event) => sum + event.json.length, 0);
-        this.queuedBytes -= bytes;
-        this.publisher.account(-bytes);
-        this.releaseWaiters();
-      } else {
-        await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
-      }
-    }
-  }
-
-  private takeBatch(): Pending[] {
-    let bytes = 0;
-    let count = 0;
-    while (count < this.queue.length && count < BATCH_EVENTS) {
-      const next = this.queue[count] as Pending;
-      if (count > 0 && bytes + next.json.length > BATCH_BYTES) break;
-      bytes += next.json.length;
-      count++;
-    }
-    return this.queue.slice(0, count);
-  }
-}
-
-/** Adds seq to sorted, disjoint ranges, merging neighbours. */
-function insertIntoRanges(ranges: SeqRange[], seq: number): void {
-  const index = ranges.findIndex((range) => seq <= range.to + 1);
-  const at = ranges[index];
-  if (!at) {
-    ranges.push({ from: seq, to: seq });
-  } else if (seq >= at.from - 1) {
-    at.from = Math.min(at.from, seq);
-    at.to = Math.max(at.to, seq);
-    const next = ranges[index + 1];
-    if (next && next.from <= at.to + 1) {
-      at.to = Math.max(at.to, next.to);
-      ranges.splice(index + 1, 1);
-    }
-  } else {
-    ranges.splice(index, 0, { from: seq, to: seq });
-  }
-}
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-
-function hasKeys(value: object): boolean {
-  return Object.values(value).some((v) => v !== undefined);
 }

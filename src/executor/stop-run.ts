@@ -1,0 +1,114 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { findRunProcesses, signalProcesses, type Marker } from './process-tree.js';
+
+/** Abort a run with this as the signal's reason to say why; anything else counts as cancelled. */
+export interface StopRequest {
+  /** cancelled: somebody asked; shutdown: the worker is going; abandoned: the job is no longer ours. */
+  readonly cause: 'cancelled' | 'shutdown' | 'abandoned';
+  readonly message: string;
+}
+
+/** Why the executor stopped a run before it ended by itself. */
+export type StopCause = 'timeout' | 'stdout-closed' | StopRequest['cause'];
+
+const STOP_CAUSES: readonly string[] = ['cancelled', 'shutdown', 'abandoned'];
+
+/**
+ * Whoever cancels wants the run gone now, and a CLI that closed its stdout has nothing more to
+ * say: the CLI answers SIGINT within a fraction of a second, so these wait at most this long
+ * before they kill, whatever KILL_GRACE_SECONDS says.
+ */
+const SHORT_GRACE_MS = 1000;
+
+function graceFor(cause: StopCause, killGraceMs: number): number {
+  switch (cause) {
+    // The job is another worker's now: every moment this run goes on, it may run twice.
+    case 'abandoned':
+      return 0;
+    case 'cancelled':
+    case 'stdout-closed':
+      return Math.min(killGraceMs, SHORT_GRACE_MS);
+    case 'timeout':
+    case 'shutdown':
+      return killGraceMs;
+  }
+}
+
+export interface RunStopper {
+  /** Stops the run; a later call (a timeout during a cancel, say) joins the first. */
+  stop(cause: StopCause, message: string | null): Promise<void>;
+  /** Resolves once a stop that began is over (at once when none did). */
+  finished(): Promise<void>;
+  readonly cause: StopCause | null;
+  readonly message: string | null;
+  /** The CLI did not stop on SIGINT within its grace time and was killed. */
+  readonly forced: boolean;
+}
+
+/**
+ * Politely first: on SIGINT the CLI stops its running tool and prints a result line. Past the
+ * grace time, SIGKILL to every process of the run, collected while the CLI still lives, so
+ * that descendants are found by parent id as well as by marker.
+ */
+export function createStopper(run: {
+  readonly pid: number;
+  readonly marker: Marker;
+  readonly killGraceMs: number;
+  readonly interrupt: () => void;
+  readonly exited: Promise<unknown>;
+}): RunStopper {
+  let cause: StopCause | null = null;
+  let message: string | null = null;
+  let forced = false;
+  let done: Promise<void> | null = null;
+  return {
+    stop(why, text) {
+      if (done) return done;
+      cause = why;
+      message = text;
+      done = (async () => {
+        run.interrupt();
+        const stoppedInTime = await Promise.race([
+          run.exited.then(() => true),
+          sleep(graceFor(why, run.killGraceMs)).then(() => false),
+        ]);
+        if (stoppedInTime) return;
+        forced = true;
+        await signalProcesses(await findRunProcesses(run.marker, run.pid), 'SIGKILL');
+      })();
+      return done;
+    },
+    finished: () => done ?? Promise.resolve(),
+    get cause() {
+      return cause;
+    },
+    get message() {
+      return message;
+    },
+    get forced() {
+      return forced;
+    },
+  };
+}
+
+/** The stop an abort signal's reason asks for (a bare abort counts as a cancel). */
+export function stopRequestOf(reason: unknown): {
+  cause: StopRequest['cause'];
+  message: string | null;
+} {
+  if (isStopRequest(reason)) return reason;
+  if (reason instanceof Error) return { cause: 'cancelled', message: reason.message };
+  return { cause: 'cancelled', message: typeof reason === 'string' ? reason : null };
+}
+
+function isStopRequest(value: unknown): value is StopRequest {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    'cause' in value &&
+    typeof value.cause === 'string' &&
+    STOP_CAUSES.includes(value.cause) &&
+    'message' in value &&
+    typeof value.message === 'string'
+  );
+}
