@@ -11,12 +11,14 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev --ignore-scripts
 
 # Run: the built worker, its production dependencies (the claude CLI among them), as a
-# non-root user, under tini so signals reach npm start and through it the worker.
+# non-root user, under tini so signals reach npm start and through it the worker (the start
+# script execs node, so npm's SIGTERM lands on the worker itself).
 FROM node:20-bookworm-slim
 RUN apt-get update \
   && apt-get install -y --no-install-recommends tini git ca-certificates ripgrep \
   && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production \
+    NPM_CONFIG_UPDATE_NOTIFIER=false \
     WORK_DIR=/workspace \
     HEALTH_PORT=8080
 WORKDIR /app

@@ -1,9 +1,13 @@
+import { spawn as nodeSpawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
 import { findFreePort } from '../support/redis-server.js';
-import { isAlive, pidsWithEnv } from '../support/processes.js';
+import { eventually, isAlive, pidsWithEnv } from '../support/processes.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 import { createQueue, fixture, uniqueQueueName, waitFor } from '../support/worker.js';
 
@@ -66,6 +70,37 @@ describe('the worker process', () => {
       await queue.obliterate({ force: true });
       await queue.close();
     }
+  });
+
+  it('shuts down gracefully when SIGTERM reaches `npm start` (as in a container), leaving nothing behind', async () => {
+    const queueName = uniqueQueueName();
+    const npm = nodeSpawn('npm', ['start'], {
+      cwd: new URL('../../', import.meta.url).pathname,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: mkdtempSync(join(tmpdir(), 'claudebox-npm-home-')),
+        REDIS_URL: redisUrl,
+        QUEUE_NAME: queueName,
+        CLAUDE_BIN: fixture('claude-success.mjs'),
+        HEALTH_PORT: '0',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    npm.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => npm.once('exit', resolve));
+    await waitFor('the worker to be ready', () =>
+      output.includes('"msg":"worker ready"') ? true : undefined,
+    );
+
+    npm.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(output).toContain('"msg":"signal received"');
+    expect(output).toContain('"msg":"worker stopped"');
+    // Neither the worker nor its watchdog outlived npm.
+    expect(await eventually(() => pidsWithEnv('QUEUE_NAME', queueName).length === 0, 3000)).toBe(
+      true,
+    );
   });
 
   it('exits 1 within 5 s with one line naming the URL when Redis is unreachable', async () => {
