@@ -50,7 +50,11 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
   const watchdog = await startWatchdog(id);
   const runs = new ActiveRuns(now);
 
-  let metrics: ReturnType<typeof createMetrics> | null = null;
+  // Sampled at scrape time, by when the publisher exists.
+  const metrics = createMetrics({
+    activeRuns: () => runs.size,
+    bufferedBytes: () => publisher.bufferedBytes,
+  });
   const publisher = new EventPublisher({
     redis: connections.events,
     address,
@@ -58,12 +62,8 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
     ttlSeconds: config.EVENTS_TTL_SECONDS,
     bufferBytes: config.EVENT_BUFFER_BYTES,
     now,
-    onDropped: (count) => metrics?.eventsDropped(count),
-    onPublishError: () => metrics?.publishError(),
-  });
-  metrics = createMetrics({
-    activeRuns: () => runs.size,
-    bufferedBytes: () => publisher.bufferedBytes,
+    onDropped: (count) => metrics.eventsDropped(count),
+    onPublishError: () => metrics.publishError(),
   });
 
   const claudeConfigDir = env.CLAUDE_CONFIG_DIR ?? join(env.HOME ?? homedir(), '.claude');
