@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Queue } from 'bullmq';
-import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
 import { pidsWithCommandLine } from '../support/processes.js';
 import {
@@ -24,9 +24,17 @@ const quote = (value: string): string => `'${value.replaceAll("'", `'\\''`)}'`;
 
 /**
  * The question on a real terminal: the CLI runs in a tmux pane, keys are typed into it, and
- * the screen is read back. Skipped where tmux is not installed (`apt-get install -y tmux`).
+ * the screen is read back.
  */
-describe.skipIf(!hasTmux)('Ctrl-C at a terminal', () => {
+describe('Ctrl-C at a terminal', () => {
+  beforeAll(() => {
+    if (!hasTmux) {
+      throw new Error(
+        'tmux is needed for the terminal tests: install it (apt-get install -y tmux)',
+      );
+    }
+  });
+
   let socket: string;
   let dir: string;
   let queueName: string;
