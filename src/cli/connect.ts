@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { createClient, type ClaudeboxClient } from '../client/index.js';
 import { ConfigError, loadConfig, redactUrl } from '../config/config.js';
 import type { QueueAddress } from '../contract/index.js';
-import { probeRedis } from '../worker/connections.js';
+import { probeRedis, watchConnection } from '../worker/connections.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
@@ -39,15 +39,13 @@ export async function connect(io: Pick<CliIo, 'env' | 'stderr'>): Promise<Connec
     maxRetriesPerRequest: null,
     connectionName: 'claudebox:cli',
   });
-  // One line per outage, not one per reconnection attempt; commands wait for Redis meanwhile.
-  let down = false;
-  redis.on('error', (error: Error) => {
-    if (down) return;
-    down = true;
-    io.stderr(`claudebox: lost the connection to Redis at ${where} (${error.message}); retrying\n`);
-  });
-  redis.on('ready', () => {
-    down = false;
+  // Commands wait for Redis meanwhile.
+  watchConnection(redis, {
+    lost: (error) => {
+      io.stderr(
+        `claudebox: lost the connection to Redis at ${where} (${error.message}); retrying\n`,
+      );
+    },
   });
   const client = createClient({ connection: redis, ...address });
   return {

@@ -20,7 +20,15 @@ export interface WorkerConnections {
 export function openConnections(url: string, logger: Logger): WorkerConnections {
   const open = (name: string, options: RedisOptions): Redis => {
     const redis = new Redis(url, { connectionName: `claudebox:${name}`, ...options });
-    watchConnection(redis, name, url, logger);
+    watchConnection(redis, {
+      lost: (error) => {
+        logger.warn(
+          { connection: name, redis: redactUrl(url), err: error.message },
+          'Redis connection lost; retrying',
+        );
+      },
+      back: () => logger.info({ connection: name }, 'Redis connection back'),
+    });
     return redis;
   };
   const commands = open('commands', { maxRetriesPerRequest: null });
@@ -48,22 +56,40 @@ async function quit(redis: Redis): Promise<void> {
   }
 }
 
-/** One log line when a connection is lost and one when it is back, not one per retry. */
-export function watchConnection(redis: Redis, name: string, url: string, logger: Logger): void {
+/**
+ * Tells once when a connection is lost and once when it is back, not on every retry
+ * (ioredis reports each failed reconnection as an error).
+ */
+export function watchConnection(
+  redis: Redis,
+  report: { lost(error: Error): void; back?(): void },
+): void {
   let down = false;
   redis.on('error', (error: Error) => {
     if (down) return;
     down = true;
-    logger.warn(
-      { connection: name, redis: redactUrl(url), err: error.message },
-      'Redis connection lost; retrying',
-    );
+    report.lost(error);
   });
   redis.on('ready', () => {
     if (!down) return;
     down = false;
-    logger.info({ connection: name }, 'Redis connection back');
+    report.back?.();
   });
+}
+
+/** The promise's value, or a rejection saying nothing answered within `ms`. */
+export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Whether Redis answers at `url` within the time; the reason when it does not. */
@@ -78,17 +104,15 @@ export async function probeRedis(url: string, timeoutMs: number): Promise<string
   // ioredis rejects the connect with "Connection is closed."; the error event says why.
   const causes: string[] = [];
   redis.on('error', (error: Error) => causes.push(error.message));
-  let timer: NodeJS.Timeout | undefined;
   try {
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    });
-    await Promise.race([redis.connect().then(() => redis.ping()), timeout]);
+    await withTimeout(
+      redis.connect().then(() => redis.ping()),
+      timeoutMs,
+    );
     return null;
   } catch (error) {
     return causes[0] ?? (error instanceof Error ? error.message : String(error));
   } finally {
-    clearTimeout(timer);
     redis.disconnect();
   }
 }

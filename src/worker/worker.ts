@@ -10,7 +10,7 @@ import type { ClaudeBinary } from '../executor/index.js';
 import { startWatchdog } from '../watchdog/watchdog.js';
 import { ActiveRuns } from './active-runs.js';
 import { listenForCancels } from './cancel-listener.js';
-import { openConnections } from './connections.js';
+import { openConnections, withTimeout } from './connections.js';
 import { startHealthServer, type Readiness } from './health.js';
 import { createMetrics } from './metrics.js';
 import { createProcessor } from './process-job.js';
@@ -229,18 +229,4 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
     logger.error({ err: error }, 'the worker stopped consuming');
   });
   return { id, worker, healthUrl, readiness, shutdown };
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
