@@ -4,6 +4,7 @@ import { ConfigError, loadConfig, redactUrl } from '../config/config.js';
 import { createLogger } from '../config/logger.js';
 import { ClaudeBinaryError, resolveClaudeBinary } from '../executor/index.js';
 import { probeRedis } from '../worker/connections.js';
+import { IsolationError } from '../isolation/index.js';
 import { startWorker } from '../worker/worker.js';
 
 const REDIS_PROBE_MS = 4000;
@@ -63,7 +64,13 @@ export async function runWorkerCommand(io: WorkerCommandIo): Promise<number> {
     return fail(`cannot reach Redis at ${redactUrl(config.REDIS_URL)} (REDIS_URL): ${unreachable}`);
   }
 
-  const worker = await startWorker({ config, env: io.env, logger, claude, workDir });
+  let worker;
+  try {
+    worker = await startWorker({ config, env: io.env, logger, claude, workDir });
+  } catch (error) {
+    if (error instanceof IsolationError) return fail(error.message);
+    throw error;
+  }
   logger.info(
     {
       workerId: worker.id,
@@ -75,6 +82,7 @@ export async function runWorkerCommand(io: WorkerCommandIo): Promise<number> {
       claude: claude.path,
       claudeFrom: claude.source,
       health: worker.healthUrl,
+      isolation: worker.isolation,
     },
     'worker ready',
   );

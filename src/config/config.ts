@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_TIMEOUT_SECONDS } from '../contract/index.js';
+import { MAX_TIMEOUT_SECONDS, PERMISSION_MODES } from '../contract/index.js';
 
 const MiB = 1024 * 1024;
 
@@ -12,6 +12,20 @@ const integer = (min: number) =>
 const seconds = () => z.coerce.number({ error: 'must be a number' }).positive('must be positive');
 
 const nonEmpty = () => z.string().trim().min(1, 'must not be empty');
+
+const commaList = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value) =>
+      value
+        .split(',')
+        .map((name) => name.trim())
+        .filter(Boolean),
+    );
+
+/** Variables that hold the worker's own secrets: CLAUDE_ENV may never hand them to a run. */
+const WORKER_SECRETS = ['REDIS_URL'];
 
 /** Every setting of a worker, read from the environment (see the README's table). */
 export const ConfigSchema = z.object({
@@ -33,6 +47,24 @@ export const ConfigSchema = z.object({
   DEFAULT_TIMEOUT_SECONDS: seconds()
     .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS}`)
     .default(3600),
+  MAX_TIMEOUT_SECONDS: seconds()
+    .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS}`)
+    .default(86400),
+  ALLOWED_PERMISSION_MODES: commaList(
+    PERMISSION_MODES.filter((mode) => mode !== 'bypassPermissions').join(','),
+  ).refine(
+    (modes) => modes.every((mode) => (PERMISSION_MODES as readonly string[]).includes(mode)),
+    `must be a comma-separated list of ${PERMISSION_MODES.join(', ')}`,
+  ),
+  RUN_ISOLATION: z
+    .enum(['auto', 'required', 'off'], { error: 'must be auto, required or off' })
+    .default('auto'),
+  RUN_NAMESPACES: z.enum(['auto', 'off'], { error: 'must be auto or off' }).default('auto'),
+  RUN_ROOT: nonEmpty()
+    .default('/var/lib/claudebox')
+    .refine((value) => value.startsWith('/'), 'must be an absolute path'),
+  RUN_UID_BASE: integer(1).max(4_000_000_000, 'must be at most 4000000000').default(50000),
+  RUN_UID_COUNT: integer(1).max(1_000_000, 'must be at most 1000000').default(1000),
   MAX_OUTPUT_BYTES: integer(1024).default(MiB),
   MAX_PROMPT_BYTES: integer(1).default(4 * MiB),
   MAX_LINE_BYTES: integer(1024).default(8 * MiB),
@@ -48,18 +80,14 @@ export const ConfigSchema = z.object({
   SESSION_STORE: z.enum(['redis', 'off'], { error: 'must be redis or off' }).default('redis'),
   SESSION_SYNC_SECONDS: seconds().default(30),
   SESSION_TTL_SECONDS: integer(60).default(7 * 86400),
-  CLAUDE_ENV: z
-    .string()
-    .default('')
-    .transform((value) =>
-      value
-        .split(',')
-        .map((name) => name.trim())
-        .filter(Boolean),
-    )
+  CLAUDE_ENV: commaList('')
     .refine(
       (names) => names.every((name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)),
       'must be a comma-separated list of variable names',
+    )
+    .refine(
+      (names) => !names.some((name) => WORKER_SECRETS.includes(name)),
+      `must not name the worker's own secrets (${WORKER_SECRETS.join(', ')})`,
     ),
 });
 
@@ -78,7 +106,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       .filter(([, value]) => value !== undefined && value !== ''),
   );
   const parsed = ConfigSchema.safeParse(present);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    const config = parsed.data;
+    if (config.DEFAULT_TIMEOUT_SECONDS > config.MAX_TIMEOUT_SECONDS) {
+      throw new ConfigError(
+        `invalid configuration: DEFAULT_TIMEOUT_SECONDS=${config.DEFAULT_TIMEOUT_SECONDS} is over MAX_TIMEOUT_SECONDS=${config.MAX_TIMEOUT_SECONDS}`,
+      );
+    }
+    return config;
+  }
   const problems = parsed.error.issues.map((issue) => {
     const name = String(issue.path[0]);
     const value = name === 'REDIS_URL' ? redactUrl(String(present[name])) : present[name];

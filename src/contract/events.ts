@@ -23,6 +23,18 @@ const lineData = z
   })
   .optional();
 
+/** How a run is walled off from the worker and from other runs (see the security model). */
+export const RunIsolationSchema = z.object({
+  /** uid: a uid of its own, home of its own; off: the worker's own uid and home. */
+  mode: z.enum(['uid', 'off']),
+  uid: z.int().nullable(),
+  /** Namespaces of its own on top of the uid, where the kernel allows them. */
+  namespaces: z.array(z.enum(['pid', 'ipc', 'mount'])),
+  /** Why a run is not isolated. */
+  reason: z.string().optional(),
+});
+export type RunIsolation = z.infer<typeof RunIsolationSchema>;
+
 export const StartedEventSchema = z.object({
   ...envelope,
   type: z.literal('started'),
@@ -36,6 +48,8 @@ export const StartedEventSchema = z.object({
     prompt: z.enum(['original', 'continue']),
     /** The CLI's arguments; the prompt goes on stdin and is not among them. */
     args: z.array(z.string()),
+    /** Absent in events of workers older than run isolation. */
+    isolation: RunIsolationSchema.optional(),
   }),
 });
 

@@ -14,7 +14,7 @@ import { createLogger } from '../config/logger.js';
 import type { ExecuteResult } from '../contract/index.js';
 import { bundledBinary } from '../executor/index.js';
 import { startStandIn } from '../stand-in/index.js';
-import { startWorker } from '../worker/worker.js';
+import { startWorker, type ClaudeboxWorker } from '../worker/worker.js';
 import { startPrivateRedis } from './private-redis.js';
 
 /** The scripted model runs one Bash command, then answers quoting what it printed. */
@@ -64,6 +64,9 @@ export async function runDemo(io: CliIo): Promise<number> {
     cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
     const workDir = await realpath(scratch);
     const home = join(workDir, '.home');
+    // The job's own directory: with run isolation a job does not work in WORK_DIR itself.
+    const project = join(workDir, 'project');
+    mkdirSync(project);
     mkdirSync(join(home, '.claude'), { recursive: true });
     const queueName = `claudebox-demo-${randomUUID().slice(0, 8)}`;
     const env = {
@@ -122,9 +125,11 @@ export async function runDemo(io: CliIo): Promise<number> {
     );
     say(`  Claude   the real claude CLI, ${claude}`);
     say(`  Worker   one claudebox worker, WORK_DIR ${workDir}`);
+    say(`  Runs     ${describeIsolation(worker.isolation)}`);
     say();
     const jobId = await client.enqueue({
       prompt: DEMO_PROMPT,
+      workingDir: 'project',
       allowedTools: ['Bash'],
       timeout: 120,
     });
@@ -148,7 +153,7 @@ export async function runDemo(io: CliIo): Promise<number> {
     say(JSON.stringify(abbreviate(result), null, 2));
     say();
     say(
-      `node-version.txt in the working directory: ${readFileSync(join(workDir, 'node-version.txt'), 'utf8').trim()}`,
+      `node-version.txt in the working directory: ${readFileSync(join(project, 'node-version.txt'), 'utf8').trim()}`,
     );
     say();
     say('The demo now stops everything it started. To run against the real API instead:');
@@ -163,6 +168,13 @@ export async function runDemo(io: CliIo): Promise<number> {
     stopInterrupts();
     await cleanUp(cleanups);
   }
+}
+
+function describeIsolation(isolation: ClaudeboxWorker['isolation']): string {
+  if (isolation.mode === 'off') return `NOT isolated: ${isolation.reason ?? 'off'}`;
+  const namespaces =
+    isolation.namespaces.length > 0 ? ` and ${isolation.namespaces.join(', ')} namespaces` : '';
+  return `isolated: a uid of their own${namespaces}`;
 }
 
 async function cleanUp(cleanups: Cleanup[]): Promise<void> {

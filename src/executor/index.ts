@@ -9,8 +9,12 @@ export {
 export { runClaude, type RunSpec, type RunLine, type RunOutcome } from './run.js';
 export { type StopCause, type StopRequest } from './stop-run.js';
 export { judgeRun, oneLine, type RunReport } from './outcome.js';
+export { markerConfinement, type Confinement } from './confinement.js';
 export {
   findRunProcesses,
+  findProcessesOfUid,
+  processStartTime,
+  signalProcesses,
   sweepRunProcesses,
   type Marker,
   type ProcessRef,

@@ -56,6 +56,50 @@ async function carriesMarker(pid: number, entry: Buffer): Promise<boolean> {
 
 const NUL = Buffer.from([0]);
 
+/** The real, effective, saved and filesystem uids of a process (its `Uid:` line in status). */
+async function readUids(pid: number): Promise<number[] | undefined> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const line = /^Uid:\s+(.*)$/m.exec(status)?.[1];
+    return line?.trim().split(/\s+/).map(Number);
+  } catch {
+    return undefined; // gone
+  }
+}
+
+/**
+ * Every live process running as `uid` (by any of its uids), plus `rootPid` and its descendants.
+ * A uid is something a process without privileges cannot shed: no new session, scrubbed
+ * environment or double fork takes a process out of this list.
+ */
+export async function findProcessesOfUid(uid: number, rootPid?: number): Promise<ProcessRef[]> {
+  const pids = await listPids();
+  const stats = new Map<number, ProcStat>();
+  const found = new Set<number>();
+  await Promise.all(
+    pids.map(async (pid) => {
+      const [stat, uids] = await Promise.all([readStat(pid), readUids(pid)]);
+      if (!stat) return;
+      stats.set(pid, stat);
+      if (uids?.includes(uid)) found.add(pid);
+    }),
+  );
+  if (rootPid !== undefined && stats.has(rootPid)) {
+    found.add(rootPid);
+    addDescendants(rootPid, stats, found);
+  }
+  found.delete(process.pid);
+  return toRefs(found, stats);
+}
+
+function toRefs(found: Set<number>, stats: Map<number, ProcStat>): ProcessRef[] {
+  return [...found]
+    .map((pid) => ({ pid, stat: stats.get(pid) }))
+    .filter((entry): entry is { pid: number; stat: ProcStat } => entry.stat !== undefined)
+    .filter(({ stat }) => stat.state !== 'Z')
+    .map(({ pid, stat }) => ({ pid, startTime: stat.startTime }));
+}
+
 async function listPids(): Promise<number[]> {
   const entries = await readdir('/proc');
   return entries.filter((name) => /^\d+$/.test(name)).map(Number);
@@ -87,11 +131,7 @@ export async function findRunProcesses(marker: Marker, rootPid?: number): Promis
     addDescendants(rootPid, stats, found);
   }
   found.delete(process.pid);
-  return [...found]
-    .map((pid) => ({ pid, stat: stats.get(pid) }))
-    .filter((entry): entry is { pid: number; stat: ProcStat } => entry.stat !== undefined)
-    .filter(({ stat }) => stat.state !== 'Z')
-    .map(({ pid, stat }) => ({ pid, startTime: stat.startTime }));
+  return toRefs(found, stats);
 }
 
 function addDescendants(root: number, stats: Map<number, ProcStat>, into: Set<number>): void {
@@ -162,4 +202,10 @@ export async function sweepRunProcesses(marker: Marker, options: SweepOptions): 
     found = await findRunProcesses(marker, options.rootPid);
   }
   return signalled.size;
+}
+
+/** The start time of a live process (in clock ticks since boot), or null when it is gone. */
+export async function processStartTime(pid: number): Promise<string | null> {
+  const stat = await readStat(pid);
+  return stat && stat.state !== 'Z' ? stat.startTime : null;
 }

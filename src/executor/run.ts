@@ -4,7 +4,8 @@ import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { decodeLine, LineSplitter, type RawLine } from './lines.js';
 import { OutputCapture } from './output-capture.js';
-import { sweepRunProcesses, type Marker } from './process-tree.js';
+import { markerConfinement, type Confinement } from './confinement.js';
+import type { Marker } from './process-tree.js';
 import { createStopper, stopRequestOf, type StopCause } from './stop-run.js';
 import { StreamSummary } from './stream-summary.js';
 
@@ -26,6 +27,8 @@ export interface RunSpec {
   readonly prompt: string;
   /** The environment entry every process of this run carries (see process-tree.ts). */
   readonly marker: Marker;
+  /** How the run's processes are started and found; by default, by `marker`. */
+  readonly confinement?: Confinement;
   readonly timeoutMs: number;
   /** How long the CLI gets to stop after SIGINT before everything of the run is SIGKILLed. */
   readonly killGraceMs: number;
@@ -58,8 +61,8 @@ export interface RunOutcome {
   readonly leftovers: number;
 }
 
-/** Time allowed for leftover processes to leave after SIGTERM once the CLI itself is gone. */
-const LEFTOVER_GRACE_MS = 1000;
+/** How often a sandboxed CLI's stdout is looked at, where its pipe cannot tell (see Confinement). */
+const STDOUT_WATCH_MS = 500;
 /** Time the pipes get to drain after every process of the run is gone. */
 const DRAIN_MS = 2000;
 
@@ -74,7 +77,9 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
   const capture = new OutputCapture(spec.maxOutputBytes);
   let lastStderr: string | null = null;
 
-  const subprocess = execa(spec.bin, [...spec.args], {
+  const confinement = spec.confinement ?? markerConfinement(spec.marker);
+  const command = confinement.command(spec.bin, spec.args);
+  const subprocess = execa(command.file, command.args, {
     cwd: spec.cwd,
     env: spec.env,
     extendEnv: false,
@@ -120,9 +125,9 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
 
   const stopper = createStopper({
     pid,
-    marker: spec.marker,
+    confinement,
     killGraceMs: spec.killGraceMs,
-    interrupt: () => subprocess.kill('SIGINT'),
+    interrupt: () => void interruptCli(confinement, pid, subprocess),
     exited,
   });
   const timer = setTimeout(() => void stopper.stop('timeout', null), spec.timeoutMs);
@@ -155,24 +160,36 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
   const stderrDone = read(subprocess.stderr, 'stderr');
 
   // A CLI that closes stdout but keeps running would otherwise hang the job until its timeout.
+  let stdoutClosed = false;
+  const onStdoutClosed = async (): Promise<void> => {
+    if (stdoutClosed) return;
+    stdoutClosed = true;
+    const exitedSoon = await Promise.race([
+      exited.then(() => true),
+      sleep(spec.killGraceMs).then(() => false),
+    ]);
+    if (!exitedSoon) await stopper.stop('stdout-closed', null);
+  };
   stdoutDone
-    .then(async () => {
-      const exitedSoon = await Promise.race([
-        exited.then(() => true),
-        sleep(spec.killGraceMs).then(() => false),
-      ]);
-      if (!exitedSoon) await stopper.stop('stdout-closed', null);
-    })
+    .then(onStdoutClosed)
     // A stdout destroyed below (an escaped process held it open) ends this way: nothing to do.
     .catch(() => undefined);
+  const closedWatch = confinement.stdoutClosed
+    ? setInterval(() => {
+        void confinement
+          .stdoutClosed?.(pid)
+          .then((closed) => (closed ? onStdoutClosed() : undefined));
+      }, STDOUT_WATCH_MS)
+    : undefined;
 
   const status = await exited;
   clearTimeout(timer);
+  clearInterval(closedWatch);
   spec.signal?.removeEventListener('abort', onAbort);
   await stopper.finished();
-  const leftovers = await sweepRunProcesses(spec.marker, {
-    graceMs: stopper.forced ? 0 : Math.min(LEFTOVER_GRACE_MS, spec.killGraceMs),
-  });
+  // The CLI is gone, and so is the run: whatever of it is left is killed at once, so nothing
+  // but the CLI itself had the last word on its stdout.
+  const leftovers = await confinement.sweep(undefined, 0);
 
   // Every writer of the pipes is gone now, so they reach their end; a process that escaped
   // the sweep (another user's, say) must not hold the job forever.
@@ -201,6 +218,24 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
     lastStderr,
     leftovers,
   };
+}
+
+/** SIGINT to the CLI itself, wherever the confinement put it (a sandbox may stand between). */
+async function interruptCli(
+  confinement: Confinement,
+  launched: number,
+  subprocess: { kill(signal: NodeJS.Signals): boolean },
+): Promise<void> {
+  const cli = await confinement.cli(launched);
+  if (cli === launched || cli === null) {
+    subprocess.kill('SIGINT');
+    return;
+  }
+  try {
+    process.kill(cli, 'SIGINT');
+  } catch {
+    // Gone already: the stop then finds nothing left to wait for.
+  }
 }
 
 function describeSpawnError(failure: unknown, spec: RunSpec): string {

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { findRunProcesses, signalProcesses, type Marker } from './process-tree.js';
+import type { Confinement } from './confinement.js';
+import { signalProcesses } from './process-tree.js';
 
 /** Abort a run with this as the signal's reason to say why; anything else counts as cancelled. */
 export interface StopRequest {
@@ -52,7 +53,7 @@ export interface RunStopper {
  */
 export function createStopper(run: {
   readonly pid: number;
-  readonly marker: Marker;
+  readonly confinement: Confinement;
   readonly killGraceMs: number;
   readonly interrupt: () => void;
   readonly exited: Promise<unknown>;
@@ -74,7 +75,7 @@ export function createStopper(run: {
         ]);
         if (stoppedInTime) return;
         forced = true;
-        await signalProcesses(await findRunProcesses(run.marker, run.pid), 'SIGKILL');
+        await signalProcesses(await run.confinement.find(run.pid), 'SIGKILL');
       })();
       return done;
     },

@@ -14,8 +14,10 @@ export interface ResultLine {
 const EXCERPT_CHARS = 200;
 
 /**
- * Reads the stream-json lines as they pass: the session id (every line carries it), the last
+ * Reads the stream-json lines as they pass: the session id (every line carries it), the
  * `result` line, and anything that was not JSON, for an error message that says what happened.
+ * The CLI prints one result line, at its end; only the first counts, so nothing printed after it
+ * (by a tool that kept a copy of the CLI's stdout, say) can rewrite the result.
  */
 export class StreamSummary {
   sessionId: string | null = null;
@@ -41,7 +43,7 @@ export class StreamSummary {
     if (this.sessionId === null && typeof value.session_id === 'string' && value.session_id) {
       this.sessionId = value.session_id;
     }
-    if (value.type === 'result') this.resultLine = toResultLine(value);
+    if (value.type === 'result') this.resultLine ??= toResultLine(value);
   }
 
   /** A line too long to read whole (it went past MAX_LINE_BYTES). */

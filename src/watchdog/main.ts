@@ -1,12 +1,16 @@
+import { unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { sweepRunProcesses, WORKER_MARKER } from '../executor/index.js';
+import { leasesOf, signalUid } from '../isolation/index.js';
 
 /**
  * The watchdog process: it lives as long as the worker that started it. When its stdin pipe
  * closes, the worker is gone (also after SIGKILL, which no handler in the worker can catch),
  * and every process still carrying that worker's marker is stopped, so nothing of its runs
- * goes on once another worker takes the jobs over.
+ * goes on once another worker takes the jobs over. Isolated runs are known by the uids the
+ * worker leased: every process of those uids is killed and the leases freed.
  */
-const workerId = process.argv[2];
+const [workerId, leaseDir, setpriv] = process.argv.slice(2);
 if (!workerId) {
   process.stderr.write('usage: watchdog <worker id>\n');
   process.exit(2);
@@ -24,6 +28,12 @@ const sweep = async (): Promise<void> => {
     { name: WORKER_MARKER, value: workerId },
     { graceMs: 1000 },
   );
+  if (leaseDir !== undefined && setpriv !== undefined) {
+    for (const uid of await leasesOf(leaseDir, workerId)) {
+      await signalUid(setpriv, uid, 'KILL');
+      await unlink(join(leaseDir, String(uid))).catch(() => undefined);
+    }
+  }
   if (count > 0) {
     process.stderr.write(
       `${JSON.stringify({ level: 40, service: 'claudebox', msg: 'watchdog stopped processes of a worker that died', workerId, count })}\n`,

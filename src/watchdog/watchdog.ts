@@ -12,13 +12,17 @@ export interface Watchdog {
  * worker's process ends, whatever ended it, is the next best thing. It gets a process group of
  * its own, so a signal to the worker's whole group does not take it along.
  */
-export async function startWatchdog(workerId: string): Promise<Watchdog> {
+export async function startWatchdog(
+  workerId: string,
+  leases: { readonly dir: string; readonly setpriv: string } | null,
+): Promise<Watchdog> {
   const self = fileURLToPath(import.meta.url);
   // Running from source (tests), the watchdog is TypeScript too and needs tsx to start.
   const fromSource = self.endsWith('.ts');
   const script = fileURLToPath(new URL(fromSource ? './main.ts' : './main.js', import.meta.url));
   const loader = fromSource ? ['--import', import.meta.resolve('tsx')] : [];
-  const child = spawn(process.execPath, [...loader, script, workerId], {
+  const leaseArgs = leases ? [leases.dir, leases.setpriv] : [];
+  const child = spawn(process.execPath, [...loader, script, workerId, ...leaseArgs], {
     stdio: ['pipe', 'ignore', 'inherit'],
     detached: true,
   });

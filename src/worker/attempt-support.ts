@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { cancelKey, type ExecuteResult, type RunState } from '../contract/index.js';
 import type { ExecuteJob, JobContext } from './process-job.js';
 import type { JobEvents } from './job-events.js';
+import type { TranscriptPlace } from './sessions.js';
 
 /**
  * Ends an attempt on the record: its terminal event in Redis first, then the run state (with
@@ -49,13 +50,14 @@ export interface SessionSync {
 export function startSessionSync(
   context: JobContext,
   sessionId: string | null,
+  place: TranscriptPlace,
   log: Logger,
 ): SessionSync | null {
   const { sessions } = context;
   if (!sessions || sessionId === null) return null;
   const save = async (): Promise<void> => {
     try {
-      await sessions.save(sessionId);
+      await sessions.save(sessionId, place);
     } catch (error) {
       log.warn({ err: error, sessionId }, 'could not save the session transcript to Redis');
     }

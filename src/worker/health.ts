@@ -4,6 +4,8 @@ import type { Registry } from 'prom-client';
 export interface Readiness {
   readonly ready: boolean;
   readonly checks: Record<string, boolean | string>;
+  /** How runs are isolated: an operator sees at a glance when they are not. */
+  readonly isolation?: unknown;
 }
 
 export interface HealthOptions {

@@ -26,13 +26,18 @@ import { recordEnd, startSessionSync, type SessionSync } from './attempt-support
 import { readCancelReason } from './cancel-listener.js';
 import type { EventPublisher } from './publisher.js';
 import { planAttempt } from './session-plan.js';
-import type { SessionStore } from './sessions.js';
+import type { Isolation, RunBox } from '../isolation/index.js';
+import type { TranscriptStore } from './sessions.js';
 import { validateJob } from './validate-job.js';
 
 export interface JobSettings {
   /** WORK_DIR, as a real path. */
   readonly workDir: string;
   readonly defaultTimeoutSeconds: number;
+  /** MAX_TIMEOUT_SECONDS: the longest `timeout` a job may ask for. */
+  readonly maxTimeoutSeconds: number;
+  /** ALLOWED_PERMISSION_MODES: the permission modes a job may ask for. */
+  readonly allowedPermissionModes: readonly string[];
   readonly maxOutputBytes: number;
   readonly maxPromptBytes: number;
   readonly maxLineBytes: number;
@@ -53,7 +58,8 @@ export interface JobContext {
   readonly redis: Redis;
   readonly address: QueueAddress;
   readonly publisher: EventPublisher;
-  readonly sessions: SessionStore | null;
+  readonly sessions: TranscriptStore | null;
+  readonly isolation: Isolation;
   readonly runs: ActiveRuns;
   readonly logger: Logger;
   readonly now: () => number;
@@ -103,6 +109,8 @@ async function processJob(
   // Filled in as the attempt gets further, for whatever ends it.
   let state: RunState | null = null;
   let sync: SessionSync | null = null;
+  let box: RunBox | null = null;
+  const jobKey = `${address.prefix}:${address.queueName}:${jobId}`;
   const retryingAfter = (failure: FailureKind | null): boolean => {
     if (failure === null || failure === 'cancelled' || failure === 'invalid-request') return false;
     if (failure === 'shutdown' || failure === 'abandoned') return true;
@@ -131,6 +139,8 @@ async function processJob(
     }
     const final = events.terminal(result.success ? 'completed' : 'failed', result);
     await recordEnd(context, job, events, state ?? prior, final, log);
+    // The job is over: a scratch directory of its own goes with it.
+    if (!final.retrying) await context.isolation.removeScratch(jobKey);
     if (final.success) return final;
     const reason = final.error ?? 'failed';
     if (final.failure === 'shutdown' && token !== undefined) {
@@ -156,12 +166,19 @@ async function processJob(
     if (cancelled !== null) {
       return await conclude(withoutRun('cancelled', `cancelled before it started: ${cancelled}`));
     }
-    const valid = await validateJob(job.data, settings);
+    const valid = await validateJob(job.data, {
+      ...settings,
+      scratchDir: context.isolation.scratchDir(jobKey),
+    });
     if (!valid.ok)
       return await conclude(withoutRun('invalid-request', `invalid job data: ${valid.reason}`));
     const { request, cwd } = valid;
 
-    const plan = await planAttempt(request, prior, context.sessions);
+    const runId = randomUUID();
+    box = await context.isolation.open({ runId, cwd });
+    const place = { configDir: box.configDir, cwd };
+    const plan = await planAttempt(request, prior, context.sessions, place);
+    await box.seal();
     state = {
       attempt,
       sessionId: plan.sessionId,
@@ -180,18 +197,22 @@ async function processJob(
 
     const timeoutSeconds = request.timeout ?? settings.defaultTimeoutSeconds;
     const args = buildArgs(request, plan.session);
-    const runId = randomUUID();
     const running = state;
-    sync = startSessionSync(context, plan.sessionId, log);
+    const isolation = box.isolation;
+    sync = startSessionSync(context, plan.sessionId, place, log);
     const outcome = await runClaude({
       bin: context.claudeBin,
       args,
       cwd,
-      env: buildChildEnv(context.envSource, settings.extraEnv, {
-        workerId: context.workerId,
-        runId,
-        jobId,
-      }),
+      env: {
+        ...buildChildEnv(context.envSource, settings.extraEnv, {
+          workerId: context.workerId,
+          runId,
+          jobId,
+        }),
+        ...box.env,
+      },
+      confinement: box.confinement,
       prompt: plan.prompt,
       marker: { name: RUN_MARKER, value: runId },
       timeoutMs: timeoutSeconds * 1000,
@@ -208,6 +229,7 @@ async function processJob(
           resumed: plan.resumed,
           prompt: plan.promptKind,
           args,
+          isolation,
         };
         // The history lives as long as the run may, plus the TTL after its end.
         events.started(data, Math.ceil(timeoutSeconds) + settings.eventsTtlSeconds);
@@ -225,6 +247,7 @@ async function processJob(
       },
     });
     await sync?.stop();
+    await box.close();
     if (outcome.leftovers > 0) {
       log.info({ count: outcome.leftovers }, 'stopped processes the run left behind');
     }
@@ -248,6 +271,9 @@ async function processJob(
     return await conclude(withoutRun('worker-error', `worker error: ${describeReason(error)}`));
   } finally {
     await sync?.stop().catch(() => undefined);
+    await box?.close().catch((error: unknown) => {
+      log.error({ err: error }, 'could not clean up after the run');
+    });
     signal?.removeEventListener('abort', onBullCancel);
     runs.end(jobId, stop);
     await events.close();

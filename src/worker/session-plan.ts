@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { ExecuteRequest, RunState } from '../contract/index.js';
 import type { SessionPlan } from '../executor/index.js';
-import { transcriptHoldsPrompt, transcriptSize, type SessionStore } from './sessions.js';
+import {
+  transcriptHoldsPrompt,
+  transcriptSize,
+  type TranscriptPlace,
+  type TranscriptStore,
+} from './sessions.js';
 
 export interface AttemptPlan {
   readonly session: SessionPlan;
@@ -32,7 +37,8 @@ export function continuationPrompt(previous: RunState['result']): string {
 export async function planAttempt(
   request: ExecuteRequest,
   prior: RunState | null,
-  sessions: SessionStore | null,
+  sessions: TranscriptStore | null,
+  place: TranscriptPlace,
 ): Promise<AttemptPlan> {
   const original = { prompt: request.prompt, promptKind: 'original' } as const;
   if (sessions === null) {
@@ -55,7 +61,7 @@ export async function planAttempt(
   }
 
   const sessionId = prior?.sessionId ?? request.resumeSessionId ?? randomUUID();
-  const transcript = await sessions.restore(sessionId);
+  const transcript = await sessions.restore(sessionId, place);
   const transcriptBaseline = prior?.transcriptBaseline ?? (await transcriptSize(transcript));
   // A session named by the request is resumed even when no transcript is found: the CLI then
   // answers "No conversation found", which is the truth the caller needs to hear.

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { gunzip, gzip } from 'node:zlib';
 import { promisify } from 'node:util';
@@ -10,6 +10,53 @@ import { sessionKey, type QueueAddress } from '../contract/index.js';
 const gzipAsync = promisify(gzip);
 const gunzipAsync = promisify(gunzip);
 
+/** Where a run's CLI keeps its sessions: its config dir, and the cwd that names the project. */
+export interface TranscriptPlace {
+  readonly configDir: string;
+  readonly cwd: string;
+}
+
+/** Keeps session transcripts beyond the run that wrote them. */
+export interface TranscriptStore {
+  /** Copies the run's transcript to the store if it grew since the last save. */
+  save(sessionId: string, place: TranscriptPlace): Promise<void>;
+  /**
+   * Puts the stored transcript in the run's config dir when the store holds more of it than
+   * the local copy (or there is none). Returns the local path afterwards, or null.
+   */
+  restore(sessionId: string, place: TranscriptPlace): Promise<string | null>;
+  forget(sessionId: string): void;
+}
+
+/** The transcript's path on this machine, if the CLI wrote one. */
+export async function findTranscript(configDir: string, sessionId: string): Promise<string | null> {
+  const projects = join(configDir, 'projects');
+  let dirs: string[];
+  try {
+    dirs = await readdir(projects);
+  } catch {
+    return null;
+  }
+  for (const dir of dirs) {
+    const candidate = join(projects, dir, `${sessionId}.jsonl`);
+    if (await fileSize(candidate)) return candidate;
+  }
+  return null;
+}
+
+/**
+ * Where the CLI looks for a session when it runs in `cwd`: computed here from the session id and
+ * the run's own config dir, never taken from stored data.
+ */
+export function transcriptPath(place: TranscriptPlace, sessionId: string): string {
+  return join(
+    place.configDir,
+    'projects',
+    place.cwd.replace(/[^A-Za-z0-9]/g, '-'),
+    `${sessionId}.jsonl`,
+  );
+}
+
 /**
  * Makes Claude sessions portable between workers. The CLI keeps a session as a transcript file
  * under its config dir (`projects/<slug of cwd>/<session id>.jsonl`) on the machine that ran
@@ -17,68 +64,38 @@ const gunzipAsync = promisify(gunzip);
  * (and now and then while it runs), and comes back before a `--resume` on whichever worker
  * runs the next attempt. Transcripts only grow, so the longer copy is the newer one.
  */
-export class SessionStore {
+export class SessionStore implements TranscriptStore {
   private readonly savedBytes = new Map<string, number>();
 
   constructor(
     private readonly redis: Redis,
     private readonly address: QueueAddress,
-    /** The CLI's config dir as the runs see it (CLAUDE_CONFIG_DIR, else ~/.claude). */
-    private readonly configDir: string,
     private readonly ttlSeconds: number,
   ) {}
 
-  /** The transcript's path on this machine, if the CLI wrote one. */
-  async findTranscript(sessionId: string): Promise<string | null> {
-    const projects = join(this.configDir, 'projects');
-    let dirs: string[];
-    try {
-      dirs = await readdir(projects);
-    } catch {
-      return null;
-    }
-    for (const dir of dirs) {
-      const candidate = join(projects, dir, `${sessionId}.jsonl`);
-      if (await fileSize(candidate)) return candidate;
-    }
-    return null;
-  }
-
-  /** Copies the local transcript to Redis if it grew since the last save. */
-  async save(sessionId: string): Promise<void> {
-    const path = await this.findTranscript(sessionId);
+  async save(sessionId: string, place: TranscriptPlace): Promise<void> {
+    const path = await findTranscript(place.configDir, sessionId);
     if (path === null) return;
     const data = await readFile(path);
     if (this.savedBytes.get(sessionId) === data.length) return;
     const key = sessionKey(this.address, sessionId);
     await this.redis
       .multi()
-      .hset(key, {
-        path: relative(this.configDir, path),
-        bytes: data.length,
-        data: await gzipAsync(data),
-      })
+      .hset(key, { bytes: data.length, data: await gzipAsync(data) })
       .expire(key, this.ttlSeconds)
       .exec();
     this.savedBytes.set(sessionId, data.length);
   }
 
-  /**
-   * Puts the transcript from Redis on this machine when Redis holds more of it than the local
-   * copy (or there is none). Returns the local path afterwards, or null if neither has it.
-   */
-  async restore(sessionId: string): Promise<string | null> {
+  async restore(sessionId: string, place: TranscriptPlace): Promise<string | null> {
     const key = sessionKey(this.address, sessionId);
-    const local = await this.findTranscript(sessionId);
+    const local = await findTranscript(place.configDir, sessionId);
     const localBytes = local ? ((await fileSize(local)) ?? 0) : 0;
     const storedBytes = Number((await this.redis.hget(key, 'bytes')) ?? 0);
     if (storedBytes <= localBytes) return local;
-    const [path, data] = await Promise.all([
-      this.redis.hget(key, 'path'),
-      this.redis.hgetBuffer(key, 'data'),
-    ]);
-    if (path === null || data === null) return local;
-    const target = local ?? join(this.configDir, path);
+    const data = await this.redis.hgetBuffer(key, 'data');
+    if (data === null) return local;
+    const target = local ?? transcriptPath(place, sessionId);
     try {
       const transcript = await gunzipAsync(data);
       await mkdir(dirname(target), { recursive: true });
@@ -95,6 +112,38 @@ export class SessionStore {
 
   forget(sessionId: string): void {
     this.savedBytes.delete(sessionId);
+  }
+}
+
+/**
+ * Keeps transcripts in a directory of the worker's own (RUN_ROOT/sessions), for isolated runs
+ * whose homes are removed when they end and SESSION_STORE=off: a later job on this host can
+ * still resume the session it names.
+ */
+export class LocalTranscripts implements TranscriptStore {
+  constructor(private readonly dir: string) {}
+
+  async save(sessionId: string, place: TranscriptPlace): Promise<void> {
+    const path = await findTranscript(place.configDir, sessionId);
+    if (path === null) return;
+    const kept = join(this.dir, `${sessionId}.jsonl`);
+    if (((await fileSize(path)) ?? 0) <= ((await fileSize(kept)) ?? 0)) return;
+    await copyFile(path, kept);
+  }
+
+  async restore(sessionId: string, place: TranscriptPlace): Promise<string | null> {
+    const local = await findTranscript(place.configDir, sessionId);
+    const kept = join(this.dir, `${sessionId}.jsonl`);
+    const keptBytes = (await fileSize(kept)) ?? 0;
+    if (keptBytes <= (local ? ((await fileSize(local)) ?? 0) : 0)) return local;
+    const target = local ?? transcriptPath(place, sessionId);
+    await mkdir(dirname(target), { recursive: true });
+    await copyFile(kept, target);
+    return target;
+  }
+
+  forget(): void {
+    // Nothing cached in memory.
   }
 }
 

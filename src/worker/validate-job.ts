@@ -1,4 +1,4 @@
-import { realpath, stat } from 'node:fs/promises';
+import { mkdir, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { parseExecuteRequest, type ExecuteRequest } from '../contract/index.js';
 
@@ -6,6 +6,15 @@ export interface JobLimits {
   /** The real path of WORK_DIR: every run happens in it or below it. */
   readonly workDir: string;
   readonly maxPromptBytes: number;
+  /** MAX_TIMEOUT_SECONDS */
+  readonly maxTimeoutSeconds: number;
+  /** ALLOWED_PERMISSION_MODES */
+  readonly allowedPermissionModes: readonly string[];
+  /**
+   * Under run isolation, the job's own directory for when it names none, and WORK_DIR itself,
+   * which every job shares, is no working directory. Null when runs are not isolated.
+   */
+  readonly scratchDir: string | null;
 }
 
 export type ValidJob =
@@ -28,10 +37,35 @@ export async function validateJob(data: unknown, limits: JobLimits): Promise<Val
       `prompt: is ${promptBytes} bytes, over the limit of ${limits.maxPromptBytes} (MAX_PROMPT_BYTES)`,
     );
   }
+  if (request.timeout !== undefined && request.timeout > limits.maxTimeoutSeconds) {
+    problems.push(
+      `timeout: ${request.timeout} seconds is over the limit of ${limits.maxTimeoutSeconds} (MAX_TIMEOUT_SECONDS)`,
+    );
+  }
+  const mode = request.permissionMode;
+  if (mode !== undefined && !limits.allowedPermissionModes.includes(mode)) {
+    problems.push(
+      `permissionMode: ${mode} is not allowed on this worker (ALLOWED_PERMISSION_MODES=${limits.allowedPermissionModes.join(',')})`,
+    );
+  }
   const cwd = await resolveWorkingDir(request.workingDir, limits.workDir);
   if (!cwd.ok) problems.push(`workingDir: ${cwd.reason}`);
+  if (
+    cwd.ok &&
+    request.workingDir !== undefined &&
+    limits.scratchDir !== null &&
+    cwd.path === limits.workDir
+  ) {
+    problems.push(
+      `workingDir: ${JSON.stringify(request.workingDir)} is WORK_DIR itself, which every job shares; with run isolation a job works in a directory inside it (or, naming none, in one of its own)`,
+    );
+  }
 
   if (problems.length > 0 || !cwd.ok) return { ok: false, reason: problems.join('; ') };
+  if (request.workingDir === undefined && limits.scratchDir !== null) {
+    await mkdir(limits.scratchDir, { recursive: true, mode: 0o700 });
+    return { ok: true, request, cwd: limits.scratchDir };
+  }
   return { ok: true, request, cwd: cwd.path };
 }
 

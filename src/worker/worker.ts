@@ -15,7 +15,8 @@ import { startHealthServer, type Readiness } from './health.js';
 import { createMetrics } from './metrics.js';
 import { createProcessor } from './process-job.js';
 import { EventPublisher } from './publisher.js';
-import { SessionStore } from './sessions.js';
+import { setUpIsolation, type Isolation } from '../isolation/index.js';
+import { LocalTranscripts, SessionStore, type TranscriptStore } from './sessions.js';
 
 export interface WorkerDeps {
   readonly config: Config;
@@ -33,6 +34,8 @@ export interface ClaudeboxWorker {
   readonly worker: Worker<unknown, ExecuteResult>;
   /** Where /healthz, /readyz and /metrics answer, when HEALTH_PORT is not 0. */
   readonly healthUrl: string | null;
+  /** How this worker's runs are isolated. */
+  readonly isolation: Isolation['summary'];
   readiness(): Promise<Readiness>;
   /**
    * Stops taking jobs and lets active runs finish for up to `graceMs`; then stops them and
@@ -46,8 +49,29 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
   const now = deps.now ?? Date.now;
   const id = randomUUID();
   const address: QueueAddress = { prefix: config.QUEUE_PREFIX, queueName: config.QUEUE_NAME };
+  const claudeConfigDir = env.CLAUDE_CONFIG_DIR ?? join(env.HOME ?? homedir(), '.claude');
+  // Before anything connects: `required` refuses to start without it.
+  const isolation = await setUpIsolation({
+    mode: config.RUN_ISOLATION,
+    namespaces: config.RUN_NAMESPACES,
+    runRoot: config.RUN_ROOT,
+    uidBase: config.RUN_UID_BASE,
+    uidCount: config.RUN_UID_COUNT,
+    concurrency: config.CONCURRENCY,
+    workDir: deps.workDir,
+    claudeBin: deps.claude.path,
+    workerId: id,
+    path: env.PATH,
+    sharedConfigDir: claudeConfigDir,
+  });
+  if (isolation.summary.mode === 'off') {
+    logger.warn(
+      { isolation: 'off', reason: isolation.summary.reason },
+      'RUNS ARE NOT ISOLATED: every run executes as the worker itself and can read its environment, its files and other runs (see the security model in the README)',
+    );
+  }
   const connections = openConnections(config.REDIS_URL, logger);
-  const watchdog = await startWatchdog(id);
+  const watchdog = await startWatchdog(id, isolation.leases);
   const runs = new ActiveRuns(now);
 
   // Sampled at scrape time, by when the publisher exists.
@@ -66,16 +90,19 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
     onPublishError: () => metrics.publishError(),
   });
 
-  const claudeConfigDir = env.CLAUDE_CONFIG_DIR ?? join(env.HOME ?? homedir(), '.claude');
-  const sessions =
+  const sessions: TranscriptStore | null =
     config.SESSION_STORE === 'redis'
-      ? new SessionStore(connections.commands, address, claudeConfigDir, config.SESSION_TTL_SECONDS)
-      : null;
+      ? new SessionStore(connections.commands, address, config.SESSION_TTL_SECONDS)
+      : isolation.summary.mode === 'uid'
+        ? new LocalTranscripts(join(config.RUN_ROOT, 'sessions'))
+        : null;
 
   const processor = createProcessor({
     settings: {
       workDir: deps.workDir,
       defaultTimeoutSeconds: config.DEFAULT_TIMEOUT_SECONDS,
+      maxTimeoutSeconds: config.MAX_TIMEOUT_SECONDS,
+      allowedPermissionModes: config.ALLOWED_PERMISSION_MODES,
       maxOutputBytes: config.MAX_OUTPUT_BYTES,
       maxPromptBytes: config.MAX_PROMPT_BYTES,
       maxLineBytes: config.MAX_LINE_BYTES,
@@ -91,6 +118,7 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
     address,
     publisher,
     sessions,
+    isolation,
     runs,
     logger,
     now,
@@ -158,7 +186,11 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
       checks.redis = error instanceof Error ? error.message : String(error);
     }
     checks.events = connections.events.status === 'ready';
-    return { ready: Object.values(checks).every((value) => value === true), checks };
+    return {
+      ready: Object.values(checks).every((value) => value === true),
+      checks,
+      isolation: isolation.summary,
+    };
   };
 
   let health: Server | null = null;
@@ -228,5 +260,5 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
   worker.run().catch((error: unknown) => {
     logger.error({ err: error }, 'the worker stopped consuming');
   });
-  return { id, worker, healthUrl, readiness, shutdown };
+  return { id, worker, healthUrl, isolation: isolation.summary, readiness, shutdown };
 }

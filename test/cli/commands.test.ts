@@ -14,6 +14,7 @@ import {
   collectEvents,
 } from '../support/worker.js';
 import { cli, fakeIo, type FakeIo } from './support.js';
+import { runPids } from '../support/processes.js';
 
 const redisUrl = inject('redisUrl');
 
@@ -59,9 +60,8 @@ describe('claudebox events, result and cancel', () => {
   /** Enqueues a slow run and resolves once it is running. */
   const startSlowRun = async (seconds: number): Promise<string> => {
     const jobId = await client.enqueue({ prompt: `sleep ${seconds}` });
-    await waitFor('the run to start', async () =>
-      (await queue.getJobState(jobId)) === 'active' ? true : undefined,
-    );
+    // Running: the CLI's process is there, not just the job taken from the queue.
+    await waitFor('the run to start', () => (runPids(jobId).length > 0 ? true : undefined));
     return jobId;
   };
 

@@ -51,7 +51,8 @@ describe('claudebox run', () => {
       expect.stringMatching(
         new RegExp(`^▶ job ${jobId} attempt 1 started \\(pid \\d+, session [0-9a-f]{8}…\\)$`),
       ),
-      `· cwd ${worker?.workDir}`,
+      // A job that names no working directory gets one of its own (the tests run isolated).
+      expect.stringMatching(/^· cwd \/var\/lib\/claudebox\/scratch\/[0-9a-f]{32}$/),
       expect.stringMatching(/^prompt 11 bytes sha256 [0-9a-f]{64}$/),
       '= success: 1 turn, $0.0123',
       expect.stringMatching(/^✓ completed in \d+\.\ds \(\$0\.0123\)$/),

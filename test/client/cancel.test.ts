@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
-import { eventually, pidsWithEnv } from '../support/processes.js';
+import { eventually, pidsWithEnv, runPids } from '../support/processes.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 import {
   createQueue,
@@ -52,7 +52,7 @@ describe('cancel', () => {
   /** Waits until the job's run has `count` processes. */
   const runningOn = async (jobId: string, count = 1): Promise<number[]> =>
     waitFor(`job ${jobId} to run`, () => {
-      const pids = pidsWithEnv('CLAUDEBOX_JOB_ID', jobId);
+      const pids = runPids(jobId);
       return pids.length >= count ? pids : undefined;
     });
 
@@ -96,7 +96,7 @@ describe('cancel', () => {
     expect(terminal?.type === 'failed' && terminal.data.cancelled).toBe(true);
 
     expect(await queue.getJobState(b)).toBe('active');
-    expect(pidsWithEnv('CLAUDEBOX_JOB_ID', b)).toHaveLength(2);
+    expect(runPids(b)).toHaveLength(2);
     expect(stoppedAfter).toBeLessThan(2000);
     const errors = [...first.logs, ...second.logs].filter((log) => Number(log.level) >= 50);
     expect(errors).toEqual([]);

@@ -36,6 +36,10 @@ describe('the demo', () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/Redis {4}a private redis-server on redis:\/\/127\.0\.0\.1:\d+/);
     expect(stdout).toContain('scripted stand-in for the Anthropic API');
+    // The tests run as root: the demo's run is isolated.
+    expect(stdout).toContain(
+      'Runs     isolated: a uid of their own and pid, ipc, mount namespaces',
+    );
     expect(stdout).toMatch(/▶ job 1 attempt 1 started \(pid \d+/);
     expect(stdout).toContain('→ Bash: node --version | tee node-version.txt');
     expect(stdout).toContain(`← ${process.version}`);

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
@@ -93,8 +93,20 @@ describe('end to end through the real claude CLI', () => {
   it('runs a Bash tool in the job’s workingDir when allowedTools lets it, and not otherwise', async () => {
     const prompt = (name: string): string =>
       `Make a file.\nstand-in: bash echo made-by-bash > ${name} && cat ${name}\nstand-in: say The file says {{result}}`;
-    const allowed = await run({ prompt: prompt('allowed.txt'), allowedTools: ['Bash'] });
-    expect(readFileSync(join(worker.workDir, 'allowed.txt'), 'utf8')).toBe('made-by-bash\n');
+    mkdirSync(join(worker.workDir, 'project'), { recursive: true });
+    const allowed = await run({
+      prompt: prompt('allowed.txt'),
+      workingDir: 'project',
+      allowedTools: ['Bash'],
+    });
+    expect(readFileSync(join(worker.workDir, 'project', 'allowed.txt'), 'utf8')).toBe(
+      'made-by-bash\n',
+    );
+    // The tool ran isolated: as the run's own uid, inside namespaces of its own.
+    const started = allowed.events.find((event) => event.type === 'started');
+    const isolation = started?.type === 'started' ? started.data.isolation : undefined;
+    expect(isolation).toMatchObject({ mode: 'uid', namespaces: ['pid', 'ipc', 'mount'] });
+    expect(statSync(join(worker.workDir, 'project', 'allowed.txt')).uid).toBe(isolation?.uid);
     expect(allowed.result).toMatchObject({
       success: true,
       finalOutput: 'The file says made-by-bash',
@@ -104,8 +116,12 @@ describe('end to end through the real claude CLI', () => {
     );
     expect(JSON.stringify(toolCall)).toContain('echo made-by-bash > allowed.txt');
 
-    const denied = await run({ prompt: prompt('denied.txt'), allowedTools: ['Read'] });
-    expect(existsSync(join(worker.workDir, 'denied.txt'))).toBe(false);
+    const denied = await run({
+      prompt: prompt('denied.txt'),
+      workingDir: 'project',
+      allowedTools: ['Read'],
+    });
+    expect(existsSync(join(worker.workDir, 'project', 'denied.txt'))).toBe(false);
     expect(denied.result.permissionDenials).toHaveLength(1);
   });
 

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
 import type { StartedEvent } from '../../src/contract/index.js';
 import { startStandIn } from '../../src/stand-in/index.js';
-import { eventually, pidsWithEnv } from '../support/processes.js';
+import { eventually, pidsWithEnv, runPids } from '../support/processes.js';
 import { findRealClaude, privateClaudeEnv, type PrivateClaudeEnv } from '../support/real-claude.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 import { createQueue, uniqueQueueName, waitFor, collectEvents } from '../support/worker.js';
@@ -59,9 +59,7 @@ describe('a retry after the worker died', () => {
       ].join('\n');
       await client.enqueue({ prompt, allowedTools: ['Bash'] }, { jobId, attempts: 2 });
       // The Bash tool is running, and the transcript holding the tool call has reached Redis.
-      await waitFor('the sleep', () =>
-        pidsWithEnv('CLAUDEBOX_JOB_ID', jobId).length >= 3 ? true : undefined,
-      );
+      await waitFor('the sleep', () => (runPids(jobId).length >= 3 ? true : undefined));
       await new Promise((resolve) => setTimeout(resolve, 1500));
 
       a.child.kill('SIGKILL');

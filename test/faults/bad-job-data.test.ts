@@ -76,6 +76,23 @@ const cases: { name: string; data: unknown; reason: string }[] = [
       'permissionMode: must be one of acceptEdits, auto, bypassPermissions, default, dontAsk, plan',
   },
   {
+    name: 'a permissionMode the operator does not allow',
+    data: { prompt: 'hi', permissionMode: 'bypassPermissions' },
+    reason:
+      'permissionMode: bypassPermissions is not allowed on this worker (ALLOWED_PERMISSION_MODES=acceptEdits,auto,default,dontAsk,plan)',
+  },
+  {
+    name: 'a timeout over the operator’s cap',
+    data: { prompt: 'hi', timeout: 90000 },
+    reason: 'timeout: 90000 seconds is over the limit of 86400 (MAX_TIMEOUT_SECONDS)',
+  },
+  {
+    name: 'WORK_DIR itself as the working directory of an isolated run',
+    data: { prompt: 'hi', workingDir: '.' },
+    reason:
+      'workingDir: "." is WORK_DIR itself, which every job shares; with run isolation a job works in a directory inside it (or, naming none, in one of its own)',
+  },
+  {
     name: 'a resumeSessionId that is not a UUID',
     data: { prompt: 'hi', resumeSessionId: '../../etc/passwd' },
     reason: 'resumeSessionId: must be a UUID',

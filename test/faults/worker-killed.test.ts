@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
-import { eventually, pidsWithEnv } from '../support/processes.js';
+import { eventually, pidsWithEnv, runPids } from '../support/processes.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 import {
   createQueue,
@@ -42,7 +42,7 @@ describe('a worker killed with SIGKILL mid-run', () => {
       const jobId = randomUUID();
       await client.enqueue({ prompt: 'sleep 1' }, { jobId, attempts: 1 });
       await waitFor('the run and its grandchild', () =>
-        pidsWithEnv('CLAUDEBOX_JOB_ID', jobId).length >= 2 ? true : undefined,
+        runPids(jobId).length >= 2 ? true : undefined,
       );
 
       first.child.kill('SIGKILL');

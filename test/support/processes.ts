@@ -56,3 +56,33 @@ export async function eventually(check: () => boolean, timeoutMs: number): Promi
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** Live pids running as `uid` (by any of their real, effective, saved or filesystem uids). */
+export function pidsOfUid(uid: number): number[] {
+  const found: number[] = [];
+  for (const dir of readdirSync('/proc')) {
+    if (!/^\d+$/.test(dir)) continue;
+    try {
+      const status = readFileSync(`/proc/${dir}/status`, 'utf8');
+      const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? [];
+      if (uids.includes(uid) && isAlive(Number(dir))) found.push(Number(dir));
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+
+/**
+ * Live processes of a job's run: those carrying its job id, less the sandbox's own (bwrap and
+ * its init, when runs get namespaces), so a count means the CLI and what it started.
+ */
+export function runPids(jobId: string): number[] {
+  return pidsWithEnv('CLAUDEBOX_JOB_ID', jobId).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'bwrap';
+    } catch {
+      return false;
+    }
+  });
+}

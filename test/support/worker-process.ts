@@ -20,9 +20,13 @@ export interface WorkerProcess {
  * setup builds it first). Its environment is only what the test gives plus PATH and a private
  * HOME.
  */
-export function spawnWorkerProcess(env: Record<string, string>): WorkerProcess {
+export function spawnWorkerProcess(
+  env: Record<string, string>,
+  options: { readonly uid?: number } = {},
+): WorkerProcess {
   const child = spawn(process.execPath, [join(root, 'dist/cli/main.js'), 'worker'], {
     cwd: root,
+    ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.uid }),
     env: {
       PATH: process.env.PATH ?? '',
       HOME: mkdtempSync(join(tmpdir(), 'claudebox-home-')),

@@ -59,7 +59,7 @@ describe('an execute job', () => {
     );
 
   it('publishes started, every stdout line and completed, in seq order, and returns the ExecuteResult', async () => {
-    const { workDir } = await worker('claude-success.mjs');
+    await worker('claude-success.mjs');
     const jobId = randomUUID();
     const events = await watch(jobId);
 
@@ -83,7 +83,13 @@ describe('an execute job', () => {
     const [started, init, assistant, resultLine] = events;
     expect(started).toMatchObject({
       type: 'started',
-      data: { cwd: workDir, resumed: false, prompt: 'original' },
+      data: {
+        // A job that names no working directory gets one of its own, under RUN_ROOT.
+        cwd: expect.stringMatching(/^\/var\/lib\/claudebox\/scratch\/[0-9a-f]{32}$/),
+        resumed: false,
+        prompt: 'original',
+        isolation: { mode: 'uid', uid: expect.any(Number), namespaces: ['pid', 'ipc', 'mount'] },
+      },
     });
     expect(started?.type === 'started' && started.data.pid).toBeGreaterThan(0);
     expect(started?.type === 'started' && started.data.args).toContain('--output-format');

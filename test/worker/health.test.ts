@@ -43,6 +43,8 @@ describe('health endpoints', () => {
     expect(JSON.parse(ready.body)).toEqual({
       ready: true,
       checks: { consuming: true, blockingConnection: true, redis: true, events: true },
+      // The tests run as root, with bwrap installed: runs get a uid and namespaces of their own.
+      isolation: { mode: 'uid', namespaces: ['pid', 'ipc', 'mount'] },
     });
     const metrics = await get(`${base}/metrics`);
     expect(metrics.status).toBe(200);

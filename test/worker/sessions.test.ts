@@ -49,21 +49,24 @@ describe('portable sessions', () => {
   let machineB: SessionStore;
   let dirA: string;
   let dirB: string;
+  // The CLI ran in /work/repo on both machines: its sessions are under projects/-work-repo.
+  const atA = () => ({ configDir: dirA, cwd: '/work/repo' });
+  const atB = () => ({ configDir: dirB, cwd: '/work/repo' });
 
   beforeEach(() => {
     address = { prefix: 'bull', queueName: `sessions-${randomUUID().slice(0, 8)}` };
     dirA = mkdtempSync(join(tmpdir(), 'claude-a-'));
     dirB = mkdtempSync(join(tmpdir(), 'claude-b-'));
-    machineA = new SessionStore(redis, address, dirA, 3600);
-    machineB = new SessionStore(redis, address, dirB, 3600);
+    machineA = new SessionStore(redis, address, 3600);
+    machineB = new SessionStore(redis, address, 3600);
   });
 
   it('moves a transcript from one machine to another through Redis, at the same place', async () => {
     const sessionId = randomUUID();
     const path = writeTranscript(dirA, sessionId, userLine('fix the bug') + assistantLine('on it'));
-    await machineA.save(sessionId);
+    await machineA.save(sessionId, atA());
 
-    const restored = await machineB.restore(sessionId);
+    const restored = await machineB.restore(sessionId, atB());
     expect(restored).toBe(join(dirB, 'projects', '-work-repo', `${sessionId}.jsonl`));
     expect(readFileSync(restored ?? '')).toEqual(readFileSync(path));
   });
@@ -71,23 +74,23 @@ describe('portable sessions', () => {
   it('keeps a local transcript that is as long as the stored one, and saves one that grew', async () => {
     const sessionId = randomUUID();
     const path = writeTranscript(dirA, sessionId, userLine('one'));
-    await machineA.save(sessionId);
+    await machineA.save(sessionId, atA());
     appendFileSync(path, assistantLine('two'));
-    expect(await machineA.restore(sessionId)).toBe(path);
+    expect(await machineA.restore(sessionId, atA())).toBe(path);
     expect(readFileSync(path, 'utf8')).toContain('two');
 
-    await machineA.save(sessionId);
-    const onB = await machineB.restore(sessionId);
+    await machineA.save(sessionId, atA());
+    const onB = await machineB.restore(sessionId, atB());
     expect(readFileSync(onB ?? '', 'utf8')).toContain('two');
   });
 
   it('finds nothing for a session no machine recorded', async () => {
-    expect(await machineB.restore(randomUUID())).toBeNull();
+    expect(await machineB.restore(randomUUID(), atB())).toBeNull();
   });
 
   describe('planning an attempt', () => {
     it('fixes a new session id before the first attempt', async () => {
-      const plan = await planAttempt({ prompt: 'fix the bug' }, null, machineA);
+      const plan = await planAttempt({ prompt: 'fix the bug' }, null, machineA, atA());
       expect(plan.session.mode).toBe('new');
       expect(plan.sessionId).toMatch(/^[0-9a-f-]{36}$/);
       expect(plan).toMatchObject({ resumed: false, prompt: 'fix the bug', promptKind: 'original' });
@@ -95,7 +98,12 @@ describe('portable sessions', () => {
 
     it('starts that same session afresh when the first attempt died before the CLI recorded anything', async () => {
       const sessionId = randomUUID();
-      const plan = await planAttempt({ prompt: 'fix the bug' }, priorState(sessionId), machineB);
+      const plan = await planAttempt(
+        { prompt: 'fix the bug' },
+        priorState(sessionId),
+        machineB,
+        atB(),
+      );
       expect(plan.session).toEqual({ mode: 'new', sessionId });
       expect(plan).toMatchObject({ prompt: 'fix the bug', promptKind: 'original', resumed: false });
     });
@@ -103,9 +111,14 @@ describe('portable sessions', () => {
     it('resumes on another machine with a note to continue, not the prompt again, when the session holds it', async () => {
       const sessionId = randomUUID();
       writeTranscript(dirA, sessionId, userLine('fix the bug') + assistantLine('on it'));
-      await machineA.save(sessionId);
+      await machineA.save(sessionId, atA());
 
-      const plan = await planAttempt({ prompt: 'fix the bug' }, priorState(sessionId), machineB);
+      const plan = await planAttempt(
+        { prompt: 'fix the bug' },
+        priorState(sessionId),
+        machineB,
+        atB(),
+      );
       expect(plan.session).toEqual({ mode: 'resume', sessionId });
       expect(plan.promptKind).toBe('continue');
       expect(plan.prompt).toMatch(/^The previous attempt at this task was interrupted/);
@@ -115,7 +128,12 @@ describe('portable sessions', () => {
     it('resumes with the original prompt when the session does not hold it yet', async () => {
       const sessionId = randomUUID();
       writeTranscript(dirA, sessionId, assistantLine('nothing asked yet'));
-      const plan = await planAttempt({ prompt: 'fix the bug' }, priorState(sessionId), machineA);
+      const plan = await planAttempt(
+        { prompt: 'fix the bug' },
+        priorState(sessionId),
+        machineA,
+        atA(),
+      );
       expect(plan.session).toEqual({ mode: 'resume', sessionId });
       expect(plan).toMatchObject({ prompt: 'fix the bug', promptKind: 'original' });
     });
@@ -132,6 +150,7 @@ describe('portable sessions', () => {
         { prompt: 'run the tests', resumeSessionId: sessionId },
         null,
         machineA,
+        atA(),
       );
       expect(first).toMatchObject({
         session: { mode: 'resume', sessionId },
@@ -144,6 +163,7 @@ describe('portable sessions', () => {
         { prompt: 'run the tests', resumeSessionId: sessionId },
         priorState(sessionId, first.transcriptBaseline),
         machineA,
+        atA(),
       );
       expect(retry.promptKind).toBe('original');
 
@@ -153,18 +173,19 @@ describe('portable sessions', () => {
         { prompt: 'run the tests', resumeSessionId: sessionId },
         priorState(sessionId, first.transcriptBaseline),
         machineA,
+        atA(),
       );
       expect(later.promptKind).toBe('continue');
     });
 
     it('leaves sessions to the CLI when portable sessions are off', async () => {
-      expect(await planAttempt({ prompt: 'x' }, null, null)).toMatchObject({
+      expect(await planAttempt({ prompt: 'x' }, null, null, atA())).toMatchObject({
         session: { mode: 'none' },
         sessionId: null,
       });
       const sessionId = randomUUID();
       expect(
-        await planAttempt({ prompt: 'x', resumeSessionId: sessionId }, null, null),
+        await planAttempt({ prompt: 'x', resumeSessionId: sessionId }, null, null, atA()),
       ).toMatchObject({
         session: { mode: 'resume', sessionId },
         resumed: true,

@@ -1,0 +1,46 @@
+import {
+  findRunProcesses,
+  sweepRunProcesses,
+  type Marker,
+  type ProcessRef,
+} from './process-tree.js';
+
+/**
+ * Where a run's processes live and how to reach all of them. Without isolation they share the
+ * worker's uid and are known by a marker in their environment; with isolation (src/isolation)
+ * they run as a uid of their own, which no process of theirs can shed.
+ */
+export interface Confinement {
+  /** The program that starts the CLI, and its arguments (the CLI's own come last). */
+  command(bin: string, args: readonly string[]): { file: string; args: string[] };
+  /** Every live process of the run; `launched` is the pid the worker spawned. */
+  find(launched: number): Promise<ProcessRef[]>;
+  /** The CLI's own process, which a polite stop (SIGINT) goes to. */
+  cli(launched: number): Promise<number | null>;
+  /**
+   * Stops every process of the run: SIGTERM, then SIGKILL past `graceMs` (0: SIGKILL at once),
+   * again until nothing is left. Returns how many processes it found to stop.
+   */
+  sweep(launched: number | undefined, graceMs: number): Promise<number>;
+  /**
+   * Whether the CLI closed its stdout, for confinements where a process between the worker
+   * and the CLI (a sandbox's) holds the same pipe open, so its end never shows on the pipe.
+   */
+  stdoutClosed?(launched: number): Promise<boolean>;
+}
+
+/** Processes known by an environment entry every process of the run inherits. */
+export function markerConfinement(marker: Marker): Confinement {
+  return {
+    command: (bin, args) => ({ file: bin, args: [...args] }),
+    find: (launched) => findRunProcesses(marker, launched),
+    cli: (launched) => Promise.resolve(launched),
+    sweep: (launched, graceMs) =>
+      sweepRunProcesses(marker, {
+        graceMs,
+        ...(launched === undefined ? {} : { rootPid: launched }),
+      }),
+  };
+}
+
+export type { ProcessRef };

@@ -1,0 +1,113 @@
+import { mkdir, readdir, lstat, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Confinement } from '../executor/index.js';
+import type { RunIsolation } from '../contract/index.js';
+import { handOver, openPathTo, takeBack, type MayTake } from './ownership.js';
+import type { UidLease } from './uid-pool.js';
+import { uidConfinement } from './uid-confinement.js';
+
+/** Where one run lives, and what it is given: made before the CLI starts, undone after. */
+export interface RunBox {
+  /** How the run is isolated, for its `started` event. */
+  readonly isolation: RunIsolation;
+  /** Set in the CLI's environment over the worker's allow-listed one. */
+  readonly env: Readonly<Record<string, string>>;
+  /** The CLI's config dir as this run sees it: its sessions live in `projects/`. */
+  readonly configDir: string;
+  /** How the run's processes are started and found; undefined: by their environment marker. */
+  readonly confinement: Confinement | undefined;
+  /** Makes everything put in the run's home so far the run's own (call before the CLI starts). */
+  seal(): Promise<void>;
+  /** Stops what is left of the run, closes its directories and frees its uid. */
+  close(): Promise<void>;
+}
+
+/** World-writable places a run without a mount namespace of its own can leave files in. */
+const SHARED_TEMP_DIRS = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock'];
+
+export interface UidBoxSpec {
+  readonly lease: UidLease;
+  readonly setpriv: string;
+  readonly runRoot: string;
+  readonly workRoot: string;
+  readonly runId: string;
+  readonly cwd: string;
+  readonly mayTake: MayTake;
+  /** bwrap with its options when namespaces are on, else null. */
+  readonly sandbox: ((home: string, cwd: string) => string[]) | null;
+  readonly namespaces: RunIsolation['namespaces'];
+}
+
+export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
+  const { lease, cwd } = spec;
+  const uid = lease.uid;
+  const homes = join(spec.runRoot, 'homes');
+  // A worker that died left its runs' homes: the uid's next run clears them away.
+  for (const name of await readdir(homes).catch(() => [] as string[])) {
+    if (name.startsWith(`${uid}-`)) await rm(join(homes, name), { recursive: true, force: true });
+  }
+  const home = join(homes, `${uid}-${spec.runId}`);
+  const configDir = join(home, '.claude');
+  const tmp = join(home, 'tmp');
+  try {
+    await mkdir(home, { mode: 0o700 });
+    await mkdir(configDir, { mode: 0o700 });
+    await mkdir(tmp, { mode: 0o700 });
+    await openPathTo(spec.workRoot, cwd);
+    await handOver(cwd, uid, spec.mayTake);
+  } catch (error) {
+    await rm(home, { recursive: true, force: true }).catch(() => undefined);
+    await lease.release();
+    throw error;
+  }
+  const sandbox = spec.sandbox?.(home, cwd) ?? null;
+  const confinement = uidConfinement({ uid, setpriv: spec.setpriv, sandbox });
+  let closed: Promise<void> | null = null;
+  return {
+    isolation: { mode: 'uid', uid, namespaces: spec.namespaces },
+    env: {
+      HOME: home,
+      CLAUDE_CONFIG_DIR: configDir,
+      TMPDIR: tmp,
+      USER: 'claudebox',
+      LOGNAME: 'claudebox',
+    },
+    configDir,
+    confinement,
+    seal: () => handOver(home, uid, spec.mayTake),
+    close: () =>
+      (closed ??= (async () => {
+        // Nothing of the run may write while its places are taken back.
+        await confinement.sweep(undefined, 0);
+        await takeBack(cwd).catch(() => undefined);
+        await rm(home, { recursive: true, force: true });
+        if (sandbox === null) await removeFilesOf(uid);
+        await lease.release();
+      })()),
+  };
+}
+
+/** Removes what `uid` left at the top of the shared temporary directories. */
+async function removeFilesOf(uid: number): Promise<void> {
+  for (const dir of SHARED_TEMP_DIRS) {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const name of names) {
+      const path = join(dir, name);
+      const info = await lstat(path).catch(() => null);
+      if (info?.uid === uid)
+        await rm(path, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+}
+
+/** A run with no isolation: the worker's own uid, home and Claude config dir. */
+export function sharedBox(configDir: string, reason: string): RunBox {
+  return {
+    isolation: { mode: 'off', uid: null, namespaces: [], reason },
+    env: {},
+    configDir,
+    confinement: undefined,
+    seal: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+}

@@ -1,0 +1,10 @@
+export {
+  setUpIsolation,
+  type Isolation,
+  type IsolationMode,
+  type IsolationSettings,
+} from './set-up.js';
+export type { RunBox } from './box.js';
+export { IsolationError } from './errors.js';
+export { leasesOf } from './uid-pool.js';
+export { signalUid } from './tools.js';

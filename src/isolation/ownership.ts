@@ -1,0 +1,56 @@
+import type { Stats } from 'node:fs';
+import { chmod, chown, lchown, lstat, opendir } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+
+/** Which owners' files a run may be handed: root's (the operator's checkout) and the pool's. */
+export type MayTake = (owner: number) => boolean;
+
+/**
+ * Makes a directory tree the run's own: every entry owned by root or by another run's uid goes
+ * to `uid` (symlinks themselves, never what they point to), and the top becomes 0700 so no
+ * other uid can enter. A root-owned file with more than one link is left alone: it may be a
+ * hard link to a file outside the tree.
+ */
+export async function handOver(dir: string, uid: number, mayTake: MayTake): Promise<void> {
+  const take = async (path: string, info: Stats): Promise<void> => {
+    if (info.uid === uid && info.gid === uid) return;
+    if (!mayTake(info.uid)) return;
+    if (info.uid === 0 && !info.isDirectory() && info.nlink > 1) return;
+    await lchown(path, uid, uid);
+  };
+  await take(dir, await lstat(dir));
+  await chmod(dir, 0o700);
+  const stack = [dir];
+  while (stack.length > 0) {
+    const current = stack.pop() as string;
+    const entries = await opendir(current);
+    for await (const entry of entries) {
+      const path = join(current, entry.name);
+      const info = await lstat(path);
+      await take(path, info);
+      if (info.isDirectory()) stack.push(path);
+    }
+  }
+}
+
+/** Closes a run's directory to every run: root's again, 0700, until the next hand-over. */
+export async function takeBack(dir: string): Promise<void> {
+  await chown(dir, 0, 0);
+  await chmod(dir, 0o700);
+}
+
+/**
+ * Lets a run walk (not list) from `root` down to `dir`: the directories between them get the
+ * search bit for others, which a nested working directory needs to be reached at all.
+ */
+export async function openPathTo(root: string, dir: string): Promise<void> {
+  const steps: string[] = [];
+  for (let current = dirname(dir); ; current = dirname(current)) {
+    steps.push(current);
+    if (current === root || relative(root, current).startsWith('..') || current === '/') break;
+  }
+  for (const step of steps) {
+    const info = await lstat(step);
+    if ((info.mode & 0o001) === 0) await chmod(step, (info.mode & 0o7777) | 0o001);
+  }
+}

@@ -1,0 +1,308 @@
+import { createHash } from 'node:crypto';
+import { chmod, chown, lstat, mkdir, readFile, realpath, rm } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative } from 'node:path';
+import { execa } from 'execa';
+import type { RunIsolation } from '../contract/index.js';
+import { processStartTime } from '../executor/index.js';
+import { openUidBox, sharedBox, type RunBox } from './box.js';
+import { IsolationError } from './errors.js';
+import { findOnPath, becomeUid, signalUid } from './tools.js';
+import { UidPool } from './uid-pool.js';
+
+export type IsolationMode = 'auto' | 'required' | 'off';
+
+export interface IsolationSettings {
+  /** RUN_ISOLATION */
+  readonly mode: IsolationMode;
+  /** RUN_NAMESPACES */
+  readonly namespaces: 'auto' | 'off';
+  /** RUN_ROOT */
+  readonly runRoot: string;
+  /** RUN_UID_BASE, RUN_UID_COUNT */
+  readonly uidBase: number;
+  readonly uidCount: number;
+  readonly concurrency: number;
+  /** WORK_DIR, as a real path. */
+  readonly workDir: string;
+  readonly claudeBin: string;
+  readonly workerId: string;
+  /** PATH, to find setpriv and bwrap. */
+  readonly path: string | undefined;
+  /** The Claude config dir runs share when they are not isolated. */
+  readonly sharedConfigDir: string;
+  /** process.getuid(), injectable for tests. */
+  readonly uid?: number;
+}
+
+/** What a worker's runs get, decided once at start. */
+export interface Isolation {
+  /** How every run of this worker is isolated (the uid aside), for /readyz and the log. */
+  readonly summary: Omit<RunIsolation, 'uid'>;
+  /** For the watchdog: where the leases are and how to stop a uid's processes. */
+  readonly leases: { readonly dir: string; readonly setpriv: string } | null;
+  /** Where a job that names no working directory works; null: in WORK_DIR, shared. */
+  scratchDir(jobKey: string): string | null;
+  /** Removes a job's scratch directory once the job is over. */
+  removeScratch(jobKey: string): Promise<void>;
+  /** Makes a run's box; an IsolationError says why it cannot (the pool exhausted, say). */
+  open(run: { readonly runId: string; readonly cwd: string }): Promise<RunBox>;
+}
+
+/**
+ * Sets up run isolation as RUN_ISOLATION asks: `off` never; `auto` where it can (and says
+ * loudly why not); `required` or an IsolationError naming what is missing.
+ */
+export async function setUpIsolation(settings: IsolationSettings): Promise<Isolation> {
+  if (settings.mode === 'off') return unisolated(settings, 'RUN_ISOLATION=off');
+  try {
+    return await isolated(settings);
+  } catch (error) {
+    if (!(error instanceof IsolationError) || settings.mode === 'required') {
+      if (error instanceof IsolationError) {
+        throw new IsolationError(
+          `run isolation is required (RUN_ISOLATION=required) but ${error.message}`,
+        );
+      }
+      throw error;
+    }
+    return unisolated(settings, error.message);
+  }
+}
+
+function unisolated(settings: IsolationSettings, reason: string): Isolation {
+  return {
+    summary: { mode: 'off', namespaces: [], reason },
+    leases: null,
+    scratchDir: () => null,
+    removeScratch: () => Promise.resolve(),
+    open: () => Promise.resolve(sharedBox(settings.sharedConfigDir, reason)),
+  };
+}
+
+async function isolated(settings: IsolationSettings): Promise<Isolation> {
+  const uid = settings.uid ?? process.getuid?.() ?? -1;
+  if (uid !== 0) {
+    throw new IsolationError(
+      `the worker runs as uid ${uid}, not root: it needs root to switch each run to a uid of its own`,
+    );
+  }
+  if (settings.uidCount < settings.concurrency) {
+    throw new IsolationError(
+      `RUN_UID_COUNT=${settings.uidCount} is smaller than CONCURRENCY=${settings.concurrency}: every concurrent run needs a uid of its own`,
+    );
+  }
+  const setpriv = await findOnPath('setpriv', settings.path);
+  if (setpriv === null) {
+    throw new IsolationError('setpriv is not on PATH (install util-linux)');
+  }
+  const { runRoot } = settings;
+  const dirs = await makeRunRoot(runRoot);
+  // The runs must reach their working directories: WORK_DIR gets the search bit for others.
+  const work = await lstat(settings.workDir);
+  if ((work.mode & 0o001) === 0) await chmod(settings.workDir, (work.mode & 0o7777) | 0o001);
+  await probe(setpriv, settings.uidBase, null, settings);
+
+  const sandboxFor = await namespacesFor(settings, setpriv, dirs);
+  const taken = await accountUids();
+  const startTime = (await processStartTime(process.pid)) ?? '';
+  const pool = new UidPool({
+    leaseDir: dirs.leases,
+    base: settings.uidBase,
+    count: settings.uidCount,
+    owner: { workerId: settings.workerId, pid: process.pid, startTime },
+    taken,
+    clear: (poolUid) => signalUid(setpriv, poolUid, 'KILL'),
+  });
+  const { uidBase, uidCount } = settings;
+  const mayTake = (owner: number): boolean =>
+    owner === 0 || (owner >= uidBase && owner < uidBase + uidCount);
+  const scratchDir = (jobKey: string): string =>
+    join(dirs.scratch, createHash('sha256').update(jobKey).digest('hex').slice(0, 32));
+  return {
+    summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
+    leases: { dir: dirs.leases, setpriv },
+    scratchDir,
+    removeScratch: (jobKey) => rm(scratchDir(jobKey), { recursive: true, force: true }),
+    open: async ({ runId, cwd }) => {
+      const lease = await pool.acquire();
+      return openUidBox({
+        lease,
+        setpriv,
+        runRoot,
+        workRoot: cwd.startsWith(dirs.scratch) ? dirs.scratch : settings.workDir,
+        runId,
+        cwd,
+        mayTake,
+        sandbox: sandboxFor.args,
+        namespaces: sandboxFor.namespaces,
+      });
+    },
+  };
+}
+
+interface RunRootDirs {
+  readonly leases: string;
+  readonly homes: string;
+  readonly scratch: string;
+  readonly sessions: string;
+}
+
+/**
+ * RUN_ROOT and its parts, root's own: runs may pass through (0711) to their home or scratch
+ * directory, whose names they cannot list, and never into the leases or the kept sessions.
+ */
+async function makeRunRoot(runRoot: string): Promise<RunRootDirs> {
+  const dirs = {
+    leases: join(runRoot, 'leases'),
+    homes: join(runRoot, 'homes'),
+    scratch: join(runRoot, 'scratch'),
+    sessions: join(runRoot, 'sessions'),
+  };
+  const modes: [string, number][] = [
+    [runRoot, 0o711],
+    [dirs.leases, 0o700],
+    [dirs.homes, 0o711],
+    [dirs.scratch, 0o711],
+    [dirs.sessions, 0o700],
+  ];
+  for (const [dir, mode] of modes) {
+    try {
+      await mkdir(dir, { recursive: true, mode });
+      await chown(dir, 0, 0);
+      await chmod(dir, mode);
+    } catch (error) {
+      throw new IsolationError(
+        `RUN_ROOT=${runRoot}: cannot create ${dir}: ${(error as Error).message}`,
+      );
+    }
+  }
+  return dirs;
+}
+
+interface Sandboxing {
+  readonly namespaces: RunIsolation['namespaces'];
+  readonly args: ((home: string, cwd: string) => string[]) | null;
+}
+
+/** bwrap's options for a run: everything read-only but its home and working directory. */
+function sandboxArgs(
+  bwrap: string,
+  settings: IsolationSettings,
+  realBin: string,
+): (home: string, cwd: string) => string[] {
+  // Other runs' homes and other jobs' working directories are not even there: an empty tmpfs
+  // on RUN_ROOT and WORK_DIR, with just the way down to this run's two directories.
+  // Shorter first: a tmpfs on a parent would cover one mounted on its child before it. A
+  // directory that holds the CLI itself (WORK_DIR left at the worker's own directory, say)
+  // stays in sight, read-only, and its runs' directories behind their permissions.
+  const hidden = [settings.runRoot, settings.workDir]
+    .filter((dir) => !isInside(realBin, dir))
+    .sort((a, b) => a.length - b.length);
+  const wayDown = (target: string): string[] => {
+    const top = hidden.findLast((dir) => target.startsWith(`${dir}/`));
+    if (top === undefined) return [];
+    const steps: string[] = [];
+    for (let dir = dirname(target); dir !== top && dir.length > top.length; dir = dirname(dir)) {
+      steps.unshift('--perms', '0711', '--dir', dir);
+    }
+    return steps;
+  };
+  return (home, cwd) => [
+    bwrap,
+    '--die-with-parent',
+    '--new-session',
+    '--unshare-pid',
+    '--unshare-ipc',
+    ...['--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev'],
+    ...['--perms', '01777', '--tmpfs', '/dev/shm'],
+    ...['--perms', '01777', '--tmpfs', '/tmp'],
+    ...['--perms', '01777', '--tmpfs', '/var/tmp'],
+    ...hidden.flatMap((dir) => ['--perms', '0711', '--tmpfs', dir]),
+    ...wayDown(home),
+    ...['--bind', home, home],
+    ...wayDown(cwd),
+    ...['--bind', cwd, cwd],
+    ...['--chdir', cwd],
+  ];
+}
+
+/** Namespaces where RUN_NAMESPACES allows them and bwrap can make them here. */
+async function namespacesFor(
+  settings: IsolationSettings,
+  setpriv: string,
+  { homes, scratch }: RunRootDirs,
+): Promise<Sandboxing> {
+  const none: Sandboxing = { namespaces: [], args: null };
+  if (settings.namespaces === 'off') return none;
+  const bwrap = await findOnPath('bwrap', settings.path);
+  if (bwrap === null) return none;
+  const args = sandboxArgs(bwrap, settings, await realpath(settings.claudeBin));
+  // A home and a working directory like a run's, below the directories a sandbox hides.
+  const probeHome = join(homes, `probe-${settings.workerId}`);
+  const probeCwd = join(scratch, `probe-${settings.workerId}`);
+  await mkdir(probeHome, { recursive: true, mode: 0o711 });
+  await mkdir(probeCwd, { recursive: true, mode: 0o711 });
+  try {
+    await probe(setpriv, settings.uidBase, args(probeHome, probeCwd), {
+      ...settings,
+      workDir: probeCwd,
+    });
+    return { namespaces: ['pid', 'ipc', 'mount'], args };
+  } catch {
+    // Docker's default seccomp profile refuses new namespaces: the uid alone walls runs off.
+    return none;
+  } finally {
+    await rm(probeHome, { recursive: true, force: true });
+    await rm(probeCwd, { recursive: true, force: true });
+  }
+}
+
+/** Checks that a run's uid can start the CLI and reach WORK_DIR, as a run will. */
+async function probe(
+  setpriv: string,
+  uid: number,
+  sandbox: string[] | null,
+  settings: IsolationSettings,
+): Promise<void> {
+  const check = [
+    setpriv,
+    ...becomeUid(uid),
+    '/bin/sh',
+    '-c',
+    'test -x "$1" || { echo "cannot execute $1"; exit 1; }; cd "$2" || exit 1',
+    'probe',
+    settings.claudeBin,
+    settings.workDir,
+  ];
+  const command = sandbox === null ? check : [...sandbox, ...check];
+  const result = await execa(command[0] as string, command.slice(1), {
+    reject: false,
+    all: true,
+    env: { PATH: '/usr/bin:/bin' },
+    extendEnv: false,
+    stdin: 'ignore',
+    timeout: 10_000,
+  });
+  if (result.exitCode !== 0) {
+    const said = result.all.trim().split('\n').at(-1) ?? '';
+    throw new IsolationError(
+      `a run's uid (${uid}) cannot start ${settings.claudeBin} in WORK_DIR=${settings.workDir}${said ? `: ${said}` : ''} (every directory above them needs the search permission for others)`,
+    );
+  }
+}
+
+/** Uids that are accounts of this system: the pool skips them. */
+async function accountUids(): Promise<Set<number>> {
+  const passwd = await readFile('/etc/passwd', 'utf8').catch(() => '');
+  return new Set(
+    passwd
+      .split('\n')
+      .map((line) => Number(line.split(':')[2]))
+      .filter((value) => Number.isInteger(value)),
+  );
+}
+
+function isInside(path: string, dir: string): boolean {
+  const rel = relative(dir, path);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}

@@ -1,0 +1,58 @@
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import { execa } from 'execa';
+
+/** The first executable `name` on PATH, or null. */
+export async function findOnPath(
+  name: string,
+  pathVariable: string | undefined,
+): Promise<string | null> {
+  for (const dir of (pathVariable ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      await access(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+/**
+ * setpriv's arguments that make a process `uid`: no supplementary groups, no capabilities
+ * now or ever (an empty bounding set and no_new_privs, so a setuid binary grants nothing),
+ * and SIGKILL when its parent dies.
+ */
+export function becomeUid(uid: number): string[] {
+  return [
+    `--reuid=${uid}`,
+    `--regid=${uid}`,
+    '--clear-groups',
+    '--no-new-privs',
+    '--bounding-set=-all',
+    '--inh-caps=-all',
+    '--pdeathsig=SIGKILL',
+    '--',
+  ];
+}
+
+/**
+ * Sends `signal` to every process of `uid` at once: kill(-1) from a process that is that uid
+ * reaches exactly its processes, in one sweep of the kernel's task list that a fork bomb
+ * cannot outrun.
+ */
+export async function signalUid(
+  setpriv: string,
+  uid: number,
+  signal: 'TERM' | 'KILL',
+): Promise<void> {
+  await execa(setpriv, [...becomeUid(uid), '/bin/sh', '-c', `kill -${signal} -1`], {
+    reject: false,
+    env: { PATH: '/usr/bin:/bin' },
+    extendEnv: false,
+    stdin: 'ignore',
+  });
+}

@@ -1,0 +1,210 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
+import type { ExecuteEvent, ExecuteResult, StartedEvent } from '../../src/contract/index.js';
+import { eventually, isAlive, pidsOfUid } from '../support/processes.js';
+import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
+import { collectEvents, fixture, uniqueQueueName, waitFor } from '../support/worker.js';
+
+const redisUrl = inject('redisUrl');
+const root = new URL('../../', import.meta.url).pathname;
+
+/** What the hostile fake CLI found, from its `probe` line. */
+interface Probe {
+  uid: number;
+  home: string;
+  cwd: string;
+  leaks?: { pid: string; secret: string }[];
+  readable?: number;
+  read?: Record<string, string>;
+  list?: Record<string, string>;
+  write?: Record<string, string>;
+  exists?: Record<string, boolean>;
+  signal?: Record<string, string>;
+  escapedPid?: number;
+}
+
+const probeOf = (events: ExecuteEvent[]): Probe => {
+  for (const event of events) {
+    if (event.type !== 'output') continue;
+    const line = JSON.parse(event.content) as { type?: string };
+    if (line.type === 'probe') return line as unknown as Probe;
+  }
+  throw new Error(`no probe line among ${events.length} events`);
+};
+
+describe.each([
+  ['with namespaces', 'auto'],
+  ['with its uid alone (as under Docker’s default seccomp profile)', 'off'],
+])('a hostile run, isolated %s', (_name, namespaces) => {
+  const secret = `worker-secret-${randomUUID()}`;
+  const queueName = uniqueQueueName();
+  let workDir: string;
+  let worker: WorkerProcess;
+  let client: ClaudeboxClient;
+
+  /** Enqueues what the fake should try, and gives back its events and result. */
+  const run = async (
+    ask: Record<string, unknown>,
+    request: Record<string, unknown> = {},
+  ): Promise<{ events: ExecuteEvent[]; result: ExecuteResult; probe: Probe; jobId: string }> => {
+    const jobId = randomUUID();
+    await client.enqueue({ prompt: JSON.stringify(ask), ...request }, { jobId, attempts: 1 });
+    const events = await collectEvents(client.events(jobId));
+    const result = await client.result(jobId, { timeoutMs: 30_000 });
+    return { events, result, probe: probeOf(events), jobId };
+  };
+
+  beforeAll(async () => {
+    workDir = mkdtempSync(join(tmpdir(), 'claudebox-hostile-'));
+    for (const dir of ['a', 'b', 'c']) mkdirSync(join(workDir, dir));
+    worker = spawnWorkerProcess({
+      REDIS_URL: redisUrl,
+      QUEUE_NAME: queueName,
+      CLAUDE_BIN: fixture('claude-hostile.mjs'),
+      WORK_DIR: workDir,
+      CONCURRENCY: '2',
+      RUN_ISOLATION: 'required',
+      RUN_NAMESPACES: namespaces,
+      KILL_GRACE_SECONDS: '0.5',
+      CLAUDEBOX_TEST_WORKER_SECRET: secret,
+    });
+    const ready = await worker.waitForLog('worker ready');
+    expect(ready.isolation).toMatchObject({
+      mode: 'uid',
+      namespaces: namespaces === 'auto' ? ['pid', 'ipc', 'mount'] : [],
+    });
+    client = createClient({ url: redisUrl, queueName });
+  });
+
+  afterAll(async () => {
+    await client.close();
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  });
+
+  it('says in its started event how it is isolated', async () => {
+    const { events, probe } = await run({});
+    const started = events.find((event): event is StartedEvent => event.type === 'started');
+    expect(started?.data.isolation).toEqual({
+      mode: 'uid',
+      uid: probe.uid,
+      namespaces: namespaces === 'auto' ? ['pid', 'ipc', 'mount'] : [],
+    });
+    expect(probe.uid).toBeGreaterThanOrEqual(50000);
+  });
+
+  it('finds none of the worker’s variables in any /proc/*/environ, and cannot signal the worker', async () => {
+    const { probe } = await run({
+      secrets: [secret, 'REDIS_URL=', 'CLAUDEBOX_TEST_WORKER_SECRET'],
+      signal: [worker.pid, process.pid],
+    });
+    expect(probe.leaks).toEqual([]);
+    // It can read its own processes' environments, and nothing else.
+    expect(probe.readable).toBeGreaterThan(0);
+    // EPERM: not its to signal; ESRCH: not even there (inside a PID namespace of its own).
+    for (const outcome of Object.values(probe.signal ?? {}))
+      expect(outcome).toMatch(/^(EPERM|ESRCH)$/);
+    expect(Object.keys(probe.signal ?? {})).toHaveLength(2);
+  });
+
+  it('cannot write the worker’s code, nor read the worker’s memory or open files', async () => {
+    const { probe } = await run({
+      write: [join(root, 'dist/cli/main.js'), join(root, 'package.json')],
+      read: [`/proc/${worker.pid}/mem`, `/proc/${worker.pid}/environ`],
+      list: [`/proc/${worker.pid}/fd`],
+    });
+    expect(Object.values(probe.write ?? {})).toHaveLength(2);
+    for (const outcome of Object.values(probe.write ?? {}))
+      expect(outcome).toMatch(/^(EACCES|EROFS)$/);
+    for (const outcome of [
+      ...Object.values(probe.read ?? {}),
+      ...Object.values(probe.list ?? {}),
+    ]) {
+      expect(outcome).toMatch(/^(EACCES|ENOENT|EPERM)$/);
+    }
+  });
+
+  it('cannot read or write another running job’s working directory or home', async () => {
+    writeFileSync(join(workDir, 'a', 'secret.txt'), 'of job a');
+    const jobA = randomUUID();
+    await client.enqueue(
+      {
+        prompt: JSON.stringify({ holdMs: 4000, plant: { 'notes.txt': 'of job a' } }),
+        workingDir: 'a',
+      },
+      { jobId: jobA, attempts: 1 },
+    );
+    const eventsA: ExecuteEvent[] = [];
+    const collecting = collectEvents(client.events(jobA), eventsA);
+    const whoamiA = await waitFor('job a to say where it lives', () => {
+      for (const event of eventsA) {
+        if (event.type !== 'output') continue;
+        const line = JSON.parse(event.content) as { type?: string; home?: string };
+        if (line.type === 'whoami') return line.home;
+      }
+      return undefined;
+    });
+
+    const { probe } = await run(
+      {
+        read: [join(workDir, 'a', 'secret.txt'), join(whoamiA, 'notes.txt')],
+        write: [join(workDir, 'a', 'planted.txt'), join(whoamiA, 'planted.txt')],
+        list: [join(workDir, 'a'), '/var/lib/claudebox/homes', workDir],
+      },
+      { workingDir: 'b' },
+    );
+    // Not its to read (EACCES), or not even there (ENOENT: hidden by its mount namespace).
+    const refused = namespaces === 'auto' ? 'ENOENT' : 'EACCES';
+    expect(Object.values(probe.read ?? {})).toEqual([refused, refused]);
+    for (const outcome of Object.values(probe.write ?? {})) {
+      expect(outcome).toMatch(/^(EACCES|ENOENT|EROFS)$/);
+    }
+    for (const outcome of Object.values(probe.list ?? {}))
+      expect(outcome).toMatch(/^(EACCES|ENOENT)$/);
+    expect(probe.home).not.toBe(whoamiA);
+    expect(probe.uid).not.toBe(Number(/(\d+)-/.exec(whoamiA)?.[1]));
+
+    await collecting;
+    const resultA = await client.result(jobA, { timeoutMs: 30_000 });
+    expect(resultA.success).toBe(true);
+    expect(existsSync(join(workDir, 'a', 'planted.txt'))).toBe(false);
+  });
+
+  it('leaves nothing in its home for the next job: settings, hooks and CLAUDE.md are gone', async () => {
+    const first = await run({
+      plant: {
+        '.claude/settings.json': '{"hooks":{}}',
+        '.claude/CLAUDE.md': 'obey',
+        '.bashrc': 'evil',
+      },
+    });
+    const second = await run({
+      exists: ['.claude/settings.json', '.claude/CLAUDE.md', '.bashrc'].map((p) =>
+        join(first.probe.home, p),
+      ),
+    });
+    expect(second.probe.home).not.toBe(first.probe.home);
+    expect(Object.values(second.probe.exists ?? {})).toEqual([false, false, false]);
+    expect(existsSync(first.probe.home)).toBe(false);
+  });
+
+  it('kills a setsid + env -i grandchild within a second of the job ending, after its terminal event', async () => {
+    const { events, probe, result } = await run({ escape: true });
+    expect(result.success).toBe(true);
+    expect(events.at(-1)?.type).toBe('completed');
+    expect(probe.escapedPid).toBeGreaterThan(0);
+    // Inside a PID namespace the fake sees pids of its own: its processes are found by uid.
+    if (namespaces === 'off') expect(isAlive(probe.escapedPid ?? 0)).toBe(false);
+    expect(await eventually(() => pidsOfUid(probe.uid).length === 0, 1000)).toBe(true);
+  });
+
+  it('takes only the CLI’s own result: a forged line printed after it exited changes nothing', async () => {
+    const { result } = await run({ forge: true });
+    expect(result).toMatchObject({ success: true, finalOutput: 'real answer', costUsd: 0.01 });
+    expect(result.output).not.toContain('FORGED');
+  });
+});

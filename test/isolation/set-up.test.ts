@@ -1,0 +1,157 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  IsolationError,
+  setUpIsolation,
+  type IsolationSettings,
+} from '../../src/isolation/index.js';
+import { UidPool } from '../../src/isolation/uid-pool.js';
+import { processStartTime } from '../../src/executor/index.js';
+
+const fixture = (name: string): string =>
+  new URL(`../fixtures/bin/${name}`, import.meta.url).pathname;
+
+function settings(overrides: Partial<IsolationSettings> = {}): IsolationSettings {
+  return {
+    mode: 'auto',
+    namespaces: 'auto',
+    runRoot: mkdtempSync(join(tmpdir(), 'claudebox-runroot-')),
+    uidBase: 50000,
+    uidCount: 1000,
+    concurrency: 1,
+    workDir: mkdtempSync(join(tmpdir(), 'claudebox-work-')),
+    claudeBin: fixture('claude-success.mjs'),
+    workerId: randomUUID(),
+    path: process.env.PATH,
+    sharedConfigDir: '/nonexistent/.claude',
+    ...overrides,
+  };
+}
+
+describe('setting up run isolation', () => {
+  it('refuses to start under RUN_ISOLATION=required when the worker is not root, saying so', async () => {
+    await expect(setUpIsolation(settings({ mode: 'required', uid: 1000 }))).rejects.toThrow(
+      /run isolation is required \(RUN_ISOLATION=required\) but the worker runs as uid 1000, not root/,
+    );
+  });
+
+  it('runs unisolated under auto when the worker is not root, with the reason', async () => {
+    const isolation = await setUpIsolation(settings({ mode: 'auto', uid: 1000 }));
+    expect(isolation.summary).toMatchObject({ mode: 'off', namespaces: [] });
+    expect(isolation.summary.reason).toMatch(/uid 1000, not root/);
+    const box = await isolation.open({ runId: randomUUID(), cwd: tmpdir() });
+    expect(box.isolation).toMatchObject({ mode: 'off', uid: null });
+    expect(box.configDir).toBe('/nonexistent/.claude');
+  });
+
+  it('says off and why under RUN_ISOLATION=off, without touching RUN_ROOT', async () => {
+    const isolation = await setUpIsolation(
+      settings({ mode: 'off', runRoot: '/nonexistent/claudebox' }),
+    );
+    expect(isolation.summary).toEqual({ mode: 'off', namespaces: [], reason: 'RUN_ISOLATION=off' });
+  });
+
+  it('names RUN_ROOT when it cannot be created', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'claudebox-')), 'a-file');
+    writeFileSync(file, '');
+    const error = await setUpIsolation(
+      settings({ mode: 'required', runRoot: join(file, 'root') }),
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(IsolationError);
+    expect(String(error)).toMatch(/RUN_ROOT=.*a-file\/root: cannot create/);
+  });
+
+  it('refuses a uid pool smaller than CONCURRENCY', async () => {
+    await expect(
+      setUpIsolation(settings({ mode: 'required', uidCount: 2, concurrency: 3 })),
+    ).rejects.toThrow(/RUN_UID_COUNT=2 is smaller than CONCURRENCY=3/);
+  });
+
+  it('names a CLI the run uid cannot reach', async () => {
+    const hidden = mkdtempSync(join(tmpdir(), 'claudebox-hidden-')); // 0700, root's
+    const bin = join(hidden, 'claude');
+    writeFileSync(bin, '#!/bin/sh\n', { mode: 0o755 });
+    await expect(
+      setUpIsolation(settings({ mode: 'required', claudeBin: bin, namespaces: 'off' })),
+    ).rejects.toThrow(/a run's uid \(50000\) cannot start .*claudebox-hidden-.*\/claude/);
+  });
+
+  it('isolates as root: RUN_ROOT closed to runs, uid mode, namespaces where bwrap works', async () => {
+    const s = settings({ mode: 'required' });
+    const isolation = await setUpIsolation(s);
+    expect(isolation.summary.mode).toBe('uid');
+    // This machine has bwrap (the CI script installs it) and allows namespaces as root.
+    expect(isolation.summary.namespaces).toEqual(['pid', 'ipc', 'mount']);
+    expect(statSync(s.runRoot).mode & 0o777).toBe(0o711);
+    expect(statSync(join(s.runRoot, 'leases')).mode & 0o777).toBe(0o700);
+    expect(statSync(s.workDir).mode & 0o001).toBe(0o001);
+  });
+});
+
+describe('the uid pool', () => {
+  const owner = async () => ({
+    workerId: randomUUID(),
+    pid: process.pid,
+    startTime: (await processStartTime(process.pid)) ?? '',
+  });
+
+  it('hands each uid to one run at a time and says when the pool is exhausted', async () => {
+    const leaseDir = mkdtempSync(join(tmpdir(), 'claudebox-leases-'));
+    const cleared: number[] = [];
+    const pool = new UidPool({
+      leaseDir,
+      base: 61000,
+      count: 2,
+      owner: await owner(),
+      taken: new Set(),
+      clear: (uid) => Promise.resolve(void cleared.push(uid)),
+    });
+    const a = await pool.acquire();
+    const b = await pool.acquire();
+    expect([a.uid, b.uid]).toEqual([61000, 61001]);
+    await expect(pool.acquire()).rejects.toThrow(
+      /uid pool exhausted: all 2 uids from 61000 \(RUN_UID_BASE, RUN_UID_COUNT\) are in use/,
+    );
+    await a.release();
+    expect((await pool.acquire()).uid).toBe(61000);
+    expect(cleared).toEqual([61000, 61001, 61000]);
+  });
+
+  it('never hands out a uid another live worker holds, and takes over a dead worker’s', async () => {
+    const leaseDir = mkdtempSync(join(tmpdir(), 'claudebox-leases-'));
+    const common = { leaseDir, base: 62000, count: 1, taken: new Set<number>() };
+    const other = new UidPool({ ...common, owner: await owner(), clear: () => Promise.resolve() });
+    await other.acquire();
+    const mine = new UidPool({ ...common, owner: await owner(), clear: () => Promise.resolve() });
+    await expect(mine.acquire()).rejects.toThrow(/uid pool exhausted/);
+
+    // A lease whose worker is gone (no such process) is stale.
+    writeFileSync(
+      join(leaseDir, '62000'),
+      JSON.stringify({ workerId: 'dead', pid: 999_999_999, startTime: '1' }),
+    );
+    const cleared: number[] = [];
+    const next = new UidPool({
+      ...common,
+      owner: await owner(),
+      clear: (uid) => Promise.resolve(void cleared.push(uid)),
+    });
+    expect((await next.acquire()).uid).toBe(62000);
+    expect(cleared).toEqual([62000]);
+  });
+
+  it('skips uids that are accounts of the system', async () => {
+    const pool = new UidPool({
+      leaseDir: mkdtempSync(join(tmpdir(), 'claudebox-leases-')),
+      base: 63000,
+      count: 2,
+      owner: await owner(),
+      taken: new Set([63000]),
+      clear: () => Promise.resolve(),
+    });
+    expect((await pool.acquire()).uid).toBe(63001);
+  });
+});
