@@ -6,5 +6,5 @@ export {
 } from './set-up.js';
 export type { RunBox } from './box.js';
 export { IsolationError } from './errors.js';
-export { leasesOf } from './uid-pool.js';
+export { endLease, leasesOf } from './uid-pool.js';
 export { signalUid } from './tools.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { open, readFile, readdir, rename, unlink } from 'node:fs/promises';
+import { open, readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { processStartTime } from '../executor/index.js';
 import { IsolationError } from './errors.js';
@@ -9,6 +9,11 @@ export interface LeaseOwner {
   readonly workerId: string;
   readonly pid: number;
   readonly startTime: string;
+}
+
+/** What a lease file holds: its worker, and an id of this lease of its own. */
+export interface LeaseRecord extends LeaseOwner {
+  readonly lease: string;
 }
 
 export interface UidLease {
@@ -30,7 +35,8 @@ export interface UidPoolOptions {
 /**
  * Hands out the uids runs execute as, each to one run at a time, across every worker on this
  * host that shares the lease directory: a lease is a file created exclusively, naming its
- * worker. A lease whose worker is gone is taken over, after its uid's processes are stopped.
+ * worker. A lease whose worker is gone is ended (see endLease) and taken over, after its uid's
+ * processes are stopped.
  */
 export class UidPool {
   private readonly held = new Set<number>();
@@ -61,21 +67,16 @@ export class UidPool {
     if (await this.create(path)) return true;
     const holder = await readLease(path);
     if (holder === undefined || (await isAlive(holder))) return false;
-    // Its worker is gone: take the lease over, once, even if another worker tries too.
-    const stale = `${path}.stale-${randomUUID()}`;
-    try {
-      await rename(path, stale);
-    } catch {
-      return false;
-    }
-    await unlink(stale).catch(() => undefined);
-    return this.create(path);
+    // Its worker is gone: the uid's processes are stopped once it is ours (acquire clears it).
+    const ended = await endLease(this.options.leaseDir, uid, holder, () => Promise.resolve());
+    return ended && this.create(path);
   }
 
   private async create(path: string): Promise<boolean> {
     try {
       const file = await open(path, 'wx', 0o600);
-      await file.writeFile(JSON.stringify(this.options.owner));
+      const record: LeaseRecord = { ...this.options.owner, lease: randomUUID() };
+      await file.writeFile(JSON.stringify(record));
       await file.close();
       return true;
     } catch (error) {
@@ -96,19 +97,56 @@ export class UidPool {
   }
 }
 
-/** The uids of the leases that `workerId` holds in `leaseDir` (for its watchdog). */
-export async function leasesOf(leaseDir: string, workerId: string): Promise<number[]> {
+/** The leases that `workerId` holds in `leaseDir` (for its watchdog). */
+export async function leasesOf(
+  leaseDir: string,
+  workerId: string,
+): Promise<{ readonly uid: number; readonly held: LeaseRecord }[]> {
   const names = await readdir(leaseDir).catch(() => [] as string[]);
-  const uids: number[] = [];
+  const leases: { uid: number; held: LeaseRecord }[] = [];
   for (const name of names) {
     if (!/^\d+$/.test(name)) continue;
-    const holder = await readLease(join(leaseDir, name));
-    if (holder?.workerId === workerId) uids.push(Number(name));
+    const held = await readLease(join(leaseDir, name));
+    if (held?.workerId === workerId) leases.push({ uid: Number(name), held });
   }
-  return uids;
+  return leases;
 }
 
-async function readLease(path: string): Promise<LeaseOwner | undefined> {
+/**
+ * Ends the lease `held` of `uid`, whose worker is gone: runs `stop` (which stops the uid's
+ * processes, where needed), then removes the lease file. Returns false, doing neither, when
+ * the lease is no longer that one or somebody else is ending it. Whoever ends a lease first
+ * creates a claim named after it, exclusively, so of the workers taking a dead worker's uid
+ * over and that worker's watchdog exactly one ends it, and none of them removes, or stops the
+ * run of, a lease made since. A claimant that dies within these few steps leaves its claim,
+ * and the uid stays taken: never handed out twice.
+ */
+export async function endLease(
+  leaseDir: string,
+  uid: number,
+  held: LeaseRecord,
+  stop: () => Promise<void>,
+): Promise<boolean> {
+  const path = join(leaseDir, String(uid));
+  const claim = join(leaseDir, `${uid}.ending-${held.lease}`);
+  try {
+    await (await open(claim, 'wx', 0o600)).close();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+  try {
+    // Read again under the claim: only a claimant may remove the lease it names.
+    if ((await readLease(path))?.lease !== held.lease) return false;
+    await stop();
+    await unlink(path);
+    return true;
+  } finally {
+    await unlink(claim).catch(() => undefined);
+  }
+}
+
+async function readLease(path: string): Promise<LeaseRecord | undefined> {
   try {
     const value: unknown = JSON.parse(await readFile(path, 'utf8'));
     if (
@@ -121,7 +159,13 @@ async function readLease(path: string): Promise<LeaseOwner | undefined> {
       typeof value.pid === 'number' &&
       typeof value.startTime === 'string'
     ) {
-      return { workerId: value.workerId, pid: value.pid, startTime: value.startTime };
+      const { workerId, pid, startTime } = value;
+      // Leases written before they had ids of their own are told apart by their worker.
+      const lease =
+        'lease' in value && typeof value.lease === 'string'
+          ? value.lease
+          : `${workerId}:${pid}:${startTime}`;
+      return { workerId, pid, startTime, lease };
     }
   } catch {
     // Gone, or half written by a worker that is creating it right now.

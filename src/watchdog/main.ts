@@ -1,14 +1,13 @@
-import { unlink } from 'node:fs/promises';
-import { join } from 'node:path';
 import { sweepRunProcesses, WORKER_MARKER } from '../executor/index.js';
-import { leasesOf, signalUid } from '../isolation/index.js';
+import { endLease, leasesOf, signalUid } from '../isolation/index.js';
 
 /**
  * The watchdog process: it lives as long as the worker that started it. When its stdin pipe
  * closes, the worker is gone (also after SIGKILL, which no handler in the worker can catch),
  * and every process still carrying that worker's marker is stopped, so nothing of its runs
  * goes on once another worker takes the jobs over. Isolated runs are known by the uids the
- * worker leased: every process of those uids is killed and the leases freed.
+ * worker leased: every process of those uids is killed and the leases freed, but for a uid
+ * another worker took over meanwhile (it stopped them itself).
  */
 const [workerId, leaseDir, setpriv] = process.argv.slice(2);
 if (!workerId) {
@@ -29,9 +28,11 @@ const sweep = async (): Promise<void> => {
     { graceMs: 1000 },
   );
   if (leaseDir !== undefined && setpriv !== undefined) {
-    for (const uid of await leasesOf(leaseDir, workerId)) {
-      await signalUid(setpriv, uid, 'KILL');
-      await unlink(join(leaseDir, String(uid))).catch(() => undefined);
+    for (const { uid, held } of await leasesOf(leaseDir, workerId)) {
+      // A worker may have taken the uid over already, and be running a job as it.
+      await endLease(leaseDir, uid, held, () => signalUid(setpriv, uid, 'KILL')).catch(
+        () => undefined,
+      );
     }
   }
   if (count > 0) {

@@ -1,0 +1,100 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { processStartTime } from '../../src/executor/index.js';
+import { endLease, leasesOf } from '../../src/isolation/index.js';
+import { UidPool } from '../../src/isolation/uid-pool.js';
+
+const UID = 64000;
+
+async function pool(leaseDir: string, cleared: number[] = []) {
+  const owner = {
+    workerId: randomUUID(),
+    pid: process.pid,
+    startTime: (await processStartTime(process.pid)) ?? '',
+  };
+  const uids = new UidPool({
+    leaseDir,
+    base: UID,
+    count: 1,
+    owner,
+    taken: new Set(),
+    clear: (uid) => Promise.resolve(void cleared.push(uid)),
+  });
+  return { owner, uids };
+}
+
+/** A lease directory where uid 64000 is held by a worker that died. */
+function deadWorkersLease(): string {
+  const leaseDir = mkdtempSync(join(tmpdir(), 'claudebox-leases-'));
+  writeFileSync(
+    join(leaseDir, String(UID)),
+    JSON.stringify({ workerId: 'dead', pid: 999_999_999, startTime: '1', lease: 'gone' }),
+  );
+  return leaseDir;
+}
+
+const holderOf = (leaseDir: string): unknown =>
+  (JSON.parse(readFileSync(join(leaseDir, String(UID)), 'utf8')) as { workerId: string }).workerId;
+
+describe('a dead worker’s uid leases', () => {
+  it('are left alone by its watchdog once another worker has taken one over', async () => {
+    const leaseDir = deadWorkersLease();
+    // The watchdog reads the dead worker's leases; a live worker takes the uid over meanwhile.
+    const [seen] = await leasesOf(leaseDir, 'dead');
+    const cleared: number[] = [];
+    const taker = await pool(leaseDir, cleared);
+    expect((await taker.uids.acquire()).uid).toBe(UID);
+    expect(cleared).toEqual([UID]);
+
+    let stopped = false;
+    const ended = await endLease(leaseDir, UID, seen?.held ?? fail(), () => {
+      stopped = true;
+      return Promise.resolve();
+    });
+    expect(ended).toBe(false);
+    expect(stopped).toBe(false);
+    expect(holderOf(leaseDir)).toBe(taker.owner.workerId);
+    // The uid is still the taker's alone.
+    const third = await pool(leaseDir);
+    await expect(third.uids.acquire()).rejects.toThrow(/uid pool exhausted/);
+    expect(readdirSync(leaseDir)).toEqual([String(UID)]);
+  });
+
+  it('go to one worker at most when several take them over at once, its watchdog too', async () => {
+    for (let round = 0; round < 20; round++) {
+      const leaseDir = deadWorkersLease();
+      const [seen] = await leasesOf(leaseDir, 'dead');
+      const takers = await Promise.all(Array.from({ length: 4 }, () => pool(leaseDir)));
+      let stops = 0;
+      const [watchdog, ...acquired] = await Promise.allSettled([
+        endLease(leaseDir, UID, seen?.held ?? fail(), () => {
+          stops++;
+          return Promise.resolve();
+        }),
+        ...takers.map((taker) => taker.uids.acquire()),
+      ]);
+      const winners = acquired.flatMap((outcome, index) =>
+        outcome.status === 'fulfilled' ? [takers[index]?.owner.workerId] : [],
+      );
+      const watchdogEnded = watchdog.status === 'fulfilled' && watchdog.value;
+      expect(stops).toBe(watchdogEnded ? 1 : 0);
+      if (winners.length === 0) {
+        // The watchdog ended it while every taker found it being ended: the uid is free now.
+        expect(watchdogEnded).toBe(true);
+        expect(readdirSync(leaseDir)).toEqual([]);
+      } else {
+        expect(winners).toHaveLength(1);
+        expect(holderOf(leaseDir)).toBe(winners[0]);
+        // No claim is left behind.
+        expect(readdirSync(leaseDir)).toEqual([String(UID)]);
+      }
+    }
+  });
+});
+
+function fail(): never {
+  throw new Error('the dead worker’s lease was not found');
+}
