@@ -3,7 +3,6 @@ import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import {
-  isTerminalEvent,
   readRunState,
   resultWithoutRun,
   type ExecuteResult,
@@ -23,6 +22,7 @@ import {
 import { readLastEvent } from '../history/history.js';
 import type { ActiveRuns } from './active-runs.js';
 import { recordEnd, startSessionSync, type SessionSync } from './attempt-support.js';
+import { abandonedError, countAttempts, outOfAttemptsError } from './attempts.js';
 import { readCancelReason } from './cancel-listener.js';
 import type { EventPublisher } from './publisher.js';
 import { planAttempt } from './session-plan.js';
@@ -94,8 +94,9 @@ async function processJob(
   const jobId = job.id ?? '';
   const startedAt = now();
   const prior = readRunState(job.progress);
-  const attempt = Math.max(job.attemptsStarted, (prior?.attempt ?? 0) + 1);
   const last = await readLastEvent(redis, address, jobId);
+  const attempts = countAttempts(job, prior, last);
+  const { attempt } = attempts;
   const events = publisher.open(jobId, attempt, Math.max(last?.seq ?? 0, prior?.lastSeq ?? 0) + 1);
   const log = context.logger.child({ jobId, attempt });
   const stop = runs.begin(jobId);
@@ -116,7 +117,7 @@ async function processJob(
     if (failure === 'shutdown' || failure === 'abandoned') return true;
     // A cancel that came while the attempt was ending on its own still means: no more attempts.
     if (stopRequest()?.cause === 'cancelled') return false;
-    return job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+    return attempts.retryOnFailure;
   };
   const withoutRun = (failure: FailureKind, error: string) =>
     resultWithoutRun({
@@ -131,7 +132,7 @@ async function processJob(
 
   /** Publishes the end of the attempt, records it on the job, and hands BullMQ the outcome. */
   const conclude = async (result: Omit<ExecuteResult, 'lastSeq'>): Promise<ExecuteResult> => {
-    if (result.failure === 'abandoned') {
+    if (result.failure === 'abandoned' && stopRequest()?.cause === 'abandoned') {
       // Another worker may own the job now: say nothing more under its name.
       events.discard();
       log.warn({ error: result.error }, 'run stopped: the job is no longer ours');
@@ -152,14 +153,22 @@ async function processJob(
   };
 
   try {
-    // The attempt before this one never said how it ended: its worker died or lost the job.
-    if (last && !isTerminalEvent(last) && last.attempt < attempt) {
-      const error = `attempt ${last.attempt} was abandoned: its worker stopped or lost the job before the run ended`;
+    // Attempts before this one that never said how they ended: their workers died or lost the job.
+    for (const abandoned of attempts.abandoned) {
       events.terminal(
         'failed',
-        { ...withoutRun('abandoned', error), attempt: last.attempt, retrying: true },
-        last.attempt,
+        {
+          ...withoutRun('abandoned', abandonedError(abandoned)),
+          attempt: abandoned,
+          retrying: true,
+        },
+        abandoned,
       );
+    }
+    if (attempts.exhausted) {
+      // Every stall spent an attempt and none is left: the last one's end is the job's.
+      const error = outOfAttemptsError(attempt, attempts.allowed);
+      return await conclude({ ...withoutRun('abandoned', error), retrying: false });
     }
 
     const cancelled = await readCancelReason(redis, address, jobId);

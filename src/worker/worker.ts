@@ -140,6 +140,10 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
     concurrency: config.CONCURRENCY,
     lockDuration: lockMs,
     stalledInterval: lockMs,
+    // A stall spends an attempt like a failure does, and the processor counts both: a job out
+    // of attempts must still end through it, with a terminal event and an ExecuteResult, which
+    // BullMQ's own stall limit would skip.
+    maxStalledCount: Number.MAX_SAFE_INTEGER,
     name: `claudebox:${id}`,
     // Consuming starts last, once everything it needs (health server included) is up.
     autorun: false,

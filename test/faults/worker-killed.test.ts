@@ -40,7 +40,8 @@ describe('a worker killed with SIGKILL mid-run', () => {
       processes.push(first);
       await first.waitForLog('worker ready');
       const jobId = randomUUID();
-      await client.enqueue({ prompt: 'sleep 1' }, { jobId, attempts: 1 });
+      // The crash spends the first attempt; the second is the takeover.
+      await client.enqueue({ prompt: 'sleep 1' }, { jobId, attempts: 2 });
       await waitFor('the run and its grandchild', () =>
         runPids(jobId).length >= 2 ? true : undefined,
       );

@@ -86,3 +86,36 @@ export function runPids(jobId: string): number[] {
     }
   });
 }
+
+/** A live process of some run, known by the ids the worker put in its environment. */
+export interface RunProcess {
+  readonly pid: number;
+  readonly jobId: string;
+  readonly runId: string;
+  /** Its real uid (a pool uid when runs are isolated; root for a moment while one starts). */
+  readonly uid: number;
+}
+
+/** Every live process carrying a job id and a run id, in one pass over /proc. */
+export function liveRunProcesses(): RunProcess[] {
+  const found: RunProcess[] = [];
+  for (const dir of readdirSync('/proc')) {
+    if (!/^\d+$/.test(dir)) continue;
+    const pid = Number(dir);
+    try {
+      const vars = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      const value = (name: string): string | undefined =>
+        vars.find((entry) => entry.startsWith(`${name}=`))?.slice(name.length + 1);
+      const jobId = value('CLAUDEBOX_JOB_ID');
+      const runId = value('CLAUDEBOX_RUN_ID');
+      if (jobId !== undefined && runId !== undefined && isAlive(pid)) {
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? -1);
+        found.push({ pid, jobId, runId, uid });
+      }
+    } catch {
+      // gone, or not readable
+    }
+  }
+  return found;
+}
