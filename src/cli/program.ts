@@ -100,6 +100,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .option('--disallowed-tools <list>', 'comma-separated tools the run must not use')
     .option('--timeout <seconds>', "stop the run after this long (default: the worker's)")
     .option('--resume <sessionId>', 'continue this Claude session (a UUID)')
+    .option('--session-scope <scope>', 'the sessions this job may resume (set per tenant)')
     .option('--model <name>', 'model name or alias')
     .option('--max-turns <n>', 'stop after this many turns')
     .option('--permission-mode <mode>', `one of ${PERMISSION_MODES.join(', ')}`)

@@ -58,8 +58,16 @@ const PLAIN: Palette = { bold: same, dim: same, red: same, green: same, yellow: 
 export function renderEvent(event: ExecuteEvent, options: RenderOptions = {}): string[] {
   const paint = options.color === true ? ANSI : PLAIN;
   switch (event.type) {
-    case 'started':
-      return [paint.bold(describeStart(event))];
+    case 'started': {
+      const lines = [paint.bold(describeStart(event))];
+      // Worth a look only when something is not as it should be.
+      const { isolation, sessionNote } = event.data;
+      if (isolation?.mode === 'off') {
+        lines.push(paint.yellow(`! not isolated: ${sanitize(isolation.reason ?? 'off')}`));
+      }
+      if (sessionNote !== undefined) lines.push(paint.yellow(`! ${sanitize(sessionNote)}`));
+      return lines;
+    }
     case 'output':
       return renderStdoutLine(event.content, event.data, paint);
     case 'error':

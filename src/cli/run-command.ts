@@ -15,6 +15,7 @@ export interface RunOptions {
   readonly disallowedTools?: string;
   readonly timeout?: string;
   readonly resume?: string;
+  readonly sessionScope?: string;
   readonly model?: string;
   readonly maxTurns?: string;
   readonly permissionMode?: string;
@@ -33,6 +34,7 @@ const OPTION_OF_FIELD: Record<keyof ExecuteRequest, string> = {
   disallowedTools: '--disallowed-tools',
   timeout: '--timeout',
   resumeSessionId: '--resume',
+  sessionScope: '--session-scope',
   model: '--model',
   maxTurns: '--max-turns',
   appendSystemPrompt: '--append-system-prompt',
@@ -104,6 +106,7 @@ function requestFromOptions(options: RunOptions): Omit<ExecuteRequest, 'prompt'>
       timeout: parseNumber('--timeout', options.timeout, 'a number of seconds'),
     }),
     ...(options.resume !== undefined && { resumeSessionId: options.resume }),
+    ...(options.sessionScope !== undefined && { sessionScope: options.sessionScope }),
     ...(options.model !== undefined && { model: options.model }),
     ...(options.maxTurns !== undefined && {
       maxTurns: parseInteger('--max-turns', options.maxTurns),

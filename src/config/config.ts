@@ -78,7 +78,8 @@ export const ConfigSchema = z.object({
   EVENTS_TTL_SECONDS: integer(1).default(86400),
   EVENT_BUFFER_BYTES: integer(MiB).default(64 * MiB),
   SESSION_STORE: z.enum(['redis', 'off'], { error: 'must be redis or off' }).default('redis'),
-  SESSION_SYNC_SECONDS: seconds().default(30),
+  SESSION_SYNC_SECONDS: seconds().default(0.25),
+  SESSION_MAX_BYTES: integer(1024).default(256 * MiB),
   SESSION_TTL_SECONDS: integer(60).default(7 * 86400),
   CLAUDE_ENV: commaList('')
     .refine(

@@ -50,6 +50,8 @@ export const StartedEventSchema = z.object({
     args: z.array(z.string()),
     /** Absent in events of workers older than run isolation. */
     isolation: RunIsolationSchema.optional(),
+    /** Why this attempt did not resume the job's session (it grew too large to keep, say). */
+    sessionNote: z.string().optional(),
   }),
 });
 

@@ -27,7 +27,16 @@ export function controlChannel(queueName: string): string {
   return `${queueName}:control`;
 }
 
-/** A Claude session's transcript (gzip), so a retry on another machine can resume it. */
-export function sessionKey({ prefix, queueName }: QueueAddress, sessionId: string): string {
-  return `${prefix}:${queueName}:session:${sessionId}`;
+/**
+ * A Claude session's transcript, so a retry on another machine can resume it: a hash with its
+ * byte count, and `<key>:data` with the transcript (gzip). Sessions of a `sessionScope` live
+ * apart from every other scope's; the default scope (none given) has no scope part.
+ */
+export function sessionKey(
+  { prefix, queueName }: QueueAddress,
+  sessionId: string,
+  scope = '',
+): string {
+  const scoped = scope === '' ? '' : `scope:${scope}:`;
+  return `${prefix}:${queueName}:session:${scoped}${sessionId}`;
 }

@@ -71,6 +71,14 @@ export const ExecuteRequestSchema = z.strictObject({
     .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS} seconds`)
     .optional(),
   resumeSessionId: z.uuid('must be a UUID').optional(),
+  /**
+   * Whose sessions this job may resume and leaves behind: set by the control plane (a tenant,
+   * say), never by what a tenant writes. A job finds only sessions of its own scope.
+   */
+  sessionScope: z
+    .string({ error: 'must be a string' })
+    .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1 to 128 letters, digits, . _ : or -')
+    .optional(),
   model: z
     .string({ error: 'must be a string' })
     .regex(/^[A-Za-z0-9][A-Za-z0-9._:[\]/@-]*$/, 'must be a model name or alias')

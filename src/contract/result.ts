@@ -10,6 +10,7 @@ export const FAILURE_KINDS = [
   'shutdown', // the worker shut down; the job went back to the queue
   'abandoned', // the worker running this attempt died or lost the job
   'worker-error', // the worker itself could not go on (Redis refused a command, a file was unreadable)
+  'session-not-found', // resumeSessionId names a session this job's scope does not hold (expired or never stored)
 ] as const;
 export type FailureKind = (typeof FAILURE_KINDS)[number];
 

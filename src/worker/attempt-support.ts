@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { cancelKey, type ExecuteResult, type RunState } from '../contract/index.js';
 import type { ExecuteJob, JobContext } from './process-job.js';
 import type { JobEvents } from './job-events.js';
-import type { TranscriptPlace } from './sessions.js';
+import type { SessionRef, TranscriptPlace } from './sessions.js';
 
 /**
  * Ends an attempt on the record: its terminal event in Redis first, then the run state (with
@@ -42,38 +42,59 @@ export async function recordEnd(
 }
 
 export interface SessionSync {
-  /** Stops the periodic saves and saves once more. */
+  /** Stops shipping, after one last ship of whatever the transcript grew by. */
   stop(): Promise<void>;
 }
 
-/** Keeps the session transcript in Redis while the run goes on, and once more at its end. */
+/**
+ * Ships the session transcript while the run goes on: every SESSION_SYNC_SECONDS whatever the CLI
+ * appended goes to the store, so a worker that dies loses at most that much of the conversation.
+ * A transcript past SESSION_MAX_BYTES stops being shipped, with one warning and a note in the
+ * attempt's events.
+ */
 export function startSessionSync(
   context: JobContext,
-  sessionId: string | null,
+  ref: SessionRef | null,
   place: TranscriptPlace,
   log: Logger,
+  note: (text: string) => void,
 ): SessionSync | null {
   const { sessions } = context;
-  if (!sessions || sessionId === null) return null;
-  const save = async (): Promise<void> => {
+  if (!sessions || ref === null) return null;
+  const shipper = sessions.shipper(ref, place);
+  let warned = false;
+  let failing = false;
+  const ship = async (): Promise<void> => {
     try {
-      await sessions.save(sessionId, place);
+      await shipper.ship();
+      failing = false;
     } catch (error) {
-      log.warn({ err: error, sessionId }, 'could not save the session transcript to Redis');
+      // One line per outage, not one per tick: the next tick sends what this one could not.
+      if (!failing)
+        log.warn({ err: error, sessionId: ref.sessionId }, 'could not save the session transcript');
+      failing = true;
+    }
+    if (shipper.stopped !== null && !warned) {
+      warned = true;
+      const why =
+        shipper.stopped === 'oversized'
+          ? `the session transcript grew past SESSION_MAX_BYTES (${sessions.maxBytes} bytes): it is no longer saved, and a retry starts a new session`
+          : 'another run wrote more of this session than this one has: its transcript is no longer saved';
+      log.warn({ sessionId: ref.sessionId }, why);
+      note(`claudebox: ${why}`);
     }
   };
-  let saving: Promise<void> = Promise.resolve();
+  let shipping: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
-    saving = saving.then(save);
+    shipping = shipping.then(ship);
   }, context.settings.sessionSyncMs);
   let stopped: Promise<void> | null = null;
   return {
     stop: () =>
       (stopped ??= (async () => {
         clearInterval(timer);
-        await saving;
-        await save();
-        sessions.forget(sessionId);
+        await shipping;
+        await ship();
       })()),
   };
 }

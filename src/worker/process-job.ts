@@ -25,9 +25,9 @@ import { recordEnd, startSessionSync, type SessionSync } from './attempt-support
 import { abandonedError, countAttempts, outOfAttemptsError } from './attempts.js';
 import { readCancelReason } from './cancel-listener.js';
 import type { EventPublisher } from './publisher.js';
-import { planAttempt } from './session-plan.js';
+import { planAttempt, SessionNotFoundError } from './session-plan.js';
 import type { Isolation, RunBox } from '../isolation/index.js';
-import type { TranscriptStore } from './sessions.js';
+import type { SessionStore } from './sessions.js';
 import { validateJob } from './validate-job.js';
 
 export interface JobSettings {
@@ -58,7 +58,7 @@ export interface JobContext {
   readonly redis: Redis;
   readonly address: QueueAddress;
   readonly publisher: EventPublisher;
-  readonly sessions: TranscriptStore | null;
+  readonly sessions: SessionStore | null;
   readonly isolation: Isolation;
   readonly runs: ActiveRuns;
   readonly logger: Logger;
@@ -113,7 +113,13 @@ async function processJob(
   let box: RunBox | null = null;
   const jobKey = `${address.prefix}:${address.queueName}:${jobId}`;
   const retryingAfter = (failure: FailureKind | null): boolean => {
-    if (failure === null || failure === 'cancelled' || failure === 'invalid-request') return false;
+    if (
+      failure === null ||
+      failure === 'cancelled' ||
+      failure === 'invalid-request' ||
+      failure === 'session-not-found'
+    )
+      return false;
     if (failure === 'shutdown' || failure === 'abandoned') return true;
     // A cancel that came while the attempt was ending on its own still means: no more attempts.
     if (stopRequest()?.cause === 'cancelled') return false;
@@ -186,7 +192,13 @@ async function processJob(
     const runId = randomUUID();
     box = await context.isolation.open({ runId, cwd });
     const place = { configDir: box.configDir, cwd };
-    const plan = await planAttempt(request, prior, context.sessions, place);
+    let plan;
+    try {
+      plan = await planAttempt(request, prior, context.sessions, place);
+    } catch (error) {
+      if (!(error instanceof SessionNotFoundError)) throw error;
+      return await conclude(withoutRun('session-not-found', error.message));
+    }
     await box.seal();
     state = {
       attempt,
@@ -208,7 +220,13 @@ async function processJob(
     const args = buildArgs(request, plan.session);
     const running = state;
     const isolation = box.isolation;
-    sync = startSessionSync(context, plan.sessionId, place, log);
+    const sessionRef =
+      plan.sessionId === null
+        ? null
+        : { scope: request.sessionScope ?? '', sessionId: plan.sessionId };
+    sync = startSessionSync(context, sessionRef, place, log, (text) => {
+      void events.line('error', text, {});
+    });
     const outcome = await runClaude({
       bin: context.claudeBin,
       args,
@@ -239,6 +257,7 @@ async function processJob(
           prompt: plan.promptKind,
           args,
           isolation,
+          ...(plan.note === undefined ? {} : { sessionNote: plan.note }),
         };
         // The history lives as long as the run may, plus the TTL after its end.
         events.started(data, Math.ceil(timeoutSeconds) + settings.eventsTtlSeconds);

@@ -4,8 +4,9 @@ import type { SessionPlan } from '../executor/index.js';
 import {
   transcriptHoldsPrompt,
   transcriptSize,
+  type SessionRef,
+  type SessionStore,
   type TranscriptPlace,
-  type TranscriptStore,
 } from './sessions.js';
 
 export interface AttemptPlan {
@@ -17,6 +18,13 @@ export interface AttemptPlan {
   readonly prompt: string;
   readonly promptKind: 'original' | 'continue';
   readonly transcriptBaseline: number;
+  /** Why the attempt does not continue the job's session, when it does not. */
+  readonly note?: string;
+}
+
+/** The session a job's request asks for is not there: the attempt fails with this message. */
+export class SessionNotFoundError extends Error {
+  override readonly name = 'SessionNotFoundError';
 }
 
 /** What a retry says instead of repeating the prompt into a session that already holds it. */
@@ -37,7 +45,7 @@ export function continuationPrompt(previous: RunState['result']): string {
 export async function planAttempt(
   request: ExecuteRequest,
   prior: RunState | null,
-  sessions: TranscriptStore | null,
+  sessions: SessionStore | null,
   place: TranscriptPlace,
 ): Promise<AttemptPlan> {
   const original = { prompt: request.prompt, promptKind: 'original' } as const;
@@ -60,24 +68,42 @@ export async function planAttempt(
         };
   }
 
-  const sessionId = prior?.sessionId ?? request.resumeSessionId ?? randomUUID();
-  const transcript = await sessions.restore(sessionId, place);
-  const transcriptBaseline = prior?.transcriptBaseline ?? (await transcriptSize(transcript));
-  // A session named by the request is resumed even when no transcript is found: the CLI then
-  // answers "No conversation found", which is the truth the caller needs to hear.
-  if (transcript === null && sessionId !== request.resumeSessionId) {
-    return {
-      session: { mode: 'new', sessionId },
-      sessionId,
-      resumed: false,
-      transcriptBaseline,
-      ...original,
-    };
+  const ref: SessionRef = {
+    scope: request.sessionScope ?? '',
+    sessionId: prior?.sessionId ?? request.resumeSessionId ?? randomUUID(),
+  };
+  const { sessionId } = ref;
+  const asked = sessionId === request.resumeSessionId;
+  const fresh = (id: string, note?: string): AttemptPlan => ({
+    session: { mode: 'new', sessionId: id },
+    sessionId: id,
+    resumed: false,
+    transcriptBaseline: 0,
+    ...original,
+    ...(note === undefined ? {} : { note }),
+  });
+  const restored = await sessions.restore(ref, place);
+  if (restored.kind === 'oversized') {
+    const why = `session ${sessionId} grew past SESSION_MAX_BYTES (${restored.bytes} bytes) and was not kept`;
+    if (asked && prior === null) throw new SessionNotFoundError(`session not found: ${why}`);
+    return fresh(
+      randomUUID(),
+      `${why}: this attempt starts a new session with the original prompt`,
+    );
   }
+  if (restored.kind === 'missing') {
+    if (asked) {
+      const scope = request.sessionScope ? ` in scope ${request.sessionScope}` : '';
+      throw new SessionNotFoundError(
+        `session not found: ${sessionId}${scope} expired or was never stored`,
+      );
+    }
+    return fresh(sessionId);
+  }
+  const transcript = restored.path;
+  const transcriptBaseline = prior?.transcriptBaseline ?? (await transcriptSize(transcript));
   const holdsPrompt =
-    prior !== null &&
-    transcript !== null &&
-    (await transcriptHoldsPrompt(transcript, request.prompt, transcriptBaseline));
+    prior !== null && (await transcriptHoldsPrompt(transcript, request.prompt, transcriptBaseline));
   return {
     session: { mode: 'resume', sessionId },
     sessionId,

@@ -1,208 +1,281 @@
-import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { appendFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { gunzip, gzip } from 'node:zlib';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
+import { createGunzip, gzip } from 'node:zlib';
 import type { Redis } from 'ioredis';
 import { sessionKey, type QueueAddress } from '../contract/index.js';
+import {
+  fileSize,
+  findTranscript,
+  readRange,
+  transcriptPath,
+  type TranscriptPlace,
+} from './transcript-files.js';
+
+export { transcriptHoldsPrompt, transcriptSize, type TranscriptPlace } from './transcript-files.js';
 
 const gzipAsync = promisify(gzip);
-const gunzipAsync = promisify(gunzip);
 
-/** Where a run's CLI keeps its sessions: its config dir, and the cwd that names the project. */
-export interface TranscriptPlace {
-  readonly configDir: string;
-  readonly cwd: string;
+/** A session as the store knows it: its id within the scope of the jobs allowed to resume it. */
+export interface SessionRef {
+  readonly scope: string;
+  readonly sessionId: string;
 }
 
-/** Keeps session transcripts beyond the run that wrote them. */
-export interface TranscriptStore {
-  /** Copies the run's transcript to the store if it grew since the last save. */
-  save(sessionId: string, place: TranscriptPlace): Promise<void>;
-  /**
-   * Puts the stored transcript in the run's config dir when the store holds more of it than
-   * the local copy (or there is none). Returns the local path afterwards, or null.
-   */
-  restore(sessionId: string, place: TranscriptPlace): Promise<string | null>;
-  forget(sessionId: string): void;
+/** A stored transcript could not be put back: the message says why. */
+export class SessionRestoreError extends Error {
+  override readonly name = 'SessionRestoreError';
 }
 
-/** The transcript's path on this machine, if the CLI wrote one. */
-export async function findTranscript(configDir: string, sessionId: string): Promise<string | null> {
-  const projects = join(configDir, 'projects');
-  let dirs: string[];
-  try {
-    dirs = await readdir(projects);
-  } catch {
-    return null;
-  }
-  for (const dir of dirs) {
-    const candidate = join(projects, dir, `${sessionId}.jsonl`);
-    if (await fileSize(candidate)) return candidate;
-  }
-  return null;
+export type Restored =
+  /** The run's config dir holds the session (restored or already there) at `path`. */
+  | { readonly kind: 'found'; readonly path: string }
+  /** Neither the store nor the run's config dir has it. */
+  | { readonly kind: 'missing' }
+  /** It outgrew SESSION_MAX_BYTES and was no longer kept: a retry starts a new session. */
+  | { readonly kind: 'oversized'; readonly bytes: number };
+
+/** Where transcripts are kept beyond the run that wrote them (Redis, or a worker's directory). */
+export interface TranscriptSink {
+  /** How many bytes of the transcript it holds, and whether it gave up on it as too large. */
+  stored(ref: SessionRef): Promise<{ bytes: number; oversized: boolean }>;
+  /** Appends bytes [offset, offset + chunk.length) if it holds exactly `offset`; else says what it holds. */
+  append(ref: SessionRef, offset: number, chunk: Buffer): Promise<number | 'ok'>;
+  markOversized(ref: SessionRef, bytes: number): Promise<void>;
+  /** Writes the whole transcript (`bytes` long) to `target`, streaming; throws if it is not that. */
+  copyTo(ref: SessionRef, target: string, bytes: number): Promise<void>;
 }
 
 /**
- * Where the CLI looks for a session when it runs in `cwd`: computed here from the session id and
- * the run's own config dir, never taken from stored data.
+ * Makes Claude sessions outlive the run and the machine that wrote them. The CLI keeps a session
+ * as an append-only JSONL transcript under its config dir; a shipper sends what it appended to a
+ * sink while the run goes on, and a later attempt (or a job resuming the session) gets it back,
+ * on whichever worker, in its own config dir. Transcripts only grow: the longer copy is newer.
  */
-export function transcriptPath(place: TranscriptPlace, sessionId: string): string {
-  return join(
-    place.configDir,
-    'projects',
-    place.cwd.replace(/[^A-Za-z0-9]/g, '-'),
-    `${sessionId}.jsonl`,
-  );
+export class SessionStore {
+  constructor(
+    private readonly sink: TranscriptSink,
+    /** SESSION_MAX_BYTES: past it a transcript is no longer kept, nor ever restored. */
+    readonly maxBytes: number,
+  ) {}
+
+  async restore(ref: SessionRef, place: TranscriptPlace): Promise<Restored> {
+    const local = await findTranscript(place.configDir, ref.sessionId);
+    const localBytes = local ? ((await fileSize(local)) ?? 0) : 0;
+    const stored = await this.sink.stored(ref);
+    if (stored.oversized) return { kind: 'oversized', bytes: stored.bytes };
+    if (stored.bytes <= localBytes)
+      return local ? { kind: 'found', path: local } : { kind: 'missing' };
+    if (stored.bytes > this.maxBytes) {
+      throw new SessionRestoreError(
+        `session ${ref.sessionId} is stored with ${stored.bytes} bytes, over SESSION_MAX_BYTES (${this.maxBytes}): not restored`,
+      );
+    }
+    const target = local ?? transcriptPath(place, ref.sessionId);
+    const partial = `${target}.restoring`;
+    await mkdir(dirname(target), { recursive: true });
+    try {
+      await this.sink.copyTo(ref, partial, stored.bytes);
+      await rename(partial, target);
+    } catch (error) {
+      await rm(partial, { force: true });
+      const why = error instanceof Error ? error.message : String(error);
+      throw new SessionRestoreError(`could not restore session ${ref.sessionId}: ${why}`, {
+        cause: error,
+      });
+    }
+    return { kind: 'found', path: target };
+  }
+
+  /** Starts keeping the transcript a run writes, as it grows. */
+  shipper(ref: SessionRef, place: TranscriptPlace): TranscriptShipper {
+    return new TranscriptShipper(this.sink, ref, place, this.maxBytes);
+  }
 }
 
-/**
- * Makes Claude sessions portable between workers. The CLI keeps a session as a transcript file
- * under its config dir (`projects/<slug of cwd>/<session id>.jsonl`) on the machine that ran
- * it; `--resume` elsewhere finds nothing. So the transcript goes to Redis when an attempt ends
- * (and now and then while it runs), and comes back before a `--resume` on whichever worker
- * runs the next attempt. Transcripts only grow, so the longer copy is the newer one.
- */
-export class SessionStore implements TranscriptStore {
-  private readonly savedBytes = new Map<string, number>();
+/** Bytes of a transcript sent in one append: a long backlog goes in several. */
+const SHIP_CHUNK_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Sends what a run's transcript grew by since the last call: one stat when nothing changed, and
+ * only the appended bytes when something did, never the whole file.
+ */
+export class TranscriptShipper {
+  private path: string | null = null;
+  private offset: number | null = null;
+  /** Why shipping stopped for good, once it did. */
+  stopped: 'oversized' | 'conflict' | null = null;
+  /** Bytes of the transcript the sink holds. */
+  get shipped(): number {
+    return this.offset ?? 0;
+  }
+
+  constructor(
+    private readonly sink: TranscriptSink,
+    private readonly ref: SessionRef,
+    private readonly place: TranscriptPlace,
+    private readonly maxBytes: number,
+  ) {}
+
+  async ship(): Promise<void> {
+    if (this.stopped !== null) return;
+    this.path ??= await findTranscript(this.place.configDir, this.ref.sessionId);
+    if (this.path === null) return;
+    const size = (await fileSize(this.path)) ?? 0;
+    this.offset ??= (await this.sink.stored(this.ref)).bytes;
+    if (size > this.maxBytes) {
+      this.stopped = 'oversized';
+      await this.sink.markOversized(this.ref, size);
+      return;
+    }
+    while (this.offset < size) {
+      const end = Math.min(size, this.offset + SHIP_CHUNK_BYTES);
+      const chunk = await readRange(this.path, this.offset, end);
+      const answer = await this.sink.append(this.ref, this.offset, chunk);
+      if (answer === 'ok') this.offset = end;
+      else if (answer < this.offset)
+        this.offset = answer; // the sink lost a tail: send it again
+      else {
+        // Someone else wrote more of this session than this run has: never interleave.
+        this.stopped = 'conflict';
+        return;
+      }
+    }
+  }
+}
+
+/** Checks a restored stream: never more bytes than the store said it holds (a gzip bomb). */
+function capped(limit: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      seen += chunk.length;
+      if (seen > limit) done(new Error(`it holds more than the ${limit} bytes recorded for it`));
+      else done(null, chunk);
+    },
+    flush(done) {
+      done(seen === limit ? null : new Error(`it holds ${seen} bytes, not the ${limit} recorded`));
+    },
+  });
+}
+
+const APPEND_SCRIPT = `
+local held = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0')
+if held ~= tonumber(ARGV[1]) then return held end
+redis.call('APPEND', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[1], 'bytes', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return -1
+`;
+
+/** Bytes read from Redis at a time while a transcript is restored. */
+const READ_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * Transcripts in Redis: `<session key>` a hash with the byte count, `<session key>:data` the
+ * transcript as gzip members, one per append (a gzip stream may hold many). Every key expires
+ * SESSION_TTL_SECONDS after the last append.
+ */
+export class RedisTranscripts implements TranscriptSink {
   constructor(
     private readonly redis: Redis,
     private readonly address: QueueAddress,
     private readonly ttlSeconds: number,
   ) {}
 
-  async save(sessionId: string, place: TranscriptPlace): Promise<void> {
-    const path = await findTranscript(place.configDir, sessionId);
-    if (path === null) return;
-    const data = await readFile(path);
-    if (this.savedBytes.get(sessionId) === data.length) return;
-    const key = sessionKey(this.address, sessionId);
+  private keys(ref: SessionRef): { meta: string; data: string } {
+    const meta = sessionKey(this.address, ref.sessionId, ref.scope);
+    return { meta, data: `${meta}:data` };
+  }
+
+  async stored(ref: SessionRef): Promise<{ bytes: number; oversized: boolean }> {
+    const [bytes, oversized] = await this.redis.hmget(this.keys(ref).meta, 'bytes', 'oversized');
+    const count = Number(bytes ?? 0);
+    return {
+      bytes: Number.isSafeInteger(count) && count > 0 ? count : 0,
+      oversized: oversized === '1',
+    };
+  }
+
+  async append(ref: SessionRef, offset: number, chunk: Buffer): Promise<number | 'ok'> {
+    const { meta, data } = this.keys(ref);
+    const packed = await gzipAsync(chunk);
+    const answer = (await this.redis.eval(
+      APPEND_SCRIPT,
+      2,
+      meta,
+      data,
+      offset,
+      packed,
+      offset + chunk.length,
+      this.ttlSeconds,
+    )) as number;
+    return answer === -1 ? 'ok' : answer;
+  }
+
+  async markOversized(ref: SessionRef, bytes: number): Promise<void> {
+    const { meta, data } = this.keys(ref);
     await this.redis
       .multi()
-      .hset(key, { bytes: data.length, data: await gzipAsync(data) })
-      .expire(key, this.ttlSeconds)
+      .del(data)
+      .hset(meta, { bytes, oversized: '1' })
+      .expire(meta, this.ttlSeconds)
       .exec();
-    this.savedBytes.set(sessionId, data.length);
   }
 
-  async restore(sessionId: string, place: TranscriptPlace): Promise<string | null> {
-    const key = sessionKey(this.address, sessionId);
-    const local = await findTranscript(place.configDir, sessionId);
-    const localBytes = local ? ((await fileSize(local)) ?? 0) : 0;
-    const storedBytes = Number((await this.redis.hget(key, 'bytes')) ?? 0);
-    if (storedBytes <= localBytes) return local;
-    const data = await this.redis.hgetBuffer(key, 'data');
-    if (data === null) return local;
-    const target = local ?? transcriptPath(place, sessionId);
-    try {
-      const transcript = await gunzipAsync(data);
-      await mkdir(dirname(target), { recursive: true });
-      await writeFile(target, transcript);
-    } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
-      throw new Error(`could not restore session ${sessionId} from Redis: ${why}`, {
-        cause: error,
-      });
+  async copyTo(ref: SessionRef, target: string, bytes: number): Promise<void> {
+    const { data } = this.keys(ref);
+    const length = await this.redis.strlen(data);
+    const redis = this.redis;
+    async function* pieces(): AsyncGenerator<Buffer> {
+      for (let at = 0; at < length; at += READ_CHUNK_BYTES) {
+        yield await redis.getrangeBuffer(data, at, Math.min(length, at + READ_CHUNK_BYTES) - 1);
+      }
     }
-    this.savedBytes.set(sessionId, storedBytes);
-    return target;
-  }
-
-  forget(sessionId: string): void {
-    this.savedBytes.delete(sessionId);
+    await pipeline(
+      Readable.from(pieces()),
+      createGunzip(),
+      capped(bytes),
+      createWriteStream(target),
+    );
   }
 }
 
 /**
- * Keeps transcripts in a directory of the worker's own (RUN_ROOT/sessions), for isolated runs
- * whose homes are removed when they end and SESSION_STORE=off: a later job on this host can
- * still resume the session it names.
+ * Transcripts in a directory of the worker's own (RUN_ROOT/sessions): for isolated runs, whose
+ * homes go when they end, when SESSION_STORE=off.
  */
-export class LocalTranscripts implements TranscriptStore {
+export class LocalTranscripts implements TranscriptSink {
   constructor(private readonly dir: string) {}
 
-  async save(sessionId: string, place: TranscriptPlace): Promise<void> {
-    const path = await findTranscript(place.configDir, sessionId);
-    if (path === null) return;
-    const kept = join(this.dir, `${sessionId}.jsonl`);
-    if (((await fileSize(path)) ?? 0) <= ((await fileSize(kept)) ?? 0)) return;
-    await copyFile(path, kept);
+  private file(ref: SessionRef): string {
+    const scope = createHash('sha256').update(ref.scope).digest('hex').slice(0, 16);
+    return join(this.dir, `${scope}-${ref.sessionId}.jsonl`);
   }
 
-  async restore(sessionId: string, place: TranscriptPlace): Promise<string | null> {
-    const local = await findTranscript(place.configDir, sessionId);
-    const kept = join(this.dir, `${sessionId}.jsonl`);
-    const keptBytes = (await fileSize(kept)) ?? 0;
-    if (keptBytes <= (local ? ((await fileSize(local)) ?? 0) : 0)) return local;
-    const target = local ?? transcriptPath(place, sessionId);
-    await mkdir(dirname(target), { recursive: true });
-    await copyFile(kept, target);
-    return target;
+  async stored(ref: SessionRef): Promise<{ bytes: number; oversized: boolean }> {
+    const oversized = await fileSize(`${this.file(ref)}.oversized`);
+    return { bytes: (await fileSize(this.file(ref))) ?? 0, oversized: oversized !== null };
   }
 
-  forget(): void {
-    // Nothing cached in memory.
+  async append(ref: SessionRef, offset: number, chunk: Buffer): Promise<number | 'ok'> {
+    const held = (await fileSize(this.file(ref))) ?? 0;
+    if (held !== offset) return held;
+    await appendFile(this.file(ref), chunk);
+    return 'ok';
   }
-}
 
-async function fileSize(path: string): Promise<number | null> {
-  try {
-    const info = await stat(path);
-    return info.isFile() ? info.size : null;
-  } catch {
-    return null;
+  async markOversized(ref: SessionRef, bytes: number): Promise<void> {
+    await rm(this.file(ref), { force: true });
+    await writeFile(`${this.file(ref)}.oversized`, String(bytes));
+  }
+
+  async copyTo(ref: SessionRef, target: string, bytes: number): Promise<void> {
+    await pipeline(createReadStream(this.file(ref)), capped(bytes), createWriteStream(target));
   }
 }
-
-/** The transcript's size now: where this job's part of a resumed session begins. */
-export async function transcriptSize(path: string | null): Promise<number> {
-  return path ? ((await fileSize(path)) ?? 0) : 0;
-}
-
-/**
- * Whether the transcript, from byte `from` on, records `prompt` as a user message: a retry must
- * neither lose the prompt (the first attempt may have died before the CLI wrote it) nor send it
- * again into a session that already holds it.
- */
-export async function transcriptHoldsPrompt(
-  path: string,
-  prompt: string,
-  from: number,
-): Promise<boolean> {
-  const wanted = prompt.trimEnd();
-  const lines = createInterface({
-    input: createReadStream(path, { start: from }),
-    crlfDelay: Infinity,
-  });
-  try {
-    for await (const line of lines) {
-      if (!line.includes('"user"')) continue;
-      if (userTexts(line).some((text) => text.trimEnd() === wanted)) return true;
-    }
-  } finally {
-    lines.close();
-  }
-  return false;
-}
-
-/** The texts of a transcript line if it is a user message: its content, or each text block. */
-function userTexts(line: string): string[] {
-  let entry: unknown;
-  try {
-    entry = JSON.parse(line);
-  } catch {
-    return [];
-  }
-  if (!isRecord(entry) || entry.type !== 'user' || !isRecord(entry.message)) return [];
-  const { content } = entry.message;
-  if (typeof content === 'string') return [content];
-  if (!Array.isArray(content)) return [];
-  return content.flatMap((block) =>
-    isRecord(block) && block.type === 'text' && typeof block.text === 'string' ? [block.text] : [],
-  );
-}
-
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);

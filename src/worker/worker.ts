@@ -16,7 +16,7 @@ import { createMetrics } from './metrics.js';
 import { createProcessor } from './process-job.js';
 import { EventPublisher } from './publisher.js';
 import { setUpIsolation, type Isolation } from '../isolation/index.js';
-import { LocalTranscripts, SessionStore, type TranscriptStore } from './sessions.js';
+import { LocalTranscripts, RedisTranscripts, SessionStore } from './sessions.js';
 
 export interface WorkerDeps {
   readonly config: Config;
@@ -90,12 +90,13 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
     onPublishError: () => metrics.publishError(),
   });
 
-  const sessions: TranscriptStore | null =
+  const sink =
     config.SESSION_STORE === 'redis'
-      ? new SessionStore(connections.commands, address, config.SESSION_TTL_SECONDS)
+      ? new RedisTranscripts(connections.commands, address, config.SESSION_TTL_SECONDS)
       : isolation.summary.mode === 'uid'
         ? new LocalTranscripts(join(config.RUN_ROOT, 'sessions'))
         : null;
+  const sessions = sink && new SessionStore(sink, config.SESSION_MAX_BYTES);
 
   const processor = createProcessor({
     settings: {

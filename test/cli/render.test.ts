@@ -68,6 +68,20 @@ describe('rendering events as text', () => {
     expect(started({ resumed: true, prompt: 'continue', sessionId: null })).toEqual([
       '▶ job 42 attempt 1 started (pid 123, resumed to continue)',
     ]);
+    // Isolated runs say nothing more; an unisolated one and a session not kept do.
+    expect(started({ isolation: { mode: 'uid', uid: 50000, namespaces: ['pid'] } })).toHaveLength(
+      1,
+    );
+    expect(
+      started({
+        isolation: { mode: 'off', uid: null, namespaces: [], reason: 'RUN_ISOLATION=off' },
+        sessionNote: 'session 0d4fbe8e grew past SESSION_MAX_BYTES',
+      }),
+    ).toEqual([
+      '▶ job 42 attempt 1 started (pid 123, session 0d4fbe8e…)',
+      '! not isolated: RUN_ISOLATION=off',
+      '! session 0d4fbe8e grew past SESSION_MAX_BYTES',
+    ]);
   });
 
   it('shows a real run: the model and cwd, tool calls, their results, the text and a summary', () => {

@@ -125,6 +125,27 @@ describe('end to end through the real claude CLI', () => {
     expect(denied.result.permissionDenials).toHaveLength(1);
   });
 
+  it('writes and edits files in the job’s workingDir as the run’s own uid, and the next job goes on with them', async () => {
+    mkdirSync(join(worker.workDir, 'notes'), { recursive: true });
+    const wrote = await run({
+      prompt: 'Start the notes.\nstand-in: write notes.md first draft\nstand-in: say Written.',
+      workingDir: 'notes',
+      allowedTools: ['Write'],
+    });
+    expect(wrote.result).toMatchObject({ success: true, finalOutput: 'Written.' });
+    const edited = await run({
+      prompt:
+        'Fix the notes.\nstand-in: read notes.md\nstand-in: edit notes.md :: first :: second\nstand-in: say Edited.',
+      workingDir: 'notes',
+      allowedTools: ['Read', 'Edit'],
+    });
+    expect(edited.result).toMatchObject({ success: true, finalOutput: 'Edited.' });
+    const path = join(worker.workDir, 'notes', 'notes.md');
+    expect(readFileSync(path, 'utf8')).toBe('second draft');
+    const started = edited.events.find((event) => event.type === 'started');
+    expect(statSync(path).uid).toBe(started?.type === 'started' ? started.data.isolation?.uid : -1);
+  });
+
   it('resumes a session: a second job with resumeSessionId continues the first conversation', async () => {
     const first = await run({
       prompt: 'Remember the word kumquat.\nstand-in: say I will remember kumquat.',

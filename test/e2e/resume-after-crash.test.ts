@@ -43,7 +43,7 @@ describe('a retry after the worker died', () => {
         CLAUDE_BIN: findRealClaude(),
         WORK_DIR: workDir,
         LOCK_DURATION_SECONDS: '2',
-        SESSION_SYNC_SECONDS: '0.5',
+        // The default SESSION_SYNC_SECONDS: the transcript is shipped as it grows.
       });
       processes.push(started);
       return started;
@@ -58,9 +58,9 @@ describe('a retry after the worker died', () => {
         'stand-in: say Resumed after the slow step.',
       ].join('\n');
       await client.enqueue({ prompt, allowedTools: ['Bash'] }, { jobId, attempts: 2 });
-      // The Bash tool is running, and the transcript holding the tool call has reached Redis.
+      // The worker dies 2 s into the Bash tool's run.
       await waitFor('the sleep', () => (runPids(jobId).length >= 3 ? true : undefined));
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await new Promise((resolve) => setTimeout(resolve, 2000));
 
       a.child.kill('SIGKILL');
       await a.exited;
@@ -93,6 +93,11 @@ describe('a retry after the worker died', () => {
       expect(sent).toContain('echo slow-step-started');
       expect(sent.split('Wait for the slow step, then report.').length - 1).toBe(1);
       expect(sent).toContain('The previous attempt at this task was interrupted');
+      // And the tool did not run again: attempt 2 called no tool at all.
+      const toolCalls = events.filter(
+        (e) => e.type === 'output' && e.attempt === 2 && e.content.includes('"tool_use"'),
+      );
+      expect(toolCalls).toEqual([]);
     } finally {
       await client.close();
       await queue.obliterate({ force: true });

@@ -13,7 +13,7 @@ import { afterAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import type { RunState } from '../../src/contract/index.js';
 import { planAttempt } from '../../src/worker/session-plan.js';
-import { SessionStore } from '../../src/worker/sessions.js';
+import { RedisTranscripts, SessionStore, type Restored } from '../../src/worker/sessions.js';
 
 const redis = new Redis(inject('redisUrl'));
 afterAll(async () => {
@@ -33,6 +33,11 @@ function writeTranscript(configDir: string, sessionId: string, content: string):
   writeFileSync(path, content);
   return path;
 }
+
+const pathOf = (restored: Restored): string => {
+  if (restored.kind !== 'found') throw new Error(`no transcript: ${restored.kind}`);
+  return restored.path;
+};
 
 const priorState = (sessionId: string, transcriptBaseline = 0): RunState => ({
   attempt: 1,
@@ -57,35 +62,43 @@ describe('portable sessions', () => {
     address = { prefix: 'bull', queueName: `sessions-${randomUUID().slice(0, 8)}` };
     dirA = mkdtempSync(join(tmpdir(), 'claude-a-'));
     dirB = mkdtempSync(join(tmpdir(), 'claude-b-'));
-    machineA = new SessionStore(redis, address, 3600);
-    machineB = new SessionStore(redis, address, 3600);
+    machineA = new SessionStore(new RedisTranscripts(redis, address, 3600), 1024 * 1024);
+    machineB = new SessionStore(new RedisTranscripts(redis, address, 3600), 1024 * 1024);
   });
 
   it('moves a transcript from one machine to another through Redis, at the same place', async () => {
     const sessionId = randomUUID();
     const path = writeTranscript(dirA, sessionId, userLine('fix the bug') + assistantLine('on it'));
-    await machineA.save(sessionId, atA());
+    await machineA.shipper({ scope: '', sessionId: sessionId }, atA()).ship();
 
-    const restored = await machineB.restore(sessionId, atB());
-    expect(restored).toBe(join(dirB, 'projects', '-work-repo', `${sessionId}.jsonl`));
-    expect(readFileSync(restored ?? '')).toEqual(readFileSync(path));
+    const restored = await machineB.restore({ scope: '', sessionId: sessionId }, atB());
+    expect(restored).toEqual({
+      kind: 'found',
+      path: join(dirB, 'projects', '-work-repo', `${sessionId}.jsonl`),
+    });
+    expect(readFileSync(pathOf(restored))).toEqual(readFileSync(path));
   });
 
   it('keeps a local transcript that is as long as the stored one, and saves one that grew', async () => {
     const sessionId = randomUUID();
     const path = writeTranscript(dirA, sessionId, userLine('one'));
-    await machineA.save(sessionId, atA());
+    await machineA.shipper({ scope: '', sessionId: sessionId }, atA()).ship();
     appendFileSync(path, assistantLine('two'));
-    expect(await machineA.restore(sessionId, atA())).toBe(path);
+    expect(await machineA.restore({ scope: '', sessionId: sessionId }, atA())).toEqual({
+      kind: 'found',
+      path,
+    });
     expect(readFileSync(path, 'utf8')).toContain('two');
 
-    await machineA.save(sessionId, atA());
-    const onB = await machineB.restore(sessionId, atB());
-    expect(readFileSync(onB ?? '', 'utf8')).toContain('two');
+    await machineA.shipper({ scope: '', sessionId: sessionId }, atA()).ship();
+    const onB = await machineB.restore({ scope: '', sessionId: sessionId }, atB());
+    expect(readFileSync(pathOf(onB), 'utf8')).toContain('two');
   });
 
   it('finds nothing for a session no machine recorded', async () => {
-    expect(await machineB.restore(randomUUID(), atB())).toBeNull();
+    expect(await machineB.restore({ scope: '', sessionId: randomUUID() }, atB())).toEqual({
+      kind: 'missing',
+    });
   });
 
   describe('planning an attempt', () => {
@@ -111,7 +124,7 @@ describe('portable sessions', () => {
     it('resumes on another machine with a note to continue, not the prompt again, when the session holds it', async () => {
       const sessionId = randomUUID();
       writeTranscript(dirA, sessionId, userLine('fix the bug') + assistantLine('on it'));
-      await machineA.save(sessionId, atA());
+      await machineA.shipper({ scope: '', sessionId: sessionId }, atA()).ship();
 
       const plan = await planAttempt(
         { prompt: 'fix the bug' },

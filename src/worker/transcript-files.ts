@@ -1,0 +1,113 @@
+import { createReadStream } from 'node:fs';
+import { open, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LineSplitter } from '../executor/index.js';
+
+/** Where a run's CLI keeps its sessions: its config dir, and the cwd that names the project. */
+export interface TranscriptPlace {
+  readonly configDir: string;
+  readonly cwd: string;
+}
+
+export async function fileSize(path: string): Promise<number | null> {
+  try {
+    const info = await stat(path);
+    return info.isFile() ? info.size : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The transcript's path on this machine, if the CLI wrote one. */
+export async function findTranscript(configDir: string, sessionId: string): Promise<string | null> {
+  const projects = join(configDir, 'projects');
+  let dirs: string[];
+  try {
+    dirs = await readdir(projects);
+  } catch {
+    return null;
+  }
+  for (const dir of dirs) {
+    const candidate = join(projects, dir, `${sessionId}.jsonl`);
+    if ((await fileSize(candidate)) !== null) return candidate;
+  }
+  return null;
+}
+
+/**
+ * Where the CLI looks for a session when it runs in `cwd`: computed here from the session id and
+ * the run's own config dir, never taken from stored data.
+ */
+export function transcriptPath(place: TranscriptPlace, sessionId: string): string {
+  const slug = place.cwd.replace(/[^A-Za-z0-9]/g, '-');
+  return join(place.configDir, 'projects', slug, `${sessionId}.jsonl`);
+}
+
+/** The transcript's size now: where this job's part of a resumed session begins. */
+export async function transcriptSize(path: string | null): Promise<number> {
+  return path ? ((await fileSize(path)) ?? 0) : 0;
+}
+
+/** Bytes [from, to) of a file. */
+export async function readRange(path: string, from: number, to: number): Promise<Buffer> {
+  const file = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(to - from);
+    let read = 0;
+    while (read < buffer.length) {
+      const { bytesRead } = await file.read(buffer, read, buffer.length - read, from + read);
+      if (bytesRead === 0) break;
+      read += bytesRead;
+    }
+    return buffer.subarray(0, read);
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * Whether the transcript, from byte `from` on, records `prompt` as a user message: a retry must
+ * neither lose the prompt (the first attempt may have died before the CLI wrote it) nor send it
+ * again into a session that already holds it. Lines too long to hold the prompt are skipped
+ * unread, so a transcript of any shape costs bounded memory.
+ */
+export async function transcriptHoldsPrompt(
+  path: string,
+  prompt: string,
+  from: number,
+): Promise<boolean> {
+  const wanted = prompt.trimEnd();
+  // A user line holds the prompt JSON-escaped (at most 6 bytes a character) and some metadata.
+  const splitter = new LineSplitter(6 * Buffer.byteLength(wanted) + 64 * 1024);
+  let inLongLine = false;
+  const holds = (line: { bytes: Buffer; partial: boolean }): boolean => {
+    const skip = inLongLine || line.partial;
+    inLongLine = line.partial;
+    if (skip || !line.bytes.includes('"user"')) return false;
+    return userTexts(line.bytes.toString('utf8')).some((text) => text.trimEnd() === wanted);
+  };
+  for await (const chunk of createReadStream(path, { start: from }) as AsyncIterable<Buffer>) {
+    if (splitter.push(chunk).some(holds)) return true;
+  }
+  return splitter.end().some(holds);
+}
+
+/** The texts of a transcript line if it is a user message: its content, or each text block. */
+function userTexts(line: string): string[] {
+  let entry: unknown;
+  try {
+    entry = JSON.parse(line);
+  } catch {
+    return [];
+  }
+  if (!isRecord(entry) || entry.type !== 'user' || !isRecord(entry.message)) return [];
+  const { content } = entry.message;
+  if (typeof content === 'string') return [content];
+  if (!Array.isArray(content)) return [];
+  return content.flatMap((block) =>
+    isRecord(block) && block.type === 'text' && typeof block.text === 'string' ? [block.text] : [],
+  );
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
