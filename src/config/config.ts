@@ -27,60 +27,158 @@ const commaList = (fallback: string) =>
 /** Variables that hold the worker's own secrets: CLAUDE_ENV may never hand them to a run. */
 const WORKER_SECRETS = ['REDIS_URL'];
 
-/** Every setting of a worker, read from the environment (see the README's table). */
+/**
+ * Every setting of a worker, read from the environment. docs/configuration.md is rendered from
+ * these descriptions and defaults (npm run docs).
+ */
 export const ConfigSchema = z.object({
   REDIS_URL: z
     .string()
     .default('redis://127.0.0.1:6379')
-    .refine(isRedisUrl, 'must be a redis:// or rediss:// URL'),
+    .refine(isRedisUrl, 'must be a redis:// or rediss:// URL')
+    .describe(
+      'A `redis://` or `rediss://` URL. Unreachable at start: one line naming it and exit 1, within 5 s.',
+    ),
   QUEUE_NAME: z
     .string()
     .default('claudebox')
-    .refine((value) => /^[A-Za-z0-9_{}.-]+$/.test(value), 'must be letters, digits, _ { } . or -'),
+    .refine((value) => /^[A-Za-z0-9_{}.-]+$/.test(value), 'must be letters, digits, _ { } . or -')
+    .describe('The BullMQ queue; also the first part of the event channels.'),
   QUEUE_PREFIX: z
     .string()
     .default('bull')
-    .refine((value) => /^[A-Za-z0-9_{}.-]+$/.test(value), 'must be letters, digits, _ { } . or -'),
-  CONCURRENCY: integer(1).default(1),
-  CLAUDE_BIN: nonEmpty().optional(),
-  WORK_DIR: nonEmpty().optional(),
+    .refine((value) => /^[A-Za-z0-9_{}.-]+$/.test(value), 'must be letters, digits, _ { } . or -')
+    .describe('The BullMQ key prefix (use a hash tag such as `{claudebox}` on Redis Cluster).'),
+  CONCURRENCY: integer(1).default(1).describe('Runs at once per worker.'),
+  CLAUDE_BIN: nonEmpty()
+    .optional()
+    .describe(
+      'The CLI to run. Unset: a `claude` on `PATH`, else the one installed with claudebox.',
+    ),
+  WORK_DIR: nonEmpty()
+    .optional()
+    .describe(
+      'Where runs happen; every `workingDir` must be inside it. Unset: the current directory.',
+    ),
   DEFAULT_TIMEOUT_SECONDS: seconds()
     .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS}`)
-    .default(3600),
+    .default(3600)
+    .describe(`The timeout of jobs that set no \`timeout\` (at most ${MAX_TIMEOUT_SECONDS}).`),
   MAX_TIMEOUT_SECONDS: seconds()
     .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS}`)
-    .default(86400),
+    .default(86400)
+    .describe(
+      `The longest \`timeout\` a job may ask for (at most ${MAX_TIMEOUT_SECONDS}); at least \`DEFAULT_TIMEOUT_SECONDS\`.`,
+    ),
   ALLOWED_PERMISSION_MODES: commaList(
     PERMISSION_MODES.filter((mode) => mode !== 'bypassPermissions').join(','),
-  ).refine(
-    (modes) => modes.every((mode) => (PERMISSION_MODES as readonly string[]).includes(mode)),
-    `must be a comma-separated list of ${PERMISSION_MODES.join(', ')}`,
-  ),
+  )
+    .refine(
+      (modes) => modes.every((mode) => (PERMISSION_MODES as readonly string[]).includes(mode)),
+      `must be a comma-separated list of ${PERMISSION_MODES.join(', ')}`,
+    )
+    .describe(
+      'The `permissionMode`s a job may ask for, comma-separated: by default every mode but `bypassPermissions`.',
+    ),
   RUN_ISOLATION: z
     .enum(['auto', 'required', 'off'], { error: 'must be auto, required or off' })
-    .default('auto'),
-  RUN_NAMESPACES: z.enum(['auto', 'off'], { error: 'must be auto or off' }).default('auto'),
+    .default('auto')
+    .describe(
+      'Whether each run gets a uid, home and working directory of its own: `auto` where the worker can (else one loud warning), `required` or refuse to start, `off` never.',
+    ),
+  RUN_NAMESPACES: z
+    .enum(['auto', 'off'], { error: 'must be auto or off' })
+    .default('auto')
+    .describe(
+      '`auto`: isolated runs also get PID, IPC and mount namespaces where `bwrap` can make them; `off`: the uid alone.',
+    ),
   RUN_ROOT: nonEmpty()
     .default('/var/lib/claudebox')
-    .refine((value) => value.startsWith('/'), 'must be an absolute path'),
-  RUN_UID_BASE: integer(1).max(4_000_000_000, 'must be at most 4000000000').default(50000),
-  RUN_UID_COUNT: integer(1).max(1_000_000, 'must be at most 1000000').default(1000),
-  MAX_OUTPUT_BYTES: integer(1024).default(MiB),
-  MAX_PROMPT_BYTES: integer(1).default(4 * MiB),
-  MAX_LINE_BYTES: integer(1024).default(8 * MiB),
-  SHUTDOWN_GRACE_SECONDS: z.coerce.number({ error: 'must be a number' }).min(0).default(30),
-  KILL_GRACE_SECONDS: z.coerce.number({ error: 'must be a number' }).min(0).default(5),
-  LOCK_DURATION_SECONDS: seconds().default(30),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  HEALTH_PORT: integer(0).max(65535, 'must be at most 65535').default(8080),
-  HEALTH_HOST: nonEmpty().default('0.0.0.0'),
-  EVENTS_MAX_LEN: integer(100).default(10000),
-  EVENTS_TTL_SECONDS: integer(1).default(86400),
-  EVENT_BUFFER_BYTES: integer(MiB).default(64 * MiB),
-  SESSION_STORE: z.enum(['redis', 'off'], { error: 'must be redis or off' }).default('redis'),
-  SESSION_SYNC_SECONDS: seconds().default(0.25),
-  SESSION_MAX_BYTES: integer(1024).default(256 * MiB),
-  SESSION_TTL_SECONDS: integer(60).default(7 * 86400),
+    .refine((value) => value.startsWith('/'), 'must be an absolute path')
+    .describe(
+      "Root's directory (an absolute path) for run homes, scratch working directories, uid leases and kept sessions; workers of one host share it.",
+    ),
+  RUN_UID_BASE: integer(1)
+    .max(4_000_000_000, 'must be at most 4000000000')
+    .default(50000)
+    .describe(
+      'The first uid of the pool runs execute as (uids that are accounts in `/etc/passwd` are skipped).',
+    ),
+  RUN_UID_COUNT: integer(1)
+    .max(1_000_000, 'must be at most 1000000')
+    .default(1000)
+    .describe(
+      'The size of the uid pool: runs at once on this host, all workers together; at least `CONCURRENCY`.',
+    ),
+  MAX_OUTPUT_BYTES: integer(1024)
+    .default(MiB)
+    .describe('The cap of `ExecuteResult.output` (head and tail kept).'),
+  MAX_PROMPT_BYTES: integer(1)
+    .default(4 * MiB)
+    .describe('Larger prompts are rejected as invalid.'),
+  MAX_LINE_BYTES: integer(1024)
+    .default(8 * MiB)
+    .describe('A longer stdout/stderr line is published in pieces marked `partial`.'),
+  SHUTDOWN_GRACE_SECONDS: z.coerce
+    .number({ error: 'must be a number' })
+    .min(0)
+    .default(30)
+    .describe(
+      'On SIGTERM/SIGINT, how long active runs may finish before they are stopped and requeued.',
+    ),
+  KILL_GRACE_SECONDS: z.coerce
+    .number({ error: 'must be a number' })
+    .min(0)
+    .default(5)
+    .describe(
+      'After SIGINT to the CLI on a timeout or a shutdown, how long before every process of the run is killed (a cancel waits at most 1 s, a lost lock not at all).',
+    ),
+  LOCK_DURATION_SECONDS: seconds()
+    .default(30)
+    .describe(
+      'The BullMQ job lock (also the stalled-job check interval): how soon another worker takes over the jobs of a worker that died.',
+    ),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('The pino log level.'),
+  HEALTH_PORT: integer(0)
+    .max(65535, 'must be at most 65535')
+    .default(8080)
+    .describe('The port of `/healthz`, `/readyz` and `/metrics`; `0` turns the server off.'),
+  HEALTH_HOST: nonEmpty().default('0.0.0.0').describe('The address the health server listens on.'),
+  EVENTS_MAX_LEN: integer(100)
+    .default(10000)
+    .describe('Events kept per job history (about; older ones are trimmed).'),
+  EVENTS_TTL_SECONDS: integer(1)
+    .default(86400)
+    .describe("How long a job's history lives after its last terminal event."),
+  EVENT_BUFFER_BYTES: integer(MiB)
+    .default(64 * MiB)
+    .describe(
+      'Events held in memory while Redis is unreachable; past it output lines are dropped and named by a `gap` event.',
+    ),
+  SESSION_STORE: z
+    .enum(['redis', 'off'], { error: 'must be redis or off' })
+    .default('redis')
+    .describe(
+      '`redis`: session transcripts are kept in Redis so retries resume them on any worker; `off`: nothing is kept in Redis (an isolated worker keeps transcripts in `RUN_ROOT/sessions`, for jobs on the same host; an unisolated one starts every attempt afresh).',
+    ),
+  SESSION_SYNC_SECONDS: seconds()
+    .default(0.25)
+    .describe(
+      "How often what a running session's transcript grew by is shipped (and once when the attempt ends): a worker that dies loses at most this much of the conversation.",
+    ),
+  SESSION_MAX_BYTES: integer(1024)
+    .default(256 * MiB)
+    .describe(
+      "A transcript larger than this stops being shipped (one warning, and a note in the attempt's events) and is never restored: the retry starts a new session.",
+    ),
+  SESSION_TTL_SECONDS: integer(60)
+    .default(7 * 86400)
+    .describe(
+      'How long a saved transcript is kept after its last change (every session key expires); resumed later, the job fails as `session-not-found`.',
+    ),
   CLAUDE_ENV: commaList('')
     .refine(
       (names) => names.every((name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)),
@@ -89,6 +187,9 @@ export const ConfigSchema = z.object({
     .refine(
       (names) => !names.some((name) => WORKER_SECRETS.includes(name)),
       `must not name the worker's own secrets (${WORKER_SECRETS.join(', ')})`,
+    )
+    .describe(
+      'Extra variable names, comma-separated, passed through to the CLI (never `REDIS_URL`).',
     ),
 });
 
