@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { sessionKey } from '../src/contract/index.js';
-import { startPrivateRedis } from '../src/demo/private-redis.js';
+import { startPrivateRedis } from '../tools/demo/private-redis.js';
 import { RedisTranscripts, SessionStore } from '../src/worker/sessions.js';
 
 const secondsArg = process.argv.indexOf('--seconds');

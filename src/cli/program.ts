@@ -9,8 +9,6 @@ import type { CliIo } from './io.js';
 import { runResultCommand, type ResultOptions } from './result-command.js';
 import { runRunCommand, type RunOptions } from './run-command.js';
 import { runWorkerCommand } from './worker-command.js';
-import { runDemo } from '../demo/demo.js';
-import { runStandInCommand } from '../stand-in/main.js';
 
 const ENVIRONMENT_HELP = `
 Environment (the same variables as the worker's):
@@ -148,29 +146,6 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .option('--reason <text>', `why, recorded in the job's error (default "cancelled by request")`)
     .addHelpText('after', `${ENVIRONMENT_HELP}\n${EXIT_CODES_HELP}`)
     .action(act((jobId: string, options: CancelOptions) => runCancelCommand(jobId, options, io)));
-
-  program
-    .command('stand-in')
-    .description('Serve the scripted stand-in for the Anthropic API (claudebox stand-in --help).')
-    .helpOption(false)
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .argument('[options...]', '--port N, --host H, --help')
-    .action(
-      act((options: string[]) =>
-        runStandInCommand(options, {
-          stdout: (line) => io.stdout(`${line}\n`),
-          stderr: (line) => io.stderr(`${line}\n`),
-        }),
-      ),
-    );
-
-  program
-    .command('demo')
-    .description(
-      'Run one job end to end on this machine: private Redis, a worker, the real claude CLI, a scripted model.',
-    )
-    .action(act(() => runDemo(io)));
 
   return program;
 }

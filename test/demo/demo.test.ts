@@ -8,11 +8,11 @@ import { pidsWithCommandLine } from '../support/processes.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 
-/** `npm run demo` as a newcomer runs it: the built CLI, nothing in the environment but PATH. */
+/** `npm run demo` as a newcomer runs it: tsx on the tools' entry, nothing in the environment but PATH. */
 function runDemo(
   env: Record<string, string> = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [join(root, 'dist/cli/main.js'), 'demo'], {
+  const child = spawn(join(root, 'node_modules/.bin/tsx'), ['tools/main.ts', 'demo'], {
     cwd: root,
     env: {
       PATH: process.env.PATH ?? '',

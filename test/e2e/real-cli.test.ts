@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
 import type { ExecuteEvent, ExecuteResult } from '../../src/contract/index.js';
-import { startStandIn, type StandIn } from '../../src/stand-in/index.js';
+import { startStandIn, type StandIn } from '../../tools/stand-in/index.js';
 import { pidsWithEnv } from '../support/processes.js';
 import { findRealClaude, privateClaudeEnv, type PrivateClaudeEnv } from '../support/real-claude.js';
 import {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
 import type { StartedEvent } from '../../src/contract/index.js';
-import { startStandIn } from '../../src/stand-in/index.js';
+import { startStandIn } from '../../tools/stand-in/index.js';
 import { eventually, pidsWithEnv, runPids } from '../support/processes.js';
 import { findRealClaude, privateClaudeEnv, type PrivateClaudeEnv } from '../support/real-claude.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';

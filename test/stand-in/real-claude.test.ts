@@ -9,7 +9,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startStandIn, type StandIn } from '../../src/stand-in/index.js';
+import { startStandIn, type StandIn } from '../../tools/stand-in/index.js';
 import {
   findRealClaude,
   privateClaudeEnv,

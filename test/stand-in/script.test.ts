@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fillResult, hasScript, parseScript, parseStep } from '../../src/stand-in/script.js';
+import { fillResult, hasScript, parseScript, parseStep } from '../../tools/stand-in/script.js';
 
 describe('the stand-in script', () => {
   it('takes only `stand-in:` lines, in order, and ignores the rest of the prompt', () => {

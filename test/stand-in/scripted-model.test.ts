@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decide } from '../../src/stand-in/scripted-model.js';
+import { decide } from '../../tools/stand-in/scripted-model.js';
 
 /** Request bodies shaped like the ones the CLI 2.1.330 sends. */
 const REMINDER = { type: 'text', text: '<system-reminder>\nSome CLI note.\n</system-reminder>\n' };

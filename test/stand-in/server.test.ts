@@ -1,6 +1,6 @@
 import { request as httpRequest, Agent } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startStandIn, type RecordedRequest, type StandIn } from '../../src/stand-in/index.js';
+import { startStandIn, type RecordedRequest, type StandIn } from '../../tools/stand-in/index.js';
 
 let standIn: StandIn | undefined;
 afterEach(async () => {

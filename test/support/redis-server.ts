@@ -3,4 +3,4 @@ export {
   findFreePort,
   startPrivateRedis as startRedisServer,
   type PrivateRedis as RedisServer,
-} from '../../src/demo/private-redis.js';
+} from '../../tools/demo/private-redis.js';

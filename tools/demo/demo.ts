@@ -6,15 +6,21 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { createClient } from '../client/index.js';
-import { renderEvent } from '../cli/render.js';
-import { useColor, writeLines, type CliIo } from '../cli/io.js';
-import { loadConfig, redactUrl } from '../config/config.js';
-import { createLogger } from '../config/logger.js';
-import type { ExecuteResult } from '../contract/index.js';
-import { bundledBinary } from '../executor/index.js';
+import {
+  bundledBinary,
+  createClient,
+  createLogger,
+  loadConfig,
+  redactUrl,
+  renderEvent,
+  startWorker,
+  useColor,
+  writeLines,
+  type ClaudeboxWorker,
+  type CliIo,
+  type ExecuteResult,
+} from '../../src/index.js';
 import { startStandIn } from '../stand-in/index.js';
-import { startWorker, type ClaudeboxWorker } from '../worker/worker.js';
 import { startPrivateRedis } from './private-redis.js';
 
 /** The scripted model runs one Bash command, then answers quoting what it printed. */
@@ -101,17 +107,21 @@ export async function runDemo(io: CliIo): Promise<number> {
       workDir,
     });
     cleanups.push(() => worker.shutdown(0));
-    const client = createClient({ url: redisUrl, queueName });
+    const client = createClient({ url: redisUrl, queueName, prefix: config.QUEUE_PREFIX });
     cleanups.push(() => client.close());
     if (io.env.REDIS_URL) {
       // Someone else's Redis: take the demo's queue away again.
       cleanups.push(async () => {
-        const queue = new Queue(queueName, { connection: { url: redisUrl } });
+        const queue = new Queue(queueName, {
+          connection: { url: redisUrl },
+          prefix: config.QUEUE_PREFIX,
+        });
         await queue.obliterate({ force: true });
         await queue.close();
-        // And the keys that are claudebox's, not BullMQ's: the job's history, the session.
+        // And the keys that are claudebox's, not BullMQ's (the job's history, the session): they
+        // share the queue's namespace, `<prefix>:<queue>:`.
         const redis = new Redis(redisUrl);
-        for await (const keys of redis.scanStream({ match: `bull:${queueName}:*` })) {
+        for await (const keys of redis.scanStream({ match: `${queue.qualifiedName}:*` })) {
           if ((keys as string[]).length > 0) await redis.del(...(keys as string[]));
         }
         await redis.quit();

@@ -1,19 +1,38 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runStandInCommand, type CommandIo } from '../../src/stand-in/main.js';
+import type { CliIo } from '../../src/index.js';
+import { runTools } from '../../tools/program.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const MAIN = fileURLToPath(new URL('../../src/stand-in/main.ts', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../tools/main.ts', import.meta.url));
 
-function captureIo(stopped?: Promise<unknown>): CommandIo & { out: string[]; err: string[] } {
+/** `npm run stand-in -- <argv>`, in-process; it serves until `stopped` settles. */
+function runStandInCommand(argv: readonly string[], io: CliIo & { stopped?: Promise<unknown> }) {
+  return runTools(['stand-in', ...argv], io, () => io.stopped ?? new Promise(() => undefined));
+}
+
+/** A CliIo that keeps what is printed as lines. */
+function captureIo(
+  stopped?: Promise<unknown>,
+): CliIo & { out: string[]; err: string[]; stopped?: Promise<unknown> } {
   const out: string[] = [];
   const err: string[] = [];
+  const lines = (into: string[]) => (text: string) =>
+    into.push(...text.replace(/\n$/, '').split('\n'));
   return {
     out,
     err,
-    stdout: (line) => out.push(line),
-    stderr: (line) => err.push(line),
+    stdout: lines(out),
+    stderr: lines(err),
+    env: {},
+    cwd: ROOT,
+    platform: process.platform,
+    stdin: Readable.from([]),
+    isTTY: { stdin: false, stdout: false, stderr: false },
+    onInterrupt: () => () => undefined,
+    openTerminal: () => null,
     ...(stopped ? { stopped } : {}),
   };
 }
@@ -86,7 +105,9 @@ describe('the stand-in command as a process', () => {
   });
 
   it.each(['SIGINT', 'SIGTERM'] as const)('exits 0 on %s', async (signal) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, '--port', '0'], { cwd: ROOT });
+    const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, 'stand-in', '--port', '0'], {
+      cwd: ROOT,
+    });
     child = proc;
     let out = '';
     proc.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
