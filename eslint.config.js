@@ -30,8 +30,13 @@ export default tseslint.config(
     },
   },
   {
+    // CommonJS configuration (the dependency rules): Node's module globals.
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: globals.node },
+  },
+  {
     // Plain JavaScript (the fake CLI fixtures, this file): no type information to lint with.
-    files: ['**/*.js', '**/*.mjs'],
+    files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     extends: [tseslint.configs.disableTypeChecked],
   },
 );

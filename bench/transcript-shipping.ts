@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { sessionKey } from '../src/contract/index.js';
 import { startPrivateRedis } from '../tools/demo/private-redis.js';
-import { RedisTranscripts, SessionStore } from '../src/worker/sessions.js';
+import { RedisTranscripts, SessionStore } from '../src/worker/sessions/sessions.js';
 
 const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg === -1 ? 10 : Number(process.argv[secondsArg + 1]);

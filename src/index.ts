@@ -5,7 +5,7 @@ export * from './client/index.js';
 /** A worker in-process, as `claudebox worker` starts one: its settings, its logger, the worker. */
 export { loadConfig, redactUrl, type Config } from './config/config.js';
 export { createLogger } from './config/logger.js';
-export { startWorker, type ClaudeboxWorker, type WorkerDeps } from './worker/worker.js';
+export { startWorker, type ClaudeboxWorker, type WorkerDeps } from './worker/runtime/worker.js';
 
 /** The claude CLI that `npm install claudebox` brings along (null when it is missing). */
 export { bundledBinary } from './executor/index.js';

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { createClient, type ClaudeboxClient } from '../client/index.js';
 import { ConfigError, loadConfig, redactUrl } from '../config/config.js';
 import type { QueueAddress } from '../contract/index.js';
-import { probeRedis, watchConnection } from '../worker/connections.js';
+import { probeRedis, watchConnection } from '../redis/connections.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 

@@ -3,9 +3,9 @@ import type { DestinationStream } from 'pino';
 import { ConfigError, loadConfig, redactUrl } from '../config/config.js';
 import { createLogger } from '../config/logger.js';
 import { ClaudeBinaryError, resolveClaudeBinary } from '../executor/index.js';
-import { probeRedis } from '../worker/connections.js';
+import { probeRedis } from '../redis/connections.js';
 import { IsolationError } from '../isolation/index.js';
-import { startWorker } from '../worker/worker.js';
+import { startWorker } from '../worker/runtime/worker.js';
 
 const REDIS_PROBE_MS = 4000;
 /** Beyond the grace times, what a shutdown may take to write its last events and requeue. */

@@ -7,7 +7,7 @@ import {
   type GapEvent,
   type QueueAddress,
 } from '../contract/index.js';
-import { readFirstSeq, readHistory, readLastEvent } from '../history/history.js';
+import { readFirstSeq, readHistory, readLastEvent } from '../redis/history.js';
 import { ClaudeboxError } from './errors.js';
 import { LiveEvents } from './live-events.js';
 

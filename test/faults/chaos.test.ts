@@ -9,7 +9,7 @@ import {
   type ExecuteResult,
   type QueueAddress,
 } from '../../src/contract/index.js';
-import { readHistory } from '../../src/history/history.js';
+import { readHistory } from '../../src/redis/history.js';
 import { eventually, liveRunProcesses, pidsWithEnv } from '../support/processes.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 import {

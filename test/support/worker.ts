@@ -8,7 +8,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/config/logger.js';
-import { startWorker, type ClaudeboxWorker } from '../../src/worker/worker.js';
+import { startWorker, type ClaudeboxWorker } from '../../src/worker/runtime/worker.js';
 import type { ExecuteEvent } from '../../src/contract/index.js';
 
 export const fixture = (name: string): string =>

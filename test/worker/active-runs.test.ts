@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ActiveRuns } from '../../src/worker/active-runs.js';
+import { ActiveRuns } from '../../src/worker/attempt/active-runs.js';
 
 describe('active runs', () => {
   it('stops a run with the reason given, and says when it runs no such job', () => {

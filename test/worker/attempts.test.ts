@@ -5,7 +5,7 @@ import {
   type ExecuteResult,
   type RunState,
 } from '../../src/contract/index.js';
-import { countAttempts, type AttemptCounters } from '../../src/worker/attempts.js';
+import { countAttempts, type AttemptCounters } from '../../src/worker/attempt/attempts.js';
 
 const jobId = 'job-1';
 

@@ -249,11 +249,8 @@ describe('an execute job', () => {
     closers.push(async () => {
       await redis.quit();
     });
-    await redis.hset(`bull:${queueName}:session:${sessionId}`, {
-      path: 'projects/x/y.jsonl',
-      bytes: 10,
-      data: 'not gzip',
-    });
+    await redis.hset(`bull:${queueName}:session:${sessionId}`, { bytes: 10 });
+    await redis.set(`bull:${queueName}:session:${sessionId}:data`, 'not gzip');
     const jobId = randomUUID();
     const events = await watch(jobId);
 
@@ -267,7 +264,7 @@ describe('an execute job', () => {
 
     expect(job?.attemptsMade).toBe(2);
     expect(job?.failedReason).toBe(
-      `worker error: could not restore session ${sessionId} from Redis: incorrect header check`,
+      `worker error: could not restore session ${sessionId}: incorrect header check`,
     );
     await waitFor('two failed events', () =>
       events.filter((e) => e.type === 'failed').length === 2 ? true : undefined,

@@ -12,8 +12,12 @@ import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import type { RunState } from '../../src/contract/index.js';
-import { planAttempt } from '../../src/worker/session-plan.js';
-import { RedisTranscripts, SessionStore, type Restored } from '../../src/worker/sessions.js';
+import { planAttempt } from '../../src/worker/sessions/session-plan.js';
+import {
+  RedisTranscripts,
+  SessionStore,
+  type Restored,
+} from '../../src/worker/sessions/sessions.js';
 
 const redis = new Redis(inject('redisUrl'));
 afterAll(async () => {

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ExecuteResult } from '../contract/index.js';
+import type { ExecuteResult } from '../../contract/index.js';
 
 /** The worker's own Prometheus metrics, in a registry of its own (tests run many workers). */
 export function createMetrics(sample: { activeRuns: () => number; bufferedBytes: () => number }) {

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip, gzip } from 'node:zlib';
 import type { Redis } from 'ioredis';
-import { sessionKey, type QueueAddress } from '../contract/index.js';
+import { sessionKey, type QueueAddress } from '../../contract/index.js';
 import {
   fileSize,
   findTranscript,

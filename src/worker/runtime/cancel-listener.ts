@@ -1,28 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import {
-  cancelKey,
-  CancelMarkerSchema,
-  CancelMessageSchema,
-  controlChannel,
-  type QueueAddress,
-} from '../contract/index.js';
-import type { ActiveRuns } from './active-runs.js';
-
-/** Why a job was cancelled, if its cancellation marker is there. */
-export async function readCancelReason(
-  redis: Redis,
-  address: QueueAddress,
-  jobId: string,
-): Promise<string | null> {
-  const raw = await redis.get(cancelKey(address, jobId));
-  if (raw === null) return null;
-  try {
-    return CancelMarkerSchema.parse(JSON.parse(raw)).reason;
-  } catch {
-    return raw;
-  }
-}
+import { CancelMessageSchema, controlChannel, type QueueAddress } from '../../contract/index.js';
+import { readCancelReason } from '../../redis/cancel-marker.js';
+import type { ActiveRuns } from '../attempt/active-runs.js';
 
 /**
  * Cancellation from any process: clients publish on the queue's control channel and every

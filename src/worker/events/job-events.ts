@@ -1,5 +1,34 @@
-import type { ExecuteEvent, ExecuteResult } from '../contract/index.js';
-import type { EventPublisher, PendingEvent } from './publisher.js';
+import type { ExecuteEvent, ExecuteResult } from '../../contract/index.js';
+
+export interface PendingEvent {
+  readonly seq: number;
+  /**
+   * The event's JSON as bytes: one copy, written as is by both XADD and PUBLISH, where a string
+   * would be copied into each command (a 1 GiB flood makes that count).
+   */
+  readonly json: Buffer;
+  /** Seconds until the stream expires, set along with this event. */
+  readonly expire?: number;
+}
+
+/**
+ * What a job's events need of the publisher that writes them (EventPublisher): the shared
+ * buffer's accounting, the connection's state, and the write itself.
+ */
+export interface EventSink {
+  /** Bytes of events held in memory across all jobs, and the most there may be. */
+  readonly bufferedBytes: number;
+  readonly bufferBytes: number;
+  /** Seconds a job's history lives after its last event is written. */
+  readonly ttlSeconds: number;
+  now(): number;
+  isConnected(): boolean;
+  whenReady(): Promise<void>;
+  write(jobId: string, batch: readonly PendingEvent[]): Promise<'ok' | 'retry'>;
+  account(bytes: number): void;
+  dropped(count: number): void;
+  forget(job: JobEvents): void;
+}
 
 type LineType = 'output' | 'error';
 type SeqRange = { from: number; to: number };
@@ -28,7 +57,7 @@ export class JobEvents {
   private terminalSent = false;
 
   constructor(
-    private readonly publisher: EventPublisher,
+    private readonly sink: EventSink,
     readonly jobId: string,
     readonly attempt: number,
     nextSeq: number,
@@ -64,9 +93,9 @@ export class JobEvents {
     // Nothing of an attempt goes after its terminal event (lines read after the run was given up).
     if (this.terminalSent) return undefined;
     const estimate = content.length + 200;
-    const connected = this.publisher.isConnected();
-    const { bufferBytes } = this.publisher.options;
-    if (!connected && this.publisher.bufferedBytes + estimate > bufferBytes) {
+    const connected = this.sink.isConnected();
+    const { bufferBytes } = this.sink;
+    if (!connected && this.sink.bufferedBytes + estimate > bufferBytes) {
       this.drop(++this.seq, 'buffer-overflow');
       return undefined;
     }
@@ -89,7 +118,7 @@ export class JobEvents {
     if (attempt === this.attempt) this.terminalSent = true;
     const seq = this.seq + 1;
     const data: ExecuteResult = { ...result, lastSeq: seq };
-    this.enqueue({ type, data }, { attempt, expire: this.publisher.options.ttlSeconds });
+    this.enqueue({ type, data }, { attempt, expire: this.sink.ttlSeconds });
     return data;
   }
 
@@ -105,7 +134,7 @@ export class JobEvents {
   /** Flushes and stops tracking this job. */
   async close(): Promise<void> {
     await this.flush();
-    this.publisher.forget(this);
+    this.sink.forget(this);
   }
 
   /**
@@ -117,15 +146,15 @@ export class JobEvents {
     const dropped = this.queue.splice(this.inFlight);
     const bytes = dropped.reduce((sum, event) => sum + event.json.length, 0);
     this.queuedBytes -= bytes;
-    this.publisher.account(-bytes);
+    this.sink.account(-bytes);
     this.drainWaiters.splice(0).forEach((wake) => wake());
-    this.publisher.forget(this);
+    this.sink.forget(this);
   }
 
   private drop(seq: number, reason: 'buffer-overflow' | 'publish-failed'): void {
     insertIntoRanges(this.dropped, seq);
     this.dropReason = reason;
-    this.publisher.options.onDropped?.(1);
+    this.sink.dropped(1);
   }
 
   private emitGap(): void {
@@ -145,14 +174,14 @@ export class JobEvents {
       jobId: this.jobId,
       attempt: options.attempt ?? this.attempt,
       seq,
-      timestamp: new Date((this.publisher.options.now ?? Date.now)()).toISOString(),
+      timestamp: new Date(this.sink.now()).toISOString(),
       ...body,
     };
     const json = Buffer.from(JSON.stringify(event));
     const { expire } = options;
     this.queue.push(expire === undefined ? { seq, json } : { seq, json, expire });
     this.queuedBytes += json.length;
-    this.publisher.account(json.length);
+    this.sink.account(json.length);
     this.pump();
   }
 
@@ -161,14 +190,14 @@ export class JobEvents {
    * wake it, and a backlog that other jobs leave after an outage must not hold it up.
    */
   private backpressure(): Promise<void> | undefined {
-    if (this.queuedBytes <= HIGH_WATER_BYTES || !this.publisher.isConnected()) return undefined;
+    if (this.queuedBytes <= HIGH_WATER_BYTES || !this.sink.isConnected()) return undefined;
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   private releaseWaiters(): void {
     const under = this.queuedBytes <= HIGH_WATER_BYTES / 4;
     // During an outage the run goes on: lines are buffered, then dropped, never waited for.
-    if (under || !this.publisher.isConnected()) {
+    if (under || !this.sink.isConnected()) {
       this.drainWaiters.splice(0).forEach((wake) => wake());
     }
   }
@@ -184,16 +213,16 @@ export class JobEvents {
   private async drain(): Promise<void> {
     let failures = 0;
     while (this.queue.length > 0) {
-      if (!this.publisher.isConnected()) {
+      if (!this.sink.isConnected()) {
         this.releaseWaiters();
-        await this.publisher.whenReady();
+        await this.sink.whenReady();
         continue;
       }
       const batch = this.takeBatch();
       this.inFlight = batch.length;
-      const outcome = await this.publisher.write(this.jobId, batch);
+      const outcome = await this.sink.write(this.jobId, batch);
       this.inFlight = 0;
-      if (outcome === 'retry' && this.publisher.isConnected()) failures++;
+      if (outcome === 'retry' && this.sink.isConnected()) failures++;
       if (outcome === 'ok' || failures >= PERMANENT_FAILURES_BEFORE_GAP) {
         // Redis is up and keeps refusing these events: give them up, loudly, rather than
         // stall the run forever.
@@ -202,7 +231,7 @@ export class JobEvents {
         this.queue.splice(0, batch.length);
         const bytes = batch.reduce((sum, event) => sum + event.json.length, 0);
         this.queuedBytes -= bytes;
-        this.publisher.account(-bytes);
+        this.sink.account(-bytes);
         this.releaseWaiters();
       } else {
         await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { ExecuteRequest, RunState } from '../contract/index.js';
-import type { SessionPlan } from '../executor/index.js';
+import type { ExecuteRequest, RunState } from '../../contract/index.js';
+import type { SessionPlan } from '../../executor/index.js';
 import {
   transcriptHoldsPrompt,
   transcriptSize,

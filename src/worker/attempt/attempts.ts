@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import { isTerminalEvent, type ExecuteEvent, type RunState } from '../contract/index.js';
+import { isTerminalEvent, type ExecuteEvent, type RunState } from '../../contract/index.js';
 
 /** What BullMQ counts for a job, as the worker got it. */
 export type AttemptCounters = Pick<

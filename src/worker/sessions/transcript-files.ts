@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LineSplitter } from '../executor/index.js';
+import { LineSplitter } from '../../executor/index.js';
 
 /** Where a run's CLI keeps its sessions: its config dir, and the cwd that names the project. */
 export interface TranscriptPlace {

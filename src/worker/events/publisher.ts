@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { eventChannel, historyKey, type QueueAddress } from '../contract/index.js';
-import { JobEvents } from './job-events.js';
+import { eventChannel, historyKey, type QueueAddress } from '../../contract/index.js';
+import { JobEvents, type EventSink, type PendingEvent } from './job-events.js';
 
 /**
  * Publishes a job's events twice: on its pub/sub channel for whoever watches live, and into its
@@ -25,18 +25,7 @@ export interface PublisherOptions {
   readonly onPublishError?: (error: Error) => void;
 }
 
-export interface PendingEvent {
-  readonly seq: number;
-  /**
-   * The event's JSON as bytes: one copy, written as is by both XADD and PUBLISH, where a string
-   * would be copied into each command (a 1 GiB flood makes that count).
-   */
-  readonly json: Buffer;
-  /** Seconds until the stream expires, set along with this event. */
-  readonly expire?: number;
-}
-
-export class EventPublisher {
+export class EventPublisher implements EventSink {
   private buffered = 0;
   private readonly jobs = new Set<JobEvents>();
 
@@ -51,6 +40,22 @@ export class EventPublisher {
 
   get bufferedBytes(): number {
     return this.buffered;
+  }
+
+  get bufferBytes(): number {
+    return this.options.bufferBytes;
+  }
+
+  get ttlSeconds(): number {
+    return this.options.ttlSeconds;
+  }
+
+  now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
+  dropped(count: number): void {
+    this.options.onDropped?.(count);
   }
 
   /** A method, not a getter: it changes across awaits, and must not be narrowed like a field. */
@@ -68,15 +73,15 @@ export class EventPublisher {
     return flushed;
   }
 
-  /** @internal */ account(bytes: number): void {
+  account(bytes: number): void {
     this.buffered += bytes;
   }
 
-  /** @internal */ forget(job: JobEvents): void {
+  forget(job: JobEvents): void {
     this.jobs.delete(job);
   }
 
-  /** @internal */ async whenReady(): Promise<void> {
+  async whenReady(): Promise<void> {
     const { redis } = this.options;
     if (redis.status === 'ready') return;
     await new Promise<void>((resolve) => {
@@ -93,10 +98,7 @@ export class EventPublisher {
     });
   }
 
-  /** @internal */ async write(
-    jobId: string,
-    batch: readonly PendingEvent[],
-  ): Promise<'ok' | 'retry'> {
+  async write(jobId: string, batch: readonly PendingEvent[]): Promise<'ok' | 'retry'> {
     const { redis, address, maxLen } = this.options;
     const key = historyKey(address, jobId);
     const channel = eventChannel(address.queueName, jobId);

@@ -1,45 +1,5 @@
 import type { Logger } from 'pino';
-import { cancelKey, type ExecuteResult, type RunState } from '../contract/index.js';
-import type { ExecuteJob, JobContext } from './process-job.js';
-import type { JobEvents } from './job-events.js';
-import type { SessionRef, TranscriptPlace } from './sessions.js';
-
-/**
- * Ends an attempt on the record: its terminal event in Redis first, then the run state (with
- * the result) on the job, then a log line. Only after this may the job's own state change.
- */
-export async function recordEnd(
-  context: JobContext,
-  job: ExecuteJob,
-  events: JobEvents,
-  state: RunState | null,
-  result: ExecuteResult,
-  log: Logger,
-): Promise<void> {
-  await events.flush();
-  // A cancel marker is spent once the attempt ended, so a retry from queue tooling can run.
-  await context.redis.del(cancelKey(context.address, result.jobId));
-  await job.updateProgress({
-    attempt: result.attempt,
-    sessionId: state?.sessionId ?? result.sessionId,
-    transcriptBaseline: state?.transcriptBaseline ?? 0,
-    lastSeq: events.lastSeq,
-    pid: null,
-    result,
-  } satisfies RunState);
-  context.onFinished?.(result);
-  const fields = {
-    exitCode: result.exitCode,
-    durationMs: result.durationMs,
-    success: result.success,
-    failure: result.failure,
-    sessionId: result.sessionId,
-    lastSeq: result.lastSeq,
-    retrying: result.retrying,
-  };
-  if (result.success) log.info(fields, 'job ended');
-  else log.warn({ ...fields, error: result.error }, 'job ended');
-}
+import type { SessionRef, SessionStore, TranscriptPlace } from './sessions.js';
 
 export interface SessionSync {
   /** Stops shipping, after one last ship of whatever the transcript grew by. */
@@ -53,13 +13,13 @@ export interface SessionSync {
  * attempt's events.
  */
 export function startSessionSync(
-  context: JobContext,
+  sessions: SessionStore | null,
+  syncMs: number,
   ref: SessionRef | null,
   place: TranscriptPlace,
   log: Logger,
   note: (text: string) => void,
 ): SessionSync | null {
-  const { sessions } = context;
   if (!sessions || ref === null) return null;
   const shipper = sessions.shipper(ref, place);
   let warned = false;
@@ -87,7 +47,7 @@ export function startSessionSync(
   let shipping: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
     shipping = shipping.then(ship);
-  }, context.settings.sessionSyncMs);
+  }, syncMs);
   let stopped: Promise<void> | null = null;
   return {
     stop: () =>

@@ -1,4 +1,4 @@
-import type { StopRequest } from '../executor/index.js';
+import type { StopRequest } from '../../executor/index.js';
 
 interface Run {
   readonly controller: AbortController;

@@ -1,21 +1,19 @@
 import { mkdir, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
-import { parseExecuteRequest, type ExecuteRequest } from '../contract/index.js';
+import { parseExecuteRequest, type ExecuteRequest } from '../../contract/index.js';
+import type { JobSettings } from './context.js';
 
-export interface JobLimits {
-  /** The real path of WORK_DIR: every run happens in it or below it. */
-  readonly workDir: string;
-  readonly maxPromptBytes: number;
-  /** MAX_TIMEOUT_SECONDS */
-  readonly maxTimeoutSeconds: number;
-  /** ALLOWED_PERMISSION_MODES */
-  readonly allowedPermissionModes: readonly string[];
+/** What validating a job takes: some of the job settings, and where it works with isolation. */
+export type JobLimits = Pick<
+  JobSettings,
+  'workDir' | 'maxPromptBytes' | 'maxTimeoutSeconds' | 'allowedPermissionModes'
+> & {
   /**
    * Under run isolation, the job's own directory for when it names none, and WORK_DIR itself,
    * which every job shares, is no working directory. Null when runs are not isolated.
    */
   readonly scratchDir: string | null;
-}
+};
 
 export type ValidJob =
   | { readonly ok: true; readonly request: ExecuteRequest; readonly cwd: string }

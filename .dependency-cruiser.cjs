@@ -1,0 +1,67 @@
+/**
+ * The layering of src/, checked on every `npm run lint`. Dependencies point one way:
+ *   contract <- config, redis, executor <- isolation <- worker (events, sessions <- attempt <- runtime)
+ *   contract, redis <- client;  cli on top;  tools/ and bench/ use the product, never the reverse.
+ */
+const layer = (name, from, allowed) => ({
+  name,
+  severity: 'error',
+  comment: `${from} may import only ${allowed.join(', ')}`,
+  from: { path: `^src/${from}/` },
+  to: { path: '^src/', pathNot: [`^src/${from}/`, ...allowed.map((dir) => `^src/${dir}/`)] },
+});
+
+module.exports = {
+  forbidden: [
+    { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
+    {
+      name: 'product-apart-from-its-tools',
+      severity: 'error',
+      comment: 'src/ is the product: it never imports the tests, the tools or the benchmarks',
+      from: { path: '^src/' },
+      to: { path: '^(test|tools|bench|scripts)/' },
+    },
+    {
+      name: 'tools-use-the-public-entry',
+      severity: 'error',
+      comment:
+        'tools/ use the product as its users do: through src/index.ts (bench/ measures its parts)',
+      from: { path: '^tools/' },
+      to: { path: '^src/', pathNot: '^src/index\\.ts$' },
+    },
+    layer('contract', 'contract', []),
+    layer('config', 'config', ['contract']),
+    layer('executor', 'executor', ['contract']),
+    layer('redis', 'redis', ['contract', 'config']),
+    layer('isolation', 'isolation', ['contract', 'executor']),
+    layer('client', 'client', ['contract', 'redis']),
+    layer('watchdog', 'watchdog', ['contract', 'executor', 'isolation']),
+    layer('worker-events', 'worker/events', ['contract']),
+    layer('worker-sessions', 'worker/sessions', ['contract', 'executor']),
+    layer('worker-attempt', 'worker/attempt', [
+      'contract',
+      'config',
+      'redis',
+      'executor',
+      'isolation',
+      'worker/events',
+      'worker/sessions',
+    ]),
+    layer('worker-runtime', 'worker/runtime', [
+      'contract',
+      'config',
+      'redis',
+      'executor',
+      'isolation',
+      'watchdog',
+      'worker/attempt',
+      'worker/events',
+      'worker/sessions',
+    ]),
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+  },
+};

@@ -1,0 +1,17 @@
+import type { Redis } from 'ioredis';
+import { cancelKey, CancelMarkerSchema, type QueueAddress } from '../contract/index.js';
+
+/** Why a job was cancelled, if its cancellation marker is there. */
+export async function readCancelReason(
+  redis: Redis,
+  address: QueueAddress,
+  jobId: string,
+): Promise<string | null> {
+  const raw = await redis.get(cancelKey(address, jobId));
+  if (raw === null) return null;
+  try {
+    return CancelMarkerSchema.parse(JSON.parse(raw)).reason;
+  } catch {
+    return raw;
+  }
+}

@@ -1,0 +1,342 @@
+import { randomUUID } from 'node:crypto';
+import { UnrecoverableError, WaitingError } from 'bullmq';
+import {
+  readRunState,
+  resultWithoutRun,
+  type ExecuteRequest,
+  type ExecuteResult,
+  type FailureKind,
+  type RunState,
+} from '../../contract/index.js';
+import {
+  buildArgs,
+  buildChildEnv,
+  judgeRun,
+  oneLine,
+  RUN_MARKER,
+  runClaude,
+  type RunSpec,
+  type StopRequest,
+} from '../../executor/index.js';
+import type { RunBox } from '../../isolation/index.js';
+import { readCancelReason } from '../../redis/cancel-marker.js';
+import { readLastEvent } from '../../redis/history.js';
+import type { JobEvents } from '../events/job-events.js';
+import { planAttempt, SessionNotFoundError, type AttemptPlan } from '../sessions/session-plan.js';
+import { startSessionSync, type SessionSync } from '../sessions/session-sync.js';
+import type { TranscriptPlace } from '../sessions/sessions.js';
+import { abandonedError, countAttempts, outOfAttemptsError, type Attempts } from './attempts.js';
+import type { ExecuteJob, JobContext } from './context.js';
+import { recordEnd } from './record-end.js';
+import { validateJob } from './validate-job.js';
+
+/** How an attempt ends for BullMQ: a result to return, or an error to throw (fail or requeue). */
+export type Ending =
+  | { readonly kind: 'return'; readonly result: ExecuteResult }
+  | { readonly kind: 'throw'; readonly error: Error };
+
+/** What an attempt has ready once it may start the CLI. */
+interface Prepared {
+  readonly request: ExecuteRequest;
+  readonly cwd: string;
+  readonly runId: string;
+  readonly box: RunBox;
+  readonly plan: AttemptPlan;
+  readonly place: TranscriptPlace;
+}
+
+/** The failure an attempt ends with when it is stopped from outside before the CLI ran. */
+const STOPPED: Record<StopRequest['cause'], FailureKind> = {
+  cancelled: 'cancelled',
+  shutdown: 'shutdown',
+  abandoned: 'abandoned',
+};
+
+/** Failures no further attempt can mend. */
+const FINAL: readonly (FailureKind | null)[] = [
+  null,
+  'cancelled',
+  'invalid-request',
+  'session-not-found',
+];
+
+/**
+ * One attempt of an execute job, phase by phase: close what earlier attempts left open,
+ * prepare (cancel check, validation, the run's box, the session), run the CLI, and conclude.
+ * Whatever ends it, `end` publishes its terminal event and records it before BullMQ hears.
+ */
+export class Attempt {
+  private state: RunState | null = null;
+  private sync: SessionSync | null = null;
+  private box: RunBox | null = null;
+  private readonly startedAt: number;
+  private readonly jobKey: string;
+  private readonly log: JobContext['logger'];
+
+  private constructor(
+    private readonly context: JobContext,
+    private readonly job: ExecuteJob,
+    private readonly token: string | undefined,
+    private readonly prior: RunState | null,
+    private readonly attempts: Attempts,
+    private readonly events: JobEvents,
+    private readonly stop: AbortSignal,
+  ) {
+    const { address } = context;
+    this.startedAt = context.now();
+    this.jobKey = `${address.prefix}:${address.queueName}:${this.jobId}`;
+    this.log = context.logger.child({ jobId: this.jobId, attempt: this.number });
+  }
+
+  static async begin(context: JobContext, job: ExecuteJob, token?: string): Promise<Attempt> {
+    const jobId = job.id ?? '';
+    const prior = readRunState(job.progress);
+    const last = await readLastEvent(context.redis, context.address, jobId);
+    const attempts = countAttempts(job, prior, last);
+    const nextSeq = Math.max(last?.seq ?? 0, prior?.lastSeq ?? 0) + 1;
+    const events = context.publisher.open(jobId, attempts.attempt, nextSeq);
+    const stop = context.runs.begin(jobId);
+    return new Attempt(context, job, token, prior, attempts, events, stop);
+  }
+
+  get jobId(): string {
+    return this.job.id ?? '';
+  }
+
+  get number(): number {
+    return this.attempts.attempt;
+  }
+
+  /** The whole attempt; errors of the worker's own still end it with a terminal event. */
+  async run(): Promise<Ending> {
+    try {
+      const closed = await this.closeEarlierAttempts();
+      if (closed) return closed;
+      const prepared = await this.prepare();
+      return 'kind' in prepared ? prepared : await this.execute(prepared);
+    } catch (error) {
+      return this.failInside(error);
+    }
+  }
+
+  /** Stops the session sync and the box, and lets go of the job's events and stop signal. */
+  async cleanup(): Promise<void> {
+    await this.sync?.stop().catch(() => undefined);
+    await this.box?.close().catch((error: unknown) => {
+      this.log.error({ err: error }, 'could not clean up after the run');
+    });
+    this.context.runs.end(this.jobId, this.stop);
+    await this.events.close();
+  }
+
+  /** Earlier attempts that never said how they ended: their workers died or lost the job. */
+  private async closeEarlierAttempts(): Promise<Ending | null> {
+    for (const abandoned of this.attempts.abandoned) {
+      const result = this.withoutRun('abandoned', abandonedError(abandoned));
+      this.events.terminal('failed', { ...result, attempt: abandoned, retrying: true }, abandoned);
+    }
+    if (!this.attempts.exhausted) return null;
+    // Every stall spent an attempt and none is left: the last one's end is the job's.
+    const error = outOfAttemptsError(this.number, this.attempts.allowed);
+    return this.end({ ...this.withoutRun('abandoned', error), retrying: false });
+  }
+
+  private async prepare(): Promise<Prepared | Ending> {
+    const { context } = this;
+    const cancelled = await readCancelReason(context.redis, context.address, this.jobId);
+    if (cancelled !== null) {
+      return this.end(this.withoutRun('cancelled', `cancelled before it started: ${cancelled}`));
+    }
+    const scratchDir = context.isolation.scratchDir(this.jobKey);
+    const valid = await validateJob(this.job.data, { ...context.settings, scratchDir });
+    if (!valid.ok) {
+      return this.end(this.withoutRun('invalid-request', `invalid job data: ${valid.reason}`));
+    }
+    const { request, cwd } = valid;
+    const runId = randomUUID();
+    const box = (this.box = await context.isolation.open({ runId, cwd }));
+    const place = { configDir: box.configDir, cwd };
+    let plan: AttemptPlan;
+    try {
+      plan = await planAttempt(request, this.prior, context.sessions, place);
+    } catch (error) {
+      if (!(error instanceof SessionNotFoundError)) throw error;
+      return this.end(this.withoutRun('session-not-found', error.message));
+    }
+    await box.seal();
+    await this.recordStart(plan);
+    const early = this.stopRequest();
+    if (early) {
+      const prefix = early.cause === 'cancelled' ? 'cancelled before it started: ' : '';
+      return this.end(this.withoutRun(STOPPED[early.cause], `${prefix}${early.message}`));
+    }
+    return { request, cwd, runId, box, plan, place };
+  }
+
+  /** Recorded before the CLI starts, so a retry after a crash continues this very session. */
+  private async recordStart(plan: AttemptPlan): Promise<void> {
+    this.state = {
+      attempt: this.number,
+      sessionId: plan.sessionId,
+      transcriptBaseline: plan.transcriptBaseline,
+      lastSeq: this.events.lastSeq,
+      pid: null,
+      result: this.prior?.result ?? null,
+    };
+    await this.job.updateProgress(this.state);
+  }
+
+  private async execute(prepared: Prepared): Promise<Ending> {
+    const { request, plan, box } = prepared;
+    const timeoutSeconds = request.timeout ?? this.context.settings.defaultTimeoutSeconds;
+    const ref =
+      plan.sessionId === null
+        ? null
+        : { scope: request.sessionScope ?? '', sessionId: plan.sessionId };
+    const { sessions, settings } = this.context;
+    this.sync = startSessionSync(
+      sessions,
+      settings.sessionSyncMs,
+      ref,
+      prepared.place,
+      this.log,
+      (text) => {
+        void this.events.line('error', text, {});
+      },
+    );
+    const outcome = await runClaude(this.runSpec(prepared, timeoutSeconds));
+    await this.sync?.stop();
+    await box.close();
+    if (outcome.leftovers > 0) {
+      this.log.info({ count: outcome.leftovers }, 'stopped processes the run left behind');
+    }
+    const { streamSessionId, ...report } = judgeRun(outcome, timeoutSeconds * 1000);
+    return this.end({
+      jobId: this.jobId,
+      attempt: this.number,
+      ...report,
+      sessionId: streamSessionId ?? plan.sessionId,
+      resumed: plan.resumed,
+      retrying: this.retryingAfter(report.failure),
+    });
+  }
+
+  private runSpec(prepared: Prepared, timeoutSeconds: number): RunSpec {
+    const { context, events } = this;
+    const { settings } = context;
+    const { request, cwd, runId, box, plan } = prepared;
+    const args = buildArgs(request, plan.session);
+    const identity = { workerId: context.workerId, runId, jobId: this.jobId };
+    return {
+      bin: context.claudeBin,
+      args,
+      cwd,
+      env: { ...buildChildEnv(context.envSource, settings.extraEnv, identity), ...box.env },
+      confinement: box.confinement,
+      prompt: plan.prompt,
+      marker: { name: RUN_MARKER, value: runId },
+      timeoutMs: timeoutSeconds * 1000,
+      killGraceMs: settings.killGraceMs,
+      maxOutputBytes: settings.maxOutputBytes,
+      maxLineBytes: settings.maxLineBytes,
+      signal: this.stop,
+      now: context.now,
+      onSpawn: (pid) => {
+        const data = {
+          pid,
+          sessionId: plan.sessionId,
+          cwd,
+          resumed: plan.resumed,
+          prompt: plan.promptKind,
+          args,
+          isolation: box.isolation,
+          ...(plan.note === undefined ? {} : { sessionNote: plan.note }),
+        };
+        // The history lives as long as the run may, plus the TTL after its end.
+        events.started(data, Math.ceil(timeoutSeconds) + settings.eventsTtlSeconds);
+        this.log.info(
+          { pid, sessionId: plan.sessionId, resumed: plan.resumed, cwd },
+          'job started',
+        );
+        this.job.updateProgress({ ...(this.state as RunState), pid }).catch((error: unknown) => {
+          this.log.warn({ err: error }, 'could not record the pid on the job');
+        });
+      },
+      onLine: (line) => {
+        if (this.stopRequest()?.cause === 'abandoned') return undefined;
+        return events.line(line.stream === 'stdout' ? 'output' : 'error', line.text, {
+          ...(line.partial ? { partial: true } : {}),
+          ...(line.encoding ? { encoding: line.encoding } : {}),
+        });
+      },
+    };
+  }
+
+  /**
+   * Publishes the end of the attempt, records it on the job, and says what BullMQ is to hear:
+   * the result, or the error that fails the job (retried or not) or puts it back in the queue.
+   */
+  private async end(result: Omit<ExecuteResult, 'lastSeq'>): Promise<Ending> {
+    if (result.failure === 'abandoned' && this.stopRequest()?.cause === 'abandoned') {
+      // Another worker may own the job now: say nothing more under its name.
+      this.events.discard();
+      this.log.warn({ error: result.error }, 'run stopped: the job is no longer ours');
+      return { kind: 'throw', error: new Error(result.error ?? 'abandoned') };
+    }
+    const final = this.events.terminal(result.success ? 'completed' : 'failed', result);
+    await recordEnd(this.context, this.job, this.events, this.state ?? this.prior, final, this.log);
+    // The job is over: a scratch directory of its own goes with it.
+    if (!final.retrying) await this.context.isolation.removeScratch(this.jobKey);
+    if (final.success) return { kind: 'return', result: final };
+    const reason = final.error ?? 'failed';
+    if (final.failure === 'shutdown' && this.token !== undefined) {
+      // Back to the queue without spending an attempt; the next one resumes the session.
+      await this.job.moveToWait(this.token);
+      return { kind: 'throw', error: new WaitingError() };
+    }
+    const error = final.retrying ? new Error(reason) : new UnrecoverableError(reason);
+    return { kind: 'throw', error };
+  }
+
+  /**
+   * Something of the worker's own failed: the attempt still ends with a terminal event, and the
+   * job fails (and is retried while attempts remain) with a reason that says so. Past its
+   * terminal event, or once the job is another worker's, there is nothing more to say.
+   */
+  private async failInside(error: unknown): Promise<Ending> {
+    if (this.events.ended || this.stopRequest()?.cause === 'abandoned') {
+      return { kind: 'throw', error: error instanceof Error ? error : new Error(String(error)) };
+    }
+    this.log.error({ err: error }, 'the attempt failed inside the worker');
+    return this.end(this.withoutRun('worker-error', `worker error: ${describeReason(error)}`));
+  }
+
+  private stopRequest(): StopRequest | null {
+    return this.stop.aborted ? (this.stop.reason as StopRequest) : null;
+  }
+
+  private retryingAfter(failure: FailureKind | null): boolean {
+    if (FINAL.includes(failure)) return false;
+    if (failure === 'shutdown' || failure === 'abandoned') return true;
+    // A cancel that came while the attempt was ending on its own still means: no more attempts.
+    if (this.stopRequest()?.cause === 'cancelled') return false;
+    return this.attempts.retryOnFailure;
+  }
+
+  private withoutRun(failure: FailureKind, error: string): Omit<ExecuteResult, 'lastSeq'> {
+    return resultWithoutRun({
+      jobId: this.jobId,
+      attempt: this.number,
+      failure,
+      error: oneLine(error),
+      sessionId: this.state?.sessionId ?? this.prior?.sessionId ?? null,
+      retrying: this.retryingAfter(failure),
+      startedAt: this.startedAt,
+    });
+  }
+}
+
+export function describeReason(reason: unknown): string {
+  if (reason instanceof Error) return reason.message;
+  return typeof reason === 'string' && reason ? reason : 'no reason given';
+}

@@ -1,0 +1,46 @@
+import type { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { ExecuteResult, QueueAddress } from '../../contract/index.js';
+import type { Isolation } from '../../isolation/index.js';
+import type { EventPublisher } from '../events/publisher.js';
+import type { SessionStore } from '../sessions/sessions.js';
+import type { ActiveRuns } from './active-runs.js';
+
+export interface JobSettings {
+  /** WORK_DIR, as a real path. */
+  readonly workDir: string;
+  readonly defaultTimeoutSeconds: number;
+  /** MAX_TIMEOUT_SECONDS: the longest `timeout` a job may ask for. */
+  readonly maxTimeoutSeconds: number;
+  /** ALLOWED_PERMISSION_MODES: the permission modes a job may ask for. */
+  readonly allowedPermissionModes: readonly string[];
+  readonly maxOutputBytes: number;
+  readonly maxPromptBytes: number;
+  readonly maxLineBytes: number;
+  readonly killGraceMs: number;
+  readonly sessionSyncMs: number;
+  readonly eventsTtlSeconds: number;
+  /** Names of extra variables the CLI gets besides the built-in allow-list (CLAUDE_ENV). */
+  readonly extraEnv: readonly string[];
+}
+
+/** What processing a job needs, handed in so tests can use real parts of their own choosing. */
+export interface JobContext {
+  readonly settings: JobSettings;
+  readonly claudeBin: string;
+  readonly workerId: string;
+  /** The environment the CLI's allow-listed one is taken from (the worker's own). */
+  readonly envSource: Readonly<Record<string, string | undefined>>;
+  readonly redis: Redis;
+  readonly address: QueueAddress;
+  readonly publisher: EventPublisher;
+  readonly sessions: SessionStore | null;
+  readonly isolation: Isolation;
+  readonly runs: ActiveRuns;
+  readonly logger: Logger;
+  readonly now: () => number;
+  readonly onFinished?: (result: ExecuteResult) => void;
+}
+
+export type ExecuteJob = Job<unknown, ExecuteResult>;

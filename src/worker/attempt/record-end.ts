@@ -1,0 +1,41 @@
+import type { Logger } from 'pino';
+import { cancelKey, type ExecuteResult, type RunState } from '../../contract/index.js';
+import type { ExecuteJob, JobContext } from './context.js';
+import type { JobEvents } from '../events/job-events.js';
+
+/**
+ * Ends an attempt on the record: its terminal event in Redis first, then the run state (with
+ * the result) on the job, then a log line. Only after this may the job's own state change.
+ */
+export async function recordEnd(
+  context: JobContext,
+  job: ExecuteJob,
+  events: JobEvents,
+  state: RunState | null,
+  result: ExecuteResult,
+  log: Logger,
+): Promise<void> {
+  await events.flush();
+  // A cancel marker is spent once the attempt ended, so a retry from queue tooling can run.
+  await context.redis.del(cancelKey(context.address, result.jobId));
+  await job.updateProgress({
+    attempt: result.attempt,
+    sessionId: state?.sessionId ?? result.sessionId,
+    transcriptBaseline: state?.transcriptBaseline ?? 0,
+    lastSeq: events.lastSeq,
+    pid: null,
+    result,
+  } satisfies RunState);
+  context.onFinished?.(result);
+  const fields = {
+    exitCode: result.exitCode,
+    durationMs: result.durationMs,
+    success: result.success,
+    failure: result.failure,
+    sessionId: result.sessionId,
+    lastSeq: result.lastSeq,
+    retrying: result.retrying,
+  };
+  if (result.success) log.info(fields, 'job ended');
+  else log.warn({ ...fields, error: result.error }, 'job ended');
+}

@@ -1,0 +1,295 @@
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import { Queue, Worker } from 'bullmq';
+import type { Logger } from 'pino';
+import type { Config } from '../../config/config.js';
+import type { ExecuteResult, QueueAddress } from '../../contract/index.js';
+import type { ClaudeBinary } from '../../executor/index.js';
+import { startWatchdog } from '../../watchdog/watchdog.js';
+import { ActiveRuns } from '../attempt/active-runs.js';
+import { listenForCancels } from './cancel-listener.js';
+import { openConnections, type WorkerConnections } from '../../redis/connections.js';
+import { startHealthServer, type Readiness } from './health.js';
+import { createMetrics } from './metrics.js';
+import { createProcessor } from '../attempt/process-job.js';
+import { EventPublisher } from '../events/publisher.js';
+import { setUpIsolation, type Isolation } from '../../isolation/index.js';
+import { Closers } from './closers.js';
+import { watchLocks } from './lock-watch.js';
+import { readinessOf } from './readiness.js';
+import { jobSettings, sessionStoreFor, sharedClaudeConfigDir } from './settings.js';
+
+export interface WorkerDeps {
+  readonly config: Config;
+  /** The worker's environment: the CLI's allow-listed one is taken from it. */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly logger: Logger;
+  readonly claude: ClaudeBinary;
+  /** WORK_DIR as a real path. */
+  readonly workDir: string;
+  readonly now?: () => number;
+}
+
+export interface ClaudeboxWorker {
+  readonly id: string;
+  readonly worker: Worker<unknown, ExecuteResult>;
+  /** Where /healthz, /readyz and /metrics answer, when HEALTH_PORT is not 0. */
+  readonly healthUrl: string | null;
+  /** How this worker's runs are isolated. */
+  readonly isolation: Isolation['summary'];
+  readiness(): Promise<Readiness>;
+  /**
+   * Stops taking jobs and lets active runs finish for up to `graceMs`; then stops them and
+   * puts their jobs back in the queue without spending an attempt.
+   */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+/**
+ * Starts a worker: run isolation first (`required` refuses to start without it), then Redis,
+ * the watchdog, events, sessions, the BullMQ worker, the health server, and consuming last.
+ * A start that fails halfway stops what it started, last first, as a shutdown does.
+ */
+export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
+  const id = randomUUID();
+  const isolation = await isolate(deps, id);
+  const closers = new Closers();
+  try {
+    const parts = await assemble(deps, id, isolation, closers);
+    const readiness = readinessOf(parts.worker, parts.connections, isolation.summary);
+    const health = await serveHealth(deps.config, parts, readiness);
+    if (health) closers.add('health server', () => closeServer(health));
+    parts.worker.run().catch((error: unknown) => {
+      deps.logger.error({ err: error }, 'the worker stopped consuming');
+    });
+    return {
+      id,
+      worker: parts.worker,
+      healthUrl: health && healthUrlOf(health, deps.config.HEALTH_HOST),
+      isolation: isolation.summary,
+      readiness,
+      shutdown: shutdownOf(parts, closers, deps.logger),
+    };
+  } catch (error) {
+    await closers.closeAll(deps.logger);
+    throw error;
+  }
+}
+
+async function isolate(deps: WorkerDeps, workerId: string): Promise<Isolation> {
+  const { config, env, logger } = deps;
+  const isolation = await setUpIsolation({
+    mode: config.RUN_ISOLATION,
+    namespaces: config.RUN_NAMESPACES,
+    runRoot: config.RUN_ROOT,
+    uidBase: config.RUN_UID_BASE,
+    uidCount: config.RUN_UID_COUNT,
+    concurrency: config.CONCURRENCY,
+    workDir: deps.workDir,
+    claudeBin: deps.claude.path,
+    workerId,
+    path: env.PATH,
+    sharedConfigDir: sharedClaudeConfigDir(env),
+  });
+  if (isolation.summary.mode === 'off') {
+    logger.warn(
+      { isolation: 'off', reason: isolation.summary.reason },
+      'RUNS ARE NOT ISOLATED: every run executes as the worker itself and can read its environment, its files and other runs (see docs/security.md)',
+    );
+  }
+  return isolation;
+}
+
+/** What a running worker is made of. */
+interface Parts {
+  readonly connections: WorkerConnections;
+  readonly runs: ActiveRuns;
+  readonly worker: Worker<unknown, ExecuteResult>;
+  readonly queue: Queue;
+  readonly metrics: ReturnType<typeof createMetrics>;
+}
+
+/** Everything but the health server, each part's closer added as it starts. */
+async function assemble(
+  deps: WorkerDeps,
+  id: string,
+  isolation: Isolation,
+  closers: Closers,
+): Promise<Parts> {
+  const { config, logger } = deps;
+  const now = deps.now ?? Date.now;
+  const address: QueueAddress = { prefix: config.QUEUE_PREFIX, queueName: config.QUEUE_NAME };
+  const connections = openConnections(config.REDIS_URL, logger);
+  closers.add('redis connections', () => connections.close());
+  const watchdog = await startWatchdog(id, isolation.leases);
+  closers.add('watchdog', () => watchdog.stop());
+  const runs = new ActiveRuns(now);
+  const { publisher, metrics } = eventsAndMetrics(config, connections, address, runs, now);
+  closers.add('event publisher', () => publisher.flushAll(5000));
+  const cancels = await listenForCancels({
+    subscriber: connections.subscriber,
+    redis: connections.commands,
+    address,
+    runs,
+    logger,
+  });
+  closers.add('cancel listener', () => cancels.close());
+  const processor = createProcessor({
+    settings: jobSettings(config, deps.workDir),
+    claudeBin: deps.claude.path,
+    workerId: id,
+    envSource: deps.env,
+    redis: connections.commands,
+    address,
+    publisher,
+    sessions: sessionStoreFor(config, connections.commands, address, isolation),
+    isolation,
+    runs,
+    logger,
+    now,
+    onFinished: (result) => metrics.attemptFinished(result),
+  });
+  const { worker, queue } = consumer(config, connections, id, processor, logger);
+  closers.add('queue', () => Promise.all([worker.close(), queue.close()]));
+  const stopWatching = watchLocks(worker, runs, config.LOCK_DURATION_SECONDS * 1000, logger);
+  closers.add('lock watch', () => {
+    stopWatching();
+    return Promise.resolve();
+  });
+  return { connections, runs, worker, queue, metrics };
+}
+
+function eventsAndMetrics(
+  config: Config,
+  connections: WorkerConnections,
+  address: QueueAddress,
+  runs: ActiveRuns,
+  now: () => number,
+): { publisher: EventPublisher; metrics: ReturnType<typeof createMetrics> } {
+  // Sampled at scrape time, by when the publisher exists.
+  const metrics = createMetrics({
+    activeRuns: () => runs.size,
+    bufferedBytes: () => publisher.bufferedBytes,
+  });
+  const publisher = new EventPublisher({
+    redis: connections.events,
+    address,
+    maxLen: config.EVENTS_MAX_LEN,
+    ttlSeconds: config.EVENTS_TTL_SECONDS,
+    bufferBytes: config.EVENT_BUFFER_BYTES,
+    now,
+    onDropped: (count) => metrics.eventsDropped(count),
+    onPublishError: () => metrics.publishError(),
+  });
+  return { publisher, metrics };
+}
+
+/** The BullMQ worker (not consuming yet) and the queue its metrics are read from. */
+function consumer(
+  config: Config,
+  connections: WorkerConnections,
+  id: string,
+  processor: ReturnType<typeof createProcessor>,
+  logger: Logger,
+): { worker: Worker<unknown, ExecuteResult>; queue: Queue } {
+  const lockMs = config.LOCK_DURATION_SECONDS * 1000;
+  const worker = new Worker<unknown, ExecuteResult>(config.QUEUE_NAME, processor, {
+    connection: connections.commands,
+    prefix: config.QUEUE_PREFIX,
+    concurrency: config.CONCURRENCY,
+    lockDuration: lockMs,
+    stalledInterval: lockMs,
+    // A stall spends an attempt like a failure does, and the processor counts both: a job out
+    // of attempts must still end through it, with a terminal event and an ExecuteResult, which
+    // BullMQ's own stall limit would skip.
+    maxStalledCount: Number.MAX_SAFE_INTEGER,
+    name: `claudebox:${id}`,
+    // Consuming starts last, once everything it needs (health server included) is up.
+    autorun: false,
+  });
+  let lastError = '';
+  worker.on('error', (error: Error) => {
+    // BullMQ reports each failed Redis call of its loop; one line per distinct trouble is enough.
+    if (error.message === lastError) return;
+    lastError = error.message;
+    logger.warn({ err: error.message }, 'queue error');
+  });
+  const queue = new Queue(config.QUEUE_NAME, {
+    connection: connections.commands,
+    prefix: config.QUEUE_PREFIX,
+  });
+  // Its connection is the worker's, whose trouble is logged already.
+  queue.on('error', () => undefined);
+  return { worker, queue };
+}
+
+async function serveHealth(
+  config: Config,
+  parts: Parts,
+  readiness: () => Promise<Readiness>,
+): Promise<Server | null> {
+  if (config.HEALTH_PORT === 0) return null;
+  try {
+    return await startHealthServer({
+      port: config.HEALTH_PORT,
+      host: config.HEALTH_HOST,
+      readiness,
+      metrics: parts.metrics.registry,
+      extraMetrics: () => parts.queue.exportPrometheusMetrics(),
+    });
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new Error(
+      `HEALTH_PORT=${config.HEALTH_PORT}: cannot listen on ${config.HEALTH_HOST}: ${why}`,
+    );
+  }
+}
+
+function healthUrlOf(server: Server, host: string): string | null {
+  const address = server.address();
+  if (address === null || typeof address !== 'object') return null;
+  return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
+}
+
+const closeServer = (server: Server): Promise<void> =>
+  new Promise((resolve) => server.close(() => resolve()));
+
+/**
+ * Stops taking jobs, lets active runs finish for the grace time, then stops them (their jobs go
+ * back to the queue) and closes everything, last started first. A second call joins the first,
+ * and with a grace time of 0 stops the runs at once.
+ */
+function shutdownOf(
+  parts: Parts,
+  closers: Closers,
+  logger: Logger,
+): (graceMs: number) => Promise<void> {
+  const { runs, worker } = parts;
+  let shuttingDown: Promise<void> | null = null;
+  let grace: NodeJS.Timeout | undefined;
+  const stopRuns = (): void => {
+    clearTimeout(grace);
+    if (runs.size > 0)
+      logger.warn({ jobIds: runs.ids() }, 'stopping runs and requeueing their jobs');
+    // Also stops a run that begins from now on (a job fetched just as the shutdown began).
+    runs.stopAll({
+      cause: 'shutdown',
+      message: 'the worker shut down; the job went back to the queue',
+    });
+  };
+  return (graceMs) => {
+    if (shuttingDown) {
+      if (graceMs === 0) stopRuns();
+      return shuttingDown;
+    }
+    logger.info({ activeRuns: runs.size, graceMs }, 'shutting down: no new jobs');
+    grace = setTimeout(stopRuns, graceMs);
+    shuttingDown = (async () => {
+      await worker.close();
+      clearTimeout(grace);
+      await closers.closeAll(logger);
+      logger.info('worker stopped');
+    })();
+    return shuttingDown;
+  };
+}
