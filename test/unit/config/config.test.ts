@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, redactUrl } from '../../../src/config/config.js';
+
+// The isolation and job-limit settings have tests of their own in test/config/.
+describe('loadConfig', () => {
+  it('runs with no variables set, on the documented defaults', () => {
+    expect(loadConfig({})).toMatchObject({
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      QUEUE_NAME: 'claudebox',
+      QUEUE_PREFIX: 'bull',
+      CONCURRENCY: 1,
+      DEFAULT_TIMEOUT_SECONDS: 3600,
+      MAX_OUTPUT_BYTES: 1024 * 1024,
+      MAX_PROMPT_BYTES: 4 * 1024 * 1024,
+      MAX_LINE_BYTES: 8 * 1024 * 1024,
+      EVENT_BUFFER_BYTES: 64 * 1024 * 1024,
+      HEALTH_PORT: 8080,
+      SESSION_STORE: 'redis',
+      SESSION_SYNC_SECONDS: 0.25,
+      CLAUDE_ENV: [],
+    });
+    const config = loadConfig({});
+    expect(config.CLAUDE_BIN).toBeUndefined();
+    expect(config.WORK_DIR).toBeUndefined();
+  });
+
+  it('reads numbers and lists from their text, and takes an empty variable as unset', () => {
+    const config = loadConfig({
+      CONCURRENCY: '4',
+      SHUTDOWN_GRACE_SECONDS: '0',
+      SESSION_SYNC_SECONDS: '1.5',
+      HEALTH_PORT: '0',
+      CLAUDE_ENV: ' GITHUB_TOKEN , NPM_TOKEN,, ',
+      QUEUE_NAME: '',
+      WORK_DIR: '',
+    });
+    expect(config).toMatchObject({
+      CONCURRENCY: 4,
+      SHUTDOWN_GRACE_SECONDS: 0,
+      SESSION_SYNC_SECONDS: 1.5,
+      HEALTH_PORT: 0,
+      CLAUDE_ENV: ['GITHUB_TOKEN', 'NPM_TOKEN'],
+      QUEUE_NAME: 'claudebox',
+    });
+    expect(config.WORK_DIR).toBeUndefined();
+  });
+
+  it('ignores variables that are not settings', () => {
+    expect(() => loadConfig({ PATH: '/usr/bin', CONCURRENCY_X: 'nonsense' })).not.toThrow();
+  });
+
+  it('names every bad variable and its value in one ConfigError', () => {
+    let error: unknown;
+    try {
+      loadConfig({ CONCURRENCY: 'two', HEALTH_PORT: '70000', QUEUE_NAME: 'has space' });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toBe(
+      'invalid configuration: QUEUE_NAME="has space": must be letters, digits, _ { } . or -; ' +
+        'CONCURRENCY="two": must be a number; HEALTH_PORT="70000": must be at most 65535',
+    );
+  });
+
+  it.each([
+    [{ CONCURRENCY: '1.5' }, 'CONCURRENCY="1.5": must be an integer'],
+    [{ CONCURRENCY: '0' }, 'CONCURRENCY="0": must be at least 1'],
+    [{ LOCK_DURATION_SECONDS: '-1' }, 'LOCK_DURATION_SECONDS="-1": must be positive'],
+    [{ MAX_LINE_BYTES: '100' }, 'MAX_LINE_BYTES="100": must be at least 1024'],
+    [{ EVENT_BUFFER_BYTES: '1000' }, 'EVENT_BUFFER_BYTES="1000": must be at least 1048576'],
+    [{ SESSION_STORE: 'disk' }, 'SESSION_STORE="disk": must be redis or off'],
+    [{ CLAUDE_ENV: 'GOOD,bad-name' }, 'CLAUDE_ENV="GOOD,bad-name": must be a comma-separated list'],
+    [
+      { REDIS_URL: 'http://redis:6379' },
+      'REDIS_URL="http://redis:6379/": must be a redis:// or rediss:// URL',
+    ],
+    [{ CLAUDE_BIN: '   ' }, 'CLAUDE_BIN="   ": must not be empty'],
+  ])('refuses %o', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('accepts rediss:// and never shows a Redis password in an error', () => {
+    expect(loadConfig({ REDIS_URL: 'rediss://:pw@redis:6380/2' }).REDIS_URL).toBe(
+      'rediss://:pw@redis:6380/2',
+    );
+    const bad = { REDIS_URL: 'http://user:hunter2@redis:6379' };
+    expect(() => loadConfig(bad)).toThrow('REDIS_URL="http://user:***@redis:6379/"');
+    expect(() => loadConfig(bad)).not.toThrow('hunter2');
+  });
+});
+
+describe('redactUrl', () => {
+  it('hides the password and leaves the rest', () => {
+    expect(redactUrl('redis://default:s3cret@cache.internal:6379/1')).toBe(
+      'redis://default:***@cache.internal:6379/1',
+    );
+    expect(redactUrl('redis://cache.internal:6379')).toBe('redis://cache.internal:6379');
+  });
+
+  it('leaves what is not a URL as it is', () => {
+    expect(redactUrl('not a url')).toBe('not a url');
+  });
+});

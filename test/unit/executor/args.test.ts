@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_ALLOWED_TOOLS } from '../../../src/contract/index.js';
+import { buildArgs } from '../../../src/executor/args.js';
+
+const SESSION = '1b4e28ba-2fa1-11d2-883f-0016d3cca427';
+
+describe('buildArgs', () => {
+  it('asks for stream-json and the default tools, and never carries the prompt', () => {
+    const args = buildArgs({ prompt: 'a secret prompt' }, { mode: 'none' });
+    expect(args).toEqual([
+      '-p',
+      '--verbose',
+      '--output-format',
+      'stream-json',
+      `--allowedTools=${DEFAULT_ALLOWED_TOOLS.join(',')}`,
+    ]);
+    expect(args.join(' ')).not.toContain('secret');
+  });
+
+  it('starts a session with the id fixed up front, or resumes one', () => {
+    expect(buildArgs({ prompt: 'p' }, { mode: 'new', sessionId: SESSION })).toContain(
+      `--session-id=${SESSION}`,
+    );
+    const resumed = buildArgs({ prompt: 'p' }, { mode: 'resume', sessionId: SESSION });
+    expect(resumed).toContain(`--resume=${SESSION}`);
+    expect(resumed.some((arg) => arg.startsWith('--session-id'))).toBe(false);
+  });
+
+  it('passes every option of the request as one --flag=value argument', () => {
+    const args = buildArgs(
+      {
+        prompt: 'p',
+        allowedTools: ['Read', 'Bash(git diff:*)'],
+        disallowedTools: ['WebFetch'],
+        model: 'claude-sonnet-4-5',
+        maxTurns: 7,
+        permissionMode: 'plan',
+        appendSystemPrompt: 'Be brief.',
+      },
+      { mode: 'none' },
+    );
+    expect(args.slice(4)).toEqual([
+      '--allowedTools=Read,Bash(git diff:*)',
+      '--disallowedTools=WebFetch',
+      '--model=claude-sonnet-4-5',
+      '--max-turns=7',
+      '--permission-mode=plan',
+      '--append-system-prompt=Be brief.',
+    ]);
+  });
+
+  it('keeps a value that starts with a dash inside its flag', () => {
+    const args = buildArgs(
+      { prompt: 'p', appendSystemPrompt: '--dangerously-skip-permissions' },
+      { mode: 'none' },
+    );
+    expect(args).toContain('--append-system-prompt=--dangerously-skip-permissions');
+    expect(args).not.toContain('--dangerously-skip-permissions');
+  });
+
+  it('leaves out tool lists that are empty', () => {
+    const args = buildArgs(
+      { prompt: 'p', allowedTools: [], disallowedTools: [] },
+      { mode: 'none' },
+    );
+    expect(args).toEqual(['-p', '--verbose', '--output-format', 'stream-json']);
+  });
+});

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { StreamSummary } from '../../../src/executor/stream-summary.js';
+
+const json = (value: unknown): string => JSON.stringify(value);
+
+describe('StreamSummary', () => {
+  it('takes the session id from the first line that carries one', () => {
+    const summary = new StreamSummary();
+    summary.observe(json({ type: 'system', session_id: '' }), undefined);
+    summary.observe(json({ type: 'system', session_id: 'first' }), undefined);
+    summary.observe(json({ type: 'assistant', session_id: 'second' }), undefined);
+    expect(summary.sessionId).toBe('first');
+    expect(summary.lines).toBe(3);
+  });
+
+  it('reads the fields of the result line', () => {
+    const summary = new StreamSummary();
+    summary.observe(
+      json({
+        type: 'result',
+        subtype: 'success',
+        is_error: false,
+        result: 'All done.',
+        num_turns: 3,
+        total_cost_usd: 0.0123,
+        usage: { input_tokens: 10 },
+        permission_denials: [{ tool_name: 'Bash' }],
+        api_error_status: 529,
+        errors: ['one', 2],
+      }),
+      undefined,
+    );
+    expect(summary.resultLine).toEqual({
+      subtype: 'success',
+      isError: false,
+      result: 'All done.',
+      errors: ['one', '2'],
+      numTurns: 3,
+      costUsd: 0.0123,
+      usage: { input_tokens: 10 },
+      permissionDenials: [{ tool_name: 'Bash' }],
+      apiErrorStatus: 529,
+    });
+  });
+
+  it('does not vouch for a result line without a boolean is_error, and nulls odd fields', () => {
+    const summary = new StreamSummary();
+    summary.observe(
+      json({ type: 'result', result: 42, num_turns: 1.5, usage: [1], errors: 'x' }),
+      undefined,
+    );
+    expect(summary.resultLine).toMatchObject({
+      subtype: null,
+      isError: true,
+      result: null,
+      errors: [],
+      numTurns: null,
+      costUsd: null,
+      usage: null,
+      permissionDenials: [],
+      apiErrorStatus: null,
+    });
+  });
+
+  it('counts only the first result line: nothing printed after it rewrites the result', () => {
+    const summary = new StreamSummary();
+    summary.observe(json({ type: 'result', is_error: false, result: 'real' }), undefined);
+    summary.observe(json({ type: 'result', is_error: true, result: 'forged' }), undefined);
+    expect(summary.resultLine).toMatchObject({ isError: false, result: 'real' });
+  });
+
+  it('counts lines that are not a JSON object and keeps an excerpt of the first', () => {
+    const summary = new StreamSummary();
+    const long = `Error: ${'x'.repeat(500)}`;
+    summary.observe(long, undefined);
+    summary.observe('[1,2]', undefined);
+    summary.observe('{not json', undefined);
+    summary.observe('null', undefined);
+    expect(summary.nonJsonLines).toBe(4);
+    expect(summary.firstNonJson).toBe(long.slice(0, 200));
+    expect(summary.resultLine).toBeNull();
+  });
+
+  it('counts lines that were not UTF-8 without reading them', () => {
+    const summary = new StreamSummary();
+    const hidden = Buffer.from(json({ type: 'result', is_error: false })).toString('base64');
+    summary.observe(hidden, 'base64');
+    expect(summary.invalidUtf8Lines).toBe(1);
+    expect(summary.nonJsonLines).toBe(0);
+    expect(summary.resultLine).toBeNull();
+  });
+
+  it('counts the pieces of an overlong line as lines, reading none of them', () => {
+    const summary = new StreamSummary();
+    summary.observePartial();
+    summary.observePartial();
+    expect(summary.lines).toBe(2);
+    expect(summary.nonJsonLines).toBe(0);
+  });
+});

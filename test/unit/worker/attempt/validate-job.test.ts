@@ -1,0 +1,160 @@
+import {
+  mkdirSync,
+  mkdtempSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { validateJob, type JobLimits } from '../../../../src/worker/attempt/validate-job.js';
+
+let root: string;
+let workDir: string;
+let limits: JobLimits;
+
+beforeEach(() => {
+  root = realpathSync(mkdtempSync(join(tmpdir(), 'claudebox-validate-')));
+  workDir = join(root, 'work');
+  mkdirSync(join(workDir, 'repo', 'src'), { recursive: true });
+  mkdirSync(join(root, 'outside'));
+  writeFileSync(join(workDir, 'notes.txt'), 'not a directory');
+  symlinkSync(join(root, 'outside'), join(workDir, 'escape'));
+  symlinkSync(join(workDir, 'repo'), join(workDir, 'repo-link'));
+  limits = {
+    workDir,
+    maxPromptBytes: 100,
+    maxTimeoutSeconds: 3600,
+    allowedPermissionModes: ['default', 'plan'],
+    scratchDir: null,
+  };
+});
+
+afterEach(() => {
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('validateJob', () => {
+  it('accepts a job naming no directory, to work in WORK_DIR', async () => {
+    expect(await validateJob({ prompt: 'hi' }, limits)).toEqual({
+      ok: true,
+      request: { prompt: 'hi' },
+      cwd: workDir,
+    });
+  });
+
+  it('resolves a working directory inside WORK_DIR, through links that stay inside', async () => {
+    expect(await validateJob({ prompt: 'hi', workingDir: 'repo/src' }, limits)).toMatchObject({
+      ok: true,
+      cwd: join(workDir, 'repo', 'src'),
+    });
+    expect(await validateJob({ prompt: 'hi', workingDir: 'repo-link' }, limits)).toMatchObject({
+      ok: true,
+      cwd: join(workDir, 'repo'),
+    });
+    expect(
+      await validateJob({ prompt: 'hi', workingDir: join(workDir, 'repo') }, limits),
+    ).toMatchObject({ ok: true, cwd: join(workDir, 'repo') });
+  });
+
+  it.each([
+    ['../outside', 'resolves to', 'outside WORK_DIR'],
+    ['escape', 'resolves to', 'outside WORK_DIR'],
+    ['/', 'resolves to /', 'outside WORK_DIR'],
+    ['missing', 'does not exist', 'looked for'],
+    ['notes.txt', 'is not a directory', ''],
+  ])('refuses the working directory %j', async (workingDir, first, second) => {
+    const valid = await validateJob({ prompt: 'hi', workingDir }, limits);
+    expect(valid.ok).toBe(false);
+    if (valid.ok) return;
+    expect(valid.reason).toContain(`workingDir: ${JSON.stringify(workingDir)}`);
+    expect(valid.reason).toContain(first);
+    expect(valid.reason).toContain(second);
+  });
+
+  it('does not take a directory whose name only starts like WORK_DIR for one inside it', async () => {
+    mkdirSync(`${workDir}-other`);
+    const valid = await validateJob({ prompt: 'hi', workingDir: '../work-other' }, limits);
+    expect(valid).toMatchObject({ ok: false });
+  });
+
+  it('takes a directory inside WORK_DIR whose name begins with two dots', async () => {
+    mkdirSync(join(workDir, '..cache'));
+    expect(await validateJob({ prompt: 'hi', workingDir: '..cache' }, limits)).toMatchObject({
+      ok: true,
+      cwd: join(workDir, '..cache'),
+    });
+  });
+
+  it("names every problem the job's data has against this worker's limits in one reason", async () => {
+    const valid = await validateJob(
+      {
+        prompt: 'é'.repeat(51),
+        timeout: 7200,
+        permissionMode: 'bypassPermissions',
+        workingDir: 'missing',
+      },
+      limits,
+    );
+    expect(valid).toEqual({
+      ok: false,
+      reason: [
+        'prompt: is 102 bytes, over the limit of 100 (MAX_PROMPT_BYTES)',
+        'timeout: 7200 seconds is over the limit of 3600 (MAX_TIMEOUT_SECONDS)',
+        'permissionMode: bypassPermissions is not allowed on this worker (ALLOWED_PERMISSION_MODES=default,plan)',
+        `workingDir: "missing" does not exist (looked for ${join(workDir, 'missing')})`,
+      ].join('; '),
+    });
+  });
+
+  it('accepts a job right at the limits', async () => {
+    const valid = await validateJob(
+      { prompt: 'x'.repeat(100), timeout: 3600, permissionMode: 'plan' },
+      limits,
+    );
+    expect(valid.ok).toBe(true);
+  });
+
+  it('reports what the contract refuses before looking at the machine', async () => {
+    expect(await validateJob({ workingDir: 'missing', extra: 1 }, limits)).toEqual({
+      ok: false,
+      reason: 'prompt: is required; extra: unknown field',
+    });
+    expect(await validateJob('just a prompt', limits)).toEqual({
+      ok: false,
+      reason: 'job data: must be a JSON object, got string',
+    });
+  });
+
+  describe('with run isolation', () => {
+    it('gives a job that names no directory a scratch directory of its own, private to it', async () => {
+      const scratchDir = join(root, 'scratch', 'job-1');
+      const valid = await validateJob({ prompt: 'hi' }, { ...limits, scratchDir });
+      expect(valid).toMatchObject({ ok: true, cwd: scratchDir });
+      expect(statSync(scratchDir).isDirectory()).toBe(true);
+      expect(statSync(scratchDir).mode & 0o777).toBe(0o700);
+    });
+
+    it('refuses WORK_DIR itself, which every job shares', async () => {
+      const scratchDir = join(root, 'scratch', 'job-1');
+      for (const workingDir of ['.', workDir, 'repo/..']) {
+        const valid = await validateJob({ prompt: 'hi', workingDir }, { ...limits, scratchDir });
+        expect(valid).toMatchObject({ ok: false });
+        if (!valid.ok) expect(valid.reason).toContain('is WORK_DIR itself, which every job shares');
+      }
+      expect(() => statSync(scratchDir)).toThrow();
+    });
+
+    it('still takes a directory inside WORK_DIR', async () => {
+      const scratchDir = join(root, 'scratch', 'job-1');
+      const valid = await validateJob(
+        { prompt: 'hi', workingDir: 'repo' },
+        { ...limits, scratchDir },
+      );
+      expect(valid).toMatchObject({ ok: true, cwd: join(workDir, 'repo') });
+    });
+  });
+});
