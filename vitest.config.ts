@@ -14,6 +14,8 @@ export default defineConfig({
       provider: 'v8',
       include: ['src/**/*.ts'],
       reporter: ['text-summary'],
+      // A figure even when a timing-sensitive test failed on a loaded machine.
+      reportOnFailure: true,
     },
     projects: [
       {

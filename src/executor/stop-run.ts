@@ -75,7 +75,14 @@ export function createStopper(run: {
         ]);
         if (stoppedInTime) return;
         forced = true;
-        await signalProcesses(await run.confinement.find(run.pid), 'SIGKILL');
+        // The process the worker started first (the CLI, or the sandbox around it), so that the
+        // run ends killed by SIGKILL whichever way the rest of it goes down; then all the rest.
+        const found = await run.confinement.find(run.pid);
+        await signalProcesses(
+          found.filter(({ pid }) => pid === run.pid),
+          'SIGKILL',
+        );
+        await signalProcesses(found, 'SIGKILL');
       })();
       return done;
     },
