@@ -184,6 +184,9 @@ interface Sandboxing {
   readonly args: ((home: string, cwd: string) => string[]) | null;
 }
 
+/** Temporary directories every sandbox gets empty and of its own. */
+const PRIVATE_TEMP = ['/dev/shm', '/tmp', '/var/tmp'];
+
 /** bwrap's options for a run: everything read-only but its home and working directory. */
 function sandboxArgs(
   bwrap: string,
@@ -198,8 +201,12 @@ function sandboxArgs(
   const hidden = [settings.runRoot, settings.workDir]
     .filter((dir) => !isInside(realBin, dir))
     .sort((a, b) => a.length - b.length);
+  const emptied = [...PRIVATE_TEMP, ...hidden];
   const wayDown = (target: string): string[] => {
-    const top = hidden.findLast((dir) => target.startsWith(`${dir}/`));
+    const top = emptied
+      .filter((dir) => target.startsWith(`${dir}/`))
+      .sort((a, b) => a.length - b.length)
+      .at(-1);
     if (top === undefined) return [];
     const steps: string[] = [];
     for (let dir = dirname(target); dir !== top && dir.length > top.length; dir = dirname(dir)) {
@@ -207,6 +214,12 @@ function sandboxArgs(
     }
     return steps;
   };
+  // The CLI, where it lives below a directory the sandbox empties (a checkout in /tmp, say),
+  // is put back, read-only: its own directory and, for a symlink, its target's.
+  const cliDirs = [...new Set([dirname(settings.claudeBin), dirname(realBin)])].filter((dir) =>
+    emptied.some((top) => dir.startsWith(`${top}/`)),
+  );
+  const cli = cliDirs.flatMap((dir) => [...wayDown(dir), '--ro-bind', dir, dir]);
   return (home, cwd) => [
     bwrap,
     '--die-with-parent',
@@ -214,10 +227,9 @@ function sandboxArgs(
     '--unshare-pid',
     '--unshare-ipc',
     ...['--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev'],
-    ...['--perms', '01777', '--tmpfs', '/dev/shm'],
-    ...['--perms', '01777', '--tmpfs', '/tmp'],
-    ...['--perms', '01777', '--tmpfs', '/var/tmp'],
+    ...PRIVATE_TEMP.flatMap((dir) => ['--perms', '01777', '--tmpfs', dir]),
     ...hidden.flatMap((dir) => ['--perms', '0711', '--tmpfs', dir]),
+    ...cli,
     ...wayDown(home),
     ...['--bind', home, home],
     ...wayDown(cwd),
