@@ -22,7 +22,8 @@ async function isExecutableFile(path: string): Promise<boolean> {
   }
 }
 
-async function searchPath(
+/** The first executable file `name` on PATH (and not one `skip` refuses), or null. */
+export async function searchPath(
   name: string,
   pathVariable: string | undefined,
   skip: (path: string) => Promise<boolean> = () => Promise.resolve(false),

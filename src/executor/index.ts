@@ -3,6 +3,7 @@ export { buildChildEnv, RUN_MARKER, WORKER_MARKER, JOB_VARIABLE, type RunIdentit
 export {
   bundledBinary,
   resolveClaudeBinary,
+  searchPath,
   ClaudeBinaryError,
   type ClaudeBinary,
 } from './claude-bin.js';

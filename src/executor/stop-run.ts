@@ -78,11 +78,12 @@ export function createStopper(run: {
         // The process the worker started first (the CLI, or the sandbox around it), so that the
         // run ends killed by SIGKILL whichever way the rest of it goes down; then all the rest.
         const found = await run.confinement.find(run.pid);
+        const first = ({ pid }: { pid: number }): boolean => pid === run.pid;
+        await signalProcesses(found.filter(first), 'SIGKILL');
         await signalProcesses(
-          found.filter(({ pid }) => pid === run.pid),
+          found.filter((ref) => !first(ref)),
           'SIGKILL',
         );
-        await signalProcesses(found, 'SIGKILL');
       })();
       return done;
     },

@@ -3,10 +3,10 @@ import { chmod, chown, lstat, mkdir, readFile, realpath, rm } from 'node:fs/prom
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { execa } from 'execa';
 import type { RunIsolation } from '../contract/index.js';
-import { processStartTime } from '../executor/index.js';
+import { processStartTime, searchPath } from '../executor/index.js';
 import { openUidBox, sharedBox, type RunBox } from './box.js';
 import { IsolationError } from './errors.js';
-import { findOnPath, becomeUid, signalUid } from './tools.js';
+import { becomeUid, signalUid } from './tools.js';
 import { UidPool } from './uid-pool.js';
 
 export type IsolationMode = 'auto' | 'required' | 'off';
@@ -91,7 +91,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
       `RUN_UID_COUNT=${settings.uidCount} is smaller than CONCURRENCY=${settings.concurrency}: every concurrent run needs a uid of its own`,
     );
   }
-  const setpriv = await findOnPath('setpriv', settings.path);
+  const setpriv = await searchPath('setpriv', settings.path);
   if (setpriv === null) {
     throw new IsolationError('setpriv is not on PATH (install util-linux)');
   }
@@ -246,7 +246,7 @@ async function namespacesFor(
 ): Promise<Sandboxing> {
   const none: Sandboxing = { namespaces: [], args: null };
   if (settings.namespaces === 'off') return none;
-  const bwrap = await findOnPath('bwrap', settings.path);
+  const bwrap = await searchPath('bwrap', settings.path);
   if (bwrap === null) return none;
   const args = sandboxArgs(bwrap, settings, await realpath(settings.claudeBin));
   // A home and a working directory like a run's, below the directories a sandbox hides.

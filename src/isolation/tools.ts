@@ -1,25 +1,4 @@
-import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
 import { execa } from 'execa';
-
-/** The first executable `name` on PATH, or null. */
-export async function findOnPath(
-  name: string,
-  pathVariable: string | undefined,
-): Promise<string | null> {
-  for (const dir of (pathVariable ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
 
 /**
  * setpriv's arguments that make a process `uid`: no supplementary groups, no capabilities
