@@ -80,8 +80,8 @@ describe('a Redis outage mid-run', () => {
     const jobId = randomUUID();
     const live: ExecuteEvent[] = [];
     const watching = collectEvents(client.events(jobId), live);
-    // About 2 MB a second, so a 4 s outage overflows the 1 MiB buffer.
-    await client.enqueue({ prompt: 'chatty 10s 20x1000' }, { jobId });
+    // About 1 MB a second, so a 4 s outage overflows the 1 MiB buffer four times over.
+    await client.enqueue({ prompt: 'chatty 10s 100x1000' }, { jobId });
     await waitFor('some chatter', () => (live.length >= 50 ? true : undefined));
 
     await redis.stop();
