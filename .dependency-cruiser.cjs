@@ -2,13 +2,17 @@
  * The layering of src/, checked on every `npm run lint`. Dependencies point one way:
  *   contract <- config, redis, executor <- isolation <- worker (events, sessions <- attempt <- runtime)
  *   contract, redis <- client;  cli on top;  tools/ and bench/ use the product, never the reverse.
+ * common/ is the floor: small helpers for every layer (and the tools), importing nothing of src/.
  */
 const layer = (name, from, allowed) => ({
   name,
   severity: 'error',
   comment: `${from} may import only ${allowed.join(', ')}`,
   from: { path: `^src/${from}/` },
-  to: { path: '^src/', pathNot: [`^src/${from}/`, ...allowed.map((dir) => `^src/${dir}/`)] },
+  to: {
+    path: '^src/',
+    pathNot: [`^src/${from}/`, '^src/common/', ...allowed.map((dir) => `^src/${dir}/`)],
+  },
 });
 
 module.exports = {
@@ -25,9 +29,16 @@ module.exports = {
       name: 'tools-use-the-public-entry',
       severity: 'error',
       comment:
-        'tools/ use the product as its users do: through src/index.ts (bench/ measures its parts)',
+        'tools/ use the product as its users do: through src/index.ts (and its common helpers)',
       from: { path: '^tools/' },
-      to: { path: '^src/', pathNot: '^src/index\\.ts$' },
+      to: { path: '^src/', pathNot: ['^src/index\\.ts$', '^src/common/'] },
+    },
+    {
+      name: 'common',
+      severity: 'error',
+      comment: 'src/common may import nothing else of src/',
+      from: { path: '^src/common/' },
+      to: { path: '^src/', pathNot: '^src/common/' },
     },
     layer('contract', 'contract', []),
     layer('config', 'config', ['contract']),
@@ -35,7 +46,7 @@ module.exports = {
     layer('redis', 'redis', ['contract', 'config']),
     layer('isolation', 'isolation', ['contract', 'executor']),
     layer('client', 'client', ['contract', 'redis']),
-    layer('watchdog', 'watchdog', ['contract', 'executor', 'isolation']),
+    layer('watchdog', 'watchdog', ['contract', 'config', 'executor', 'isolation']),
     layer('worker-events', 'worker/events', ['contract']),
     layer('worker-sessions', 'worker/sessions', ['contract', 'executor']),
     layer('worker-attempt', 'worker/attempt', [

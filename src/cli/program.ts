@@ -9,6 +9,7 @@ import type { CliIo } from './io.js';
 import { runResultCommand, type ResultOptions } from './result-command.js';
 import { runRunCommand, type RunOptions } from './run-command.js';
 import { runWorkerCommand } from './worker-command.js';
+import { errorMessage } from '../common/errors.js';
 
 const ENVIRONMENT_HELP = `
 Environment (the same variables as the worker's):
@@ -58,7 +59,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
           setExitCode(error.code);
           return;
         }
-        io.stderr(`claudebox: ${error instanceof Error ? error.message : String(error)}\n`);
+        io.stderr(`claudebox: ${errorMessage(error)}\n`);
         setExitCode(EXIT.failed);
       }
     };

@@ -3,11 +3,10 @@ import type { DestinationStream } from 'pino';
 import { ConfigError, loadConfig, redactUrl } from '../config/config.js';
 import { createLogger } from '../config/logger.js';
 import { ClaudeBinaryError, resolveClaudeBinary } from '../executor/index.js';
-import { probeRedis } from '../redis/connections.js';
 import { IsolationError } from '../isolation/index.js';
 import { startWorker } from '../worker/runtime/worker.js';
+import { redisProblem } from './redis-probe.js';
 
-const REDIS_PROBE_MS = 4000;
 /** Beyond the grace times, what a shutdown may take to write its last events and requeue. */
 const SHUTDOWN_SLACK_MS = 15_000;
 
@@ -59,10 +58,8 @@ export async function runWorkerCommand(io: WorkerCommandIo): Promise<number> {
     throw error;
   }
 
-  const unreachable = await probeRedis(config.REDIS_URL, REDIS_PROBE_MS);
-  if (unreachable !== null) {
-    return fail(`cannot reach Redis at ${redactUrl(config.REDIS_URL)} (REDIS_URL): ${unreachable}`);
-  }
+  const problem = await redisProblem(config.REDIS_URL);
+  if (problem !== null) return fail(problem);
 
   let worker;
   try {

@@ -4,8 +4,7 @@ import {
   CANCEL_MARKER_TTL_SECONDS,
   cancelKey,
   controlChannel,
-  describeIssues,
-  ExecuteRequestSchema,
+  parseExecuteRequest,
   readRunState,
   resultWithoutRun,
   type CancelMarker,
@@ -111,14 +110,10 @@ export function createClient(options: ClientOptions = {}): ClaudeboxClient {
 
   return {
     async enqueue(request, jobOptions = {}) {
-      const parsed = ExecuteRequestSchema.safeParse(request, { reportInput: true });
-      if (!parsed.success) {
-        throw new ClaudeboxError(
-          'invalid-request',
-          `invalid request: ${describeIssues(parsed.error)}`,
-        );
-      }
-      const job = await queue.add('execute', parsed.data, {
+      const parsed = parseExecuteRequest(request);
+      if (!parsed.ok)
+        throw new ClaudeboxError('invalid-request', `invalid request: ${parsed.reason}`);
+      const job = await queue.add('execute', parsed.request, {
         ...DEFAULT_JOB_OPTIONS,
         ...jobOptions,
       });

@@ -8,6 +8,7 @@ import { markerConfinement, type Confinement } from './confinement.js';
 import type { Marker } from './process-tree.js';
 import { createStopper, stopRequestOf, type StopCause } from './stop-run.js';
 import { StreamSummary } from './stream-summary.js';
+import { errorMessage } from '../common/errors.js';
 
 export interface RunLine {
   readonly stream: 'stdout' | 'stderr';
@@ -247,6 +248,6 @@ function describeSpawnError(failure: unknown, spec: RunSpec): string {
   }
   if (code === 'ENOENT') return `could not start claude: ${spec.bin} does not exist`;
   if (code === 'EACCES') return `could not start claude: ${spec.bin} is not executable`;
-  const message = failure instanceof Error ? failure.message.split('\n')[0] : String(failure);
+  const message = errorMessage(failure).split('\n')[0];
   return `could not start claude at ${spec.bin}: ${message}`;
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { chmod, chown, lstat, mkdir, readFile, realpath, rm } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { RunIsolation } from '../contract/index.js';
 import { processStartTime, searchPath } from '../executor/index.js';
@@ -8,6 +8,7 @@ import { openUidBox, sharedBox, type RunBox } from './box.js';
 import { IsolationError } from './errors.js';
 import { becomeUid, signalUid } from './tools.js';
 import { UidPool } from './uid-pool.js';
+import { isInside } from '../common/paths.js';
 
 export type IsolationMode = 'auto' | 'required' | 'off';
 
@@ -312,9 +313,4 @@ async function accountUids(): Promise<Set<number>> {
       .map((line) => Number(line.split(':')[2]))
       .filter((value) => Number.isInteger(value)),
   );
-}
-
-function isInside(path: string, dir: string): boolean {
-  const rel = relative(dir, path);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }

@@ -1,6 +1,8 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { redactUrl } from '../config/config.js';
+import { errorMessage } from '../common/errors.js';
+import { withTimeout } from '../common/time.js';
 
 /**
  * The connections a worker uses, each for one purpose:
@@ -77,21 +79,6 @@ export function watchConnection(
   });
 }
 
-/** The promise's value, or a rejection saying nothing answered within `ms`. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Whether Redis answers at `url` within the time; the reason when it does not. */
 export async function probeRedis(url: string, timeoutMs: number): Promise<string | null> {
   const redis = new Redis(url, {
@@ -111,7 +98,7 @@ export async function probeRedis(url: string, timeoutMs: number): Promise<string
     );
     return null;
   } catch (error) {
-    return causes[0] ?? (error instanceof Error ? error.message : String(error));
+    return causes[0] ?? errorMessage(error);
   } finally {
     redis.disconnect();
   }

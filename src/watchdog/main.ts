@@ -1,3 +1,5 @@
+import { pino } from 'pino';
+import { createLogger } from '../config/logger.js';
 import { sweepRunProcesses, WORKER_MARKER } from '../executor/index.js';
 import { endLease, leasesOf, signalUid } from '../isolation/index.js';
 
@@ -36,9 +38,9 @@ const sweep = async (): Promise<void> => {
     }
   }
   if (count > 0) {
-    process.stderr.write(
-      `${JSON.stringify({ level: 40, service: 'claudebox', msg: 'watchdog stopped processes of a worker that died', workerId, count })}\n`,
-    );
+    // Synchronous: the process exits right after.
+    const log = createLogger('info', pino.destination({ fd: 2, sync: true }));
+    log.warn({ workerId, count }, 'watchdog stopped processes of a worker that died');
   }
   process.exit(0);
 };

@@ -22,6 +22,7 @@ import {
 } from '../../src/index.js';
 import { startStandIn } from '../stand-in/index.js';
 import { startPrivateRedis } from './private-redis.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 /** The scripted model runs one Bash command, then answers quoting what it printed. */
 const DEMO_PROMPT = [
@@ -54,9 +55,7 @@ export async function runDemo(io: CliIo): Promise<number> {
     let redisNote = `${redactUrl(redisUrl ?? '')} (from REDIS_URL)`;
     if (!redisUrl) {
       const redis = await startPrivateRedis().catch((error: unknown) => {
-        throw new Error(
-          `${error instanceof Error ? error.message : String(error)}, or set REDIS_URL to a Redis to use`,
-        );
+        throw new Error(`${errorMessage(error)}, or set REDIS_URL to a Redis to use`);
       });
       cleanups.push(() => redis.close());
       redisUrl = redis.url;
@@ -172,7 +171,7 @@ export async function runDemo(io: CliIo): Promise<number> {
     say('  npx claudebox run --follow "your prompt"');
     return result.success ? 0 : 1;
   } catch (error) {
-    io.stderr(`claudebox demo: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.stderr(`claudebox demo: ${errorMessage(error)}\n`);
     return 1;
   } finally {
     stopInterrupts();

@@ -1,5 +1,6 @@
 import type { CliIo } from '../../src/index.js';
 import { startStandIn, type RecordedRequest, type StandIn } from './server.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 /**
  * `npm run stand-in -- [--port N] [--host H]`: the stand-in as a process of its own, for a demo
@@ -90,9 +91,7 @@ export async function serveStandIn(
       },
     });
   } catch (error) {
-    io.stderr(
-      `stand-in: cannot listen on ${listen.host}:${listen.port}: ${error instanceof Error ? error.message : String(error)}\n`,
-    );
+    io.stderr(`stand-in: cannot listen on ${listen.host}:${listen.port}: ${errorMessage(error)}\n`);
     return 1;
   }
   const stopped = untilStopped();

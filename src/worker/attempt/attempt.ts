@@ -29,6 +29,7 @@ import { abandonedError, countAttempts, outOfAttemptsError, type Attempts } from
 import type { ExecuteJob, JobContext } from './context.js';
 import { recordEnd } from './record-end.js';
 import { validateJob } from './validate-job.js';
+import { asError } from '../../common/errors.js';
 
 /** How an attempt ends for BullMQ: a result to return, or an error to throw (fail or requeue). */
 export type Ending =
@@ -305,7 +306,7 @@ export class Attempt {
    */
   private async failInside(error: unknown): Promise<Ending> {
     if (this.events.ended || this.stopRequest()?.cause === 'abandoned') {
-      return { kind: 'throw', error: error instanceof Error ? error : new Error(String(error)) };
+      return { kind: 'throw', error: asError(error) };
     }
     this.log.error({ err: error }, 'the attempt failed inside the worker');
     return this.end(this.withoutRun('worker-error', `worker error: ${describeReason(error)}`));

@@ -1,7 +1,8 @@
 import { mkdir, realpath, stat } from 'node:fs/promises';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseExecuteRequest, type ExecuteRequest } from '../../contract/index.js';
 import type { JobSettings } from './context.js';
+import { isInside } from '../../common/paths.js';
 
 /** What validating a job takes: some of the job settings, and where it works with isolation. */
 export type JobLimits = Pick<
@@ -96,9 +97,4 @@ async function resolveWorkingDir(
     return { ok: false, reason: `${JSON.stringify(workingDir)} is not a directory` };
   }
   return { ok: true, path: real };
-}
-
-function isInside(path: string, dir: string): boolean {
-  const rel = relative(dir, path);
-  return rel === '' || (rel !== '..' && !rel.startsWith('../') && !isAbsolute(rel));
 }

@@ -1,6 +1,8 @@
 import type { Redis } from 'ioredis';
 import { eventChannel, historyKey, type QueueAddress } from '../../contract/index.js';
 import { JobEvents, type EventSink, type PendingEvent } from './job-events.js';
+import { asError } from '../../common/errors.js';
+import { doneWithin } from '../../common/time.js';
 
 /**
  * Publishes a job's events twice: on its pub/sub channel for whoever watches live, and into its
@@ -65,12 +67,7 @@ export class EventPublisher implements EventSink {
 
   /** Waits until every job's events so far are in Redis, or the time is up. */
   async flushAll(timeoutMs: number): Promise<boolean> {
-    const all = Promise.all([...this.jobs].map((job) => job.flush())).then(() => true);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, timeoutMs, false)));
-    const flushed = await Promise.race([all, late]);
-    clearTimeout(timer);
-    return flushed;
+    return doneWithin(Promise.all([...this.jobs].map((job) => job.flush())), timeoutMs);
   }
 
   account(bytes: number): void {
@@ -127,8 +124,4 @@ export class EventPublisher implements EventSink {
 /** A stream entry with this id is already there: the event was written before. */
 function isDuplicate(error: Error): boolean {
   return error.message.includes('equal or smaller than the target stream top item');
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { errorMessage } from '../../common/errors.js';
 
 export interface Readiness {
   readonly ready: boolean;
@@ -43,10 +44,7 @@ export async function startHealthServer(options: HealthOptions): Promise<Server>
           reply(404, JSON.stringify({ error: `no such endpoint: ${path}` }));
         }
       } catch (error) {
-        reply(
-          500,
-          JSON.stringify({ error: error instanceof Error ? error.message : String(error) }),
-        );
+        reply(500, JSON.stringify({ error: errorMessage(error) }));
       }
     })();
   });

@@ -1,7 +1,9 @@
 import type { Worker } from 'bullmq';
 import type { Isolation } from '../../isolation/index.js';
-import { withTimeout, type WorkerConnections } from '../../redis/connections.js';
+import { withTimeout } from '../../common/time.js';
+import type { WorkerConnections } from '../../redis/connections.js';
 import type { Readiness } from './health.js';
+import { errorMessage } from '../../common/errors.js';
 
 /** `/readyz`: Redis answers, the worker consumes, and how its runs are isolated. */
 export function readinessOf(
@@ -20,7 +22,7 @@ export function readinessOf(
       await withTimeout(connections.commands.ping(), 1000);
       checks.redis = true;
     } catch (error) {
-      checks.redis = error instanceof Error ? error.message : String(error);
+      checks.redis = errorMessage(error);
     }
     checks.events = connections.events.status === 'ready';
     return {

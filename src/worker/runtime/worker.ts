@@ -18,6 +18,7 @@ import { Closers } from './closers.js';
 import { watchLocks } from './lock-watch.js';
 import { readinessOf } from './readiness.js';
 import { jobSettings, sessionStoreFor, sharedClaudeConfigDir } from './settings.js';
+import { errorMessage } from '../../common/errors.js';
 
 export interface WorkerDeps {
   readonly config: Config;
@@ -238,7 +239,7 @@ async function serveHealth(
       extraMetrics: () => parts.queue.exportPrometheusMetrics(),
     });
   } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
+    const why = errorMessage(error);
     throw new Error(
       `HEALTH_PORT=${config.HEALTH_PORT}: cannot listen on ${config.HEALTH_HOST}: ${why}`,
     );

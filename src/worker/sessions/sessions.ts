@@ -15,6 +15,7 @@ import {
   transcriptPath,
   type TranscriptPlace,
 } from './transcript-files.js';
+import { errorMessage } from '../../common/errors.js';
 
 export { transcriptHoldsPrompt, transcriptSize, type TranscriptPlace } from './transcript-files.js';
 
@@ -83,7 +84,7 @@ export class SessionStore {
       await rename(partial, target);
     } catch (error) {
       await rm(partial, { force: true });
-      const why = error instanceof Error ? error.message : String(error);
+      const why = errorMessage(error);
       throw new SessionRestoreError(`could not restore session ${ref.sessionId}: ${why}`, {
         cause: error,
       });
