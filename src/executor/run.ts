@@ -1,23 +1,14 @@
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Readable } from 'node:stream';
 import { execa } from 'execa';
-import { decodeLine, LineSplitter, type RawLine } from './lines.js';
-import { OutputCapture } from './output-capture.js';
 import { markerConfinement, type Confinement } from './confinement.js';
 import type { Marker } from './process-tree.js';
-import { createStopper, stopRequestOf, type StopCause } from './stop-run.js';
-import { StreamSummary } from './stream-summary.js';
+import { RunOutput, type RunLine } from './run-output.js';
+import { createStopper, stopRequestOf, type RunStopper, type StopCause } from './stop-run.js';
+import type { StreamSummary } from './stream-summary.js';
 import { errorMessage } from '../common/errors.js';
 
-export interface RunLine {
-  readonly stream: 'stdout' | 'stderr';
-  readonly text: string;
-  /** The line was not valid UTF-8 and `text` holds its bytes in base64. */
-  readonly encoding?: 'base64';
-  /** The line went past the line limit and continues in the next RunLine. */
-  readonly partial: boolean;
-}
+export type { RunLine } from './run-output.js';
 
 export interface RunSpec {
   readonly bin: string;
@@ -67,6 +58,9 @@ const STDOUT_WATCH_MS = 500;
 /** Time the pipes get to drain after every process of the run is gone. */
 const DRAIN_MS = 2000;
 
+type Subprocess = ReturnType<typeof startCli>;
+type ExitStatus = { readonly code: number | null; readonly signal: NodeJS.Signals | null };
+
 /**
  * Runs the CLI once: prompt on stdin, every stdout/stderr line to `onLine`, under a timeout and
  * an abort signal. Whatever way the run ends, no process of it is left when this resolves.
@@ -74,13 +68,85 @@ const DRAIN_MS = 2000;
 export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
   const now = spec.now ?? Date.now;
   const startedAt = now();
-  const summary = new StreamSummary();
-  const capture = new OutputCapture(spec.maxOutputBytes);
-  let lastStderr: string | null = null;
-
+  const output = new RunOutput(spec, spec.onLine);
   const confinement = spec.confinement ?? markerConfinement(spec.marker);
+  const subprocess = startCli(spec, confinement);
+  // Resolved once every stdio stream of the subprocess closed; execa reports the spawn error.
+  const settled = subprocess.then(
+    (result) => result,
+    (error: unknown) => error,
+  );
+  const pid = subprocess.pid ?? null;
+  const outcome = (end: RunEnd): RunOutcome => ({
+    pid,
+    startedAt,
+    durationMs: now() - startedAt,
+    output: output.stdout,
+    summary: output.summary,
+    lastStderr: output.lastStderr,
+    ...end,
+  });
+  if (pid === null) {
+    return outcome({ ...NEVER_RAN, spawnError: describeSpawnError(await settled, spec) });
+  }
+  spec.onSpawn?.(pid);
+
+  const exited = new Promise<ExitStatus>((resolve) => {
+    subprocess.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  const stopper = createStopper({
+    pid,
+    confinement,
+    killGraceMs: spec.killGraceMs,
+    interrupt: () => void interruptCli(confinement, pid, subprocess),
+    exited,
+  });
+  const reading = [
+    output.read(subprocess.stdout, 'stdout'),
+    output.read(subprocess.stderr, 'stderr'),
+  ];
+  const unwatch = [
+    watchTimeoutAndAbort(spec, stopper),
+    watchStdoutClosed({ pid, confinement, exited, stopper, graceMs: spec.killGraceMs }, reading[0]),
+  ];
+
+  const status = await exited;
+  for (const stopWatching of unwatch) stopWatching();
+  await stopper.finished();
+  // The CLI is gone, and so is the run: whatever of it is left is killed at once, so nothing
+  // but the CLI itself had the last word on its stdout.
+  const leftovers = await confinement.sweep(undefined, 0);
+  await drain(subprocess, reading);
+  await settled;
+  return outcome({
+    spawnError: null,
+    exitCode: status.code,
+    signal: status.signal,
+    stoppedBy: stopper.cause,
+    stopMessage: stopper.message,
+    forced: stopper.forced,
+    leftovers,
+  });
+}
+
+/** The part of an outcome that says how the run ended. */
+type RunEnd = Pick<
+  RunOutcome,
+  'spawnError' | 'exitCode' | 'signal' | 'stoppedBy' | 'stopMessage' | 'forced' | 'leftovers'
+>;
+
+const NEVER_RAN: Omit<RunEnd, 'spawnError'> = {
+  exitCode: null,
+  signal: null,
+  stoppedBy: null,
+  stopMessage: null,
+  forced: false,
+  leftovers: 0,
+};
+
+function startCli(spec: RunSpec, confinement: Confinement) {
   const command = confinement.command(spec.bin, spec.args);
-  const subprocess = execa(command.file, command.args, {
+  return execa(command.file, command.args, {
     cwd: spec.cwd,
     env: spec.env,
     extendEnv: false,
@@ -92,45 +158,10 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
     detached: true,
     forceKillAfterDelay: false,
   });
-  // Resolved once every stdio stream of the subprocess closed; execa reports the spawn error.
-  const settled = subprocess.then(
-    (result) => result,
-    (error: unknown) => error,
-  );
-  const pid = subprocess.pid ?? null;
-  if (pid === null) {
-    const failure = await settled;
-    return {
-      pid,
-      startedAt,
-      durationMs: now() - startedAt,
-      spawnError: describeSpawnError(failure, spec),
-      exitCode: null,
-      signal: null,
-      stoppedBy: null,
-      stopMessage: null,
-      forced: false,
-      output: { text: '', truncated: false, bytes: 0 },
-      summary,
-      lastStderr,
-      leftovers: 0,
-    };
-  }
-  spec.onSpawn?.(pid);
+}
 
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    subprocess.once('exit', (code, signal) => {
-      resolve({ code, signal });
-    });
-  });
-
-  const stopper = createStopper({
-    pid,
-    confinement,
-    killGraceMs: spec.killGraceMs,
-    interrupt: () => void interruptCli(confinement, pid, subprocess),
-    exited,
-  });
+/** Stops the run at its timeout or when the caller aborts; returns how to stop watching. */
+function watchTimeoutAndAbort(spec: RunSpec, stopper: RunStopper): () => void {
   const timer = setTimeout(() => void stopper.stop('timeout', null), spec.timeoutMs);
   const onAbort = (): void => {
     const request = stopRequestOf(spec.signal?.reason);
@@ -138,87 +169,63 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
   };
   if (spec.signal?.aborted) onAbort();
   else spec.signal?.addEventListener('abort', onAbort, { once: true });
-
-  const emit = async (stream: 'stdout' | 'stderr', raw: RawLine): Promise<void> => {
-    const decoded = decodeLine(raw.bytes);
-    if (stream === 'stdout') {
-      if (raw.partial) summary.observePartial();
-      else summary.observe(decoded.text, decoded.encoding);
-    } else if (!raw.partial && decoded.encoding === undefined) {
-      lastStderr = decoded.text;
-    }
-    await spec.onLine({ stream, partial: raw.partial, ...decoded });
+  return () => {
+    clearTimeout(timer);
+    spec.signal?.removeEventListener('abort', onAbort);
   };
-  const read = async (stream: Readable, kind: 'stdout' | 'stderr'): Promise<void> => {
-    const splitter = new LineSplitter(spec.maxLineBytes);
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      if (kind === 'stdout') capture.add(chunk);
-      for (const line of splitter.push(chunk)) await emit(kind, line);
-    }
-    for (const line of splitter.end()) await emit(kind, line);
-  };
-  const stdoutDone = read(subprocess.stdout, 'stdout');
-  const stderrDone = read(subprocess.stderr, 'stderr');
+}
 
-  // A CLI that closes stdout but keeps running would otherwise hang the job until its timeout.
-  let stdoutClosed = false;
-  const onStdoutClosed = async (): Promise<void> => {
-    if (stdoutClosed) return;
-    stdoutClosed = true;
+/**
+ * A CLI that closes stdout but keeps running would otherwise hang the job until its timeout: it
+ * gets the grace time to exit, then is stopped. Returns how to stop watching.
+ */
+function watchStdoutClosed(
+  run: {
+    readonly pid: number;
+    readonly confinement: Confinement;
+    readonly exited: Promise<unknown>;
+    readonly stopper: RunStopper;
+    readonly graceMs: number;
+  },
+  stdoutRead: Promise<void> | undefined,
+): () => void {
+  let closed = false;
+  const onClosed = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
     const exitedSoon = await Promise.race([
-      exited.then(() => true),
-      sleep(spec.killGraceMs).then(() => false),
+      run.exited.then(() => true),
+      sleep(run.graceMs).then(() => false),
     ]);
-    if (!exitedSoon) await stopper.stop('stdout-closed', null);
+    if (!exitedSoon) await run.stopper.stop('stdout-closed', null);
   };
-  stdoutDone
-    .then(onStdoutClosed)
-    // A stdout destroyed below (an escaped process held it open) ends this way: nothing to do.
+  stdoutRead
+    ?.then(onClosed)
+    // A stdout destroyed while draining (an escaped process held it open) ends this way.
     .catch(() => undefined);
-  const closedWatch = confinement.stdoutClosed
-    ? setInterval(() => {
-        void confinement
-          .stdoutClosed?.(pid)
-          .then((closed) => (closed ? onStdoutClosed() : undefined));
-      }, STDOUT_WATCH_MS)
-    : undefined;
+  const { confinement } = run;
+  if (!confinement.stdoutClosed) return () => undefined;
+  const timer = setInterval(() => {
+    void confinement
+      .stdoutClosed?.(run.pid)
+      .then((isClosed) => (isClosed ? onClosed() : undefined));
+  }, STDOUT_WATCH_MS);
+  return () => clearInterval(timer);
+}
 
-  const status = await exited;
-  clearTimeout(timer);
-  clearInterval(closedWatch);
-  spec.signal?.removeEventListener('abort', onAbort);
-  await stopper.finished();
-  // The CLI is gone, and so is the run: whatever of it is left is killed at once, so nothing
-  // but the CLI itself had the last word on its stdout.
-  const leftovers = await confinement.sweep(undefined, 0);
-
-  // Every writer of the pipes is gone now, so they reach their end; a process that escaped
-  // the sweep (another user's, say) must not hold the job forever.
+/**
+ * Every writer of the pipes is gone now, so they reach their end; a process that escaped the
+ * sweep (another user's, say) must not hold the job forever.
+ */
+async function drain(subprocess: Subprocess, reading: readonly Promise<void>[]): Promise<void> {
   const drained = await Promise.race([
-    Promise.allSettled([stdoutDone, stderrDone]).then(() => true),
+    Promise.allSettled(reading).then(() => true),
     sleep(DRAIN_MS).then(() => false),
   ]);
   if (!drained) {
     subprocess.stdout.destroy();
     subprocess.stderr.destroy();
   }
-  await settled;
-
-  return {
-    pid,
-    startedAt,
-    durationMs: now() - startedAt,
-    spawnError: null,
-    exitCode: status.code,
-    signal: status.signal,
-    stoppedBy: stopper.cause,
-    stopMessage: stopper.message,
-    forced: stopper.forced,
-    output: { text: capture.text(), truncated: capture.truncated, bytes: capture.bytes },
-    summary,
-    lastStderr,
-    leftovers,
-  };
 }
 
 /** SIGINT to the CLI itself, wherever the confinement put it (a sandbox may stand between). */

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
@@ -26,6 +26,7 @@ let server: RedisServer | undefined;
  * redis-server for the whole run, on a free port: never the developer's 6379.
  */
 export async function setup(project: TestProject): Promise<void> {
+  requireTools();
   process.env[SESSION] = session;
   const root = fileURLToPath(new URL('../../', import.meta.url));
   const tsc = join(root, 'node_modules/typescript/bin/tsc');
@@ -35,6 +36,29 @@ export async function setup(project: TestProject): Promise<void> {
   });
   server = await startRedisServer();
   project.provide('redisUrl', server.url);
+}
+
+/**
+ * What the integration tests run for real: a missing one would show up as dozens of puzzling
+ * failures (runs without namespaces, say), so the run stops at once and names the package.
+ */
+const TOOLS: Record<string, string> = {
+  'redis-server': 'redis-server',
+  tmux: 'tmux',
+  setpriv: 'util-linux',
+  bwrap: 'bubblewrap',
+};
+
+function requireTools(): void {
+  const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
+  const missing = Object.keys(TOOLS).filter(
+    (tool) => !dirs.some((dir) => existsSync(join(dir, tool))),
+  );
+  if (missing.length === 0) return;
+  const packages = missing.map((tool) => TOOLS[tool]).join(' ');
+  throw new Error(
+    `the integration tests need ${missing.join(', ')} on PATH: apt-get install -y ${packages}`,
+  );
 }
 
 /** Stops the run's Redis, then fails the run if any process a test started is still alive. */

@@ -48,45 +48,19 @@ export async function planAttempt(
   sessions: SessionStore | null,
   place: TranscriptPlace,
 ): Promise<AttemptPlan> {
-  const original = { prompt: request.prompt, promptKind: 'original' } as const;
-  if (sessions === null) {
-    // Portable sessions are off: every attempt starts afresh unless the request names a session.
-    return request.resumeSessionId
-      ? {
-          session: { mode: 'resume', sessionId: request.resumeSessionId },
-          sessionId: request.resumeSessionId,
-          resumed: true,
-          transcriptBaseline: 0,
-          ...original,
-        }
-      : {
-          session: { mode: 'none' },
-          sessionId: null,
-          resumed: false,
-          transcriptBaseline: 0,
-          ...original,
-        };
-  }
-
+  if (sessions === null) return planWithoutStore(request);
   const ref: SessionRef = {
     scope: request.sessionScope ?? '',
     sessionId: prior?.sessionId ?? request.resumeSessionId ?? randomUUID(),
   };
   const { sessionId } = ref;
   const asked = sessionId === request.resumeSessionId;
-  const fresh = (id: string, note?: string): AttemptPlan => ({
-    session: { mode: 'new', sessionId: id },
-    sessionId: id,
-    resumed: false,
-    transcriptBaseline: 0,
-    ...original,
-    ...(note === undefined ? {} : { note }),
-  });
   const restored = await sessions.restore(ref, place);
   if (restored.kind === 'oversized') {
     const why = `session ${sessionId} grew past SESSION_MAX_BYTES (${restored.bytes} bytes) and was not kept`;
     if (asked && prior === null) throw new SessionNotFoundError(`session not found: ${why}`);
-    return fresh(
+    return freshSession(
+      request,
       randomUUID(),
       `${why}: this attempt starts a new session with the original prompt`,
     );
@@ -98,9 +72,44 @@ export async function planAttempt(
         `session not found: ${sessionId}${scope} expired or was never stored`,
       );
     }
-    return fresh(sessionId);
+    return freshSession(request, sessionId);
   }
-  const transcript = restored.path;
+  return resumeSession(request, prior, sessionId, restored.path);
+}
+
+const originalPrompt = (request: ExecuteRequest) =>
+  ({ prompt: request.prompt, promptKind: 'original' }) as const;
+
+/** Portable sessions are off: every attempt starts afresh unless the request names a session. */
+function planWithoutStore(request: ExecuteRequest): AttemptPlan {
+  const sessionId = request.resumeSessionId ?? null;
+  return {
+    session: sessionId === null ? { mode: 'none' } : { mode: 'resume', sessionId },
+    sessionId,
+    resumed: sessionId !== null,
+    transcriptBaseline: 0,
+    ...originalPrompt(request),
+  };
+}
+
+function freshSession(request: ExecuteRequest, sessionId: string, note?: string): AttemptPlan {
+  return {
+    session: { mode: 'new', sessionId },
+    sessionId,
+    resumed: false,
+    transcriptBaseline: 0,
+    ...originalPrompt(request),
+    ...(note === undefined ? {} : { note }),
+  };
+}
+
+/** A retry tells the session to go on once the transcript holds the job's prompt. */
+async function resumeSession(
+  request: ExecuteRequest,
+  prior: RunState | null,
+  sessionId: string,
+  transcript: string,
+): Promise<AttemptPlan> {
   const transcriptBaseline = prior?.transcriptBaseline ?? (await transcriptSize(transcript));
   const holdsPrompt =
     prior !== null && (await transcriptHoldsPrompt(transcript, request.prompt, transcriptBaseline));
@@ -111,6 +120,6 @@ export async function planAttempt(
     transcriptBaseline,
     ...(holdsPrompt
       ? { prompt: continuationPrompt(prior.result), promptKind: 'continue' }
-      : original),
+      : originalPrompt(request)),
   };
 }

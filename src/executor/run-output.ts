@@ -1,0 +1,63 @@
+import type { Readable } from 'node:stream';
+import { decodeLine, LineSplitter, type RawLine } from './lines.js';
+import { OutputCapture } from './output-capture.js';
+import { StreamSummary } from './stream-summary.js';
+
+export interface RunLine {
+  readonly stream: 'stdout' | 'stderr';
+  readonly text: string;
+  /** The line was not valid UTF-8 and `text` holds its bytes in base64. */
+  readonly encoding?: 'base64';
+  /** The line went past the line limit and continues in the next RunLine. */
+  readonly partial: boolean;
+}
+
+/**
+ * What a run printed: every line handed on in order, stdout kept (up to its cap) and summed up
+ * (session, result line), and stderr's last whole line kept for the failure reason.
+ */
+export class RunOutput {
+  readonly summary = new StreamSummary();
+  private readonly capture: OutputCapture;
+  private stderrTail: string | null = null;
+
+  constructor(
+    private readonly limits: { readonly maxOutputBytes: number; readonly maxLineBytes: number },
+    private readonly onLine: (line: RunLine) => void | Promise<void>,
+  ) {
+    this.capture = new OutputCapture(limits.maxOutputBytes);
+  }
+
+  get lastStderr(): string | null {
+    return this.stderrTail;
+  }
+
+  get stdout(): { readonly text: string; readonly truncated: boolean; readonly bytes: number } {
+    return {
+      text: this.capture.text(),
+      truncated: this.capture.truncated,
+      bytes: this.capture.bytes,
+    };
+  }
+
+  /** Reads one stream to its end; reading pauses while `onLine` is busy. */
+  async read(stream: Readable, kind: 'stdout' | 'stderr'): Promise<void> {
+    const splitter = new LineSplitter(this.limits.maxLineBytes);
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      if (kind === 'stdout') this.capture.add(chunk);
+      for (const line of splitter.push(chunk)) await this.emit(kind, line);
+    }
+    for (const line of splitter.end()) await this.emit(kind, line);
+  }
+
+  private async emit(stream: 'stdout' | 'stderr', raw: RawLine): Promise<void> {
+    const decoded = decodeLine(raw.bytes);
+    if (stream === 'stdout') {
+      if (raw.partial) this.summary.observePartial();
+      else this.summary.observe(decoded.text, decoded.encoding);
+    } else if (!raw.partial && decoded.encoding === undefined) {
+      this.stderrTail = decoded.text;
+    }
+    await this.onLine({ stream, partial: raw.partial, ...decoded });
+  }
+}
