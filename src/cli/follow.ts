@@ -38,36 +38,61 @@ export function eventPrinter(io: CliIo, json: boolean): (event: ExecuteEvent) =>
  * for; after a Ctrl-C, cancels or detaches (see interrupt.ts) and resolves with 130.
  */
 export async function followJob(options: FollowOptions): Promise<number> {
-  const { client, jobId, io, interrupts } = options;
-  const print = eventPrinter(io, options.json);
-  let next = options.fromSeq;
+  const { client, jobId, interrupts } = options;
+  const events = printedEvents(options);
+  const final = await followUntilInterrupted(events, interrupts.signal);
+  if (final !== null) return exitCodeOf(final);
+  if (!interrupts.signal.aborted) return exitCodeFromResult(client, jobId);
+  await afterInterrupt(options, events);
+  return EXIT.interrupted;
+}
 
-  /** Prints events from `next` on; resolves with the final event when it came. */
-  const stream = async (signal: AbortSignal): Promise<TerminalEvent | null> => {
-    for await (const event of client.events(jobId, { fromSeq: next, signal })) {
-      // Events already on their way after a Ctrl-C wait for whoever follows from `next`.
-      if (signal.aborted) break;
-      print(event);
-      next = event.seq + 1;
-      if (isFinalEvent(event)) return event;
-    }
-    return null;
+/** A job's events, printed; each stream carries on where the one before stopped. */
+interface PrintedEvents {
+  /** The first seq not printed yet. */
+  next(): number;
+  /** Prints events up to the final one and resolves with it; null if the stream stops first. */
+  stream(signal: AbortSignal): Promise<TerminalEvent | null>;
+}
+
+function printedEvents({ client, jobId, io, json, fromSeq }: FollowOptions): PrintedEvents {
+  const print = eventPrinter(io, json);
+  let next = fromSeq;
+  return {
+    next: () => next,
+    async stream(signal) {
+      for await (const event of client.events(jobId, { fromSeq: next, signal })) {
+        // Events already on their way after a Ctrl-C wait for whoever follows from `next`.
+        if (signal.aborted) break;
+        print(event);
+        next = event.seq + 1;
+        if (isFinalEvent(event)) return event;
+      }
+      return null;
+    },
   };
+}
 
-  let final: TerminalEvent | null = null;
+/** The final event, or null when the stream ended without one or the signal came first. */
+async function followUntilInterrupted(
+  events: PrintedEvents,
+  signal: AbortSignal,
+): Promise<TerminalEvent | null> {
   try {
     // Not waiting for the stream to wind down after a Ctrl-C: during a Redis outage it would
     // hang, and the user's answer must not.
-    final = await Promise.race([stream(interrupts.signal), whenAborted(interrupts.signal)]);
+    return await Promise.race([events.stream(signal), whenAborted(signal)]);
   } catch (error) {
     if (error instanceof ClaudeboxError && error.code === 'job-not-found') {
       throw new CliError(EXIT.notFound, error.message);
     }
     throw error;
   }
-  if (final !== null) return exitCodeOf(final);
-  if (!interrupts.signal.aborted) return exitCodeFromResult(client, jobId);
+}
 
+/** Leaves the job running or cancels it, as the policy or the user's answer says. */
+async function afterInterrupt(options: FollowOptions, events: PrintedEvents): Promise<void> {
+  const { jobId, io, interrupts } = options;
   const decision = await decideOnInterrupt({
     jobId,
     policy: options.policy,
@@ -78,11 +103,18 @@ export async function followJob(options: FollowOptions): Promise<number> {
   if (decision === 'detach') {
     io.stderr(
       `claudebox: detached; job ${jobId} keeps running. Follow it again with: ` +
-        `claudebox events ${jobId} --from ${next}\n`,
+        `claudebox events ${jobId} --from ${events.next()}\n`,
     );
-    return EXIT.interrupted;
+    return;
   }
+  await cancelInterrupted(options, events);
+}
 
+/** Cancels the job and says what that did. */
+async function cancelInterrupted(
+  { client, jobId, io, interrupts }: FollowOptions,
+  events: PrintedEvents,
+): Promise<void> {
   // From here on a further Ctrl-C means: stop waiting, exit now.
   const giveUp = new AbortController();
   void interrupts.next().then(() => giveUp.abort());
@@ -95,20 +127,28 @@ export async function followJob(options: FollowOptions): Promise<number> {
       `claudebox: gave up waiting for Redis; job ${jobId} may still be running ` +
         `(see \`claudebox cancel ${jobId}\`)\n`,
     );
-    return EXIT.interrupted;
+    return;
   }
   io.stderr(`claudebox: ${describeCancel(outcome)}\n`);
   if (outcome.outcome === 'stopping' || outcome.outcome === 'already-finished') {
-    // Show how the run ended, for a while.
-    const signal = AbortSignal.any([giveUp.signal, AbortSignal.timeout(CANCEL_WAIT_MS)]);
-    const ended = await Promise.race([stream(signal), whenAborted(signal)]).catch(() => null);
-    if (ended === null) {
-      io.stderr(
-        `claudebox: job ${jobId} has not ended yet; see \`claudebox result ${jobId} --wait 60\`\n`,
-      );
-    }
+    await showEnding(events, giveUp.signal, io, jobId);
   }
-  return EXIT.interrupted;
+}
+
+/** Prints how the cancelled run ended, for a while. */
+async function showEnding(
+  events: PrintedEvents,
+  giveUp: AbortSignal,
+  io: CliIo,
+  jobId: string,
+): Promise<void> {
+  const signal = AbortSignal.any([giveUp, AbortSignal.timeout(CANCEL_WAIT_MS)]);
+  const ended = await Promise.race([events.stream(signal), whenAborted(signal)]).catch(() => null);
+  if (ended === null) {
+    io.stderr(
+      `claudebox: job ${jobId} has not ended yet; see \`claudebox result ${jobId} --wait 60\`\n`,
+    );
+  }
 }
 
 /** Resolves with null once the signal is aborted. */

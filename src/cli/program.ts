@@ -47,10 +47,25 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
   return exitCode;
 }
 
+/** Wraps a command so that its exit code, or its error as one line and an exit code, is kept. */
+type Act = <A extends unknown[]>(
+  command: (...args: A) => Promise<number>,
+) => (...args: A) => Promise<void>;
+
 function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
-  const act =
-    <A extends unknown[]>(command: (...args: A) => Promise<number>) =>
-    async (...args: A): Promise<void> => {
+  const act = actFor(io, setExitCode);
+  const program = rootCommand(io);
+  addWorkerCommand(program, io, act);
+  addRunCommand(program, io, act);
+  addEventsCommand(program, io, act);
+  addResultCommand(program, io, act);
+  addCancelCommand(program, io, act);
+  return program;
+}
+
+function actFor(io: CliIo, setExitCode: (code: number) => void): Act {
+  return (command) =>
+    async (...args) => {
       try {
         setExitCode(await command(...args));
       } catch (error) {
@@ -63,9 +78,11 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
         setExitCode(EXIT.failed);
       }
     };
+}
 
+function rootCommand(io: CliIo): Command {
   // Settings made before .command() are inherited by every subcommand.
-  const program = new Command()
+  return new Command()
     .name('claudebox')
     .description('Runs Claude Code as background jobs on a BullMQ queue.')
     .version(packageVersion(), '-V, --version')
@@ -73,7 +90,9 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .showHelpAfterError('(add --help for usage)')
     .addHelpText('after', `${ENVIRONMENT_HELP}\n${EXIT_CODES_HELP}`);
+}
 
+function addWorkerCommand(program: Command, io: CliIo, act: Act): void {
   program
     .command('worker')
     .description('Start a worker (configured by environment variables; see the README).')
@@ -87,7 +106,9 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
         }),
       ),
     );
+}
 
+function addRunCommand(program: Command, io: CliIo, act: Act): void {
   program
     .command('run')
     .description(
@@ -115,7 +136,9 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     )
     .addHelpText('after', `${interruptHelp('cancel')}\n${ENVIRONMENT_HELP}\n${EXIT_CODES_HELP}`)
     .action(act((prompt: string, options: RunOptions) => runRunCommand(prompt, options, io)));
+}
 
+function addEventsCommand(program: Command, io: CliIo, act: Act): void {
   program
     .command('events')
     .description("Print a job's events, following it live until it ends.")
@@ -131,7 +154,9 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     )
     .addHelpText('after', `${interruptHelp('detach')}\n${ENVIRONMENT_HELP}\n${EXIT_CODES_HELP}`)
     .action(act((jobId: string, options: EventsOptions) => runEventsCommand(jobId, options, io)));
+}
 
+function addResultCommand(program: Command, io: CliIo, act: Act): void {
   program
     .command('result')
     .description("Print a finished job's result (ExecuteResult) as JSON.")
@@ -139,7 +164,9 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .option('--wait <seconds>', 'wait this long for the job to finish (default 0)')
     .addHelpText('after', `${ENVIRONMENT_HELP}\n${EXIT_CODES_HELP}`)
     .action(act((jobId: string, options: ResultOptions) => runResultCommand(jobId, options, io)));
+}
 
+function addCancelCommand(program: Command, io: CliIo, act: Act): void {
   program
     .command('cancel')
     .description('Cancel a job: stop its run, or make sure it never starts.')
@@ -147,8 +174,6 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .option('--reason <text>', `why, recorded in the job's error (default "cancelled by request")`)
     .addHelpText('after', `${ENVIRONMENT_HELP}\n${EXIT_CODES_HELP}`)
     .action(act((jobId: string, options: CancelOptions) => runCancelCommand(jobId, options, io)));
-
-  return program;
 }
 
 function packageVersion(): string {

@@ -4,7 +4,7 @@ import { ConfigError, loadConfig, redactUrl } from '../config/config.js';
 import { createLogger } from '../config/logger.js';
 import { ClaudeBinaryError, resolveClaudeBinary } from '../executor/index.js';
 import { IsolationError } from '../isolation/index.js';
-import { startWorker } from '../worker/runtime/worker.js';
+import { startWorker, type ClaudeboxWorker, type WorkerDeps } from '../worker/runtime/worker.js';
 import { redisProblem } from './redis-probe.js';
 
 /** Beyond the grace times, what a shutdown may take to write its last events and requeue. */
@@ -25,49 +25,79 @@ export interface WorkerCommandIo {
  * SIGTERM or SIGINT, then shuts down gracefully. Resolves with the process's exit code.
  */
 export async function runWorkerCommand(io: WorkerCommandIo): Promise<number> {
-  const fail = (message: string): number => {
-    io.stderr(`claudebox: ${message}`);
+  const started = await startUp(io);
+  if ('problem' in started) {
+    io.stderr(`claudebox: ${started.problem}`);
     return 1;
-  };
+  }
+  const { worker, deps } = started.value;
+  logReady(worker, deps);
+  return runUntilSignal(worker, deps);
+}
+
+/** A start-up step's outcome: the value the next steps need, or why the worker cannot start. */
+type Checked<T> = { readonly value: T } | { readonly problem: string };
+
+interface Started {
+  readonly worker: ClaudeboxWorker;
+  readonly deps: WorkerDeps;
+}
+
+/**
+ * The checks in turn, then the worker. A mistake in the setup comes back as its one-line problem,
+ * not as a stack trace: the operator is to fix the setup, not to debug.
+ */
+async function startUp(io: WorkerCommandIo): Promise<Checked<Started>> {
   if (io.platform !== 'linux') {
     // A run's processes are found through /proc, which only Linux has.
-    return fail(`the worker runs on Linux only (this is ${io.platform})`);
+    return { problem: `the worker runs on Linux only (this is ${io.platform})` };
   }
-  let config;
-  try {
-    config = loadConfig(io.env);
-  } catch (error) {
-    if (error instanceof ConfigError) return fail(error.message);
-    throw error;
-  }
+  const loaded = await expecting(ConfigError, () => loadConfig(io.env));
+  if ('problem' in loaded) return loaded;
+  const config = loaded.value;
   const logger = createLogger(config.LOG_LEVEL, io.logDestination);
-
-  const workDirSetting = config.WORK_DIR ?? io.cwd;
-  let workDir: string;
-  try {
-    workDir = await realpath(workDirSetting);
-  } catch {
-    return fail(`WORK_DIR=${JSON.stringify(workDirSetting)}: no such directory`);
-  }
-
-  let claude;
-  try {
-    claude = await resolveClaudeBinary(config.CLAUDE_BIN, io.env.PATH);
-  } catch (error) {
-    if (error instanceof ClaudeBinaryError) return fail(error.message);
-    throw error;
-  }
-
+  const workDir = await realWorkDir(config.WORK_DIR ?? io.cwd);
+  if ('problem' in workDir) return workDir;
+  const claude = await expecting(ClaudeBinaryError, () =>
+    resolveClaudeBinary(config.CLAUDE_BIN, io.env.PATH),
+  );
+  if ('problem' in claude) return claude;
   const problem = await redisProblem(config.REDIS_URL);
-  if (problem !== null) return fail(problem);
+  if (problem !== null) return { problem };
+  const deps: WorkerDeps = {
+    config,
+    env: io.env,
+    logger,
+    claude: claude.value,
+    workDir: workDir.value,
+  };
+  const worker = await expecting(IsolationError, () => startWorker(deps));
+  if ('problem' in worker) return worker;
+  return { value: { worker: worker.value, deps } };
+}
 
-  let worker;
+/** The step's value, or the message of the error that means the setup is wrong (not a bug). */
+async function expecting<T>(
+  expected: abstract new (...args: never[]) => Error,
+  step: () => T | Promise<T>,
+): Promise<Checked<T>> {
   try {
-    worker = await startWorker({ config, env: io.env, logger, claude, workDir });
+    return { value: await step() };
   } catch (error) {
-    if (error instanceof IsolationError) return fail(error.message);
+    if (error instanceof expected) return { problem: error.message };
     throw error;
   }
+}
+
+async function realWorkDir(setting: string): Promise<Checked<string>> {
+  try {
+    return { value: await realpath(setting) };
+  } catch {
+    return { problem: `WORK_DIR=${JSON.stringify(setting)}: no such directory` };
+  }
+}
+
+function logReady(worker: ClaudeboxWorker, { config, logger, workDir, claude }: WorkerDeps): void {
   logger.info(
     {
       workerId: worker.id,
@@ -83,7 +113,13 @@ export async function runWorkerCommand(io: WorkerCommandIo): Promise<number> {
     },
     'worker ready',
   );
+}
 
+/**
+ * Resolves with the exit code once the first SIGTERM or SIGINT's graceful shutdown is over;
+ * a second signal stops the runs at once.
+ */
+function runUntilSignal(worker: ClaudeboxWorker, { config, logger }: WorkerDeps): Promise<number> {
   const graceMs = config.SHUTDOWN_GRACE_SECONDS * 1000;
   return new Promise<number>((resolve) => {
     let signals = 0;

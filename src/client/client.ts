@@ -5,8 +5,6 @@ import {
   cancelKey,
   controlChannel,
   parseExecuteRequest,
-  readRunState,
-  resultWithoutRun,
   type CancelMarker,
   type CancelMessage,
   type ExecuteEvent,
@@ -16,6 +14,7 @@ import {
 } from '../contract/index.js';
 import { ClaudeboxError } from './errors.js';
 import { jobEvents, type EventsOptions } from './event-stream.js';
+import { waitForResult } from './job-result.js';
 
 export interface ClientOptions {
   /** An ioredis connection to use (the client does not close it), or... */
@@ -78,95 +77,59 @@ export function createClient(options: ClientOptions = {}): ClaudeboxClient {
   queue.on('error', onError);
   if (owned) redis.on('error', onError);
 
-  const readResult = async (jobId: string): Promise<ExecuteResult | null> => {
-    // State first, the job after: read the other way round, a job that ends in between would
-    // look completed without its return value.
-    const state = await queue.getJobState(jobId);
-    const job = await queue.getJob(jobId);
-    if (state === 'unknown' || !job) {
-      throw new ClaudeboxError(
-        'job-not-found',
-        `job ${jobId} not found in queue ${address.queueName}`,
-      );
-    }
-    if (state === 'completed') return job.returnvalue as ExecuteResult;
-    if (state !== 'failed') return null;
-    const stored = readRunState(job.progress)?.result;
-    if (stored) return stored;
-    // Failed without a word from a worker (it stalled too often, say): the reason is all there is.
-    return {
-      ...resultWithoutRun({
-        jobId,
-        attempt: Math.max(1, job.attemptsStarted),
-        failure: 'abandoned',
-        error: job.failedReason || 'the job failed without a reason',
-        sessionId: null,
-        retrying: false,
-        startedAt: job.processedOn ?? job.timestamp,
-      }),
-      lastSeq: 0,
-    };
-  };
-
   return {
-    async enqueue(request, jobOptions = {}) {
-      const parsed = parseExecuteRequest(request);
-      if (!parsed.ok)
-        throw new ClaudeboxError('invalid-request', `invalid request: ${parsed.reason}`);
-      const job = await queue.add('execute', parsed.request, {
-        ...DEFAULT_JOB_OPTIONS,
-        ...jobOptions,
-      });
-      if (job.id === undefined) throw new Error('BullMQ returned a job without an id');
-      return job.id;
-    },
-
-    events(jobId, eventOptions) {
-      return jobEvents(redis, queue, address, jobId, eventOptions);
-    },
-
-    async result(jobId, { timeoutMs = Infinity } = {}) {
-      const deadline = Date.now() + timeoutMs;
-      // Polling the job's state, not its event channel: a run may print gigabytes.
-      for (let pause = 100; ; pause = Math.min(pause * 2, 1000)) {
-        const result = await readResult(jobId);
-        if (result) return result;
-        const left = deadline - Date.now();
-        if (left <= 0) {
-          throw new ClaudeboxError(
-            'result-timeout',
-            `job ${jobId} did not finish within ${timeoutMs} ms`,
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, Math.min(left, pause)));
-      }
-    },
-
-    async cancel(jobId, reason = 'cancelled by request') {
-      const job = await queue.getJob(jobId);
-      if (!job) return { jobId, outcome: 'not-found' };
-      const state = await job.getState();
-      if (state === 'completed' || state === 'failed')
-        return { jobId, outcome: 'already-finished', state };
-      const marker: CancelMarker = { reason, at: new Date().toISOString() };
-      const message: CancelMessage = { type: 'cancel', jobId, reason };
-      await redis.set(
-        cancelKey(address, jobId),
-        JSON.stringify(marker),
-        'EX',
-        CANCEL_MARKER_TTL_SECONDS,
-      );
-      await redis.publish(controlChannel(address.queueName), JSON.stringify(message));
-      // A delayed job would fail only when its delay is up; let a worker fail it now.
-      if (state === 'delayed') await job.promote().catch(() => undefined);
-      return state === 'active'
-        ? { jobId, outcome: 'stopping', state }
-        : { jobId, outcome: 'cancelled', state };
-    },
-
+    enqueue: (request, jobOptions = {}) => enqueueRequest(queue, request, jobOptions),
+    events: (jobId, eventOptions) => jobEvents(redis, queue, address, jobId, eventOptions),
+    result: (jobId, resultOptions) => waitForResult(queue, address.queueName, jobId, resultOptions),
+    cancel: (jobId, reason = 'cancelled by request') =>
+      cancelJob(redis, queue, address, jobId, reason),
     async close() {
       await queue.close();
       if (owned) await redis.quit();
     },
   };
+}
+
+async function enqueueRequest(
+  queue: Queue,
+  request: ExecuteRequest,
+  options: JobsOptions,
+): Promise<string> {
+  const parsed = parseExecuteRequest(request);
+  if (!parsed.ok) throw new ClaudeboxError('invalid-request', `invalid request: ${parsed.reason}`);
+  const job = await queue.add('execute', parsed.request, { ...DEFAULT_JOB_OPTIONS, ...options });
+  if (job.id === undefined) throw new Error('BullMQ returned a job without an id');
+  return job.id;
+}
+
+/**
+ * Marks the job cancelled for whichever worker takes it, and tells the one running it (if any)
+ * to stop now.
+ */
+async function cancelJob(
+  redis: Redis,
+  queue: Queue,
+  address: QueueAddress,
+  jobId: string,
+  reason: string,
+): Promise<CancelOutcome> {
+  const job = await queue.getJob(jobId);
+  if (!job) return { jobId, outcome: 'not-found' };
+  const state = await job.getState();
+  if (state === 'completed' || state === 'failed')
+    return { jobId, outcome: 'already-finished', state };
+  const marker: CancelMarker = { reason, at: new Date().toISOString() };
+  const message: CancelMessage = { type: 'cancel', jobId, reason };
+  await redis.set(
+    cancelKey(address, jobId),
+    JSON.stringify(marker),
+    'EX',
+    CANCEL_MARKER_TTL_SECONDS,
+  );
+  await redis.publish(controlChannel(address.queueName), JSON.stringify(message));
+  // A delayed job would fail only when its delay is up; let a worker fail it now.
+  if (state === 'delayed') await job.promote().catch(() => undefined);
+  return state === 'active'
+    ? { jobId, outcome: 'stopping', state }
+    : { jobId, outcome: 'cancelled', state };
 }

@@ -10,3 +10,7 @@ export class ClaudeboxError extends Error {
     super(message, options);
   }
 }
+
+export function jobNotFound(jobId: string, queueName: string): ClaudeboxError {
+  return new ClaudeboxError('job-not-found', `job ${jobId} not found in queue ${queueName}`);
+}

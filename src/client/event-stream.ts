@@ -8,7 +8,7 @@ import {
   type QueueAddress,
 } from '../contract/index.js';
 import { readFirstSeq, readHistory, readLastEvent } from '../redis/history.js';
-import { ClaudeboxError } from './errors.js';
+import { jobNotFound } from './errors.js';
 import { LiveEvents } from './live-events.js';
 
 export interface EventsOptions {
@@ -36,31 +36,71 @@ export async function* jobEvents(
   jobId: string,
   options: EventsOptions = {},
 ): AsyncGenerator<ExecuteEvent> {
-  const { signal } = options;
   const follow = options.follow ?? true;
-  const idleCheckMs = options.idleCheckMs ?? 5000;
-  const notFound = (): ClaudeboxError =>
-    new ClaudeboxError('job-not-found', `job ${jobId} not found in queue ${address.queueName}`);
-  let next = Math.max(1, options.fromSeq ?? 1);
+  const reader = new EventReader(redis, queue, address, jobId, options.fromSeq);
+  const live = new LiveEvents(redis, eventChannel(address.queueName, jobId));
+  try {
+    if (follow) await live.subscribe();
+    await reader.checkExists();
+    if ((yield* reader.replay()) || !follow) return;
+    if (await reader.isPastTheEnd()) return;
+    yield* reader.follow(live, options.signal, options.idleCheckMs ?? 5000);
+  } finally {
+    live.close();
+  }
+}
+
+/**
+ * One iteration over a job's events. `next`, the first seq not yielded yet, is shared by the
+ * history and the live events: whichever delivers an event first, the other's copy is dropped.
+ */
+class EventReader {
+  private next: number;
+  /** Whether the job showed itself (history or a live event): if its state goes, it was removed. */
+  private seenAny = false;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly queue: Queue,
+    private readonly address: QueueAddress,
+    private readonly jobId: string,
+    fromSeq = 1,
+  ) {
+    this.next = Math.max(1, fromSeq);
+  }
+
+  /** Throws 'job-not-found' for a job with neither a history nor a state. */
+  async checkExists(): Promise<void> {
+    this.seenAny = (await readFirstSeq(this.redis, this.address, this.jobId)) !== null;
+    if (!this.seenAny && (await this.queue.getJobState(this.jobId)) === 'unknown') {
+      throw jobNotFound(this.jobId, this.address.queueName);
+    }
+  }
+
+  /** Asked for events past the end of a job that is over: there will be none. */
+  async isPastTheEnd(): Promise<boolean> {
+    const last = await readLastEvent(this.redis, this.address, this.jobId);
+    return last !== null && isFinalEvent(last) && last.seq < this.next;
+  }
 
   /**
    * Yields what the history holds from `next` on (below `before`), moving `next` along;
    * returns true once the job's final event went out.
    */
-  async function* replay(before = Infinity): AsyncGenerator<ExecuteEvent, boolean> {
-    const first = await readFirstSeq(redis, address, jobId);
-    if (first !== null && first > next && next < before) {
+  async *replay(before = Infinity): AsyncGenerator<ExecuteEvent, boolean> {
+    const first = await readFirstSeq(this.redis, this.address, this.jobId);
+    if (first !== null && first > this.next && this.next < before) {
       // Older events were trimmed from the history (EVENTS_MAX_LEN): say so, do not pretend.
       const to = Math.min(first, before) - 1;
-      yield trimmedGap(jobId, next, to);
-      next = to + 1;
+      yield trimmedGap(this.jobId, this.next, to);
+      this.next = to + 1;
     }
-    for (let cursor = next; ;) {
-      const page = await readHistory(redis, address, jobId, cursor, PAGE);
+    for (let cursor = this.next; ;) {
+      const page = await readHistory(this.redis, this.address, this.jobId, cursor, PAGE);
       for (const event of page) {
         if (event.seq >= before) return false;
-        if (event.seq < next) continue;
-        next = event.seq + 1;
+        if (event.seq < this.next) continue;
+        this.next = event.seq + 1;
         yield event;
         if (isFinalEvent(event)) return true;
       }
@@ -70,44 +110,41 @@ export async function* jobEvents(
     }
   }
 
-  const live = new LiveEvents(redis, eventChannel(address.queueName, jobId));
-  try {
-    if (follow) await live.subscribe();
-    const seenHistory = (await readFirstSeq(redis, address, jobId)) !== null;
-    if (!seenHistory && (await queue.getJobState(jobId)) === 'unknown') throw notFound();
-    if ((yield* replay()) || !follow) return;
-    // Asked for events past the end of a job that is over: there will be none.
-    const last = await readLastEvent(redis, address, jobId);
-    if (last && isFinalEvent(last) && last.seq < next) return;
-
-    let seenAny = seenHistory;
+  /** Yields the live events until the final one, the job's end, or the signal. */
+  async *follow(
+    live: LiveEvents,
+    signal: AbortSignal | undefined,
+    idleCheckMs: number,
+  ): AsyncGenerator<ExecuteEvent> {
     let idleSince = Date.now();
     while (!signal?.aborted) {
-      if (live.takeResync() && (yield* replay())) return;
+      if (live.takeResync() && (yield* this.replay())) return;
       for (const event of live.drain()) {
         // A hole: the history fills in what it holds; the rest a gap event names later.
-        if (event.seq > next && (yield* replay(event.seq))) return;
-        if (event.seq < next) continue;
-        seenAny = true;
+        if (event.seq > this.next && (yield* this.replay(event.seq))) return;
+        if (event.seq < this.next) continue;
+        this.seenAny = true;
         idleSince = Date.now();
-        next = event.seq + 1;
+        this.next = event.seq + 1;
         yield event;
         if (isFinalEvent(event)) return;
       }
       if (Date.now() - idleSince >= idleCheckMs) {
         idleSince = Date.now();
-        const state = await queue.getJobState(jobId);
-        if (state === 'unknown' && !seenAny) throw notFound();
-        if (state === 'completed' || state === 'failed' || state === 'unknown') {
-          // It ended without a final event we could see (it stalled out, or was removed).
-          yield* replay();
+        if (await this.endedUnseen()) {
+          yield* this.replay();
           return;
         }
       }
       await live.wait(Math.max(50, idleCheckMs - (Date.now() - idleSince)), signal);
     }
-  } finally {
-    live.close();
+  }
+
+  /** Whether the job ended without a final event we could see (it stalled out, or was removed). */
+  private async endedUnseen(): Promise<boolean> {
+    const state = await this.queue.getJobState(this.jobId);
+    if (state === 'unknown' && !this.seenAny) throw jobNotFound(this.jobId, this.address.queueName);
+    return state === 'completed' || state === 'failed' || state === 'unknown';
   }
 }
 

@@ -1,0 +1,56 @@
+import type { Queue } from 'bullmq';
+import { readRunState, resultWithoutRun, type ExecuteResult } from '../contract/index.js';
+import { ClaudeboxError, jobNotFound } from './errors.js';
+
+/** The job's ExecuteResult once it completed or failed, waiting up to `timeoutMs` for that. */
+export async function waitForResult(
+  queue: Queue,
+  queueName: string,
+  jobId: string,
+  { timeoutMs = Infinity }: { timeoutMs?: number } = {},
+): Promise<ExecuteResult> {
+  const deadline = Date.now() + timeoutMs;
+  // Polling the job's state, not its event channel: a run may print gigabytes.
+  for (let pause = 100; ; pause = Math.min(pause * 2, 1000)) {
+    const result = await readResult(queue, queueName, jobId);
+    if (result) return result;
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      throw new ClaudeboxError(
+        'result-timeout',
+        `job ${jobId} did not finish within ${timeoutMs} ms`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(left, pause)));
+  }
+}
+
+/** The job's ExecuteResult, or null while it has not finished. */
+async function readResult(
+  queue: Queue,
+  queueName: string,
+  jobId: string,
+): Promise<ExecuteResult | null> {
+  // State first, the job after: read the other way round, a job that ends in between would
+  // look completed without its return value.
+  const state = await queue.getJobState(jobId);
+  const job = await queue.getJob(jobId);
+  if (state === 'unknown' || !job) throw jobNotFound(jobId, queueName);
+  if (state === 'completed') return job.returnvalue as ExecuteResult;
+  if (state !== 'failed') return null;
+  const stored = readRunState(job.progress)?.result;
+  if (stored) return stored;
+  // Failed without a word from a worker (it stalled too often, say): the reason is all there is.
+  return {
+    ...resultWithoutRun({
+      jobId,
+      attempt: Math.max(1, job.attemptsStarted),
+      failure: 'abandoned',
+      error: job.failedReason || 'the job failed without a reason',
+      sessionId: null,
+      retrying: false,
+      startedAt: job.processedOn ?? job.timestamp,
+    }),
+    lastSeq: 0,
+  };
+}
