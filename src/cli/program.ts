@@ -119,6 +119,7 @@ function addRunCommand(program: Command, io: CliIo, act: Act): void {
     .option('--tools <list>', 'comma-separated tools the run may use (e.g. "Read,Bash(git log:*)")')
     .option('--disallowed-tools <list>', 'comma-separated tools the run must not use')
     .option('--timeout <seconds>', "stop the run after this long (default: the worker's)")
+    .option('--idle-timeout <seconds>', 'stop the run when it prints nothing for this long')
     .option('--resume <sessionId>', 'continue this Claude session (a UUID)')
     .option('--session-scope <scope>', 'the sessions this job may resume (set per tenant)')
     .option('--model <name>', 'model name or alias')

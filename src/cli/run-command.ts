@@ -14,6 +14,7 @@ export interface RunOptions {
   readonly tools?: string;
   readonly disallowedTools?: string;
   readonly timeout?: string;
+  readonly idleTimeout?: string;
   readonly resume?: string;
   readonly sessionScope?: string;
   readonly model?: string;
@@ -33,6 +34,7 @@ const OPTION_OF_FIELD: Record<keyof ExecuteRequest, string> = {
   allowedTools: '--tools',
   disallowedTools: '--disallowed-tools',
   timeout: '--timeout',
+  idleTimeout: '--idle-timeout',
   resumeSessionId: '--resume',
   sessionScope: '--session-scope',
   model: '--model',
@@ -104,6 +106,9 @@ function requestFromOptions(options: RunOptions): Omit<ExecuteRequest, 'prompt'>
     }),
     ...(options.timeout !== undefined && {
       timeout: parseNumber('--timeout', options.timeout, 'a number of seconds'),
+    }),
+    ...(options.idleTimeout !== undefined && {
+      idleTimeout: parseNumber('--idle-timeout', options.idleTimeout, 'a number of seconds'),
     }),
     ...(options.resume !== undefined && { resumeSessionId: options.resume }),
     ...(options.sessionScope !== undefined && { sessionScope: options.sessionScope }),

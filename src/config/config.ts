@@ -133,6 +133,13 @@ export const ConfigSchema = z.object({
     .describe(
       'After SIGINT to the CLI on a timeout or a shutdown, how long before every process of the run is killed (a cancel waits at most 1 s, a lost lock not at all).',
     ),
+  RESULT_GRACE_SECONDS: z.coerce
+    .number({ error: 'must be a number' })
+    .positive('must be a positive number of seconds')
+    .default(5)
+    .describe(
+      'How long the CLI may go on after printing its result line before it is stopped; the attempt is then judged by that line (and says it was stopped).',
+    ),
   LOCK_DURATION_SECONDS: seconds()
     .default(30)
     .describe(

@@ -20,6 +20,7 @@ export function resultWithoutRun(fields: {
     signal: null,
     timedOut: false,
     cancelled: fields.failure === 'cancelled',
+    stoppedAfterResult: false,
     startedAt: new Date(fields.startedAt).toISOString(),
     durationMs: 0,
     sessionId: fields.sessionId,

@@ -70,6 +70,12 @@ export const ExecuteRequestSchema = z.strictObject({
     .positive('must be a positive number of seconds')
     .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS} seconds`)
     .optional(),
+  /** Seconds the run may print nothing before it is stopped as idle. */
+  idleTimeout: z
+    .number({ error: 'must be a number of seconds' })
+    .positive('must be a positive number of seconds')
+    .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS} seconds`)
+    .optional(),
   resumeSessionId: z.uuid('must be a UUID').optional(),
   /**
    * Whose sessions this job may resume and leaves behind: set by the control plane (a tenant,

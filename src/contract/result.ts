@@ -11,6 +11,7 @@ export const FAILURE_KINDS = [
   'abandoned', // the worker running this attempt died or lost the job
   'worker-error', // the worker itself could not go on (Redis refused a command, a file was unreadable)
   'session-not-found', // resumeSessionId names a session this job's scope does not hold (expired or never stored)
+  'idle', // the run printed nothing for the job's idleTimeout and was stopped
 ] as const;
 export type FailureKind = (typeof FAILURE_KINDS)[number];
 
@@ -28,6 +29,11 @@ export const ExecuteResultSchema = z.object({
   signal: z.string().nullable(),
   timedOut: z.boolean(),
   cancelled: z.boolean(),
+  /**
+   * The CLI printed its result line but did not exit within RESULT_GRACE_SECONDS, so it was
+   * stopped; the attempt is judged by that result line. Absent in results of older workers.
+   */
+  stoppedAfterResult: z.boolean().default(false),
   startedAt: z.iso.datetime(),
   durationMs: z.number().nonnegative(),
   sessionId: z.string().nullable(),

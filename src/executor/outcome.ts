@@ -21,7 +21,7 @@ export function oneLine(text: string): string {
  */
 export function judgeRun(outcome: RunOutcome, timeoutMs: number): RunReport {
   const result = outcome.summary.resultLine;
-  const failure = classify(outcome);
+  const failure = classify(outcome, timeoutMs);
   return {
     success: failure === null,
     failure: failure?.kind ?? null,
@@ -30,6 +30,7 @@ export function judgeRun(outcome: RunOutcome, timeoutMs: number): RunReport {
     signal: outcome.signal,
     timedOut: outcome.stoppedBy === 'timeout',
     cancelled: outcome.stoppedBy === 'cancelled',
+    stoppedAfterResult: outcome.stoppedBy === 'after-result',
     startedAt: new Date(outcome.startedAt).toISOString(),
     durationMs: outcome.durationMs,
     streamSessionId: outcome.summary.sessionId,
@@ -45,37 +46,45 @@ export function judgeRun(outcome: RunOutcome, timeoutMs: number): RunReport {
     permissionDenials: [...(result?.permissionDenials ?? [])],
     apiErrorStatus: result?.apiErrorStatus ?? null,
   };
+}
 
-  function classify(run: RunOutcome): { kind: FailureKind; message: string } | null {
-    if (run.spawnError !== null) return { kind: 'spawn-failed', message: run.spawnError };
-    const how = run.forced ? '; it ignored SIGINT and was killed' : '';
-    switch (run.stoppedBy) {
-      case 'timeout':
-        return { kind: 'timeout', message: `timed out after ${seconds(timeoutMs)}${how}` };
-      case 'cancelled':
-        return { kind: 'cancelled', message: `cancelled: ${run.stopMessage ?? 'no reason given'}` };
-      case 'shutdown':
-        return { kind: 'shutdown', message: run.stopMessage ?? 'stopped: the worker shut down' };
-      case 'abandoned':
-        return {
-          kind: 'abandoned',
-          message: run.stopMessage ?? 'stopped: the job is no longer ours',
-        };
-      case 'stdout-closed':
-        return { kind: 'cli-error', message: `claude closed its stdout but kept running${how}` };
-      case null:
-        break;
-    }
-    const status = run.signal ? `was killed by ${run.signal}` : `exited with code ${run.exitCode}`;
-    if (result && result.isError) {
-      const said = result.result ?? (result.errors.join('; ') || '(no error text)');
-      const what = result.subtype && result.subtype !== 'success' ? ` ${result.subtype}` : '';
-      return { kind: 'cli-error', message: `claude reported an error${what} (${status}): ${said}` };
-    }
-    if (result && run.exitCode === 0) return null;
-    if (result) return { kind: 'cli-error', message: `claude ${status}` };
-    return { kind: 'cli-error', message: `claude ${status} without a result line${detail(run)}` };
+function classify(
+  run: RunOutcome,
+  timeoutMs: number,
+): { kind: FailureKind; message: string } | null {
+  const result = run.summary.resultLine;
+  if (run.spawnError !== null) return { kind: 'spawn-failed', message: run.spawnError };
+  const how = run.forced ? '; it ignored SIGINT and was killed' : '';
+  switch (run.stoppedBy) {
+    case 'timeout':
+      return { kind: 'timeout', message: `timed out after ${seconds(timeoutMs)}${how}` };
+    case 'cancelled':
+      return { kind: 'cancelled', message: `cancelled: ${run.stopMessage ?? 'no reason given'}` };
+    case 'shutdown':
+      return { kind: 'shutdown', message: run.stopMessage ?? 'stopped: the worker shut down' };
+    case 'abandoned':
+      return {
+        kind: 'abandoned',
+        message: run.stopMessage ?? 'stopped: the job is no longer ours',
+      };
+    case 'stdout-closed':
+      return { kind: 'cli-error', message: `claude closed its stdout but kept running${how}` };
+    case 'idle':
+      return { kind: 'idle', message: `idle: ${run.stopMessage ?? 'it went silent'}${how}` };
+    // Stopped for not exiting after its result: the result line alone says how it went.
+    case 'after-result':
+    case null:
+      break;
   }
+  const status = run.signal ? `was killed by ${run.signal}` : `exited with code ${run.exitCode}`;
+  if (result && result.isError) {
+    const said = result.result ?? (result.errors.join('; ') || '(no error text)');
+    const what = result.subtype && result.subtype !== 'success' ? ` ${result.subtype}` : '';
+    return { kind: 'cli-error', message: `claude reported an error${what} (${status}): ${said}` };
+  }
+  if (result && (run.exitCode === 0 || run.stoppedBy === 'after-result')) return null;
+  if (result) return { kind: 'cli-error', message: `claude ${status}` };
+  return { kind: 'cli-error', message: `claude ${status} without a result line${detail(run)}` };
 }
 
 function detail(run: RunOutcome): string {

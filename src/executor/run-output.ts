@@ -12,6 +12,11 @@ export interface RunLine {
   readonly partial: boolean;
 }
 
+export interface OutputWatcher {
+  readonly activity?: () => void;
+  readonly result?: () => void;
+}
+
 /**
  * What a run printed: every line handed on in order, stdout kept (up to its cap) and summed up
  * (session, result line), and stderr's last whole line kept for the failure reason.
@@ -20,6 +25,7 @@ export class RunOutput {
   readonly summary = new StreamSummary();
   private readonly capture: OutputCapture;
   private stderrTail: string | null = null;
+  private watcher: OutputWatcher = {};
 
   constructor(
     private readonly limits: { readonly maxOutputBytes: number; readonly maxLineBytes: number },
@@ -40,10 +46,16 @@ export class RunOutput {
     };
   }
 
+  /** Who hears that the run printed something, and that its result line came. */
+  watch(watcher: OutputWatcher): void {
+    this.watcher = watcher;
+  }
+
   /** Reads one stream to its end; reading pauses while `onLine` is busy. */
   async read(stream: Readable, kind: 'stdout' | 'stderr'): Promise<void> {
     const splitter = new LineSplitter(this.limits.maxLineBytes);
     for await (const chunk of stream as AsyncIterable<Buffer>) {
+      this.watcher.activity?.();
       if (kind === 'stdout') this.capture.add(chunk);
       for (const line of splitter.push(chunk)) await this.emit(kind, line);
     }
@@ -53,8 +65,10 @@ export class RunOutput {
   private async emit(stream: 'stdout' | 'stderr', raw: RawLine): Promise<void> {
     const decoded = decodeLine(raw.bytes);
     if (stream === 'stdout') {
+      const hadResult = this.summary.resultLine !== null;
       if (raw.partial) this.summary.observePartial();
       else this.summary.observe(decoded.text, decoded.encoding);
+      if (!hadResult && this.summary.resultLine !== null) this.watcher.result?.();
     } else if (!raw.partial && decoded.encoding === undefined) {
       this.stderrTail = decoded.text;
     }

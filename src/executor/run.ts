@@ -22,6 +22,10 @@ export interface RunSpec {
   /** How the run's processes are started and found; by default, by `marker`. */
   readonly confinement?: Confinement;
   readonly timeoutMs: number;
+  /** Stop a run that prints nothing on stdout or stderr for this long; no limit when unset. */
+  readonly idleTimeoutMs?: number;
+  /** How long the CLI may go on after its result line before it is stopped (default 5 s). */
+  readonly resultGraceMs?: number;
   /** How long the CLI gets to stop after SIGINT before everything of the run is SIGKILLed. */
   readonly killGraceMs: number;
   readonly maxOutputBytes: number;
@@ -57,6 +61,7 @@ export interface RunOutcome {
 const STDOUT_WATCH_MS = 500;
 /** Time the pipes get to drain after every process of the run is gone. */
 const DRAIN_MS = 2000;
+const DEFAULT_RESULT_GRACE_MS = 5000;
 
 type Subprocess = ReturnType<typeof startCli>;
 type ExitStatus = { readonly code: number | null; readonly signal: NodeJS.Signals | null };
@@ -107,6 +112,7 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
   ];
   const unwatch = [
     watchTimeoutAndAbort(spec, stopper),
+    watchProgress(spec, output, stopper),
     watchStdoutClosed({ pid, confinement, exited, stopper, graceMs: spec.killGraceMs }, reading[0]),
   ];
 
@@ -172,6 +178,39 @@ function watchTimeoutAndAbort(spec: RunSpec, stopper: RunStopper): () => void {
   return () => {
     clearTimeout(timer);
     spec.signal?.removeEventListener('abort', onAbort);
+  };
+}
+
+/**
+ * A run that goes silent for the idle timeout is stopped; so is a CLI that printed its result
+ * line and then does not exit (it happens with stream-json runs), after a short grace, instead
+ * of holding the job until its timeout. Returns how to stop watching.
+ */
+function watchProgress(spec: RunSpec, output: RunOutput, stopper: RunStopper): () => void {
+  let watching = true;
+  const idleMs = spec.idleTimeoutMs;
+  const idle =
+    idleMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          void stopper.stop('idle', `it printed nothing for ${idleMs / 1000}s`);
+        }, idleMs);
+  let afterResult: NodeJS.Timeout | undefined;
+  output.watch({
+    activity: () => {
+      if (watching) idle?.refresh();
+    },
+    result: () => {
+      clearTimeout(idle);
+      afterResult = setTimeout(() => {
+        void stopper.stop('after-result', null);
+      }, spec.resultGraceMs ?? DEFAULT_RESULT_GRACE_MS);
+    },
+  });
+  return () => {
+    watching = false;
+    clearTimeout(idle);
+    clearTimeout(afterResult);
   };
 }
 

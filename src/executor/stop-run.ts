@@ -9,15 +9,20 @@ export interface StopRequest {
   readonly message: string;
 }
 
-/** Why the executor stopped a run before it ended by itself. */
-export type StopCause = 'timeout' | 'stdout-closed' | StopRequest['cause'];
+/**
+ * Why the executor stopped a run before it ended by itself. idle: it printed nothing for the
+ * job's idleTimeout; after-result: it printed its result line but did not exit.
+ */
+export type StopCause =
+  'timeout' | 'stdout-closed' | 'idle' | 'after-result' | StopRequest['cause'];
 
 const STOP_CAUSES: readonly string[] = ['cancelled', 'shutdown', 'abandoned'];
 
 /**
- * Whoever cancels wants the run gone now, and a CLI that closed its stdout has nothing more to
- * say: the CLI answers SIGINT within a fraction of a second, so these wait at most this long
- * before they kill, whatever KILL_GRACE_SECONDS says.
+ * Whoever cancels wants the run gone now, and a CLI that closed its stdout, went silent or
+ * already printed its result has nothing more to say: the CLI answers SIGINT within a fraction
+ * of a second, so these wait at most this long before they kill, whatever KILL_GRACE_SECONDS
+ * says.
  */
 const SHORT_GRACE_MS = 1000;
 
@@ -28,6 +33,8 @@ function graceFor(cause: StopCause, killGraceMs: number): number {
       return 0;
     case 'cancelled':
     case 'stdout-closed':
+    case 'idle':
+    case 'after-result':
       return Math.min(killGraceMs, SHORT_GRACE_MS);
     case 'timeout':
     case 'shutdown':

@@ -237,6 +237,8 @@ export class Attempt {
       prompt: plan.prompt,
       marker: { name: RUN_MARKER, value: runId },
       timeoutMs: timeoutSeconds * 1000,
+      ...(request.idleTimeout === undefined ? {} : { idleTimeoutMs: request.idleTimeout * 1000 }),
+      resultGraceMs: settings.resultGraceMs,
       killGraceMs: settings.killGraceMs,
       maxOutputBytes: settings.maxOutputBytes,
       maxLineBytes: settings.maxLineBytes,

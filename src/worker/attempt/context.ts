@@ -19,6 +19,8 @@ export interface JobSettings {
   readonly maxPromptBytes: number;
   readonly maxLineBytes: number;
   readonly killGraceMs: number;
+  /** RESULT_GRACE_SECONDS: how long the CLI may go on after its result line. */
+  readonly resultGraceMs: number;
   readonly sessionSyncMs: number;
   readonly eventsTtlSeconds: number;
   /** Names of extra variables the CLI gets besides the built-in allow-list (CLAUDE_ENV). */

@@ -18,6 +18,7 @@ export function jobSettings(config: Config, workDir: string): JobSettings {
     maxPromptBytes: config.MAX_PROMPT_BYTES,
     maxLineBytes: config.MAX_LINE_BYTES,
     killGraceMs: config.KILL_GRACE_SECONDS * 1000,
+    resultGraceMs: config.RESULT_GRACE_SECONDS * 1000,
     sessionSyncMs: config.SESSION_SYNC_SECONDS * 1000,
     eventsTtlSeconds: config.EVENTS_TTL_SECONDS,
     extraEnv: config.CLAUDE_ENV,

@@ -118,6 +118,21 @@ describe('validateJob', () => {
     expect(valid.ok).toBe(true);
   });
 
+  it('takes an idle timeout as a positive number of seconds', async () => {
+    expect(await validateJob({ prompt: 'hi', idleTimeout: 90 }, limits)).toMatchObject({
+      ok: true,
+      request: { idleTimeout: 90 },
+    });
+    expect(await validateJob({ prompt: 'hi', idleTimeout: 0 }, limits)).toEqual({
+      ok: false,
+      reason: 'idleTimeout: must be a positive number of seconds',
+    });
+    expect(await validateJob({ prompt: 'hi', idleTimeout: '60' }, limits)).toEqual({
+      ok: false,
+      reason: 'idleTimeout: must be a number of seconds',
+    });
+  });
+
   it('reports what the contract refuses before looking at the machine', async () => {
     expect(await validateJob({ workingDir: 'missing', extra: 1 }, limits)).toEqual({
       ok: false,

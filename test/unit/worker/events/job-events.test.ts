@@ -93,6 +93,7 @@ const result = (attempt = 1): Omit<ExecuteResult, 'lastSeq'> => ({
   jobId: 'job-1',
   attempt,
   success: true,
+  stoppedAfterResult: false,
   failure: null,
   error: null,
   exitCode: 0,
