@@ -34,6 +34,19 @@ const DEMO_PROMPT = [
 /** One cleanup step per thing the demo started, run in reverse order whatever happens. */
 type Cleanup = () => Promise<void> | void;
 
+/** What the demo started, for the steps that follow. */
+interface DemoSetUp {
+  readonly claude: string;
+  readonly redisNote: string;
+  readonly standInUrl: string;
+  readonly workDir: string;
+  /** The job's own directory: with run isolation a job does not work in WORK_DIR itself. */
+  readonly project: string;
+  readonly queueName: string;
+  readonly worker: ClaudeboxWorker;
+  readonly client: ReturnType<typeof createClient>;
+}
+
 /**
  * `npm run demo`: a run from enqueue to result with nothing but `npm ci` done. A private
  * redis-server (or REDIS_URL), a worker, the real claude CLI, and a scripted stand-in for the
@@ -51,124 +64,19 @@ export async function runDemo(io: CliIo): Promise<number> {
       io.stderr('claudebox demo: the claude CLI is not installed; run `npm ci` first\n');
       return 1;
     }
-    let redisUrl = io.env.REDIS_URL;
-    let redisNote = `${redactUrl(redisUrl ?? '')} (from REDIS_URL)`;
-    if (!redisUrl) {
-      const redis = await startPrivateRedis().catch((error: unknown) => {
-        throw new Error(`${errorMessage(error)}, or set REDIS_URL to a Redis to use`);
-      });
-      cleanups.push(() => redis.close());
-      redisUrl = redis.url;
-      redisNote = `a private redis-server on ${redis.url} (set REDIS_URL to use yours)`;
-    }
-
-    const standIn = await startStandIn();
-    cleanups.push(() => standIn.close());
-
-    const scratch = mkdtempSync(join(tmpdir(), 'claudebox-demo-'));
-    cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
-    const workDir = await realpath(scratch);
-    const home = join(workDir, '.home');
-    // The job's own directory: with run isolation a job does not work in WORK_DIR itself.
-    const project = join(workDir, 'project');
-    mkdirSync(project);
-    mkdirSync(join(home, '.claude'), { recursive: true });
-    const queueName = `claudebox-demo-${randomUUID().slice(0, 8)}`;
-    const env = {
-      PATH: io.env.PATH,
-      LANG: io.env.LANG,
-      // A private HOME: the demo neither reads nor leaves anything in yours.
-      HOME: home,
-      CLAUDE_CONFIG_DIR: join(home, '.claude'),
-      ANTHROPIC_BASE_URL: standIn.url,
-      ANTHROPIC_API_KEY: 'scripted-stand-in',
-      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-      DISABLE_TELEMETRY: '1',
-      CLAUDE_CODE_MAX_RETRIES: '0',
-      REDIS_URL: redisUrl,
-      QUEUE_NAME: queueName,
-      WORK_DIR: workDir,
-      HEALTH_PORT: '0',
-      LOG_LEVEL: 'warn',
-    };
-    const config = loadConfig(env);
-    const logs = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        io.stderr(chunk.toString());
-        done();
-      },
-    });
-    const worker = await startWorker({
-      config,
-      env,
-      logger: createLogger(config.LOG_LEVEL, logs),
-      claude: { path: claude, source: 'bundled' },
-      workDir,
-    });
-    cleanups.push(() => worker.shutdown(0));
-    const client = createClient({ url: redisUrl, queueName, prefix: config.QUEUE_PREFIX });
-    cleanups.push(() => client.close());
-    if (io.env.REDIS_URL) {
-      // Someone else's Redis: take the demo's queue away again.
-      cleanups.push(async () => {
-        const queue = new Queue(queueName, {
-          connection: { url: redisUrl },
-          prefix: config.QUEUE_PREFIX,
-        });
-        await queue.obliterate({ force: true });
-        await queue.close();
-        // And the keys that are claudebox's, not BullMQ's (the job's history, the session): they
-        // share the queue's namespace, `<prefix>:<queue>:`.
-        const redis = new Redis(redisUrl);
-        for await (const keys of redis.scanStream({ match: `${queue.qualifiedName}:*` })) {
-          if ((keys as string[]).length > 0) await redis.del(...(keys as string[]));
-        }
-        await redis.quit();
-      });
-    }
-
-    say('claudebox demo');
-    say(`  Redis    ${redisNote}`);
-    say(
-      `  Model    a scripted stand-in for the Anthropic API on ${standIn.url}: no API key, no network`,
-    );
-    say(`  Claude   the real claude CLI, ${claude}`);
-    say(`  Worker   one claudebox worker, WORK_DIR ${workDir}`);
-    say(`  Runs     ${describeIsolation(worker.isolation)}`);
-    say();
-    const jobId = await client.enqueue({
-      prompt: DEMO_PROMPT,
-      workingDir: 'project',
-      allowedTools: ['Bash'],
-      timeout: 120,
-    });
-    say(`Enqueued job ${jobId} on queue ${queueName}, prompt:`);
-    for (const line of DEMO_PROMPT.split('\n')) say(`  | ${line}`);
-    say();
-    say('Its events, as they arrive:');
-
+    const demo = await setUp(io, claude, cleanups);
+    introduce(say, demo);
+    const jobId = await enqueue(say, demo);
     const color = useColor(io);
-    for await (const event of client.events(jobId, { signal: interrupted.signal })) {
+    for await (const event of demo.client.events(jobId, { signal: interrupted.signal })) {
       writeLines(io.stdout, renderEvent(event, { color }));
     }
     if (interrupted.signal.aborted) {
       io.stderr('claudebox demo: interrupted; stopping everything it started\n');
       return 130;
     }
-    const result = await client.result(jobId, { timeoutMs: 30_000 });
-
-    say();
-    say('The ExecuteResult (the job’s return value):');
-    say(JSON.stringify(abbreviate(result), null, 2));
-    say();
-    say(
-      `node-version.txt in the working directory: ${readFileSync(join(project, 'node-version.txt'), 'utf8').trim()}`,
-    );
-    say();
-    say('The demo now stops everything it started. To run against the real API instead:');
-    say('  export ANTHROPIC_API_KEY=sk-ant-...   # no stand-in');
-    say('  npm start                             # a worker, on Redis at 127.0.0.1:6379');
-    say('  npx claudebox run --follow "your prompt"');
+    const result = await demo.client.result(jobId, { timeoutMs: 30_000 });
+    conclude(say, result, demo);
     return result.success ? 0 : 1;
   } catch (error) {
     io.stderr(`claudebox demo: ${errorMessage(error)}\n`);
@@ -177,6 +85,136 @@ export async function runDemo(io: CliIo): Promise<number> {
     stopInterrupts();
     await cleanUp(cleanups);
   }
+}
+
+async function setUp(io: CliIo, claude: string, cleanups: Cleanup[]): Promise<DemoSetUp> {
+  const redis = await redisToUse(io, cleanups);
+  const standIn = await startStandIn();
+  cleanups.push(() => standIn.close());
+  const scratch = mkdtempSync(join(tmpdir(), 'claudebox-demo-'));
+  cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
+  const workDir = await realpath(scratch);
+  const project = join(workDir, 'project');
+  mkdirSync(project);
+  const queueName = `claudebox-demo-${randomUUID().slice(0, 8)}`;
+  const env = demoEnv(io, { workDir, standInUrl: standIn.url, redisUrl: redis.url, queueName });
+  const config = loadConfig(env);
+  const logs = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      io.stderr(chunk.toString());
+      done();
+    },
+  });
+  const worker = await startWorker({
+    config,
+    env,
+    logger: createLogger(config.LOG_LEVEL, logs),
+    claude: { path: claude, source: 'bundled' },
+    workDir,
+  });
+  cleanups.push(() => worker.shutdown(0));
+  const client = createClient({ url: redis.url, queueName, prefix: config.QUEUE_PREFIX });
+  cleanups.push(() => client.close());
+  if (io.env.REDIS_URL) {
+    cleanups.push(() => removeQueue(redis.url, queueName, config.QUEUE_PREFIX));
+  }
+  const standInUrl = standIn.url;
+  return { claude, redisNote: redis.note, standInUrl, workDir, project, queueName, worker, client };
+}
+
+/** REDIS_URL when set, else a private redis-server that the cleanups stop. */
+async function redisToUse(
+  io: CliIo,
+  cleanups: Cleanup[],
+): Promise<{ readonly url: string; readonly note: string }> {
+  const url = io.env.REDIS_URL;
+  if (url) return { url, note: `${redactUrl(url)} (from REDIS_URL)` };
+  const redis = await startPrivateRedis().catch((error: unknown) => {
+    throw new Error(`${errorMessage(error)}, or set REDIS_URL to a Redis to use`);
+  });
+  cleanups.push(() => redis.close());
+  return {
+    url: redis.url,
+    note: `a private redis-server on ${redis.url} (set REDIS_URL to use yours)`,
+  };
+}
+
+function demoEnv(
+  io: CliIo,
+  at: { workDir: string; standInUrl: string; redisUrl: string; queueName: string },
+): Record<string, string | undefined> {
+  const home = join(at.workDir, '.home');
+  mkdirSync(join(home, '.claude'), { recursive: true });
+  return {
+    PATH: io.env.PATH,
+    LANG: io.env.LANG,
+    // A private HOME: the demo neither reads nor leaves anything in yours.
+    HOME: home,
+    CLAUDE_CONFIG_DIR: join(home, '.claude'),
+    ANTHROPIC_BASE_URL: at.standInUrl,
+    ANTHROPIC_API_KEY: 'scripted-stand-in',
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_TELEMETRY: '1',
+    CLAUDE_CODE_MAX_RETRIES: '0',
+    REDIS_URL: at.redisUrl,
+    QUEUE_NAME: at.queueName,
+    WORK_DIR: at.workDir,
+    HEALTH_PORT: '0',
+    LOG_LEVEL: 'warn',
+  };
+}
+
+/** On someone else's Redis: the demo's queue goes again, and claudebox's keys beside it. */
+async function removeQueue(redisUrl: string, queueName: string, prefix: string): Promise<void> {
+  const queue = new Queue(queueName, { connection: { url: redisUrl }, prefix });
+  await queue.obliterate({ force: true });
+  await queue.close();
+  // The job's history and session share the queue's namespace, `<prefix>:<queue>:`.
+  const redis = new Redis(redisUrl);
+  for await (const keys of redis.scanStream({ match: `${queue.qualifiedName}:*` })) {
+    if ((keys as string[]).length > 0) await redis.del(...(keys as string[]));
+  }
+  await redis.quit();
+}
+
+function introduce(say: (line?: string) => void, demo: DemoSetUp): void {
+  say('claudebox demo');
+  say(`  Redis    ${demo.redisNote}`);
+  say(
+    `  Model    a scripted stand-in for the Anthropic API on ${demo.standInUrl}: no API key, no network`,
+  );
+  say(`  Claude   the real claude CLI, ${demo.claude}`);
+  say(`  Worker   one claudebox worker, WORK_DIR ${demo.workDir}`);
+  say(`  Runs     ${describeIsolation(demo.worker.isolation)}`);
+  say();
+}
+
+async function enqueue(say: (line?: string) => void, demo: DemoSetUp): Promise<string> {
+  const jobId = await demo.client.enqueue({
+    prompt: DEMO_PROMPT,
+    workingDir: 'project',
+    allowedTools: ['Bash'],
+    timeout: 120,
+  });
+  say(`Enqueued job ${jobId} on queue ${demo.queueName}, prompt:`);
+  for (const line of DEMO_PROMPT.split('\n')) say(`  | ${line}`);
+  say();
+  say('Its events, as they arrive:');
+  return jobId;
+}
+
+function conclude(say: (line?: string) => void, result: ExecuteResult, demo: DemoSetUp): void {
+  say();
+  say('The ExecuteResult (the job’s return value):');
+  say(JSON.stringify(abbreviate(result), null, 2));
+  say();
+  const noted = readFileSync(join(demo.project, 'node-version.txt'), 'utf8').trim();
+  say(`node-version.txt in the working directory: ${noted}`);
+  say();
+  say('The demo now stops everything it started. To run against the real API instead:');
+  say('  export ANTHROPIC_API_KEY=sk-ant-...   # no stand-in');
+  say('  npm start                             # a worker, on Redis at 127.0.0.1:6379');
+  say('  npx claudebox run --follow "your prompt"');
 }
 
 function describeIsolation(isolation: ClaudeboxWorker['isolation']): string {

@@ -55,32 +55,7 @@ export async function startPrivateRedis(
   let child: ChildProcess | undefined;
 
   const start = async (): Promise<void> => {
-    const proc = spawn('redis-server', args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // Says whose it is, in /proc: a leak check can then tell it from anybody else's Redis.
-      env: { ...process.env, CLAUDEBOX_PRIVATE_REDIS: dir },
-    });
-    child = proc;
-    let output = '';
-    await new Promise<void>((resolve, reject) => {
-      const onOutput = (chunk: Buffer): void => {
-        output += chunk.toString();
-        if (output.includes('Ready to accept connections')) {
-          proc.off('exit', onExit);
-          resolve();
-        }
-      };
-      const onExit = (code: number | null): void => {
-        const said = output.trim().split('\n').at(-1) ?? '';
-        reject(new Error(`redis-server exited with code ${code} before it was ready: ${said}`));
-      };
-      proc.stdout.on('data', onOutput);
-      proc.stderr.on('data', onOutput);
-      proc.once('exit', onExit);
-      proc.once('error', (error: NodeJS.ErrnoException) => {
-        reject(error.code === 'ENOENT' ? new Error(REDIS_INSTALL_HINT) : error);
-      });
-    });
+    child = await spawnRedis(args, dir);
   };
 
   const stop = async (): Promise<void> => {
@@ -108,4 +83,34 @@ export async function startPrivateRedis(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** redis-server with these arguments, once it says it is ready. */
+async function spawnRedis(args: string[], dir: string): Promise<ChildProcess> {
+  const proc = spawn('redis-server', args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Says whose it is, in /proc: a leak check can then tell it from anybody else's Redis.
+    env: { ...process.env, CLAUDEBOX_PRIVATE_REDIS: dir },
+  });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const onOutput = (chunk: Buffer): void => {
+      output += chunk.toString();
+      if (output.includes('Ready to accept connections')) {
+        proc.off('exit', onExit);
+        resolve();
+      }
+    };
+    const onExit = (code: number | null): void => {
+      const said = output.trim().split('\n').at(-1) ?? '';
+      reject(new Error(`redis-server exited with code ${code} before it was ready: ${said}`));
+    };
+    proc.stdout.on('data', onOutput);
+    proc.stderr.on('data', onOutput);
+    proc.once('exit', onExit);
+    proc.once('error', (error: NodeJS.ErrnoException) => {
+      reject(error.code === 'ENOENT' ? new Error(REDIS_INSTALL_HINT) : error);
+    });
+  });
+  return proc;
 }
