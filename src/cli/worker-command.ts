@@ -2,6 +2,7 @@ import { realpath } from 'node:fs/promises';
 import type { DestinationStream } from 'pino';
 import { ConfigError, loadConfig, redactUrl } from '../config/config.js';
 import { createLogger } from '../config/logger.js';
+import { loadProfiles } from '../config/profiles.js';
 import { ClaudeBinaryError, resolveClaudeBinary } from '../executor/index.js';
 import { IsolationError } from '../isolation/index.js';
 import { startWorker } from '../worker/runtime/worker.js';
@@ -34,8 +35,10 @@ export async function runWorkerCommand(io: WorkerCommandIo): Promise<number> {
     return fail(`the worker runs on Linux only (this is ${io.platform})`);
   }
   let config;
+  let profiles;
   try {
     config = loadConfig(io.env);
+    profiles = await loadProfiles(config.PROFILES_FILE);
   } catch (error) {
     if (error instanceof ConfigError) return fail(error.message);
     throw error;
@@ -63,7 +66,7 @@ export async function runWorkerCommand(io: WorkerCommandIo): Promise<number> {
 
   let worker;
   try {
-    worker = await startWorker({ config, env: io.env, logger, claude, workDir });
+    worker = await startWorker({ config, env: io.env, logger, claude, workDir, profiles });
   } catch (error) {
     if (error instanceof IsolationError) return fail(error.message);
     throw error;
@@ -80,6 +83,7 @@ export async function runWorkerCommand(io: WorkerCommandIo): Promise<number> {
       claudeFrom: claude.source,
       health: worker.healthUrl,
       isolation: worker.isolation,
+      profiles: [...profiles.keys()],
     },
     'worker ready',
   );
