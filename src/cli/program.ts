@@ -126,6 +126,10 @@ function addRunCommand(program: Command, io: CliIo, act: Act): void {
     .option('--max-turns <n>', 'stop after this many turns')
     .option('--permission-mode <mode>', `one of ${PERMISSION_MODES.join(', ')}`)
     .option('--append-system-prompt <text>', 'text added to the system prompt')
+    .option(
+      '--profile <name>',
+      "one of the worker's profiles (PROFILES_FILE): MCP servers, settings",
+    )
     .option('--attempts <n>', 'attempts in all, counting retries after a failure (default 1)')
     .option('--follow', "print the job's events live; the exit code follows the run")
     .option('--json', 'with --follow: one raw event JSON per line instead of text')

@@ -21,6 +21,7 @@ export interface RunOptions {
   readonly maxTurns?: string;
   readonly permissionMode?: string;
   readonly appendSystemPrompt?: string;
+  readonly profile?: string;
   readonly attempts?: string;
   readonly follow?: boolean;
   readonly json?: boolean;
@@ -41,6 +42,7 @@ const OPTION_OF_FIELD: Record<keyof ExecuteRequest, string> = {
   maxTurns: '--max-turns',
   appendSystemPrompt: '--append-system-prompt',
   permissionMode: '--permission-mode',
+  profile: '--profile',
 };
 
 /**
@@ -122,6 +124,7 @@ function requestFromOptions(options: RunOptions): Omit<ExecuteRequest, 'prompt'>
     ...(options.appendSystemPrompt !== undefined && {
       appendSystemPrompt: options.appendSystemPrompt,
     }),
+    ...(options.profile !== undefined && { profile: options.profile }),
   };
 }
 

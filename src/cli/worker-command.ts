@@ -2,6 +2,7 @@ import { realpath } from 'node:fs/promises';
 import type { DestinationStream } from 'pino';
 import { ConfigError, loadConfig, redactUrl } from '../config/config.js';
 import { createLogger } from '../config/logger.js';
+import { loadProfiles } from '../config/profiles.js';
 import { ClaudeBinaryError, resolveClaudeBinary } from '../executor/index.js';
 import { IsolationError } from '../isolation/index.js';
 import { startWorker, type ClaudeboxWorker, type WorkerDeps } from '../worker/runtime/worker.js';
@@ -55,6 +56,8 @@ async function startUp(io: WorkerCommandIo): Promise<Checked<Started>> {
   const loaded = await expecting(ConfigError, () => loadConfig(io.env));
   if ('problem' in loaded) return loaded;
   const config = loaded.value;
+  const profiles = await expecting(ConfigError, () => loadProfiles(config.PROFILES_FILE));
+  if ('problem' in profiles) return profiles;
   const logger = createLogger(config.LOG_LEVEL, io.logDestination);
   const workDir = await realWorkDir(config.WORK_DIR ?? io.cwd);
   if ('problem' in workDir) return workDir;
@@ -70,6 +73,7 @@ async function startUp(io: WorkerCommandIo): Promise<Checked<Started>> {
     logger,
     claude: claude.value,
     workDir: workDir.value,
+    profiles: profiles.value,
   };
   const worker = await expecting(IsolationError, () => startWorker(deps));
   if ('problem' in worker) return worker;
@@ -97,7 +101,10 @@ async function realWorkDir(setting: string): Promise<Checked<string>> {
   }
 }
 
-function logReady(worker: ClaudeboxWorker, { config, logger, workDir, claude }: WorkerDeps): void {
+function logReady(
+  worker: ClaudeboxWorker,
+  { config, logger, workDir, claude, profiles }: WorkerDeps,
+): void {
   logger.info(
     {
       workerId: worker.id,
@@ -110,6 +117,7 @@ function logReady(worker: ClaudeboxWorker, { config, logger, workDir, claude }: 
       claudeFrom: claude.source,
       health: worker.healthUrl,
       isolation: worker.isolation,
+      profiles: [...(profiles?.keys() ?? [])],
     },
     'worker ready',
   );

@@ -25,7 +25,7 @@ const commaList = (fallback: string) =>
     );
 
 /** Variables that hold the worker's own secrets: CLAUDE_ENV may never hand them to a run. */
-const WORKER_SECRETS = ['REDIS_URL'];
+export const WORKER_SECRETS: readonly string[] = ['REDIS_URL'];
 
 /**
  * Every setting of a worker, read from the environment. docs/configuration.md is rendered from
@@ -197,6 +197,11 @@ export const ConfigSchema = z.object({
     )
     .describe(
       'Extra variable names, comma-separated, passed through to the CLI (never `REDIS_URL`).',
+    ),
+  PROFILES_FILE: nonEmpty()
+    .optional()
+    .describe(
+      "A JSON file of named profiles (MCP servers, CLI settings, setting sources) a job picks with `profile`; read and checked at start. Secrets in it are `${env:NAME}` references to the worker's environment, filled in when a run starts. See [Profiles](operations.md#profiles).",
     ),
 });
 

@@ -38,6 +38,9 @@ export const MAX_FLAG_VALUE_BYTES = 64 * 1024;
 // eslint-disable-next-line no-control-regex -- control characters are exactly what it rejects
 const TOOL_RULE = /^[A-Za-z][A-Za-z0-9_-]*(\([^()\u0000-\u001f\u007f]*\))?$/;
 
+/** A profile's name, as PROFILES_FILE defines it and a job's `profile` names it. */
+export const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 const toolRule = z.string({ error: 'must be a tool name (a string)' }).regex(TOOL_RULE, {
   error: (issue) =>
     `${JSON.stringify(issue.input)} is not a tool name such as "Bash" or "Bash(git diff:*)"`,
@@ -93,6 +96,11 @@ export const ExecuteRequestSchema = z.strictObject({
   appendSystemPrompt: flagText().optional(),
   permissionMode: z
     .enum(PERMISSION_MODES, { error: `must be one of ${PERMISSION_MODES.join(', ')}` })
+    .optional(),
+  /** A named profile of the worker (MCP servers, settings); its secrets never travel here. */
+  profile: z
+    .string({ error: 'must be a string' })
+    .regex(PROFILE_NAME, 'must be a profile name: 1 to 64 letters, digits, . _ or -')
     .optional(),
 });
 

@@ -10,11 +10,33 @@ export type SessionPlan =
   | { readonly mode: 'none' };
 
 /**
+ * Where a run's MCP servers and settings come from: files the worker wrote into the run's box
+ * (their values, secrets among them, never go on argv, which /proc and the started event show),
+ * and the setting sources the run may read besides them.
+ */
+export interface RunConfigArgs {
+  readonly mcpConfigFile: string | null;
+  readonly settingsFile: string | null;
+  readonly settingSources: readonly string[];
+}
+
+/** No MCP server, no settings file, no setting source. */
+export const NO_RUN_CONFIG: RunConfigArgs = {
+  mcpConfigFile: null,
+  settingsFile: null,
+  settingSources: [],
+};
+
+/**
  * The CLI's arguments for a request. The prompt is not among them: it goes on stdin, which has
  * no size cap and cannot be swallowed by a list flag. Values use the `--flag=value` form so a
  * value starting with "-" can never read as a flag of its own.
  */
-export function buildArgs(request: ExecuteRequest, session: SessionPlan): string[] {
+export function buildArgs(
+  request: ExecuteRequest,
+  session: SessionPlan,
+  config: RunConfigArgs = NO_RUN_CONFIG,
+): string[] {
   const args = ['-p', '--verbose', '--output-format', 'stream-json'];
   if (session.mode === 'new') args.push(`--session-id=${session.sessionId}`);
   if (session.mode === 'resume') args.push(`--resume=${session.sessionId}`);
@@ -31,5 +53,17 @@ export function buildArgs(request: ExecuteRequest, session: SessionPlan): string
   if (request.appendSystemPrompt !== undefined) {
     args.push(`--append-system-prompt=${request.appendSystemPrompt}`);
   }
+  args.push(...runConfigArgs(config));
+  return args;
+}
+
+/**
+ * Always strict: the working directory's `.mcp.json` and the user, project and local settings
+ * (hooks among them) count only where the profile allows their source.
+ */
+function runConfigArgs(config: RunConfigArgs): string[] {
+  const args = ['--strict-mcp-config', `--setting-sources=${config.settingSources.join(',')}`];
+  if (config.mcpConfigFile !== null) args.push(`--mcp-config=${config.mcpConfigFile}`);
+  if (config.settingsFile !== null) args.push(`--settings=${config.settingsFile}`);
   return args;
 }

@@ -1,4 +1,4 @@
-export { buildArgs, type SessionPlan } from './args.js';
+export { buildArgs, NO_RUN_CONFIG, type RunConfigArgs, type SessionPlan } from './args.js';
 export { buildChildEnv, RUN_MARKER, WORKER_MARKER, JOB_VARIABLE, type RunIdentity } from './env.js';
 export {
   bundledBinary,

@@ -1,4 +1,5 @@
-import { mkdir, readdir, lstat, rm } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readdir, lstat, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Confinement } from '../executor/index.js';
 import type { RunIsolation } from '../contract/index.js';
@@ -18,6 +19,11 @@ export interface RunBox {
   readonly confinement: Confinement | undefined;
   /** Makes everything put in the run's home so far the run's own (call before the CLI starts). */
   seal(): Promise<void>;
+  /**
+   * Writes a file only this run (and root) can read, which goes when the box closes; returns its
+   * path as the run sees it. For what must not go on argv: MCP configs and settings with secrets.
+   */
+  writePrivateFile(name: string, content: string): Promise<string>;
   /** Stops what is left of the run, closes its directories and frees its uid. */
   close(): Promise<void>;
 }
@@ -75,6 +81,13 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     configDir,
     confinement,
     seal: () => handOver(home, uid, spec.mayTake),
+    writePrivateFile: async (name, content) => {
+      // In the config dir, which is the run's alone (0700) and removed with its home.
+      const path = join(configDir, name);
+      await writeFile(path, content, { mode: 0o400, flag: 'wx' });
+      await chown(path, uid, uid);
+      return path;
+    },
     close: () =>
       (closed ??= (async () => {
         // Nothing of the run may write while its places are taken back.
@@ -100,14 +113,28 @@ async function removeFilesOf(uid: number): Promise<void> {
   }
 }
 
-/** A run with no isolation: the worker's own uid, home and Claude config dir. */
+/**
+ * A run with no isolation: the worker's own uid, home and Claude config dir. Its private files
+ * go in a temporary directory of its own, not in the config dir every such run shares.
+ */
 export function sharedBox(configDir: string, reason: string): RunBox {
+  let privateDir: Promise<string> | null = null;
   return {
     isolation: { mode: 'off', uid: null, namespaces: [], reason },
     env: {},
     configDir,
     confinement: undefined,
     seal: () => Promise.resolve(),
-    close: () => Promise.resolve(),
+    writePrivateFile: async (name, content) => {
+      privateDir ??= mkdtemp(join(tmpdir(), 'claudebox-run-'));
+      const path = join(await privateDir, name);
+      await writeFile(path, content, { mode: 0o400, flag: 'wx' });
+      return path;
+    },
+    close: async () => {
+      const dir = privateDir;
+      privateDir = null;
+      if (dir !== null) await rm(await dir, { recursive: true, force: true });
+    },
   };
 }

@@ -117,6 +117,8 @@ describe('claudebox run', () => {
         'acceptEdits',
         '--append-system-prompt',
         'Be brief.',
+        '--profile',
+        'github',
         '--attempts',
         '3',
         'Fix the bug',
@@ -139,6 +141,7 @@ describe('claudebox run', () => {
       maxTurns: 7,
       permissionMode: 'acceptEdits',
       appendSystemPrompt: 'Be brief.',
+      profile: 'github',
     });
     expect(job?.opts.attempts).toBe(3);
   });
@@ -154,14 +157,26 @@ describe('claudebox run', () => {
 
   it('exits 2 naming each bad field, and enqueues nothing', async () => {
     const run = processes.spawn(
-      ['run', '--max-turns', '0', '--model', 'not a model', '--tools', 'Bash,', ' '],
+      [
+        'run',
+        '--max-turns',
+        '0',
+        '--model',
+        'not a model',
+        '--profile',
+        '../github',
+        '--tools',
+        'Bash,',
+        ' ',
+      ],
       env,
     );
 
     expect(await run.exited).toBe(2);
     expect(run.stderr()).toBe(
       'claudebox: invalid request: prompt: must not be empty; ' +
-        '--model: must be a model name or alias; --max-turns: must be positive\n',
+        '--model: must be a model name or alias; --max-turns: must be positive; ' +
+        '--profile: must be a profile name: 1 to 64 letters, digits, . _ or -\n',
     );
     expect(run.stdout()).toBe('');
     expect(await queue.getJobCountByTypes('waiting', 'active', 'delayed')).toBe(0);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -88,6 +88,38 @@ describe('setting up run isolation', () => {
     expect(statSync(s.runRoot).mode & 0o777).toBe(0o711);
     expect(statSync(join(s.runRoot, 'leases')).mode & 0o777).toBe(0o700);
     expect(statSync(s.workDir).mode & 0o001).toBe(0o001);
+  });
+
+  it('writes a run’s private files where only its uid can read them, and removes them with the run', async () => {
+    const s = settings({ mode: 'required' });
+    const cwd = join(s.workDir, 'repo');
+    mkdirSync(cwd);
+    const isolation = await setUpIsolation(s);
+    const box = await isolation.open({ runId: randomUUID(), cwd });
+    const path = await box.writePrivateFile('profile-mcp.json', '{"mcpServers":{}}');
+    await box.seal();
+
+    expect(path.startsWith(`${box.configDir}/`)).toBe(true);
+    expect(statSync(path)).toMatchObject({ uid: box.isolation.uid, gid: box.isolation.uid });
+    expect(statSync(path).mode & 0o777).toBe(0o400);
+    expect(statSync(box.configDir).mode & 0o777).toBe(0o700);
+    expect(readFileSync(path, 'utf8')).toBe('{"mcpServers":{}}');
+    await box.close();
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('keeps an unisolated run’s private files out of the config dir runs share, and removes them with the run', async () => {
+    const shared = mkdtempSync(join(tmpdir(), 'claudebox-shared-config-'));
+    const isolation = await setUpIsolation(settings({ mode: 'off', sharedConfigDir: shared }));
+    const box = await isolation.open({ runId: randomUUID(), cwd: tmpdir() });
+    const path = await box.writePrivateFile('profile-settings.json', '{}');
+
+    expect(path.startsWith(shared)).toBe(false);
+    expect(statSync(path).mode & 0o777).toBe(0o400);
+    expect(statSync(join(path, '..')).mode & 0o777).toBe(0o700);
+    await box.close();
+    expect(existsSync(path)).toBe(false);
+    expect(existsSync(join(path, '..'))).toBe(false);
   });
 });
 

@@ -86,6 +86,22 @@ describe('the stand-in script', () => {
     expect(parseStep('malformed please')).toMatchObject({ kind: 'invalid' });
   });
 
+  it('tool: any tool by name, with a JSON object as its input ({} when none is given)', () => {
+    expect(parseStep('tool mcp__vault__secret_digest {"label": "a b", "n": [1]}')).toEqual({
+      kind: 'tool',
+      name: 'mcp__vault__secret_digest',
+      input: { label: 'a b', n: [1] },
+    });
+    expect(parseStep('tool ListMcpResourcesTool')).toEqual({
+      kind: 'tool',
+      name: 'ListMcpResourcesTool',
+      input: {},
+    });
+    expect(parseStep('tool')).toMatchObject({ kind: 'invalid', problem: /needs a tool name/ });
+    expect(parseStep('tool x {label}')).toMatchObject({ kind: 'invalid', problem: /not JSON/ });
+    expect(parseStep('tool x [1]')).toMatchObject({ kind: 'invalid', problem: /JSON object/ });
+  });
+
   it('turns a line it cannot play into an invalid step that says what is wrong', () => {
     expect(parseStep('dance wildly')).toEqual({
       kind: 'invalid',

@@ -184,6 +184,14 @@ describe('the scripted model', () => {
     expect(decide(request(prompt('stand-in: malformed'))).reply).toEqual({ kind: 'malformed' });
   });
 
+  it('calls a tool step’s tool by name with its input as given', () => {
+    expect(decide(request(prompt('stand-in: tool mcp__s__t {"q": 1}'))).reply).toEqual({
+      kind: 'tool',
+      name: 'mcp__s__t',
+      input: { q: 1 },
+    });
+  });
+
   it('answers a line it cannot play with a 400 that quotes the line and the problem', () => {
     expect(decide(request(prompt('stand-in: fly away'))).reply).toEqual({
       kind: 'error',

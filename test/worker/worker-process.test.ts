@@ -1,6 +1,6 @@
 import { spawn as nodeSpawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
@@ -131,6 +131,30 @@ describe('the worker process', () => {
     expect(await worker.exited).toBe(1);
     expect(worker.stderr).toEqual([
       'claudebox: invalid configuration: REDIS_URL="http://:***@127.0.0.1:6379/": must be a redis:// or rediss:// URL; CONCURRENCY="many": must be a number; DEFAULT_TIMEOUT_SECONDS="-1": must be positive; SESSION_STORE="disk": must be redis or off',
+    ]);
+  });
+
+  it('exits 1 naming the profile and the field when PROFILES_FILE is not right, before taking any job', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'claudebox-profiles-')), 'profiles.json');
+    const hooks = { Stop: [{ hooks: [{ type: 'command', command: 'true' }] }] };
+    writeFileSync(
+      file,
+      JSON.stringify({
+        profiles: {
+          ok: {},
+          github: { mcpServers: { gh: { type: 'http', url: 'https://example.com', token: 'x' } } },
+          ci: { settings: { hooks } },
+        },
+      }),
+    );
+    const worker = spawn({
+      REDIS_URL: redisUrl,
+      CLAUDE_BIN: fixture('claude-success.mjs'),
+      PROFILES_FILE: file,
+    });
+    expect(await worker.exited).toBe(1);
+    expect(worker.stderr).toEqual([
+      `claudebox: invalid configuration: PROFILES_FILE=${file}: profile "github": mcpServers.gh.token: unknown field; profile "ci": settings.hooks: makes the CLI run commands outside the tool permissions; set "allowHooks": true in the profile to allow it`,
     ]);
   });
 

@@ -17,6 +17,8 @@ export type Step =
       readonly newText: string;
     }
   | { readonly kind: 'http'; readonly status: number }
+  /** A call of any tool by name (an MCP server's `mcp__<server>__<tool>`, say) with JSON input. */
+  | { readonly kind: 'tool'; readonly name: string; readonly input: Record<string, unknown> }
   | { readonly kind: 'malformed' }
   /** A line the stand-in cannot play; it answers with an error naming the problem instead. */
   | { readonly kind: 'invalid'; readonly line: string; readonly problem: string };
@@ -25,7 +27,7 @@ export type StepKind = Step['kind'];
 
 const SCRIPT_LINE = /^[ \t]*stand-in:[ \t]*(.*?)[ \t]*$/;
 const EDIT_SEPARATOR = ' :: ';
-const KNOWN = 'say, bash, write, read, edit, http, malformed';
+const KNOWN = 'say, bash, write, read, edit, http, malformed, tool';
 
 /** Whether the text holds at least one `stand-in:` line. */
 export function hasScript(text: string): boolean {
@@ -95,11 +97,34 @@ export function parseStep(source: string): Step {
     }
     case 'malformed':
       return rest === '' ? { kind: 'malformed' } : invalid('`malformed` takes no argument');
+    case 'tool':
+      return parseToolStep(rest, invalid);
     case '':
       return invalid(`an empty step (known steps: ${KNOWN})`);
     default:
       return invalid(`unknown step "${keyword}" (known steps: ${KNOWN})`);
   }
+}
+
+const TOOL_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
+
+/** `tool <name> [<JSON object>]`: the input defaults to `{}`. */
+function parseToolStep(rest: string, invalid: (problem: string) => Step): Step {
+  const gap = rest.search(/\s/);
+  const name = gap === -1 ? rest : rest.slice(0, gap);
+  const json = gap === -1 ? '' : rest.slice(gap + 1).trim();
+  if (!TOOL_NAME.test(name)) return invalid('`tool` needs a tool name and an optional JSON object');
+  if (json === '') return { kind: 'tool', name, input: {} };
+  let input: unknown;
+  try {
+    input = JSON.parse(json);
+  } catch {
+    return invalid(`\`tool\` input is not JSON: ${json}`);
+  }
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    return invalid('`tool` input must be a JSON object');
+  }
+  return { kind: 'tool', name, input: input as Record<string, unknown> };
 }
 
 /**

@@ -112,6 +112,8 @@ function play(step: Step, conversation: Conversation): Reply {
       };
     case 'malformed':
       return { kind: 'malformed' };
+    case 'tool':
+      return { kind: 'tool', name: step.name, input: step.input };
     case 'invalid':
       return {
         kind: 'error',

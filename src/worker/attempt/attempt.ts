@@ -15,6 +15,7 @@ import {
   oneLine,
   RUN_MARKER,
   runClaude,
+  type RunConfigArgs,
   type RunSpec,
   type StopRequest,
 } from '../../executor/index.js';
@@ -28,6 +29,7 @@ import type { TranscriptPlace } from '../sessions/sessions.js';
 import { abandonedError, countAttempts, outOfAttemptsError, type Attempts } from './attempts.js';
 import type { ExecuteJob, JobContext } from './context.js';
 import { recordEnd } from './record-end.js';
+import { profileFilesFor, writeRunConfig } from './run-config.js';
 import { validateJob } from './validate-job.js';
 import { asError } from '../../common/errors.js';
 
@@ -44,6 +46,7 @@ interface Prepared {
   readonly box: RunBox;
   readonly plan: AttemptPlan;
   readonly place: TranscriptPlace;
+  readonly runConfig: RunConfigArgs;
 }
 
 /** The failure an attempt ends with when it is stopped from outside before the CLI ran. */
@@ -154,8 +157,11 @@ export class Attempt {
       return this.end(this.withoutRun('invalid-request', `invalid job data: ${valid.reason}`));
     }
     const { request, cwd } = valid;
+    const profile = profileFilesFor(request, context.settings.profiles, context.envSource);
+    if (!profile.ok) return this.end(this.withoutRun('worker-error', profile.error));
     const runId = randomUUID();
     const box = (this.box = await context.isolation.open({ runId, cwd }));
+    const runConfig = await writeRunConfig(box, profile.files);
     const place = { configDir: box.configDir, cwd };
     let plan: AttemptPlan;
     try {
@@ -171,7 +177,7 @@ export class Attempt {
       const prefix = early.cause === 'cancelled' ? 'cancelled before it started: ' : '';
       return this.end(this.withoutRun(STOPPED[early.cause], `${prefix}${early.message}`));
     }
-    return { request, cwd, runId, box, plan, place };
+    return { request, cwd, runId, box, plan, place, runConfig };
   }
 
   /** Recorded before the CLI starts, so a retry after a crash continues this very session. */
@@ -225,8 +231,8 @@ export class Attempt {
   private runSpec(prepared: Prepared, timeoutSeconds: number): RunSpec {
     const { context, events } = this;
     const { settings } = context;
-    const { request, cwd, runId, box, plan } = prepared;
-    const args = buildArgs(request, plan.session);
+    const { request, cwd, runId, box, plan, runConfig } = prepared;
+    const args = buildArgs(request, plan.session, runConfig);
     const identity = { workerId: context.workerId, runId, jobId: this.jobId };
     return {
       bin: context.claudeBin,

@@ -2,6 +2,7 @@ import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ExecuteResult, QueueAddress } from '../../contract/index.js';
+import type { Profiles } from '../../config/profiles.js';
 import type { Isolation } from '../../isolation/index.js';
 import type { EventPublisher } from '../events/publisher.js';
 import type { SessionStore } from '../sessions/sessions.js';
@@ -25,6 +26,8 @@ export interface JobSettings {
   readonly eventsTtlSeconds: number;
   /** Names of extra variables the CLI gets besides the built-in allow-list (CLAUDE_ENV). */
   readonly extraEnv: readonly string[];
+  /** PROFILES_FILE's profiles by name: what a job's `profile` may name. */
+  readonly profiles: Profiles;
 }
 
 /** What processing a job needs, handed in so tests can use real parts of their own choosing. */

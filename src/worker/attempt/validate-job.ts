@@ -7,7 +7,7 @@ import { isInside } from '../../common/paths.js';
 /** What validating a job takes: some of the job settings, and where it works with isolation. */
 export type JobLimits = Pick<
   JobSettings,
-  'workDir' | 'maxPromptBytes' | 'maxTimeoutSeconds' | 'allowedPermissionModes'
+  'workDir' | 'maxPromptBytes' | 'maxTimeoutSeconds' | 'allowedPermissionModes' | 'profiles'
 > & {
   /**
    * Under run isolation, the job's own directory for when it names none, and WORK_DIR itself,
@@ -47,6 +47,9 @@ export async function validateJob(data: unknown, limits: JobLimits): Promise<Val
       `permissionMode: ${mode} is not allowed on this worker (ALLOWED_PERMISSION_MODES=${limits.allowedPermissionModes.join(',')})`,
     );
   }
+  if (request.profile !== undefined && !limits.profiles.has(request.profile)) {
+    problems.push(`profile: ${unknownProfile(request.profile, limits.profiles)}`);
+  }
   const cwd = await resolveWorkingDir(request.workingDir, limits.workDir);
   if (!cwd.ok) problems.push(`workingDir: ${cwd.reason}`);
   if (
@@ -66,6 +69,13 @@ export async function validateJob(data: unknown, limits: JobLimits): Promise<Val
     return { ok: true, request, cwd: limits.scratchDir };
   }
   return { ok: true, request, cwd: cwd.path };
+}
+
+function unknownProfile(name: string, profiles: JobLimits['profiles']): string {
+  const known = [...profiles.keys()].sort();
+  return known.length === 0
+    ? `${JSON.stringify(name)} is not a profile of this worker, which has none (PROFILES_FILE)`
+    : `${JSON.stringify(name)} is not a profile of this worker (known: ${known.join(', ')})`;
 }
 
 type Resolved = { ok: true; path: string } | { ok: false; reason: string };

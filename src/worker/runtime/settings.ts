@@ -2,13 +2,14 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Config } from '../../config/config.js';
+import type { Profiles } from '../../config/profiles.js';
 import type { QueueAddress } from '../../contract/index.js';
 import type { Isolation } from '../../isolation/index.js';
 import type { JobSettings } from '../attempt/context.js';
 import { LocalTranscripts, RedisTranscripts, SessionStore } from '../sessions/sessions.js';
 
 /** The settings an attempt works with, from the worker's configuration. */
-export function jobSettings(config: Config, workDir: string): JobSettings {
+export function jobSettings(config: Config, workDir: string, profiles: Profiles): JobSettings {
   return {
     workDir,
     defaultTimeoutSeconds: config.DEFAULT_TIMEOUT_SECONDS,
@@ -22,6 +23,7 @@ export function jobSettings(config: Config, workDir: string): JobSettings {
     sessionSyncMs: config.SESSION_SYNC_SECONDS * 1000,
     eventsTtlSeconds: config.EVENTS_TTL_SECONDS,
     extraEnv: config.CLAUDE_ENV,
+    profiles,
   };
 }
 

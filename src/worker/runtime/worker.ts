@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { Queue, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/config.js';
+import { loadProfiles, referencedVariables, type Profiles } from '../../config/profiles.js';
 import type { ExecuteResult, QueueAddress } from '../../contract/index.js';
 import type { ClaudeBinary } from '../../executor/index.js';
 import { startWatchdog } from '../../watchdog/watchdog.js';
@@ -28,6 +29,8 @@ export interface WorkerDeps {
   readonly claude: ClaudeBinary;
   /** WORK_DIR as a real path. */
   readonly workDir: string;
+  /** PROFILES_FILE's profiles, read already; unset: read here. */
+  readonly profiles?: Profiles;
   readonly now?: () => number;
 }
 
@@ -53,10 +56,12 @@ export interface ClaudeboxWorker {
  */
 export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
   const id = randomUUID();
+  const profiles = deps.profiles ?? (await loadProfiles(deps.config.PROFILES_FILE));
+  warnOfUnsetVariables(profiles, deps.env, deps.logger);
   const isolation = await isolate(deps, id);
   const closers = new Closers();
   try {
-    const parts = await assemble(deps, id, isolation, closers);
+    const parts = await assemble({ ...deps, profiles }, id, isolation, closers);
     const readiness = readinessOf(parts.worker, parts.connections, isolation.summary);
     const health = await serveHealth(deps.config, parts, readiness);
     if (health) closers.add('health server', () => closeServer(health));
@@ -74,6 +79,22 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
   } catch (error) {
     await closers.closeAll(deps.logger);
     throw error;
+  }
+}
+
+/**
+ * A profile whose variables are not set now still loads (a variable may come later in a
+ * container's life), but its runs would fail: say so once, by name, at start.
+ */
+function warnOfUnsetVariables(profiles: Profiles, env: WorkerDeps['env'], logger: Logger): void {
+  for (const [name, profile] of profiles) {
+    const unset = referencedVariables(profile).filter((variable) => !env[variable]);
+    if (unset.length > 0) {
+      logger.warn(
+        { profile: name, variables: unset },
+        'a profile refers to variables the worker does not have: its jobs will fail until they are set',
+      );
+    }
   }
 }
 
@@ -112,7 +133,7 @@ interface Parts {
 
 /** Everything but the health server, each part's closer added as it starts. */
 async function assemble(
-  deps: WorkerDeps,
+  deps: WorkerDeps & { readonly profiles: Profiles },
   id: string,
   isolation: Isolation,
   closers: Closers,
@@ -136,7 +157,7 @@ async function assemble(
   });
   closers.add('cancel listener', () => cancels.close());
   const processor = createProcessor({
-    settings: jobSettings(config, deps.workDir),
+    settings: jobSettings(config, deps.workDir, deps.profiles),
     claudeBin: deps.claude.path,
     workerId: id,
     envSource: deps.env,

@@ -3,6 +3,8 @@ import { DEFAULT_ALLOWED_TOOLS } from '../../../src/contract/index.js';
 import { buildArgs } from '../../../src/executor/args.js';
 
 const SESSION = '1b4e28ba-2fa1-11d2-883f-0016d3cca427';
+/** Every run: no MCP server but the profile's, no settings from user, project or local files. */
+const STRICT = ['--strict-mcp-config', '--setting-sources='];
 
 describe('buildArgs', () => {
   it('asks for stream-json and the default tools, and never carries the prompt', () => {
@@ -13,6 +15,7 @@ describe('buildArgs', () => {
       '--output-format',
       'stream-json',
       `--allowedTools=${DEFAULT_ALLOWED_TOOLS.join(',')}`,
+      ...STRICT,
     ]);
     expect(args.join(' ')).not.toContain('secret');
   });
@@ -46,6 +49,7 @@ describe('buildArgs', () => {
       '--max-turns=7',
       '--permission-mode=plan',
       '--append-system-prompt=Be brief.',
+      ...STRICT,
     ]);
   });
 
@@ -63,6 +67,24 @@ describe('buildArgs', () => {
       { prompt: 'p', allowedTools: [], disallowedTools: [] },
       { mode: 'none' },
     );
-    expect(args).toEqual(['-p', '--verbose', '--output-format', 'stream-json']);
+    expect(args).toEqual(['-p', '--verbose', '--output-format', 'stream-json', ...STRICT]);
+  });
+
+  it('loads MCP servers and settings only from the files of the run’s profile, and settings only from the sources it allows', () => {
+    const args = buildArgs(
+      { prompt: 'p' },
+      { mode: 'none' },
+      {
+        mcpConfigFile: '/run/home/.claude/profile-mcp.json',
+        settingsFile: '/run/home/.claude/profile-settings.json',
+        settingSources: ['project', 'local'],
+      },
+    );
+    expect(args.slice(-4)).toEqual([
+      '--strict-mcp-config',
+      '--setting-sources=project,local',
+      '--mcp-config=/run/home/.claude/profile-mcp.json',
+      '--settings=/run/home/.claude/profile-settings.json',
+    ]);
   });
 });

@@ -29,6 +29,10 @@ beforeEach(() => {
     maxPromptBytes: 100,
     maxTimeoutSeconds: 3600,
     allowedPermissionModes: ['default', 'plan'],
+    profiles: new Map([
+      ['github', {}],
+      ['docs', {}],
+    ]),
     scratchDir: null,
   };
 });
@@ -141,6 +145,27 @@ describe('validateJob', () => {
     expect(await validateJob('just a prompt', limits)).toEqual({
       ok: false,
       reason: 'job data: must be a JSON object, got string',
+    });
+  });
+
+  it('takes a profile of the worker by name, and names the known ones for any other', async () => {
+    expect(await validateJob({ prompt: 'hi', profile: 'docs' }, limits)).toMatchObject({
+      ok: true,
+      request: { profile: 'docs' },
+    });
+    expect(await validateJob({ prompt: 'hi', profile: 'gitlab' }, limits)).toEqual({
+      ok: false,
+      reason: 'profile: "gitlab" is not a profile of this worker (known: docs, github)',
+    });
+    expect(
+      await validateJob({ prompt: 'hi', profile: 'docs' }, { ...limits, profiles: new Map() }),
+    ).toEqual({
+      ok: false,
+      reason: 'profile: "docs" is not a profile of this worker, which has none (PROFILES_FILE)',
+    });
+    expect(await validateJob({ prompt: 'hi', profile: '../etc' }, limits)).toEqual({
+      ok: false,
+      reason: 'profile: must be a profile name: 1 to 64 letters, digits, . _ or -',
     });
   });
 
