@@ -104,6 +104,11 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .option('--max-turns <n>', 'stop after this many turns')
     .option('--permission-mode <mode>', `one of ${PERMISSION_MODES.join(', ')}`)
     .option('--append-system-prompt <text>', 'text added to the system prompt')
+    .option('--max-budget-usd <dollars>', 'what the job may spend in all, across its attempts')
+    .option(
+      '--json-schema <file-or-json>',
+      'the answer must be JSON valid against this JSON Schema (inline, or a file)',
+    )
     .option('--attempts <n>', 'attempts in all, counting retries after a failure (default 1)')
     .option('--follow', "print the job's events live; the exit code follows the run")
     .option('--json', 'with --follow: one raw event JSON per line instead of text')

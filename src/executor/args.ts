@@ -12,9 +12,14 @@ export type SessionPlan =
 /**
  * The CLI's arguments for a request. The prompt is not among them: it goes on stdin, which has
  * no size cap and cannot be swallowed by a list flag. Values use the `--flag=value` form so a
- * value starting with "-" can never read as a flag of its own.
+ * value starting with "-" can never read as a flag of its own. `budgetUsd` is this attempt's
+ * cap: what is left of the job's maxBudgetUsd, which covers all its attempts.
  */
-export function buildArgs(request: ExecuteRequest, session: SessionPlan): string[] {
+export function buildArgs(
+  request: ExecuteRequest,
+  session: SessionPlan,
+  budgetUsd: number | null = null,
+): string[] {
   const args = ['-p', '--verbose', '--output-format', 'stream-json'];
   if (session.mode === 'new') args.push(`--session-id=${session.sessionId}`);
   if (session.mode === 'resume') args.push(`--resume=${session.sessionId}`);
@@ -30,6 +35,10 @@ export function buildArgs(request: ExecuteRequest, session: SessionPlan): string
   }
   if (request.appendSystemPrompt !== undefined) {
     args.push(`--append-system-prompt=${request.appendSystemPrompt}`);
+  }
+  if (budgetUsd !== null) args.push(`--max-budget-usd=${budgetUsd}`);
+  if (request.jsonSchema !== undefined) {
+    args.push(`--json-schema=${JSON.stringify(request.jsonSchema)}`);
   }
   return args;
 }

@@ -7,6 +7,7 @@ import {
   type ExecuteResult,
   type FailureKind,
   type RunState,
+  type Spending,
 } from '../../contract/index.js';
 import {
   buildArgs,
@@ -28,6 +29,14 @@ import type { TranscriptPlace } from '../sessions/sessions.js';
 import { abandonedError, countAttempts, outOfAttemptsError, type Attempts } from './attempts.js';
 import type { ExecuteJob, JobContext } from './context.js';
 import { recordEnd } from './record-end.js';
+import {
+  budgetLeft,
+  budgetSpentMessage,
+  MIN_ATTEMPT_BUDGET_USD,
+  spendingAfter,
+  spendingAtStart,
+  type ReportedCost,
+} from './spending.js';
 import { validateJob } from './validate-job.js';
 import { asError } from '../../common/errors.js';
 
@@ -44,6 +53,8 @@ interface Prepared {
   readonly box: RunBox;
   readonly plan: AttemptPlan;
   readonly place: TranscriptPlace;
+  /** This attempt's --max-budget-usd: what is left of the job's maxBudgetUsd (null: none). */
+  readonly budgetUsd: number | null;
 }
 
 /** The failure an attempt ends with when it is stopped from outside before the CLI ran. */
@@ -59,6 +70,7 @@ const FINAL: readonly (FailureKind | null)[] = [
   'cancelled',
   'invalid-request',
   'session-not-found',
+  'budget',
 ];
 
 /**
@@ -154,6 +166,11 @@ export class Attempt {
       return this.end(this.withoutRun('invalid-request', `invalid job data: ${valid.reason}`));
     }
     const { request, cwd } = valid;
+    const budgetUsd = budgetLeft(request.maxBudgetUsd, this.prior?.spending);
+    if (budgetUsd !== null && budgetUsd < MIN_ATTEMPT_BUDGET_USD) {
+      const message = budgetSpentMessage(request.maxBudgetUsd ?? 0, this.prior?.spending);
+      return this.end(this.withoutRun('budget', message));
+    }
     const runId = randomUUID();
     const box = (this.box = await context.isolation.open({ runId, cwd }));
     const place = { configDir: box.configDir, cwd };
@@ -171,7 +188,7 @@ export class Attempt {
       const prefix = early.cause === 'cancelled' ? 'cancelled before it started: ' : '';
       return this.end(this.withoutRun(STOPPED[early.cause], `${prefix}${early.message}`));
     }
-    return { request, cwd, runId, box, plan, place };
+    return { request, cwd, runId, box, plan, place, budgetUsd };
   }
 
   /** Recorded before the CLI starts, so a retry after a crash continues this very session. */
@@ -183,6 +200,7 @@ export class Attempt {
       lastSeq: this.events.lastSeq,
       pid: null,
       result: this.prior?.result ?? null,
+      spending: spendingAtStart(this.prior?.spending, plan.session),
     };
     await this.job.updateProgress(this.state);
   }
@@ -211,22 +229,37 @@ export class Attempt {
     if (outcome.leftovers > 0) {
       this.log.info({ count: outcome.leftovers }, 'stopped processes the run left behind');
     }
-    const { streamSessionId, ...report } = judgeRun(outcome, timeoutSeconds * 1000);
+    const expected = { jsonSchema: request.jsonSchema };
+    const { streamSessionId, ...report } = judgeRun(outcome, timeoutSeconds * 1000, expected);
+    const spending = this.recordSpending(plan, {
+      costUsd: report.costUsd,
+      costSinceLastResultUsd: outcome.summary.resultLine?.costSinceLastResultUsd ?? null,
+      streamSessionId,
+    });
     return this.end({
       jobId: this.jobId,
       attempt: this.number,
       ...report,
+      jobCostUsd: spending.jobCostUsd,
       sessionId: streamSessionId ?? plan.sessionId,
       resumed: plan.resumed,
       retrying: this.retryingAfter(report.failure),
     });
   }
 
+  /** What the job spent once this attempt ended, kept in the run state that `end` records. */
+  private recordSpending(plan: AttemptPlan, reported: ReportedCost): Spending {
+    const atStart = this.state?.spending ?? spendingAtStart(this.prior?.spending, plan.session);
+    const spending = spendingAfter(atStart, plan.session, reported);
+    if (this.state !== null) this.state = { ...this.state, spending };
+    return spending;
+  }
+
   private runSpec(prepared: Prepared, timeoutSeconds: number): RunSpec {
     const { context, events } = this;
     const { settings } = context;
-    const { request, cwd, runId, box, plan } = prepared;
-    const args = buildArgs(request, plan.session);
+    const { request, cwd, runId, box, plan, budgetUsd } = prepared;
+    const args = buildArgs(request, plan.session, budgetUsd);
     const identity = { workerId: context.workerId, runId, jobId: this.jobId };
     return {
       bin: context.claudeBin,
@@ -333,6 +366,7 @@ export class Attempt {
       sessionId: this.state?.sessionId ?? this.prior?.sessionId ?? null,
       retrying: this.retryingAfter(failure),
       startedAt: this.startedAt,
+      jobCostUsd: (this.state ?? this.prior)?.spending?.jobCostUsd ?? null,
     });
   }
 }

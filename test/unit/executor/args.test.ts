@@ -65,4 +65,16 @@ describe('buildArgs', () => {
     );
     expect(args).toEqual(['-p', '--verbose', '--output-format', 'stream-json']);
   });
+
+  it('caps the attempt at the budget it is given and passes the JSON Schema as one argument', () => {
+    const jsonSchema = {
+      type: 'object',
+      properties: { a: { type: 'string', description: 'a b' } },
+    };
+    const args = buildArgs({ prompt: 'p', maxBudgetUsd: 5, jsonSchema }, { mode: 'none' }, 0.2);
+    expect(args.slice(-2)).toEqual([
+      '--max-budget-usd=0.2',
+      `--json-schema=${JSON.stringify(jsonSchema)}`,
+    ]);
+  });
 });
