@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { CliError, EXIT } from './exit-codes.js';
+import { errorMessage } from '../common/errors.js';
 
 /**
  * Option values arrive as strings. These check only that a value is a number at all; the job
@@ -53,4 +56,26 @@ export function parseList(value: string): string[] {
   }
   items.push(current);
   return items.map((item) => item.trim()).filter((item) => item !== '');
+}
+
+/**
+ * A JSON value given inline (it starts with `{`) or as the path of a file holding it, relative
+ * to `cwd`. Only that it is JSON is checked here; the job contract judges the rest.
+ */
+export function parseJsonOption(option: string, value: string, cwd: string): unknown {
+  const inline = value.trimStart().startsWith('{');
+  let text = value;
+  if (!inline) {
+    try {
+      text = readFileSync(resolve(cwd, value), 'utf8');
+    } catch (error) {
+      throw new CliError(EXIT.usage, `${option}: cannot read ${value}: ${errorMessage(error)}`);
+    }
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    const what = inline ? 'the value' : value;
+    throw new CliError(EXIT.usage, `${option}: ${what} is not JSON: ${errorMessage(error)}`);
+  }
 }

@@ -130,6 +130,11 @@ function addRunCommand(program: Command, io: CliIo, act: Act): void {
       '--profile <name>',
       "one of the worker's profiles (PROFILES_FILE): MCP servers, settings",
     )
+    .option('--max-budget-usd <dollars>', 'what the job may spend in all, across its attempts')
+    .option(
+      '--json-schema <file-or-json>',
+      'the answer must be JSON valid against this JSON Schema (inline, or a file)',
+    )
     .option('--attempts <n>', 'attempts in all, counting retries after a failure (default 1)')
     .option('--follow', "print the job's events live; the exit code follows the run")
     .option('--json', 'with --follow: one raw event JSON per line instead of text')

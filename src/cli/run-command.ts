@@ -6,7 +6,7 @@ import { CliError, EXIT } from './exit-codes.js';
 import { followJob } from './follow.js';
 import { choosePolicy, Interrupts, type InterruptPolicy } from './interrupt.js';
 import { isInteractive, type CliIo } from './io.js';
-import { parseCount, parseInteger, parseList, parseNumber } from './options.js';
+import { parseCount, parseInteger, parseJsonOption, parseList, parseNumber } from './options.js';
 
 /** `claudebox run` options as commander hands them over: strings, checked here. */
 export interface RunOptions {
@@ -22,6 +22,9 @@ export interface RunOptions {
   readonly permissionMode?: string;
   readonly appendSystemPrompt?: string;
   readonly profile?: string;
+  readonly maxBudgetUsd?: string;
+  /** Inline JSON, or the path of a file holding it. */
+  readonly jsonSchema?: string;
   readonly attempts?: string;
   readonly follow?: boolean;
   readonly json?: boolean;
@@ -43,6 +46,8 @@ const OPTION_OF_FIELD: Record<keyof ExecuteRequest, string> = {
   appendSystemPrompt: '--append-system-prompt',
   permissionMode: '--permission-mode',
   profile: '--profile',
+  maxBudgetUsd: '--max-budget-usd',
+  jsonSchema: '--json-schema',
 };
 
 /**
@@ -54,7 +59,7 @@ export async function runRunCommand(
   options: RunOptions,
   io: CliIo,
 ): Promise<number> {
-  const draft = requestFromOptions(options);
+  const draft = requestFromOptions(options, io.cwd);
   const attempts =
     options.attempts === undefined ? undefined : parseCount('--attempts', options.attempts, 1);
   if (options.json === true && options.follow !== true) {
@@ -99,7 +104,7 @@ export async function runRunCommand(
   }
 }
 
-function requestFromOptions(options: RunOptions): Omit<ExecuteRequest, 'prompt'> {
+function requestFromOptions(options: RunOptions, cwd: string): Omit<ExecuteRequest, 'prompt'> {
   return {
     ...(options.cwd !== undefined && { workingDir: options.cwd }),
     ...(options.tools !== undefined && { allowedTools: parseList(options.tools) }),
@@ -125,6 +130,15 @@ function requestFromOptions(options: RunOptions): Omit<ExecuteRequest, 'prompt'>
       appendSystemPrompt: options.appendSystemPrompt,
     }),
     ...(options.profile !== undefined && { profile: options.profile }),
+    ...(options.maxBudgetUsd !== undefined && {
+      maxBudgetUsd: parseNumber('--max-budget-usd', options.maxBudgetUsd, 'a number of dollars'),
+    }),
+    ...(options.jsonSchema !== undefined && {
+      jsonSchema: parseJsonOption('--json-schema', options.jsonSchema, cwd) as Record<
+        string,
+        unknown
+      >,
+    }),
   };
 }
 

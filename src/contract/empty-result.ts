@@ -9,6 +9,8 @@ export function resultWithoutRun(fields: {
   readonly sessionId: string | null;
   readonly retrying: boolean;
   readonly startedAt: number;
+  /** What the job's earlier attempts spent; null (the default) when none reported a cost. */
+  readonly jobCostUsd?: number | null;
 }): Omit<ExecuteResult, 'lastSeq'> {
   return {
     jobId: fields.jobId,
@@ -36,6 +38,8 @@ export function resultWithoutRun(fields: {
     usage: null,
     permissionDenials: [],
     apiErrorStatus: null,
+    jobCostUsd: fields.jobCostUsd ?? null,
+    structuredOutput: null,
     retrying: fields.retrying,
   };
 }

@@ -6,6 +6,7 @@ export * from './run-state.js';
 export * from './control.js';
 export { resultWithoutRun } from './empty-result.js';
 export { describeIssues } from './issues.js';
+export { compileJsonSchema, schemaViolations, type CompiledSchema } from './json-schema.js';
 
 /** The version of the job data / events / result contract this package speaks. */
 export const CONTRACT_VERSION = 1;

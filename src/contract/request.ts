@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { describeIssues } from './issues.js';
+import { compileJsonSchema } from './json-schema.js';
 
 /** The tools a run may use when the request names none (the seed executor's list). */
 export const DEFAULT_ALLOWED_TOOLS: readonly string[] = [
@@ -60,6 +61,20 @@ const flagText = () =>
       `must be at most ${MAX_FLAG_VALUE_BYTES} bytes`,
     );
 
+/** A JSON Schema object for --json-schema: it travels on argv, so it is capped like a flag value. */
+const jsonSchema = () =>
+  z
+    .record(z.string(), z.unknown(), { error: 'must be a JSON Schema object' })
+    .refine((value) => byteLength(JSON.stringify(value)) <= MAX_FLAG_VALUE_BYTES, {
+      error: `must be at most ${MAX_FLAG_VALUE_BYTES} bytes as JSON`,
+      // Too big to pass on: not worth compiling.
+      abort: true,
+    })
+    .superRefine((value, context) => {
+      const compiled = compileJsonSchema(value);
+      if (!compiled.ok) context.addIssue(`is not a valid JSON Schema: ${compiled.reason}`);
+    });
+
 /** The job data of an execute job (version 1 of the contract). */
 export const ExecuteRequestSchema = z.strictObject({
   prompt: z
@@ -102,6 +117,13 @@ export const ExecuteRequestSchema = z.strictObject({
     .string({ error: 'must be a string' })
     .regex(PROFILE_NAME, 'must be a profile name: 1 to 64 letters, digits, . _ or -')
     .optional(),
+  /** Dollars for the whole job, across all its attempts: each attempt may spend what is left. */
+  maxBudgetUsd: z
+    .number({ error: 'must be a positive number of dollars' })
+    .positive('must be a positive number of dollars')
+    .optional(),
+  /** The answer must be JSON valid against this schema (`--json-schema`). */
+  jsonSchema: jsonSchema().optional(),
 });
 
 export type ExecuteRequest = z.infer<typeof ExecuteRequestSchema>;

@@ -12,6 +12,9 @@ export const FAILURE_KINDS = [
   'worker-error', // the worker itself could not go on (Redis refused a command, a file was unreadable)
   'session-not-found', // resumeSessionId names a session this job's scope does not hold (expired or never stored)
   'idle', // the run printed nothing for the job's idleTimeout and was stopped
+  'budget', // the job's maxBudgetUsd is spent: the CLI stopped at its cap, or too little was left to start
+  'no-structured-output', // jsonSchema was asked for and the run ended without a structured answer
+  'invalid-structured-output', // the structured answer does not validate against jsonSchema
 ] as const;
 export type FailureKind = (typeof FAILURE_KINDS)[number];
 
@@ -54,6 +57,13 @@ export const ExecuteResultSchema = z.object({
   usage: z.record(z.string(), z.unknown()).nullable(),
   permissionDenials: z.array(z.unknown()),
   apiErrorStatus: z.int().nullable(),
+  /**
+   * What every attempt of this job spent so far, in dollars, as far as the CLI reported it;
+   * null before any attempt reported a cost.
+   */
+  jobCostUsd: z.number().nonnegative().nullable(),
+  /** The result line's `structured_output` (the answer to a request's jsonSchema), or null. */
+  structuredOutput: z.unknown(),
   /** seq of the terminal event that carried this result: every event of the job up to here is 1..lastSeq. */
   lastSeq: z.int().nonnegative(),
   /** True when the queue will run another attempt of this job (attempts left, not cancelled). */

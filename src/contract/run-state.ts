@@ -2,6 +2,25 @@ import { z } from 'zod';
 import { ExecuteResultSchema } from './result.js';
 
 /**
+ * What a job's attempts spent, kept across attempts for its maxBudgetUsd and jobCostUsd. On
+ * --resume the CLI's total_cost_usd is the session's cumulative cost (earlier processes
+ * included), so an attempt's spend is its total_cost_usd less the session's cost before it.
+ */
+export const SpendingSchema = z.object({
+  /** What every attempt of the job spent, as far as the CLI reported it; null before any did. */
+  jobCostUsd: z.number().nonnegative().nullable(),
+  /** The session whose cumulative cost is known: the one the next attempt resumes. */
+  sessionId: z.string().nullable(),
+  /**
+   * That session's total_cost_usd at the end of the latest attempt that reported one; 0 for a
+   * session this job started; null when unknown (a session resumed from elsewhere).
+   */
+  sessionCostUsd: z.number().nonnegative().nullable(),
+});
+
+export type Spending = z.infer<typeof SpendingSchema>;
+
+/**
  * What the worker keeps on the job itself, as BullMQ's `job.progress`: it survives retries,
  * so every attempt knows the session to continue and where the event numbering stands, and a
  * failed job still carries its ExecuteResult (`job.progress.result`).
@@ -19,6 +38,8 @@ export const RunStateSchema = z.object({
   pid: z.int().nullable(),
   /** The ExecuteResult of the latest attempt that finished. */
   result: ExecuteResultSchema.nullable(),
+  /** Absent on jobs that began before workers kept it: their cost so far is unknown. */
+  spending: SpendingSchema.optional(),
 });
 
 export type RunState = z.infer<typeof RunStateSchema>;

@@ -27,6 +27,14 @@ export const NO_RUN_CONFIG: RunConfigArgs = {
   settingSources: [],
 };
 
+/** What an attempt adds to the request's own flags. */
+export interface AttemptArgs {
+  /** The profile's files and the setting sources it allows. */
+  readonly runConfig?: RunConfigArgs;
+  /** This attempt's cap: what is left of the job's maxBudgetUsd. */
+  readonly budgetUsd?: number | null;
+}
+
 /**
  * The CLI's arguments for a request. The prompt is not among them: it goes on stdin, which has
  * no size cap and cannot be swallowed by a list flag. Values use the `--flag=value` form so a
@@ -35,7 +43,7 @@ export const NO_RUN_CONFIG: RunConfigArgs = {
 export function buildArgs(
   request: ExecuteRequest,
   session: SessionPlan,
-  config: RunConfigArgs = NO_RUN_CONFIG,
+  attempt: AttemptArgs = {},
 ): string[] {
   const args = ['-p', '--verbose', '--output-format', 'stream-json'];
   if (session.mode === 'new') args.push(`--session-id=${session.sessionId}`);
@@ -53,7 +61,13 @@ export function buildArgs(
   if (request.appendSystemPrompt !== undefined) {
     args.push(`--append-system-prompt=${request.appendSystemPrompt}`);
   }
-  args.push(...runConfigArgs(config));
+  if (attempt.budgetUsd !== undefined && attempt.budgetUsd !== null) {
+    args.push(`--max-budget-usd=${attempt.budgetUsd}`);
+  }
+  if (request.jsonSchema !== undefined) {
+    args.push(`--json-schema=${JSON.stringify(request.jsonSchema)}`);
+  }
+  args.push(...runConfigArgs(attempt.runConfig ?? NO_RUN_CONFIG));
   return args;
 }
 

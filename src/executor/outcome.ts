@@ -1,11 +1,21 @@
-import type { ExecuteResult, FailureKind } from '../contract/index.js';
+import { schemaViolations, type ExecuteResult, type FailureKind } from '../contract/index.js';
 import type { RunOutcome } from './run.js';
+import type { ResultLine } from './stream-summary.js';
 
 /** The part of an ExecuteResult that one run of the CLI decides. */
 export type RunReport = Omit<
   ExecuteResult,
-  'jobId' | 'attempt' | 'lastSeq' | 'retrying' | 'resumed' | 'sessionId'
+  'jobId' | 'attempt' | 'lastSeq' | 'retrying' | 'resumed' | 'sessionId' | 'jobCostUsd'
 > & { readonly streamSessionId: string | null };
+
+/** What the request asked of the answer, beyond a run that succeeds. */
+export interface AnswerExpectations {
+  /** The answer must be structured output valid against this schema. */
+  readonly jsonSchema?: Readonly<Record<string, unknown>>;
+}
+
+/** The result line's subtype when the run reached --max-budget-usd. */
+export const BUDGET_SUBTYPE = 'error_max_budget_usd';
 
 const MAX_ERROR_CHARS = 1000;
 
@@ -19,9 +29,13 @@ export function oneLine(text: string): string {
  * Judges a run. Success needs exit code 0 AND a result line with is_error false: the CLI exits
  * 1 with is_error true on API errors, and a run that printed no result line did not succeed.
  */
-export function judgeRun(outcome: RunOutcome, timeoutMs: number): RunReport {
+export function judgeRun(
+  outcome: RunOutcome,
+  timeoutMs: number,
+  expected: AnswerExpectations = {},
+): RunReport {
   const result = outcome.summary.resultLine;
-  const failure = classify(outcome, timeoutMs);
+  const failure = classify(outcome, timeoutMs) ?? judgeAnswer(result, expected);
   return {
     success: failure === null,
     failure: failure?.kind ?? null,
@@ -45,6 +59,7 @@ export function judgeRun(outcome: RunOutcome, timeoutMs: number): RunReport {
     usage: result?.usage ?? null,
     permissionDenials: [...(result?.permissionDenials ?? [])],
     apiErrorStatus: result?.apiErrorStatus ?? null,
+    structuredOutput: result?.structuredOutput ?? null,
   };
 }
 
@@ -80,11 +95,37 @@ function classify(
   if (result && result.isError) {
     const said = result.result ?? (result.errors.join('; ') || '(no error text)');
     const what = result.subtype && result.subtype !== 'success' ? ` ${result.subtype}` : '';
-    return { kind: 'cli-error', message: `claude reported an error${what} (${status}): ${said}` };
+    // The job's budget stopped the run: a retry would find no more of it to spend.
+    const kind = result.subtype === BUDGET_SUBTYPE ? 'budget' : 'cli-error';
+    return { kind, message: `claude reported an error${what} (${status}): ${said}` };
   }
   if (result && (run.exitCode === 0 || run.stoppedBy === 'after-result')) return null;
   if (result) return { kind: 'cli-error', message: `claude ${status}` };
   return { kind: 'cli-error', message: `claude ${status} without a result line${detail(run)}` };
+}
+
+/**
+ * A run that succeeded still fails when the request asked for a structured answer and did not
+ * get a valid one: the CLI reports success when the model never called its StructuredOutput
+ * tool, and it does not check `format` keywords.
+ */
+function judgeAnswer(
+  result: ResultLine | null,
+  expected: AnswerExpectations,
+): { kind: FailureKind; message: string } | null {
+  if (expected.jsonSchema === undefined || result === null) return null;
+  if (result.structuredOutput === null) {
+    return {
+      kind: 'no-structured-output',
+      message: 'claude ended without a structured answer (jsonSchema): the model never gave one',
+    };
+  }
+  const violations = schemaViolations(expected.jsonSchema, result.structuredOutput);
+  if (violations === null) return null;
+  return {
+    kind: 'invalid-structured-output',
+    message: `the structured answer does not match jsonSchema: ${violations}`,
+  };
 }
 
 function detail(run: RunOutcome): string {

@@ -9,6 +9,14 @@ export interface ResultLine {
   readonly usage: Record<string, unknown> | null;
   readonly permissionDenials: readonly unknown[];
   readonly apiErrorStatus: number | null;
+  /** `structured_output`: the answer to --json-schema; null when absent. */
+  readonly structuredOutput: unknown;
+  /**
+   * The cost of the session since its previous result line (`model_usage_since_last_result`,
+   * summed over models), null when the CLI did not say; on --resume, unlike total_cost_usd,
+   * it leaves out what earlier processes spent up to their result lines.
+   */
+  readonly costSinceLastResultUsd: number | null;
 }
 
 const EXCERPT_CHARS = 200;
@@ -76,7 +84,19 @@ function toResultLine(line: Record<string, unknown>): ResultLine {
     usage: isRecord(line.usage) ? line.usage : null,
     permissionDenials: Array.isArray(line.permission_denials) ? line.permission_denials : [],
     apiErrorStatus: integerOrNull(line.api_error_status),
+    structuredOutput: line.structured_output ?? null,
+    costSinceLastResultUsd: sumOfCosts(line.model_usage_since_last_result),
   };
+}
+
+/** The sum of the `costUSD` of each model in a usage-by-model record, or null. */
+function sumOfCosts(byModel: unknown): number | null {
+  if (!isRecord(byModel)) return null;
+  const costs = Object.values(byModel).map((usage) =>
+    isRecord(usage) && typeof usage.costUSD === 'number' ? usage.costUSD : null,
+  );
+  if (costs.length === 0 || costs.includes(null)) return null;
+  return (costs as number[]).reduce((sum, cost) => sum + cost, 0);
 }
 
 const stringOrNull = (value: unknown): string | null => (typeof value === 'string' ? value : null);

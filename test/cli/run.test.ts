@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
@@ -196,6 +199,47 @@ describe('claudebox run', () => {
     const io = fakeIo(env);
     expect(await cli(['run', '--on-interrupt', 'later', 'hello'], io)).toBe(2);
     expect(io.stderrText()).toContain("argument 'later' is invalid");
+    expect(await queue.getJobCountByTypes('waiting', 'active', 'delayed')).toBe(0);
+  });
+
+  it('takes a job budget, and a JSON Schema inline or from a file', async () => {
+    const schema = { type: 'object', properties: { verdict: { type: 'string' } } };
+    const dir = mkdtempSync(join(tmpdir(), 'claudebox-schema-'));
+    try {
+      writeFileSync(join(dir, 'answer.json'), JSON.stringify(schema));
+      for (const given of [join(dir, 'answer.json'), JSON.stringify(schema)]) {
+        const io = fakeIo(env);
+        const args = ['run', '--max-budget-usd', '2.5', '--json-schema', given, 'Judge it'];
+        expect(await cli(args, io)).toBe(0);
+        const job = await queue.getJob(io.stdoutLines()[0] ?? '');
+        expect(job?.data).toEqual({ prompt: 'Judge it', maxBudgetUsd: 2.5, jsonSchema: schema });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('exits 2 on a budget or a JSON Schema the job could not use, enqueuing nothing', async () => {
+    for (const [args, message] of [
+      [
+        ['--max-budget-usd', '0'],
+        'invalid request: --max-budget-usd: must be a positive number of dollars',
+      ],
+      [['--max-budget-usd', 'lots'], '--max-budget-usd: "lots" is not a number of dollars'],
+      [['--json-schema', '{"type":'], '--json-schema: the value is not JSON: '],
+      [
+        ['--json-schema', '/nonexistent/schema.json'],
+        '--json-schema: cannot read /nonexistent/schema.json: ENOENT',
+      ],
+      [
+        ['--json-schema', '{"type":"strnig"}'],
+        'invalid request: --json-schema: is not a valid JSON Schema: ',
+      ],
+    ] as const) {
+      const io = fakeIo(env);
+      expect(await cli(['run', ...args, 'hello'], io)).toBe(2);
+      expect(io.stderrText()).toContain(`claudebox: ${message}`);
+    }
     expect(await queue.getJobCountByTypes('waiting', 'active', 'delayed')).toBe(0);
   });
 });

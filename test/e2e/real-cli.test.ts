@@ -1,18 +1,12 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
-import type { ExecuteEvent, ExecuteResult } from '../../src/contract/index.js';
-import { startStandIn, type StandIn } from '../../tools/stand-in/index.js';
+import type { ClaudeboxClient } from '../../src/client/index.js';
+import type { ExecuteEvent, ExecuteRequest } from '../../src/contract/index.js';
+import type { StandIn } from '../../tools/stand-in/index.js';
 import { pidsWithEnv } from '../support/processes.js';
-import { findRealClaude, privateClaudeEnv, type PrivateClaudeEnv } from '../support/real-claude.js';
-import {
-  createQueue,
-  startTestWorker,
-  uniqueQueueName,
-  type TestWorker,
-  collectEvents,
-} from '../support/worker.js';
+import { startRealCliWorker, type RealCliWorker } from '../support/real-cli-worker.js';
+import { createQueue, type TestWorker } from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
 
@@ -29,40 +23,22 @@ const requestTexts = (standIn: StandIn): string[] =>
     .map((r) => JSON.stringify(r.body));
 
 describe('end to end through the real claude CLI', () => {
+  let setup: RealCliWorker;
   let standIn: StandIn;
-  let claude: PrivateClaudeEnv;
   let worker: TestWorker;
   let client: ClaudeboxClient;
   let queueName: string;
 
   beforeAll(async () => {
-    standIn = await startStandIn();
-    claude = privateClaudeEnv({ baseUrl: standIn.url });
-    queueName = uniqueQueueName();
-    worker = await startTestWorker({
-      redisUrl,
-      queueName,
-      claudeBin: findRealClaude(),
-      env: { ...claude.env, CONCURRENCY: '2', KILL_GRACE_SECONDS: '2' },
-    });
-    client = createClient({ url: redisUrl, queueName });
+    setup = await startRealCliWorker(redisUrl);
+    ({ standIn, worker, client, queueName } = setup);
   });
 
   afterAll(async () => {
-    await worker.worker.shutdown(0);
-    await client.close();
-    await standIn.close();
-    expect(await claude.dispose()).toEqual([]);
+    expect(await setup.close()).toEqual([]);
   });
 
-  async function run(
-    request: Parameters<ClaudeboxClient['enqueue']>[0],
-  ): Promise<{ jobId: string; result: ExecuteResult; events: ExecuteEvent[] }> {
-    const jobId = await client.enqueue(request);
-    const result = await client.result(jobId, { timeoutMs: 60_000 });
-    const events = await collectEvents(client.events(jobId));
-    return { jobId, result, events };
-  }
+  const run = (request: ExecuteRequest) => setup.run(request);
 
   it('answers with text: the CLI’s init, assistant and result lines in order, and the result', async () => {
     const { result, events } = await run({

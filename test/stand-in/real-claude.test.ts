@@ -6,6 +6,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -301,6 +302,56 @@ describe('the real claude CLI against the stand-in', () => {
         }),
       );
       expect(await eventually(() => claude.leftovers().length === 0, 10_000)).toBe(true);
+    });
+  });
+
+  describe('cost and structured answers (what a job budget and jsonSchema rely on)', () => {
+    it('prices a usage step at the model’s list price: 100000 input tokens of the default model are $0.40', async () => {
+      const r = await run('Spend.\nstand-in: usage 100000 0\nstand-in: say spent');
+      expect(r.result).toMatchObject({ subtype: 'success', result: 'spent', total_cost_usd: 0.4 });
+    });
+
+    it('--max-budget-usd stops after the model call that reaches it, which may overshoot it', async () => {
+      const r = await run(
+        'stand-in: usage 100000 0\nstand-in: bash echo one\nstand-in: usage 100000 0\nstand-in: bash echo two\nstand-in: say never',
+        ['--allowedTools=Bash', '--max-budget-usd=0.5'],
+      );
+      expect(r.exitCode).toBe(1);
+      expect(r.result).toMatchObject({
+        subtype: 'error_max_budget_usd',
+        is_error: true,
+        total_cost_usd: 0.8,
+        errors: ['Reached maximum budget ($0.5)'],
+      });
+    });
+
+    it('on --resume reports the session’s cumulative cost, and the cost since its last result apart', async () => {
+      const sessionId = randomUUID();
+      const turn = (text: string) => `${text}\nstand-in: usage 100000 0\nstand-in: say ok`;
+      await run(turn('first'), [`--session-id=${sessionId}`]);
+      const r = await run(turn('second'), [`--resume=${sessionId}`, '--max-budget-usd=0.5']);
+
+      // 0.4 before, 0.4 now: the cap applies to what this process spends.
+      expect(r.result).toMatchObject({ subtype: 'success', total_cost_usd: 0.8 });
+      expect(r.result?.model_usage_since_last_result).toEqual({
+        'claude-opus-5-5': expect.objectContaining({ costUSD: 0.4 }),
+      });
+    });
+
+    it('--json-schema: a structured step is the structured_output, its format keywords unchecked', async () => {
+      const schema = {
+        type: 'object',
+        properties: { email: { type: 'string', format: 'email' } },
+        required: ['email'],
+      };
+      const r = await run('stand-in: structured {"email":"not-an-email"}', [
+        `--json-schema=${JSON.stringify(schema)}`,
+      ]);
+      expect(r.result).toMatchObject({
+        subtype: 'success',
+        is_error: false,
+        structured_output: { email: 'not-an-email' },
+      });
     });
   });
 });

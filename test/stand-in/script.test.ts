@@ -102,6 +102,48 @@ describe('the stand-in script', () => {
     expect(parseStep('tool x [1]')).toMatchObject({ kind: 'invalid', problem: /JSON object/ });
   });
 
+  it('structured: takes a JSON object for the StructuredOutput tool, verbatim', () => {
+    expect(parseStep('structured {"verdict":"ok","items":[1,2],"note":"a\\nb"}')).toEqual({
+      kind: 'structured',
+      value: { verdict: 'ok', items: [1, 2], note: 'a\nb' },
+    });
+    expect(parseStep('structured [1]')).toMatchObject({ kind: 'invalid', problem: /JSON object/ });
+    expect(parseStep('structured {oops')).toMatchObject({
+      kind: 'invalid',
+      problem: /JSON object/,
+    });
+    expect(parseStep('structured')).toMatchObject({ kind: 'invalid' });
+  });
+
+  it('usage: prices the step after it, and is no step of its own', () => {
+    const script = [
+      'stand-in: usage 100000 20',
+      'stand-in: bash echo one',
+      'stand-in: say unpriced',
+      'stand-in: usage 0 5',
+      'stand-in: structured {"a":1}',
+    ].join('\n');
+    expect(parseScript(script)).toEqual([
+      { kind: 'bash', command: 'echo one', usage: { inputTokens: 100000, outputTokens: 20 } },
+      { kind: 'say', text: 'unpriced' },
+      { kind: 'structured', value: { a: 1 }, usage: { inputTokens: 0, outputTokens: 5 } },
+    ]);
+  });
+
+  it('usage: needs two token counts and a step after it', () => {
+    expect(parseScript('stand-in: usage 10\nstand-in: say hi')).toEqual([
+      expect.objectContaining({ kind: 'invalid', problem: expect.stringContaining('needs') }),
+      { kind: 'say', text: 'hi' },
+    ]);
+    expect(parseScript('stand-in: say hi\nstand-in: usage 10 10')).toEqual([
+      { kind: 'say', text: 'hi' },
+      expect.objectContaining({ kind: 'invalid', problem: expect.stringContaining('before') }),
+    ]);
+    expect(parseScript('stand-in: usage -1 2\nstand-in: say hi')[0]).toMatchObject({
+      kind: 'invalid',
+    });
+  });
+
   it('turns a line it cannot play into an invalid step that says what is wrong', () => {
     expect(parseStep('dance wildly')).toEqual({
       kind: 'invalid',

@@ -231,4 +231,22 @@ describe('the scripted model', () => {
     const body = request({ role: 'user', content: 'hi\nstand-in: say plain' });
     expect(decide(body).reply).toEqual({ kind: 'text', text: 'plain' });
   });
+
+  it('calls the StructuredOutput tool with the JSON of a structured step, priced as scripted', () => {
+    const script = 'stand-in: usage 5000 7\nstand-in: structured {"a":[1]}';
+    const body = {
+      ...request(prompt(script)),
+      tools: [...TOOLS, { name: 'StructuredOutput', input_schema: {} }],
+    };
+    expect(decide(body)).toMatchObject({
+      scenario: 'step',
+      stepKind: 'structured',
+      reply: {
+        kind: 'tool',
+        name: 'StructuredOutput',
+        input: { a: [1] },
+        usage: { inputTokens: 5000, outputTokens: 7 },
+      },
+    });
+  });
 });

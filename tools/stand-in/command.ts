@@ -28,6 +28,8 @@ API key or internet. Write the script in the prompt, one step a line:
   stand-in: edit <path> :: <old> :: <new>   call the Edit tool
   stand-in: http <status>          answer with that HTTP error status
   stand-in: malformed              answer with something that is no API reply
+  stand-in: structured <json>      call the StructuredOutput tool (with --json-schema)
+  stand-in: usage <in> <out>       the next step's reply reports these token counts
 
 Each model call plays the next step; when they run out it answers "Done.". Relative paths
 are resolved against the CLI's working directory. Set CLAUDE_CODE_MAX_RETRIES=0 so the CLI

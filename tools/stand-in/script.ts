@@ -5,7 +5,16 @@
  * concurrent jobs, and worker machines, without any side channel telling it what to answer.
  */
 
-export type Step =
+/** Token counts a scripted reply reports, so the CLI computes a cost of the script's choosing. */
+export interface ScriptedUsage {
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+}
+
+/** What one model call plays, priced by the `usage` line before it when there is one. */
+export type Step = PlayedStep & { readonly usage?: ScriptedUsage };
+
+type PlayedStep =
   | { readonly kind: 'say'; readonly text: string }
   | { readonly kind: 'bash'; readonly command: string }
   | { readonly kind: 'write'; readonly path: string; readonly content: string }
@@ -20,6 +29,8 @@ export type Step =
   /** A call of any tool by name (an MCP server's `mcp__<server>__<tool>`, say) with JSON input. */
   | { readonly kind: 'tool'; readonly name: string; readonly input: Record<string, unknown> }
   | { readonly kind: 'malformed' }
+  /** A call of the StructuredOutput tool (offered when the CLI runs with --json-schema). */
+  | { readonly kind: 'structured'; readonly value: Readonly<Record<string, unknown>> }
   /** A line the stand-in cannot play; it answers with an error naming the problem instead. */
   | { readonly kind: 'invalid'; readonly line: string; readonly problem: string };
 
@@ -27,29 +38,55 @@ export type StepKind = Step['kind'];
 
 const SCRIPT_LINE = /^[ \t]*stand-in:[ \t]*(.*?)[ \t]*$/;
 const EDIT_SEPARATOR = ' :: ';
-const KNOWN = 'say, bash, write, read, edit, http, malformed, tool';
+const KNOWN = 'say, bash, write, read, edit, http, malformed, tool, structured, usage';
+const USAGE = /^usage[ \t]+(\d{1,9})[ \t]+(\d{1,9})$/;
 
 /** Whether the text holds at least one `stand-in:` line. */
 export function hasScript(text: string): boolean {
   return text.split(/\r?\n/).some((line) => SCRIPT_LINE.test(line));
 }
 
-/** The steps of every `stand-in:` line in the text, in order; other text is ignored. */
+/**
+ * The steps of every `stand-in:` line in the text, in order; other text is ignored. A `usage`
+ * line is no step of its own: it prices the step after it.
+ */
 export function parseScript(text: string): Step[] {
   const steps: Step[] = [];
+  let usage: { readonly value: ScriptedUsage; readonly line: string } | undefined;
   for (const line of text.split(/\r?\n/)) {
-    const match = SCRIPT_LINE.exec(line);
-    if (match) steps.push(parseStep(match[1] ?? ''));
+    const source = SCRIPT_LINE.exec(line)?.[1];
+    if (source === undefined) continue;
+    const priced = parseUsage(source);
+    if (priced !== undefined && !('kind' in priced)) {
+      usage = { value: priced, line: source };
+      continue;
+    }
+    const step = priced ?? parseStep(source);
+    steps.push(usage === undefined ? step : { ...step, usage: usage.value });
+    usage = undefined;
+  }
+  if (usage !== undefined) {
+    steps.push(invalidStep(usage.line, '`usage` must come before the step whose reply it prices'));
   }
   return steps;
 }
+
+/** A `usage <input_tokens> <output_tokens>` line, an invalid step, or undefined for other steps. */
+export function parseUsage(source: string): ScriptedUsage | Step | undefined {
+  if (!/^usage(\s|$)/.test(source)) return undefined;
+  const match = USAGE.exec(source);
+  if (!match) return invalidStep(source, '`usage` needs <input_tokens> <output_tokens>');
+  return { inputTokens: Number(match[1]), outputTokens: Number(match[2]) };
+}
+
+const invalidStep = (line: string, problem: string): Step => ({ kind: 'invalid', line, problem });
 
 /** One step, from the text after `stand-in:`. */
 export function parseStep(source: string): Step {
   const space = source.search(/\s/);
   const keyword = space === -1 ? source : source.slice(0, space);
   const rest = space === -1 ? '' : source.slice(space + 1).trim();
-  const invalid = (problem: string): Step => ({ kind: 'invalid', line: source, problem });
+  const invalid = (problem: string): Step => invalidStep(source, problem);
 
   switch (keyword) {
     case 'say':
@@ -99,6 +136,10 @@ export function parseStep(source: string): Step {
       return rest === '' ? { kind: 'malformed' } : invalid('`malformed` takes no argument');
     case 'tool':
       return parseToolStep(rest, invalid);
+    case 'structured':
+      return parseStructured(rest, invalid);
+    case 'usage':
+      return invalid('`usage` needs <input_tokens> <output_tokens> and a step after it');
     case '':
       return invalid(`an empty step (known steps: ${KNOWN})`);
     default:
@@ -115,16 +156,29 @@ function parseToolStep(rest: string, invalid: (problem: string) => Step): Step {
   const json = gap === -1 ? '' : rest.slice(gap + 1).trim();
   if (!TOOL_NAME.test(name)) return invalid('`tool` needs a tool name and an optional JSON object');
   if (json === '') return { kind: 'tool', name, input: {} };
-  let input: unknown;
+  const input = jsonObject(json);
+  if (input === 'not JSON') return invalid(`\`tool\` input is not JSON: ${json}`);
+  if (input === 'not an object') return invalid('`tool` input must be a JSON object');
+  return { kind: 'tool', name, input };
+}
+
+/** The JSON object a `structured` step gives the StructuredOutput tool, verbatim. */
+function parseStructured(rest: string, invalid: (problem: string) => Step): Step {
+  const value = jsonObject(rest);
+  if (typeof value === 'string') return invalid('`structured` needs a JSON object');
+  return { kind: 'structured', value };
+}
+
+/** The JSON object the text holds, or what is wrong with it. */
+function jsonObject(text: string): Record<string, unknown> | 'not JSON' | 'not an object' {
+  let value: unknown;
   try {
-    input = JSON.parse(json);
+    value = JSON.parse(text);
   } catch {
-    return invalid(`\`tool\` input is not JSON: ${json}`);
+    return 'not JSON';
   }
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    return invalid('`tool` input must be a JSON object');
-  }
-  return { kind: 'tool', name, input: input as Record<string, unknown> };
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not an object';
+  return value as Record<string, unknown>;
 }
 
 /**

@@ -1,11 +1,16 @@
 import { isAbsolute, resolve } from 'node:path';
 import { readConversation, type Conversation } from './conversation.js';
-import { fillResult, type Step, type StepKind } from './script.js';
+import { fillResult, type ScriptedUsage, type Step, type StepKind } from './script.js';
 
 /** What the stand-in answers, before it is put into the Messages API's wire format. */
 export type Reply =
-  | { readonly kind: 'text'; readonly text: string }
-  | { readonly kind: 'tool'; readonly name: string; readonly input: Record<string, unknown> }
+  | { readonly kind: 'text'; readonly text: string; readonly usage?: ScriptedUsage }
+  | {
+      readonly kind: 'tool';
+      readonly name: string;
+      readonly input: Record<string, unknown>;
+      readonly usage?: ScriptedUsage;
+    }
   | { readonly kind: 'error'; readonly status: number; readonly message: string }
   | { readonly kind: 'malformed' };
 
@@ -28,6 +33,8 @@ export interface Decision {
 /** Generous, so a long scripted command is not cut by the Bash tool's 2 minute default. */
 export const BASH_TIMEOUT_MS = 600_000;
 const PROMPT_ECHO_LENGTH = 80;
+/** The tool through which the CLI (run with --json-schema) takes the model's structured answer. */
+export const STRUCTURED_OUTPUT_TOOL = 'StructuredOutput';
 
 export function decide(body: unknown): Decision {
   return decideFor(readConversation(body));
@@ -54,7 +61,11 @@ export function decideFor(conversation: Conversation): Decision {
     // A side request that quotes the prompt (a title, a summary) has no tools to call.
     return { ...base, scenario: 'side-request', reply: { kind: 'text', text: 'OK.' } };
   }
-  return { ...base, scenario: 'step', step: played, stepKind: step.kind, reply };
+  const priced =
+    step.usage !== undefined && (reply.kind === 'text' || reply.kind === 'tool')
+      ? { ...reply, usage: step.usage }
+      : reply;
+  return { ...base, scenario: 'step', step: played, stepKind: step.kind, reply: priced };
 }
 
 function echo(prompt: string): string {
@@ -114,6 +125,8 @@ function play(step: Step, conversation: Conversation): Reply {
       return { kind: 'malformed' };
     case 'tool':
       return { kind: 'tool', name: step.name, input: step.input };
+    case 'structured':
+      return { kind: 'tool', name: STRUCTURED_OUTPUT_TOOL, input: { ...step.value } };
     case 'invalid':
       return {
         kind: 'error',

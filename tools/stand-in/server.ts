@@ -15,6 +15,7 @@ import {
   MALFORMED_CONTENT_TYPE,
   messageEvents,
   messageJson,
+  usageFor,
 } from './wire-format.js';
 
 /** What the stand-in did with a request. */
@@ -129,11 +130,12 @@ function answerMessages(body: unknown): Answer {
     case 'text':
     case 'tool': {
       const block = contentBlock(reply);
+      const usage = usageFor(block, reply.usage);
       const description = reply.kind === 'tool' ? `tool ${reply.name}` : 'text';
       return {
         status: 200,
         contentType: stream ? 'text/event-stream' : 'application/json',
-        body: stream ? messageEvents(block, model) : messageJson(block, model),
+        body: stream ? messageEvents(block, model, usage) : messageJson(block, model, usage),
         played: { ...played, status: 200, reply: description },
       };
     }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { ScriptedUsage } from './script.js';
 import type { Reply } from './scripted-model.js';
 
 /**
@@ -23,7 +24,10 @@ export interface Usage {
 /** Fixed input and size-based output: the same script costs the same, and never zero. */
 export const INPUT_TOKENS = 100;
 
-export function usageFor(block: ContentBlock): Usage {
+export function usageFor(block: ContentBlock, scripted?: ScriptedUsage): Usage {
+  if (scripted !== undefined) {
+    return { input_tokens: scripted.inputTokens, output_tokens: scripted.outputTokens };
+  }
   const size = block.type === 'text' ? block.text.length : JSON.stringify(block.input).length;
   return { input_tokens: INPUT_TOKENS, output_tokens: Math.max(1, Math.ceil(size / 4)) };
 }
@@ -43,7 +47,7 @@ function stopReason(block: ContentBlock): 'end_turn' | 'tool_use' {
 }
 
 /** The whole answer as one JSON message, for a request without `"stream": true`. */
-export function messageJson(block: ContentBlock, model: string): string {
+export function messageJson(block: ContentBlock, model: string, usage = usageFor(block)): string {
   return JSON.stringify({
     id: newId('msg'),
     type: 'message',
@@ -52,7 +56,7 @@ export function messageJson(block: ContentBlock, model: string): string {
     content: [block],
     stop_reason: stopReason(block),
     stop_sequence: null,
-    usage: usageFor(block),
+    usage,
   });
 }
 
@@ -61,8 +65,7 @@ function event(type: string, data: Record<string, unknown>): string {
 }
 
 /** The answer as the event stream the API sends: one content block, in one delta. */
-export function messageEvents(block: ContentBlock, model: string): string {
-  const usage = usageFor(block);
+export function messageEvents(block: ContentBlock, model: string, usage = usageFor(block)): string {
   const start =
     block.type === 'text' ? { type: 'text', text: '' } : { ...block, input: {} as unknown };
   const delta =

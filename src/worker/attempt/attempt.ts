@@ -7,6 +7,7 @@ import {
   type ExecuteResult,
   type FailureKind,
   type RunState,
+  type Spending,
 } from '../../contract/index.js';
 import {
   buildArgs,
@@ -30,6 +31,14 @@ import { abandonedError, countAttempts, outOfAttemptsError, type Attempts } from
 import type { ExecuteJob, JobContext } from './context.js';
 import { recordEnd } from './record-end.js';
 import { profileFilesFor, writeRunConfig } from './run-config.js';
+import {
+  budgetLeft,
+  budgetSpentMessage,
+  MIN_ATTEMPT_BUDGET_USD,
+  spendingAfter,
+  spendingAtStart,
+  type ReportedCost,
+} from './spending.js';
 import { validateJob } from './validate-job.js';
 import { asError } from '../../common/errors.js';
 
@@ -47,6 +56,8 @@ interface Prepared {
   readonly plan: AttemptPlan;
   readonly place: TranscriptPlace;
   readonly runConfig: RunConfigArgs;
+  /** This attempt's --max-budget-usd: what is left of the job's maxBudgetUsd (null: none). */
+  readonly budgetUsd: number | null;
 }
 
 /** The failure an attempt ends with when it is stopped from outside before the CLI ran. */
@@ -62,6 +73,7 @@ const FINAL: readonly (FailureKind | null)[] = [
   'cancelled',
   'invalid-request',
   'session-not-found',
+  'budget',
 ];
 
 /**
@@ -159,6 +171,11 @@ export class Attempt {
     const { request, cwd } = valid;
     const profile = profileFilesFor(request, context.settings.profiles, context.envSource);
     if (!profile.ok) return this.end(this.withoutRun('worker-error', profile.error));
+    const budgetUsd = budgetLeft(request.maxBudgetUsd, this.prior?.spending);
+    if (budgetUsd !== null && budgetUsd < MIN_ATTEMPT_BUDGET_USD) {
+      const message = budgetSpentMessage(request.maxBudgetUsd ?? 0, this.prior?.spending);
+      return this.end(this.withoutRun('budget', message));
+    }
     const runId = randomUUID();
     const box = (this.box = await context.isolation.open({ runId, cwd }));
     const runConfig = await writeRunConfig(box, profile.files);
@@ -177,7 +194,7 @@ export class Attempt {
       const prefix = early.cause === 'cancelled' ? 'cancelled before it started: ' : '';
       return this.end(this.withoutRun(STOPPED[early.cause], `${prefix}${early.message}`));
     }
-    return { request, cwd, runId, box, plan, place, runConfig };
+    return { request, cwd, runId, box, plan, place, runConfig, budgetUsd };
   }
 
   /** Recorded before the CLI starts, so a retry after a crash continues this very session. */
@@ -189,6 +206,7 @@ export class Attempt {
       lastSeq: this.events.lastSeq,
       pid: null,
       result: this.prior?.result ?? null,
+      spending: spendingAtStart(this.prior?.spending, plan.session),
     };
     await this.job.updateProgress(this.state);
   }
@@ -217,22 +235,37 @@ export class Attempt {
     if (outcome.leftovers > 0) {
       this.log.info({ count: outcome.leftovers }, 'stopped processes the run left behind');
     }
-    const { streamSessionId, ...report } = judgeRun(outcome, timeoutSeconds * 1000);
+    const expected = { jsonSchema: request.jsonSchema };
+    const { streamSessionId, ...report } = judgeRun(outcome, timeoutSeconds * 1000, expected);
+    const spending = this.recordSpending(plan, {
+      costUsd: report.costUsd,
+      costSinceLastResultUsd: outcome.summary.resultLine?.costSinceLastResultUsd ?? null,
+      streamSessionId,
+    });
     return this.end({
       jobId: this.jobId,
       attempt: this.number,
       ...report,
+      jobCostUsd: spending.jobCostUsd,
       sessionId: streamSessionId ?? plan.sessionId,
       resumed: plan.resumed,
       retrying: this.retryingAfter(report.failure),
     });
   }
 
+  /** What the job spent once this attempt ended, kept in the run state that `end` records. */
+  private recordSpending(plan: AttemptPlan, reported: ReportedCost): Spending {
+    const atStart = this.state?.spending ?? spendingAtStart(this.prior?.spending, plan.session);
+    const spending = spendingAfter(atStart, plan.session, reported);
+    if (this.state !== null) this.state = { ...this.state, spending };
+    return spending;
+  }
+
   private runSpec(prepared: Prepared, timeoutSeconds: number): RunSpec {
     const { context, events } = this;
     const { settings } = context;
-    const { request, cwd, runId, box, plan, runConfig } = prepared;
-    const args = buildArgs(request, plan.session, runConfig);
+    const { request, cwd, runId, box, plan, runConfig, budgetUsd } = prepared;
+    const args = buildArgs(request, plan.session, { runConfig, budgetUsd });
     const identity = { workerId: context.workerId, runId, jobId: this.jobId };
     return {
       bin: context.claudeBin,
@@ -341,6 +374,7 @@ export class Attempt {
       sessionId: this.state?.sessionId ?? this.prior?.sessionId ?? null,
       retrying: this.retryingAfter(failure),
       startedAt: this.startedAt,
+      jobCostUsd: (this.state ?? this.prior)?.spending?.jobCostUsd ?? null,
     });
   }
 }

@@ -25,6 +25,7 @@ export async function recordEnd(
     lastSeq: events.lastSeq,
     pid: null,
     result,
+    ...(state?.spending === undefined ? {} : { spending: state.spending }),
   } satisfies RunState);
   context.onFinished?.(result);
   const fields = {

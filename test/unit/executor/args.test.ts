@@ -75,9 +75,11 @@ describe('buildArgs', () => {
       { prompt: 'p' },
       { mode: 'none' },
       {
-        mcpConfigFile: '/run/home/.claude/profile-mcp.json',
-        settingsFile: '/run/home/.claude/profile-settings.json',
-        settingSources: ['project', 'local'],
+        runConfig: {
+          mcpConfigFile: '/run/home/.claude/profile-mcp.json',
+          settingsFile: '/run/home/.claude/profile-settings.json',
+          settingSources: ['project', 'local'],
+        },
       },
     );
     expect(args.slice(-4)).toEqual([
@@ -85,6 +87,23 @@ describe('buildArgs', () => {
       '--setting-sources=project,local',
       '--mcp-config=/run/home/.claude/profile-mcp.json',
       '--settings=/run/home/.claude/profile-settings.json',
+    ]);
+  });
+
+  it('caps the attempt at the budget it is given and passes the JSON Schema as one argument', () => {
+    const jsonSchema = {
+      type: 'object',
+      properties: { a: { type: 'string', description: 'a b' } },
+    };
+    const args = buildArgs(
+      { prompt: 'p', maxBudgetUsd: 5, jsonSchema },
+      { mode: 'none' },
+      { budgetUsd: 0.2 },
+    );
+    expect(args.slice(-2)).toEqual(STRICT);
+    expect(args.slice(-4, -2)).toEqual([
+      '--max-budget-usd=0.2',
+      `--json-schema=${JSON.stringify(jsonSchema)}`,
     ]);
   });
 });

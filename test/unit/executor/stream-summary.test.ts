@@ -40,7 +40,44 @@ describe('StreamSummary', () => {
       usage: { input_tokens: 10 },
       permissionDenials: [{ tool_name: 'Bash' }],
       apiErrorStatus: 529,
+      structuredOutput: null,
+      costSinceLastResultUsd: null,
     });
+  });
+
+  it('reads the structured answer and the cost since the previous result line, over all models', () => {
+    const summary = new StreamSummary();
+    summary.observe(
+      json({
+        type: 'result',
+        is_error: false,
+        total_cost_usd: 1.2,
+        structured_output: { verdict: 'ok', score: 3 },
+        model_usage_since_last_result: {
+          'claude-opus-5-5': { costUSD: 0.4 },
+          'claude-haiku-4-5': { costUSD: 0.05 },
+        },
+      }),
+      undefined,
+    );
+    expect(summary.resultLine).toMatchObject({
+      costUsd: 1.2,
+      structuredOutput: { verdict: 'ok', score: 3 },
+      costSinceLastResultUsd: 0.45,
+    });
+  });
+
+  it('does not make up a cost since the last result from a model without one', () => {
+    const summary = new StreamSummary();
+    summary.observe(
+      json({
+        type: 'result',
+        is_error: false,
+        model_usage_since_last_result: { a: { costUSD: 0.4 }, b: { inputTokens: 3 } },
+      }),
+      undefined,
+    );
+    expect(summary.resultLine).toMatchObject({ costSinceLastResultUsd: null });
   });
 
   it('does not vouch for a result line without a boolean is_error, and nulls odd fields', () => {

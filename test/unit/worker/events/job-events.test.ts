@@ -115,6 +115,8 @@ const result = (attempt = 1): Omit<ExecuteResult, 'lastSeq'> => ({
   usage: null,
   permissionDenials: [],
   apiErrorStatus: null,
+  jobCostUsd: null,
+  structuredOutput: null,
   retrying: false,
 });
 

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import {
+  MAX_FLAG_VALUE_BYTES,
+  parseExecuteRequest,
+  schemaViolations,
+} from '../../../src/contract/index.js';
+
+const reason = (data: unknown): string => {
+  const parsed = parseExecuteRequest(data);
+  return parsed.ok ? '' : parsed.reason;
+};
+
+describe('maxBudgetUsd and jsonSchema in a request', () => {
+  it('takes a positive budget and a JSON Schema object', () => {
+    const jsonSchema = {
+      $schema: 'http://json-schema.org/draft-07/schema#',
+      type: 'object',
+      properties: { email: { type: 'string', format: 'email' } },
+      required: ['email'],
+    };
+    expect(parseExecuteRequest({ prompt: 'p', maxBudgetUsd: 0.25, jsonSchema })).toEqual({
+      ok: true,
+      request: { prompt: 'p', maxBudgetUsd: 0.25, jsonSchema },
+    });
+  });
+
+  it.each([0, -1, '1', Infinity, null])('refuses the budget %j', (maxBudgetUsd) => {
+    expect(reason({ prompt: 'p', maxBudgetUsd })).toBe(
+      'maxBudgetUsd: must be a positive number of dollars',
+    );
+  });
+
+  it.each([['string'], [['array']], [null]])('refuses %j as a schema', (jsonSchema) => {
+    expect(reason({ prompt: 'p', jsonSchema })).toBe('jsonSchema: must be a JSON Schema object');
+  });
+
+  it('refuses a schema that does not compile, or that the CLI would refuse, saying why', () => {
+    expect(reason({ prompt: 'p', jsonSchema: { type: 'strnig' } })).toMatch(
+      /^jsonSchema: is not a valid JSON Schema: schema is invalid: data\/type must be equal to one of the allowed values/,
+    );
+    // The pinned CLI compiles draft-07 in strict mode: unknown keywords are refused.
+    expect(reason({ prompt: 'p', jsonSchema: { type: 'object', prefixItems: [] } })).toBe(
+      'jsonSchema: is not a valid JSON Schema: strict mode: unknown keyword: "prefixItems"',
+    );
+    expect(
+      reason({
+        prompt: 'p',
+        jsonSchema: { $schema: 'https://json-schema.org/draft/2020-12/schema' },
+      }),
+    ).toContain('no schema with key or ref');
+  });
+
+  it('refuses a schema too big for a command line argument', () => {
+    const big = { type: 'object', description: 'x'.repeat(MAX_FLAG_VALUE_BYTES) };
+    expect(reason({ prompt: 'p', jsonSchema: big })).toBe(
+      `jsonSchema: must be at most ${MAX_FLAG_VALUE_BYTES} bytes as JSON`,
+    );
+  });
+});
+
+describe('schemaViolations', () => {
+  it('is null for a valid value and names the first three violations of an invalid one', () => {
+    const schema = {
+      type: 'object',
+      properties: { a: { type: 'integer' }, b: { type: 'integer' }, c: { type: 'integer' } },
+      required: ['d'],
+    };
+    expect(schemaViolations(schema, { a: 1, d: 0 })).toBeNull();
+    expect(schemaViolations(schema, { a: 'x', b: 'y', c: 'z' })).toBe(
+      "must have required property 'd'; /a must be integer; /b must be integer (and 1 more)",
+    );
+  });
+});
