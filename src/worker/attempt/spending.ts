@@ -69,7 +69,7 @@ export function spendingAfter(
   const spent =
     baseline === null ? (reported.costSinceLastResultUsd ?? total) : Math.max(0, total - baseline);
   return {
-    jobCostUsd: (atStart.jobCostUsd ?? 0) + spent,
+    jobCostUsd: roundToMicros((atStart.jobCostUsd ?? 0) + spent),
     sessionId: session.mode === 'none' ? reported.streamSessionId : session.sessionId,
     sessionCostUsd: total,
   };

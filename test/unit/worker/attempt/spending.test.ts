@@ -35,6 +35,12 @@ describe('what a job spends across attempts', () => {
     expect(attempts([newSession, reported(0.8)])?.jobCostUsd).toBe(0.8);
   });
 
+  it('sums dollars to the millionth, as written, not as floats add up', () => {
+    const fresh: SessionPlan = { mode: 'new', sessionId: S2 };
+    const spending = attempts([newSession, reported(0.1)], [fresh, reported(0.2)]);
+    expect(spending?.jobCostUsd).toBe(0.3);
+  });
+
   it('counts what an attempt that died without a result line spent once the next one reports', () => {
     const died = attempts([newSession, reported(0.5)], [resumed, reported(null)]);
     expect(died).toEqual({ jobCostUsd: 0.5, sessionId: S1, sessionCostUsd: 0.5 });
