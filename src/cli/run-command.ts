@@ -20,6 +20,13 @@ export interface RunOptions {
   readonly maxTurns?: string;
   readonly permissionMode?: string;
   readonly appendSystemPrompt?: string;
+  readonly fallbackModel?: string;
+  readonly systemPrompt?: string;
+  readonly builtinTools?: string;
+  readonly effort?: string;
+  readonly addDir?: readonly string[];
+  readonly includePartialMessages?: boolean;
+  readonly forkSession?: boolean;
   readonly attempts?: string;
   readonly follow?: boolean;
   readonly json?: boolean;
@@ -39,6 +46,13 @@ const OPTION_OF_FIELD: Record<keyof ExecuteRequest, string> = {
   maxTurns: '--max-turns',
   appendSystemPrompt: '--append-system-prompt',
   permissionMode: '--permission-mode',
+  fallbackModel: '--fallback-model',
+  systemPrompt: '--system-prompt',
+  tools: '--builtin-tools',
+  effort: '--effort',
+  addDirs: '--add-dir',
+  includePartialMessages: '--include-partial-messages',
+  forkSession: '--fork-session',
 };
 
 /**
@@ -117,6 +131,21 @@ function requestFromOptions(options: RunOptions): Omit<ExecuteRequest, 'prompt'>
     ...(options.appendSystemPrompt !== undefined && {
       appendSystemPrompt: options.appendSystemPrompt,
     }),
+    ...laterOptions(options),
+  };
+}
+
+/** The options of the request fields added later in contract version 1. */
+function laterOptions(options: RunOptions): Partial<ExecuteRequest> {
+  return {
+    ...(options.fallbackModel !== undefined && { fallbackModel: options.fallbackModel }),
+    ...(options.systemPrompt !== undefined && { systemPrompt: options.systemPrompt }),
+    // `--builtin-tools ""` is a list of none: every built-in tool gone.
+    ...(options.builtinTools !== undefined && { tools: parseList(options.builtinTools) }),
+    ...(options.effort !== undefined && { effort: options.effort as ExecuteRequest['effort'] }),
+    ...(options.addDir !== undefined && { addDirs: [...options.addDir] }),
+    ...(options.includePartialMessages === true && { includePartialMessages: true }),
+    ...(options.forkSession === true && { forkSession: true }),
   };
 }
 

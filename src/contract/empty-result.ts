@@ -36,5 +36,6 @@ export function resultWithoutRun(fields: {
     permissionDenials: [],
     apiErrorStatus: null,
     retrying: fields.retrying,
+    retryAt: null,
   };
 }

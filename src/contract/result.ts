@@ -11,6 +11,7 @@ export const FAILURE_KINDS = [
   'abandoned', // the worker running this attempt died or lost the job
   'worker-error', // the worker itself could not go on (Redis refused a command, a file was unreadable)
   'session-not-found', // resumeSessionId names a session this job's scope does not hold (expired or never stored)
+  'rate-limited', // the API answered 429 (rate limited) or 529 (overloaded) and the run ended on it
 ] as const;
 export type FailureKind = (typeof FAILURE_KINDS)[number];
 
@@ -52,6 +53,11 @@ export const ExecuteResultSchema = z.object({
   lastSeq: z.int().nonnegative(),
   /** True when the queue will run another attempt of this job (attempts left, not cancelled). */
   retrying: z.boolean(),
+  /**
+   * When the queue runs the next attempt of a rate-limited job (the API's retry-after, or a
+   * backoff); null when no such delayed retry follows.
+   */
+  retryAt: z.iso.datetime().nullable(),
 });
 
 export type ExecuteResult = z.infer<typeof ExecuteResultSchema>;

@@ -19,6 +19,14 @@ export const RunStateSchema = z.object({
   pid: z.int().nullable(),
   /** The ExecuteResult of the latest attempt that finished. */
   result: ExecuteResultSchema.nullable(),
+  /**
+   * Rate-limited (429) and overloaded (529) ends so far: `delays` delayed retries (bounded by
+   * MAX_RATE_LIMIT_DELAYS), of which `attemptsSpent` (the 529s) count as attempts, as BullMQ
+   * does not count a delayed retry.
+   */
+  rateLimit: z
+    .object({ delays: z.int().nonnegative(), attemptsSpent: z.int().nonnegative() })
+    .optional(),
 });
 
 export type RunState = z.infer<typeof RunStateSchema>;

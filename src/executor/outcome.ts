@@ -1,11 +1,16 @@
 import type { ExecuteResult, FailureKind } from '../contract/index.js';
+import { rateLimitHit, type RateLimitHit } from './rate-limit.js';
 import type { RunOutcome } from './run.js';
 
 /** The part of an ExecuteResult that one run of the CLI decides. */
 export type RunReport = Omit<
   ExecuteResult,
-  'jobId' | 'attempt' | 'lastSeq' | 'retrying' | 'resumed' | 'sessionId'
-> & { readonly streamSessionId: string | null };
+  'jobId' | 'attempt' | 'lastSeq' | 'retrying' | 'retryAt' | 'resumed' | 'sessionId'
+> & {
+  readonly streamSessionId: string | null;
+  /** Set when the run ended on a 429 or 529 (`failure: 'rate-limited'`). */
+  readonly rateLimit: RateLimitHit | null;
+};
 
 const MAX_ERROR_CHARS = 1000;
 
@@ -21,7 +26,11 @@ export function oneLine(text: string): string {
  */
 export function judgeRun(outcome: RunOutcome, timeoutMs: number): RunReport {
   const result = outcome.summary.resultLine;
-  const failure = classify(outcome);
+  const ended = classify(outcome);
+  // A 429 or 529 ends the run as a CLI error would; it is told apart to be retried later.
+  const rateLimit = ended?.kind === 'cli-error' ? rateLimitHit(outcome) : null;
+  const failure =
+    ended !== null && rateLimit !== null ? { ...ended, kind: 'rate-limited' as const } : ended;
   return {
     success: failure === null,
     failure: failure?.kind ?? null,
@@ -44,6 +53,7 @@ export function judgeRun(outcome: RunOutcome, timeoutMs: number): RunReport {
     usage: result?.usage ?? null,
     permissionDenials: [...(result?.permissionDenials ?? [])],
     apiErrorStatus: result?.apiErrorStatus ?? null,
+    rateLimit,
   };
 
   function classify(run: RunOutcome): { kind: FailureKind; message: string } | null {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { UnrecoverableError, WaitingError } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError } from 'bullmq';
 import {
   readRunState,
   resultWithoutRun,
@@ -14,6 +14,7 @@ import {
   judgeRun,
   oneLine,
   RUN_MARKER,
+  type RunReport,
   runClaude,
   type RunSpec,
   type StopRequest,
@@ -27,6 +28,7 @@ import { startSessionSync, type SessionSync } from '../sessions/session-sync.js'
 import type { TranscriptPlace } from '../sessions/sessions.js';
 import { abandonedError, countAttempts, outOfAttemptsError, type Attempts } from './attempts.js';
 import type { ExecuteJob, JobContext } from './context.js';
+import { NO_RATE_LIMITS, planRateLimitRetry, type RateLimitRetry } from './rate-limit-retry.js';
 import { recordEnd } from './record-end.js';
 import { validateJob } from './validate-job.js';
 import { asError } from '../../common/errors.js';
@@ -70,6 +72,8 @@ export class Attempt {
   private state: RunState | null = null;
   private sync: SessionSync | null = null;
   private box: RunBox | null = null;
+  /** Set when the run ended on a 429 or 529 and the job is to run again later. */
+  private delayedRetry: RateLimitRetry | null = null;
   private readonly startedAt: number;
   private readonly jobKey: string;
   private readonly log: JobContext['logger'];
@@ -183,6 +187,7 @@ export class Attempt {
       lastSeq: this.events.lastSeq,
       pid: null,
       result: this.prior?.result ?? null,
+      ...(this.prior?.rateLimit === undefined ? {} : { rateLimit: this.prior.rateLimit }),
     };
     await this.job.updateProgress(this.state);
   }
@@ -211,15 +216,44 @@ export class Attempt {
     if (outcome.leftovers > 0) {
       this.log.info({ count: outcome.leftovers }, 'stopped processes the run left behind');
     }
-    const { streamSessionId, ...report } = judgeRun(outcome, timeoutSeconds * 1000);
+    const { streamSessionId, rateLimit, ...report } = judgeRun(outcome, timeoutSeconds * 1000);
+    const retry = this.retryAfterRun(report.failure, rateLimit);
     return this.end({
       jobId: this.jobId,
       attempt: this.number,
       ...report,
       sessionId: streamSessionId ?? plan.sessionId,
       resumed: plan.resumed,
-      retrying: this.retryingAfter(report.failure),
+      retrying: retry.retrying,
+      retryAt: retry.retryAt,
     });
+  }
+
+  /**
+   * Whether another attempt follows the run, and when: a run that ended on a 429 or 529 is
+   * retried after the API's retry-after (its delays counted in the run state), or not at all.
+   */
+  private retryAfterRun(
+    failure: FailureKind | null,
+    rateLimit: RunReport['rateLimit'],
+  ): {
+    retrying: boolean;
+    retryAt: string | null;
+  } {
+    if (rateLimit === null) return { retrying: this.retryingAfter(failure), retryAt: null };
+    const retry = planRateLimitRetry({
+      hit: rateLimit,
+      count: this.prior?.rateLimit ?? NO_RATE_LIMITS,
+      maxDelays: this.context.settings.maxRateLimitDelays,
+      attemptLeft: this.attempts.retryOnFailure,
+      now: this.context.now(),
+    });
+    if (retry === null || this.stopRequest()?.cause === 'cancelled') {
+      return { retrying: false, retryAt: null };
+    }
+    this.delayedRetry = retry;
+    if (this.state !== null) this.state = { ...this.state, rateLimit: retry.count };
+    return { retrying: true, retryAt: new Date(retry.retryAt).toISOString() };
   }
 
   private runSpec(prepared: Prepared, timeoutSeconds: number): RunSpec {
@@ -294,6 +328,11 @@ export class Attempt {
       // Back to the queue without spending an attempt; the next one resumes the session.
       await this.job.moveToWait(this.token);
       return { kind: 'throw', error: new WaitingError() };
+    }
+    if (final.retrying && this.delayedRetry !== null && this.token !== undefined) {
+      // BullMQ counts no attempt for this; a 529's is counted in the run state.
+      await this.job.moveToDelayed(this.delayedRetry.retryAt, this.token);
+      return { kind: 'throw', error: new DelayedError(reason) };
     }
     const error = final.retrying ? new Error(reason) : new UnrecoverableError(reason);
     return { kind: 'throw', error };

@@ -23,6 +23,8 @@ export interface JobSettings {
   readonly eventsTtlSeconds: number;
   /** Names of extra variables the CLI gets besides the built-in allow-list (CLAUDE_ENV). */
   readonly extraEnv: readonly string[];
+  /** MAX_RATE_LIMIT_DELAYS: delayed retries of a job after 429s and 529s. */
+  readonly maxRateLimitDelays: number;
 }
 
 /** What processing a job needs, handed in so tests can use real parts of their own choosing. */

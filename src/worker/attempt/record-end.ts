@@ -25,6 +25,7 @@ export async function recordEnd(
     lastSeq: events.lastSeq,
     pid: null,
     result,
+    ...(state?.rateLimit === undefined ? {} : { rateLimit: state.rateLimit }),
   } satisfies RunState);
   context.onFinished?.(result);
   const fields = {

@@ -21,6 +21,7 @@ export function jobSettings(config: Config, workDir: string): JobSettings {
     sessionSyncMs: config.SESSION_SYNC_SECONDS * 1000,
     eventsTtlSeconds: config.EVENTS_TTL_SECONDS,
     extraEnv: config.CLAUDE_ENV,
+    maxRateLimitDelays: config.MAX_RATE_LIMIT_DELAYS,
   };
 }
 

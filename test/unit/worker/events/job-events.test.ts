@@ -115,6 +115,7 @@ const result = (attempt = 1): Omit<ExecuteResult, 'lastSeq'> => ({
   permissionDenials: [],
   apiErrorStatus: null,
   retrying: false,
+  retryAt: null,
 });
 
 const started = {
