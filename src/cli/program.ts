@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { PERMISSION_MODES } from '../contract/index.js';
+import { EFFORT_LEVELS, PERMISSION_MODES } from '../contract/index.js';
 import { runCancelCommand, type CancelOptions } from './cancel-command.js';
 import { runEventsCommand, type EventsOptions } from './events-command.js';
 import { CliError, EXIT, EXIT_CODES_HELP } from './exit-codes.js';
@@ -135,6 +135,17 @@ function addRunCommand(program: Command, io: CliIo, act: Act): void {
       '--json-schema <file-or-json>',
       'the answer must be JSON valid against this JSON Schema (inline, or a file)',
     )
+    .option('--system-prompt <text>', "replaces the CLI's system prompt")
+    .option('--fallback-model <name>', 'model to use when the main one is busy or unavailable')
+    .option('--effort <level>', `one of ${EFFORT_LEVELS.join(', ')}`)
+    .option('--builtin-tools <list>', 'comma-separated built-in tools that exist at all ("": none)')
+    .option(
+      '--add-dir <dir>',
+      'another directory the run may work in, relative to WORK_DIR (repeatable)',
+      (dir: string, dirs: string[] | undefined) => [...(dirs ?? []), dir],
+    )
+    .option('--include-partial-messages', 'also stream partial message chunks as they arrive')
+    .option('--fork-session', 'with --resume: continue a copy, leaving the session as it is')
     .option('--attempts <n>', 'attempts in all, counting retries after a failure (default 1)')
     .option('--follow', "print the job's events live; the exit code follows the run")
     .option('--json', 'with --follow: one raw event JSON per line instead of text')

@@ -82,7 +82,9 @@ export function renderEvent(event: ExecuteEvent, options: RenderOptions = {}): s
       const lines = [
         paint.red(`✗ failed: ${sanitize(oneLine(event.data.error ?? 'no reason given'))}`),
       ];
-      if (event.data.retrying) lines.push(paint.dim('↻ another attempt follows'));
+      const when =
+        event.data.retryAt === null ? '' : ` at ${event.data.retryAt} (the API asked to wait)`;
+      if (event.data.retrying) lines.push(paint.dim(`↻ another attempt follows${when}`));
       return lines;
     }
   }

@@ -25,6 +25,13 @@ export interface RunOptions {
   readonly maxBudgetUsd?: string;
   /** Inline JSON, or the path of a file holding it. */
   readonly jsonSchema?: string;
+  readonly fallbackModel?: string;
+  readonly systemPrompt?: string;
+  readonly builtinTools?: string;
+  readonly effort?: string;
+  readonly addDir?: readonly string[];
+  readonly includePartialMessages?: boolean;
+  readonly forkSession?: boolean;
   readonly attempts?: string;
   readonly follow?: boolean;
   readonly json?: boolean;
@@ -48,6 +55,13 @@ const OPTION_OF_FIELD: Record<keyof ExecuteRequest, string> = {
   profile: '--profile',
   maxBudgetUsd: '--max-budget-usd',
   jsonSchema: '--json-schema',
+  fallbackModel: '--fallback-model',
+  systemPrompt: '--system-prompt',
+  tools: '--builtin-tools',
+  effort: '--effort',
+  addDirs: '--add-dir',
+  includePartialMessages: '--include-partial-messages',
+  forkSession: '--fork-session',
 };
 
 /**
@@ -129,6 +143,14 @@ function requestFromOptions(options: RunOptions, cwd: string): Omit<ExecuteReque
     ...(options.appendSystemPrompt !== undefined && {
       appendSystemPrompt: options.appendSystemPrompt,
     }),
+    ...laterOptions(options),
+    ...jobControlOptions(options, cwd),
+  };
+}
+
+/** Options of the fields that bound what a job may do and spend, and how it must answer. */
+function jobControlOptions(options: RunOptions, cwd: string): Partial<ExecuteRequest> {
+  return {
     ...(options.profile !== undefined && { profile: options.profile }),
     ...(options.maxBudgetUsd !== undefined && {
       maxBudgetUsd: parseNumber('--max-budget-usd', options.maxBudgetUsd, 'a number of dollars'),
@@ -139,6 +161,20 @@ function requestFromOptions(options: RunOptions, cwd: string): Omit<ExecuteReque
         unknown
       >,
     }),
+  };
+}
+
+/** Options of the model, prompt, tool and session flags the CLI takes as they are. */
+function laterOptions(options: RunOptions): Partial<ExecuteRequest> {
+  return {
+    ...(options.fallbackModel !== undefined && { fallbackModel: options.fallbackModel }),
+    ...(options.systemPrompt !== undefined && { systemPrompt: options.systemPrompt }),
+    // `--builtin-tools ""` is a list of none: every built-in tool gone.
+    ...(options.builtinTools !== undefined && { tools: parseList(options.builtinTools) }),
+    ...(options.effort !== undefined && { effort: options.effort as ExecuteRequest['effort'] }),
+    ...(options.addDir !== undefined && { addDirs: [...options.addDir] }),
+    ...(options.includePartialMessages === true && { includePartialMessages: true }),
+    ...(options.forkSession === true && { forkSession: true }),
   };
 }
 

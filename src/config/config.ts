@@ -186,6 +186,12 @@ export const ConfigSchema = z.object({
     .describe(
       'How long a saved transcript is kept after its last change (every session key expires); resumed later, the job fails as `session-not-found`.',
     ),
+  MAX_RATE_LIMIT_DELAYS: integer(0)
+    .max(1000, 'must be at most 1000')
+    .default(5)
+    .describe(
+      "How many times a job whose run ended on an API 429 (rate limited) or 529 (overloaded) is put back to run again after the API's retry-after (or a backoff from 5 s, doubling, at most 5 min); a 429 spends no attempt, a 529 one. Past it the job fails as `rate-limited`.",
+    ),
   CLAUDE_ENV: commaList('')
     .refine(
       (names) => names.every((name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)),

@@ -41,5 +41,6 @@ export function resultWithoutRun(fields: {
     jobCostUsd: fields.jobCostUsd ?? null,
     structuredOutput: null,
     retrying: fields.retrying,
+    retryAt: null,
   };
 }

@@ -21,8 +21,15 @@ export const PERMISSION_MODES = [
   'bypassPermissions',
   'default',
   'dontAsk',
+  'manual',
   'plan',
 ] as const;
+
+/** The `--effort` levels the pinned CLI knows (it ignores any other with a warning). */
+export const EFFORT_LEVELS = ['low', 'medium', 'high', 'xhigh', 'max'] as const;
+
+/** Most directories a job may add with `addDirs`. */
+export const MAX_ADD_DIRS = 32;
 
 /** Longest timeout a job may ask for: one week. */
 export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
@@ -51,6 +58,18 @@ const byteLength = (value: string): number => Buffer.byteLength(value, 'utf8');
 
 const toolRules = () => z.array(toolRule, { error: 'must be a list of tool names' }).optional();
 
+/** A built-in tool's bare name (`Bash`, `Read`): `--tools` takes no rules and no MCP tools. */
+const builtinTool = z
+  .string({ error: 'must be a tool name (a string)' })
+  .regex(/^[A-Za-z][A-Za-z0-9_]*$/, {
+    error: (issue) => `${JSON.stringify(issue.input)} is not a built-in tool name such as "Read"`,
+  });
+
+const modelName = () =>
+  z
+    .string({ error: 'must be a string' })
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:[\]/@-]*$/, 'must be a model name or alias');
+
 const flagText = () =>
   z
     .string({ error: 'must be a string' })
@@ -76,55 +95,80 @@ const jsonSchema = () =>
     });
 
 /** The job data of an execute job (version 1 of the contract). */
-export const ExecuteRequestSchema = z.strictObject({
-  prompt: z
-    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
-    .refine((value) => value.trim().length > 0, 'must not be empty'),
-  workingDir: flagText().optional(),
-  allowedTools: toolRules(),
-  disallowedTools: toolRules(),
-  timeout: z
-    .number({ error: 'must be a number of seconds' })
-    .positive('must be a positive number of seconds')
-    .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS} seconds`)
-    .optional(),
-  /** Seconds the run may print nothing before it is stopped as idle. */
-  idleTimeout: z
-    .number({ error: 'must be a number of seconds' })
-    .positive('must be a positive number of seconds')
-    .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS} seconds`)
-    .optional(),
-  resumeSessionId: z.uuid('must be a UUID').optional(),
-  /**
-   * Whose sessions this job may resume and leaves behind: set by the control plane (a tenant,
-   * say), never by what a tenant writes. A job finds only sessions of its own scope.
-   */
-  sessionScope: z
-    .string({ error: 'must be a string' })
-    .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1 to 128 letters, digits, . _ : or -')
-    .optional(),
-  model: z
-    .string({ error: 'must be a string' })
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._:[\]/@-]*$/, 'must be a model name or alias')
-    .optional(),
-  maxTurns: z.int('must be an integer').positive('must be positive').optional(),
-  appendSystemPrompt: flagText().optional(),
-  permissionMode: z
-    .enum(PERMISSION_MODES, { error: `must be one of ${PERMISSION_MODES.join(', ')}` })
-    .optional(),
-  /** A named profile of the worker (MCP servers, settings); its secrets never travel here. */
-  profile: z
-    .string({ error: 'must be a string' })
-    .regex(PROFILE_NAME, 'must be a profile name: 1 to 64 letters, digits, . _ or -')
-    .optional(),
-  /** Dollars for the whole job, across all its attempts: each attempt may spend what is left. */
-  maxBudgetUsd: z
-    .number({ error: 'must be a positive number of dollars' })
-    .positive('must be a positive number of dollars')
-    .optional(),
-  /** The answer must be JSON valid against this schema (`--json-schema`). */
-  jsonSchema: jsonSchema().optional(),
-});
+export const ExecuteRequestSchema = z
+  .strictObject({
+    prompt: z
+      .string({
+        error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string'),
+      })
+      .refine((value) => value.trim().length > 0, 'must not be empty'),
+    workingDir: flagText().optional(),
+    allowedTools: toolRules(),
+    disallowedTools: toolRules(),
+    timeout: z
+      .number({ error: 'must be a number of seconds' })
+      .positive('must be a positive number of seconds')
+      .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS} seconds`)
+      .optional(),
+    /** Seconds the run may print nothing before it is stopped as idle. */
+    idleTimeout: z
+      .number({ error: 'must be a number of seconds' })
+      .positive('must be a positive number of seconds')
+      .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS} seconds`)
+      .optional(),
+    resumeSessionId: z.uuid('must be a UUID').optional(),
+    /**
+     * Whose sessions this job may resume and leaves behind: set by the control plane (a tenant,
+     * say), never by what a tenant writes. A job finds only sessions of its own scope.
+     */
+    sessionScope: z
+      .string({ error: 'must be a string' })
+      .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1 to 128 letters, digits, . _ : or -')
+      .optional(),
+    model: modelName().optional(),
+    /** Tried, in order, when the model is busy or unavailable (`--fallback-model`). */
+    fallbackModel: modelName().optional(),
+    maxTurns: z.int('must be an integer').positive('must be positive').optional(),
+    appendSystemPrompt: flagText().optional(),
+    permissionMode: z
+      .enum(PERMISSION_MODES, { error: `must be one of ${PERMISSION_MODES.join(', ')}` })
+      .optional(),
+    /** Replaces the CLI's system prompt (`appendSystemPrompt` is then added to this one). */
+    systemPrompt: flagText().optional(),
+    /** The built-in tools that exist at all in the run (`--tools`); `[]`: none. */
+    tools: z
+      .array(builtinTool, { error: 'must be a list of built-in tool names' })
+      .max(64, 'must name at most 64 tools')
+      .optional(),
+    effort: z
+      .enum(EFFORT_LEVELS, { error: `must be one of ${EFFORT_LEVELS.join(', ')}` })
+      .optional(),
+    /** More directories the run may work in (`--add-dir`), relative to WORK_DIR. */
+    addDirs: z
+      .array(flagText(), { error: 'must be a list of directories' })
+      .min(1, 'must name at least one directory')
+      .max(MAX_ADD_DIRS, `must name at most ${MAX_ADD_DIRS} directories`)
+      .optional(),
+    includePartialMessages: z.boolean({ error: 'must be true or false' }).optional(),
+    /** With resumeSessionId: continue a copy of that session, leaving the original as it is. */
+    forkSession: z.boolean({ error: 'must be true or false' }).optional(),
+    /** A named profile of the worker (MCP servers, settings); its secrets never travel here. */
+    profile: z
+      .string({ error: 'must be a string' })
+      .regex(PROFILE_NAME, 'must be a profile name: 1 to 64 letters, digits, . _ or -')
+      .optional(),
+    /** Dollars for the whole job, across all its attempts: each attempt may spend what is left. */
+    maxBudgetUsd: z
+      .number({ error: 'must be a positive number of dollars' })
+      .positive('must be a positive number of dollars')
+      .optional(),
+    /** The answer must be JSON valid against this schema (`--json-schema`). */
+    jsonSchema: jsonSchema().optional(),
+  })
+  .refine((request) => request.forkSession !== true || request.resumeSessionId !== undefined, {
+    path: ['forkSession'],
+    error: 'needs resumeSessionId: only a resumed session can be forked',
+  });
 
 export type ExecuteRequest = z.infer<typeof ExecuteRequestSchema>;
 

@@ -15,6 +15,7 @@ export const FAILURE_KINDS = [
   'budget', // the job's maxBudgetUsd is spent: the CLI stopped at its cap, or too little was left to start
   'no-structured-output', // jsonSchema was asked for and the run ended without a structured answer
   'invalid-structured-output', // the structured answer does not validate against jsonSchema
+  'rate-limited', // the API answered 429 (rate limited) or 529 (overloaded) and the run ended on it
 ] as const;
 export type FailureKind = (typeof FAILURE_KINDS)[number];
 
@@ -68,6 +69,11 @@ export const ExecuteResultSchema = z.object({
   lastSeq: z.int().nonnegative(),
   /** True when the queue will run another attempt of this job (attempts left, not cancelled). */
   retrying: z.boolean(),
+  /**
+   * When the queue runs the next attempt of a rate-limited job (the API's retry-after, or a
+   * backoff); null when no such delayed retry follows.
+   */
+  retryAt: z.iso.datetime().nullable(),
 });
 
 export type ExecuteResult = z.infer<typeof ExecuteResultSchema>;

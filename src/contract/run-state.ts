@@ -40,6 +40,14 @@ export const RunStateSchema = z.object({
   result: ExecuteResultSchema.nullable(),
   /** Absent on jobs that began before workers kept it: their cost so far is unknown. */
   spending: SpendingSchema.optional(),
+  /**
+   * Rate-limited (429) and overloaded (529) ends so far: `delays` delayed retries (bounded by
+   * MAX_RATE_LIMIT_DELAYS), of which `attemptsSpent` (the 529s) count as attempts, as BullMQ
+   * does not count a delayed retry.
+   */
+  rateLimit: z
+    .object({ delays: z.int().nonnegative(), attemptsSpent: z.int().nonnegative() })
+    .optional(),
 });
 
 export type RunState = z.infer<typeof RunStateSchema>;

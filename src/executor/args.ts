@@ -6,6 +6,11 @@ export type SessionPlan =
   | { readonly mode: 'new'; readonly sessionId: string }
   /** Continue an existing session. */
   | { readonly mode: 'resume'; readonly sessionId: string }
+  /**
+   * Continue a copy of session `from` (`--fork-session`), under `sessionId` when it is fixed up
+   * front (null: the CLI picks one).
+   */
+  | { readonly mode: 'fork'; readonly from: string; readonly sessionId: string | null }
   /** Let the CLI pick (portable sessions switched off). */
   | { readonly mode: 'none' };
 
@@ -48,6 +53,10 @@ export function buildArgs(
   const args = ['-p', '--verbose', '--output-format', 'stream-json'];
   if (session.mode === 'new') args.push(`--session-id=${session.sessionId}`);
   if (session.mode === 'resume') args.push(`--resume=${session.sessionId}`);
+  if (session.mode === 'fork') {
+    args.push(`--resume=${session.from}`, '--fork-session');
+    if (session.sessionId !== null) args.push(`--session-id=${session.sessionId}`);
+  }
   const allowed = request.allowedTools ?? DEFAULT_ALLOWED_TOOLS;
   if (allowed.length > 0) args.push(`--allowedTools=${allowed.join(',')}`);
   if (request.disallowedTools && request.disallowedTools.length > 0) {
@@ -67,7 +76,7 @@ export function buildArgs(
   if (request.jsonSchema !== undefined) {
     args.push(`--json-schema=${JSON.stringify(request.jsonSchema)}`);
   }
-  args.push(...runConfigArgs(attempt.runConfig ?? NO_RUN_CONFIG));
+  args.push(...moreFlags(request), ...runConfigArgs(attempt.runConfig ?? NO_RUN_CONFIG));
   return args;
 }
 
@@ -79,5 +88,19 @@ function runConfigArgs(config: RunConfigArgs): string[] {
   const args = ['--strict-mcp-config', `--setting-sources=${config.settingSources.join(',')}`];
   if (config.mcpConfigFile !== null) args.push(`--mcp-config=${config.mcpConfigFile}`);
   if (config.settingsFile !== null) args.push(`--settings=${config.settingsFile}`);
+  return args;
+}
+
+/** The model, prompt, tool and streaming flags the CLI takes as they are. */
+function moreFlags(request: ExecuteRequest): string[] {
+  const args: string[] = [];
+  if (request.fallbackModel !== undefined) args.push(`--fallback-model=${request.fallbackModel}`);
+  if (request.systemPrompt !== undefined) args.push(`--system-prompt=${request.systemPrompt}`);
+  // `--tools=` (nothing after the `=`) is how the CLI takes "no built-in tools at all".
+  if (request.tools !== undefined) args.push(`--tools=${request.tools.join(',')}`);
+  if (request.effort !== undefined) args.push(`--effort=${request.effort}`);
+  // One flag per directory: a list flag would read the next argument as another directory.
+  for (const dir of request.addDirs ?? []) args.push(`--add-dir=${dir}`);
+  if (request.includePartialMessages === true) args.push('--include-partial-messages');
   return args;
 }

@@ -1,12 +1,17 @@
 import { schemaViolations, type ExecuteResult, type FailureKind } from '../contract/index.js';
+import { rateLimitHit, type RateLimitHit } from './rate-limit.js';
 import type { RunOutcome } from './run.js';
 import type { ResultLine } from './stream-summary.js';
 
 /** The part of an ExecuteResult that one run of the CLI decides. */
 export type RunReport = Omit<
   ExecuteResult,
-  'jobId' | 'attempt' | 'lastSeq' | 'retrying' | 'resumed' | 'sessionId' | 'jobCostUsd'
-> & { readonly streamSessionId: string | null };
+  'jobId' | 'attempt' | 'lastSeq' | 'retrying' | 'retryAt' | 'resumed' | 'sessionId' | 'jobCostUsd'
+> & {
+  readonly streamSessionId: string | null;
+  /** Set when the run ended on a 429 or 529 (`failure: 'rate-limited'`). */
+  readonly rateLimit: RateLimitHit | null;
+};
 
 /** What the request asked of the answer, beyond a run that succeeds. */
 export interface AnswerExpectations {
@@ -35,7 +40,13 @@ export function judgeRun(
   expected: AnswerExpectations = {},
 ): RunReport {
   const result = outcome.summary.resultLine;
-  const failure = classify(outcome, timeoutMs) ?? judgeAnswer(result, expected);
+  const ended = classify(outcome, timeoutMs);
+  // A 429 or 529 ends the run as a CLI error would; it is told apart to be retried later.
+  const rateLimit = ended?.kind === 'cli-error' ? rateLimitHit(outcome) : null;
+  const failure =
+    ended !== null && rateLimit !== null
+      ? { ...ended, kind: 'rate-limited' as const }
+      : (ended ?? judgeAnswer(result, expected));
   return {
     success: failure === null,
     failure: failure?.kind ?? null,
@@ -60,6 +71,7 @@ export function judgeRun(
     permissionDenials: [...(result?.permissionDenials ?? [])],
     apiErrorStatus: result?.apiErrorStatus ?? null,
     structuredOutput: result?.structuredOutput ?? null,
+    rateLimit,
   };
 }
 

@@ -19,6 +19,17 @@ export interface ResultLine {
   readonly costSinceLastResultUsd: number | null;
 }
 
+/** A `system`/`api_retry` line: the CLI is about to retry an API call within the run. */
+export interface ApiRetryLine {
+  /** The HTTP status that failed (`error_status`), null when there was none (a network error). */
+  readonly status: number | null;
+  /**
+   * How long the CLI waits before it retries (`retry_delay_ms`): the API's retry-after, when it
+   * gave one of at most 60 s, with up to a quarter added.
+   */
+  readonly delayMs: number | null;
+}
+
 const EXCERPT_CHARS = 200;
 
 /**
@@ -34,6 +45,8 @@ export class StreamSummary {
   nonJsonLines = 0;
   firstNonJson: string | null = null;
   invalidUtf8Lines = 0;
+  /** The latest `api_retry` line, which tells the API's latest retry-after where there is one. */
+  lastApiRetry: ApiRetryLine | null = null;
 
   /** A whole stdout line (`text` is base64 when it was not valid UTF-8). */
   observe(text: string, encoding: 'base64' | undefined): void {
@@ -52,6 +65,12 @@ export class StreamSummary {
       this.sessionId = value.session_id;
     }
     if (value.type === 'result') this.resultLine ??= toResultLine(value);
+    if (value.type === 'system' && value.subtype === 'api_retry' && this.resultLine === null) {
+      this.lastApiRetry = {
+        status: integerOrNull(value.error_status),
+        delayMs: typeof value.retry_delay_ms === 'number' ? value.retry_delay_ms : null,
+      };
+    }
   }
 
   /** A line too long to read whole (it went past MAX_LINE_BYTES). */

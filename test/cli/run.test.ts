@@ -149,6 +149,61 @@ describe('claudebox run', () => {
     expect(job?.opts.attempts).toBe(3);
   });
 
+  it('enqueues the later request fields from their options, --add-dir as often as given', async () => {
+    const session = randomUUID();
+    const run = processes.spawn(
+      [
+        'run',
+        '--resume',
+        session,
+        '--fork-session',
+        '--fallback-model',
+        'claude-haiku-4-5',
+        '--system-prompt',
+        'You are terse.',
+        '--effort',
+        'high',
+        '--builtin-tools',
+        '',
+        '--add-dir',
+        'repo/docs',
+        '--add-dir',
+        'shared',
+        '--include-partial-messages',
+        'Fix the bug',
+      ],
+      env,
+    );
+
+    expect(await run.exited).toBe(0);
+    const job = await queue.getJob(run.stdout().trim());
+    expect(job?.data).toEqual({
+      prompt: 'Fix the bug',
+      resumeSessionId: session,
+      forkSession: true,
+      fallbackModel: 'claude-haiku-4-5',
+      systemPrompt: 'You are terse.',
+      effort: 'high',
+      tools: [],
+      addDirs: ['repo/docs', 'shared'],
+      includePartialMessages: true,
+    });
+  });
+
+  it('exits 2 naming the options of bad later fields', async () => {
+    const io = fakeIo(env);
+    expect(
+      await cli(
+        ['run', '--effort', 'huge', '--fork-session', '--builtin-tools', 'Bash(x)', 'hi'],
+        io,
+      ),
+    ).toBe(2);
+    expect(io.stderrText()).toBe(
+      'claudebox: invalid request: --builtin-tools: "Bash(x)" is not a built-in tool name such as "Read"; ' +
+        '--effort: must be one of low, medium, high, xhigh, max\n',
+    );
+  });
+
   it('reads the prompt from stdin for "-", however big', async () => {
     const prompt = `${'a long prompt line\n'.repeat(20_000)}the end`; // ~380 KB: too big for argv
     const run = processes.spawn(['run', '-'], env, { stdin: prompt });

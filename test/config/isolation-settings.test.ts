@@ -10,7 +10,7 @@ describe('isolation and job limit settings', () => {
       RUN_UID_BASE: 50000,
       RUN_UID_COUNT: 1000,
       MAX_TIMEOUT_SECONDS: 86400,
-      ALLOWED_PERMISSION_MODES: ['acceptEdits', 'auto', 'default', 'dontAsk', 'plan'],
+      ALLOWED_PERMISSION_MODES: ['acceptEdits', 'auto', 'default', 'dontAsk', 'manual', 'plan'],
     });
   });
 
@@ -21,7 +21,7 @@ describe('isolation and job limit settings', () => {
     [{ RUN_UID_BASE: '0' }, 'RUN_UID_BASE="0": must be at least 1'],
     [
       { ALLOWED_PERMISSION_MODES: 'plan,yolo' },
-      'ALLOWED_PERMISSION_MODES="plan,yolo": must be a comma-separated list of acceptEdits, auto, bypassPermissions, default, dontAsk, plan',
+      'ALLOWED_PERMISSION_MODES="plan,yolo": must be a comma-separated list of acceptEdits, auto, bypassPermissions, default, dontAsk, manual, plan',
     ],
     [
       { CLAUDE_ENV: 'GITHUB_TOKEN,REDIS_URL' },

@@ -81,6 +81,21 @@ describe('the stand-in script', () => {
     expect(parseStep('http soon')).toMatchObject({ kind: 'invalid' });
   });
 
+  it('http: takes a retry-after in seconds and how many times to answer it per session', () => {
+    expect(parseStep('http 429 retry-after=3 times=2')).toEqual({
+      kind: 'http',
+      status: 429,
+      retryAfter: 3,
+      times: 2,
+    });
+    expect(parseStep('http 529 once')).toEqual({ kind: 'http', status: 529, times: 1 });
+    expect(parseStep('http 429 retry-after=soon')).toMatchObject({
+      kind: 'invalid',
+      problem: expect.stringContaining('retry-after=<seconds>, times=<n> or once'),
+    });
+    expect(parseStep('http 429 times=0')).toMatchObject({ kind: 'invalid' });
+  });
+
   it('malformed: takes no argument', () => {
     expect(parseStep('malformed')).toEqual({ kind: 'malformed' });
     expect(parseStep('malformed please')).toMatchObject({ kind: 'invalid' });

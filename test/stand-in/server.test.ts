@@ -162,6 +162,25 @@ describe('the stand-in server', () => {
     }
   });
 
+  it('answers a limited http step with its retry-after that often per session, then goes on', async () => {
+    const { url } = await start();
+    const inSession = (session: string) => ({
+      ...messagesBody('stand-in: http 429 retry-after=3 times=2\nstand-in: say Served.'),
+      metadata: { user_id: JSON.stringify({ device_id: 'd', session_id: session }) },
+    });
+    const first = '1b4e28ba-2fa1-11d2-883f-0016d3cca427';
+    const second = '6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f';
+    const statuses: number[] = [];
+    for (const session of [first, first, second, first]) {
+      const response = await post(url, inSession(session));
+      statuses.push(response.status);
+      if (response.status === 429) expect(response.headers.get('retry-after')).toBe('3');
+      else expect(await response.text()).toContain('Served.');
+    }
+    // Another session gets its own two errors.
+    expect(statuses).toEqual([429, 429, 429, 200]);
+  });
+
   it('answers a malformed step with a 200 that is no API reply, streaming or not', async () => {
     const { url } = await start();
     for (const stream of [true, false]) {

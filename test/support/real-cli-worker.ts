@@ -21,15 +21,23 @@ export interface RealCliWorker {
   close(): Promise<number[]>;
 }
 
-export async function startRealCliWorker(redisUrl: string): Promise<RealCliWorker> {
+export async function startRealCliWorker(
+  redisUrl: string,
+  options: {
+    /** More variables for the CLI's environment (CLAUDE_CODE_MAX_RETRIES, say). */
+    readonly claudeEnv?: Readonly<Record<string, string>>;
+    /** More worker settings. */
+    readonly workerEnv?: Readonly<Record<string, string>>;
+  } = {},
+): Promise<RealCliWorker> {
   const standIn = await startStandIn();
-  const claude = privateClaudeEnv({ baseUrl: standIn.url });
+  const claude = privateClaudeEnv({ baseUrl: standIn.url, extra: { ...options.claudeEnv } });
   const queueName = uniqueQueueName();
   const worker = await startTestWorker({
     redisUrl,
     queueName,
     claudeBin: findRealClaude(),
-    env: { ...claude.env, CONCURRENCY: '2', KILL_GRACE_SECONDS: '2' },
+    env: { ...claude.env, CONCURRENCY: '2', KILL_GRACE_SECONDS: '2', ...options.workerEnv },
   });
   const client = createClient({ url: redisUrl, queueName });
   return {

@@ -196,4 +196,25 @@ describe('counting a job’s attempts', () => {
       countAttempts(counters({ started: 4, made: 1, stalled: 2 }), state(2, ended), null),
     ).toMatchObject({ attempt: 3, abandoned: [], exhausted: false });
   });
+
+  it('numbers a delayed retry after a 429 as the next attempt without spending one, and a 529’s as spent', () => {
+    const limited: ExecuteResult = {
+      ...result(1, true, 4),
+      failure: 'rate-limited',
+      retryAt: new Date().toISOString(),
+    };
+    // BullMQ counted the start but no attempt made: the job went to `delayed`, not `failed`.
+    const after429 = countAttempts(
+      counters({ started: 2, attempts: 2 }),
+      { ...state(1, limited), rateLimit: { delays: 1, attemptsSpent: 0 } },
+      failed(1, true, 4),
+    );
+    expect(after429).toMatchObject({ attempt: 2, abandoned: [], retryOnFailure: true });
+    const after529 = countAttempts(
+      counters({ started: 2, attempts: 2 }),
+      { ...state(1, limited), rateLimit: { delays: 1, attemptsSpent: 1 } },
+      failed(1, true, 4),
+    );
+    expect(after529).toMatchObject({ attempt: 2, abandoned: [], retryOnFailure: false });
+  });
 });

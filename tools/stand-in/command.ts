@@ -26,7 +26,9 @@ API key or internet. Write the script in the prompt, one step a line:
   stand-in: write <path> <content> call the Write tool (\\n in content: a newline)
   stand-in: read <path>            call the Read tool
   stand-in: edit <path> :: <old> :: <new>   call the Edit tool
-  stand-in: http <status>          answer with that HTTP error status
+  stand-in: http <status> [retry-after=S] [times=N|once]
+                                   answer with that HTTP error status (and a retry-after
+                                   header); times=N: only the first N calls of a session
   stand-in: malformed              answer with something that is no API reply
   stand-in: structured <json>      call the StructuredOutput tool (with --json-schema)
   stand-in: usage <in> <out>       the next step's reply reports these token counts

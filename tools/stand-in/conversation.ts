@@ -21,6 +21,8 @@ export interface Conversation {
   readonly endsWithToolResult: boolean;
   /** The directory the CLI says it works in (relative paths in a script are resolved there). */
   readonly workingDirectory: string | undefined;
+  /** The Claude session the request belongs to, as the CLI states it in `metadata.user_id`. */
+  readonly sessionId: string | undefined;
 }
 
 interface Message {
@@ -134,7 +136,19 @@ export function readConversation(body: unknown): Conversation {
     endsWithToolResult:
       last?.role === 'user' && last.blocks.some((block) => block.type === 'tool_result'),
     workingDirectory: findWorkingDirectory(request, messages),
+    sessionId: findSessionId(request.metadata),
   };
+}
+
+const SESSION_ID =
+  /session_?id"?\s*[:=]?\s*"?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/i;
+const OLD_SESSION_ID = /_session_([0-9a-f-]{36})$/;
+
+/** 2.1.330 sends `user_id` as JSON holding `session_id`; older CLIs ended it with `_session_<id>`. */
+function findSessionId(metadata: unknown): string | undefined {
+  const userId = isRecord(metadata) ? metadata.user_id : undefined;
+  if (typeof userId !== 'string') return undefined;
+  return (SESSION_ID.exec(userId) ?? OLD_SESSION_ID.exec(userId))?.[1];
 }
 
 /**

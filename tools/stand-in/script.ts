@@ -25,7 +25,14 @@ type PlayedStep =
       readonly oldText: string;
       readonly newText: string;
     }
-  | { readonly kind: 'http'; readonly status: number }
+  | {
+      readonly kind: 'http';
+      readonly status: number;
+      /** Seconds for a `retry-after` header. */
+      readonly retryAfter?: number;
+      /** Answer the error this many times per session, then go on with the next step. */
+      readonly times?: number;
+    }
   /** A call of any tool by name (an MCP server's `mcp__<server>__<tool>`, say) with JSON input. */
   | { readonly kind: 'tool'; readonly name: string; readonly input: Record<string, unknown> }
   | { readonly kind: 'malformed' }
@@ -125,13 +132,8 @@ export function parseStep(source: string): Step {
         newText: unescapeText(newText),
       };
     }
-    case 'http': {
-      const status = /^\d{3}$/.test(rest) ? Number(rest) : NaN;
-      if (!(status >= 400 && status <= 599)) {
-        return invalid('`http` needs an error status from 400 to 599');
-      }
-      return { kind: 'http', status };
-    }
+    case 'http':
+      return parseHttp(rest, invalid);
     case 'malformed':
       return rest === '' ? { kind: 'malformed' } : invalid('`malformed` takes no argument');
     case 'tool':
@@ -179,6 +181,25 @@ function jsonObject(text: string): Record<string, unknown> | 'not JSON' | 'not a
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not an object';
   return value as Record<string, unknown>;
+}
+
+/** `http <status> [retry-after=<seconds>] [times=<n> | once]`. */
+function parseHttp(rest: string, invalid: (problem: string) => Step): Step {
+  const [code = '', ...options] = rest.split(/\s+/);
+  const status = /^\d{3}$/.test(code) ? Number(code) : NaN;
+  if (!(status >= 400 && status <= 599)) {
+    return invalid('`http` needs an error status from 400 to 599');
+  }
+  let step: Step & { kind: 'http' } = { kind: 'http', status };
+  for (const option of options) {
+    const retryAfter = /^retry-after=(\d{1,5})$/.exec(option);
+    const times = /^times=([1-9]\d{0,3})$/.exec(option);
+    if (retryAfter) step = { ...step, retryAfter: Number(retryAfter[1]) };
+    else if (times) step = { ...step, times: Number(times[1]) };
+    else if (option === 'once') step = { ...step, times: 1 };
+    else return invalid(`\`http\` takes retry-after=<seconds>, times=<n> or once, not "${option}"`);
+  }
+  return step;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { readConversation, type Conversation } from './conversation.js';
 import { fillResult, type ScriptedUsage, type Step, type StepKind } from './script.js';
+import type { StepMemory } from './step-memory.js';
 
 /** What the stand-in answers, before it is put into the Messages API's wire format. */
 export type Reply =
@@ -11,7 +12,13 @@ export type Reply =
       readonly input: Record<string, unknown>;
       readonly usage?: ScriptedUsage;
     }
-  | { readonly kind: 'error'; readonly status: number; readonly message: string }
+  | {
+      readonly kind: 'error';
+      readonly status: number;
+      readonly message: string;
+      /** Seconds, for a `retry-after` header. */
+      readonly retryAfter?: number;
+    }
   | { readonly kind: 'malformed' };
 
 /**
@@ -40,8 +47,12 @@ export function decide(body: unknown): Decision {
   return decideFor(readConversation(body));
 }
 
-export function decideFor(conversation: Conversation): Decision {
-  const { steps, played, prompt } = conversation;
+/**
+ * What to answer. `memory` (the server's) lets a limited error step (`http 429 once`) be
+ * answered only so often per session; without it such a step answers every time.
+ */
+export function decideFor(conversation: Conversation, memory?: StepMemory): Decision {
+  const { steps, prompt } = conversation;
   const base = { steps: steps.length };
   if (prompt === undefined) {
     return { ...base, scenario: 'side-request', reply: { kind: 'text', text: 'OK.' } };
@@ -49,8 +60,9 @@ export function decideFor(conversation: Conversation): Decision {
   if (steps.length === 0) {
     return { ...base, scenario: 'no-script', reply: { kind: 'text', text: echo(prompt) } };
   }
-  const step = steps[played];
-  if (step === undefined) {
+  const index = currentStep(conversation, memory);
+  const step = index === undefined ? undefined : steps[index];
+  if (index === undefined || step === undefined) {
     const text = conversation.endsWithToolResult
       ? `Done. The tool said: ${conversation.latestToolResult ?? ''}`
       : 'Done.';
@@ -61,11 +73,37 @@ export function decideFor(conversation: Conversation): Decision {
     // A side request that quotes the prompt (a title, a summary) has no tools to call.
     return { ...base, scenario: 'side-request', reply: { kind: 'text', text: 'OK.' } };
   }
+  if (step.kind === 'http' && step.times !== undefined) {
+    memory?.record(conversation.sessionId, steps, index);
+  }
   const priced =
     step.usage !== undefined && (reply.kind === 'text' || reply.kind === 'tool')
       ? { ...reply, usage: step.usage }
       : reply;
-  return { ...base, scenario: 'step', step: played, stepKind: step.kind, reply: priced };
+  return { ...base, scenario: 'step', step: index, stepKind: step.kind, reply: priced };
+}
+
+/**
+ * The step to play: the one after as many as were answered, where a limited error step that
+ * was answered its number of times is passed over (a failed call leaves no answer behind).
+ */
+function currentStep(
+  conversation: Conversation,
+  memory: StepMemory | undefined,
+): number | undefined {
+  const { steps, played, sessionId } = conversation;
+  let answers = 0;
+  for (const [index, step] of steps.entries()) {
+    const spent =
+      step.kind === 'http' &&
+      step.times !== undefined &&
+      memory !== undefined &&
+      memory.count(sessionId, steps, index) >= step.times;
+    if (spent) continue;
+    if (answers === played) return index;
+    answers += 1;
+  }
+  return undefined;
 }
 
 function echo(prompt: string): string {
@@ -120,6 +158,7 @@ function play(step: Step, conversation: Conversation): Reply {
         kind: 'error',
         status: step.status,
         message: `Scripted HTTP ${step.status} from the stand-in`,
+        ...(step.retryAfter === undefined ? {} : { retryAfter: step.retryAfter }),
       };
     case 'malformed':
       return { kind: 'malformed' };

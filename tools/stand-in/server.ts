@@ -7,6 +7,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import { readConversation } from './conversation.js';
 import { decideFor, type Scenario } from './scripted-model.js';
+import { StepMemory } from './step-memory.js';
 import type { StepKind } from './script.js';
 import {
   contentBlock,
@@ -91,6 +92,7 @@ function redact(headers: IncomingHttpHeaders): IncomingHttpHeaders {
 interface Answer {
   readonly status: number;
   readonly contentType?: string;
+  readonly headers?: Readonly<Record<string, string>>;
   readonly body: string;
   readonly played: Played;
 }
@@ -105,10 +107,10 @@ function jsonError(status: number, message: string, played: Omit<Played, 'status
 }
 
 /** The answer to a Messages API call: the script decides, the wire format follows the request. */
-function answerMessages(body: unknown): Answer {
+function answerMessages(body: unknown, memory: StepMemory): Answer {
   const conversation = readConversation(body);
   const { stream, model } = conversation;
-  const decision = decideFor(conversation);
+  const decision = decideFor(conversation, memory);
   const played = {
     scenario: decision.scenario,
     ...(decision.step === undefined ? {} : { step: decision.step }),
@@ -118,8 +120,11 @@ function answerMessages(body: unknown): Answer {
   };
   const { reply } = decision;
   switch (reply.kind) {
-    case 'error':
-      return jsonError(reply.status, reply.message, { ...played, reply: 'error' });
+    case 'error': {
+      const answer = jsonError(reply.status, reply.message, { ...played, reply: 'error' });
+      if (reply.retryAfter === undefined) return answer;
+      return { ...answer, headers: { 'retry-after': String(reply.retryAfter) } };
+    }
     case 'malformed':
       return {
         status: 200,
@@ -142,7 +147,12 @@ function answerMessages(body: unknown): Answer {
   }
 }
 
-function route(method: string, pathname: string, raw: string): { answer: Answer; body?: unknown } {
+function route(
+  method: string,
+  pathname: string,
+  raw: string,
+  memory: StepMemory,
+): { answer: Answer; body?: unknown } {
   if (method === 'HEAD' || (method === 'GET' && pathname === '/')) {
     // The CLI probes the base URL before its first call.
     return {
@@ -182,18 +192,20 @@ function route(method: string, pathname: string, raw: string): { answer: Answer;
       },
     };
   }
-  return { body, answer: answerMessages(body) };
+  return { body, answer: answerMessages(body, memory) };
 }
 
 export async function startStandIn(options: StandInOptions = {}): Promise<StandIn> {
   const requests: RecordedRequest[] = [];
   const keep = options.keepRequests ?? Infinity;
+  const memory = new StepMemory();
   let served = 0;
 
   const send = (response: ServerResponse, answer: Answer): void => {
     served += 1;
     response.writeHead(answer.status, {
       ...(answer.contentType ? { 'content-type': answer.contentType } : {}),
+      ...answer.headers,
       'request-id': `req_standin_${served}`,
     });
     response.end(answer.body);
@@ -224,7 +236,7 @@ export async function startStandIn(options: StandInOptions = {}): Promise<StandI
 
     let recorded: RecordedRequest;
     try {
-      const { answer, body } = route(method, pathname, await readBody(request));
+      const { answer, body } = route(method, pathname, await readBody(request), memory);
       recorded = {
         ...record(request, method, path),
         ...(body === undefined ? {} : { body }),

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { UnrecoverableError, WaitingError } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError } from 'bullmq';
 import {
   readRunState,
   resultWithoutRun,
@@ -15,6 +15,7 @@ import {
   judgeRun,
   oneLine,
   RUN_MARKER,
+  type RunReport,
   runClaude,
   type RunConfigArgs,
   type RunSpec,
@@ -29,6 +30,7 @@ import { startSessionSync, type SessionSync } from '../sessions/session-sync.js'
 import type { TranscriptPlace } from '../sessions/sessions.js';
 import { abandonedError, countAttempts, outOfAttemptsError, type Attempts } from './attempts.js';
 import type { ExecuteJob, JobContext } from './context.js';
+import { NO_RATE_LIMITS, planRateLimitRetry, type RateLimitRetry } from './rate-limit-retry.js';
 import { recordEnd } from './record-end.js';
 import { profileFilesFor, writeRunConfig } from './run-config.js';
 import {
@@ -85,6 +87,8 @@ export class Attempt {
   private state: RunState | null = null;
   private sync: SessionSync | null = null;
   private box: RunBox | null = null;
+  /** Set when the run ended on a 429 or 529 and the job is to run again later. */
+  private delayedRetry: RateLimitRetry | null = null;
   private readonly startedAt: number;
   private readonly jobKey: string;
   private readonly log: JobContext['logger'];
@@ -207,6 +211,7 @@ export class Attempt {
       pid: null,
       result: this.prior?.result ?? null,
       spending: spendingAtStart(this.prior?.spending, plan.session),
+      ...(this.prior?.rateLimit === undefined ? {} : { rateLimit: this.prior.rateLimit }),
     };
     await this.job.updateProgress(this.state);
   }
@@ -236,12 +241,17 @@ export class Attempt {
       this.log.info({ count: outcome.leftovers }, 'stopped processes the run left behind');
     }
     const expected = { jsonSchema: request.jsonSchema };
-    const { streamSessionId, ...report } = judgeRun(outcome, timeoutSeconds * 1000, expected);
+    const { streamSessionId, rateLimit, ...report } = judgeRun(
+      outcome,
+      timeoutSeconds * 1000,
+      expected,
+    );
     const spending = this.recordSpending(plan, {
       costUsd: report.costUsd,
       costSinceLastResultUsd: outcome.summary.resultLine?.costSinceLastResultUsd ?? null,
       streamSessionId,
     });
+    const retry = this.retryAfterRun(report.failure, rateLimit);
     return this.end({
       jobId: this.jobId,
       attempt: this.number,
@@ -249,7 +259,8 @@ export class Attempt {
       jobCostUsd: spending.jobCostUsd,
       sessionId: streamSessionId ?? plan.sessionId,
       resumed: plan.resumed,
-      retrying: this.retryingAfter(report.failure),
+      retrying: retry.retrying,
+      retryAt: retry.retryAt,
     });
   }
 
@@ -259,6 +270,33 @@ export class Attempt {
     const spending = spendingAfter(atStart, plan.session, reported);
     if (this.state !== null) this.state = { ...this.state, spending };
     return spending;
+  }
+
+  /**
+   * Whether another attempt follows the run, and when: a run that ended on a 429 or 529 is
+   * retried after the API's retry-after (its delays counted in the run state), or not at all.
+   */
+  private retryAfterRun(
+    failure: FailureKind | null,
+    rateLimit: RunReport['rateLimit'],
+  ): {
+    retrying: boolean;
+    retryAt: string | null;
+  } {
+    if (rateLimit === null) return { retrying: this.retryingAfter(failure), retryAt: null };
+    const retry = planRateLimitRetry({
+      hit: rateLimit,
+      count: this.prior?.rateLimit ?? NO_RATE_LIMITS,
+      maxDelays: this.context.settings.maxRateLimitDelays,
+      attemptLeft: this.attempts.retryOnFailure,
+      now: this.context.now(),
+    });
+    if (retry === null || this.stopRequest()?.cause === 'cancelled') {
+      return { retrying: false, retryAt: null };
+    }
+    this.delayedRetry = retry;
+    if (this.state !== null) this.state = { ...this.state, rateLimit: retry.count };
+    return { retrying: true, retryAt: new Date(retry.retryAt).toISOString() };
   }
 
   private runSpec(prepared: Prepared, timeoutSeconds: number): RunSpec {
@@ -335,6 +373,11 @@ export class Attempt {
       // Back to the queue without spending an attempt; the next one resumes the session.
       await this.job.moveToWait(this.token);
       return { kind: 'throw', error: new WaitingError() };
+    }
+    if (final.retrying && this.delayedRetry !== null && this.token !== undefined) {
+      // BullMQ counts no attempt for this; a 529's is counted in the run state.
+      await this.job.moveToDelayed(this.delayedRetry.retryAt, this.token);
+      return { kind: 'throw', error: new DelayedError(reason) };
     }
     const error = final.retrying ? new Error(reason) : new UnrecoverableError(reason);
     return { kind: 'throw', error };

@@ -28,8 +28,9 @@ export interface Attempts {
 }
 
 /**
- * Counts a job's attempts: every start gets a number, and both a failure (BullMQ's
- * `attemptsMade`) and a stall (`stalledCounter`: the worker died or lost the lock) spend one.
+ * Counts a job's attempts: every start gets a number, and a failure (BullMQ's `attemptsMade`),
+ * a stall (`stalledCounter`: the worker died or lost the lock) and an overloaded API's delayed
+ * retry (the run state's `rateLimit.attemptsSpent`) each spend one.
  */
 export function countAttempts(
   job: AttemptCounters,
@@ -37,7 +38,8 @@ export function countAttempts(
   last: ExecuteEvent | null,
 ): Attempts {
   const allowed = Math.max(1, job.opts.attempts ?? 1);
-  const spent = job.attemptsMade + job.stalledCounter;
+  // A 529's delayed retry spends an attempt BullMQ does not count (see rate-limit-retry.ts).
+  const spent = job.attemptsMade + job.stalledCounter + (prior?.rateLimit?.attemptsSpent ?? 0);
   const start = startNumber(job, prior);
   const unended = range(lastEnded(prior, last) + 1, start);
   const exhausted = unended.length > 0 && spent >= allowed;

@@ -28,6 +28,8 @@ export interface JobSettings {
   readonly extraEnv: readonly string[];
   /** PROFILES_FILE's profiles by name: what a job's `profile` may name. */
   readonly profiles: Profiles;
+  /** MAX_RATE_LIMIT_DELAYS: delayed retries of a job after 429s and 529s. */
+  readonly maxRateLimitDelays: number;
 }
 
 /** What processing a job needs, handed in so tests can use real parts of their own choosing. */

@@ -26,6 +26,7 @@ export async function recordEnd(
     pid: null,
     result,
     ...(state?.spending === undefined ? {} : { spending: state.spending }),
+    ...(state?.rateLimit === undefined ? {} : { rateLimit: state.rateLimit }),
   } satisfies RunState);
   context.onFinished?.(result);
   const fields = {

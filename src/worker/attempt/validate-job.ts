@@ -64,11 +64,38 @@ export async function validateJob(data: unknown, limits: JobLimits): Promise<Val
   }
 
   if (problems.length > 0 || !cwd.ok) return { ok: false, reason: problems.join('; ') };
-  if (request.workingDir === undefined && limits.scratchDir !== null) {
-    await mkdir(limits.scratchDir, { recursive: true, mode: 0o700 });
-    return { ok: true, request, cwd: limits.scratchDir };
+  const scratch = request.workingDir === undefined ? limits.scratchDir : null;
+  const workingDir = scratch ?? cwd.path;
+  const addDirs = await resolveAddDirs(request.addDirs, limits, workingDir);
+  if (!addDirs.ok) return addDirs;
+  if (scratch !== null) await mkdir(scratch, { recursive: true, mode: 0o700 });
+  // The CLI gets the directories as real paths: it runs elsewhere than WORK_DIR.
+  const resolved = addDirs.paths === undefined ? request : { ...request, addDirs: addDirs.paths };
+  return { ok: true, request: resolved, cwd: workingDir };
+}
+
+/**
+ * Each of `addDirs` must resolve inside WORK_DIR as `workingDir` must; with run isolation also
+ * inside the job's working directory, the one place a run's uid is handed and its sandbox binds.
+ */
+async function resolveAddDirs(
+  addDirs: readonly string[] | undefined,
+  limits: JobLimits,
+  cwd: string,
+): Promise<{ ok: true; paths: string[] | undefined } | { ok: false; reason: string }> {
+  if (addDirs === undefined) return { ok: true, paths: undefined };
+  const problems: string[] = [];
+  const paths: string[] = [];
+  for (const dir of addDirs) {
+    const resolved = await resolveWorkingDir(dir, limits.workDir);
+    if (!resolved.ok) problems.push(`addDirs: ${resolved.reason}`);
+    else if (limits.scratchDir !== null && !isInside(resolved.path, cwd)) {
+      problems.push(
+        `addDirs: ${JSON.stringify(dir)} resolves to ${resolved.path}, outside the job's working directory ${cwd}, which is all an isolated run can reach`,
+      );
+    } else paths.push(resolved.path);
   }
-  return { ok: true, request, cwd: cwd.path };
+  return problems.length > 0 ? { ok: false, reason: problems.join('; ') } : { ok: true, paths };
 }
 
 function unknownProfile(name: string, profiles: JobLimits['profiles']): string {

@@ -24,6 +24,7 @@ export function jobSettings(config: Config, workDir: string, profiles: Profiles)
     eventsTtlSeconds: config.EVENTS_TTL_SECONDS,
     extraEnv: config.CLAUDE_ENV,
     profiles,
+    maxRateLimitDelays: config.MAX_RATE_LIMIT_DELAYS,
   };
 }
 

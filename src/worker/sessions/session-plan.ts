@@ -49,9 +49,14 @@ export async function planAttempt(
   place: TranscriptPlace,
 ): Promise<AttemptPlan> {
   if (sessions === null) return planWithoutStore(request);
+  // A fork's copy gets an id of its own up front, which every later attempt continues.
+  const forkOf = request.forkSession === true ? request.resumeSessionId : undefined;
   const ref: SessionRef = {
     scope: request.sessionScope ?? '',
-    sessionId: prior?.sessionId ?? request.resumeSessionId ?? randomUUID(),
+    sessionId:
+      prior?.sessionId ??
+      (forkOf === undefined ? request.resumeSessionId : undefined) ??
+      randomUUID(),
   };
   const { sessionId } = ref;
   const asked = sessionId === request.resumeSessionId;
@@ -66,6 +71,8 @@ export async function planAttempt(
     );
   }
   if (restored.kind === 'missing') {
+    // Not forked yet (or the attempt that forked died before the copy was kept): fork now.
+    if (forkOf !== undefined) return forkSession(request, forkOf, sessionId, sessions, place);
     if (asked) {
       const scope = request.sessionScope ? ` in scope ${request.sessionScope}` : '';
       throw new SessionNotFoundError(
@@ -83,6 +90,15 @@ const originalPrompt = (request: ExecuteRequest) =>
 /** Portable sessions are off: every attempt starts afresh unless the request names a session. */
 function planWithoutStore(request: ExecuteRequest): AttemptPlan {
   const sessionId = request.resumeSessionId ?? null;
+  if (sessionId !== null && request.forkSession === true) {
+    return {
+      session: { mode: 'fork', from: sessionId, sessionId: null },
+      sessionId: null,
+      resumed: true,
+      transcriptBaseline: 0,
+      ...originalPrompt(request),
+    };
+  }
   return {
     session: sessionId === null ? { mode: 'none' } : { mode: 'resume', sessionId },
     sessionId,
@@ -121,5 +137,32 @@ async function resumeSession(
     ...(holdsPrompt
       ? { prompt: continuationPrompt(prior.result), promptKind: 'continue' }
       : originalPrompt(request)),
+  };
+}
+
+/** Continues a copy of the session the request names, under the job's own session id. */
+async function forkSession(
+  request: ExecuteRequest,
+  from: string,
+  sessionId: string,
+  sessions: SessionStore,
+  place: TranscriptPlace,
+): Promise<AttemptPlan> {
+  const original = await sessions.restore(
+    { scope: request.sessionScope ?? '', sessionId: from },
+    place,
+  );
+  if (original.kind !== 'found') {
+    const scope = request.sessionScope ? ` in scope ${request.sessionScope}` : '';
+    const why =
+      original.kind === 'oversized' ? 'grew past SESSION_MAX_BYTES' : 'expired or was never stored';
+    throw new SessionNotFoundError(`session not found: ${from}${scope} ${why}`);
+  }
+  return {
+    session: { mode: 'fork', from, sessionId },
+    sessionId,
+    resumed: true,
+    transcriptBaseline: await transcriptSize(original.path),
+    ...originalPrompt(request),
   };
 }

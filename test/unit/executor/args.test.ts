@@ -106,4 +106,49 @@ describe('buildArgs', () => {
       `--json-schema=${JSON.stringify(jsonSchema)}`,
     ]);
   });
+
+  it('passes the model, prompt and tool fields as one argument each, and an empty tools list as `--tools=`', () => {
+    const args = buildArgs(
+      {
+        prompt: 'p',
+        allowedTools: [],
+        fallbackModel: 'claude-haiku-4-5',
+        systemPrompt: '--You are terse.',
+        tools: [],
+        effort: 'xhigh',
+        addDirs: ['/work/a', '/work/b c'],
+        includePartialMessages: true,
+      },
+      { mode: 'none' },
+    );
+    expect(args.slice(4)).toEqual([
+      '--fallback-model=claude-haiku-4-5',
+      '--system-prompt=--You are terse.',
+      '--tools=',
+      '--effort=xhigh',
+      '--add-dir=/work/a',
+      '--add-dir=/work/b c',
+      '--include-partial-messages',
+      ...STRICT,
+    ]);
+    expect(buildArgs({ prompt: 'p', tools: ['Read', 'Bash'] }, { mode: 'none' })).toContain(
+      '--tools=Read,Bash',
+    );
+    expect(
+      buildArgs({ prompt: 'p', includePartialMessages: false }, { mode: 'none' }),
+    ).not.toContain('--include-partial-messages');
+  });
+
+  it('forks a session into the id fixed up front, or into one the CLI picks', () => {
+    const OTHER = '6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f';
+    const fixed = buildArgs({ prompt: 'p' }, { mode: 'fork', from: SESSION, sessionId: OTHER });
+    expect(fixed.slice(4, 7)).toEqual([
+      `--resume=${SESSION}`,
+      '--fork-session',
+      `--session-id=${OTHER}`,
+    ]);
+    const picked = buildArgs({ prompt: 'p' }, { mode: 'fork', from: SESSION, sessionId: null });
+    expect(picked.slice(4, 6)).toEqual([`--resume=${SESSION}`, '--fork-session']);
+    expect(picked.some((arg) => arg.startsWith('--session-id'))).toBe(false);
+  });
 });

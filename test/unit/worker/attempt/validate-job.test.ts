@@ -197,4 +197,87 @@ describe('validateJob', () => {
       expect(valid).toMatchObject({ ok: true, cwd: join(workDir, 'repo') });
     });
   });
+
+  it.each([
+    [{ fallbackModel: '--model=x' }, 'fallbackModel: must be a model name or alias'],
+    [{ systemPrompt: '' }, 'systemPrompt: must not be empty'],
+    [{ systemPrompt: 'a\u0000b' }, 'systemPrompt: must not contain NUL'],
+    [{ systemPrompt: 'x'.repeat(64 * 1024 + 1) }, 'systemPrompt: must be at most 65536 bytes'],
+    [{ tools: 'Read' }, 'tools: must be a list of built-in tool names'],
+    [
+      { tools: ['Bash(git:*)'] },
+      'tools.0: "Bash(git:*)" is not a built-in tool name such as "Read"',
+    ],
+    [{ tools: ['Read,Write'] }, 'tools.0: "Read,Write" is not a built-in tool name'],
+    [{ effort: 'extreme' }, 'effort: must be one of low, medium, high, xhigh, max'],
+    [{ addDirs: [] }, 'addDirs: must name at least one directory'],
+    [{ addDirs: [''] }, 'addDirs.0: must not be empty'],
+    [{ addDirs: Array(33).fill('repo') }, 'addDirs: must name at most 32 directories'],
+    [{ includePartialMessages: 'yes' }, 'includePartialMessages: must be true or false'],
+    [{ forkSession: 1 }, 'forkSession: must be true or false'],
+    [
+      { forkSession: true },
+      'forkSession: needs resumeSessionId: only a resumed session can be forked',
+    ],
+    [
+      { permissionMode: 'manul' },
+      'permissionMode: must be one of acceptEdits, auto, bypassPermissions, default, dontAsk, manual, plan',
+    ],
+  ])('refuses the request field %j, naming it', async (fields, reason) => {
+    const valid = await validateJob({ prompt: 'hi', ...fields }, limits);
+    expect(valid).toMatchObject({ ok: false });
+    if (!valid.ok) expect(valid.reason).toContain(reason);
+  });
+
+  it('accepts every later field at its simplest, and forkSession with the session to fork', async () => {
+    const request = {
+      prompt: 'hi',
+      fallbackModel: 'sonnet',
+      systemPrompt: 'You are terse.',
+      appendSystemPrompt: 'And kind.',
+      tools: [],
+      effort: 'max',
+      includePartialMessages: true,
+      resumeSessionId: '1b4e28ba-2fa1-11d2-883f-0016d3cca427',
+      forkSession: true,
+      permissionMode: 'default',
+    };
+    expect(await validateJob(request, limits)).toEqual({ ok: true, request, cwd: workDir });
+  });
+
+  it('hands the CLI each of addDirs as a real path inside WORK_DIR, and refuses any outside', async () => {
+    const valid = await validateJob({ prompt: 'hi', addDirs: ['repo-link', 'repo/src'] }, limits);
+    expect(valid).toMatchObject({
+      ok: true,
+      request: { addDirs: [join(workDir, 'repo'), join(workDir, 'repo', 'src')] },
+    });
+    const refused = await validateJob(
+      { prompt: 'hi', addDirs: ['escape', 'missing', 'notes.txt'] },
+      limits,
+    );
+    expect(refused.ok).toBe(false);
+    if (refused.ok) return;
+    expect(refused.reason).toContain('addDirs: "escape" resolves to');
+    expect(refused.reason).toContain('outside WORK_DIR');
+    expect(refused.reason).toContain('addDirs: "missing" does not exist');
+    expect(refused.reason).toContain('addDirs: "notes.txt" is not a directory');
+  });
+
+  it('with run isolation, takes addDirs only inside the job’s own working directory', async () => {
+    const isolated = { ...limits, scratchDir: join(root, 'scratch', 'job-1') };
+    expect(
+      await validateJob({ prompt: 'hi', workingDir: 'repo', addDirs: ['repo/src'] }, isolated),
+    ).toMatchObject({ ok: true, request: { addDirs: [join(workDir, 'repo', 'src')] } });
+    mkdirSync(join(workDir, 'other'));
+    const outside = await validateJob(
+      { prompt: 'hi', workingDir: 'repo', addDirs: ['other'] },
+      isolated,
+    );
+    expect(outside).toMatchObject({ ok: false });
+    if (!outside.ok) {
+      expect(outside.reason).toContain(
+        `addDirs: "other" resolves to ${join(workDir, 'other')}, outside the job's working directory ${join(workDir, 'repo')}`,
+      );
+    }
+  });
 });

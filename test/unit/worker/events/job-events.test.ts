@@ -118,6 +118,7 @@ const result = (attempt = 1): Omit<ExecuteResult, 'lastSeq'> => ({
   jobCostUsd: null,
   structuredOutput: null,
   retrying: false,
+  retryAt: null,
 });
 
 const started = {

@@ -1,0 +1,49 @@
+import type { RunOutcome } from './run.js';
+
+/** The API's answers that mean "not now": rate limited, overloaded. */
+export const RATE_LIMIT_STATUSES = [429, 529] as const;
+export type RateLimitStatus = (typeof RATE_LIMIT_STATUSES)[number];
+
+/** A run that ended because the API would not serve it now. */
+export interface RateLimitHit {
+  readonly status: RateLimitStatus;
+  /**
+   * How long the API asked to wait, as the CLI last reported it (`retry_delay_ms` of its latest
+   * `api_retry` line for the same status); null when the CLI said nothing of it.
+   */
+  readonly retryAfterMs: number | null;
+}
+
+// How the CLI words these errors on stderr, for a run that printed no result line.
+const STDERR_PATTERN =
+  /\b(429|529)\b.*\b(rate.?limit|overload)|\b(rate.?limit|overload).*\b(429|529)\b/i;
+
+const isRateLimitStatus = (status: number | null | undefined): status is RateLimitStatus =>
+  status === 429 || status === 529;
+
+/**
+ * Whether a run that did not succeed ended on a 429 or a 529. The result line's
+ * `api_error_status` decides when it names one; else the CLI's latest `api_retry` line (a run
+ * stopped while the CLI was retrying); else its last stderr line.
+ */
+export function rateLimitHit(outcome: RunOutcome): RateLimitHit | null {
+  const { resultLine, lastApiRetry } = outcome.summary;
+  if (resultLine !== null && !resultLine.isError) return null;
+  const status = endingStatus(outcome);
+  if (!isRateLimitStatus(status)) return null;
+  const retryAfterMs =
+    lastApiRetry !== null && lastApiRetry.status === status && lastApiRetry.delayMs !== null
+      ? Math.max(0, lastApiRetry.delayMs)
+      : null;
+  return { status, retryAfterMs };
+}
+
+function endingStatus(outcome: RunOutcome): number | null {
+  const { resultLine, lastApiRetry } = outcome.summary;
+  if (resultLine?.apiErrorStatus != null) return resultLine.apiErrorStatus;
+  if (lastApiRetry?.status != null) return lastApiRetry.status;
+  if (resultLine !== null || outcome.lastStderr === null) return null;
+  const match = STDERR_PATTERN.exec(outcome.lastStderr);
+  const digits = match?.[1] ?? match?.[4];
+  return digits === undefined ? null : Number(digits);
+}

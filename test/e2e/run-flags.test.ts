@@ -1,0 +1,81 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { ExecuteEvent, ExecuteRequest, ExecuteResult } from '../../src/contract/index.js';
+import { startRealCliWorker, type RealCliWorker } from '../support/real-cli-worker.js';
+import { collectEvents } from '../support/worker.js';
+
+const redisUrl = inject('redisUrl');
+
+const streamJson = (events: ExecuteEvent[]): Record<string, unknown>[] =>
+  events.flatMap((e) =>
+    e.type === 'output' ? [JSON.parse(e.content) as Record<string, unknown>] : [],
+  );
+
+describe('the per-run flags, through the real claude CLI', () => {
+  let stack: RealCliWorker;
+
+  beforeAll(async () => {
+    stack = await startRealCliWorker(redisUrl);
+  });
+
+  afterAll(async () => {
+    expect(await stack.close()).toEqual([]);
+  });
+
+  async function run(
+    request: ExecuteRequest,
+  ): Promise<{ result: ExecuteResult; events: ExecuteEvent[] }> {
+    const jobId = await stack.client.enqueue(request);
+    const result = await stack.client.result(jobId, { timeoutMs: 60_000 });
+    return { result, events: await collectEvents(stack.client.events(jobId)) };
+  }
+
+  const sentTexts = (): string[] =>
+    stack.standIn.requests
+      .filter((r) => r.path.startsWith('/v1/messages'))
+      .map((r) => JSON.stringify(r.body));
+
+  it('runs with a system prompt of its own, no built-in tools, an effort, a fallback model and partial messages', async () => {
+    stack.standIn.clearRequests();
+    const { result, events } = await run({
+      prompt: 'Hi.\nstand-in: say Configured.',
+      systemPrompt: 'You are the flag checker.',
+      appendSystemPrompt: 'Answer in one word.',
+      tools: [],
+      allowedTools: [],
+      effort: 'low',
+      fallbackModel: 'claude-haiku-4-5',
+      includePartialMessages: true,
+    });
+
+    expect(result).toMatchObject({ success: true, finalOutput: 'Configured.' });
+    const lines = streamJson(events);
+    expect(lines[0]).toMatchObject({ type: 'system', subtype: 'init', tools: [] });
+    expect(lines.some((line) => line.type === 'stream_event')).toBe(true);
+    const [sent] = sentTexts();
+    expect(sent).toContain('You are the flag checker.\\n\\nAnswer in one word.');
+  });
+
+  it('forks a session: the copy goes on under an id of its own and the original stays as it was', async () => {
+    const original = await run({ prompt: 'Remember plum.\nstand-in: say Plum noted.' });
+    const sessionId = original.result.sessionId ?? '';
+    stack.standIn.clearRequests();
+    const fork = await run({
+      prompt: 'Now add pear.\nstand-in: say Plum and pear.',
+      resumeSessionId: sessionId,
+      forkSession: true,
+    });
+    expect(fork.result).toMatchObject({ success: true, resumed: true });
+    expect(fork.result.sessionId).not.toBe(sessionId);
+    expect(sentTexts()[0]).toContain('Remember plum.');
+
+    stack.standIn.clearRequests();
+    const again = await run({
+      prompt: 'What do you have?\nstand-in: say Only plum.',
+      resumeSessionId: sessionId,
+    });
+    expect(again.result).toMatchObject({ success: true, sessionId });
+    const [sent] = sentTexts();
+    expect(sent).toContain('Remember plum.');
+    expect(sent).not.toContain('Now add pear.');
+  });
+});
