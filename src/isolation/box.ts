@@ -31,6 +31,9 @@ export interface RunBox {
 /** World-writable places a run without a mount namespace of its own can leave files in. */
 const SHARED_TEMP_DIRS = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock'];
 
+/** bwrap and its options for a run in `home`, working in `cwd`, reaching `addDirs` too. */
+export type SandboxArgs = (home: string, cwd: string, addDirs?: readonly string[]) => string[];
+
 export interface UidBoxSpec {
   readonly lease: UidLease;
   readonly setpriv: string;
@@ -38,9 +41,11 @@ export interface UidBoxSpec {
   readonly workRoot: string;
   readonly runId: string;
   readonly cwd: string;
+  /** The job's other directories, inside WORK_DIR: the run's too while it lasts. */
+  readonly addDirs: readonly string[];
   readonly mayTake: MayTake;
   /** bwrap with its options when namespaces are on, else null. */
-  readonly sandbox: ((home: string, cwd: string) => string[]) | null;
+  readonly sandbox: SandboxArgs | null;
   readonly namespaces: RunIsolation['namespaces'];
 }
 
@@ -60,13 +65,14 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     await mkdir(configDir, { mode: 0o700 });
     await mkdir(tmp, { mode: 0o700 });
     await openPathTo(spec.workRoot, cwd);
-    await handOver(cwd, uid, spec.mayTake);
+    for (const dir of spec.addDirs) await openPathTo(spec.workRoot, dir);
+    for (const dir of [cwd, ...spec.addDirs]) await handOver(dir, uid, spec.mayTake);
   } catch (error) {
     await rm(home, { recursive: true, force: true }).catch(() => undefined);
     await lease.release();
     throw error;
   }
-  const sandbox = spec.sandbox?.(home, cwd) ?? null;
+  const sandbox = spec.sandbox?.(home, cwd, spec.addDirs) ?? null;
   const confinement = uidConfinement({ uid, setpriv: spec.setpriv, sandbox });
   let closed: Promise<void> | null = null;
   return {
@@ -92,7 +98,7 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
       (closed ??= (async () => {
         // Nothing of the run may write while its places are taken back.
         await confinement.sweep(undefined, 0);
-        await takeBack(cwd).catch(() => undefined);
+        for (const dir of [cwd, ...spec.addDirs]) await takeBack(dir).catch(() => undefined);
         await rm(home, { recursive: true, force: true });
         if (sandbox === null) await removeFilesOf(uid);
         await lease.release();

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { RunIsolation } from '../contract/index.js';
 import { processStartTime, searchPath } from '../executor/index.js';
-import { openUidBox, sharedBox, type RunBox } from './box.js';
+import { openUidBox, sharedBox, type RunBox, type SandboxArgs } from './box.js';
 import { IsolationError } from './errors.js';
 import { becomeUid, signalUid } from './tools.js';
 import { UidPool } from './uid-pool.js';
@@ -45,8 +45,15 @@ export interface Isolation {
   scratchDir(jobKey: string): string | null;
   /** Removes a job's scratch directory once the job is over. */
   removeScratch(jobKey: string): Promise<void>;
-  /** Makes a run's box; an IsolationError says why it cannot (the pool exhausted, say). */
-  open(run: { readonly runId: string; readonly cwd: string }): Promise<RunBox>;
+  /**
+   * Makes a run's box around its working directory and the job's other directories (addDirs,
+   * inside WORK_DIR); an IsolationError says why it cannot (the pool exhausted, say).
+   */
+  open(run: {
+    readonly runId: string;
+    readonly cwd: string;
+    readonly addDirs?: readonly string[];
+  }): Promise<RunBox>;
 }
 
 /**
@@ -124,9 +131,10 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     leases: { dir: dirs.leases, setpriv },
     scratchDir,
     removeScratch: (jobKey) => rm(scratchDir(jobKey), { recursive: true, force: true }),
-    open: async ({ runId, cwd }) => {
+    open: async ({ runId, cwd, addDirs = [] }) => {
       const lease = await pool.acquire();
       return openUidBox({
+        addDirs,
         lease,
         setpriv,
         runRoot,
@@ -182,18 +190,14 @@ async function makeRunRoot(runRoot: string): Promise<RunRootDirs> {
 
 interface Sandboxing {
   readonly namespaces: RunIsolation['namespaces'];
-  readonly args: ((home: string, cwd: string) => string[]) | null;
+  readonly args: SandboxArgs | null;
 }
 
 /** Temporary directories every sandbox gets empty and of its own. */
 const PRIVATE_TEMP = ['/dev/shm', '/tmp', '/var/tmp'];
 
-/** bwrap's options for a run: everything read-only but its home and working directory. */
-function sandboxArgs(
-  bwrap: string,
-  settings: IsolationSettings,
-  realBin: string,
-): (home: string, cwd: string) => string[] {
+/** bwrap's options for a run: everything read-only but its home and the job's directories. */
+function sandboxArgs(bwrap: string, settings: IsolationSettings, realBin: string): SandboxArgs {
   // Other runs' homes and other jobs' working directories are not even there: an empty tmpfs
   // on RUN_ROOT and WORK_DIR, with just the way down to this run's two directories.
   // Shorter first: a tmpfs on a parent would cover one mounted on its child before it. A
@@ -221,7 +225,7 @@ function sandboxArgs(
     emptied.some((top) => dir.startsWith(`${top}/`)),
   );
   const cli = cliDirs.flatMap((dir) => [...wayDown(dir), '--ro-bind', dir, dir]);
-  return (home, cwd) => [
+  return (home, cwd, addDirs = []) => [
     bwrap,
     '--die-with-parent',
     '--new-session',
@@ -233,6 +237,7 @@ function sandboxArgs(
     ...cli,
     ...wayDown(home),
     ...['--bind', home, home],
+    ...addDirs.flatMap((dir) => [...wayDown(dir), '--bind', dir, dir]),
     ...wayDown(cwd),
     ...['--bind', cwd, cwd],
     ...['--chdir', cwd],

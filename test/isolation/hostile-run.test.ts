@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -173,6 +173,26 @@ describe.each([
     const resultA = await client.result(jobA, { timeoutMs: 30_000 });
     expect(resultA.success).toBe(true);
     expect(existsSync(join(workDir, 'a', 'planted.txt'))).toBe(false);
+  });
+
+  it('reaches the addDirs it asked for, no other directory of WORK_DIR, and gives them back', async () => {
+    writeFileSync(join(workDir, 'c', 'given.txt'), 'from the control plane');
+    const { probe, result } = await run(
+      {
+        write: [join(workDir, 'c', 'added.txt'), join(workDir, 'a', 'not-added.txt')],
+        read: [join(workDir, 'c', 'given.txt')],
+      },
+      { workingDir: 'b', addDirs: ['c'] },
+    );
+    expect(result.success).toBe(true);
+    const [added, notAdded] = Object.values(probe.write ?? {});
+    expect(added).toBe('ok');
+    expect(notAdded).toMatch(/^(EACCES|ENOENT|EROFS)$/);
+    expect(probe.read).toEqual({ [join(workDir, 'c', 'given.txt')]: 'ok' });
+    // Taken back when the run ends: root's again, closed to every run until the next hand-over.
+    const after = statSync(join(workDir, 'c'));
+    expect([after.uid, after.mode & 0o777]).toEqual([0, 0o700]);
+    expect(existsSync(join(workDir, 'a', 'not-added.txt'))).toBe(false);
   });
 
   it('leaves nothing in its home for the next job: settings, hooks and CLAUDE.md are gone', async () => {

@@ -181,7 +181,8 @@ export class Attempt {
       return this.end(this.withoutRun('budget', message));
     }
     const runId = randomUUID();
-    const box = (this.box = await context.isolation.open({ runId, cwd }));
+    const addDirs = request.addDirs ?? [];
+    const box = (this.box = await context.isolation.open({ runId, cwd, addDirs }));
     const runConfig = await writeRunConfig(box, profile.files);
     const place = { configDir: box.configDir, cwd };
     let plan: AttemptPlan;

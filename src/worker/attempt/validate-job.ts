@@ -66,7 +66,7 @@ export async function validateJob(data: unknown, limits: JobLimits): Promise<Val
   if (problems.length > 0 || !cwd.ok) return { ok: false, reason: problems.join('; ') };
   const scratch = request.workingDir === undefined ? limits.scratchDir : null;
   const workingDir = scratch ?? cwd.path;
-  const addDirs = await resolveAddDirs(request.addDirs, limits, workingDir);
+  const addDirs = await resolveAddDirs(request.addDirs, limits);
   if (!addDirs.ok) return addDirs;
   if (scratch !== null) await mkdir(scratch, { recursive: true, mode: 0o700 });
   // The CLI gets the directories as real paths: it runs elsewhere than WORK_DIR.
@@ -75,13 +75,12 @@ export async function validateJob(data: unknown, limits: JobLimits): Promise<Val
 }
 
 /**
- * Each of `addDirs` must resolve inside WORK_DIR as `workingDir` must; with run isolation also
- * inside the job's working directory, the one place a run's uid is handed and its sandbox binds.
+ * Each of `addDirs` must resolve inside WORK_DIR as `workingDir` must; with run isolation not to
+ * WORK_DIR itself, which every job shares (the run's uid is handed each directory for the run).
  */
 async function resolveAddDirs(
   addDirs: readonly string[] | undefined,
   limits: JobLimits,
-  cwd: string,
 ): Promise<{ ok: true; paths: string[] | undefined } | { ok: false; reason: string }> {
   if (addDirs === undefined) return { ok: true, paths: undefined };
   const problems: string[] = [];
@@ -89,9 +88,9 @@ async function resolveAddDirs(
   for (const dir of addDirs) {
     const resolved = await resolveWorkingDir(dir, limits.workDir);
     if (!resolved.ok) problems.push(`addDirs: ${resolved.reason}`);
-    else if (limits.scratchDir !== null && !isInside(resolved.path, cwd)) {
+    else if (limits.scratchDir !== null && resolved.path === limits.workDir) {
       problems.push(
-        `addDirs: ${JSON.stringify(dir)} resolves to ${resolved.path}, outside the job's working directory ${cwd}, which is all an isolated run can reach`,
+        `addDirs: ${JSON.stringify(dir)} is WORK_DIR itself, which every job shares; with run isolation name a directory inside it`,
       );
     } else paths.push(resolved.path);
   }
