@@ -73,13 +73,13 @@ const cases: { name: string; data: unknown; reason: string }[] = [
     name: 'an unknown permissionMode',
     data: { prompt: 'hi', permissionMode: 'yolo' },
     reason:
-      'permissionMode: must be one of acceptEdits, auto, bypassPermissions, default, dontAsk, plan',
+      'permissionMode: must be one of acceptEdits, auto, bypassPermissions, default, dontAsk, manual, plan',
   },
   {
     name: 'a permissionMode the operator does not allow',
     data: { prompt: 'hi', permissionMode: 'bypassPermissions' },
     reason:
-      'permissionMode: bypassPermissions is not allowed on this worker (ALLOWED_PERMISSION_MODES=acceptEdits,auto,default,dontAsk,plan)',
+      'permissionMode: bypassPermissions is not allowed on this worker (ALLOWED_PERMISSION_MODES=acceptEdits,auto,default,dontAsk,manual,plan)',
   },
   {
     name: 'a timeout over the operator’s cap',

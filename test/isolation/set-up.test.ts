@@ -19,7 +19,9 @@ function settings(overrides: Partial<IsolationSettings> = {}): IsolationSettings
     mode: 'auto',
     namespaces: 'auto',
     runRoot: mkdtempSync(join(tmpdir(), 'claudebox-runroot-')),
-    uidBase: 50000,
+    // A range no other test's worker uses: this private RUN_ROOT keeps leases of its own, and
+    // taking a uid clears it (kill -9 as that uid), which would kill another test's run.
+    uidBase: 66000,
     uidCount: 1000,
     concurrency: 1,
     workDir: mkdtempSync(join(tmpdir(), 'claudebox-work-')),
@@ -76,7 +78,7 @@ describe('setting up run isolation', () => {
     writeFileSync(bin, '#!/bin/sh\n', { mode: 0o755 });
     await expect(
       setUpIsolation(settings({ mode: 'required', claudeBin: bin, namespaces: 'off' })),
-    ).rejects.toThrow(/a run's uid \(50000\) cannot start .*claudebox-hidden-.*\/claude/);
+    ).rejects.toThrow(/a run's uid \(66000\) cannot start .*claudebox-hidden-.*\/claude/);
   });
 
   it('isolates as root: RUN_ROOT closed to runs, uid mode, namespaces where bwrap works', async () => {
