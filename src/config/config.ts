@@ -102,7 +102,7 @@ export const ConfigSchema = z.object({
     .max(4_000_000_000, 'must be at most 4000000000')
     .default(50000)
     .describe(
-      'The first uid of the pool runs execute as (uids that are accounts in `/etc/passwd` are skipped).',
+      'The first uid of the pool runs execute as (uids that are accounts in `/etc/passwd` are skipped). Workers on one host share RUN_ROOT, whose lease files hand each uid to one run at a time, or use ranges that do not overlap: a worker clears a uid it takes (kills its processes).',
     ),
   RUN_UID_COUNT: integer(1)
     .max(1_000_000, 'must be at most 1000000')
