@@ -130,7 +130,7 @@ function receive(event) {
   if (event.seq <= run.lastSeq) return;
   run.lastSeq = event.seq;
   const item = el('li', { 'data-seq': event.seq, 'data-type': event.type });
-  item.append(...render(event, item));
+  item.append(...render(event, item).filter((part) => part !== null));
   $('events').append(item);
   if ((event.type === 'completed' || event.type === 'failed') && !event.data.retrying) {
     showResult(event.data);

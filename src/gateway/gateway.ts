@@ -122,7 +122,7 @@ function checkOptions(options: GatewayOptions): void {
 
 function buildApp(parts: Parts, options: GatewayOptions): Hono<{ Bindings: HttpBindings }> {
   const basePath = (options.basePath ?? '/').replace(/\/+$/, '');
-  const app = new Hono<{ Bindings: HttpBindings }>();
+  const app = new Hono<{ Bindings: HttpBindings }>({ strict: false });
   addPage(app);
   const operator = requireAccess(parts.auth, () => ({ operator: true }));
   const jobReader = requireAccess(parts.auth, (c) => ({ jobId: c.req.param('id') ?? '' }));
@@ -135,7 +135,8 @@ function buildApp(parts: Parts, options: GatewayOptions): Hono<{ Bindings: HttpB
     app.use('/board/*', board);
     app.route('/board', boardApp(parts.queue, `${basePath}/board`));
   }
-  const root = new Hono<{ Bindings: HttpBindings }>();
+  // /board/ and /board alike (Bull Board links to both).
+  const root = new Hono<{ Bindings: HttpBindings }>({ strict: false });
   root.onError((error, c) => c.json({ error: `the gateway failed: ${errorMessage(error)}` }, 500));
   root.notFound((c) => c.json({ error: `no such route: ${c.req.method} ${c.req.path}` }, 404));
   root.route(basePath || '/', app);
