@@ -278,6 +278,7 @@ function start() {
   if (!page.token)
     say('page-status', 'Enter the operator token, or open a link with a read token.');
   else if (!readsOneJob) void showJobs();
+  document.querySelector('.skip').hidden = !page.jobId;
   if (page.jobId) void showRun(page.jobId);
 }
 
