@@ -1,7 +1,7 @@
 /**
  * The layering of src/, checked on every `npm run lint`. Dependencies point one way:
  *   contract <- config, redis, executor <- isolation <- worker (events, sessions <- attempt <- runtime)
- *   contract, redis <- client;  cli on top;  tools/ and bench/ use the product, never the reverse.
+ *   contract, redis <- client <- gateway;  cli on top;  tools/ and bench/ use the product, never the reverse.
  * common/ is the floor: small helpers for every layer (and the tools), importing nothing of src/.
  */
 const layer = (name, from, allowed) => ({
@@ -46,6 +46,7 @@ module.exports = {
     layer('redis', 'redis', ['contract', 'config']),
     layer('isolation', 'isolation', ['contract', 'executor']),
     layer('client', 'client', ['contract', 'redis']),
+    layer('gateway', 'gateway', ['contract', 'redis', 'client']),
     layer('watchdog', 'watchdog', ['contract', 'config', 'executor', 'isolation']),
     layer('worker-events', 'worker/events', ['contract']),
     layer('worker-sessions', 'worker/sessions', ['contract', 'executor']),

@@ -30,6 +30,8 @@ WORKDIR /app
 COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The gateway's live page (claudebox serve), served as it is.
+COPY web ./web
 RUN mkdir -p /workspace /var/lib/claudebox && chmod 0711 /workspace /var/lib/claudebox
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s \

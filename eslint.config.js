@@ -42,6 +42,11 @@ export default tseslint.config(
     languageOptions: { sourceType: 'commonjs', globals: globals.node },
   },
   {
+    // The gateway's live page: plain JavaScript for the browser, served as it is.
+    files: ['web/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: globals.browser },
+  },
+  {
     // Plain JavaScript (the fake CLI fixtures, this file): no type information to lint with.
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     extends: [tseslint.configs.disableTypeChecked],

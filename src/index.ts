@@ -2,6 +2,9 @@
 export * from './contract/index.js';
 export * from './client/index.js';
 
+/** The HTTP gateway (`claudebox serve`), to mount in a control plane's own server. */
+export * from './gateway/index.js';
+
 /** A worker in-process, as `claudebox worker` starts one: its settings, its logger, the worker. */
 export { loadConfig, redactUrl, type Config } from './config/config.js';
 export { createLogger } from './config/logger.js';

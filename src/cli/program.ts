@@ -8,6 +8,7 @@ import { INTERRUPT_POLICIES } from './interrupt.js';
 import type { CliIo } from './io.js';
 import { runResultCommand, type ResultOptions } from './result-command.js';
 import { runRunCommand, type RunOptions } from './run-command.js';
+import { runServeCommand, type ServeOptions } from './serve-command.js';
 import { runWorkerCommand } from './worker-command.js';
 import { errorMessage } from '../common/errors.js';
 
@@ -60,6 +61,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
   addEventsCommand(program, io, act);
   addResultCommand(program, io, act);
   addCancelCommand(program, io, act);
+  addServeCommand(program, io, act);
   return program;
 }
 
@@ -195,6 +197,28 @@ function addCancelCommand(program: Command, io: CliIo, act: Act): void {
     .option('--reason <text>', `why, recorded in the job's error (default "cancelled by request")`)
     .addHelpText('after', `${ENVIRONMENT_HELP}\n${EXIT_CODES_HELP}`)
     .action(act((jobId: string, options: CancelOptions) => runCancelCommand(jobId, options, io)));
+}
+
+const SERVE_HELP = `
+Environment (besides REDIS_URL, QUEUE_NAME, QUEUE_PREFIX; see docs/gateway.md):
+  GATEWAY_PORT                 the port (default 8090)
+  GATEWAY_HOST                 the address (default 127.0.0.1)
+  GATEWAY_OPERATOR_TOKEN       the token that reads every job, lists jobs, opens the board
+  GATEWAY_SECRET               the key of per-job read tokens (client.readToken)
+  GATEWAY_SLOW_CLIENT_SECONDS  how long an event stream may go unread (default 30)
+At least one of GATEWAY_OPERATOR_TOKEN and GATEWAY_SECRET must be set.`;
+
+function addServeCommand(program: Command, io: CliIo, act: Act): void {
+  program
+    .command('serve')
+    .description(
+      "Serve jobs' events over HTTP (Server-Sent Events), their state, and a live page, until SIGTERM or SIGINT.",
+    )
+    .option('--port <port>', 'the port (default GATEWAY_PORT, else 8090)')
+    .option('--host <address>', 'the address (default GATEWAY_HOST, else 127.0.0.1)')
+    .option('--board', 'also serve Bull Board at /board (needs GATEWAY_OPERATOR_TOKEN)')
+    .addHelpText('after', `${SERVE_HELP}\n${EXIT_CODES_HELP}`)
+    .action(act((options: ServeOptions) => runServeCommand(options, io)));
 }
 
 function packageVersion(): string {

@@ -4,6 +4,8 @@ import {
   CANCEL_MARKER_TTL_SECONDS,
   cancelKey,
   controlChannel,
+  MIN_READ_TOKEN_SECRET_LENGTH,
+  mintReadToken,
   parseExecuteRequest,
   type CancelMarker,
   type CancelMessage,
@@ -13,23 +15,19 @@ import {
   type QueueAddress,
 } from '../contract/index.js';
 import { ClaudeboxError } from './errors.js';
+import { openQueue, type QueueTarget } from './queue-connection.js';
 import { jobEvents, type EventsOptions } from './event-stream.js';
 import { waitForResult } from './job-result.js';
+import { Subscriptions } from './live-events.js';
 
-export interface ClientOptions {
-  /** An ioredis connection to use (the client does not close it), or... */
-  readonly connection?: Redis;
-  /** ...a Redis URL to connect to. Default redis://127.0.0.1:6379. */
-  readonly url?: string;
-  /** Default "claudebox", as the worker's QUEUE_NAME. */
-  readonly queueName?: string;
-  /** BullMQ's key prefix, as the worker's QUEUE_PREFIX. Default "bull". */
-  readonly prefix?: string;
+export interface ClientOptions extends QueueTarget {
   /**
    * Connection trouble while Redis is away (the client reconnects by itself and calls wait
    * meanwhile). Ignored by default.
    */
   readonly onError?: (error: Error) => void;
+  /** The HTTP gateway's GATEWAY_SECRET, for `readToken` (or give it to each call). */
+  readonly readTokenSecret?: string;
 }
 
 export type CancelOutcome =
@@ -53,6 +51,12 @@ export interface ClaudeboxClient {
   result(jobId: string, options?: { timeoutMs?: number }): Promise<ExecuteResult>;
   /** Cancels a job wherever it runs; a job that has not started never will. */
   cancel(jobId: string, reason?: string): Promise<CancelOutcome>;
+  /**
+   * A token that lets a browser read this one job's events and state through the HTTP gateway
+   * for `ttlSeconds`, signed with the gateway's secret (this call's, or the client's
+   * `readTokenSecret`).
+   */
+  readToken(jobId: string, ttlSeconds: number, secret?: string): string;
   close(): Promise<void>;
 }
 
@@ -64,28 +68,22 @@ export const DEFAULT_JOB_OPTIONS: JobsOptions = {
 };
 
 export function createClient(options: ClientOptions = {}): ClaudeboxClient {
-  const address: QueueAddress = {
-    prefix: options.prefix ?? 'bull',
-    queueName: options.queueName ?? 'claudebox',
-  };
-  const owned = options.connection === undefined;
-  const redis =
-    options.connection ??
-    new Redis(options.url ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
-  const queue = new Queue(address.queueName, { connection: redis, prefix: address.prefix });
-  const onError = options.onError ?? (() => undefined);
-  queue.on('error', onError);
-  if (owned) redis.on('error', onError);
+  const connection = openQueue(options, options.onError ?? (() => undefined));
+  const { address, redis, queue } = connection;
+  const subscriptions = new Subscriptions(redis);
 
   return {
     enqueue: (request, jobOptions = {}) => enqueueRequest(queue, request, jobOptions),
-    events: (jobId, eventOptions) => jobEvents(redis, queue, address, jobId, eventOptions),
+    events: (jobId, eventOptions) =>
+      jobEvents(redis, subscriptions, queue, address, jobId, eventOptions),
     result: (jobId, resultOptions) => waitForResult(queue, address.queueName, jobId, resultOptions),
     cancel: (jobId, reason = 'cancelled by request') =>
       cancelJob(redis, queue, address, jobId, reason),
+    readToken: (jobId, ttlSeconds, secret = options.readTokenSecret) =>
+      readToken(address.queueName, jobId, ttlSeconds, secret),
     async close() {
-      await queue.close();
-      if (owned) await redis.quit();
+      subscriptions.close();
+      await connection.close();
     },
   };
 }
@@ -100,6 +98,25 @@ async function enqueueRequest(
   const job = await queue.add('execute', parsed.request, { ...DEFAULT_JOB_OPTIONS, ...options });
   if (job.id === undefined) throw new Error('BullMQ returned a job without an id');
   return job.id;
+}
+
+function readToken(
+  queueName: string,
+  jobId: string,
+  ttlSeconds: number,
+  secret: string | undefined,
+): string {
+  if (jobId === '') throw new TypeError('readToken: jobId must not be empty');
+  if (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0) {
+    throw new RangeError('readToken: ttlSeconds must be a positive number of seconds');
+  }
+  if (secret === undefined || secret.length < MIN_READ_TOKEN_SECRET_LENGTH) {
+    throw new TypeError(
+      `readToken: needs the gateway's secret (GATEWAY_SECRET, at least ${MIN_READ_TOKEN_SECRET_LENGTH} characters), as readTokenSecret or the third argument`,
+    );
+  }
+  const expiresAt = Math.ceil(Date.now() / 1000 + ttlSeconds);
+  return mintReadToken({ jobId, queueName, expiresAt }, secret);
 }
 
 /**

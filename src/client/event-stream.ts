@@ -9,7 +9,7 @@ import {
 } from '../contract/index.js';
 import { readFirstSeq, readHistory, readLastEvent } from '../redis/history.js';
 import { jobNotFound } from './errors.js';
-import { LiveEvents } from './live-events.js';
+import type { LiveEvents, Subscriptions } from './live-events.js';
 
 export interface EventsOptions {
   /** The first seq wanted (1 by default: everything). */
@@ -31,6 +31,7 @@ const PAGE = 500;
  */
 export async function* jobEvents(
   redis: Redis,
+  subscriptions: Subscriptions,
   queue: Queue,
   address: QueueAddress,
   jobId: string,
@@ -38,15 +39,15 @@ export async function* jobEvents(
 ): AsyncGenerator<ExecuteEvent> {
   const follow = options.follow ?? true;
   const reader = new EventReader(redis, queue, address, jobId, options.fromSeq);
-  const live = new LiveEvents(redis, eventChannel(address.queueName, jobId));
+  let live: LiveEvents | null = null;
   try {
-    if (follow) await live.subscribe();
+    if (follow) live = await subscriptions.watch(eventChannel(address.queueName, jobId));
     await reader.checkExists();
-    if ((yield* reader.replay()) || !follow) return;
+    if ((yield* reader.replay()) || live === null) return;
     if (await reader.isPastTheEnd()) return;
     yield* reader.follow(live, options.signal, options.idleCheckMs ?? 5000);
   } finally {
-    live.close();
+    live?.close();
   }
 }
 

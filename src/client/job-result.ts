@@ -1,4 +1,4 @@
-import type { Queue } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
 import { readRunState, resultWithoutRun, type ExecuteResult } from '../contract/index.js';
 import { ClaudeboxError, jobNotFound } from './errors.js';
 
@@ -36,6 +36,11 @@ async function readResult(
   const state = await queue.getJobState(jobId);
   const job = await queue.getJob(jobId);
   if (state === 'unknown' || !job) throw jobNotFound(jobId, queueName);
+  return finishedResult(job, state);
+}
+
+/** The ExecuteResult of a job in `state` (read before the job), or null while it runs. */
+export function finishedResult(job: Job, state: string): ExecuteResult | null {
   if (state === 'completed') return job.returnvalue as ExecuteResult;
   if (state !== 'failed') return null;
   const stored = readRunState(job.progress)?.result;
@@ -43,7 +48,7 @@ async function readResult(
   // Failed without a word from a worker (it stalled too often, say): the reason is all there is.
   return {
     ...resultWithoutRun({
-      jobId,
+      jobId: job.id ?? '',
       attempt: Math.max(1, job.attemptsStarted),
       failure: 'abandoned',
       error: job.failedReason || 'the job failed without a reason',

@@ -4,36 +4,101 @@ import type { ExecuteEvent } from '../contract/index.js';
 /** More live events than this waiting for a slow consumer: let the history serve them instead. */
 const BUFFER_LIMIT = 10_000;
 
+interface Channel {
+  readonly watchers: Set<LiveEvents>;
+  readonly subscribed: Promise<unknown>;
+}
+
 /**
- * A job's live events from its pub/sub channel, buffered for the consumer in bounded memory.
- * Whenever live delivery cannot be trusted to be complete (the subscriber reconnected, or the
- * consumer fell so far behind that the buffer was dropped), `takeResync` says so once: the
- * missing events are then read from the history.
+ * The live events of every job a client follows, over one Redis connection, with one
+ * SUBSCRIBE per job however many iterations follow it: a gateway with a thousand watchers of
+ * one run costs Redis one subscription. Each watcher has a buffer of its own, so a slow one
+ * holds up no other.
+ */
+export class Subscriptions {
+  private subscriber: Redis | null = null;
+  private readonly channels = new Map<string, Channel>();
+  /** The subscriber was connected before: a later `ready` is a reconnection. */
+  private connectedOnce = false;
+
+  constructor(private readonly redis: Redis) {}
+
+  /** A watcher of the channel, once Redis confirmed the subscription. */
+  async watch(channel: string): Promise<LiveEvents> {
+    const live = new LiveEvents(() => this.leave(channel, live));
+    let entry = this.channels.get(channel);
+    if (!entry) {
+      entry = { watchers: new Set(), subscribed: this.connection().subscribe(channel) };
+      this.channels.set(channel, entry);
+    }
+    entry.watchers.add(live);
+    try {
+      await entry.subscribed;
+    } catch (error) {
+      live.close();
+      throw error;
+    }
+    return live;
+  }
+
+  close(): void {
+    this.subscriber?.disconnect();
+    this.subscriber = null;
+    this.channels.clear();
+  }
+
+  private leave(channel: string, live: LiveEvents): void {
+    const entry = this.channels.get(channel);
+    if (!entry?.watchers.delete(live) || entry.watchers.size > 0) return;
+    this.channels.delete(channel);
+    // Commands go out in order: a watcher that comes next subscribes after this.
+    this.subscriber?.unsubscribe(channel).catch(() => undefined);
+  }
+
+  private connection(): Redis {
+    if (this.subscriber) return this.subscriber;
+    const subscriber = this.redis.duplicate({ maxRetriesPerRequest: null });
+    // It reconnects (and resubscribes) by itself; what it missed meanwhile comes from the history.
+    subscriber.on('error', () => undefined);
+    subscriber.on('message', (channel: string, message: string) => {
+      this.dispatch(channel, message);
+    });
+    subscriber.on('ready', () => {
+      if (this.connectedOnce) this.channels.forEach((entry) => entry.watchers.forEach(resync));
+      this.connectedOnce = true;
+    });
+    this.subscriber = subscriber;
+    return subscriber;
+  }
+
+  private dispatch(channel: string, message: string): void {
+    const watchers = this.channels.get(channel)?.watchers;
+    if (!watchers || watchers.size === 0) return;
+    let event: ExecuteEvent;
+    try {
+      event = JSON.parse(message) as ExecuteEvent;
+    } catch {
+      return; // not one of ours: someone else published on the channel
+    }
+    watchers.forEach((live) => live.receive(event));
+  }
+}
+
+const resync = (live: LiveEvents): void => live.needResync();
+
+/**
+ * One iteration's view of a job's live events, buffered in bounded memory. Whenever live
+ * delivery cannot be trusted to be complete (the subscriber reconnected, or the consumer fell
+ * so far behind that the buffer was dropped), `takeResync` says so once: the missing events
+ * are then read from the history.
  */
 export class LiveEvents {
-  private readonly subscriber: Redis;
   private buffer: ExecuteEvent[] = [];
   private resync = false;
-  private subscribed = false;
   private wake: (() => void) | null = null;
+  private closed = false;
 
-  constructor(
-    redis: Redis,
-    private readonly channel: string,
-  ) {
-    this.subscriber = redis.duplicate({ maxRetriesPerRequest: null });
-    // It reconnects by itself; what it missed meanwhile comes from the history.
-    this.subscriber.on('error', () => undefined);
-    this.subscriber.on('message', (_channel: string, message: string) => this.receive(message));
-    this.subscriber.on('ready', () => {
-      if (this.subscribed) this.needResync();
-    });
-  }
-
-  async subscribe(): Promise<void> {
-    await this.subscriber.subscribe(this.channel);
-    this.subscribed = true;
-  }
+  constructor(private readonly onClose: () => void) {}
 
   /** Whether the history must fill in (asked once: it resets). */
   takeResync(): boolean {
@@ -62,16 +127,13 @@ export class LiveEvents {
   }
 
   close(): void {
-    this.subscriber.disconnect();
+    if (this.closed) return;
+    this.closed = true;
+    this.buffer = [];
+    this.onClose();
   }
 
-  private receive(message: string): void {
-    let event: ExecuteEvent;
-    try {
-      event = JSON.parse(message) as ExecuteEvent;
-    } catch {
-      return; // not one of ours: someone else published on the channel
-    }
+  receive(event: ExecuteEvent): void {
     if (this.buffer.length >= BUFFER_LIMIT) {
       this.buffer = [];
       this.needResync();
@@ -81,7 +143,7 @@ export class LiveEvents {
     this.poke();
   }
 
-  private needResync(): void {
+  needResync(): void {
     this.resync = true;
     this.poke();
   }

@@ -4,6 +4,7 @@ export * from './events.js';
 export * from './keys.js';
 export * from './run-state.js';
 export * from './control.js';
+export * from './read-token.js';
 export { resultWithoutRun } from './empty-result.js';
 export { describeIssues } from './issues.js';
 export { compileJsonSchema, schemaViolations, type CompiledSchema } from './json-schema.js';

@@ -47,6 +47,8 @@ const TOOLS: Record<string, string> = {
   tmux: 'tmux',
   setpriv: 'util-linux',
   bwrap: 'bubblewrap',
+  // The live page is tested in a real browser.
+  chromium: 'chromium',
 };
 
 function requireTools(): void {

@@ -31,6 +31,7 @@ import type { TranscriptPlace } from '../sessions/sessions.js';
 import { abandonedError, countAttempts, outOfAttemptsError, type Attempts } from './attempts.js';
 import type { ExecuteJob, JobContext } from './context.js';
 import { NO_RATE_LIMITS, planRateLimitRetry, type RateLimitRetry } from './rate-limit-retry.js';
+import { JobLog } from './job-log.js';
 import { recordEnd } from './record-end.js';
 import { profileFilesFor, writeRunConfig } from './run-config.js';
 import {
@@ -92,6 +93,8 @@ export class Attempt {
   private readonly startedAt: number;
   private readonly jobKey: string;
   private readonly log: JobContext['logger'];
+  /** The attempt in brief in the job's own log, for queue dashboards. */
+  private readonly jobLog: JobLog;
 
   private constructor(
     private readonly context: JobContext,
@@ -106,6 +109,9 @@ export class Attempt {
     this.startedAt = context.now();
     this.jobKey = `${address.prefix}:${address.queueName}:${this.jobId}`;
     this.log = context.logger.child({ jobId: this.jobId, attempt: this.number });
+    this.jobLog = new JobLog(job, this.number, (error) => {
+      this.log.warn({ err: error }, "could not write to the job's log; it stays incomplete");
+    });
   }
 
   static async begin(context: JobContext, job: ExecuteJob, token?: string): Promise<Attempt> {
@@ -339,12 +345,14 @@ export class Attempt {
           { pid, sessionId: plan.sessionId, resumed: plan.resumed, cwd },
           'job started',
         );
+        this.jobLog.started(pid, plan.sessionId, plan.resumed);
         this.job.updateProgress({ ...(this.state as RunState), pid }).catch((error: unknown) => {
           this.log.warn({ err: error }, 'could not record the pid on the job');
         });
       },
       onLine: (line) => {
         if (this.stopRequest()?.cause === 'abandoned') return undefined;
+        if (line.stream === 'stdout' && !line.partial) this.jobLog.output(line.text);
         return events.line(line.stream === 'stdout' ? 'output' : 'error', line.text, {
           ...(line.partial ? { partial: true } : {}),
           ...(line.encoding ? { encoding: line.encoding } : {}),
@@ -366,6 +374,7 @@ export class Attempt {
     }
     const final = this.events.terminal(result.success ? 'completed' : 'failed', result);
     await recordEnd(this.context, this.job, this.events, this.state ?? this.prior, final, this.log);
+    await this.jobLog.ended(final);
     // The job is over: a scratch directory of its own goes with it.
     if (!final.retrying) await this.context.isolation.removeScratch(this.jobKey);
     if (final.success) return { kind: 'return', result: final };

@@ -1,0 +1,170 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { getRequestListener, type HttpBindings } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { Queue } from 'bullmq';
+import { Hono, type Context } from 'hono';
+import { Redis } from 'ioredis';
+import { createClient, type ClaudeboxClient } from '../client/index.js';
+import { openQueue, type QueueTarget } from '../client/queue-connection.js';
+import {
+  MIN_READ_TOKEN_SECRET_LENGTH,
+  describeIssues,
+  type QueueAddress,
+} from '../contract/index.js';
+import { errorMessage } from '../common/errors.js';
+import { requireAccess, type AuthSettings } from './auth.js';
+import { boardApp } from './board.js';
+import { listJobs, ListQuerySchema, readJob } from './jobs.js';
+import { addPage } from './page.js';
+import { streamEvents, streamStart, type StreamLimits } from './sse.js';
+
+/** The queue (a connection, not closed by `close()`, or a URL), and who may read what. */
+export interface GatewayOptions extends QueueTarget {
+  /** The key of read tokens (at least 32 characters); without it only the operator token reads. */
+  readonly secret?: string;
+  /** The token that reads everything and opens the board. */
+  readonly operatorToken?: string;
+  /** Mount Bull Board at `/board` (needs the operator token). */
+  readonly board?: boolean;
+  /** Where the gateway is mounted in a larger server, e.g. "/claudebox". Default "/". */
+  readonly basePath?: string;
+  /** How long a client may leave an event stream unread before it is cut off (default 30 s). */
+  readonly slowClientMs?: number;
+  /** How often a quiet event stream gets a keep-alive comment (default 15 s). */
+  readonly heartbeatMs?: number;
+}
+
+export interface Gateway {
+  /** The Hono app, for a control plane that serves Hono itself (under @hono/node-server). */
+  readonly app: Hono<{ Bindings: HttpBindings }>;
+  /** The same as a Node.js request listener: `http.createServer(gateway.handler)`. */
+  readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Ends the open event streams and lets go of Redis. */
+  close(): Promise<void>;
+}
+
+/** Everything the routes share. */
+interface Parts {
+  readonly redis: Redis;
+  readonly queue: Queue;
+  readonly client: ClaudeboxClient;
+  readonly address: QueueAddress;
+  readonly auth: AuthSettings;
+  readonly limits: StreamLimits;
+  readonly streams: Set<ServerResponse>;
+}
+
+/**
+ * The HTTP gateway: a job's events as Server-Sent Events, its state and result, the list of
+ * recent jobs, the live page, and optionally Bull Board, each behind a token.
+ */
+export function createGateway(options: GatewayOptions = {}): Gateway {
+  checkOptions(options);
+  // Redis trouble shows in the answers (500s); ioredis reconnects by itself meanwhile.
+  const connection = openQueue(options, () => undefined);
+  const { address, redis, queue } = connection;
+  const parts: Parts = {
+    redis,
+    queue,
+    client: createClient({ connection: redis, ...address }),
+    address,
+    auth: {
+      operatorToken: options.operatorToken,
+      secret: options.secret,
+      queueName: address.queueName,
+      now: Date.now,
+    },
+    limits: {
+      slowClientMs: options.slowClientMs ?? 30_000,
+      heartbeatMs: options.heartbeatMs ?? 15_000,
+    },
+    streams: new Set(),
+  };
+  const app = buildApp(parts, options);
+  const listener = getRequestListener(app.fetch);
+  return {
+    app,
+    handler: (req, res) => {
+      void listener(req, res);
+    },
+    close: async () => {
+      parts.streams.forEach((res) => res.destroy());
+      await parts.client.close();
+      await connection.close();
+    },
+  };
+}
+
+function checkOptions(options: GatewayOptions): void {
+  if (options.secret !== undefined && options.secret.length < MIN_READ_TOKEN_SECRET_LENGTH) {
+    throw new TypeError(`secret: must be at least ${MIN_READ_TOKEN_SECRET_LENGTH} characters`);
+  }
+  if (options.operatorToken === '') throw new TypeError('operatorToken: must not be empty');
+  if (options.board === true && options.operatorToken === undefined) {
+    throw new TypeError('board: needs an operatorToken (Bull Board can change the queue)');
+  }
+}
+
+function buildApp(parts: Parts, options: GatewayOptions): Hono<{ Bindings: HttpBindings }> {
+  const basePath = (options.basePath ?? '/').replace(/\/+$/, '');
+  const app = new Hono<{ Bindings: HttpBindings }>({ strict: false });
+  addPage(app);
+  const operator = requireAccess(parts.auth, () => ({ operator: true }));
+  const jobReader = requireAccess(parts.auth, (c) => ({ jobId: c.req.param('id') ?? '' }));
+  app.get('/jobs', operator, (c) => jobsRoute(c, parts));
+  app.get('/jobs/:id', jobReader, (c) => jobRoute(c, parts));
+  app.get('/jobs/:id/events', jobReader, (c) => eventsRoute(c, parts));
+  if (options.board === true) {
+    const board = requireAccess(parts.auth, () => ({ operator: true }), 'Basic realm="claudebox"');
+    app.use('/board', board);
+    app.use('/board/*', board);
+    app.route('/board', boardApp(parts.queue, `${basePath}/board`));
+  }
+  // /board/ and /board alike (Bull Board links to both).
+  const root = new Hono<{ Bindings: HttpBindings }>({ strict: false });
+  root.onError((error, c) => c.json({ error: `the gateway failed: ${errorMessage(error)}` }, 500));
+  root.notFound((c) => c.json({ error: `no such route: ${c.req.method} ${c.req.path}` }, 404));
+  root.route(basePath || '/', app);
+  return root;
+}
+
+async function jobsRoute(c: Context, parts: Parts): Promise<Response> {
+  const query = ListQuerySchema.safeParse(c.req.query());
+  if (!query.success) return c.json({ error: describeIssues(query.error) }, 400);
+  return c.json(await listJobs(parts.queue, query.data));
+}
+
+async function jobRoute(c: Context, parts: Parts): Promise<Response> {
+  const jobId = c.req.param('id') ?? '';
+  const job = await readJob(parts.queue, jobId);
+  if (job === null) return c.json({ error: notFound(jobId, parts) }, 404);
+  return c.json(job);
+}
+
+async function eventsRoute(
+  c: Context<{ Bindings: HttpBindings }>,
+  parts: Parts,
+): Promise<Response> {
+  const jobId = c.req.param('id') ?? '';
+  const lastEventId = c.req.header('last-event-id') ?? '0';
+  if (!/^\d{1,15}$/.test(lastEventId)) {
+    return c.json({ error: 'Last-Event-ID: must be the seq of an event' }, 400);
+  }
+  const fromSeq = Number(lastEventId) + 1;
+  const start = await streamStart(parts.redis, parts.queue, parts.address, jobId, fromSeq);
+  if (start === 'unknown') return c.json({ error: notFound(jobId, parts) }, 404);
+  // The client has every event up to the final one: 204 tells EventSource not to come back.
+  if (start === 'over') return c.body(null, 204);
+  const res = c.env.outgoing;
+  parts.streams.add(res);
+  try {
+    await streamEvents(res, parts.client, jobId, fromSeq, parts.limits);
+  } finally {
+    parts.streams.delete(res);
+  }
+  return RESPONSE_ALREADY_SENT;
+}
+
+function notFound(jobId: string, parts: Parts): string {
+  return `job ${jobId} not found in queue ${parts.address.queueName}`;
+}

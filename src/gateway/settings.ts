@@ -1,0 +1,75 @@
+import { z } from 'zod';
+import { MIN_READ_TOKEN_SECRET_LENGTH } from '../contract/index.js';
+
+/**
+ * The settings of `claudebox serve`, read from the environment next to the worker's REDIS_URL,
+ * QUEUE_NAME and QUEUE_PREFIX. Documented in docs/gateway.md (a test checks every one is).
+ */
+export const GatewaySettingsSchema = z.object({
+  GATEWAY_PORT: z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be an integer')
+    .min(0, 'must be at least 0')
+    .max(65535, 'must be at most 65535')
+    .default(8090)
+    .describe('The port the gateway listens on (`0`: any free port).'),
+  GATEWAY_HOST: z
+    .string()
+    .trim()
+    .min(1, 'must not be empty')
+    .default('127.0.0.1')
+    .describe('The address it listens on; put it behind a TLS proxy before opening it up.'),
+  GATEWAY_SECRET: z
+    .string()
+    .min(
+      MIN_READ_TOKEN_SECRET_LENGTH,
+      `must be at least ${MIN_READ_TOKEN_SECRET_LENGTH} characters (e.g. openssl rand -hex 32)`,
+    )
+    .optional()
+    .describe("The key read tokens are signed with (the client's `readTokenSecret`)."),
+  GATEWAY_OPERATOR_TOKEN: z
+    .string()
+    .min(16, 'must be at least 16 characters (e.g. openssl rand -hex 32)')
+    .optional()
+    .describe('The token that reads every job, lists jobs, and opens Bull Board.'),
+  GATEWAY_SLOW_CLIENT_SECONDS: z.coerce
+    .number({ error: 'must be a number' })
+    .positive('must be a positive number of seconds')
+    .default(30)
+    .describe(
+      'How long a client may leave an event stream unread (its buffer full) before it is disconnected.',
+    ),
+});
+
+export type GatewaySettings = z.output<typeof GatewaySettingsSchema>;
+
+export class GatewaySettingsError extends Error {
+  override readonly name = 'GatewaySettingsError';
+}
+
+/** Parses the environment, or throws naming every bad variable (never a secret's value). */
+export function loadGatewaySettings(
+  env: Readonly<Record<string, string | undefined>>,
+): GatewaySettings {
+  const present = Object.fromEntries(
+    Object.keys(GatewaySettingsSchema.shape)
+      .map((key) => [key, env[key]] as const)
+      .filter(([, value]) => value !== undefined && value !== ''),
+  );
+  const parsed = GatewaySettingsSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0]);
+      const shown = /SECRET|TOKEN/.test(name) ? '' : `=${JSON.stringify(present[name])}`;
+      return `${name}${shown}: ${issue.message}`;
+    });
+    throw new GatewaySettingsError(`invalid gateway settings: ${problems.join('; ')}`);
+  }
+  const settings = parsed.data;
+  if (settings.GATEWAY_SECRET === undefined && settings.GATEWAY_OPERATOR_TOKEN === undefined) {
+    throw new GatewaySettingsError(
+      'invalid gateway settings: set GATEWAY_OPERATOR_TOKEN or GATEWAY_SECRET (or both): without either no one could read anything',
+    );
+  }
+  return settings;
+}

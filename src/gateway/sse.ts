@@ -1,0 +1,133 @@
+import type { ServerResponse } from 'node:http';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { ClaudeboxClient } from '../client/index.js';
+import { isFinalEvent, type ExecuteEvent, type QueueAddress } from '../contract/index.js';
+import { readLastEvent } from '../redis/history.js';
+import { errorMessage } from '../common/errors.js';
+
+export interface StreamLimits {
+  /** How long a client may leave the stream unread (its socket buffer full) before it is cut off. */
+  readonly slowClientMs: number;
+  /** A comment line this often, so proxies do not close a quiet stream. */
+  readonly heartbeatMs: number;
+}
+
+/** How EventSource should retry after a lost connection (it sends Last-Event-ID then). */
+const RETRY_MS = 2000;
+
+/** One event as SSE: `id` its seq (the Last-Event-ID of a reconnection), `event` its type. */
+export function formatEvent(event: ExecuteEvent): string {
+  return `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+}
+
+/**
+ * Where a stream from `fromSeq` stands before any header is sent: an unknown job (404), one
+ * whose final event is already behind the client (204, which tells EventSource to stop
+ * reconnecting), or events to stream.
+ */
+export async function streamStart(
+  redis: Redis,
+  queue: Queue,
+  address: QueueAddress,
+  jobId: string,
+  fromSeq: number,
+): Promise<'unknown' | 'over' | 'go'> {
+  const last = await readLastEvent(redis, address, jobId);
+  if (last !== null) return isFinalEvent(last) && last.seq < fromSeq ? 'over' : 'go';
+  return (await queue.getJobState(jobId)) === 'unknown' ? 'unknown' : 'go';
+}
+
+/**
+ * Streams the job's events from `fromSeq` to the response until the final terminal event, then
+ * an `end` event, and closes. The next event is taken only once the last one was written out,
+ * so a slow client holds at most the socket's buffer and one event here (the live events
+ * behind it wait in the client's bounded buffer, then the history).
+ */
+export async function streamEvents(
+  res: ServerResponse,
+  client: ClaudeboxClient,
+  jobId: string,
+  fromSeq: number,
+  limits: StreamLimits,
+): Promise<void> {
+  const sse = new SseResponse(res, limits.slowClientMs);
+  const heartbeat = setInterval(() => sse.comment('keep-alive'), limits.heartbeatMs);
+  try {
+    sse.open();
+    for await (const event of client.events(jobId, { fromSeq, signal: sse.signal })) {
+      if (!(await sse.send(formatEvent(event)))) return;
+    }
+    await sse.send('event: end\ndata: {}\n\n');
+  } catch (error) {
+    // The job was removed meanwhile, or Redis failed us: say so, then close.
+    await sse.send(`event: end\ndata: ${JSON.stringify({ error: errorMessage(error) })}\n\n`);
+  } finally {
+    clearInterval(heartbeat);
+    sse.end();
+  }
+}
+
+/** A response written with backpressure: a write the socket cannot take waits for `drain`. */
+class SseResponse {
+  private readonly closed = new AbortController();
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly slowClientMs: number,
+  ) {
+    res.once('close', () => this.closed.abort());
+  }
+
+  /** Aborts when the client is gone. */
+  get signal(): AbortSignal {
+    return this.closed.signal;
+  }
+
+  open(): void {
+    this.res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      // nginx would otherwise hold events back in its buffer.
+      'x-accel-buffering': 'no',
+    });
+    this.res.write(`retry: ${RETRY_MS}\n\n`);
+  }
+
+  /** Whether the text went out (or into the socket's buffer); false once the client is gone. */
+  async send(text: string): Promise<boolean> {
+    if (this.signal.aborted) return false;
+    if (this.res.write(text)) return true;
+    return this.drained();
+  }
+
+  comment(text: string): void {
+    if (!this.signal.aborted && !this.res.writableNeedDrain) this.res.write(`: ${text}\n\n`);
+  }
+
+  end(): void {
+    if (!this.signal.aborted) this.res.end();
+  }
+
+  /** Resolves once the buffer drained; a client that does not read for too long is cut off. */
+  private drained(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.res.off('drain', onDrain);
+        this.signal.removeEventListener('abort', onGone);
+        resolve(ok);
+      };
+      const onDrain = (): void => done(true);
+      const onGone = (): void => done(false);
+      const timer = setTimeout(() => {
+        // It can come back with Last-Event-ID and be served from the history.
+        this.res.destroy();
+        done(false);
+      }, this.slowClientMs);
+      this.res.on('drain', onDrain);
+      this.signal.addEventListener('abort', onGone);
+    });
+  }
+}

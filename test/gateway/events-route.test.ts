@@ -1,0 +1,176 @@
+import { request } from 'node:http';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
+import { eventChannel, type ExecuteEvent } from '../../src/contract/index.js';
+import { get, parseSse, startTestGateway, type TestGateway } from '../support/sse.js';
+import {
+  collectEvents,
+  fixture,
+  startTestWorker,
+  uniqueQueueName,
+  waitFor,
+  type TestWorker,
+} from '../support/worker.js';
+
+const redisUrl = inject('redisUrl');
+const OPERATOR = 'operator-token-for-the-tests';
+const auth = { authorization: `Bearer ${OPERATOR}` };
+
+describe('GET /jobs/:id/events (Server-Sent Events)', () => {
+  let queueName: string;
+  let worker: TestWorker;
+  let client: ClaudeboxClient;
+  let gateway: TestGateway;
+  let redis: Redis;
+
+  beforeAll(async () => {
+    queueName = uniqueQueueName();
+    worker = await startTestWorker({
+      redisUrl,
+      queueName,
+      claudeBin: fixture('claude-dispatch.mjs'),
+      env: { CONCURRENCY: '3' },
+    });
+    client = createClient({ url: redisUrl, queueName });
+    gateway = await startTestGateway({
+      url: redisUrl,
+      queueName,
+      operatorToken: OPERATOR,
+      slowClientMs: 1000,
+    });
+    redis = new Redis(redisUrl);
+  });
+
+  afterAll(async () => {
+    await gateway.close();
+    await worker.worker.shutdown(0);
+    await client.close();
+    await redis.quit();
+  });
+
+  const eventsUrl = (jobId: string): string => `${gateway.url}/jobs/${jobId}/events`;
+  const replay = (jobId: string): Promise<ExecuteEvent[]> =>
+    collectEvents(client.events(jobId, { follow: false }));
+  const numsub = async (jobId: string): Promise<number> => {
+    const reply = await redis.pubsub('NUMSUB', eventChannel(queueName, jobId));
+    return Number(reply[1]);
+  };
+
+  it('streams a run live: id is the seq, event the type, data the event; it ends after the final terminal event', async () => {
+    const jobId = await client.enqueue({ prompt: 'slow: sleep 2' });
+    const response = await get(eventsUrl(jobId), { headers: auth });
+
+    expect(response.status).toBe(200);
+    expect(response.headers['content-type']).toMatch(/^text\/event-stream/);
+    const events = response.messages.filter((m) => m.event !== 'end');
+    const history = await replay(jobId);
+    expect(events.map((m) => m.id)).toEqual(history.map((e) => String(e.seq)));
+    expect(events.map((m) => m.event)).toEqual(history.map((e) => e.type));
+    expect(events.map((m) => JSON.parse(m.data))).toEqual(history);
+    expect(history.at(-1)).toMatchObject({ type: 'completed', data: { retrying: false } });
+    expect(response.messages.at(-1)).toEqual({ id: undefined, event: 'end', data: '{}' });
+  });
+
+  it('resumes exactly after Last-Event-ID, mid-run and after the end', async () => {
+    const jobId = await client.enqueue({ prompt: 'slow: sleep 3' });
+    const first = await get(eventsUrl(jobId), {
+      headers: auth,
+      until: (messages) => messages.length >= 3,
+    });
+    const seen = first.messages.slice(0, 3);
+    const rest = await get(eventsUrl(jobId), {
+      headers: { ...auth, 'last-event-id': String(seen.at(-1)?.id) },
+    });
+    const seqs = [...seen, ...rest.messages].flatMap((m) => (m.id ? [Number(m.id)] : []));
+    const history = await replay(jobId);
+
+    expect(seqs).toEqual(history.map((e) => e.seq));
+    const middle = await get(eventsUrl(jobId), { headers: { ...auth, 'last-event-id': '2' } });
+    expect(middle.messages.flatMap((m) => (m.id ? [Number(m.id)] : []))).toEqual(
+      history.slice(2).map((e) => e.seq),
+    );
+  });
+
+  it('answers 204 to a reconnection after the final event, so EventSource stops', async () => {
+    const jobId = await client.enqueue({ prompt: 'slow: sleep 0.2' });
+    await client.result(jobId, { timeoutMs: 30_000 });
+    const last = (await replay(jobId)).at(-1)?.seq ?? 0;
+
+    const again = await get(eventsUrl(jobId), {
+      headers: { ...auth, 'last-event-id': String(last) },
+    });
+    expect(again.status).toBe(204);
+    expect(again.body).toBe('');
+  });
+
+  it('serves many watchers of one job with one Redis subscription', async () => {
+    const jobId = await client.enqueue({ prompt: 'slow: sleep 3' });
+    const received = Array.from({ length: 5 }, () => 0);
+    const watchers = received.map((_, i) =>
+      get(eventsUrl(jobId), {
+        headers: auth,
+        onMessages: (messages) => (received[i] = messages.length),
+      }),
+    );
+    // Each watcher subscribes before its first event goes out.
+    await waitFor('every watcher to get an event', () =>
+      received.every((count) => count > 0) ? true : undefined,
+    );
+    // While all five follow the run live, Redis counts one subscriber.
+    const whileLive = await numsub(jobId);
+    const responses = await Promise.all(watchers);
+
+    expect(whileLive).toBe(1);
+    const history = (await replay(jobId)).map((e) => String(e.seq));
+    for (const response of responses) {
+      expect(response.messages.flatMap((m) => (m.id ? [m.id] : []))).toEqual(history);
+    }
+    expect(await numsub(jobId)).toBe(0);
+  });
+
+  it('cuts off a client that stops reading, which then resumes with Last-Event-ID', async () => {
+    // About 8 MB a second for 15 s: far more than the sockets between them can hold.
+    const jobId = await client.enqueue({ prompt: 'chatty 15s 20x40000' });
+    let body = '';
+    let closedAt: number | null = null;
+    const req = request(eventsUrl(jobId), { headers: auth }, (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.pause(); // it reads nothing more
+    });
+    req.on('close', () => (closedAt = Date.now()));
+    req.on('error', () => undefined);
+    req.end();
+    const started = Date.now();
+    // The server gave up on it: its live subscription is gone while the run goes on.
+    await waitFor('the server to cut the client off', async () =>
+      Date.now() - started > 500 && (await numsub(jobId)) === 0 ? true : undefined,
+    );
+    expect(await client.result(jobId, { timeoutMs: 1 }).catch(() => 'running')).toBe('running');
+    await client.cancel(jobId);
+    req.destroy();
+    await waitFor('the request to close', () => (closedAt === null ? undefined : true));
+
+    const got = parseSse(body).flatMap((m) => (m.id ? [Number(m.id)] : []));
+    const rest = await get(eventsUrl(jobId), {
+      headers: { ...auth, 'last-event-id': String(got.at(-1) ?? 0) },
+    });
+    const seqs = [...got, ...rest.messages.flatMap((m) => (m.id ? [Number(m.id)] : []))];
+    const history = await replay(jobId);
+    expect(seqs).toEqual(history.map((e) => e.seq));
+    expect(history.at(-1)).toMatchObject({ type: 'failed', data: { failure: 'cancelled' } });
+  });
+
+  it('answers 404 for a job that does not exist, and 400 for a Last-Event-ID that is no seq', async () => {
+    const missing = await get(eventsUrl('no-such-job'), { headers: auth });
+    expect(missing.status).toBe(404);
+    expect(JSON.parse(missing.body)).toEqual({
+      error: `job no-such-job not found in queue ${queueName}`,
+    });
+    const jobId = await client.enqueue({ prompt: 'slow: sleep 0.1' });
+    const bad = await get(eventsUrl(jobId), { headers: { ...auth, 'last-event-id': 'abc' } });
+    expect(bad.status).toBe(400);
+    expect(JSON.parse(bad.body).error).toContain('Last-Event-ID');
+  });
+});

@@ -1,0 +1,111 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
+import { get, startTestGateway, type TestGateway } from '../support/sse.js';
+import { fixture, startTestWorker, uniqueQueueName, type TestWorker } from '../support/worker.js';
+
+const redisUrl = inject('redisUrl');
+const OPERATOR = 'operator-token-for-the-tests';
+
+describe('GET /jobs and GET /jobs/:id', () => {
+  let queueName: string;
+  let worker: TestWorker;
+  let client: ClaudeboxClient;
+  let gateway: TestGateway;
+  const ids: string[] = [];
+
+  beforeAll(async () => {
+    queueName = uniqueQueueName();
+    worker = await startTestWorker({
+      redisUrl,
+      queueName,
+      claudeBin: fixture('claude-dispatch.mjs'),
+    });
+    client = createClient({ url: redisUrl, queueName });
+    gateway = await startTestGateway({ url: redisUrl, queueName, operatorToken: OPERATOR });
+    for (const prompt of ['slow: sleep 0.1', 'slow: sleep 0.2', 'slow: sleep 0.3']) {
+      ids.push(await client.enqueue({ prompt }));
+    }
+    for (const id of ids) await client.result(id, { timeoutMs: 30_000 });
+    // One more that fails: cancelled before a worker takes it, or while it runs.
+    ids.push(await client.enqueue({ prompt: 'slow: sleep 5' }, { jobId: 'will-fail' }));
+    await client.cancel('will-fail');
+    await client.result('will-fail', { timeoutMs: 30_000 });
+  });
+
+  afterAll(async () => {
+    await gateway.close();
+    await worker.worker.shutdown(0);
+    await client.close();
+  });
+
+  interface Answer {
+    status: number;
+    body: {
+      jobs: { jobId: string }[];
+      nextCursor: string | null;
+      error: string;
+      result: unknown;
+      runState: unknown;
+    };
+  }
+  const read = async (path: string): Promise<Answer> => {
+    const response = await get(`${gateway.url}${path}`, {
+      headers: { authorization: `Bearer ${OPERATOR}` },
+    });
+    return { status: response.status, body: JSON.parse(response.body) };
+  };
+
+  it("gives a finished job's state, request and ExecuteResult, as the client reads them", async () => {
+    const [first] = ids;
+    const { status, body } = await read(`/jobs/${first}`);
+
+    expect(status).toBe(200);
+    expect(body).toMatchObject({
+      jobId: first,
+      state: 'completed',
+      prompt: 'slow: sleep 0.1',
+      request: { prompt: 'slow: sleep 0.1' },
+      success: true,
+      failure: null,
+      attempt: 1,
+    });
+    expect(body.result).toEqual(await client.result(first ?? ''));
+    expect(body.runState).toMatchObject({ attempt: 1, pid: null });
+  });
+
+  it("gives a failed job's ExecuteResult from its run state", async () => {
+    const { body } = await read('/jobs/will-fail');
+    expect(body).toMatchObject({ state: 'failed', success: false, failure: 'cancelled' });
+    expect(body.result).toEqual(await client.result('will-fail'));
+  });
+
+  it('lists recent jobs newest first, in pages, filtered by state', async () => {
+    const all = await read('/jobs');
+    expect(all.body.jobs.map((job) => job.jobId)).toEqual([...ids].reverse());
+    expect(all.body.nextCursor).toBeNull();
+
+    const pages: string[] = [];
+    let cursor: string | null = '0';
+    while (cursor !== null) {
+      const page: Answer = await read(`/jobs?limit=3&cursor=${cursor}`);
+      pages.push(...page.body.jobs.map((job) => job.jobId));
+      cursor = page.body.nextCursor;
+    }
+    expect(pages).toEqual([...ids].reverse());
+
+    const failed = await read('/jobs?state=failed');
+    expect(failed.body.jobs).toEqual([
+      expect.objectContaining({ jobId: 'will-fail', state: 'failed', failure: 'cancelled' }),
+    ]);
+  });
+
+  it('refuses a bad query, naming the parameter', async () => {
+    expect(await read('/jobs?limit=1000')).toEqual({
+      status: 400,
+      body: { error: 'limit: must be at most 100' },
+    });
+    const state = await read('/jobs?state=finished');
+    expect(state.status).toBe(400);
+    expect(state.body.error).toMatch(/^state: must be one of active, /);
+  });
+});

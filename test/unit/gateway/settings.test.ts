@@ -1,0 +1,34 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { GatewaySettingsSchema, loadGatewaySettings } from '../../../src/gateway/index.js';
+
+describe('the gateway settings', () => {
+  it('listen on 127.0.0.1:8090 by default', () => {
+    expect(loadGatewaySettings({ GATEWAY_OPERATOR_TOKEN: 'x'.repeat(16) })).toEqual({
+      GATEWAY_PORT: 8090,
+      GATEWAY_HOST: '127.0.0.1',
+      GATEWAY_OPERATOR_TOKEN: 'x'.repeat(16),
+      GATEWAY_SLOW_CLIENT_SECONDS: 30,
+    });
+  });
+
+  it('name each bad variable, never showing a secret', () => {
+    expect(() =>
+      loadGatewaySettings({
+        GATEWAY_PORT: '70000',
+        GATEWAY_SECRET: 'hunter2',
+        GATEWAY_SLOW_CLIENT_SECONDS: '0',
+      }),
+    ).toThrow(
+      'invalid gateway settings: GATEWAY_PORT="70000": must be at most 65535; GATEWAY_SECRET: must be at least 32 characters (e.g. openssl rand -hex 32); GATEWAY_SLOW_CLIENT_SECONDS="0": must be a positive number of seconds',
+    );
+  });
+
+  it('are each documented in docs/gateway.md', () => {
+    const docs = readFileSync(new URL('../../../docs/gateway.md', import.meta.url), 'utf8');
+    const missing = Object.keys(GatewaySettingsSchema.shape).filter(
+      (name) => !docs.includes(`\`${name}\``),
+    );
+    expect(missing).toEqual([]);
+  });
+});
