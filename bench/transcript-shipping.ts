@@ -35,14 +35,37 @@ async function measure(redisUrl: string, ship: boolean): Promise<Figures> {
   const address = { prefix: 'bench', queueName: `q${Date.now()}` };
   const store = new SessionStore(new RedisTranscripts(redis, address, 3600), 256 * 1024 * 1024);
   const configDir = mkdtempSync(join(tmpdir(), 'claudebox-bench-'));
-  const cwd = '/bench/repo';
   const sessionId = crypto.randomUUID();
   const dir = join(configDir, 'projects', '-bench-repo');
   mkdirSync(dir, { recursive: true });
   const path = join(dir, `${sessionId}.jsonl`);
   appendFileSync(path, line);
 
-  const shipper = store.shipper({ scope: '', sessionId }, { configDir, cwd });
+  const shipper = store.shipper({ scope: '', sessionId }, { configDir, cwd: '/bench/repo' });
+  const shipping = ship ? startShipping(shipper) : null;
+  const cpuStart = process.cpuUsage();
+  const deadline = performance.now() + SECONDS * 1000;
+  const written: Written[] = [];
+  const [, lagMs] = await Promise.all([
+    write(path, written, deadline),
+    observe(redis, sessionKey(address, sessionId), written, deadline),
+  ]);
+  const shipped = (await shipping?.stop()) ?? { shipMs: 0, ships: 0 };
+  const cpu = process.cpuUsage(cpuStart);
+  await redis.quit();
+  return { lagMs, cpuMs: (cpu.user + cpu.system) / 1000, ...shipped };
+}
+
+/** A line appended: the transcript's size after it, and when. */
+interface Written {
+  readonly end: number;
+  readonly at: number;
+}
+
+/** The shipper every SYNC_MS, as the worker runs it, timed. */
+function startShipping(shipper: { ship(): Promise<void> }): {
+  stop(): Promise<{ shipMs: number; ships: number }>;
+} {
   let shipping: Promise<void> = Promise.resolve();
   let shipMs = 0;
   let ships = 0;
@@ -52,53 +75,55 @@ async function measure(redisUrl: string, ship: boolean): Promise<Figures> {
     shipMs += performance.now() - from;
     ships++;
   };
-  const timer = ship
-    ? setInterval(() => {
-        shipping = shipping.then(timed);
-      }, SYNC_MS)
-    : undefined;
+  const timer = setInterval(() => {
+    shipping = shipping.then(timed);
+  }, SYNC_MS);
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await shipping;
+      return { shipMs, ships };
+    },
+  };
+}
 
-  const written: { end: number; at: number }[] = [];
+/** The writer: LINES_PER_SECOND lines a second, in 10 ms batches, until the deadline. */
+async function write(path: string, written: Written[], deadline: number): Promise<void> {
+  const started = performance.now();
   let bytes = line.length;
+  while (performance.now() < deadline) {
+    const due = Math.floor(((performance.now() - started) / 1000) * LINES_PER_SECOND);
+    while (written.length < due) {
+      appendFileSync(path, line);
+      bytes += line.length;
+      written.push({ end: bytes, at: performance.now() });
+    }
+    await sleep(10);
+  }
+}
+
+/** The observer: when Redis got each line; the lag of each, in ms. */
+async function observe(
+  redis: Redis,
+  key: string,
+  written: readonly Written[],
+  deadline: number,
+): Promise<number[]> {
   const lagMs: number[] = [];
   let seen = 0;
-  const key = sessionKey(address, sessionId);
-  const cpuStart = process.cpuUsage();
-  const started = performance.now();
-  const deadline = started + SECONDS * 1000;
-  // The writer: LINES_PER_SECOND lines a second, in 10 ms batches.
-  const writer = (async () => {
-    for (let tick = 0; performance.now() < deadline; tick++) {
-      const due = Math.floor(((performance.now() - started) / 1000) * LINES_PER_SECOND);
-      while (written.length < due) {
-        appendFileSync(path, line);
-        bytes += line.length;
-        written.push({ end: bytes, at: performance.now() });
-      }
-      await sleep(10);
+  while (
+    performance.now() < deadline + 2000 &&
+    (seen < written.length || performance.now() < deadline)
+  ) {
+    const stored = Number((await redis.hget(key, 'bytes')) ?? 0);
+    const now = performance.now();
+    while (seen < written.length && (written[seen]?.end ?? Infinity) <= stored) {
+      lagMs.push(now - (written[seen]?.at ?? now));
+      seen++;
     }
-  })();
-  // The observer: when has Redis got each line?
-  const observer = (async () => {
-    while (
-      performance.now() < deadline + 2000 &&
-      (seen < written.length || performance.now() < deadline)
-    ) {
-      const stored = Number((await redis.hget(key, 'bytes')) ?? 0);
-      const now = performance.now();
-      while (seen < written.length && (written[seen]?.end ?? Infinity) <= stored) {
-        lagMs.push(now - (written[seen]?.at ?? now));
-        seen++;
-      }
-      await sleep(5);
-    }
-  })();
-  await Promise.all([writer, observer]);
-  clearInterval(timer);
-  await shipping;
-  const cpu = process.cpuUsage(cpuStart);
-  await redis.quit();
-  return { lagMs, cpuMs: (cpu.user + cpu.system) / 1000, shipMs, ships };
+    await sleep(5);
+  }
+  return lagMs;
 }
 
 const percentile = (values: number[], p: number): number => {

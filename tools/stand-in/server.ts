@@ -195,54 +195,55 @@ function route(
   return { body, answer: answerMessages(body, memory) };
 }
 
-export async function startStandIn(options: StandInOptions = {}): Promise<StandIn> {
-  const requests: RecordedRequest[] = [];
-  const keep = options.keepRequests ?? Infinity;
-  const memory = new StepMemory();
-  let served = 0;
+/** Answers each request and keeps the log of them that `GET /_stand-in/requests` shows. */
+class Exchange {
+  readonly requests: RecordedRequest[] = [];
+  private readonly memory = new StepMemory();
+  private served = 0;
 
-  const send = (response: ServerResponse, answer: Answer): void => {
-    served += 1;
-    response.writeHead(answer.status, {
-      ...(answer.contentType ? { 'content-type': answer.contentType } : {}),
-      ...answer.headers,
-      'request-id': `req_standin_${served}`,
-    });
-    response.end(answer.body);
-  };
+  constructor(private readonly options: StandInOptions) {}
 
-  const record = (request: IncomingMessage, method: string, path: string) => ({
-    at: new Date().toISOString(),
-    method,
-    path,
-    headers: redact(request.headers),
-  });
-
-  const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+  async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const method = request.method ?? 'GET';
     const path = request.url ?? '/';
     const pathname = new URL(path, 'http://stand-in').pathname;
-
     if (pathname === REQUESTS_PATH) {
-      await readBody(request);
-      if (method === 'DELETE') requests.length = 0;
-      const list = method === 'GET' ? JSON.stringify(requests) : '[]';
-      response.writeHead(method === 'GET' || method === 'DELETE' ? 200 : 405, {
-        'content-type': 'application/json',
-      });
-      response.end(list);
+      await this.serveLog(request, response, method);
       return;
     }
+    const recorded = await this.answer(request, response, method, path, pathname);
+    this.requests.push(recorded);
+    const keep = this.options.keepRequests ?? Infinity;
+    if (this.requests.length > keep) this.requests.splice(0, this.requests.length - keep);
+    this.options.onRequest?.(recorded);
+  }
 
-    let recorded: RecordedRequest;
+  private async serveLog(
+    request: IncomingMessage,
+    response: ServerResponse,
+    method: string,
+  ): Promise<void> {
+    await readBody(request);
+    if (method === 'DELETE') this.requests.length = 0;
+    const list = method === 'GET' ? JSON.stringify(this.requests) : '[]';
+    response.writeHead(method === 'GET' || method === 'DELETE' ? 200 : 405, {
+      'content-type': 'application/json',
+    });
+    response.end(list);
+  }
+
+  private async answer(
+    request: IncomingMessage,
+    response: ServerResponse,
+    method: string,
+    path: string,
+    pathname: string,
+  ): Promise<RecordedRequest> {
+    const seen = { at: new Date().toISOString(), method, path, headers: redact(request.headers) };
     try {
-      const { answer, body } = route(method, pathname, await readBody(request), memory);
-      recorded = {
-        ...record(request, method, path),
-        ...(body === undefined ? {} : { body }),
-        played: answer.played,
-      };
-      send(response, answer);
+      const { answer, body } = route(method, pathname, await readBody(request), this.memory);
+      this.send(response, answer);
+      return { ...seen, ...(body === undefined ? {} : { body }), played: answer.played };
     } catch (error) {
       const tooLarge = error instanceof BodyTooLarge;
       const answer = jsonError(
@@ -250,22 +251,31 @@ export async function startStandIn(options: StandInOptions = {}): Promise<StandI
         tooLarge ? 'The request body is too large' : 'The request could not be read',
         { scenario: tooLarge ? 'body-too-large' : 'unreadable-request' },
       );
-      recorded = { ...record(request, method, path), played: answer.played };
-      if (!response.headersSent) send(response, answer);
+      if (!response.headersSent) this.send(response, answer);
+      return { ...seen, played: answer.played };
     }
-    requests.push(recorded);
-    if (requests.length > keep) requests.splice(0, requests.length - keep);
-    options.onRequest?.(recorded);
-  };
+  }
 
+  private send(response: ServerResponse, answer: Answer): void {
+    this.served += 1;
+    response.writeHead(answer.status, {
+      ...(answer.contentType ? { 'content-type': answer.contentType } : {}),
+      ...answer.headers,
+      'request-id': `req_standin_${this.served}`,
+    });
+    response.end(answer.body);
+  }
+}
+
+export async function startStandIn(options: StandInOptions = {}): Promise<StandIn> {
+  const exchange = new Exchange(options);
   const server = createServer((request, response) => {
-    handle(request, response).catch((error: unknown) => {
+    exchange.handle(request, response).catch((error: unknown) => {
       // The callback must not throw into node:http; a broken connection is all this can be.
       if (!response.headersSent) response.writeHead(500);
       response.end(String(error));
     });
   });
-
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
@@ -274,14 +284,12 @@ export async function startStandIn(options: StandInOptions = {}): Promise<StandI
     });
   });
   const address = server.address() as AddressInfo;
-  const url = `http://${reachableHost(address)}:${address.port}`;
   let closing: Promise<void> | undefined;
-
   return {
-    url,
-    requests,
+    url: `http://${reachableHost(address)}:${address.port}`,
+    requests: exchange.requests,
     clearRequests: () => {
-      requests.length = 0;
+      exchange.requests.length = 0;
     },
     close: () => {
       closing ??= new Promise<void>((resolve, reject) => {
