@@ -59,7 +59,8 @@ describe('claudebox events, result and cancel', () => {
 
   /** Enqueues a slow run and resolves once it is running. */
   const startSlowRun = async (seconds: number): Promise<string> => {
-    const jobId = await client.enqueue({ prompt: `sleep ${seconds}` });
+    // An id no other test's job has: the run's processes are found by it.
+    const jobId = await client.enqueue({ prompt: `sleep ${seconds}` }, { jobId: randomUUID() });
     // Running: the CLI's process is there, not just the job taken from the queue.
     await waitFor('the run to start', () => (runPids(jobId).length > 0 ? true : undefined));
     return jobId;

@@ -5,6 +5,7 @@ import { eventually, pidsWithEnv } from '../support/processes.js';
 import {
   createQueue,
   fixture,
+  numberJobsApart,
   startTestWorker,
   uniqueQueueName,
   waitFor,
@@ -28,6 +29,7 @@ describe('Ctrl-C on claudebox run --follow', () => {
     env = { REDIS_URL: redisUrl, QUEUE_NAME: queueName };
     client = createClient({ url: redisUrl, queueName });
     queue = createQueue(redisUrl, queueName);
+    await numberJobsApart(redisUrl, queue);
     worker = await startTestWorker({ redisUrl, queueName, claudeBin: fixture('claude-slow.mjs') });
   });
 

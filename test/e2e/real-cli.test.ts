@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -149,7 +150,11 @@ describe('end to end through the real claude CLI', () => {
   ])(
     'fails the job on an API %i, with the CLI’s error text and exit code 1',
     async (status, text) => {
-      const jobId = await client.enqueue({ prompt: `stand-in: http ${status}` });
+      // An id no other test's job has: the leftover check below looks for processes by it.
+      const jobId = await client.enqueue(
+        { prompt: `stand-in: http ${status}` },
+        { jobId: randomUUID() },
+      );
       const result = await client.result(jobId, { timeoutMs: 60_000 });
       const queue = createQueue(redisUrl, queueName);
       try {

@@ -3,7 +3,7 @@ import { realpath } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { randomUUID } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config/config.js';
@@ -105,5 +105,19 @@ export async function waitFor<T>(
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * Runs are found in /proc by their job id, and BullMQ numbers every queue's jobs from 1: a queue
+ * whose jobs get BullMQ's ids (`claudebox run`, say) starts counting at a random point, so that
+ * no two tests running at once have a job of the same id.
+ */
+export async function numberJobsApart(redisUrl: string, queue: Queue): Promise<void> {
+  const redis = new Redis(redisUrl);
+  try {
+    await redis.set(`${queue.qualifiedName}:id`, String(randomInt(1_000_000, 1_000_000_000)));
+  } finally {
+    await redis.quit();
   }
 }
