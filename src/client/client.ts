@@ -12,6 +12,7 @@ import {
   type ExecuteResult,
   type QueueAddress,
 } from '../contract/index.js';
+import { traceMetadata } from '../common/trace-context.js';
 import { ClaudeboxError } from './errors.js';
 import { jobEvents, type EventsOptions } from './event-stream.js';
 import { waitForResult } from './job-result.js';
@@ -45,7 +46,10 @@ export type CancelOutcome =
   | { readonly jobId: string; readonly outcome: 'not-found' };
 
 export interface ClaudeboxClient {
-  /** Validates the request (throwing ClaudeboxError 'invalid-request' naming each bad field) and enqueues it. */
+  /**
+   * Validates the request (throwing ClaudeboxError 'invalid-request' naming each bad field) and
+   * enqueues it, with the active OpenTelemetry span's context when there is one.
+   */
   enqueue(request: ExecuteRequest, options?: JobsOptions): Promise<string>;
   /** Every event of the job from `fromSeq` on, in order, ending after its final terminal event. */
   events(jobId: string, options?: EventsOptions): AsyncGenerator<ExecuteEvent>;
@@ -97,9 +101,21 @@ async function enqueueRequest(
 ): Promise<string> {
   const parsed = parseExecuteRequest(request);
   if (!parsed.ok) throw new ClaudeboxError('invalid-request', `invalid request: ${parsed.reason}`);
-  const job = await queue.add('execute', parsed.request, { ...DEFAULT_JOB_OPTIONS, ...options });
+  const job = await queue.add('execute', parsed.request, {
+    ...DEFAULT_JOB_OPTIONS,
+    ...withTraceContext(options),
+  });
   if (job.id === undefined) throw new Error('BullMQ returned a job without an id');
   return job.id;
+}
+
+/**
+ * The options with the active span's context in BullMQ's place for it, so the worker's span of
+ * each attempt joins the enqueuer's trace; options that say something of telemetry are kept.
+ */
+function withTraceContext(options: JobsOptions): JobsOptions {
+  const metadata = options.telemetry ? undefined : traceMetadata();
+  return metadata === undefined ? options : { ...options, telemetry: { metadata } };
 }
 
 /**

@@ -28,7 +28,7 @@ const commaList = (fallback: string) =>
     );
 
 /** Variables that hold the worker's own secrets: CLAUDE_ENV may never hand them to a run. */
-const WORKER_SECRETS = ['REDIS_URL'];
+const WORKER_SECRETS = ['REDIS_URL', 'OTEL_EXPORTER_OTLP_HEADERS'];
 
 /**
  * Every setting of a worker, read from the environment. docs/configuration.md is rendered from
@@ -163,6 +163,15 @@ export const ConfigSchema = z.object({
     .describe(
       'The address the health server listens on: loopback by default, since it has no authentication; `0.0.0.0` (as the Docker image sets) to be scraped from other hosts.',
     ),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z
+    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+    .optional()
+    .describe(
+      'Set: a span per attempt is sent over OTLP/HTTP (JSON) to `<endpoint>/v1/traces`, with the headers in `OTEL_EXPORTER_OTLP_HEADERS` (see [Traces](operations.md#traces)). Unset: no tracing at all.',
+    ),
+  OTEL_SERVICE_NAME: nonEmpty()
+    .default('claudebox')
+    .describe("The `service.name` of the worker's spans."),
   EVENTS_MAX_LEN: integer(100)
     .default(10000)
     .describe('Events kept per job history (about; older ones are trimmed).'),
@@ -205,7 +214,7 @@ export const ConfigSchema = z.object({
       `must not name the worker's own secrets (${WORKER_SECRETS.join(', ')})`,
     )
     .describe(
-      'Extra variable names, comma-separated, passed through to the CLI (never `REDIS_URL`).',
+      "Extra variable names, comma-separated, passed through to the CLI (never the worker's own secrets: `REDIS_URL`, `OTEL_EXPORTER_OTLP_HEADERS`).",
     ),
 });
 

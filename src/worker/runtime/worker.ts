@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Queue, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { redactIn, type Config } from '../../config/config.js';
@@ -17,6 +18,7 @@ import { setUpIsolation, type Isolation } from '../../isolation/index.js';
 import { Closers } from './closers.js';
 import { watchLocks } from './lock-watch.js';
 import { REDIS_PROBE_INTERVAL_MS, watchReadiness } from './readiness.js';
+import { startTracing, type Tracing } from './tracing.js';
 import { jobSettings, sessionStoreFor, sharedClaudeConfigDir } from './settings.js';
 
 export interface WorkerDeps {
@@ -28,6 +30,8 @@ export interface WorkerDeps {
   /** WORK_DIR as a real path. */
   readonly workDir: string;
   readonly now?: () => number;
+  /** Where attempt spans go instead of OTEL_EXPORTER_OTLP_ENDPOINT (tests, embedding). */
+  readonly spanExporter?: SpanExporter;
 }
 
 export interface ClaudeboxWorker {
@@ -119,6 +123,7 @@ async function assemble(
   const address: QueueAddress = { prefix: config.QUEUE_PREFIX, queueName: config.QUEUE_NAME };
   const connections = openConnections(config.REDIS_URL, logger);
   closers.add('redis connections', () => connections.close());
+  const tracing = tracingOf(deps, id, closers);
   const watchdog = await startWatchdog(id, isolation.leases);
   closers.add('watchdog', () => watchdog.stop());
   const runs = new ActiveRuns(now);
@@ -146,6 +151,7 @@ async function assemble(
     logger,
     now,
     onFinished: (result) => metrics.attemptFinished(result),
+    ...(tracing ? { tracing } : {}),
   });
   const { worker, queue } = consumer(config, connections, id, processor, logger);
   closers.add('queue', () => Promise.all([worker.close(), queue.close()]));
@@ -155,6 +161,20 @@ async function assemble(
     return Promise.resolve();
   });
   return { connections, runs, worker, queue, metrics };
+}
+
+/** Spans of attempts, when an exporter or an OTLP endpoint is given; sent last at shutdown. */
+function tracingOf(deps: WorkerDeps, workerId: string, closers: Closers): Tracing | null {
+  const { config } = deps;
+  const tracing = startTracing({
+    endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    exporter: deps.spanExporter,
+    serviceName: config.OTEL_SERVICE_NAME,
+    workerId,
+    queueName: config.QUEUE_NAME,
+  });
+  if (tracing) closers.add('tracing', () => tracing.shutdown());
+  return tracing;
 }
 
 function eventsAndMetrics(
