@@ -9,7 +9,10 @@ import { redactIn } from '../../config/config.js';
 
 /** How often Redis is pinged in the background: every `/readyz` reads the last answer. */
 export const REDIS_PROBE_INTERVAL_MS = 2000;
-const PING_TIMEOUT_MS = 1000;
+/** As long as the interval: a slow answer on a busy host is not taken for an absent Redis. */
+const PING_TIMEOUT_MS = REDIS_PROBE_INTERVAL_MS;
+/** How long `/readyz` waits for BullMQ's blocking connection of a worker that just started. */
+const BLOCKING_WAIT_MS = 1000;
 
 export interface ReadinessWatch {
   /** `/readyz`'s answer, from what the worker knows: no Redis command per call. */
@@ -109,7 +112,7 @@ function blockingClientOf(worker: Worker): { current(): Promise<Redis | undefine
   return {
     async current() {
       // The promise can stay pending while Redis is away: /readyz must answer all the same.
-      if (client === undefined) await doneWithin(connected, PING_TIMEOUT_MS);
+      if (client === undefined) await doneWithin(connected, BLOCKING_WAIT_MS);
       return client;
     },
   };
