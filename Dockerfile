@@ -25,7 +25,8 @@ ENV NODE_ENV=production \
     WORK_DIR=/workspace \
     RUN_ISOLATION=required \
     RUN_ROOT=/var/lib/claudebox \
-    HEALTH_PORT=8080
+    HEALTH_PORT=8080 \
+    HEALTH_HOST=0.0.0.0
 WORKDIR /app
 COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/node_modules ./node_modules

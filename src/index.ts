@@ -6,7 +6,7 @@ export * from './client/index.js';
 export * from './gateway/index.js';
 
 /** A worker in-process, as `claudebox worker` starts one: its settings, its logger, the worker. */
-export { loadConfig, redactUrl, type Config } from './config/config.js';
+export { loadConfig, redactIn, redactUrl, type Config } from './config/config.js';
 export { createLogger } from './config/logger.js';
 export { startWorker, type ClaudeboxWorker, type WorkerDeps } from './worker/runtime/worker.js';
 

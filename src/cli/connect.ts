@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { doneWithin } from '../common/time.js';
 import { createClient, type ClaudeboxClient } from '../client/index.js';
-import { ConfigError, loadConfig, redactUrl } from '../config/config.js';
+import { ConfigError, loadConfig, redactIn, redactUrl } from '../config/config.js';
 import type { QueueAddress } from '../contract/index.js';
 import { watchConnection } from '../redis/connections.js';
 import { redisProblem } from './redis-probe.js';
@@ -38,7 +38,7 @@ export async function connect(io: Pick<CliIo, 'env' | 'stderr'>): Promise<Connec
   watchConnection(redis, {
     lost: (error) => {
       io.stderr(
-        `claudebox: lost the connection to Redis at ${where} (${error.message}); retrying\n`,
+        `claudebox: lost the connection to Redis at ${where} (${redactIn(error.message, config.REDIS_URL)}); retrying\n`,
       );
     },
   });

@@ -1,4 +1,4 @@
-import { redactUrl } from '../config/config.js';
+import { redactIn, redactUrl } from '../config/config.js';
 import { probeRedis } from '../redis/connections.js';
 
 /** Long enough for a Redis across a network, short enough that a wrong address is soon told. */
@@ -13,5 +13,5 @@ export async function redisProblem(url: string): Promise<string | null> {
   const unreachable = await probeRedis(url, REDIS_PROBE_MS);
   return unreachable === null
     ? null
-    : `cannot reach Redis at ${redactUrl(url)} (REDIS_URL): ${unreachable}`;
+    : `cannot reach Redis at ${redactUrl(url)} (REDIS_URL): ${redactIn(unreachable, url)}`;
 }

@@ -14,6 +14,7 @@ import {
   type ExecuteResult,
   type QueueAddress,
 } from '../contract/index.js';
+import { traceMetadata } from '../common/trace-context.js';
 import { ClaudeboxError } from './errors.js';
 import { openQueue, type QueueTarget } from './queue-connection.js';
 import { jobEvents, type EventsOptions } from './event-stream.js';
@@ -43,7 +44,10 @@ export type CancelOutcome =
   | { readonly jobId: string; readonly outcome: 'not-found' };
 
 export interface ClaudeboxClient {
-  /** Validates the request (throwing ClaudeboxError 'invalid-request' naming each bad field) and enqueues it. */
+  /**
+   * Validates the request (throwing ClaudeboxError 'invalid-request' naming each bad field) and
+   * enqueues it, with the active OpenTelemetry span's context when there is one.
+   */
   enqueue(request: ExecuteRequest, options?: JobsOptions): Promise<string>;
   /** Every event of the job from `fromSeq` on, in order, ending after its final terminal event. */
   events(jobId: string, options?: EventsOptions): AsyncGenerator<ExecuteEvent>;
@@ -95,7 +99,10 @@ async function enqueueRequest(
 ): Promise<string> {
   const parsed = parseExecuteRequest(request);
   if (!parsed.ok) throw new ClaudeboxError('invalid-request', `invalid request: ${parsed.reason}`);
-  const job = await queue.add('execute', parsed.request, { ...DEFAULT_JOB_OPTIONS, ...options });
+  const job = await queue.add('execute', parsed.request, {
+    ...DEFAULT_JOB_OPTIONS,
+    ...withTraceContext(options),
+  });
   if (job.id === undefined) throw new Error('BullMQ returned a job without an id');
   return job.id;
 }
@@ -117,6 +124,15 @@ function readToken(
   }
   const expiresAt = Math.ceil(Date.now() / 1000 + ttlSeconds);
   return mintReadToken({ jobId, queueName, expiresAt }, secret);
+}
+
+/**
+ * The options with the active span's context in BullMQ's place for it, so the worker's span of
+ * each attempt joins the enqueuer's trace; options that say something of telemetry are kept.
+ */
+function withTraceContext(options: JobsOptions): JobsOptions {
+  const metadata = options.telemetry ? undefined : traceMetadata();
+  return metadata === undefined ? options : { ...options, telemetry: { metadata } };
 }
 
 /**

@@ -3,6 +3,9 @@ import { MAX_TIMEOUT_SECONDS, PERMISSION_MODES } from '../contract/index.js';
 
 const MiB = 1024 * 1024;
 
+/** The health server's port when HEALTH_PORT is unset (and free). */
+export const DEFAULT_HEALTH_PORT = 8080;
+
 const integer = (min: number) =>
   z.coerce
     .number({ error: 'must be a number' })
@@ -25,7 +28,7 @@ const commaList = (fallback: string) =>
     );
 
 /** Variables that hold the worker's own secrets: CLAUDE_ENV may never hand them to a run. */
-export const WORKER_SECRETS: readonly string[] = ['REDIS_URL'];
+export const WORKER_SECRETS: readonly string[] = ['REDIS_URL', 'OTEL_EXPORTER_OTLP_HEADERS'];
 
 /**
  * Every setting of a worker, read from the environment. docs/configuration.md is rendered from
@@ -151,9 +154,24 @@ export const ConfigSchema = z.object({
     .describe('The pino log level.'),
   HEALTH_PORT: integer(0)
     .max(65535, 'must be at most 65535')
-    .default(8080)
-    .describe('The port of `/healthz`, `/readyz` and `/metrics`; `0` turns the server off.'),
-  HEALTH_HOST: nonEmpty().default('0.0.0.0').describe('The address the health server listens on.'),
+    .optional()
+    .describe(
+      `The port of \`/healthz\`, \`/readyz\` and \`/metrics\`; \`0\` turns the server off. Unset: ${DEFAULT_HEALTH_PORT}, or a free port the system picks when ${DEFAULT_HEALTH_PORT} is taken (another worker on the host), named by \`health\` in the \`worker ready\` log line. Set: a port in use stops the start with one line naming it.`,
+    ),
+  HEALTH_HOST: nonEmpty()
+    .default('127.0.0.1')
+    .describe(
+      'The address the health server listens on: loopback by default, since it has no authentication; `0.0.0.0` (as the Docker image sets) to be scraped from other hosts.',
+    ),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z
+    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+    .optional()
+    .describe(
+      'Set: a span per attempt is sent over OTLP/HTTP (JSON) to `<endpoint>/v1/traces`, with the headers in `OTEL_EXPORTER_OTLP_HEADERS` (see [Traces](operations.md#traces)). Unset: no tracing at all.',
+    ),
+  OTEL_SERVICE_NAME: nonEmpty()
+    .default('claudebox')
+    .describe("The `service.name` of the worker's spans."),
   EVENTS_MAX_LEN: integer(100)
     .default(10000)
     .describe('Events kept per job history (about; older ones are trimmed).'),
@@ -202,7 +220,7 @@ export const ConfigSchema = z.object({
       `must not name the worker's own secrets (${WORKER_SECRETS.join(', ')})`,
     )
     .describe(
-      'Extra variable names, comma-separated, passed through to the CLI (never `REDIS_URL`).',
+      "Extra variable names, comma-separated, passed through to the CLI (never the worker's own secrets: `REDIS_URL`, `OTEL_EXPORTER_OTLP_HEADERS`).",
     ),
   PROFILES_FILE: nonEmpty()
     .optional()
@@ -253,13 +271,55 @@ function isRedisUrl(value: string): boolean {
   }
 }
 
-/** The URL with any password replaced, for logs and error messages. */
+/** Query parameters whose values are credentials (ioredis reads `password`, `username`, ...). */
+const SECRET_PARAM = /pass|secret|token|key|auth|user|cred/i;
+
+/**
+ * The URL with its user info and every query value replaced, for logs, errors and answers: a
+ * password can sit in either (`redis://user:pw@host`, `redis://host/?password=pw`). What does
+ * not parse as a URL loses whatever could be user info or a query all the same.
+ */
 export function redactUrl(value: string): string {
   try {
     const url = new URL(value);
+    if (url.username) url.username = '***';
     if (url.password) url.password = '***';
+    for (const key of new Set(url.searchParams.keys())) url.searchParams.set(key, '***');
     return url.toString();
   } catch {
-    return value;
+    return value.replace(/\/\/[^/?#]*@/, '//***@').replace(/\?.*$/s, '?***');
+  }
+}
+
+/**
+ * `text` (an error message, say) with the URL and its credentials replaced wherever they
+ * occur: a driver's message may quote what it was given.
+ */
+export function redactIn(text: string, url: string): string {
+  let redacted = text.split(url).join(redactUrl(url));
+  for (const secret of credentialsOf(url)) redacted = redacted.split(secret).join('***');
+  return redacted;
+}
+
+function credentialsOf(value: string): string[] {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return [];
+  }
+  const secrets = [url.username, url.password].flatMap((part) => [part, safeDecode(part)]);
+  for (const [key, param] of url.searchParams) if (SECRET_PARAM.test(key)) secrets.push(param);
+  // Longest first, so a secret that contains another is replaced whole.
+  return [...new Set(secrets.filter((secret) => secret.length > 0))].sort(
+    (a, b) => b.length - a.length,
+  );
+}
+
+function safeDecode(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
   }
 }

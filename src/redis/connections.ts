@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import { redactUrl } from '../config/config.js';
+import { redactIn, redactUrl } from '../config/config.js';
 import { errorMessage } from '../common/errors.js';
 import { withTimeout } from '../common/time.js';
 
@@ -25,7 +25,7 @@ export function openConnections(url: string, logger: Logger): WorkerConnections 
     watchConnection(redis, {
       lost: (error) => {
         logger.warn(
-          { connection: name, redis: redactUrl(url), err: error.message },
+          { connection: name, redis: redactUrl(url), err: redactIn(error.message, url) },
           'Redis connection lost; retrying',
         );
       },

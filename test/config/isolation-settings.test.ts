@@ -25,7 +25,11 @@ describe('isolation and job limit settings', () => {
     ],
     [
       { CLAUDE_ENV: 'GITHUB_TOKEN,REDIS_URL' },
-      'CLAUDE_ENV="GITHUB_TOKEN,REDIS_URL": must not name the worker\'s own secrets (REDIS_URL)',
+      'CLAUDE_ENV="GITHUB_TOKEN,REDIS_URL": must not name the worker\'s own secrets (REDIS_URL, OTEL_EXPORTER_OTLP_HEADERS)',
+    ],
+    [
+      { CLAUDE_ENV: 'OTEL_EXPORTER_OTLP_HEADERS' },
+      'CLAUDE_ENV="OTEL_EXPORTER_OTLP_HEADERS": must not name the worker\'s own secrets',
     ],
     [
       { DEFAULT_TIMEOUT_SECONDS: '7200', MAX_TIMEOUT_SECONDS: '3600' },

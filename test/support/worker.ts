@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { randomInt, randomUUID } from 'node:crypto';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config/config.js';
@@ -30,6 +31,7 @@ export async function startTestWorker(options: {
   readonly claudeBin: string;
   readonly env?: Record<string, string>;
   readonly workDir?: string;
+  readonly spanExporter?: SpanExporter;
 }): Promise<TestWorker> {
   const workDir = await realpath(options.workDir ?? mkdtempSync(join(tmpdir(), 'claudebox-work-')));
   const env = {
@@ -57,6 +59,7 @@ export async function startTestWorker(options: {
     logger: createLogger(config.LOG_LEVEL, sink),
     claude: { path: options.claudeBin, source: 'CLAUDE_BIN' },
     workDir,
+    ...(options.spanExporter ? { spanExporter: options.spanExporter } : {}),
   });
   return { worker, logs, workDir };
 }

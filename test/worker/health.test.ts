@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { findFreePort, startRedisServer, type RedisServer } from '../support/redis-server.js';
 import {
@@ -7,6 +8,7 @@ import {
   waitFor,
   type TestWorker,
 } from '../support/worker.js';
+import { REDIS_PROBE_INTERVAL_MS } from '../../src/worker/runtime/readiness.js';
 
 async function get(url: string): Promise<{ status: number; body: string }> {
   const response = await fetch(url);
@@ -39,7 +41,7 @@ describe('health endpoints', () => {
     expect(worker.worker.healthUrl).toBe(base);
     expect(await get(`${base}/healthz`)).toEqual({ status: 200, body: '{"status":"ok"}' });
     const ready = await get(`${base}/readyz`);
-    expect(ready.status).toBe(200);
+    expect(ready.status, ready.body).toBe(200);
     expect(JSON.parse(ready.body)).toEqual({
       ready: true,
       checks: { consuming: true, blockingConnection: true, redis: true, events: true },
@@ -67,5 +69,47 @@ describe('health endpoints', () => {
     await waitFor('readyz to pass again', async () =>
       (await get(`${base}/readyz`)).status === 200 ? true : undefined,
     );
+  });
+
+  it('answers /readyz and /metrics from what it knows: 400 requests cost Redis no more than none', async () => {
+    const admin = new Redis(redis.url);
+    /** The commands the worker sent Redis while `work` went on, by name (our own left out). */
+    const commandsDuring = async (work: () => Promise<unknown>): Promise<Map<string, number>> => {
+      await admin.config('RESETSTAT');
+      await work();
+      const stats = await admin.info('commandstats');
+      const calls = new Map<string, number>();
+      for (const [, name, count] of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+        if (name !== 'config' && name !== 'info') calls.set(name ?? '', Number(count));
+      }
+      return calls;
+    };
+    const total = (calls: Map<string, number>): number =>
+      [...calls.values()].reduce((sum, count) => sum + count, 0);
+    try {
+      let elapsed = 0;
+      const hammered = await commandsDuring(async () => {
+        const started = Date.now();
+        for (let round = 0; round < 20; round++) {
+          const answers = await Promise.all(
+            Array.from({ length: 10 }, () => [
+              get(`${base}/readyz`),
+              get(`${base}/metrics`),
+            ]).flat(),
+          );
+          expect(answers.every((answer) => answer.status === 200)).toBe(true);
+        }
+        elapsed = Date.now() - started;
+      });
+      const idle = await commandsDuring(
+        () => new Promise((resolve) => setTimeout(resolve, elapsed)),
+      );
+      // Served per request, 400 requests would cost 200 PINGs and 200 rounds of job counts.
+      const periods = Math.ceil(elapsed / REDIS_PROBE_INTERVAL_MS) + 1;
+      expect(hammered.get('ping') ?? 0).toBeLessThanOrEqual(periods + 1);
+      expect(total(hammered)).toBeLessThanOrEqual(total(idle) + 20 * periods);
+    } finally {
+      admin.disconnect();
+    }
   });
 });

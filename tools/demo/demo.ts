@@ -11,6 +11,7 @@ import {
   createClient,
   createLogger,
   loadConfig,
+  redactIn,
   redactUrl,
   renderEvent,
   startWorker,
@@ -79,7 +80,10 @@ export async function runDemo(io: CliIo): Promise<number> {
     conclude(say, result, demo);
     return result.success ? 0 : 1;
   } catch (error) {
-    io.stderr(`claudebox demo: ${errorMessage(error)}\n`);
+    const message = errorMessage(error);
+    // A message about the user's own Redis may quote its URL.
+    const shown = io.env.REDIS_URL ? redactIn(message, io.env.REDIS_URL) : message;
+    io.stderr(`claudebox demo: ${shown}\n`);
     return 1;
   } finally {
     stopInterrupts();

@@ -7,6 +7,7 @@ import type { Isolation } from '../../isolation/index.js';
 import type { EventPublisher } from '../events/publisher.js';
 import type { SessionStore } from '../sessions/sessions.js';
 import type { ActiveRuns } from './active-runs.js';
+import type { AttemptTracing } from './attempt-trace.js';
 
 export interface JobSettings {
   /** WORK_DIR, as a real path. */
@@ -48,6 +49,8 @@ export interface JobContext {
   readonly logger: Logger;
   readonly now: () => number;
   readonly onFinished?: (result: ExecuteResult) => void;
+  /** A span per attempt; absent, nothing is traced. */
+  readonly tracing?: AttemptTracing;
 }
 
 export type ExecuteJob = Job<unknown, ExecuteResult>;

@@ -8,7 +8,9 @@ import type { ExecuteJob, JobContext } from './context.js';
  */
 export function createProcessor(context: JobContext) {
   return (job: ExecuteJob, token?: string, signal?: AbortSignal): Promise<ExecuteResult> =>
-    processJob(context, job, token, signal);
+    context.tracing
+      ? processTraced(context, job, token, signal)
+      : processJob(context, job, token, signal);
 }
 
 async function processJob(
@@ -16,8 +18,10 @@ async function processJob(
   job: ExecuteJob,
   token: string | undefined,
   signal: AbortSignal | undefined,
+  onBegun?: (attempt: Attempt) => void,
 ): Promise<ExecuteResult> {
   const attempt = await Attempt.begin(context, job, token);
+  onBegun?.(attempt);
   const onBullCancel = (): void => {
     const message = describeReason(signal?.reason);
     context.runs.stop(attempt.jobId, { cause: 'cancelled', message });
@@ -32,5 +36,33 @@ async function processJob(
   } finally {
     signal?.removeEventListener('abort', onBullCancel);
     await attempt.cleanup();
+  }
+}
+
+/** The attempt inside its span, which ends with the attempt's result (or error). */
+async function processTraced(
+  context: JobContext,
+  job: ExecuteJob,
+  token: string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<ExecuteResult> {
+  let result: ExecuteResult | null = null;
+  const traced: JobContext = {
+    ...context,
+    onFinished: (finished) => {
+      result = finished;
+      context.onFinished?.(finished);
+    },
+  };
+  let trace: ReturnType<NonNullable<JobContext['tracing']>['begin']> | undefined;
+  try {
+    const value = await processJob(traced, job, token, signal, (attempt) => {
+      trace = context.tracing?.begin(job, attempt.number);
+    });
+    trace?.end(result);
+    return value;
+  } catch (error) {
+    trace?.end(result, error);
+    throw error;
   }
 }

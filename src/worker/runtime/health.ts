@@ -1,6 +1,8 @@
 import { createServer, type Server } from 'node:http';
+import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { errorMessage } from '../../common/errors.js';
+import { DEFAULT_HEALTH_PORT } from '../../config/config.js';
 
 export interface Readiness {
   readonly ready: boolean;
@@ -57,3 +59,41 @@ export async function startHealthServer(options: HealthOptions): Promise<Server>
   });
   return server;
 }
+
+/**
+ * The health server on HEALTH_PORT, or on the default port when it is unset. Workers that share
+ * a host with the same settings all start: the default port gives way to a free one (the
+ * `worker ready` line names it); a port that was asked for does not, since a scraper expects it.
+ */
+export async function serveHealth(
+  setting: { readonly port: number | undefined; readonly host: string },
+  endpoints: Omit<HealthOptions, 'port' | 'host'>,
+  logger: Logger,
+): Promise<Server | null> {
+  if (setting.port === 0) return null;
+  const { host } = setting;
+  const port = setting.port ?? DEFAULT_HEALTH_PORT;
+  try {
+    return await startHealthServer({ ...endpoints, host, port });
+  } catch (error) {
+    if (setting.port === undefined && (error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      const server = await startHealthServer({ ...endpoints, host, port: 0 });
+      logger.info(
+        { taken: port, health: healthUrlOf(server) },
+        `health port ${port} is taken (another worker on this host?): listening on a free port`,
+      );
+      return server;
+    }
+    throw new Error(`HEALTH_PORT=${port}: cannot listen on ${host}: ${errorMessage(error)}`);
+  }
+}
+
+/** Where the server answers, for logs and callers: a wildcard address as loopback. */
+export function healthUrlOf(server: Server): string | null {
+  const address = server.address();
+  if (address === null || typeof address !== 'object') return null;
+  const host = WILDCARD[address.address] ?? address.address;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+}
+
+const WILDCARD: Record<string, string> = { '0.0.0.0': '127.0.0.1', '::': '::1' };

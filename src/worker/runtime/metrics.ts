@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { doneWithin } from '../../common/time.js';
 import type { ExecuteResult } from '../../contract/index.js';
 
 /** The worker's own Prometheus metrics, in a registry of its own (tests run many workers). */
@@ -62,3 +63,36 @@ export function createMetrics(sample: { activeRuns: () => number; bufferedBytes:
 }
 
 export type WorkerMetrics = ReturnType<typeof createMetrics>;
+
+/**
+ * `sample`, taken again at most every `maxAgeMs` and one at a time: callers meanwhile share the
+ * sample under way, waiting for it at most `waitMs` (Redis away), else get the last one. So
+ * scrapes cost Redis a bounded number of commands, however many there are.
+ */
+export function sampledAtMostEvery(
+  sample: () => Promise<string>,
+  maxAgeMs: number,
+  waitMs: number,
+  now: () => number = Date.now,
+): () => Promise<string> {
+  let last = '';
+  let takenAt = -Infinity;
+  let pending: Promise<void> | null = null;
+  return async () => {
+    if (pending === null && now() - takenAt >= maxAgeMs) {
+      pending = sample()
+        .then((value) => {
+          last = value;
+        })
+        // A failed sample keeps the last one; the next is due after maxAgeMs all the same.
+        .catch(() => undefined)
+        .finally(() => {
+          takenAt = now();
+          pending = null;
+        });
+    }
+    // With no earlier answer to give, the first one is worth waiting longer for.
+    if (pending !== null) await doneWithin(pending, takenAt === -Infinity ? 5 * waitMs : waitMs);
+    return last;
+  };
+}

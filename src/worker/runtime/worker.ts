@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Queue, Worker } from 'bullmq';
 import type { Logger } from 'pino';
-import type { Config } from '../../config/config.js';
+import { redactIn, type Config } from '../../config/config.js';
 import { loadProfiles, referencedVariables, type Profiles } from '../../config/profiles.js';
 import type { ExecuteResult, QueueAddress } from '../../contract/index.js';
 import type { ClaudeBinary } from '../../executor/index.js';
@@ -10,16 +11,16 @@ import { startWatchdog } from '../../watchdog/watchdog.js';
 import { ActiveRuns } from '../attempt/active-runs.js';
 import { listenForCancels } from './cancel-listener.js';
 import { openConnections, type WorkerConnections } from '../../redis/connections.js';
-import { startHealthServer, type Readiness } from './health.js';
-import { createMetrics } from './metrics.js';
+import { healthUrlOf, serveHealth, type Readiness } from './health.js';
+import { createMetrics, sampledAtMostEvery } from './metrics.js';
 import { createProcessor } from '../attempt/process-job.js';
 import { EventPublisher } from '../events/publisher.js';
 import { setUpIsolation, type Isolation } from '../../isolation/index.js';
 import { Closers } from './closers.js';
 import { watchLocks } from './lock-watch.js';
-import { readinessOf } from './readiness.js';
+import { REDIS_PROBE_INTERVAL_MS, watchReadiness } from './readiness.js';
+import { startTracing, type Tracing } from './tracing.js';
 import { jobSettings, sessionStoreFor, sharedClaudeConfigDir } from './settings.js';
-import { errorMessage } from '../../common/errors.js';
 
 export interface WorkerDeps {
   readonly config: Config;
@@ -32,6 +33,8 @@ export interface WorkerDeps {
   /** PROFILES_FILE's profiles, read already; unset: read here. */
   readonly profiles?: Profiles;
   readonly now?: () => number;
+  /** Where attempt spans go instead of OTEL_EXPORTER_OTLP_ENDPOINT (tests, embedding). */
+  readonly spanExporter?: SpanExporter;
 }
 
 export interface ClaudeboxWorker {
@@ -62,16 +65,14 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
   const closers = new Closers();
   try {
     const parts = await assemble({ ...deps, profiles }, id, isolation, closers);
-    const readiness = readinessOf(parts.worker, parts.connections, isolation.summary);
-    const health = await serveHealth(deps.config, parts, readiness);
-    if (health) closers.add('health server', () => closeServer(health));
+    const { readiness, health } = await healthOf(deps, parts, isolation, closers);
     parts.worker.run().catch((error: unknown) => {
       deps.logger.error({ err: error }, 'the worker stopped consuming');
     });
     return {
       id,
       worker: parts.worker,
-      healthUrl: health && healthUrlOf(health, deps.config.HEALTH_HOST),
+      healthUrl: health && healthUrlOf(health),
       isolation: isolation.summary,
       readiness,
       shutdown: shutdownOf(parts, closers, deps.logger),
@@ -143,6 +144,7 @@ async function assemble(
   const address: QueueAddress = { prefix: config.QUEUE_PREFIX, queueName: config.QUEUE_NAME };
   const connections = openConnections(config.REDIS_URL, logger);
   closers.add('redis connections', () => connections.close());
+  const tracing = tracingOf(deps, id, closers);
   const watchdog = await startWatchdog(id, isolation.leases);
   closers.add('watchdog', () => watchdog.stop());
   const runs = new ActiveRuns(now);
@@ -170,6 +172,7 @@ async function assemble(
     logger,
     now,
     onFinished: (result) => metrics.attemptFinished(result),
+    ...(tracing ? { tracing } : {}),
   });
   const { worker, queue } = consumer(config, connections, id, processor, logger);
   closers.add('queue', () => Promise.all([worker.close(), queue.close()]));
@@ -179,6 +182,20 @@ async function assemble(
     return Promise.resolve();
   });
   return { connections, runs, worker, queue, metrics };
+}
+
+/** Spans of attempts, when an exporter or an OTLP endpoint is given; sent last at shutdown. */
+function tracingOf(deps: WorkerDeps, workerId: string, closers: Closers): Tracing | null {
+  const { config } = deps;
+  const tracing = startTracing({
+    endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    exporter: deps.spanExporter,
+    serviceName: config.OTEL_SERVICE_NAME,
+    workerId,
+    queueName: config.QUEUE_NAME,
+  });
+  if (tracing) closers.add('tracing', () => tracing.shutdown());
+  return tracing;
 }
 
 function eventsAndMetrics(
@@ -234,7 +251,7 @@ function consumer(
     // BullMQ reports each failed Redis call of its loop; one line per distinct trouble is enough.
     if (error.message === lastError) return;
     lastError = error.message;
-    logger.warn({ err: error.message }, 'queue error');
+    logger.warn({ err: redactIn(error.message, config.REDIS_URL) }, 'queue error');
   });
   const queue = new Queue(config.QUEUE_NAME, {
     connection: connections.commands,
@@ -245,32 +262,36 @@ function consumer(
   return { worker, queue };
 }
 
-async function serveHealth(
-  config: Config,
+/** `/readyz`'s background probe, and the health server when there is one. */
+async function healthOf(
+  { config, logger }: WorkerDeps,
   parts: Parts,
-  readiness: () => Promise<Readiness>,
-): Promise<Server | null> {
-  if (config.HEALTH_PORT === 0) return null;
-  try {
-    return await startHealthServer({
-      port: config.HEALTH_PORT,
-      host: config.HEALTH_HOST,
-      readiness,
-      metrics: parts.metrics.registry,
-      extraMetrics: () => parts.queue.exportPrometheusMetrics(),
-    });
-  } catch (error) {
-    const why = errorMessage(error);
-    throw new Error(
-      `HEALTH_PORT=${config.HEALTH_PORT}: cannot listen on ${config.HEALTH_HOST}: ${why}`,
-    );
-  }
+  isolation: Isolation,
+  closers: Closers,
+): Promise<{ readiness: () => Promise<Readiness>; health: Server | null }> {
+  const watch = watchReadiness(
+    parts.worker,
+    parts.connections,
+    isolation.summary,
+    config.REDIS_URL,
+  );
+  closers.add('readiness probe', () => {
+    watch.stop();
+    return Promise.resolve();
+  });
+  const readiness = () => watch.readiness();
+  const health = await serveHealth(
+    { port: config.HEALTH_PORT, host: config.HEALTH_HOST },
+    { readiness, metrics: parts.metrics.registry, extraMetrics: queueMetrics(parts.queue) },
+    logger,
+  );
+  if (health) closers.add('health server', () => closeServer(health));
+  return { readiness, health };
 }
 
-function healthUrlOf(server: Server, host: string): string | null {
-  const address = server.address();
-  if (address === null || typeof address !== 'object') return null;
-  return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
+/** BullMQ's job counts for /metrics: Redis commands at most every few seconds, not per scrape. */
+function queueMetrics(queue: Queue): () => Promise<string> {
+  return sampledAtMostEvery(() => queue.exportPrometheusMetrics(), REDIS_PROBE_INTERVAL_MS, 1000);
 }
 
 const closeServer = (server: Server): Promise<void> =>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, redactUrl } from '../../../src/config/config.js';
+import { ConfigError, loadConfig, redactIn, redactUrl } from '../../../src/config/config.js';
 
 // The isolation and job-limit settings have tests of their own in test/config/.
 describe('loadConfig', () => {
@@ -14,12 +14,14 @@ describe('loadConfig', () => {
       MAX_PROMPT_BYTES: 4 * 1024 * 1024,
       MAX_LINE_BYTES: 8 * 1024 * 1024,
       EVENT_BUFFER_BYTES: 64 * 1024 * 1024,
-      HEALTH_PORT: 8080,
+      HEALTH_HOST: '127.0.0.1',
       SESSION_STORE: 'redis',
       SESSION_SYNC_SECONDS: 0.25,
       CLAUDE_ENV: [],
     });
     const config = loadConfig({});
+    // Unset, not 8080: only the default port gives way to a free one when it is taken.
+    expect(config.HEALTH_PORT).toBeUndefined();
     expect(config.CLAUDE_BIN).toBeUndefined();
     expect(config.WORK_DIR).toBeUndefined();
   });
@@ -85,20 +87,52 @@ describe('loadConfig', () => {
       'rediss://:pw@redis:6380/2',
     );
     const bad = { REDIS_URL: 'http://user:hunter2@redis:6379' };
-    expect(() => loadConfig(bad)).toThrow('REDIS_URL="http://user:***@redis:6379/"');
+    expect(() => loadConfig(bad)).toThrow('REDIS_URL="http://***:***@redis:6379/"');
     expect(() => loadConfig(bad)).not.toThrow('hunter2');
   });
 });
 
 describe('redactUrl', () => {
-  it('hides the password and leaves the rest', () => {
-    expect(redactUrl('redis://default:s3cret@cache.internal:6379/1')).toBe(
-      'redis://default:***@cache.internal:6379/1',
-    );
-    expect(redactUrl('redis://cache.internal:6379')).toBe('redis://cache.internal:6379');
+  it.each([
+    ['redis://default:s3cret@cache.internal:6379/1', 'redis://***:***@cache.internal:6379/1'],
+    ['redis://:s3cret@cache.internal:6379', 'redis://:***@cache.internal:6379'],
+    ['redis://s3cret@cache.internal:6379', 'redis://***@cache.internal:6379'],
+    [
+      'redis://cache.internal:6379/?password=s3cret&db=2',
+      'redis://cache.internal:6379/?password=***&db=***',
+    ],
+    ['rediss://app:p%40ss@cache.internal:6380/0', 'rediss://***:***@cache.internal:6380/0'],
+  ])('hides the user info and query values of %s', (url, redacted) => {
+    expect(redactUrl(url)).toBe(redacted);
   });
 
-  it('leaves what is not a URL as it is', () => {
+  it('leaves a URL without credentials as it is', () => {
+    expect(redactUrl('redis://cache.internal:6379')).toBe('redis://cache.internal:6379');
+    expect(redactUrl('rediss://cache.internal:6380/3')).toBe('rediss://cache.internal:6380/3');
+  });
+
+  it('hides what could be credentials in a URL that does not parse', () => {
+    expect(redactUrl('redis://user:s3cret@cache.internal:99999?password=other')).toBe(
+      'redis://***@cache.internal:99999?***',
+    );
     expect(redactUrl('not a url')).toBe('not a url');
+  });
+});
+
+describe('redactIn', () => {
+  const url = 'redis://app:p%40ss@cache.internal:6379/?password=s3cret2&db=4';
+
+  it('replaces the URL and each credential wherever a message quotes them', () => {
+    const message = `cannot use ${url}: AUTH app p@ss failed, then s3cret2 (db 4)`;
+    expect(redactIn(message, url)).toBe(
+      'cannot use redis://***:***@cache.internal:6379/?password=***&db=***: ' +
+        'AUTH *** *** failed, then *** (db 4)',
+    );
+  });
+
+  it('leaves a message that quotes nothing of the URL as it is', () => {
+    expect(redactIn('connect ECONNREFUSED 127.0.0.1:6379', url)).toBe(
+      'connect ECONNREFUSED 127.0.0.1:6379',
+    );
   });
 });
