@@ -8,8 +8,7 @@ import { INTERRUPT_POLICIES } from './interrupt.js';
 import type { CliIo } from './io.js';
 import { runResultCommand, type ResultOptions } from './result-command.js';
 import { runRunCommand, type RunOptions } from './run-command.js';
-import { runServeCommand, type ServeOptions } from './serve-command.js';
-import { runWorkerCommand } from './worker-command.js';
+import type { ServeOptions } from './serve-command.js';
 import { errorMessage } from '../common/errors.js';
 
 const ENVIRONMENT_HELP = `
@@ -99,14 +98,16 @@ function addWorkerCommand(program: Command, io: CliIo, act: Act): void {
     .command('worker')
     .description('Start a worker (configured by environment variables; see the README).')
     .action(
-      act(() =>
-        runWorkerCommand({
+      act(async () => {
+        // Loaded here, not up front: a client command needs none of the worker.
+        const { runWorkerCommand } = await import('./worker-command.js');
+        return runWorkerCommand({
           env: io.env,
           cwd: io.cwd,
           platform: io.platform,
           stderr: (line) => io.stderr(`${line}\n`),
-        }),
-      ),
+        });
+      }),
     );
 }
 
@@ -218,7 +219,13 @@ function addServeCommand(program: Command, io: CliIo, act: Act): void {
     .option('--host <address>', 'the address (default GATEWAY_HOST, else 127.0.0.1)')
     .option('--board', 'also serve Bull Board at /board (needs GATEWAY_OPERATOR_TOKEN)')
     .addHelpText('after', `${SERVE_HELP}\n${EXIT_CODES_HELP}`)
-    .action(act((options: ServeOptions) => runServeCommand(options, io)));
+    .action(
+      act(async (options: ServeOptions) => {
+        // Loaded here, not up front: the worker and the client commands need none of the gateway.
+        const { runServeCommand } = await import('./serve-command.js');
+        return runServeCommand(options, io);
+      }),
+    );
 }
 
 function packageVersion(): string {

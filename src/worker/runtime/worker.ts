@@ -144,7 +144,7 @@ async function assemble(
   const address: QueueAddress = { prefix: config.QUEUE_PREFIX, queueName: config.QUEUE_NAME };
   const connections = openConnections(config.REDIS_URL, logger);
   closers.add('redis connections', () => connections.close());
-  const tracing = tracingOf(deps, id, closers);
+  const tracing = await tracingOf(deps, id, closers);
   const watchdog = await startWatchdog(id, isolation.leases);
   closers.add('watchdog', () => watchdog.stop());
   const runs = new ActiveRuns(now);
@@ -185,9 +185,13 @@ async function assemble(
 }
 
 /** Spans of attempts, when an exporter or an OTLP endpoint is given; sent last at shutdown. */
-function tracingOf(deps: WorkerDeps, workerId: string, closers: Closers): Tracing | null {
+async function tracingOf(
+  deps: WorkerDeps,
+  workerId: string,
+  closers: Closers,
+): Promise<Tracing | null> {
   const { config } = deps;
-  const tracing = startTracing({
+  const tracing = await startTracing({
     endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
     exporter: deps.spanExporter,
     serviceName: config.OTEL_SERVICE_NAME,
