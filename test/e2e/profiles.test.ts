@@ -1,5 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -16,7 +24,17 @@ import {
 
 const redisUrl = inject('redisUrl');
 
-const SERVER = new URL('../fixtures/mcp/secret-digest-server.mjs', import.meta.url).pathname;
+const FIXTURE = new URL('../fixtures/mcp/secret-digest-server.mjs', import.meta.url).pathname;
+/**
+ * Where the profile's server lives: a run's sandbox empties /tmp, where a checkout of this
+ * repository may be, so the server is installed where every run can read it, as an operator's
+ * servers are (docs/operations.md#profiles).
+ */
+const serverDir = mkdtempSync('/var/lib/claudebox-test-mcp-');
+chmodSync(serverDir, 0o755);
+const SERVER = join(serverDir, 'secret-digest-server.mjs');
+copyFileSync(FIXTURE, SERVER);
+chmodSync(SERVER, 0o644);
 const SECRET = `s3cret-${randomUUID()}`;
 const DIGEST = `sha256:${createHash('sha256').update(SECRET).digest('hex')}`;
 
@@ -24,7 +42,8 @@ const DIGEST = `sha256:${createHash('sha256').update(SECRET).digest('hex')}`;
 const server = (secret: string): Record<string, unknown> => ({
   command: process.execPath,
   args: [SERVER],
-  env: { SECRET: secret },
+  // Slower to start than the stand-in is to answer, as real servers are.
+  env: { SECRET: secret, STARTUP_DELAY_MS: '2000' },
 });
 
 const streamJson = (events: ExecuteEvent[]): Record<string, unknown>[] =>
@@ -86,6 +105,7 @@ describe('profiles: MCP servers and settings by name, through the real claude CL
     await client.close();
     await standIn.close();
     rmSync(configDir, { recursive: true, force: true });
+    rmSync(serverDir, { recursive: true, force: true });
     expect(await claude.dispose()).toEqual([]);
   });
 
