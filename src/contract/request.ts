@@ -160,7 +160,8 @@ export const ExecuteRequestSchema = z
     /** Dollars for the whole job, across all its attempts: each attempt may spend what is left. */
     maxBudgetUsd: z
       .number({ error: 'must be a positive number of dollars' })
-      .positive('must be a positive number of dollars')
+      // No attempt starts with less than a cent left: a smaller budget could never run.
+      .min(0.01, 'must be at least 0.01 dollars')
       .optional(),
     /** The answer must be JSON valid against this schema (`--json-schema`). */
     jsonSchema: jsonSchema().optional(),

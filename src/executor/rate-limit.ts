@@ -23,8 +23,8 @@ const isRateLimitStatus = (status: number | null | undefined): status is RateLim
 
 /**
  * Whether a run that did not succeed ended on a 429 or a 529. The result line's
- * `api_error_status` decides when it names one; else the CLI's latest `api_retry` line (a run
- * stopped while the CLI was retrying); else its last stderr line.
+ * `api_error_status` decides when there is one; without a result line, the CLI's latest
+ * `api_retry` line (a run stopped while the CLI was retrying), else its last stderr line.
  */
 export function rateLimitHit(outcome: RunOutcome): RateLimitHit | null {
   const { resultLine, lastApiRetry } = outcome.summary;
@@ -41,8 +41,11 @@ export function rateLimitHit(outcome: RunOutcome): RateLimitHit | null {
 function endingStatus(outcome: RunOutcome): number | null {
   const { resultLine, lastApiRetry } = outcome.summary;
   if (resultLine?.apiErrorStatus != null) return resultLine.apiErrorStatus;
+  // A result line that names no status ended on something else: an earlier retry that the CLI
+  // got over (a 429 at turn 2, then error_max_turns) is not why the run ended.
+  if (resultLine !== null) return null;
   if (lastApiRetry?.status != null) return lastApiRetry.status;
-  if (resultLine !== null || outcome.lastStderr === null) return null;
+  if (outcome.lastStderr === null) return null;
   const match = STDERR_PATTERN.exec(outcome.lastStderr);
   const digits = match?.[1] ?? match?.[4];
   return digits === undefined ? null : Number(digits);

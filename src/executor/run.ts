@@ -105,6 +105,7 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
     killGraceMs: spec.killGraceMs,
     interrupt: () => void interruptCli(confinement, pid, subprocess),
     exited,
+    answered: () => output.summary.resultLine !== null,
   });
   const reading = [
     output.read(subprocess.stdout, 'stdout'),

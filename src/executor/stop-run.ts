@@ -64,6 +64,8 @@ export function createStopper(run: {
   readonly killGraceMs: number;
   readonly interrupt: () => void;
   readonly exited: Promise<unknown>;
+  /** Whether the CLI printed its result line already. */
+  readonly answered?: () => boolean;
 }): RunStopper {
   let cause: StopCause | null = null;
   let message: string | null = null;
@@ -72,8 +74,12 @@ export function createStopper(run: {
   return {
     stop(why, text) {
       if (done) return done;
-      cause = why;
-      message = text;
+      // Its work is done and said: a timeout, cancel or shutdown that comes after the result line
+      // stops what is left, and the result line says how the run went. Not so for a run that
+      // is no longer ours, whose end nobody records.
+      const answered = why !== 'abandoned' && run.answered?.() === true;
+      cause = answered ? 'after-result' : why;
+      message = answered ? null : text;
       done = (async () => {
         run.interrupt();
         const stoppedInTime = await Promise.race([

@@ -77,6 +77,8 @@ class SseResponse {
     private readonly slowClientMs: number,
   ) {
     res.once('close', () => this.closed.abort());
+    // Gone while the stream was being set up: its 'close' came before anyone listened.
+    if (res.destroyed || res.closed) this.closed.abort();
   }
 
   /** Aborts when the client is gone. */

@@ -39,6 +39,8 @@ export interface UidBoxSpec {
   readonly setpriv: string;
   readonly runRoot: string;
   readonly workRoot: string;
+  /** WORK_DIR, where every entry of addDirs is (the working directory may be a scratch one). */
+  readonly workDir: string;
   readonly runId: string;
   readonly cwd: string;
   /** The job's other directories, inside WORK_DIR: the run's too while it lasts. */
@@ -65,7 +67,7 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     await mkdir(configDir, { mode: 0o700 });
     await mkdir(tmp, { mode: 0o700 });
     await openPathTo(spec.workRoot, cwd);
-    for (const dir of spec.addDirs) await openPathTo(spec.workRoot, dir);
+    for (const dir of spec.addDirs) await openPathTo(spec.workDir, dir);
     for (const dir of [cwd, ...spec.addDirs]) await handOver(dir, uid, spec.mayTake);
   } catch (error) {
     await rm(home, { recursive: true, force: true }).catch(() => undefined);

@@ -139,6 +139,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
         setpriv,
         runRoot,
         workRoot: cwd.startsWith(dirs.scratch) ? dirs.scratch : settings.workDir,
+        workDir: settings.workDir,
         runId,
         cwd,
         mayTake,

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createClient } from '../../src/client/index.js';
 import { readRunState, type ExecuteResult } from '../../src/contract/index.js';
 import { pidsWithEnv } from '../support/processes.js';
 import {
+  collectEvents,
   createQueue,
   fixture,
   startTestWorker,
@@ -27,13 +29,14 @@ describe('a CLI that hangs', () => {
     await queue.close();
   });
 
-  async function runJob(data: Record<string, unknown>) {
+  async function runJob(data: Record<string, unknown>, env: Record<string, string> = {}) {
     const queueName = uniqueQueueName();
     queue = createQueue(redisUrl, queueName);
     worker = await startTestWorker({
       redisUrl,
       queueName,
       claudeBin: fixture('claude-hangs.mjs'),
+      env,
     });
     const jobId = randomUUID();
     const started = Date.now();
@@ -63,6 +66,39 @@ describe('a CLI that hangs', () => {
       finalOutput: 'done',
       stoppedAfterResult: true,
       timedOut: false,
+    });
+    expect(seconds).toBeLessThan(60);
+    expect(leftovers).toEqual([]);
+  });
+
+  it('after printing its result and then cancelled, completes as its result line says', async () => {
+    const ending = runJob({ prompt: 'after result' }, { RESULT_GRACE_SECONDS: '120' });
+    // Cancelled while it hangs after its result, long before the grace is up.
+    const jobId = await waitFor('the result line', async () => {
+      const jobs = (await queue.getJobs(['active'])).filter((job) => job.id !== undefined);
+      const id = jobs[0]?.id;
+      if (id === undefined) return undefined;
+      const cancelling = createClient({ url: redisUrl, queueName: queue.name });
+      try {
+        const events = await collectEvents(cancelling.events(id, { follow: false }));
+        if (!events.some((e) => e.type === 'output' && e.content.includes('"type":"result"'))) {
+          return undefined;
+        }
+        await cancelling.cancel(id, 'no longer needed');
+        return id;
+      } finally {
+        await cancelling.close();
+      }
+    });
+    const { state, job, seconds, leftovers } = await ending;
+
+    expect(job?.id).toBe(jobId);
+    expect(state).toBe('completed');
+    expect(job?.returnvalue).toMatchObject({
+      success: true,
+      finalOutput: 'done',
+      stoppedAfterResult: true,
+      cancelled: false,
     });
     expect(seconds).toBeLessThan(60);
     expect(leftovers).toEqual([]);

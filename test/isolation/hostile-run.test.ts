@@ -193,6 +193,17 @@ describe.each([
     const after = statSync(join(workDir, 'c'));
     expect([after.uid, after.mode & 0o777]).toEqual([0, 0o700]);
     expect(existsSync(join(workDir, 'a', 'not-added.txt'))).toBe(false);
+
+    // A job working in a directory of its own reaches one below `c` too, closed as `c` now is.
+    mkdirSync(join(workDir, 'c', 'deeper'));
+    const scratch = await run(
+      { write: [join(workDir, 'c', 'deeper', 'added.txt')] },
+      {
+        addDirs: ['c/deeper'],
+      },
+    );
+    expect(scratch.result.success).toBe(true);
+    expect(Object.values(scratch.probe.write ?? {})).toEqual(['ok']);
   });
 
   it('leaves nothing in its home for the next job: settings, hooks and CLAUDE.md are gone', async () => {

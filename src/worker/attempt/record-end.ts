@@ -16,8 +16,12 @@ export async function recordEnd(
   log: Logger,
 ): Promise<void> {
   await events.flush();
-  // A cancel marker is spent once the attempt ended, so a retry from queue tooling can run.
-  await context.redis.del(cancelKey(context.address, result.jobId));
+  // A cancel marker is spent once the job's run is over, so a retry from queue tooling can run.
+  // While the queue runs it again (a retry, a shutdown, a rate limit), a cancel that came late
+  // stays for the next attempt, which then ends as cancelled before it starts.
+  if (!result.retrying || result.failure === 'cancelled') {
+    await context.redis.del(cancelKey(context.address, result.jobId));
+  }
   await job.updateProgress({
     attempt: result.attempt,
     sessionId: state?.sessionId ?? result.sessionId,

@@ -24,9 +24,15 @@ describe('maxBudgetUsd and jsonSchema in a request', () => {
     });
   });
 
-  it.each([0, -1, '1', Infinity, null])('refuses the budget %j', (maxBudgetUsd) => {
+  it.each(['1', Infinity, null])('refuses the budget %j', (maxBudgetUsd) => {
     expect(reason({ prompt: 'p', maxBudgetUsd })).toBe(
       'maxBudgetUsd: must be a positive number of dollars',
+    );
+  });
+
+  it.each([0.005, 0, -1])('refuses the budget %j, less than any attempt needs', (maxBudgetUsd) => {
+    expect(reason({ prompt: 'p', maxBudgetUsd })).toBe(
+      'maxBudgetUsd: must be at least 0.01 dollars',
     );
   });
 

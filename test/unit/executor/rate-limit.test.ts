@@ -85,4 +85,12 @@ describe('telling a run that ended on a rate limit or an overloaded API', () => 
     const stderr = outcome([], { lastStderr: 'fetched 429 files' });
     expect(judgeRun(stderr, 60_000).failure).toBe('cli-error');
   });
+
+  it('does not blame a retry the CLI got over for a run that ended on something else', () => {
+    const recovered = outcome([
+      apiRetry(429, 2_000),
+      resultLine({ subtype: 'error_max_turns', result: undefined, api_error_status: null }),
+    ]);
+    expect(judgeRun(recovered, 60_000)).toMatchObject({ failure: 'cli-error', rateLimit: null });
+  });
 });
