@@ -278,7 +278,7 @@ describe('claudebox run', () => {
     for (const [args, message] of [
       [
         ['--max-budget-usd', '0'],
-        'invalid request: --max-budget-usd: must be a positive number of dollars',
+        'invalid request: --max-budget-usd: must be at least 0.01 dollars',
       ],
       [['--max-budget-usd', 'lots'], '--max-budget-usd: "lots" is not a number of dollars'],
       [['--json-schema', '{"type":'], '--json-schema: the value is not JSON: '],
