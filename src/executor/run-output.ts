@@ -15,6 +15,8 @@ export interface RunLine {
 export interface OutputWatcher {
   readonly activity?: () => void;
   readonly result?: () => void;
+  /** The CLI said it waits this long before it retries an API call (an `api_retry` line). */
+  readonly retryWait?: (delayMs: number) => void;
 }
 
 /**
@@ -66,9 +68,13 @@ export class RunOutput {
     const decoded = decodeLine(raw.bytes);
     if (stream === 'stdout') {
       const hadResult = this.summary.resultLine !== null;
+      const retry = this.summary.lastApiRetry;
       if (raw.partial) this.summary.observePartial();
       else this.summary.observe(decoded.text, decoded.encoding);
       if (!hadResult && this.summary.resultLine !== null) this.watcher.result?.();
+      const newRetry = this.summary.lastApiRetry;
+      if (newRetry !== retry && newRetry?.delayMs != null)
+        this.watcher.retryWait?.(newRetry.delayMs);
     } else if (!raw.partial && decoded.encoding === undefined) {
       this.stderrTail = decoded.text;
     }

@@ -190,19 +190,32 @@ function watchTimeoutAndAbort(spec: RunSpec, stopper: RunStopper): () => void {
 function watchProgress(spec: RunSpec, output: RunOutput, stopper: RunStopper): () => void {
   let watching = true;
   const idleMs = spec.idleTimeoutMs;
-  const idle =
-    idleMs === undefined
-      ? undefined
-      : setTimeout(() => {
-          void stopper.stop('idle', `it printed nothing for ${idleMs / 1000}s`);
-        }, idleMs);
+  const stopIdle = (): void => {
+    void stopper.stop('idle', `it printed nothing for ${(idleMs ?? 0) / 1000}s`);
+  };
+  let idle = idleMs === undefined ? undefined : setTimeout(stopIdle, idleMs);
   let afterResult: NodeJS.Timeout | undefined;
+  let waiting = false;
+  const rearm = (ms: number): void => {
+    clearTimeout(idle);
+    idle = setTimeout(stopIdle, ms);
+  };
   output.watch({
     activity: () => {
-      if (watching) idle?.refresh();
+      if (!watching || idle === undefined || idleMs === undefined) return;
+      if (waiting) rearm(idleMs);
+      else idle.refresh();
+      waiting = false;
+    },
+    // The CLI waits out an API's retry-after in silence: that wait is not idleness.
+    retryWait: (delayMs) => {
+      if (!watching || idle === undefined || idleMs === undefined) return;
+      rearm(delayMs + idleMs);
+      waiting = true;
     },
     result: () => {
       clearTimeout(idle);
+      idle = undefined;
       afterResult = setTimeout(() => {
         void stopper.stop('after-result', null);
       }, spec.resultGraceMs ?? DEFAULT_RESULT_GRACE_MS);

@@ -119,6 +119,13 @@ describe('a CLI that hangs', () => {
     expect(leftovers).toEqual([]);
   });
 
+  it('is not idle while it waits out an API’s retry-after it announced', async () => {
+    const { state, job } = await runJob({ prompt: 'retry 4000', idleTimeout: 2 });
+
+    expect(state).toBe('completed');
+    expect(job?.returnvalue).toMatchObject({ success: true, finalOutput: 'waited it out' });
+  });
+
   it('is not idle while it keeps printing, however long the whole run takes', async () => {
     const { state, job } = await runJob({ prompt: 'slowly 8', idleTimeout: 2 });
 
