@@ -9,6 +9,7 @@ import {
   type GatewaySettings,
 } from '../gateway/index.js';
 import { errorMessage } from '../common/errors.js';
+import { listen } from '../common/listen.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { parseCount } from './options.js';
@@ -97,16 +98,6 @@ function parsePort(value: string): number {
   const port = parseCount('--port', value, 0);
   if (port > 65535) throw new CliError(EXIT.usage, '--port: must be at most 65535');
   return port;
-}
-
-function listen(server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }
 
 function hostForUrl(host: string): string {

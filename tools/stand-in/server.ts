@@ -18,6 +18,7 @@ import {
   messageJson,
   usageFor,
 } from './wire-format.js';
+import { listen } from '../../src/common/listen.js';
 
 /** What the stand-in did with a request. */
 export interface Played {
@@ -276,13 +277,7 @@ export async function startStandIn(options: StandInOptions = {}): Promise<StandI
       response.end(String(error));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listen(server, options.port ?? 0, options.host ?? '127.0.0.1');
   const address = server.address() as AddressInfo;
   let closing: Promise<void> | undefined;
   return {

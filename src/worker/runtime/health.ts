@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { errorMessage } from '../../common/errors.js';
+import { listen } from '../../common/listen.js';
 import { DEFAULT_HEALTH_PORT } from '../../config/config.js';
 
 export interface Readiness {
@@ -50,13 +51,7 @@ export async function startHealthServer(options: HealthOptions): Promise<Server>
       }
     })();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listen(server, options.port, options.host);
   return server;
 }
 
