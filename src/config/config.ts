@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MAX_TIMEOUT_SECONDS, PERMISSION_MODES } from '../contract/index.js';
+import { variablesSet } from '../common/environment.js';
 
 const MiB = 1024 * 1024;
 
@@ -237,12 +238,7 @@ export class ConfigError extends Error {
 
 /** Parses the environment, or throws a ConfigError naming every bad variable and its value. */
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
-  // An empty variable means "not set", as in most shells' `VAR= command`.
-  const present = Object.fromEntries(
-    Object.keys(ConfigSchema.shape)
-      .map((key) => [key, env[key]] as const)
-      .filter(([, value]) => value !== undefined && value !== ''),
-  );
+  const present = variablesSet(Object.keys(ConfigSchema.shape), env);
   const parsed = ConfigSchema.safeParse(present);
   if (parsed.success) {
     const config = parsed.data;

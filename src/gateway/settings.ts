@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { variablesSet } from '../common/environment.js';
 import { MIN_READ_TOKEN_SECRET_LENGTH } from '../contract/index.js';
 
 /**
@@ -51,11 +52,7 @@ export class GatewaySettingsError extends Error {
 export function loadGatewaySettings(
   env: Readonly<Record<string, string | undefined>>,
 ): GatewaySettings {
-  const present = Object.fromEntries(
-    Object.keys(GatewaySettingsSchema.shape)
-      .map((key) => [key, env[key]] as const)
-      .filter(([, value]) => value !== undefined && value !== ''),
-  );
+  const present = variablesSet(Object.keys(GatewaySettingsSchema.shape), env);
   const parsed = GatewaySettingsSchema.safeParse(present);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
