@@ -1,0 +1,150 @@
+/**
+ * claudebox beside hand-written baselines, on a private redis-server: Redis memory per job,
+ * events/s, line -> subscriber latency, jobs/s at concurrency 1 and 8, and the worker's peak
+ * RSS during a large run. Prints one Markdown table; see "Benchmark" in the README.
+ *
+ *   npm run bench [-- --quick]
+ */
+import { startPrivateRedis } from '../tools/demo/private-redis.js';
+import { buildIfStale, startBare, startClaudebox } from './processes.js';
+import {
+  eventFigures,
+  FLOOD_LINE_BYTES,
+  jobsPerSecond,
+  LINE_BYTES,
+  memoryPerJob,
+  peakRss,
+  withWorker,
+  type Sizes,
+  type Start,
+} from './runs.js';
+import type { JobMemory } from './redis-memory.js';
+import { megabytes, milliseconds, perSecond, renderTable, type Row } from './table.js';
+
+const quick = process.argv.includes('--quick');
+const sizes: Sizes = quick
+  ? {
+      memoryLines: 5243,
+      eventLines: 5000,
+      jobs: 100,
+      latencyLines: 1000,
+      floodMiB: 128,
+      jobSeconds: 3,
+    }
+  : {
+      memoryLines: 5243,
+      eventLines: 20_000,
+      jobs: 600,
+      latencyLines: 3000,
+      floodMiB: 1024,
+      jobSeconds: 20,
+    };
+
+let queues = 0;
+const settings = (redisUrl: string, concurrency: number, env?: Record<string, string>) => ({
+  redisUrl,
+  queueName: `bench${++queues}`,
+  concurrency,
+  ...(env ? { env } : {}),
+});
+
+/** Every figure, each worker started for its own measurements and stopped after them. */
+async function measureAll(redisUrl: string) {
+  const mine = await withWorker(startClaudebox, settings(redisUrl, 8), async (queue) => ({
+    memory: await memoryPerJob(redisUrl, queue, sizes),
+    ...(await eventFigures(redisUrl, queue, sizes)),
+  }));
+  const bare = await withWorker(startBare, settings(redisUrl, 8), (queue) =>
+    eventFigures(redisUrl, queue, sizes),
+  );
+  const jobs = (start: Start, concurrency: number, env?: Record<string, string>) =>
+    withWorker(start, settings(redisUrl, concurrency, env), (queue) => jobsPerSecond(queue, sizes));
+  const mineC1 = await jobs(startClaudebox, 1);
+  const bareC1 = await jobs(startBare, 1);
+  const offC8 = await jobs(startClaudebox, 8, { RUN_ISOLATION: 'off' });
+  const offC1 = await jobs(startClaudebox, 1, { RUN_ISOLATION: 'off' });
+  const rss = await withWorker(startClaudebox, settings(redisUrl, 1), (queue, worker) =>
+    peakRss(queue, worker, sizes),
+  );
+  return { mine, bare, mineC1, bareC1, offC8, offC1, rss };
+}
+
+const rate = (figure: string, claudebox: number, baseline: number, ratio?: number): Row => ({
+  figure,
+  claudebox,
+  baseline,
+  format: perSecond,
+  ...(ratio === undefined ? {} : { target: { op: '>=', ratio } }),
+});
+
+function rows(figures: Awaited<ReturnType<typeof measureAll>>): Row[] {
+  const { mine, bare, mineC1, bareC1, offC8, offC1, rss } = figures;
+  const outputBytes = sizes.memoryLines * LINE_BYTES;
+  return [
+    {
+      figure: `Redis memory per job, a run printing ${megabytes(outputBytes)} (baseline: its output)`,
+      claudebox: mine.memory.total,
+      baseline: outputBytes,
+      format: megabytes,
+      target: { op: '<=', ratio: 2.5 },
+    },
+    rate(
+      `events/s, one job printing ${sizes.eventLines} lines of ${LINE_BYTES} bytes`,
+      mine.eventsPerSecond,
+      bare.eventsPerSecond,
+      0.9,
+    ),
+    {
+      figure: `line → subscriber latency p99, ${sizes.latencyLines} lines at 1,000 lines/s`,
+      claudebox: mine.latencyP99Ms,
+      baseline: bare.latencyP99Ms,
+      format: milliseconds,
+      target: { op: '<=', ratio: 1.2 },
+    },
+    rate(
+      `jobs/s, ${sizes.jobs} jobs of 2 lines (or what ${sizes.jobSeconds} s finish), concurrency 1`,
+      mineC1,
+      bareC1,
+    ),
+    rate(`jobs/s, same, concurrency 8`, mine.jobsPerSecond, bare.jobsPerSecond, 0.5),
+    rate(
+      `jobs/s scaling: claudebox c8 (claudebox) vs c1 (baseline)`,
+      mine.jobsPerSecond,
+      mineC1,
+      3,
+    ),
+    rate(`jobs/s, RUN_ISOLATION=off, concurrency 1 (vs bare c1)`, offC1, bareC1),
+    rate(`jobs/s, RUN_ISOLATION=off, concurrency 8 (vs bare c8)`, offC8, bare.jobsPerSecond),
+    {
+      figure: `worker peak RSS while a run prints ${sizes.floodMiB} MiB in ${FLOOD_LINE_BYTES}-byte lines (baseline: idle RSS)`,
+      claudebox: rss.peak,
+      baseline: rss.idle,
+      format: megabytes,
+      target: { op: '<=', ratio: 1.5 },
+    },
+  ];
+}
+
+function breakdown({ memory }: { memory: JobMemory }): string {
+  const parts = [
+    `history ${megabytes(memory.history)}`,
+    `job hash ${megabytes(memory.jobHash)}`,
+    `BullMQ events stream +${megabytes(memory.bullEvents)}`,
+    `other keys ${megabytes(memory.other)}`,
+  ];
+  return `Redis memory of the job: ${parts.join(', ')}`;
+}
+
+buildIfStale();
+const started = performance.now();
+const redis = await startPrivateRedis();
+try {
+  const figures = await measureAll(redis.url);
+  console.log(renderTable(rows(figures)));
+  console.log(breakdown(figures.mine));
+  console.log(
+    `${quick ? '--quick sizes' : 'full sizes'}, ${((performance.now() - started) / 1000).toFixed(0)} s; worker isolation ${process.getuid?.() === 0 ? 'on (root)' : 'off (not root)'} unless the row says otherwise`,
+  );
+} finally {
+  await redis.close();
+}
