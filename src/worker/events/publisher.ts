@@ -1,5 +1,10 @@
-import type { Redis } from 'ioredis';
-import { eventChannel, historyKey, type QueueAddress } from '../../contract/index.js';
+import type { Cluster, Redis } from 'ioredis';
+import {
+  historyKey,
+  liveEventChannel,
+  type PubSubMode,
+  type QueueAddress,
+} from '../../contract/index.js';
 import { JobEvents, type EventSink, type PendingEvent } from './job-events.js';
 import { asError } from '../../common/errors.js';
 import { doneWithin } from '../../common/time.js';
@@ -17,11 +22,13 @@ import { doneWithin } from '../../common/time.js';
  */
 export interface PublisherOptions {
   /** A connection of its own, with enableOfflineQueue off, so commands fail fast during an outage. */
-  readonly redis: Redis;
+  readonly redis: Redis | Cluster;
   readonly address: QueueAddress;
   readonly maxLen: number;
   readonly ttlSeconds: number;
   readonly bufferBytes: number;
+  /** PUBLISH or SPUBLISH (EVENTS_PUBSUB); plain by default. */
+  readonly pubsub?: PubSubMode;
   readonly now?: () => number;
   readonly onDropped?: (count: number) => void;
   readonly onPublishError?: (error: Error) => void;
@@ -98,11 +105,13 @@ export class EventPublisher implements EventSink {
   async write(jobId: string, batch: readonly PendingEvent[]): Promise<'ok' | 'retry'> {
     const { redis, address, maxLen } = this.options;
     const key = historyKey(address, jobId);
-    const channel = eventChannel(address.queueName, jobId);
+    const mode = this.options.pubsub ?? 'plain';
+    const channel = liveEventChannel(mode, address, jobId);
     const pipeline = redis.pipeline();
     for (const event of batch) {
       pipeline.xadd(key, 'MAXLEN', '~', maxLen, `${event.seq}-0`, 'event', event.json);
-      pipeline.publish(channel, event.json);
+      if (mode === 'sharded') pipeline.spublish(channel, event.json);
+      else pipeline.publish(channel, event.json);
       if (event.expire !== undefined) pipeline.expire(key, event.expire);
     }
     let results: [Error | null, unknown][] | null;

@@ -220,6 +220,7 @@ function eventsAndMetrics(
     maxLen: config.EVENTS_MAX_LEN,
     ttlSeconds: config.EVENTS_TTL_SECONDS,
     bufferBytes: config.EVENT_BUFFER_BYTES,
+    pubsub: config.EVENTS_PUBSUB,
     now,
     onDropped: (count) => metrics.eventsDropped(count),
     onPublishError: () => metrics.publishError(),
