@@ -189,6 +189,12 @@ export const ConfigSchema = z.object({
     .describe(
       "How live events are published: `plain` PUBLISH on `<queue>:events:<jobId>`, or `sharded` SPUBLISH (Redis 7) on `<prefix>:<queue>:events:<jobId>`, which a Redis Cluster keeps on the shard of the queue's slot instead of sending to every node. Clients, the CLI and the gateway must use the same (the client's `pubsub` option; the CLI and gateway read this variable).",
     ),
+  EVENTS_WAIT_REPLICAS: integer(0)
+    .max(16, 'must be at most 16')
+    .default(0)
+    .describe(
+      "Replicas that must have a batch of events (Redis `WAIT`, up to 1 s) before it counts as written; else it is written again. `1` on Sentinel (or a cluster with replicas): a failover then loses no event, since Redis replicates asynchronously and a promoted replica lacks the primary's last writes. Costs a replication round trip per batch.",
+    ),
   EVENT_BUFFER_BYTES: integer(MiB)
     .default(64 * MiB)
     .describe(

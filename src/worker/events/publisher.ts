@@ -29,10 +29,15 @@ export interface PublisherOptions {
   readonly bufferBytes: number;
   /** PUBLISH or SPUBLISH (EVENTS_PUBSUB); plain by default. */
   readonly pubsub?: PubSubMode;
+  /** Replicas that must have a batch before it counts as written (EVENTS_WAIT_REPLICAS). */
+  readonly waitReplicas?: number;
   readonly now?: () => number;
   readonly onDropped?: (count: number) => void;
   readonly onPublishError?: (error: Error) => void;
 }
+
+/** How long a batch waits for its replicas before it is tried again. */
+const WAIT_REPLICAS_MS = 1000;
 
 export class EventPublisher implements EventSink {
   private buffered = 0;
@@ -114,6 +119,10 @@ export class EventPublisher implements EventSink {
       else pipeline.publish(channel, event.json);
       if (event.expire !== undefined) pipeline.expire(key, event.expire);
     }
+    const replicas = this.options.waitReplicas ?? 0;
+    // A primary that fails over drops what its replica had not got yet: such a batch is written
+    // again, to the new primary (the ids make that harmless).
+    if (replicas > 0) pipeline.wait(replicas, WAIT_REPLICAS_MS);
     let results: [Error | null, unknown][] | null;
     try {
       results = await pipeline.exec();
@@ -124,6 +133,11 @@ export class EventPublisher implements EventSink {
     const failure = results?.find(([error]) => error !== null && !isDuplicate(error))?.[0];
     if (results === null || failure) {
       if (failure) this.options.onPublishError?.(failure);
+      return 'retry';
+    }
+    const acknowledged = replicas > 0 ? Number(results.at(-1)?.[1]) : 0;
+    if (acknowledged < replicas) {
+      this.options.onPublishError?.(new Error(`${acknowledged} of ${replicas} replicas have it`));
       return 'retry';
     }
     return 'ok';
