@@ -1,9 +1,8 @@
-import { Redis } from 'ioredis';
 import { doneWithin } from '../common/time.js';
 import { createClient, type ClaudeboxClient } from '../client/index.js';
 import { ConfigError, loadConfig, redactIn, redactUrl } from '../config/config.js';
 import type { QueueAddress } from '../contract/index.js';
-import { watchConnection } from '../redis/connections.js';
+import { connectRedis, watchConnection } from '../redis/connections.js';
 import { redisProblem } from './redis-probe.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -30,7 +29,7 @@ export async function connect(io: Pick<CliIo, 'env' | 'stderr'>): Promise<Connec
   if (problem !== null) throw new CliError(EXIT.failed, problem);
 
   const address: QueueAddress = { prefix: config.QUEUE_PREFIX, queueName: config.QUEUE_NAME };
-  const redis = new Redis(config.REDIS_URL, {
+  const redis = connectRedis(config.REDIS_URL, {
     maxRetriesPerRequest: null,
     connectionName: 'claudebox:cli',
   });
@@ -42,7 +41,7 @@ export async function connect(io: Pick<CliIo, 'env' | 'stderr'>): Promise<Connec
       );
     },
   });
-  const client = createClient({ connection: redis, ...address });
+  const client = createClient({ connection: redis, ...address, pubsub: config.EVENTS_PUBSUB });
   return {
     client,
     address,

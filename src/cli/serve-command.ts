@@ -42,6 +42,7 @@ export async function runServeCommand(
     url: config.REDIS_URL,
     queueName: config.QUEUE_NAME,
     prefix: config.QUEUE_PREFIX,
+    pubsub: config.EVENTS_PUBSUB,
     ...(settings.GATEWAY_SECRET === undefined ? {} : { secret: settings.GATEWAY_SECRET }),
     ...(settings.GATEWAY_OPERATOR_TOKEN === undefined
       ? {}

@@ -1,5 +1,4 @@
 import { Queue, type JobsOptions } from 'bullmq';
-import { Redis } from 'ioredis';
 import {
   CANCEL_MARKER_TTL_SECONDS,
   cancelKey,
@@ -15,6 +14,7 @@ import {
   type QueueAddress,
 } from '../contract/index.js';
 import { traceMetadata } from '../common/trace-context.js';
+import type { RedisClient } from '../redis/connections.js';
 import { ClaudeboxError } from './errors.js';
 import { openQueue, type QueueTarget } from './queue-connection.js';
 import { jobEvents, type EventsOptions } from './event-stream.js';
@@ -78,7 +78,7 @@ export const DEFAULT_JOB_OPTIONS: JobsOptions = {
 export function createClient(options: ClientOptions = {}): ClaudeboxClient {
   const connection = openQueue(options, options.onError ?? (() => undefined));
   const { address, redis, queue } = connection;
-  const subscriptions = new Subscriptions(redis);
+  const subscriptions = new Subscriptions(redis, options.pubsub);
 
   return {
     enqueue: (request, jobOptions = {}) => enqueueRequest(queue, request, jobOptions),
@@ -144,7 +144,7 @@ function withTraceContext(options: JobsOptions): JobsOptions {
  * to stop now.
  */
 async function cancelJob(
-  redis: Redis,
+  redis: RedisClient,
   queue: Queue,
   address: QueueAddress,
   jobId: string,

@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connections.js';
 import {
-  eventChannel,
+  liveEventChannel,
   isFinalEvent,
   type ExecuteEvent,
   type GapEvent,
@@ -30,7 +30,7 @@ const PAGE = 500;
  * so nothing published in between is missed; duplicates are dropped by seq.
  */
 export async function* jobEvents(
-  redis: Redis,
+  redis: RedisClient,
   subscriptions: Subscriptions,
   queue: Queue,
   address: QueueAddress,
@@ -41,7 +41,8 @@ export async function* jobEvents(
   const reader = new EventReader(redis, queue, address, jobId, options.fromSeq);
   let live: LiveEvents | null = null;
   try {
-    if (follow) live = await subscriptions.watch(eventChannel(address.queueName, jobId));
+    if (follow)
+      live = await subscriptions.watch(liveEventChannel(subscriptions.mode, address, jobId));
     await reader.checkExists();
     if ((yield* reader.replay()) || live === null) return;
     if (await reader.isPastTheEnd()) return;
@@ -61,7 +62,7 @@ class EventReader {
   private seenAny = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly queue: Queue,
     private readonly address: QueueAddress,
     private readonly jobId: string,

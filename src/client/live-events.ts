@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
-import type { ExecuteEvent } from '../contract/index.js';
+import { duplicateConnection, type RedisClient } from '../redis/connections.js';
+import type { ExecuteEvent, PubSubMode } from '../contract/index.js';
 
 /** More live events than this waiting for a slow consumer: let the history serve them instead. */
 const BUFFER_LIMIT = 10_000;
@@ -13,22 +13,29 @@ interface Channel {
  * The live events of every job a client follows, over one Redis connection, with one
  * SUBSCRIBE per job however many iterations follow it: a gateway with a thousand watchers of
  * one run costs Redis one subscription. Each watcher has a buffer of its own, so a slow one
- * holds up no other.
+ * holds up no other. In `sharded` mode it uses SSUBSCRIBE, which a Redis Cluster client sends to
+ * the shard of each channel's slot.
  */
 export class Subscriptions {
-  private subscriber: Redis | null = null;
+  private subscriber: RedisClient | null = null;
   private readonly channels = new Map<string, Channel>();
   /** The subscriber was connected before: a later `ready` is a reconnection. */
   private connectedOnce = false;
 
-  constructor(private readonly redis: Redis) {}
+  constructor(
+    private readonly redis: RedisClient,
+    readonly mode: PubSubMode = 'plain',
+  ) {}
 
   /** A watcher of the channel, once Redis confirmed the subscription. */
   async watch(channel: string): Promise<LiveEvents> {
     const live = new LiveEvents(() => this.leave(channel, live));
     let entry = this.channels.get(channel);
     if (!entry) {
-      entry = { watchers: new Set(), subscribed: this.connection().subscribe(channel) };
+      const subscriber = this.connection();
+      const subscribed =
+        this.mode === 'sharded' ? subscriber.ssubscribe(channel) : subscriber.subscribe(channel);
+      entry = { watchers: new Set(), subscribed };
       this.channels.set(channel, entry);
     }
     entry.watchers.add(live);
@@ -52,17 +59,29 @@ export class Subscriptions {
     if (!entry?.watchers.delete(live) || entry.watchers.size > 0) return;
     this.channels.delete(channel);
     // Commands go out in order: a watcher that comes next subscribes after this.
-    this.subscriber?.unsubscribe(channel).catch(() => undefined);
+    const subscriber = this.subscriber;
+    if (!subscriber) return;
+    const left =
+      this.mode === 'sharded' ? subscriber.sunsubscribe(channel) : subscriber.unsubscribe(channel);
+    left.catch(() => undefined);
   }
 
-  private connection(): Redis {
+  private connection(): RedisClient {
     if (this.subscriber) return this.subscriber;
-    const subscriber = this.redis.duplicate({ maxRetriesPerRequest: null });
+    const subscriber = duplicateConnection(
+      this.redis,
+      { maxRetriesPerRequest: null },
+      // Without it a Cluster client sends every SSUBSCRIBE to one node, which refuses most.
+      this.mode === 'sharded' ? { shardedSubscribers: true } : {},
+    );
     // It reconnects (and resubscribes) by itself; what it missed meanwhile comes from the history.
     subscriber.on('error', () => undefined);
-    subscriber.on('message', (channel: string, message: string) => {
-      this.dispatch(channel, message);
-    });
+    subscriber.on(
+      this.mode === 'sharded' ? 'smessage' : 'message',
+      (channel: string, message: string) => {
+        this.dispatch(channel, message);
+      },
+    );
     subscriber.on('ready', () => {
       if (this.connectedOnce) this.channels.forEach((entry) => entry.watchers.forEach(resync));
       this.connectedOnce = true;

@@ -1,22 +1,28 @@
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
-import type { QueueAddress } from '../contract/index.js';
+import { Cluster } from 'ioredis';
+import { queueHashTag, type PubSubMode, type QueueAddress } from '../contract/index.js';
+import { connectRedis, isClusterUrl, type RedisClient } from '../redis/connections.js';
 
 /** Where a queue is: a connection to use, or a URL to connect to, and the queue's address. */
 export interface QueueTarget {
-  /** An ioredis connection to use (not closed here), or... */
-  readonly connection?: Redis;
-  /** ...a Redis URL to connect to. Default redis://127.0.0.1:6379. */
+  /** An ioredis connection (a `Redis` or a `Cluster`) to use (not closed here), or... */
+  readonly connection?: RedisClient;
+  /**
+   * ...an address to connect to, in any form the worker's REDIS_URL takes (`redis://`,
+   * `redis+cluster://`, `redis+sentinel://`). Default redis://127.0.0.1:6379.
+   */
   readonly url?: string;
   /** Default "claudebox", as the worker's QUEUE_NAME. */
   readonly queueName?: string;
   /** BullMQ's key prefix, as the worker's QUEUE_PREFIX. Default "bull". */
   readonly prefix?: string;
+  /** How the workers publish live events, as their EVENTS_PUBSUB. Default "plain". */
+  readonly pubsub?: PubSubMode;
 }
 
 export interface QueueConnection {
   readonly address: QueueAddress;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly queue: Queue;
   /** Closes the queue, and the Redis connection where it was made here. */
   close(): Promise<void>;
@@ -31,10 +37,16 @@ export function openQueue(target: QueueTarget, onError: (error: Error) => void):
     prefix: target.prefix ?? 'bull',
     queueName: target.queueName ?? 'claudebox',
   };
+  const url = target.url ?? 'redis://127.0.0.1:6379';
+  const onCluster =
+    target.connection === undefined ? isClusterUrl(url) : target.connection instanceof Cluster;
+  if (onCluster && queueHashTag(address) === null) {
+    throw new TypeError(
+      `prefix ${JSON.stringify(address.prefix)} with queueName ${JSON.stringify(address.queueName)} has no hash tag: on a Redis Cluster every key of a queue must be in one hash slot; use a prefix such as "{claudebox}", as the workers' QUEUE_PREFIX`,
+    );
+  }
   const owned = target.connection === undefined;
-  const redis =
-    target.connection ??
-    new Redis(target.url ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
+  const redis = target.connection ?? connectRedis(url, { maxRetriesPerRequest: null });
   // The meta (the cap of BullMQ's event stream among it) is the worker's to write: a queue
   // opened here would reset that cap to BullMQ's default.
   const queue = new Queue(address.queueName, {

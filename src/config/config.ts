@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { MAX_TIMEOUT_SECONDS, PERMISSION_MODES } from '../contract/index.js';
 import { variablesSet } from '../common/environment.js';
+import { queueHashTag } from '../contract/index.js';
+import { parseRedisTarget, redisSecrets, RedisUrlError } from './redis-url.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -40,9 +42,9 @@ export const ConfigSchema = z.object({
   REDIS_URL: z
     .string()
     .default('redis://127.0.0.1:6379')
-    .refine(isRedisUrl, 'must be a redis:// or rediss:// URL')
+    .superRefine(checkRedisUrl)
     .describe(
-      'A `redis://` or `rediss://` URL. Unreachable at start: one line naming it and exit 1, within 5 s.',
+      "One Redis: a `redis://` or `rediss://` URL. A Redis Cluster: `redis+cluster://[user:password@]host:port[,host:port...]` (some of its nodes; QUEUE_PREFIX or QUEUE_NAME then needs a hash tag). Sentinel: `redis+sentinel://[user:password@]host:port[,host:port...]/masterName[?sentinelPassword=...]` (the sentinels; the user and password are the primary's). `rediss+cluster://` and `rediss+sentinel://` use TLS. Unreachable at start: one line naming it and exit 1, within 5 s. See [Redis Cluster and Sentinel](operations.md#redis-cluster-and-sentinel).",
     ),
   QUEUE_NAME: z
     .string()
@@ -53,7 +55,9 @@ export const ConfigSchema = z.object({
     .string()
     .default('bull')
     .refine((value) => /^[A-Za-z0-9_{}.-]+$/.test(value), 'must be letters, digits, _ { } . or -')
-    .describe('The BullMQ key prefix (use a hash tag such as `{claudebox}` on Redis Cluster).'),
+    .describe(
+      'The BullMQ key prefix, and the start of every other key of the queue. On a Redis Cluster it (or QUEUE_NAME) needs a hash tag such as `{claudebox}`, so that all keys of the queue share one hash slot.',
+    ),
   CONCURRENCY: integer(1).default(1).describe('Runs at once per worker.'),
   CLAUDE_BIN: nonEmpty()
     .optional()
@@ -187,6 +191,18 @@ export const ConfigSchema = z.object({
     .describe(
       "About how many bytes BullMQ's own event stream (`<QUEUE_PREFIX>:<QUEUE_NAME>:events`) may hold: its length cap is this divided by the largest entry a job can write there (an ExecuteResult: 2 × `MAX_OUTPUT_BYTES` + 64 KiB). The worker sets it when it starts.",
     ),
+  EVENTS_PUBSUB: z
+    .enum(['plain', 'sharded'], { error: 'must be plain or sharded' })
+    .default('plain')
+    .describe(
+      "How live events are published: `plain` PUBLISH on `<queue>:events:<jobId>`, or `sharded` SPUBLISH (Redis 7) on `<prefix>:<queue>:events:<jobId>`, which a Redis Cluster keeps on the shard of the queue's slot instead of sending to every node. Clients, the CLI and the gateway must use the same (the client's `pubsub` option; the CLI and gateway read this variable).",
+    ),
+  EVENTS_WAIT_REPLICAS: integer(0)
+    .max(16, 'must be at most 16')
+    .default(0)
+    .describe(
+      "Replicas that must have a batch of events (Redis `WAIT`, up to 1 s) before it counts as written; else it is written again. `1` on Sentinel (or a cluster with replicas): a failover then loses no event, since Redis replicates asynchronously and a promoted replica lacks the primary's last writes. Costs a replication round trip per batch.",
+    ),
   EVENT_BUFFER_BYTES: integer(MiB)
     .default(64 * MiB)
     .describe(
@@ -255,6 +271,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
         `invalid configuration: DEFAULT_TIMEOUT_SECONDS=${config.DEFAULT_TIMEOUT_SECONDS} is over MAX_TIMEOUT_SECONDS=${config.MAX_TIMEOUT_SECONDS}`,
       );
     }
+    const unslotted = clusterKeyProblem(config.REDIS_URL, config.QUEUE_PREFIX, config.QUEUE_NAME);
+    if (unslotted !== null) throw new ConfigError(`invalid configuration: ${unslotted}`);
     return config;
   }
   const problems = parsed.error.issues.map((issue) => {
@@ -265,14 +283,24 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
 }
 
-function isRedisUrl(value: string): boolean {
-  // Not a URL at all, or another scheme: either way not something ioredis can use.
+function checkRedisUrl(value: string, context: z.RefinementCtx): void {
   try {
-    const url = new URL(value);
-    return url.protocol === 'redis:' || url.protocol === 'rediss:';
-  } catch {
-    return false;
+    parseRedisTarget(value);
+  } catch (error) {
+    if (!(error instanceof RedisUrlError)) throw error;
+    context.addIssue({ code: 'custom', message: error.message });
   }
+}
+
+/**
+ * Why the queue's keys would not share a hash slot on the cluster REDIS_URL names (BullMQ's Lua
+ * scripts touch several keys of a queue at once), or null when they would or it is no cluster.
+ */
+export function clusterKeyProblem(url: string, prefix: string, queueName: string): string | null {
+  if (parseRedisTarget(url).kind !== 'cluster' || queueHashTag({ prefix, queueName }) !== null) {
+    return null;
+  }
+  return `QUEUE_PREFIX=${JSON.stringify(prefix)} with QUEUE_NAME=${JSON.stringify(queueName)} has no hash tag: on a Redis Cluster every key of a queue must be in one hash slot; use a hash tag such as QUEUE_PREFIX={claudebox} (or a QUEUE_NAME such as {${queueName.replace(/[{}]/g, '')}})`;
 }
 
 /** Query parameters whose values are credentials (ioredis reads `password`, `username`, ...). */
@@ -306,14 +334,15 @@ export function redactIn(text: string, url: string): string {
 }
 
 function credentialsOf(value: string): string[] {
-  let url: URL;
+  // The cluster and sentinel forms list several hosts, which is no URL to the URL parser.
+  const secrets = redisSecrets(value);
   try {
-    url = new URL(value);
+    const url = new URL(value);
+    secrets.push(...[url.username, url.password].flatMap((part) => [part, safeDecode(part)]));
+    for (const [key, param] of url.searchParams) if (SECRET_PARAM.test(key)) secrets.push(param);
   } catch {
-    return [];
+    // Nothing more to find.
   }
-  const secrets = [url.username, url.password].flatMap((part) => [part, safeDecode(part)]);
-  for (const [key, param] of url.searchParams) if (SECRET_PARAM.test(key)) secrets.push(param);
   // Longest first, so a secret that contains another is replaced whole.
   return [...new Set(secrets.filter((secret) => secret.length > 0))].sort(
     (a, b) => b.length - a.length,

@@ -40,3 +40,40 @@ export function sessionKey(
   const scoped = scope === '' ? '' : `scope:${scope}:`;
   return `${prefix}:${queueName}:session:${scoped}${sessionId}`;
 }
+
+/**
+ * The part of a key Redis Cluster hashes to pick its slot: what is between the first `{` and the
+ * first `}` after it, when that is not empty; null when the whole key is hashed.
+ */
+export function hashTag(key: string): string | null {
+  const open = key.indexOf('{');
+  if (open < 0) return null;
+  const close = key.indexOf('}', open + 1);
+  return close <= open + 1 ? null : key.slice(open + 1, close);
+}
+
+/**
+ * The hash tag every key of the queue shares (BullMQ's and ours all start with
+ * `<prefix>:<queueName>:`), or null when they are spread over slots.
+ */
+export function queueHashTag({ prefix, queueName }: QueueAddress): string | null {
+  return hashTag(`${prefix}:${queueName}:`);
+}
+
+/**
+ * The channel of a job's live events under sharded pub/sub (SPUBLISH): it carries the queue's
+ * hash tag, so on a Redis Cluster it lives on the shard that holds the job's history.
+ */
+export function shardedEventChannel({ prefix, queueName }: QueueAddress, jobId: string): string {
+  return `${prefix}:${queueName}:events:${jobId}`;
+}
+
+/** How live events are published: PUBLISH (to every node of a cluster) or SPUBLISH. */
+export type PubSubMode = 'plain' | 'sharded';
+
+/** The channel a job's live events are published on in `mode`. */
+export function liveEventChannel(mode: PubSubMode, address: QueueAddress, jobId: string): string {
+  return mode === 'sharded'
+    ? shardedEventChannel(address, jobId)
+    : eventChannel(address.queueName, jobId);
+}

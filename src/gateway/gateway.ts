@@ -3,7 +3,6 @@ import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Queue } from 'bullmq';
 import { Hono, type Context } from 'hono';
-import { Redis } from 'ioredis';
 import { createClient, type ClaudeboxClient } from '../client/index.js';
 import { openQueue, type QueueTarget } from '../client/queue-connection.js';
 import {
@@ -12,6 +11,7 @@ import {
   type QueueAddress,
 } from '../contract/index.js';
 import { errorMessage } from '../common/errors.js';
+import type { RedisClient } from '../redis/connections.js';
 import { requireAccess, type AuthSettings } from './auth.js';
 import { boardApp } from './board.js';
 import { listJobs, ListQuerySchema, readJob } from './jobs.js';
@@ -45,7 +45,7 @@ export interface Gateway {
 
 /** Everything the routes share. */
 interface Parts {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly queue: Queue;
   readonly client: ClaudeboxClient;
   readonly address: QueueAddress;
@@ -66,7 +66,11 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
   const parts: Parts = {
     redis,
     queue,
-    client: createClient({ connection: redis, ...address }),
+    client: createClient({
+      connection: redis,
+      ...address,
+      ...(options.pubsub === undefined ? {} : { pubsub: options.pubsub }),
+    }),
     address,
     auth: {
       operatorToken: options.operatorToken,

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connections.js';
 import type { ClaudeboxClient } from '../client/index.js';
 import { isFinalEvent, type ExecuteEvent, type QueueAddress } from '../contract/index.js';
 import { readLastEvent } from '../redis/history.js';
@@ -27,7 +27,7 @@ export function formatEvent(event: ExecuteEvent): string {
  * reconnecting), or events to stream.
  */
 export async function streamStart(
-  redis: Redis,
+  redis: RedisClient,
   queue: Queue,
   address: QueueAddress,
   jobId: string,

@@ -1,9 +1,9 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connections.js';
 import { cancelKey, CancelMarkerSchema, type QueueAddress } from '../contract/index.js';
 
 /** Why a job was cancelled, if its cancellation marker is there. */
 export async function readCancelReason(
-  redis: Redis,
+  redis: RedisClient,
   address: QueueAddress,
   jobId: string,
 ): Promise<string | null> {

@@ -1,6 +1,7 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { redactIn, redactUrl } from '../config/config.js';
+import { parseRedisTarget } from '../config/redis-url.js';
 import { errorMessage } from '../common/errors.js';
 import { withTimeout } from '../common/time.js';
 
@@ -13,15 +14,80 @@ import { withTimeout } from '../common/time.js';
  * - `subscriber`: the control channel (a subscribed connection can do nothing else).
  */
 export interface WorkerConnections {
-  readonly commands: Redis;
-  readonly events: Redis;
-  readonly subscriber: Redis;
+  readonly commands: RedisClient;
+  readonly events: RedisClient;
+  readonly subscriber: RedisClient;
   close(): Promise<void>;
 }
 
+/** One Redis, or a Redis Cluster: BullMQ and every command claudebox sends take either. */
+export type RedisClient = Redis | Cluster;
+
+/** Options of one connection; on a cluster, `cluster` adds the Cluster's own. */
+export type ConnectOptions = RedisOptions & { readonly cluster?: ClusterOptions };
+
+/**
+ * A connection to what REDIS_URL names (see src/config/redis-url.ts): a plain client, a client
+ * of the primary Sentinel names (found again after a failover), or a Cluster client.
+ */
+export function connectRedis(url: string, options: ConnectOptions = {}): RedisClient {
+  const { cluster, ...redisOptions } = options;
+  const target = parseRedisTarget(url);
+  if (target.kind === 'node') return new Redis(url, redisOptions);
+  const credentials = {
+    ...(target.username === undefined ? {} : { username: target.username }),
+    ...(target.password === undefined ? {} : { password: target.password }),
+  };
+  if (target.kind === 'cluster') {
+    return new Cluster([...target.nodes], {
+      ...(redisOptions.enableOfflineQueue === undefined
+        ? {}
+        : { enableOfflineQueue: redisOptions.enableOfflineQueue }),
+      ...(redisOptions.lazyConnect === undefined ? {} : { lazyConnect: redisOptions.lazyConnect }),
+      ...cluster,
+      redisOptions: { ...redisOptions, ...credentials, ...(target.tls ? { tls: {} } : {}) },
+    });
+  }
+  return new Redis({
+    ...redisOptions,
+    ...credentials,
+    sentinels: [...target.sentinels],
+    name: target.masterName,
+    ...(target.sentinelPassword === undefined ? {} : { sentinelPassword: target.sentinelPassword }),
+    ...(target.tls ? { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
+    // A demoted primary keeps its clients connected for a moment and refuses their writes:
+    // reconnect (Sentinel names the new primary) and send the command again.
+    reconnectOnError: (error) => (error.message.startsWith('READONLY') ? 2 : false),
+    failoverDetector: true,
+  });
+}
+
+/** Whether the address names a Redis Cluster. */
+export function isClusterUrl(url: string): boolean {
+  return parseRedisTarget(url).kind === 'cluster';
+}
+
+/**
+ * Another connection to the same Redis with `options` over the original's: a subscriber needs
+ * one of its own. A Cluster's `duplicate` takes its nodes first.
+ */
+export function duplicateConnection(
+  redis: RedisClient,
+  options: Partial<RedisOptions>,
+  cluster: ClusterOptions = {},
+): RedisClient {
+  if (redis instanceof Cluster) {
+    return redis.duplicate([], {
+      ...cluster,
+      redisOptions: { ...redis.options.redisOptions, ...options },
+    });
+  }
+  return redis.duplicate(options);
+}
+
 export function openConnections(url: string, logger: Logger): WorkerConnections {
-  const open = (name: string, options: RedisOptions): Redis => {
-    const redis = new Redis(url, { connectionName: `claudebox:${name}`, ...options });
+  const open = (name: string, options: RedisOptions): RedisClient => {
+    const redis = connectRedis(url, { connectionName: `claudebox:${name}`, ...options });
     watchConnection(redis, {
       lost: (error) => {
         logger.warn(
@@ -50,7 +116,7 @@ export function openConnections(url: string, logger: Logger): WorkerConnections 
   };
 }
 
-async function quit(redis: Redis): Promise<void> {
+async function quit(redis: RedisClient): Promise<void> {
   try {
     await redis.quit();
   } catch {
@@ -63,7 +129,7 @@ async function quit(redis: Redis): Promise<void> {
  * (ioredis reports each failed reconnection as an error).
  */
 export function watchConnection(
-  redis: Redis,
+  redis: RedisClient,
   report: { lost(error: Error): void; back?(): void },
 ): void {
   let down = false;
@@ -81,12 +147,14 @@ export function watchConnection(
 
 /** Whether Redis answers at `url` within the time; the reason when it does not. */
 export async function probeRedis(url: string, timeoutMs: number): Promise<string | null> {
-  const redis = new Redis(url, {
+  const redis = connectRedis(url, {
     lazyConnect: true,
     connectTimeout: timeoutMs,
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
+    sentinelRetryStrategy: () => null,
     enableOfflineQueue: false,
+    cluster: { clusterRetryStrategy: () => null },
   });
   // ioredis rejects the connect with "Connection is closed."; the error event says why.
   const causes: string[] = [];

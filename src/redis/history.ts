@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connections.js';
 import { historyKey, type ExecuteEvent, type QueueAddress } from '../contract/index.js';
 
 /**
@@ -21,7 +21,7 @@ function toEvent([, fields]: StreamEntry): ExecuteEvent | null {
 
 /** Up to `count` events with seq >= fromSeq, in order. */
 export async function readHistory(
-  redis: Redis,
+  redis: RedisClient,
   address: QueueAddress,
   jobId: string,
   fromSeq: number,
@@ -39,7 +39,7 @@ export async function readHistory(
 
 /** The newest event of a job, if its history still exists. */
 export async function readLastEvent(
-  redis: Redis,
+  redis: RedisClient,
   address: QueueAddress,
   jobId: string,
 ): Promise<ExecuteEvent | null> {
@@ -56,7 +56,7 @@ export async function readLastEvent(
 
 /** The seq of the oldest event still kept (older ones were trimmed), or null when none is. */
 export async function readFirstSeq(
-  redis: Redis,
+  redis: RedisClient,
   address: QueueAddress,
   jobId: string,
 ): Promise<number | null> {

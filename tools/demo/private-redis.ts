@@ -85,8 +85,9 @@ export async function startPrivateRedis(
   };
 }
 
-/** redis-server with these arguments, once it says it is ready. */
-async function spawnRedis(args: string[], dir: string): Promise<ChildProcess> {
+/** redis-server with these arguments, once it says it is ready (a sentinel says so otherwise). */
+export async function spawnRedis(args: string[], dir: string): Promise<ChildProcess> {
+  const ready = args.includes('--sentinel') ? 'Sentinel ID is' : 'Ready to accept connections';
   const proc = spawn('redis-server', args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     // Says whose it is, in /proc: a leak check can then tell it from anybody else's Redis.
@@ -96,7 +97,7 @@ async function spawnRedis(args: string[], dir: string): Promise<ChildProcess> {
   await new Promise<void>((resolve, reject) => {
     const onOutput = (chunk: Buffer): void => {
       output += chunk.toString();
-      if (output.includes('Ready to accept connections')) {
+      if (output.includes(ready)) {
         proc.off('exit', onExit);
         resolve();
       }

@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../redis/connections.js';
 import type { Logger } from 'pino';
 import type { ExecuteResult, QueueAddress } from '../../contract/index.js';
 import type { Profiles } from '../../config/profiles.js';
@@ -40,7 +40,7 @@ export interface JobContext {
   readonly workerId: string;
   /** The environment the CLI's allow-listed one is taken from (the worker's own). */
   readonly envSource: Readonly<Record<string, string | undefined>>;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly address: QueueAddress;
   readonly publisher: EventPublisher;
   readonly sessions: SessionStore | null;

@@ -1,5 +1,10 @@
-import type { Redis } from 'ioredis';
-import { eventChannel, historyKey, type QueueAddress } from '../../contract/index.js';
+import type { Cluster, Redis } from 'ioredis';
+import {
+  historyKey,
+  liveEventChannel,
+  type PubSubMode,
+  type QueueAddress,
+} from '../../contract/index.js';
 import { JobEvents, type EventSink, type PendingEvent } from './job-events.js';
 import { asError } from '../../common/errors.js';
 import { doneWithin } from '../../common/time.js';
@@ -17,15 +22,22 @@ import { doneWithin } from '../../common/time.js';
  */
 export interface PublisherOptions {
   /** A connection of its own, with enableOfflineQueue off, so commands fail fast during an outage. */
-  readonly redis: Redis;
+  readonly redis: Redis | Cluster;
   readonly address: QueueAddress;
   readonly maxLen: number;
   readonly ttlSeconds: number;
   readonly bufferBytes: number;
+  /** PUBLISH or SPUBLISH (EVENTS_PUBSUB); plain by default. */
+  readonly pubsub?: PubSubMode;
+  /** Replicas that must have a batch before it counts as written (EVENTS_WAIT_REPLICAS). */
+  readonly waitReplicas?: number;
   readonly now?: () => number;
   readonly onDropped?: (count: number) => void;
   readonly onPublishError?: (error: Error) => void;
 }
+
+/** How long a batch waits for its replicas before it is tried again. */
+const WAIT_REPLICAS_MS = 1000;
 
 export class EventPublisher implements EventSink {
   private buffered = 0;
@@ -98,13 +110,19 @@ export class EventPublisher implements EventSink {
   async write(jobId: string, batch: readonly PendingEvent[]): Promise<'ok' | 'retry'> {
     const { redis, address, maxLen } = this.options;
     const key = historyKey(address, jobId);
-    const channel = eventChannel(address.queueName, jobId);
+    const mode = this.options.pubsub ?? 'plain';
+    const channel = liveEventChannel(mode, address, jobId);
     const pipeline = redis.pipeline();
     for (const event of batch) {
       pipeline.xadd(key, 'MAXLEN', '~', maxLen, `${event.seq}-0`, 'event', event.json);
-      pipeline.publish(channel, event.json);
+      if (mode === 'sharded') pipeline.spublish(channel, event.json);
+      else pipeline.publish(channel, event.json);
       if (event.expire !== undefined) pipeline.expire(key, event.expire);
     }
+    const replicas = this.options.waitReplicas ?? 0;
+    // A primary that fails over drops what its replica had not got yet: such a batch is written
+    // again, to the new primary (the ids make that harmless).
+    if (replicas > 0) pipeline.wait(replicas, WAIT_REPLICAS_MS);
     let results: [Error | null, unknown][] | null;
     try {
       results = await pipeline.exec();
@@ -115,6 +133,11 @@ export class EventPublisher implements EventSink {
     const failure = results?.find(([error]) => error !== null && !isDuplicate(error))?.[0];
     if (results === null || failure) {
       if (failure) this.options.onPublishError?.(failure);
+      return 'retry';
+    }
+    const acknowledged = replicas > 0 ? Number(results.at(-1)?.[1]) : 0;
+    if (acknowledged < replicas) {
+      this.options.onPublishError?.(new Error(`${acknowledged} of ${replicas} replicas have it`));
       return 'retry';
     }
     return 'ok';

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../redis/connections.js';
 import type { Logger } from 'pino';
 import { CancelMessageSchema, controlChannel, type QueueAddress } from '../../contract/index.js';
 import { readCancelReason } from '../../redis/cancel-marker.js';
@@ -12,8 +12,8 @@ import type { ActiveRuns } from '../attempt/active-runs.js';
  * from a deployment with another QUEUE_PREFIX, whose job ids may be the same as ours).
  */
 export async function listenForCancels(options: {
-  readonly subscriber: Redis;
-  readonly redis: Redis;
+  readonly subscriber: RedisClient;
+  readonly redis: RedisClient;
   readonly address: QueueAddress;
   readonly runs: ActiveRuns;
   readonly logger: Logger;

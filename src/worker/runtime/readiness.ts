@@ -1,5 +1,5 @@
 import type { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../redis/connections.js';
 import type { Isolation } from '../../isolation/index.js';
 import { doneWithin, withTimeout } from '../../common/time.js';
 import type { WorkerConnections } from '../../redis/connections.js';
@@ -67,7 +67,7 @@ class PingProbe {
   private running: Promise<void> | null = null;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly url: string,
   ) {}
 
@@ -100,12 +100,12 @@ class PingProbe {
  * BullMQ's blocking connection, once it has connected; its state is read as it is then. Until
  * it has, a caller waits a little for it (a worker just started), never for a Redis command.
  */
-function blockingClientOf(worker: Worker): { current(): Promise<Redis | undefined> } {
-  let client: Redis | undefined;
+function blockingClientOf(worker: Worker): { current(): Promise<RedisClient | undefined> } {
+  let client: RedisClient | undefined;
   const pending = worker.backend.blockingClient ?? Promise.resolve(undefined);
   const connected = pending.then(
     (resolved) => {
-      client = resolved as Redis | undefined;
+      client = resolved as RedisClient | undefined;
     },
     () => undefined,
   );

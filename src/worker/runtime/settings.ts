@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../redis/connections.js';
 import type { Config } from '../../config/config.js';
 import type { Profiles } from '../../config/profiles.js';
 import type { QueueAddress } from '../../contract/index.js';
@@ -34,7 +34,7 @@ export function jobSettings(config: Config, workDir: string, profiles: Profiles)
  */
 export function sessionStoreFor(
   config: Config,
-  redis: Redis,
+  redis: RedisClient,
   address: QueueAddress,
   isolation: Isolation,
 ): SessionStore | null {

@@ -221,6 +221,8 @@ function eventsAndMetrics(
     maxLen: config.EVENTS_MAX_LEN,
     ttlSeconds: config.EVENTS_TTL_SECONDS,
     bufferBytes: config.EVENT_BUFFER_BYTES,
+    pubsub: config.EVENTS_PUBSUB,
+    waitReplicas: config.EVENTS_WAIT_REPLICAS,
     now,
     onDropped: (count) => metrics.eventsDropped(count),
     onPublishError: () => metrics.publishError(),

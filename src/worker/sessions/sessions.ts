@@ -6,7 +6,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip, gzip } from 'node:zlib';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { sessionKey, type QueueAddress } from '../../contract/index.js';
 import {
   fileSize,
@@ -184,7 +184,7 @@ const READ_CHUNK_BYTES = 1024 * 1024;
  */
 export class RedisTranscripts implements TranscriptSink {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly address: QueueAddress,
     private readonly ttlSeconds: number,
   ) {}
