@@ -2,6 +2,7 @@ export * from './request.js';
 export * from './result.js';
 export * from './events.js';
 export * from './keys.js';
+export * from './history-entry.js';
 export * from './run-state.js';
 export * from './control.js';
 export * from './read-token.js';
@@ -10,4 +11,4 @@ export { describeIssues } from './issues.js';
 export { compileJsonSchema, schemaViolations, type CompiledSchema } from './json-schema.js';
 
 /** The version of the job data / events / result contract this package speaks. */
-export const CONTRACT_VERSION = 1;
+export const CONTRACT_VERSION = 2;
