@@ -40,3 +40,11 @@ export function sessionKey(
   const scoped = scope === '' ? '' : `scope:${scope}:`;
   return `${prefix}:${queueName}:session:${scoped}${sessionId}`;
 }
+
+/**
+ * The change a job made in its workspace: a hash with the patch (`git diff --binary`), its base
+ * commit, its size and whether only a summary of it was kept.
+ */
+export function patchKey({ prefix, queueName }: QueueAddress, jobId: string): string {
+  return `${prefix}:${queueName}:patch:${jobId}`;
+}
