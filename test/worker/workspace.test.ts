@@ -25,6 +25,7 @@ import {
 } from '../support/worker.js';
 
 import { findFreePort } from '../support/redis-server.js';
+import { spawnCli } from '../cli/support.js';
 
 const redisUrl = inject('redisUrl');
 
@@ -165,6 +166,29 @@ describe('a job with a workspace', () => {
     // The job is over: its checkout is gone, the source untouched.
     expect(readdirSync(join(workspaceDir(), 'checkouts'))).toEqual([]);
     expect(git(repo.path, 'status', '--porcelain')).toBe('');
+  });
+
+  it('prints the change raw with `claudebox patch`, so that `claudebox patch <id> | git apply` reproduces it', async () => {
+    // Latin-1, not UTF-8: the patch carries these bytes as they are.
+    const latin1 = Buffer.from('caf\xe9 cr\xe8me\n', 'latin1');
+    const result = await run({ writeBase64: { 'menu.txt': latin1.toString('base64') } });
+    expect(result.workspace?.added).toEqual(['menu.txt']);
+    const copy = join(root, 'copy');
+    git(root, 'clone', '--quiet', repo.path, copy);
+    // The built command, as a user runs it (the test run builds dist/ first).
+    const main = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+    execFileSync(
+      'sh',
+      ['-c', `"${process.execPath}" "${main}" patch "$1" | git apply`, 'sh', result.jobId],
+      { cwd: copy, env: { ...process.env, REDIS_URL: redisUrl, QUEUE_NAME: queueName } },
+    );
+    expect(readFileSync(join(copy, 'menu.txt'))).toEqual(latin1);
+    const missing = spawnCli(['patch', 'no-such-job'], {
+      REDIS_URL: redisUrl,
+      QUEUE_NAME: queueName,
+    });
+    expect(await missing.exited).toBe(3);
+    expect(missing.stderr()).toContain('job no-such-job has no workspace change');
   });
 
   it('gives concurrent jobs on one repository each its own checkout: each sees only its own change', async () => {
