@@ -1,6 +1,6 @@
 /**
  * The layering of src/, checked on every `npm run lint`. Dependencies point one way:
- *   contract <- config, redis, executor <- isolation <- worker (events, sessions <- attempt <- runtime)
+ *   contract <- config, redis, executor <- isolation, workspace <- worker (events, sessions <- attempt <- runtime)
  *   contract, redis <- client <- gateway;  cli on top;  tools/ and bench/ use the product, never the reverse.
  * common/ is the floor: small helpers for every layer (and the tools), importing nothing of src/.
  */
@@ -45,6 +45,7 @@ module.exports = {
     layer('executor', 'executor', ['contract']),
     layer('redis', 'redis', ['contract', 'config']),
     layer('isolation', 'isolation', ['contract', 'executor']),
+    layer('workspace', 'workspace', ['contract']),
     layer('client', 'client', ['contract', 'redis']),
     layer('gateway', 'gateway', ['contract', 'redis', 'client']),
     layer('watchdog', 'watchdog', ['contract', 'config', 'executor', 'isolation']),
@@ -56,6 +57,7 @@ module.exports = {
       'redis',
       'executor',
       'isolation',
+      'workspace',
       'worker/events',
       'worker/sessions',
     ]),
@@ -66,6 +68,7 @@ module.exports = {
       'executor',
       'isolation',
       'watchdog',
+      'workspace',
       'worker/attempt',
       'worker/events',
       'worker/sessions',

@@ -8,6 +8,8 @@ export interface CliIo {
   readonly platform: NodeJS.Platform;
   /** Raw text: callers add the newlines. */
   readonly stdout: (text: string) => void;
+  /** Raw bytes (a patch, which need not be UTF-8); absent: written as UTF-8 text by `stdout`. */
+  readonly stdoutBytes?: (bytes: Uint8Array) => void;
   readonly stderr: (text: string) => void;
   /** Read only by `run -`, for the prompt. */
   readonly stdin: AsyncIterable<Buffer | string>;

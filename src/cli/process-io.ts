@@ -15,6 +15,9 @@ export function processIo(): CliIo {
     stdout: (text) => {
       if (!stdoutGone) process.stdout.write(text);
     },
+    stdoutBytes: (bytes) => {
+      if (!stdoutGone) process.stdout.write(bytes);
+    },
     stderr: (text) => void process.stderr.write(text),
     // Touched only when read: an unused stdin pipe must not keep the process alive.
     stdin: { [Symbol.asyncIterator]: () => process.stdin[Symbol.asyncIterator]() },

@@ -6,6 +6,7 @@ import { runEventsCommand, type EventsOptions } from './events-command.js';
 import { CliError, EXIT, EXIT_CODES_HELP } from './exit-codes.js';
 import { INTERRUPT_POLICIES } from './interrupt.js';
 import type { CliIo } from './io.js';
+import { runPatchCommand } from './patch-command.js';
 import { runResultCommand, type ResultOptions } from './result-command.js';
 import { runRunCommand, type RunOptions } from './run-command.js';
 import type { ServeOptions } from './serve-command.js';
@@ -59,6 +60,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
   addRunCommand(program, io, act);
   addEventsCommand(program, io, act);
   addResultCommand(program, io, act);
+  addPatchCommand(program, io, act);
   addCancelCommand(program, io, act);
   addServeCommand(program, io, act);
   return program;
@@ -188,6 +190,17 @@ function addResultCommand(program: Command, io: CliIo, act: Act): void {
     .option('--wait <seconds>', 'wait this long for the job to finish (default 0)')
     .addHelpText('after', `${ENVIRONMENT_HELP}\n${EXIT_CODES_HELP}`)
     .action(act((jobId: string, options: ResultOptions) => runResultCommand(jobId, options, io)));
+}
+
+function addPatchCommand(program: Command, io: CliIo, act: Act): void {
+  program
+    .command('patch')
+    .description(
+      'Print the change a job made in its workspace, as a patch: `claudebox patch <jobId> | git apply`.',
+    )
+    .argument('<jobId>', 'the job')
+    .addHelpText('after', `${ENVIRONMENT_HELP}\n${EXIT_CODES_HELP}`)
+    .action(act((jobId: string) => runPatchCommand(jobId, io)));
 }
 
 function addCancelCommand(program: Command, io: CliIo, act: Act): void {

@@ -42,6 +42,7 @@ export interface RunOptions {
 const OPTION_OF_FIELD: Record<keyof ExecuteRequest, string> = {
   prompt: 'prompt',
   workingDir: '--cwd',
+  workspace: '--workspace',
   allowedTools: '--tools',
   disallowedTools: '--disallowed-tools',
   timeout: '--timeout',

@@ -20,6 +20,7 @@ import { openQueue, type QueueTarget } from './queue-connection.js';
 import { jobEvents, type EventsOptions } from './event-stream.js';
 import { waitForResult } from './job-result.js';
 import { Subscriptions } from './live-events.js';
+import { readPatch, type StoredPatch } from '../redis/patches.js';
 
 export interface ClientOptions extends QueueTarget {
   /**
@@ -61,6 +62,12 @@ export interface ClaudeboxClient {
    * `readTokenSecret`).
    */
   readToken(jobId: string, ttlSeconds: number, secret?: string): string;
+  /**
+   * The change the job's latest attempt made in its workspace (`git diff --binary` against
+   * `base`, for `git apply`); null when the job has none (no workspace, or expired). Over
+   * WORKSPACE_PATCH_MAX_BYTES, `truncated` is true and `patch` is only a summary.
+   */
+  patch(jobId: string): Promise<StoredPatch | null>;
   close(): Promise<void>;
 }
 
@@ -89,6 +96,7 @@ export function createClient(options: ClientOptions = {}): ClaudeboxClient {
       cancelJob(redis, queue, address, jobId, reason),
     readToken: (jobId, ttlSeconds, secret = options.readTokenSecret) =>
       readToken(address.queueName, jobId, ttlSeconds, secret),
+    patch: (jobId) => readPatch(redis, address, jobId),
     async close() {
       subscriptions.close();
       await connection.close();

@@ -7,3 +7,4 @@ export {
 } from './client.js';
 export { ClaudeboxError } from './errors.js';
 export type { EventsOptions } from './event-stream.js';
+export type { StoredPatch } from '../redis/patches.js';

@@ -247,6 +247,26 @@ export const ConfigSchema = z.object({
     .describe(
       "Extra variable names, comma-separated, passed through to the CLI (never the worker's own secrets: `REDIS_URL`, `OTEL_EXPORTER_OTLP_HEADERS`).",
     ),
+  WORKSPACE_SOURCES: commaList('')
+    .refine(
+      (sources) =>
+        sources.every((source) => source.startsWith('/') || /^[a-z][a-z0-9+.-]*:\/\//.test(source)),
+      'must be a comma-separated list of absolute paths and URL prefixes (https://host/org/)',
+    )
+    .describe(
+      "The git sources a job's `workspace.source` may name, comma-separated: absolute directories (a source inside one of them is allowed) and URL prefixes (`https://git.example.com/team/`). Empty (the default): no job may ask for a workspace.",
+    ),
+  WORKSPACE_DIR: nonEmpty()
+    .optional()
+    .refine((value) => value === undefined || value.startsWith('/'), 'must be an absolute path')
+    .describe(
+      "Where the worker keeps its cached clones of workspace sources and the jobs' checkouts (an absolute path; jobs cannot name it as `workingDir`). Unset: `.claudebox-workspaces` in `WORK_DIR`.",
+    ),
+  WORKSPACE_PATCH_MAX_BYTES: integer(1024)
+    .default(16 * MiB)
+    .describe(
+      "The largest patch of a job's workspace kept in Redis; a larger one is kept as a summary (its files and size) and the result says it is truncated.",
+    ),
   PROFILES_FILE: nonEmpty()
     .optional()
     .describe(

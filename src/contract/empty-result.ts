@@ -42,5 +42,6 @@ export function resultWithoutRun(fields: {
     structuredOutput: null,
     retrying: fields.retrying,
     retryAt: null,
+    workspace: null,
   };
 }

@@ -77,3 +77,11 @@ export function liveEventChannel(mode: PubSubMode, address: QueueAddress, jobId:
     ? shardedEventChannel(address, jobId)
     : eventChannel(address.queueName, jobId);
 }
+
+/**
+ * The change a job made in its workspace: a hash with the patch (`git diff --binary`), its base
+ * commit, its size and whether only a summary of it was kept.
+ */
+export function patchKey({ prefix, queueName }: QueueAddress, jobId: string): string {
+  return `${prefix}:${queueName}:patch:${jobId}`;
+}

@@ -94,6 +94,24 @@ const jsonSchema = () =>
       if (!compiled.ok) context.addIssue(`is not a valid JSON Schema: ${compiled.reason}`);
     });
 
+/** A git ref a job's workspace starts from: a branch, a tag or a commit, never an option. */
+const GIT_REF = /^(?!-)(?!.*\.\.)(?!.*\/\/)[A-Za-z0-9._/@^~+-]{1,200}$/;
+
+/**
+ * A checkout of its own for the job: `source` (a local path or URL the worker's
+ * WORKSPACE_SOURCES allows) at `ref`; the job's change is its result.
+ */
+export const WorkspaceRequestSchema = z.strictObject({
+  source: flagText(),
+  ref: z
+    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
+    .regex(GIT_REF, 'must be a branch, tag or commit name'),
+  /** Commit the change on a branch named after the job in the worker's cached clone. */
+  commit: z.boolean({ error: 'must be true or false' }).optional(),
+});
+
+export type WorkspaceRequest = z.infer<typeof WorkspaceRequestSchema>;
+
 /** The job data of an execute job (version 1 of the contract). */
 export const ExecuteRequestSchema = z
   .strictObject({
@@ -165,6 +183,12 @@ export const ExecuteRequestSchema = z
       .optional(),
     /** The answer must be JSON valid against this schema (`--json-schema`). */
     jsonSchema: jsonSchema().optional(),
+    /** A git checkout of the job's own to work in, instead of workingDir. */
+    workspace: WorkspaceRequestSchema.optional(),
+  })
+  .refine((request) => request.workspace === undefined || request.workingDir === undefined, {
+    path: ['workspace'],
+    error: 'cannot go with workingDir: a job works in its workspace or in workingDir',
   })
   .refine((request) => request.forkSession !== true || request.resumeSessionId !== undefined, {
     path: ['forkSession'],

@@ -16,8 +16,28 @@ export const FAILURE_KINDS = [
   'no-structured-output', // jsonSchema was asked for and the run ended without a structured answer
   'invalid-structured-output', // the structured answer does not validate against jsonSchema
   'rate-limited', // the API answered 429 (rate limited) or 529 (overloaded) and the run ended on it
+  'workspace-failed', // the job's workspace could not be made: the source could not be fetched, the ref does not exist
 ] as const;
 export type FailureKind = (typeof FAILURE_KINDS)[number];
+
+/** What an attempt changed in its workspace, against the commit it started from. */
+export const WorkspaceResultSchema = z.object({
+  /** The commit the workspace was checked out at. */
+  base: z.string(),
+  /** Files the run changed, added and deleted, relative to the checkout. */
+  changed: z.array(z.string()),
+  added: z.array(z.string()),
+  deleted: z.array(z.string()),
+  /** Size of the whole patch (`git diff --binary` against base); read it with client.patch. */
+  patchBytes: z.int().nonnegative(),
+  /** The patch was over WORKSPACE_PATCH_MAX_BYTES: only a summary of it is stored. */
+  patchTruncated: z.boolean(),
+  /** With `workspace.commit`: the branch and commit in the worker's cached clone, else null. */
+  branch: z.string().nullable(),
+  commit: z.string().nullable(),
+});
+
+export type WorkspaceResult = z.infer<typeof WorkspaceResultSchema>;
 
 /** What one attempt of an execute job produced: the job's return value, and terminal event data. */
 export const ExecuteResultSchema = z.object({
@@ -74,6 +94,8 @@ export const ExecuteResultSchema = z.object({
    * backoff); null when no such delayed retry follows.
    */
   retryAt: z.iso.datetime().nullable(),
+  /** The change the attempt made in its workspace; null without a workspace (or before one was made). */
+  workspace: WorkspaceResultSchema.nullable().default(null),
 });
 
 export type ExecuteResult = z.infer<typeof ExecuteResultSchema>;

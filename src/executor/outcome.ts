@@ -6,7 +6,15 @@ import type { ResultLine } from './stream-summary.js';
 /** The part of an ExecuteResult that one run of the CLI decides. */
 export type RunReport = Omit<
   ExecuteResult,
-  'jobId' | 'attempt' | 'lastSeq' | 'retrying' | 'retryAt' | 'resumed' | 'sessionId' | 'jobCostUsd'
+  | 'jobId'
+  | 'attempt'
+  | 'lastSeq'
+  | 'retrying'
+  | 'retryAt'
+  | 'resumed'
+  | 'sessionId'
+  | 'jobCostUsd'
+  | 'workspace'
 > & {
   readonly streamSessionId: string | null;
   /** Set when the run ended on a 429 or 529 (`failure: 'rate-limited'`). */

@@ -9,6 +9,7 @@ import {
   type FailureKind,
   type RunState,
   type Spending,
+  type WorkspaceResult,
 } from '../../contract/index.js';
 import {
   buildArgs,
@@ -44,6 +45,8 @@ import {
   type ReportedCost,
 } from './spending.js';
 import { validateJob } from './validate-job.js';
+import { openWorkspace, recordWorkspaceChange } from './workspace-step.js';
+import type { Checkout } from '../../workspace/index.js';
 import { asError } from '../../common/errors.js';
 
 /** How an attempt ends for BullMQ: a result to return, or an error to throw (fail or requeue). */
@@ -89,6 +92,8 @@ export class Attempt {
   private state: RunState | null = null;
   private sync: SessionSync | null = null;
   private box: RunBox | null = null;
+  /** The job's checkout for this attempt, when it asked for a workspace. */
+  private checkout: Checkout | null = null;
   /** Set when the run ended on a 429 or 529 and the job is to run again later. */
   private delayedRetry: RateLimitRetry | null = null;
   private readonly startedAt: number;
@@ -152,6 +157,9 @@ export class Attempt {
     await this.box?.close().catch((error: unknown) => {
       this.log.error({ err: error }, 'could not clean up after the run');
     });
+    await this.checkout?.remove().catch((error: unknown) => {
+      this.log.error({ err: error }, "could not remove the job's checkout");
+    });
     this.context.runs.end(this.jobId, this.stop);
     await this.events.close();
   }
@@ -179,13 +187,21 @@ export class Attempt {
     if (!valid.ok) {
       return this.end(this.withoutRun('invalid-request', `invalid job data: ${valid.reason}`));
     }
-    const { request, cwd } = valid;
+    const { request } = valid;
+    let { cwd } = valid;
     const profile = profileFilesFor(request, context.settings.profiles, context.envSource);
     if (!profile.ok) return this.end(this.withoutRun('worker-error', profile.error));
     const budgetUsd = budgetLeft(request.maxBudgetUsd, this.prior?.spending);
     if (budgetUsd !== null && budgetUsd < MIN_ATTEMPT_BUDGET_USD) {
       const message = budgetSpentMessage(request.maxBudgetUsd ?? 0, this.prior?.spending);
       return this.end(this.withoutRun('budget', message));
+    }
+    if (request.workspace !== undefined) {
+      const opened = await openWorkspace(context, this.jobId, this.jobKey, request.workspace);
+      if (!opened.ok) return this.end(this.withoutRun('workspace-failed', opened.reason));
+      this.checkout = opened.checkout;
+      cwd = opened.checkout.dir;
+      if (opened.note !== null) void this.events.line('error', opened.note, {});
     }
     const runId = randomUUID();
     const addDirs = request.addDirs ?? [];
@@ -261,6 +277,7 @@ export class Attempt {
       streamSessionId,
     });
     const retry = this.retryAfterRun(report.failure, rateLimit);
+    const workspace = await this.workspaceChange(request);
     return this.end({
       jobId: this.jobId,
       attempt: this.number,
@@ -270,7 +287,22 @@ export class Attempt {
       resumed: plan.resumed,
       retrying: retry.retrying,
       retryAt: retry.retryAt,
+      workspace,
     });
+  }
+
+  /**
+   * What the run changed in its checkout, however it ended; null when the change cannot be read,
+   * which costs the result its workspace, never the result itself.
+   */
+  private async workspaceChange(request: ExecuteRequest): Promise<WorkspaceResult | null> {
+    if (this.checkout === null) return null;
+    try {
+      return await recordWorkspaceChange(this.context, this.jobId, this.checkout, request);
+    } catch (error) {
+      this.log.error({ err: error }, "could not record the change in the job's workspace");
+      return null;
+    }
   }
 
   /** What the job spent once this attempt ended, kept in the run state that `end` records. */

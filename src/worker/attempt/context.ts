@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ExecuteResult, QueueAddress } from '../../contract/index.js';
 import type { Profiles } from '../../config/profiles.js';
 import type { Isolation } from '../../isolation/index.js';
+import type { Workspaces } from '../../workspace/index.js';
 import type { EventPublisher } from '../events/publisher.js';
 import type { SessionStore } from '../sessions/sessions.js';
 import type { ActiveRuns } from './active-runs.js';
@@ -31,6 +32,12 @@ export interface JobSettings {
   readonly profiles: Profiles;
   /** MAX_RATE_LIMIT_DELAYS: delayed retries of a job after 429s and 529s. */
   readonly maxRateLimitDelays: number;
+  /** WORKSPACE_SOURCES: the git sources a job's workspace may name. */
+  readonly workspaceSources: readonly string[];
+  /** WORKSPACE_DIR, as a real path: no job's workingDir or addDirs may be in it. */
+  readonly workspaceDir: string;
+  /** WORKSPACE_PATCH_MAX_BYTES */
+  readonly patchMaxBytes: number;
 }
 
 /** What processing a job needs, handed in so tests can use real parts of their own choosing. */
@@ -45,6 +52,8 @@ export interface JobContext {
   readonly publisher: EventPublisher;
   readonly sessions: SessionStore | null;
   readonly isolation: Isolation;
+  /** Cached clones and checkouts for jobs with a workspace; null when no source is allowed. */
+  readonly workspaces: Workspaces | null;
   readonly runs: ActiveRuns;
   readonly logger: Logger;
   readonly now: () => number;

@@ -3,11 +3,18 @@ import { resolve } from 'node:path';
 import { parseExecuteRequest, type ExecuteRequest } from '../../contract/index.js';
 import type { JobSettings } from './context.js';
 import { isInside } from '../../common/paths.js';
+import { sourceRefusal } from '../../workspace/index.js';
 
 /** What validating a job takes: some of the job settings, and where it works with isolation. */
 export type JobLimits = Pick<
   JobSettings,
-  'workDir' | 'maxPromptBytes' | 'maxTimeoutSeconds' | 'allowedPermissionModes' | 'profiles'
+  | 'workDir'
+  | 'maxPromptBytes'
+  | 'maxTimeoutSeconds'
+  | 'allowedPermissionModes'
+  | 'profiles'
+  | 'workspaceSources'
+  | 'workspaceDir'
 > & {
   /**
    * Under run isolation, the job's own directory for when it names none, and WORK_DIR itself,
@@ -50,7 +57,11 @@ export async function validateJob(data: unknown, limits: JobLimits): Promise<Val
   if (request.profile !== undefined && !limits.profiles.has(request.profile)) {
     problems.push(`profile: ${unknownProfile(request.profile, limits.profiles)}`);
   }
-  const cwd = await resolveWorkingDir(request.workingDir, limits.workDir);
+  if (request.workspace !== undefined) {
+    const refused = await sourceRefusal(request.workspace.source, limits.workspaceSources);
+    if (refused !== null) problems.push(`workspace.source: ${refused}`);
+  }
+  const cwd = await resolveWorkingDir(request.workingDir, limits);
   if (!cwd.ok) problems.push(`workingDir: ${cwd.reason}`);
   if (
     cwd.ok &&
@@ -64,7 +75,9 @@ export async function validateJob(data: unknown, limits: JobLimits): Promise<Val
   }
 
   if (problems.length > 0 || !cwd.ok) return { ok: false, reason: problems.join('; ') };
-  const scratch = request.workingDir === undefined ? limits.scratchDir : null;
+  // A job with a workspace works in its checkout, made once the job is known to be valid.
+  const scratch =
+    request.workingDir === undefined && request.workspace === undefined ? limits.scratchDir : null;
   const workingDir = scratch ?? cwd.path;
   const addDirs = await resolveAddDirs(request.addDirs, limits);
   if (!addDirs.ok) return addDirs;
@@ -86,7 +99,7 @@ async function resolveAddDirs(
   const problems: string[] = [];
   const paths: string[] = [];
   for (const dir of addDirs) {
-    const resolved = await resolveWorkingDir(dir, limits.workDir);
+    const resolved = await resolveWorkingDir(dir, limits);
     if (!resolved.ok) problems.push(`addDirs: ${resolved.reason}`);
     else if (limits.scratchDir !== null && resolved.path === limits.workDir) {
       problems.push(
@@ -106,10 +119,13 @@ function unknownProfile(name: string, profiles: JobLimits['profiles']): string {
 
 type Resolved = { ok: true; path: string } | { ok: false; reason: string };
 
-/** The real path of a job's working directory, which must be WORK_DIR or inside it. */
+/**
+ * The real path of a job's working directory, which must be WORK_DIR or inside it, and not in
+ * WORKSPACE_DIR, where other jobs' checkouts are.
+ */
 async function resolveWorkingDir(
   workingDir: string | undefined,
-  workDir: string,
+  { workDir, workspaceDir }: Pick<JobLimits, 'workDir' | 'workspaceDir'>,
 ): Promise<Resolved> {
   if (workingDir === undefined) return { ok: true, path: workDir };
   const wanted = resolve(workDir, workingDir);
@@ -127,6 +143,12 @@ async function resolveWorkingDir(
     return {
       ok: false,
       reason: `${JSON.stringify(workingDir)} resolves to ${real}, outside WORK_DIR ${workDir}`,
+    };
+  }
+  if (isInside(real, workspaceDir)) {
+    return {
+      ok: false,
+      reason: `${JSON.stringify(workingDir)} is in WORKSPACE_DIR ${workspaceDir}, where jobs' workspaces are kept`,
     };
   }
   if (!(await stat(real)).isDirectory()) {

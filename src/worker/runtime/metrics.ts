@@ -18,32 +18,30 @@ export function createMetrics(sample: { activeRuns: () => number; bufferedBytes:
     buckets: [1, 5, 15, 60, 300, 900, 3600, 4 * 3600],
     registers: [registry],
   });
-  const dropped = new Counter({
-    name: 'claudebox_events_dropped_total',
-    help: 'Output events dropped because Redis was unreachable and the event buffer was full.',
-    registers: [registry],
-  });
-  const publishErrors = new Counter({
-    name: 'claudebox_event_publish_errors_total',
-    help: 'Failed attempts to write events to Redis (each is retried).',
-    registers: [registry],
-  });
-  new Gauge({
-    name: 'claudebox_runs_active',
-    help: 'claude runs in progress in this worker.',
-    registers: [registry],
-    collect() {
-      this.set(sample.activeRuns());
-    },
-  });
-  new Gauge({
-    name: 'claudebox_event_buffer_bytes',
-    help: 'Events waiting in memory to be written to Redis.',
-    registers: [registry],
-    collect() {
-      this.set(sample.bufferedBytes());
-    },
-  });
+  const dropped = counter(
+    registry,
+    'claudebox_events_dropped_total',
+    'Output events dropped because Redis was unreachable and the event buffer was full.',
+  );
+  const clones = counter(
+    registry,
+    'claudebox_workspace_clones_total',
+    'Workspace sources this worker cloned into its cache (later jobs fetch them, never clone again).',
+  );
+  const publishErrors = counter(
+    registry,
+    'claudebox_event_publish_errors_total',
+    'Failed attempts to write events to Redis (each is retried).',
+  );
+  gauge(registry, 'claudebox_runs_active', 'claude runs in progress in this worker.', () =>
+    sample.activeRuns(),
+  );
+  gauge(
+    registry,
+    'claudebox_event_buffer_bytes',
+    'Events waiting in memory to be written to Redis.',
+    () => sample.bufferedBytes(),
+  );
   return {
     registry,
     attemptFinished(result: ExecuteResult): void {
@@ -59,7 +57,26 @@ export function createMetrics(sample: { activeRuns: () => number; bufferedBytes:
     publishError(): void {
       publishErrors.inc();
     },
+    workspaceCloned(): void {
+      clones.inc();
+    },
   };
+}
+
+function counter(registry: Registry, name: string, help: string): Counter {
+  return new Counter({ name, help, registers: [registry] });
+}
+
+/** A gauge read at scrape time. */
+function gauge(registry: Registry, name: string, help: string, read: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
 }
 
 export type WorkerMetrics = ReturnType<typeof createMetrics>;

@@ -25,7 +25,15 @@ export function jobSettings(config: Config, workDir: string, profiles: Profiles)
     extraEnv: config.CLAUDE_ENV,
     profiles,
     maxRateLimitDelays: config.MAX_RATE_LIMIT_DELAYS,
+    workspaceSources: config.WORKSPACE_SOURCES,
+    workspaceDir: workspaceDirOf(config, workDir),
+    patchMaxBytes: config.WORKSPACE_PATCH_MAX_BYTES,
   };
+}
+
+/** WORKSPACE_DIR, or its default in WORK_DIR. */
+export function workspaceDirOf(config: Config, workDir: string): string {
+  return config.WORKSPACE_DIR ?? join(workDir, '.claudebox-workspaces');
 }
 
 /**

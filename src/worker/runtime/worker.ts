@@ -20,8 +20,9 @@ import { Closers } from './closers.js';
 import { watchLocks } from './lock-watch.js';
 import { REDIS_PROBE_INTERVAL_MS, watchReadiness } from './readiness.js';
 import { startTracing, type Tracing } from './tracing.js';
-import { jobSettings, sessionStoreFor, sharedClaudeConfigDir } from './settings.js';
+import { jobSettings, sessionStoreFor, sharedClaudeConfigDir, workspaceDirOf } from './settings.js';
 import { queueEventsMaxLen } from './queue-events-bound.js';
+import { Workspaces } from '../../workspace/index.js';
 
 export interface WorkerDeps {
   readonly config: Config;
@@ -169,6 +170,7 @@ async function assemble(
     publisher,
     sessions: sessionStoreFor(config, connections.commands, address, isolation),
     isolation,
+    workspaces: await workspacesOf(config, deps.workDir, metrics),
     runs,
     logger,
     now,
@@ -183,6 +185,19 @@ async function assemble(
     return Promise.resolve();
   });
   return { connections, runs, worker, queue, metrics };
+}
+
+/** Cached clones and checkouts, when WORKSPACE_SOURCES allows any source. */
+async function workspacesOf(
+  config: Config,
+  workDir: string,
+  metrics: ReturnType<typeof createMetrics>,
+): Promise<Workspaces | null> {
+  if (config.WORKSPACE_SOURCES.length === 0) return null;
+  return Workspaces.open({
+    dir: workspaceDirOf(config, workDir),
+    onClone: () => metrics.workspaceCloned(),
+  });
 }
 
 /** Spans of attempts, when an exporter or an OTLP endpoint is given; sent last at shutdown. */

@@ -34,6 +34,8 @@ beforeEach(() => {
       ['docs', {}],
     ]),
     scratchDir: null,
+    workspaceSources: [join(root, 'repos'), 'https://git.example.com/team/'],
+    workspaceDir: join(workDir, '.claudebox-workspaces'),
   };
 });
 
@@ -77,6 +79,65 @@ describe('validateJob', () => {
     expect(valid.reason).toContain(`workingDir: ${JSON.stringify(workingDir)}`);
     expect(valid.reason).toContain(first);
     expect(valid.reason).toContain(second);
+  });
+
+  it('accepts a workspace whose source WORKSPACE_SOURCES allows, to work in its checkout', async () => {
+    for (const source of [join(root, 'repos', 'app'), 'https://git.example.com/team/app.git']) {
+      const data = { prompt: 'hi', workspace: { source, ref: 'main' } };
+      expect(await validateJob(data, limits)).toMatchObject({ ok: true, request: data });
+    }
+  });
+
+  it.each([
+    [() => join(root, 'outside'), 'is not inside a directory this worker allows'],
+    [() => join(root, 'repos-evil'), 'is not inside a directory this worker allows'],
+    [() => 'https://git.example.com/other/app.git', 'does not start with a source this worker'],
+    [() => 'https://git.example.com/team/../other/app', 'must not contain ".." segments'],
+  ])('refuses a workspace source WORKSPACE_SOURCES does not allow', async (source, reason) => {
+    const valid = await validateJob(
+      { prompt: 'hi', workspace: { source: source(), ref: 'main' } },
+      limits,
+    );
+    expect(valid).toMatchObject({ ok: false });
+    if (valid.ok) return;
+    expect(valid.reason).toContain(`workspace.source: ${JSON.stringify(source())}`);
+    expect(valid.reason).toContain(reason);
+  });
+
+  it('refuses every workspace when WORKSPACE_SOURCES is empty, saying so', async () => {
+    const data = { prompt: 'hi', workspace: { source: join(root, 'repos', 'app'), ref: 'main' } };
+    const valid = await validateJob(data, { ...limits, workspaceSources: [] });
+    expect(valid).toMatchObject({ ok: false });
+    if (!valid.ok) expect(valid.reason).toContain('WORKSPACE_SOURCES is empty');
+  });
+
+  it('refuses a workspace together with a workingDir, and a ref that reads as an option', async () => {
+    const source = join(root, 'repos', 'app');
+    const both = await validateJob(
+      { prompt: 'hi', workingDir: 'repo', workspace: { source, ref: 'main' } },
+      limits,
+    );
+    expect(both).toMatchObject({ ok: false });
+    if (!both.ok) expect(both.reason).toContain('workspace: cannot go with workingDir');
+    const option = await validateJob(
+      { prompt: 'hi', workspace: { source, ref: '--upload-pack=x' } },
+      limits,
+    );
+    expect(option).toMatchObject({ ok: false });
+    if (!option.ok)
+      expect(option.reason).toContain('workspace.ref: must be a branch, tag or commit name');
+  });
+
+  it("refuses a workingDir or addDirs in WORKSPACE_DIR, where other jobs' checkouts are", async () => {
+    mkdirSync(join(workDir, '.claudebox-workspaces', 'checkouts', 'a'), { recursive: true });
+    for (const data of [
+      { prompt: 'hi', workingDir: '.claudebox-workspaces/checkouts/a' },
+      { prompt: 'hi', workingDir: 'repo', addDirs: ['.claudebox-workspaces'] },
+    ]) {
+      const valid = await validateJob(data, limits);
+      expect(valid).toMatchObject({ ok: false });
+      if (!valid.ok) expect(valid.reason).toContain('is in WORKSPACE_DIR');
+    }
   });
 
   it('does not take a directory whose name only starts like WORK_DIR for one inside it', async () => {

@@ -119,6 +119,7 @@ const result = (attempt = 1): Omit<ExecuteResult, 'lastSeq'> => ({
   structuredOutput: null,
   retrying: false,
   retryAt: null,
+  workspace: null,
 });
 
 const started = {

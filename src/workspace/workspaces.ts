@@ -1,0 +1,159 @@
+import { createHash } from 'node:crypto';
+import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { WorkspaceRequest } from '../contract/index.js';
+import { git, GitError, gitText } from './git.js';
+import { withLock } from './lock.js';
+import { Checkout } from './checkout.js';
+
+export interface WorkspaceSettings {
+  /** WORKSPACE_DIR: cached clones in `cache/`, checkouts in `checkouts/`. */
+  readonly dir: string;
+  /** Told of each clone made (for /metrics). */
+  readonly onClone?: () => void;
+}
+
+const FULL_COMMIT = /^[0-9a-f]{40}$/;
+
+const shortHash = (text: string): string =>
+  createHash('sha256').update(text).digest('hex').slice(0, 32);
+
+/**
+ * The worker's workspaces: one cached bare clone per source, fetched under a lock so concurrent
+ * jobs never clone or fetch it twice at once, and a checkout of it per job.
+ */
+export class Workspaces {
+  private tick = 0;
+  /** Per source: the tick at which its last successful fetch (or clone) began. */
+  private readonly fetched = new Map<string, number>();
+
+  private constructor(
+    private readonly dirs: { cache: string; checkouts: string; scratch: string },
+    private readonly onClone: () => void,
+  ) {}
+
+  /** Makes WORKSPACE_DIR's parts: runs may pass through to their checkout, never into the cache. */
+  static async open(settings: WorkspaceSettings): Promise<Workspaces> {
+    const dirs = {
+      cache: join(settings.dir, 'cache'),
+      checkouts: join(settings.dir, 'checkouts'),
+      scratch: join(settings.dir, 'scratch'),
+    };
+    const modes: [string, number][] = [
+      [settings.dir, 0o711],
+      [dirs.cache, 0o700],
+      [dirs.checkouts, 0o711],
+      [dirs.scratch, 0o700],
+    ];
+    for (const [dir, mode] of modes) {
+      await mkdir(dir, { recursive: true, mode });
+      await chmod(dir, mode);
+    }
+    return new Workspaces(dirs, settings.onClone ?? (() => undefined));
+  }
+
+  /**
+   * The job's checkout of `request.source` at `request.ref`, with `patch` (an earlier attempt's
+   * change) applied; a GitError in one line when it cannot be made, and nothing left on disk.
+   */
+  async checkout(
+    jobKey: string,
+    request: WorkspaceRequest,
+    patch: Buffer | null,
+  ): Promise<Checkout> {
+    const cache = join(this.dirs.cache, `${shortHash(request.source)}.git`);
+    const base = await this.commitOf(cache, request);
+    const id = shortHash(jobKey);
+    const dir = join(this.dirs.checkouts, id);
+    await rm(dir, { recursive: true, force: true });
+    try {
+      // --local: the objects are hard links to the cache's (read-only, root's), nothing copied.
+      await git(['clone', '--local', '--no-checkout', '--quiet', cache, dir]);
+      const own = { gitDir: join(dir, '.git'), workTree: dir, cwd: dir };
+      await git(['checkout', '--quiet', '--detach', base], own);
+      // Branches other jobs committed their changes on are theirs.
+      const theirs = await gitText(
+        ['for-each-ref', '--format=delete %(refname)', 'refs/remotes/origin/claudebox/'],
+        own,
+      );
+      if (theirs !== '') await git(['update-ref', '--stdin'], { ...own, input: `${theirs}\n` });
+      if (patch !== null && patch.length > 0) {
+        await git(['apply', '--binary', '--whitespace=nowarn', '-'], { ...own, input: patch });
+      }
+    } catch (error) {
+      await rm(dir, { recursive: true, force: true });
+      throw error;
+    }
+    return new Checkout({ dir, base, cache, scratch: join(this.dirs.scratch, id) });
+  }
+
+  /** The commit `ref` names in the source, cloning or fetching it first where needed. */
+  private async commitOf(cache: string, { source, ref }: WorkspaceRequest): Promise<string> {
+    const asked = ++this.tick;
+    return withLock(`${cache}.lock`, async () => {
+      if (!(await exists(cache))) await this.clone(source, cache);
+      else if (!(FULL_COMMIT.test(ref) && (await resolve(cache, ref)) !== null)) {
+        // A fetch that began after this job asked has brought what it would.
+        if ((this.fetched.get(cache) ?? 0) < asked) await this.fetch(cache);
+      }
+      const commit = await resolve(cache, ref);
+      if (commit === null) {
+        throw new GitError(
+          `ref ${JSON.stringify(ref)} is not a branch, tag or commit of ${source}`,
+        );
+      }
+      return commit;
+    });
+  }
+
+  private async clone(source: string, cache: string): Promise<void> {
+    const began = ++this.tick;
+    const partial = `${cache}.partial`;
+    await rm(partial, { recursive: true, force: true });
+    try {
+      await git(['clone', '--bare', '--quiet', '--', source, partial]);
+      await rename(partial, cache);
+    } catch (error) {
+      await rm(partial, { recursive: true, force: true });
+      throw error;
+    }
+    this.onClone();
+    this.fetched.set(cache, began);
+  }
+
+  private async fetch(cache: string): Promise<void> {
+    const began = ++this.tick;
+    await git(
+      [
+        'fetch',
+        '--quiet',
+        '--force',
+        'origin',
+        'refs/heads/*:refs/heads/*',
+        'refs/tags/*:refs/tags/*',
+      ],
+      { gitDir: cache },
+    );
+    this.fetched.set(cache, began);
+  }
+}
+
+async function resolve(cache: string, ref: string): Promise<string | null> {
+  try {
+    return await gitText(
+      ['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`],
+      {
+        gitDir: cache,
+      },
+    );
+  } catch {
+    return null;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}

@@ -1,0 +1,286 @@
+import { randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import type { Queue } from 'bullmq';
+import type { ExecuteResult } from '../../src/contract/index.js';
+import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
+import {
+  createQueue,
+  fixture,
+  startTestWorker,
+  uniqueQueueName,
+  waitFor,
+  type TestWorker,
+} from '../support/worker.js';
+
+import { findFreePort } from '../support/redis-server.js';
+import { spawnCli } from '../cli/support.js';
+
+const redisUrl = inject('redisUrl');
+
+const git = (cwd: string, ...args: string[]): string =>
+  execFileSync('git', ['-c', 'safe.directory=*', ...args], {
+    cwd,
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 't',
+      GIT_AUTHOR_EMAIL: 't@t',
+      GIT_COMMITTER_NAME: 't',
+      GIT_COMMITTER_EMAIL: 't@t',
+    },
+  }).trim();
+
+/** A repository with a text file, a file to delete and a binary file, on branch main. */
+function makeRepository(root: string): { path: string; head: string } {
+  const path = join(root, 'repos', 'app');
+  mkdirSync(path, { recursive: true });
+  git(path, 'init', '--quiet', '--initial-branch=main');
+  writeFileSync(join(path, 'README.md'), 'hello\n');
+  writeFileSync(join(path, 'old.txt'), 'to be deleted\n');
+  writeFileSync(join(path, 'logo.bin'), Buffer.from([0, 1, 2, 255, 0, 7]));
+  git(path, 'add', '-A');
+  git(path, 'commit', '--quiet', '-m', 'first');
+  return { path, head: git(path, 'rev-parse', 'HEAD') };
+}
+
+const answerOf = (result: ExecuteResult): { cwd: string; files: Record<string, string> } =>
+  JSON.parse(result.finalOutput ?? '{}');
+
+describe('a job with a workspace', () => {
+  let root: string;
+  let repo: { path: string; head: string };
+  let queueName: string;
+  let queue: Queue;
+  let client: ClaudeboxClient;
+  let worker: TestWorker;
+
+  beforeEach(async () => {
+    root = realpathSync(mkdtempSync(join(tmpdir(), 'claudebox-workspace-')));
+    repo = makeRepository(root);
+    queueName = uniqueQueueName();
+    queue = createQueue(redisUrl, queueName);
+    client = createClient({ url: redisUrl, queueName });
+    worker = await startTestWorker({
+      redisUrl,
+      queueName,
+      claudeBin: fixture('claude-files.mjs'),
+      env: {
+        WORKSPACE_SOURCES: join(root, 'repos'),
+        CONCURRENCY: '4',
+        HEALTH_PORT: String(await findFreePort()),
+        HEALTH_HOST: '127.0.0.1',
+      },
+    });
+  });
+
+  afterEach(async () => {
+    await worker.worker.shutdown(0);
+    await client.close();
+    await queue.obliterate({ force: true });
+    await queue.close();
+    rmSync(root, { recursive: true, force: true });
+    rmSync(worker.workDir, { recursive: true, force: true });
+  });
+
+  const workspaceDir = (): string => join(worker.workDir, '.claudebox-workspaces');
+
+  async function run(
+    ask: object,
+    workspace: object = {},
+    attempts = 1,
+    timeoutMs = 30_000,
+  ): Promise<ExecuteResult> {
+    const jobId = randomUUID();
+    const request = {
+      prompt: JSON.stringify(ask),
+      workspace: { source: repo.path, ref: 'main', ...workspace },
+    };
+    await queue.add('execute', request, { jobId, attempts });
+    await waitFor(
+      `job ${jobId} to finish`,
+      async () => {
+        const state = await queue.getJobState(jobId);
+        return state === 'completed' || state === 'failed' ? state : undefined;
+      },
+      timeoutMs,
+    );
+    const job = await queue.getJob(jobId);
+    return (job?.returnvalue ?? (await client.result(jobId))) as ExecuteResult;
+  }
+
+  it('runs in a checkout of its own at the ref, and returns its change as a patch that applies to the base', async () => {
+    const ask = {
+      write: { 'README.md': 'hello, world\n', 'src/new.ts': 'export const x = 1;\n' },
+      writeBase64: { 'data/blob.bin': Buffer.from([0, 0, 9, 250, 13, 10]).toString('base64') },
+      delete: ['old.txt'],
+    };
+    const result = await run(ask);
+    expect(result).toMatchObject({ success: true, failure: null });
+    const answer = answerOf(result);
+    expect(answer.cwd.startsWith(join(workspaceDir(), 'checkouts'))).toBe(true);
+    expect(Object.keys(answer.files).sort()).toEqual([
+      'README.md',
+      'data/blob.bin',
+      'logo.bin',
+      'src/new.ts',
+    ]);
+    expect(result.workspace).toMatchObject({
+      base: repo.head,
+      changed: ['README.md'],
+      added: ['data/blob.bin', 'src/new.ts'],
+      deleted: ['old.txt'],
+      patchTruncated: false,
+      branch: null,
+      commit: null,
+    });
+
+    const stored = await client.patch(result.jobId);
+    expect(stored).toMatchObject({
+      base: repo.head,
+      truncated: false,
+      bytes: result.workspace?.patchBytes,
+    });
+    // Applied to a fresh clone of the base, the patch gives the files the run left.
+    const copy = join(root, 'copy');
+    git(root, 'clone', '--quiet', repo.path, copy);
+    const patchFile = join(root, 'change.patch');
+    writeFileSync(patchFile, stored?.patch ?? '');
+    git(copy, 'apply', '--check', patchFile);
+    git(copy, 'apply', patchFile);
+    expect(readFileSync(join(copy, 'README.md'), 'utf8')).toBe('hello, world\n');
+    expect(readFileSync(join(copy, 'src/new.ts'), 'utf8')).toBe('export const x = 1;\n');
+    expect([...readFileSync(join(copy, 'data/blob.bin'))]).toEqual([0, 0, 9, 250, 13, 10]);
+    expect(readdirSync(copy)).not.toContain('old.txt');
+    // The job is over: its checkout is gone, the source untouched.
+    expect(readdirSync(join(workspaceDir(), 'checkouts'))).toEqual([]);
+    expect(git(repo.path, 'status', '--porcelain')).toBe('');
+  });
+
+  it('prints the change raw with `claudebox patch`, so that `claudebox patch <id> | git apply` reproduces it', async () => {
+    // Latin-1, not UTF-8: the patch carries these bytes as they are.
+    const latin1 = Buffer.from('caf\xe9 cr\xe8me\n', 'latin1');
+    const result = await run({ writeBase64: { 'menu.txt': latin1.toString('base64') } });
+    expect(result.workspace?.added).toEqual(['menu.txt']);
+    const copy = join(root, 'copy');
+    git(root, 'clone', '--quiet', repo.path, copy);
+    // The built command, as a user runs it (the test run builds dist/ first).
+    const main = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+    execFileSync(
+      'sh',
+      ['-c', `"${process.execPath}" "${main}" patch "$1" | git apply`, 'sh', result.jobId],
+      { cwd: copy, env: { ...process.env, REDIS_URL: redisUrl, QUEUE_NAME: queueName } },
+    );
+    expect(readFileSync(join(copy, 'menu.txt'))).toEqual(latin1);
+    const missing = spawnCli(['patch', 'no-such-job'], {
+      REDIS_URL: redisUrl,
+      QUEUE_NAME: queueName,
+    });
+    expect(await missing.exited).toBe(3);
+    expect(missing.stderr()).toContain('job no-such-job has no workspace change');
+  });
+
+  it('gives concurrent jobs on one repository each its own checkout: each sees only its own change', async () => {
+    const [first, second] = await Promise.all([
+      run({ write: { 'one.txt': 'first\n' }, holdMs: 1500 }),
+      run({ write: { 'two.txt': 'second\n' }, holdMs: 1500 }),
+    ]);
+    expect(first.success && second.success).toBe(true);
+    expect(Object.keys(answerOf(first).files)).toContain('one.txt');
+    expect(Object.keys(answerOf(first).files)).not.toContain('two.txt');
+    expect(Object.keys(answerOf(second).files)).toContain('two.txt');
+    expect(Object.keys(answerOf(second).files)).not.toContain('one.txt');
+    expect(answerOf(first).cwd).not.toBe(answerOf(second).cwd);
+    expect(first.workspace?.added).toEqual(['one.txt']);
+    expect(second.workspace?.added).toEqual(['two.txt']);
+  });
+
+  it('records the change of a run that failed too', async () => {
+    const result = await run({ write: { 'partial.txt': 'half done\n' }, exitCode: 1 });
+    expect(result).toMatchObject({ success: false, failure: 'cli-error' });
+    expect(result.workspace?.added).toEqual(['partial.txt']);
+    expect((await client.patch(result.jobId))?.patch.toString()).toContain('+half done');
+  });
+
+  it('commits the change on a branch named after the job in the cached clone, when asked', async () => {
+    const result = await run({ write: { 'feature.txt': 'new\n' } }, { commit: true });
+    const branch = `claudebox/job-${result.jobId}`;
+    expect(result.workspace).toMatchObject({ branch, added: ['feature.txt'] });
+    const caches = readdirSync(join(workspaceDir(), 'cache')).filter((name) =>
+      name.endsWith('.git'),
+    );
+    expect(caches).toHaveLength(1);
+    const cache = join(workspaceDir(), 'cache', caches[0] ?? '');
+    expect(git(cache, 'rev-parse', `refs/heads/${branch}`)).toBe(result.workspace?.commit);
+    expect(git(cache, 'rev-parse', `${branch}^`)).toBe(repo.head);
+    expect(git(cache, 'show', `${branch}:feature.txt`)).toBe('new');
+  });
+
+  it('checks out the ref asked for: a tag, a commit, a branch fetched after the first clone', async () => {
+    git(repo.path, 'tag', 'v1');
+    expect((await run({})).workspace?.base).toBe(repo.head);
+    writeFileSync(join(repo.path, 'README.md'), 'second\n');
+    git(repo.path, 'checkout', '--quiet', '-b', 'next');
+    git(repo.path, 'commit', '--quiet', '-am', 'second');
+    const next = git(repo.path, 'rev-parse', 'HEAD');
+    expect((await run({}, { ref: 'next' })).workspace?.base).toBe(next);
+    expect((await run({}, { ref: 'v1' })).workspace?.base).toBe(repo.head);
+    expect((await run({}, { ref: repo.head })).workspace?.base).toBe(repo.head);
+  });
+
+  it('fails at once, leaving nothing on disk, on a disallowed source, a missing ref or a source that is no repository', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'claudebox-outside-'));
+    try {
+      const disallowed = await run({}, { source: outside }, 3);
+      expect(disallowed).toMatchObject({ failure: 'invalid-request', retrying: false });
+      expect(disallowed.error).toContain('workspace.source');
+      expect(disallowed.error).toContain('is not inside a directory this worker allows');
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+    const missing = await run({}, { ref: 'no-such-branch' }, 3);
+    expect(missing).toMatchObject({ failure: 'workspace-failed', retrying: false });
+    expect(missing.error).toBe(
+      `ref "no-such-branch" is not a branch, tag or commit of ${repo.path}`,
+    );
+    mkdirSync(join(root, 'repos', 'empty'));
+    const notARepo = await run({}, { source: join(root, 'repos', 'empty') }, 3);
+    expect(notARepo).toMatchObject({ failure: 'workspace-failed', retrying: false });
+    expect(notARepo.error).toMatch(/^git clone failed: fatal: .*repository/);
+    expect(notARepo.error).not.toContain('\n');
+    expect(readdirSync(join(workspaceDir(), 'checkouts'))).toEqual([]);
+    // Only the repository that exists is cached, no half-made clone of the other.
+    expect(
+      readdirSync(join(workspaceDir(), 'cache')).filter((name) => !name.endsWith('.lock')),
+    ).toHaveLength(1);
+  });
+
+  it('clones a repository once for 50 jobs and leaves no checkout behind', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, index) =>
+        run({ write: { [`file-${index}.txt`]: `${index}\n` } }, {}, 1, 300_000),
+      ),
+    );
+    expect(results.filter((result) => result.success)).toHaveLength(50);
+    results.forEach((result, index) =>
+      expect(result.workspace?.added).toEqual([`file-${index}.txt`]),
+    );
+    expect(readdirSync(join(workspaceDir(), 'checkouts'))).toEqual([]);
+    expect(readdirSync(join(workspaceDir(), 'cache'))).toHaveLength(1);
+    const metrics = await fetch(`${worker.worker.healthUrl ?? ''}/metrics`).then((response) =>
+      response.text(),
+    );
+    expect(metrics).toContain('claudebox_workspace_clones_total 1');
+  }, 320_000);
+});
