@@ -3,7 +3,7 @@
  * events/s, line -> subscriber latency, jobs/s at concurrency 1 and 8, and the worker's peak
  * RSS during a large run. Prints one Markdown table; see "Benchmark" in the README.
  *
- *   npm run bench [-- --quick]
+ *   npm run bench [-- --quick] [-- --cpu-prof]   (profiles of every worker in bench/profiles/)
  */
 import { startPrivateRedis } from '../tools/demo/private-redis.js';
 import { buildIfStale, startBare, startClaudebox } from './processes.js';
@@ -40,11 +40,16 @@ const sizes: Sizes = quick
       jobSeconds: 20,
     };
 
+const cpuProf = process.argv.includes('--cpu-prof')
+  ? ['--cpu-prof', `--cpu-prof-dir=${new URL('profiles', import.meta.url).pathname}`]
+  : [];
+
 let queues = 0;
 const settings = (redisUrl: string, concurrency: number, env?: Record<string, string>) => ({
   redisUrl,
   queueName: `bench${++queues}`,
   concurrency,
+  nodeArgs: cpuProf,
   ...(env ? { env } : {}),
 });
 

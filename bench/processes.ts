@@ -19,17 +19,24 @@ export interface WorkerSettings {
   readonly concurrency: number;
   /** Extra variables (RUN_ISOLATION=off). */
   readonly env?: Record<string, string>;
+  /** Options for node itself (--cpu-prof). */
+  readonly nodeArgs?: readonly string[];
 }
 
 /** `claudebox worker` from the build, as `npm start` runs it, once it logged "worker ready". */
 export function startClaudebox(settings: WorkerSettings): Promise<BenchWorker> {
-  const args = [join(root, 'dist/cli/main.js'), 'worker'];
+  const args = [...(settings.nodeArgs ?? []), join(root, 'dist/cli/main.js'), 'worker'];
   return startWorker(args, settings, (line) => line.includes('"msg":"worker ready"'));
 }
 
 /** The bare BullMQ baseline (bench/baselines/bare-worker.ts), once it said "ready". */
 export function startBare(settings: WorkerSettings): Promise<BenchWorker> {
-  const args = ['--import', 'tsx', join(root, 'bench/baselines/bare-worker.ts')];
+  const args = [
+    ...(settings.nodeArgs ?? []),
+    '--import',
+    'tsx',
+    join(root, 'bench/baselines/bare-worker.ts'),
+  ];
   return startWorker(args, settings, (line) => line === 'ready');
 }
 

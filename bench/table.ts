@@ -26,7 +26,7 @@ export function renderTable(rows: readonly Row[]): string {
         : (target.op === '<=' ? ratio <= target.ratio : ratio >= target.ratio)
           ? 'pass'
           : 'FAIL';
-    const wanted = target === undefined ? '' : `${target.op} ${target.ratio}×`;
+    const wanted = target === undefined ? '' : `${target.op === '<=' ? '≤' : '≥'} ${target.ratio}×`;
     const values = [row.figure, row.format(row.claudebox), row.format(row.baseline)];
     lines.push(`| ${[...values, `${ratio.toFixed(2)}×`, wanted, holds].map(cell).join(' | ')} |`);
   }

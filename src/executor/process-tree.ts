@@ -56,12 +56,20 @@ async function carriesMarker(pid: number, entry: Buffer): Promise<boolean> {
 
 const NUL = Buffer.from([0]);
 
-/** The real, effective, saved and filesystem uids of a process (its `Uid:` line in status). */
-async function readUids(pid: number): Promise<number[] | undefined> {
+/** What /proc/<pid>/status says of a process: its parent and its uids. */
+interface ProcStatus {
+  readonly ppid: number;
+  /** The real, effective, saved and filesystem uids. */
+  readonly uids: number[];
+}
+
+async function readStatus(pid: number): Promise<ProcStatus | undefined> {
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    const line = /^Uid:\s+(.*)$/m.exec(status)?.[1];
-    return line?.trim().split(/\s+/).map(Number);
+    const ppid = /^PPid:\s+(\d+)/m.exec(status)?.[1];
+    const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1];
+    if (ppid === undefined || uids === undefined) return undefined;
+    return { ppid: Number(ppid), uids: uids.trim().split(/\s+/).map(Number) };
   } catch {
     return undefined; // gone
   }
@@ -73,22 +81,30 @@ async function readUids(pid: number): Promise<number[] | undefined> {
  * environment or double fork takes a process out of this list.
  */
 export async function findProcessesOfUid(uid: number, rootPid?: number): Promise<ProcessRef[]> {
+  // One file a process: a worker sweeps after every run, and /proc holds the whole host.
   const pids = await listPids();
-  const stats = new Map<number, ProcStat>();
-  const found = new Set<number>();
+  const statuses = new Map<number, ProcStatus>();
   await Promise.all(
     pids.map(async (pid) => {
-      const [stat, uids] = await Promise.all([readStat(pid), readUids(pid)]);
-      if (!stat) return;
-      stats.set(pid, stat);
-      if (uids?.includes(uid)) found.add(pid);
+      const status = await readStatus(pid);
+      if (status) statuses.set(pid, status);
     }),
   );
-  if (rootPid !== undefined && stats.has(rootPid)) {
+  const found = new Set<number>();
+  for (const [pid, status] of statuses) if (status.uids.includes(uid)) found.add(pid);
+  if (rootPid !== undefined && statuses.has(rootPid)) {
     found.add(rootPid);
-    addDescendants(rootPid, stats, found);
+    addDescendants(rootPid, statuses, found);
   }
   found.delete(process.pid);
+  // The start time, which tells a recycled pid, is in stat: read for the few found only.
+  const stats = new Map<number, ProcStat>();
+  await Promise.all(
+    [...found].map(async (pid) => {
+      const stat = await readStat(pid);
+      if (stat) stats.set(pid, stat);
+    }),
+  );
   return toRefs(found, stats);
 }
 
@@ -134,7 +150,11 @@ export async function findRunProcesses(marker: Marker, rootPid?: number): Promis
   return toRefs(found, stats);
 }
 
-function addDescendants(root: number, stats: Map<number, ProcStat>, into: Set<number>): void {
+function addDescendants(
+  root: number,
+  stats: ReadonlyMap<number, { readonly ppid: number }>,
+  into: Set<number>,
+): void {
   const children = new Map<number, number[]>();
   for (const [pid, stat] of stats) {
     const siblings = children.get(stat.ppid) ?? [];

@@ -3,7 +3,7 @@ import { chmod, chown, lstat, mkdir, readFile, realpath, rm } from 'node:fs/prom
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { RunIsolation } from '../contract/index.js';
-import { processStartTime, searchPath } from '../executor/index.js';
+import { findProcessesOfUid, processStartTime, searchPath } from '../executor/index.js';
 import { openUidBox, sharedBox, type RunBox, type SandboxArgs } from './box.js';
 import { IsolationError } from './errors.js';
 import { becomeUid, signalUid } from './tools.js';
@@ -119,7 +119,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     count: settings.uidCount,
     owner: { workerId: settings.workerId, pid: process.pid, startTime },
     taken,
-    clear: (poolUid) => signalUid(setpriv, poolUid, 'KILL'),
+    clear: (poolUid) => clearUid(setpriv, poolUid),
   });
   const { uidBase, uidCount } = settings;
   const mayTake = (owner: number): boolean =>
@@ -155,6 +155,15 @@ interface RunRootDirs {
   readonly homes: string;
   readonly scratch: string;
   readonly sessions: string;
+}
+
+/**
+ * Stops whatever still runs as `uid` before a run gets it. Mostly nothing does, and a look in
+ * /proc costs far less than starting setpriv; nothing can start as it meanwhile: the lease is
+ * the worker's, and only root starts processes as another uid.
+ */
+async function clearUid(setpriv: string, uid: number): Promise<void> {
+  if ((await findProcessesOfUid(uid)).length > 0) await signalUid(setpriv, uid, 'KILL');
 }
 
 /**

@@ -22,6 +22,9 @@ export interface UidConfinementOptions {
  */
 export function uidConfinement(options: UidConfinementOptions): Confinement {
   const { uid, setpriv, sandbox } = options;
+  // Set when a sweep left no process of the uid: none can appear until the worker launches one
+  // (only root starts processes as another uid), so closing the box need not look again.
+  let clean = false;
   const find = (launched?: number): Promise<ProcessRef[]> => findProcessesOfUid(uid, launched);
   const cli = async (launched: number): Promise<number | null> => {
     if (sandbox === null) return launched;
@@ -32,6 +35,7 @@ export function uidConfinement(options: UidConfinementOptions): Confinement {
   };
   return {
     command: (bin, args) => {
+      clean = false;
       const chain = [setpriv, ...becomeUid(uid), bin, ...args];
       return sandbox === null
         ? { file: setpriv, args: chain.slice(1) }
@@ -55,9 +59,11 @@ export function uidConfinement(options: UidConfinementOptions): Confinement {
           },
         }),
     sweep: async (launched, graceMs) => {
+      if (clean) return 0;
       let found = await find(launched);
       const count = found.length;
-      if (count === 0) return 0;
+      clean = count === 0;
+      if (clean) return 0;
       if (graceMs > 0) {
         await signalUid(setpriv, uid, 'TERM');
         const deadline = Date.now() + graceMs;
@@ -73,6 +79,7 @@ export function uidConfinement(options: UidConfinementOptions): Confinement {
         await sleep(20);
         found = await find(launched);
       }
+      clean = found.length === 0;
       return count;
     },
   };
