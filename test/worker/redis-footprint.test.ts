@@ -88,9 +88,10 @@ describe("a job's footprint in Redis", () => {
 
   it('keeps BullMQ’s event stream within QUEUE_EVENTS_MAX_BYTES however many large jobs ran', async () => {
     await start({ QUEUE_EVENTS_MAX_BYTES: String(MiB) });
-    // Each run prints about 210 KB, its output capped at 64 KiB: 12 of them hold about 2.5 MB.
+    // Each run prints at least 80 KB (400 lines of 200 bytes every 100 ms, however slow the
+    // machine), its output capped at 64 KiB: 12 of them hold at least about 1 MB.
     for (let i = 0; i < 12; i++) {
-      const jobId = await client.enqueue({ prompt: 'chatty 1s 100x200' });
+      const jobId = await client.enqueue({ prompt: 'chatty 1s 400x200' });
       expect((await client.result(jobId, { timeoutMs: 60_000 })).outputTruncated).toBe(true);
     }
 
