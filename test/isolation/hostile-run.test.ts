@@ -171,7 +171,7 @@ describe.each([
 
     await collecting;
     const resultA = await client.result(jobA, { timeoutMs: 30_000 });
-    expect(resultA.success).toBe(true);
+    expect(resultA).toMatchObject({ success: true, error: null });
     expect(existsSync(join(workDir, 'a', 'planted.txt'))).toBe(false);
   });
 
