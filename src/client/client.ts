@@ -64,11 +64,15 @@ export interface ClaudeboxClient {
   close(): Promise<void>;
 }
 
-/** Defaults for enqueued jobs: finished jobs do not pile up in Redis forever. */
+/**
+ * Defaults for enqueued jobs: finished jobs do not pile up in Redis forever. A kept job costs up
+ * to about twice the worker's MAX_OUTPUT_BYTES (its result) plus its request: at most about
+ * 400 MB for the 2 × 1,000 kept here with the worker's defaults (README: Redis memory).
+ */
 export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   attempts: 1,
-  removeOnComplete: { age: 7 * 24 * 3600, count: 10_000 },
-  removeOnFail: { age: 30 * 24 * 3600, count: 10_000 },
+  removeOnComplete: { age: 7 * 24 * 3600, count: 1_000 },
+  removeOnFail: { age: 30 * 24 * 3600, count: 1_000 },
 };
 
 export function createClient(options: ClientOptions = {}): ClaudeboxClient {

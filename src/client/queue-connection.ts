@@ -35,7 +35,13 @@ export function openQueue(target: QueueTarget, onError: (error: Error) => void):
   const redis =
     target.connection ??
     new Redis(target.url ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
-  const queue = new Queue(address.queueName, { connection: redis, prefix: address.prefix });
+  // The meta (the cap of BullMQ's event stream among it) is the worker's to write: a queue
+  // opened here would reset that cap to BullMQ's default.
+  const queue = new Queue(address.queueName, {
+    connection: redis,
+    prefix: address.prefix,
+    skipMetasUpdate: true,
+  });
   queue.on('error', onError);
   if (owned) redis.on('error', onError);
   return {

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { MAX_TIMEOUT_SECONDS, PERMISSION_MODES } from '../contract/index.js';
 import { variablesSet } from '../common/environment.js';
 
-const MiB = 1024 * 1024;
+const KiB = 1024;
+const MiB = 1024 * KiB;
 
 /** The health server's port when HEALTH_PORT is unset (and free). */
 export const DEFAULT_HEALTH_PORT = 8080;
@@ -115,8 +116,10 @@ export const ConfigSchema = z.object({
       'The size of the uid pool: runs at once on this host, all workers together; at least `CONCURRENCY`.',
     ),
   MAX_OUTPUT_BYTES: integer(1024)
-    .default(MiB)
-    .describe('The cap of `ExecuteResult.output` (head and tail kept).'),
+    .default(64 * KiB)
+    .describe(
+      "The cap of `ExecuteResult.output` (head and tail kept). The job's return value (and BullMQ's `completed` event) carries it, so it is what a kept job costs in Redis; the whole output stays in the job's history.",
+    ),
   MAX_PROMPT_BYTES: integer(1)
     .default(4 * MiB)
     .describe('Larger prompts are rejected as invalid.'),
@@ -179,6 +182,11 @@ export const ConfigSchema = z.object({
   EVENTS_TTL_SECONDS: integer(1)
     .default(86400)
     .describe("How long a job's history lives after its last terminal event."),
+  QUEUE_EVENTS_MAX_BYTES: integer(MiB)
+    .default(64 * MiB)
+    .describe(
+      "About how many bytes BullMQ's own event stream (`<QUEUE_PREFIX>:<QUEUE_NAME>:events`) may hold: its length cap is this divided by the largest entry a job can write there (an ExecuteResult: 2 × `MAX_OUTPUT_BYTES` + 64 KiB). The worker sets it when it starts.",
+    ),
   EVENT_BUFFER_BYTES: integer(MiB)
     .default(64 * MiB)
     .describe(

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ExecuteResultSchema } from './result.js';
+import { ExecuteResultSchema, type ExecuteResult } from './result.js';
 
 /**
  * What a job's attempts spent, kept across attempts for its maxBudgetUsd and jobCostUsd. On
@@ -23,7 +23,9 @@ export type Spending = z.infer<typeof SpendingSchema>;
 /**
  * What the worker keeps on the job itself, as BullMQ's `job.progress`: it survives retries,
  * so every attempt knows the session to continue and where the event numbering stands, and a
- * failed job still carries its ExecuteResult (`job.progress.result`).
+ * failed job still carries its ExecuteResult (`job.progress.result`). Since contract version 2
+ * that result holds its `output` only when it is the job's failure: a completed job's return
+ * value has it, and every attempt's output is in the job's history.
  */
 export const RunStateSchema = z.object({
   /** The attempt running now, or the last one that ran. */
@@ -36,7 +38,10 @@ export const RunStateSchema = z.object({
   lastSeq: z.int().nonnegative(),
   /** pid of the CLI of the attempt running now (null before it started, or after). */
   pid: z.int().nullable(),
-  /** The ExecuteResult of the latest attempt that finished. */
+  /**
+   * The ExecuteResult of the latest attempt that finished; its `output` is `''` unless the
+   * worker wrote it as the job's failure.
+   */
   result: ExecuteResultSchema.nullable(),
   /** Absent on jobs that began before workers kept it: their cost so far is unknown. */
   spending: SpendingSchema.optional(),
@@ -56,4 +61,13 @@ export type RunState = z.infer<typeof RunStateSchema>;
 export function readRunState(progress: unknown): RunState | null {
   const parsed = RunStateSchema.safeParse(progress);
   return parsed.success ? parsed.data : null;
+}
+
+/**
+ * The result as the run state keeps it where the output is elsewhere (a completed job's return
+ * value, the history): every BullMQ progress update is stored twice, on the job and in BullMQ's
+ * event stream, so it stays small.
+ */
+export function withoutOutput(result: ExecuteResult): ExecuteResult {
+  return { ...result, output: '' };
 }

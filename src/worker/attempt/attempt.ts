@@ -3,6 +3,7 @@ import { DelayedError, UnrecoverableError, WaitingError } from 'bullmq';
 import {
   readRunState,
   resultWithoutRun,
+  withoutOutput,
   type ExecuteRequest,
   type ExecuteResult,
   type FailureKind,
@@ -216,7 +217,8 @@ export class Attempt {
       transcriptBaseline: plan.transcriptBaseline,
       lastSeq: this.events.lastSeq,
       pid: null,
-      result: this.prior?.result ?? null,
+      // The earlier attempt's output is in the history: every progress update stays small.
+      result: this.prior?.result ? withoutOutput(this.prior.result) : null,
       spending: spendingAtStart(this.prior?.spending, plan.session),
       ...(this.prior?.rateLimit === undefined ? {} : { rateLimit: this.prior.rateLimit }),
     };

@@ -1,11 +1,18 @@
 import type { Logger } from 'pino';
-import { cancelKey, type ExecuteResult, type RunState } from '../../contract/index.js';
+import {
+  cancelKey,
+  withoutOutput,
+  type ExecuteResult,
+  type RunState,
+} from '../../contract/index.js';
 import type { ExecuteJob, JobContext } from './context.js';
 import type { JobEvents } from '../events/job-events.js';
 
 /**
  * Ends an attempt on the record: its terminal event in Redis first, then the run state (with
  * the result) on the job, then a log line. Only after this may the job's own state change.
+ * A successful result becomes the job's return value, so the run state keeps it without its
+ * output; a failure's output has no other place on the job.
  */
 export async function recordEnd(
   context: JobContext,
@@ -28,7 +35,7 @@ export async function recordEnd(
     transcriptBaseline: state?.transcriptBaseline ?? 0,
     lastSeq: events.lastSeq,
     pid: null,
-    result,
+    result: result.success ? withoutOutput(result) : result,
     ...(state?.spending === undefined ? {} : { spending: state.spending }),
     ...(state?.rateLimit === undefined ? {} : { rateLimit: state.rateLimit }),
   } satisfies RunState);

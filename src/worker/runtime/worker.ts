@@ -21,6 +21,7 @@ import { watchLocks } from './lock-watch.js';
 import { REDIS_PROBE_INTERVAL_MS, watchReadiness } from './readiness.js';
 import { startTracing, type Tracing } from './tracing.js';
 import { jobSettings, sessionStoreFor, sharedClaudeConfigDir } from './settings.js';
+import { queueEventsMaxLen } from './queue-events-bound.js';
 
 export interface WorkerDeps {
   readonly config: Config;
@@ -257,12 +258,21 @@ function consumer(
     lastError = error.message;
     logger.warn({ err: redactIn(error.message, config.REDIS_URL) }, 'queue error');
   });
+  const maxLen = queueEventsMaxLen(config.QUEUE_EVENTS_MAX_BYTES, config.MAX_OUTPUT_BYTES);
+  // This queue writes the cap of BullMQ's event stream into the queue's meta, where BullMQ's
+  // scripts read it (the client's and the gateway's queues leave it alone).
   const queue = new Queue(config.QUEUE_NAME, {
     connection: connections.commands,
     prefix: config.QUEUE_PREFIX,
+    streams: { events: { maxLen } },
   });
   // Its connection is the worker's, whose trouble is logged already.
   queue.on('error', () => undefined);
+  // Any queue opened with BullMQ's defaults (a control plane's) resets that cap to 10,000
+  // entries: the stream is trimmed after each job too, which holds whatever the meta says.
+  const trim = (): void => void queue.trimEvents(maxLen).catch(() => undefined);
+  worker.on('completed', trim);
+  worker.on('failed', trim);
   return { worker, queue };
 }
 
