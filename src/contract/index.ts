@@ -2,6 +2,7 @@ export * from './request.js';
 export * from './result.js';
 export * from './events.js';
 export * from './keys.js';
+export * from './history-entry.js';
 export * from './run-state.js';
 export * from './control.js';
 export * from './read-token.js';

@@ -1,5 +1,10 @@
 import type { Redis } from 'ioredis';
-import { historyKey, type ExecuteEvent, type QueueAddress } from '../contract/index.js';
+import {
+  eventFromHistory,
+  historyKey,
+  type ExecuteEvent,
+  type QueueAddress,
+} from '../contract/index.js';
 
 /**
  * Reading a job's event history, the Redis Stream the worker appends to. Entry ids are
@@ -8,16 +13,10 @@ import { historyKey, type ExecuteEvent, type QueueAddress } from '../contract/in
 
 type StreamEntry = [id: string, fields: string[]];
 
-function toEvent([, fields]: StreamEntry): ExecuteEvent | null {
-  const index = fields.indexOf('event');
-  const json = index >= 0 ? fields[index + 1] : undefined;
-  if (json === undefined) return null;
-  try {
-    return JSON.parse(json) as ExecuteEvent;
-  } catch {
-    return null;
-  }
-}
+const toEvent =
+  (jobId: string) =>
+  ([id, fields]: StreamEntry): ExecuteEvent | null =>
+    eventFromHistory(jobId, id, fields);
 
 /** Up to `count` events with seq >= fromSeq, in order. */
 export async function readHistory(
@@ -34,7 +33,7 @@ export async function readHistory(
     'COUNT',
     count,
   )) as StreamEntry[];
-  return entries.map(toEvent).filter((event): event is ExecuteEvent => event !== null);
+  return entries.map(toEvent(jobId)).filter((event): event is ExecuteEvent => event !== null);
 }
 
 /** The newest event of a job, if its history still exists. */
@@ -51,7 +50,7 @@ export async function readLastEvent(
     1,
   )) as StreamEntry[];
   const newest = entries[0];
-  return newest ? toEvent(newest) : null;
+  return newest ? toEvent(jobId)(newest) : null;
 }
 
 /** The seq of the oldest event still kept (older ones were trimmed), or null when none is. */

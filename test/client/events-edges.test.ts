@@ -2,7 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
-import { eventChannel, historyKey, type ExecuteEvent } from '../../src/contract/index.js';
+import {
+  eventChannel,
+  historyFields,
+  historyKey,
+  type ExecuteEvent,
+} from '../../src/contract/index.js';
 import { uniqueQueueName, waitFor } from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
@@ -51,7 +56,8 @@ describe('event replay at the edges', () => {
   async function write(events: ExecuteEvent[], publish: boolean): Promise<void> {
     const pipeline = redis.pipeline();
     for (const e of events) {
-      pipeline.xadd(historyKey(address, jobId), `${e.seq}-0`, 'event', JSON.stringify(e));
+      const json = Buffer.from(JSON.stringify(e));
+      pipeline.xadd(historyKey(address, jobId), `${e.seq}-0`, ...historyFields(e, json));
       if (publish) pipeline.publish(eventChannel(address.queueName, jobId), JSON.stringify(e));
     }
     await pipeline.exec();

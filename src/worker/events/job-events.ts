@@ -1,12 +1,19 @@
-import type { ExecuteEvent, ExecuteResult } from '../../contract/index.js';
+import {
+  historyFields,
+  type ExecuteEvent,
+  type ExecuteResult,
+  type HistoryFields,
+} from '../../contract/index.js';
 
 export interface PendingEvent {
   readonly seq: number;
   /**
-   * The event's JSON as bytes: one copy, written as is by both XADD and PUBLISH, where a string
-   * would be copied into each command (a 1 GiB flood makes that count).
+   * The event's JSON as bytes: one copy, written as is by PUBLISH, and by XADD for an event that
+   * is not a line, where a string would be copied into each command (a 1 GiB flood makes that count).
    */
   readonly json: Buffer;
+  /** The event's entry in the history stream: its fields and values. */
+  readonly stored: HistoryFields;
   /** Seconds until the stream expires, set along with this event. */
   readonly expire?: number;
 }
@@ -178,8 +185,9 @@ export class JobEvents {
       ...body,
     };
     const json = Buffer.from(JSON.stringify(event));
+    const pending = { seq, json, stored: historyFields(event, json) };
     const { expire } = options;
-    this.queue.push(expire === undefined ? { seq, json } : { seq, json, expire });
+    this.queue.push(expire === undefined ? pending : { ...pending, expire });
     this.queuedBytes += json.length;
     this.sink.account(json.length);
     this.pump();

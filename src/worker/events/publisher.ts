@@ -6,7 +6,7 @@ import { doneWithin } from '../../common/time.js';
 
 /**
  * Publishes a job's events twice: on its pub/sub channel for whoever watches live, and into its
- * Redis Stream for replay. Both go in one pipeline, XADD first, so any event a subscriber missed
+ * Redis Stream for replay (a line stored raw, see historyFields). Both go in one pipeline, XADD first, so any event a subscriber missed
  * is already in the stream when it looks. Stream entry ids are `<seq>-0`: a replayed write of
  * the same event is refused by Redis instead of stored twice.
  *
@@ -101,7 +101,7 @@ export class EventPublisher implements EventSink {
     const channel = eventChannel(address.queueName, jobId);
     const pipeline = redis.pipeline();
     for (const event of batch) {
-      pipeline.xadd(key, 'MAXLEN', '~', maxLen, `${event.seq}-0`, 'event', event.json);
+      pipeline.xadd(key, 'MAXLEN', '~', maxLen, `${event.seq}-0`, ...event.stored);
       pipeline.publish(channel, event.json);
       if (event.expire !== undefined) pipeline.expire(key, event.expire);
     }

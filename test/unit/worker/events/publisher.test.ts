@@ -57,7 +57,7 @@ afterEach(() => {
 });
 
 describe('EventPublisher', () => {
-  it('writes each event to the stream under its seq, then publishes the same bytes', async () => {
+  it('writes each event to the stream under its seq, then publishes it, a line stored raw', async () => {
     const connection = new FakeConnection();
     const publisher = publisherOn(connection);
     const events = publisher.open('job-7', 1, 1);
@@ -76,9 +76,11 @@ describe('EventPublisher', () => {
       ['xadd', 'bull:jobs:history:job-7', 'MAXLEN', '~', 1000, '2-0'],
       ['publish', 'jobs:events:job-7', expect.any(Buffer)],
     ]);
-    const [xadd, publish] = commands;
-    expect(xadd?.at(-1)).toBe(publish?.at(-1));
+    const [xadd, publish, , lineXadd, linePublish] = commands;
+    expect(xadd?.slice(6)).toEqual(['event', publish?.at(-1)]);
     expect(JSON.parse(String(publish?.at(-1)))).toMatchObject({ seq: 1, type: 'started' });
+    expect(lineXadd?.slice(6)).toEqual(['attempt', 1, 'time', 0, 'stdout', 'hello']);
+    expect(JSON.parse(String(linePublish?.at(-1)))).toMatchObject({ seq: 2, content: 'hello' });
   });
 
   it('takes a refused duplicate entry as written: the event was stored before', async () => {
@@ -98,7 +100,11 @@ describe('EventPublisher', () => {
             : [null, 1],
         ),
       );
-    expect(await publisher.write('job-1', [{ seq: 3, json: Buffer.from('{}') }])).toBe('ok');
+    expect(
+      await publisher.write('job-1', [
+        { seq: 3, json: Buffer.from('{}'), stored: ['event', '{}'] },
+      ]),
+    ).toBe('ok');
     expect(errors).toEqual([]);
   });
 
@@ -106,7 +112,7 @@ describe('EventPublisher', () => {
     const connection = new FakeConnection();
     const errors: string[] = [];
     const publisher = publisherOn(connection, { onPublishError: (e) => errors.push(e.message) });
-    const batch = [{ seq: 1, json: Buffer.from('{}') }];
+    const batch = [{ seq: 1, json: Buffer.from('{}'), stored: ['event', '{}'] }];
 
     connection.answer = () =>
       Promise.resolve([
