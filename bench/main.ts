@@ -4,6 +4,7 @@
  * RSS during a large run. Prints one Markdown table; see "Benchmark" in the README.
  *
  *   npm run bench [-- --quick] [-- --cpu-prof]   (profiles of every worker in bench/profiles/)
+ *   npm run bench -- --redis-cost [--quick]: the figures of docs/scaling.md instead
  */
 import { startPrivateRedis } from '../tools/demo/private-redis.js';
 import { buildIfStale, startBare, startClaudebox } from './processes.js';
@@ -19,9 +20,18 @@ import {
   type Start,
 } from './runs.js';
 import type { JobMemory } from './redis-memory.js';
+import { measureScaling, renderScaling, type ScalingSizes } from './scaling.js';
 import { megabytes, milliseconds, perSecond, renderTable, type Row } from './table.js';
 
 const quick = process.argv.includes('--quick');
+const scalingSizes: ScalingSizes = {
+  pacedLines: quick ? 400 : 1000,
+  floodLines: quick ? 5000 : 20_000,
+  jobs: quick ? 100 : 300,
+  concurrentRuns: quick ? 8 : 16,
+  saturationJobs: 8,
+  saturationLines: quick ? 2000 : 5000,
+};
 const sizes: Sizes = quick
   ? {
       memoryLines: 5243,
@@ -144,9 +154,13 @@ buildIfStale();
 const started = performance.now();
 const redis = await startPrivateRedis();
 try {
-  const figures = await measureAll(redis.url);
-  console.log(renderTable(rows(figures)));
-  console.log(breakdown(figures.mine));
+  if (process.argv.includes('--redis-cost')) {
+    console.log(renderScaling(await measureScaling(redis.url, scalingSizes)));
+  } else {
+    const figures = await measureAll(redis.url);
+    console.log(renderTable(rows(figures)));
+    console.log(breakdown(figures.mine));
+  }
   console.log(
     `${quick ? '--quick sizes' : 'full sizes'}, ${((performance.now() - started) / 1000).toFixed(0)} s; worker isolation ${process.getuid?.() === 0 ? 'on (root)' : 'off (not root)'} unless the row says otherwise`,
   );

@@ -93,7 +93,7 @@ export async function jobsPerSecond(queue: Queue, sizes: Sizes): Promise<number>
 export async function memoryPerJob(
   redisUrl: string,
   queue: Queue,
-  sizes: Sizes,
+  sizes: Pick<Sizes, 'memoryLines'>,
 ): Promise<JobMemory> {
   const redis = new Redis(redisUrl);
   try {
