@@ -15,6 +15,7 @@ import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Queue } from 'bullmq';
 import { eventually, pidsWithEnv } from '../support/processes.js';
 import { findFreePort } from '../support/redis-server.js';
+import { git } from '../support/git.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 import {
   createQueue,
@@ -27,13 +28,6 @@ import {
 
 const redisUrl = inject('redisUrl');
 
-const git = (cwd: string, ...args: string[]): string =>
-  execFileSync('git', ['-c', 'safe.directory=*', ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t' },
-  }).trim();
-
 /** A small repository `name` under root/repos, on branch main. */
 function makeRepository(root: string, name: string): string {
   const path = join(root, 'repos', name);
@@ -41,7 +35,7 @@ function makeRepository(root: string, name: string): string {
   git(path, 'init', '--quiet', '--initial-branch=main');
   writeFileSync(join(path, 'README.md'), `${name}\n`);
   git(path, 'add', '-A');
-  git(path, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '--quiet', '-m', 'first');
+  git(path, 'commit', '--quiet', '-m', 'first');
   return path;
 }
 
