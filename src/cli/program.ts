@@ -151,6 +151,12 @@ function addRunCommand(program: Command, io: CliIo, act: Act): void {
     )
     .option('--include-partial-messages', 'also stream partial message chunks as they arrive')
     .option('--fork-session', 'with --resume: continue a copy, leaving the session as it is')
+    .option(
+      '--workspace-source <source>',
+      'run in a checkout of this git source (with --workspace-ref)',
+    )
+    .option('--workspace-ref <ref>', 'the branch, tag or commit of --workspace-source to check out')
+    .option('--workspace-commit', "commit the run's change on a branch named after the job")
     .option('--attempts <n>', 'attempts in all, counting retries after a failure (default 1)')
     .option('--follow', "print the job's events live; the exit code follows the run")
     .option('--json', 'with --follow: one raw event JSON per line instead of text')

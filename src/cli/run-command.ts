@@ -32,6 +32,9 @@ export interface RunOptions {
   readonly addDir?: readonly string[];
   readonly includePartialMessages?: boolean;
   readonly forkSession?: boolean;
+  readonly workspaceSource?: string;
+  readonly workspaceRef?: string;
+  readonly workspaceCommit?: boolean;
   readonly attempts?: string;
   readonly follow?: boolean;
   readonly json?: boolean;
@@ -42,7 +45,7 @@ export interface RunOptions {
 const OPTION_OF_FIELD: Record<keyof ExecuteRequest, string> = {
   prompt: 'prompt',
   workingDir: '--cwd',
-  workspace: '--workspace',
+  workspace: '--workspace-source/--workspace-ref',
   allowedTools: '--tools',
   disallowedTools: '--disallowed-tools',
   timeout: '--timeout',
@@ -176,7 +179,21 @@ function laterOptions(options: RunOptions): Partial<ExecuteRequest> {
     ...(options.addDir !== undefined && { addDirs: [...options.addDir] }),
     ...(options.includePartialMessages === true && { includePartialMessages: true }),
     ...(options.forkSession === true && { forkSession: true }),
+    ...workspaceOptions(options),
   };
+}
+
+/** `--workspace-source` and `--workspace-ref` go together; `--workspace-commit` needs them. */
+function workspaceOptions(options: RunOptions): Partial<ExecuteRequest> {
+  const { workspaceSource: source, workspaceRef: ref, workspaceCommit: commit } = options;
+  if (source === undefined && ref === undefined && commit !== true) return {};
+  if (source === undefined || ref === undefined) {
+    throw new CliError(
+      EXIT.usage,
+      '--workspace-source and --workspace-ref go together (--workspace-commit with them)',
+    );
+  }
+  return { workspace: { source, ref, ...(commit === true && { commit: true }) } };
 }
 
 /**

@@ -267,6 +267,26 @@ export const ConfigSchema = z.object({
     .describe(
       "The largest patch of a job's workspace kept in Redis; a larger one is kept as a summary (its files and size) and the result says it is truncated.",
     ),
+  WORKSPACE_KEEP_FAILED_SECONDS: integer(0)
+    .default(0)
+    .describe(
+      "How long the checkout of a failed attempt stays in `WORKSPACE_DIR/checkouts`, for debugging, before the worker's sweep removes it. 0 (the default): removed at once, like a successful attempt's.",
+    ),
+  WORKSPACE_CACHE_MAX_BYTES: integer(0)
+    .default(10 * 1024 * MiB)
+    .describe(
+      'The most disk the cached clones of workspace sources may use together; past it, the sweep removes the least recently used clones (never one a running job uses) until they fit. 0: no limit.',
+    ),
+  WORKSPACE_CACHE_MAX_AGE_SECONDS: integer(0)
+    .default(7 * 24 * 3600)
+    .describe(
+      'A cached clone no job has used for this long is removed by the sweep (a later job clones it again). 0: no limit.',
+    ),
+  WORKSPACE_SWEEP_SECONDS: integer(1)
+    .default(60)
+    .describe(
+      'How often the worker sweeps `WORKSPACE_DIR` (also once at start): removes checkouts no running attempt holds (left by a worker that crashed, or kept failed ones whose time is over), prunes the cache to its limits, and measures the disk use `/metrics` reports.',
+    ),
   PROFILES_FILE: nonEmpty()
     .optional()
     .describe(

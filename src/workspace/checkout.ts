@@ -1,6 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { git, gitText, type GitOptions } from './git.js';
+import { removeHolder, writeHolder } from './holder.js';
 
 /** What a run changed in its checkout, against the commit it started from. */
 export interface Change {
@@ -20,12 +21,23 @@ export class Checkout {
   readonly base: string;
   private readonly cache: string;
   private readonly scratch: string;
+  private readonly holder: string;
+  private readonly keepFailedSeconds: number;
 
-  constructor(place: { dir: string; base: string; cache: string; scratch: string }) {
+  constructor(place: {
+    dir: string;
+    base: string;
+    cache: string;
+    scratch: string;
+    holder: string;
+    keepFailedSeconds: number;
+  }) {
     this.dir = place.dir;
     this.base = place.base;
     this.cache = place.cache;
     this.scratch = place.scratch;
+    this.holder = place.holder;
+    this.keepFailedSeconds = place.keepFailedSeconds;
   }
 
   /**
@@ -64,10 +76,20 @@ export class Checkout {
     }
   }
 
-  /** The checkout and its scratch space, gone. */
-  async remove(): Promise<void> {
-    await rm(this.dir, { recursive: true, force: true });
+  /**
+   * The attempt is over: the checkout goes, or, after a failed attempt with
+   * WORKSPACE_KEEP_FAILED_SECONDS set, stays that long for debugging (a sweep removes it then).
+   */
+  async release(failed: boolean): Promise<void> {
     await rm(this.scratch, { recursive: true, force: true });
+    if (failed && this.keepFailedSeconds > 0) {
+      const keepUntil = Date.now() + this.keepFailedSeconds * 1000;
+      await writeHolder(this.holder, { keepUntil, cache: this.cache });
+      return;
+    }
+    await rm(this.dir, { recursive: true, force: true });
+    // Last: until the checkout is gone, no sweep may take it for another's.
+    await removeHolder(this.holder);
   }
 
   private async commit(branch: string, options: GitOptions): Promise<string> {

@@ -1,12 +1,13 @@
 import { open, readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { processAlive, thisProcess } from './holder.js';
 
 const held = new Map<string, Promise<unknown>>();
 
 /**
  * Runs `work` holding the lock at `path`: one holder at a time in this process (a queue) and
- * across the workers of a host (a file with the holder's pid, taken over when that process is
- * gone, so a worker that died holding it blocks nobody).
+ * across the workers of a host (a file with the holder's pid and start time, taken over when that
+ * process is gone, so a worker that died holding it blocks nobody).
  */
 export async function withLock<T>(path: string, work: () => Promise<T>): Promise<T> {
   const before = held.get(path) ?? Promise.resolve();
@@ -24,7 +25,8 @@ async function holdingFile<T>(path: string, work: () => Promise<T>): Promise<T> 
   for (;;) {
     try {
       const file = await open(path, 'wx', 0o600);
-      await file.writeFile(String(process.pid));
+      const me = thisProcess();
+      await file.writeFile(`${me.pid} ${me.started}`);
       await file.close();
       break;
     } catch (error) {
@@ -41,13 +43,9 @@ async function holdingFile<T>(path: string, work: () => Promise<T>): Promise<T> 
 }
 
 async function holderAlive(path: string): Promise<boolean> {
-  const pid = Number(await readFile(path, 'utf8').catch(() => ''));
+  const [pidText = '', started = ''] = (await readFile(path, 'utf8').catch(() => '')).split(' ');
+  const pid = Number(pidText);
   // Just written, pid not yet in it: its holder is alive.
   if (!Number.isInteger(pid) || pid <= 0) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return processAlive(pid, started);
 }

@@ -1,16 +1,21 @@
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { WorkspaceRequest } from '../contract/index.js';
 import { git, GitError, gitText } from './git.js';
 import { withLock } from './lock.js';
 import { Checkout } from './checkout.js';
+import { removeHolder, thisProcess, writeHolder } from './holder.js';
+import { sweep, type CacheLimits, type DiskUse, type WorkspaceDirs } from './sweep.js';
 
 export interface WorkspaceSettings {
   /** WORKSPACE_DIR: cached clones in `cache/`, checkouts in `checkouts/`. */
   readonly dir: string;
   /** Told of each clone made (for /metrics). */
   readonly onClone?: () => void;
+  /** WORKSPACE_KEEP_FAILED_SECONDS: how long a failed attempt's checkout stays. */
+  readonly keepFailedSeconds?: number;
+  readonly cacheLimits?: CacheLimits;
 }
 
 const FULL_COMMIT = /^[0-9a-f]{40}$/;
@@ -28,8 +33,8 @@ export class Workspaces {
   private readonly fetched = new Map<string, number>();
 
   private constructor(
-    private readonly dirs: { cache: string; checkouts: string; scratch: string },
-    private readonly onClone: () => void,
+    private readonly dirs: WorkspaceDirs,
+    private readonly settings: WorkspaceSettings,
   ) {}
 
   /** Makes WORKSPACE_DIR's parts: runs may pass through to their checkout, never into the cache. */
@@ -49,7 +54,7 @@ export class Workspaces {
       await mkdir(dir, { recursive: true, mode });
       await chmod(dir, mode);
     }
-    return new Workspaces(dirs, settings.onClone ?? (() => undefined));
+    return new Workspaces(dirs, settings);
   }
 
   /**
@@ -62,29 +67,37 @@ export class Workspaces {
     patch: Buffer | null,
   ): Promise<Checkout> {
     const cache = join(this.dirs.cache, `${shortHash(request.source)}.git`);
-    const base = await this.commitOf(cache, request);
     const id = shortHash(jobKey);
     const dir = join(this.dirs.checkouts, id);
-    await rm(dir, { recursive: true, force: true });
+    const holder = `${dir}.holder`;
+    // Held before the cache is used: a sweep then neither prunes the cache nor takes the checkout.
+    await writeHolder(holder, { ...thisProcess(), cache });
     try {
-      // --local: the objects are hard links to the cache's (read-only, root's), nothing copied.
-      await git(['clone', '--local', '--no-checkout', '--quiet', cache, dir]);
-      const own = { gitDir: join(dir, '.git'), workTree: dir, cwd: dir };
-      await git(['checkout', '--quiet', '--detach', base], own);
-      // Branches other jobs committed their changes on are theirs.
-      const theirs = await gitText(
-        ['for-each-ref', '--format=delete %(refname)', 'refs/remotes/origin/claudebox/'],
-        own,
-      );
-      if (theirs !== '') await git(['update-ref', '--stdin'], { ...own, input: `${theirs}\n` });
-      if (patch !== null && patch.length > 0) {
-        await git(['apply', '--binary', '--whitespace=nowarn', '-'], { ...own, input: patch });
-      }
+      const base = await this.commitOf(cache, request);
+      await utimes(cache, new Date(), new Date());
+      await rm(dir, { recursive: true, force: true });
+      await cloneAt(cache, dir, base, patch);
+      return new Checkout({
+        dir,
+        base,
+        cache,
+        scratch: join(this.dirs.scratch, id),
+        holder,
+        keepFailedSeconds: this.settings.keepFailedSeconds ?? 0,
+      });
     } catch (error) {
       await rm(dir, { recursive: true, force: true });
+      await removeHolder(holder);
       throw error;
     }
-    return new Checkout({ dir, base, cache, scratch: join(this.dirs.scratch, id) });
+  }
+
+  /**
+   * Removes what nobody holds (checkouts of workers that died, failed attempts' checkouts whose
+   * time is over, cached clones past the limits) and measures what is left.
+   */
+  async sweep(): Promise<DiskUse> {
+    return sweep(this.dirs, this.settings.cacheLimits ?? { maxBytes: 0, maxAgeSeconds: 0 });
   }
 
   /** The commit `ref` names in the source, cloning or fetching it first where needed. */
@@ -117,7 +130,7 @@ export class Workspaces {
       await rm(partial, { recursive: true, force: true });
       throw error;
     }
-    this.onClone();
+    this.settings.onClone?.();
     this.fetched.set(cache, began);
   }
 
@@ -135,6 +148,23 @@ export class Workspaces {
       { gitDir: cache },
     );
     this.fetched.set(cache, began);
+  }
+}
+
+/** A clone of the cache at `dir` checked out at `base`, with `patch` applied. */
+async function cloneAt(cache: string, dir: string, base: string, patch: Buffer | null) {
+  // --local: the objects are hard links to the cache's (read-only, root's), nothing copied.
+  await git(['clone', '--local', '--no-checkout', '--quiet', cache, dir]);
+  const own = { gitDir: join(dir, '.git'), workTree: dir, cwd: dir };
+  await git(['checkout', '--quiet', '--detach', base], own);
+  // Branches other jobs committed their changes on are theirs.
+  const theirs = await gitText(
+    ['for-each-ref', '--format=delete %(refname)', 'refs/remotes/origin/claudebox/'],
+    own,
+  );
+  if (theirs !== '') await git(['update-ref', '--stdin'], { ...own, input: `${theirs}\n` });
+  if (patch !== null && patch.length > 0) {
+    await git(['apply', '--binary', '--whitespace=nowarn', '-'], { ...own, input: patch });
   }
 }
 

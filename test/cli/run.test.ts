@@ -170,6 +170,11 @@ describe('claudebox run', () => {
         '--add-dir',
         'shared',
         '--include-partial-messages',
+        '--workspace-source',
+        '/srv/repos/app',
+        '--workspace-ref',
+        'main',
+        '--workspace-commit',
         'Fix the bug',
       ],
       env,
@@ -187,7 +192,17 @@ describe('claudebox run', () => {
       tools: [],
       addDirs: ['repo/docs', 'shared'],
       includePartialMessages: true,
+      workspace: { source: '/srv/repos/app', ref: 'main', commit: true },
     });
+  });
+
+  it('exits 2 on --workspace-source without --workspace-ref, enqueuing nothing', async () => {
+    const io = fakeIo(env);
+    expect(await cli(['run', '--workspace-source', '/srv/repos/app', 'hi'], io)).toBe(2);
+    expect(io.stderrText()).toContain(
+      '--workspace-source and --workspace-ref go together (--workspace-commit with them)',
+    );
+    expect(await queue.getJobCountByTypes('waiting', 'active', 'delayed')).toBe(0);
   });
 
   it('exits 2 naming the options of bad later fields', async () => {

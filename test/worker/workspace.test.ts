@@ -25,22 +25,10 @@ import {
 } from '../support/worker.js';
 
 import { findFreePort } from '../support/redis-server.js';
+import { git } from '../support/git.js';
 import { spawnCli } from '../cli/support.js';
 
 const redisUrl = inject('redisUrl');
-
-const git = (cwd: string, ...args: string[]): string =>
-  execFileSync('git', ['-c', 'safe.directory=*', ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: 't',
-      GIT_AUTHOR_EMAIL: 't@t',
-      GIT_COMMITTER_NAME: 't',
-      GIT_COMMITTER_EMAIL: 't@t',
-    },
-  }).trim();
 
 /** A repository with a text file, a file to delete and a binary file, on branch main. */
 function makeRepository(root: string): { path: string; head: string } {

@@ -94,6 +94,8 @@ export class Attempt {
   private box: RunBox | null = null;
   /** The job's checkout for this attempt, when it asked for a workspace. */
   private checkout: Checkout | null = null;
+  /** Whether the attempt ended well: a failed one's checkout may be kept for debugging. */
+  private succeeded = false;
   /** Set when the run ended on a 429 or 529 and the job is to run again later. */
   private delayedRetry: RateLimitRetry | null = null;
   private readonly startedAt: number;
@@ -157,7 +159,7 @@ export class Attempt {
     await this.box?.close().catch((error: unknown) => {
       this.log.error({ err: error }, 'could not clean up after the run');
     });
-    await this.checkout?.remove().catch((error: unknown) => {
+    await this.checkout?.release(!this.succeeded).catch((error: unknown) => {
       this.log.error({ err: error }, "could not remove the job's checkout");
     });
     this.context.runs.end(this.jobId, this.stop);
@@ -407,6 +409,7 @@ export class Attempt {
       return { kind: 'throw', error: new Error(result.error ?? 'abandoned') };
     }
     const final = this.events.terminal(result.success ? 'completed' : 'failed', result);
+    this.succeeded = final.success;
     await recordEnd(this.context, this.job, this.events, this.state ?? this.prior, final, this.log);
     await this.jobLog.ended(final);
     // The job is over: a scratch directory of its own goes with it.

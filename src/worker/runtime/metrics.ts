@@ -23,11 +23,6 @@ export function createMetrics(sample: { activeRuns: () => number; bufferedBytes:
     'claudebox_events_dropped_total',
     'Output events dropped because Redis was unreachable and the event buffer was full.',
   );
-  const clones = counter(
-    registry,
-    'claudebox_workspace_clones_total',
-    'Workspace sources this worker cloned into its cache (later jobs fetch them, never clone again).',
-  );
   const publishErrors = counter(
     registry,
     'claudebox_event_publish_errors_total',
@@ -57,14 +52,36 @@ export function createMetrics(sample: { activeRuns: () => number; bufferedBytes:
     publishError(): void {
       publishErrors.inc();
     },
-    workspaceCloned(): void {
-      clones.inc();
-    },
+    ...workspaceMetrics(registry),
   };
 }
 
 function counter(registry: Registry, name: string, help: string): Counter {
   return new Counter({ name, help, registers: [registry] });
+}
+
+function workspaceMetrics(registry: Registry) {
+  const clones = counter(
+    registry,
+    'claudebox_workspace_clones_total',
+    'Workspace sources this worker cloned into its cache (later jobs fetch them, never clone again).',
+  );
+  // Set by the workspace sweep: walking the directories at every scrape would cost too much.
+  const bytes = new Gauge({
+    name: 'claudebox_workspace_disk_bytes',
+    help: 'Disk used in WORKSPACE_DIR by part: cached clones (cache) and job checkouts beyond the objects they share with the cache (checkouts); measured by the periodic sweep.',
+    labelNames: ['part'],
+    registers: [registry],
+  });
+  return {
+    workspaceCloned(): void {
+      clones.inc();
+    },
+    workspaceDiskUse(use: { checkoutBytes: number; cacheBytes: number }): void {
+      bytes.set({ part: 'checkouts' }, use.checkoutBytes);
+      bytes.set({ part: 'cache' }, use.cacheBytes);
+    },
+  };
 }
 
 /** A gauge read at scrape time. */

@@ -23,6 +23,7 @@ import { startTracing, type Tracing } from './tracing.js';
 import { jobSettings, sessionStoreFor, sharedClaudeConfigDir, workspaceDirOf } from './settings.js';
 import { queueEventsMaxLen } from './queue-events-bound.js';
 import { Workspaces } from '../../workspace/index.js';
+import { startWorkspaceSweep } from './workspace-sweep.js';
 
 export interface WorkerDeps {
   readonly config: Config;
@@ -170,7 +171,7 @@ async function assemble(
     publisher,
     sessions: sessionStoreFor(config, connections.commands, address, isolation),
     isolation,
-    workspaces: await workspacesOf(config, deps.workDir, metrics),
+    workspaces: await workspacesOf(deps, metrics, closers),
     runs,
     logger,
     now,
@@ -187,17 +188,26 @@ async function assemble(
   return { connections, runs, worker, queue, metrics };
 }
 
-/** Cached clones and checkouts, when WORKSPACE_SOURCES allows any source. */
+/** Cached clones and checkouts, when WORKSPACE_SOURCES allows any source; swept as it runs. */
 async function workspacesOf(
-  config: Config,
-  workDir: string,
+  { config, workDir, logger }: WorkerDeps,
   metrics: ReturnType<typeof createMetrics>,
+  closers: Closers,
 ): Promise<Workspaces | null> {
   if (config.WORKSPACE_SOURCES.length === 0) return null;
-  return Workspaces.open({
+  const workspaces = await Workspaces.open({
     dir: workspaceDirOf(config, workDir),
     onClone: () => metrics.workspaceCloned(),
+    keepFailedSeconds: config.WORKSPACE_KEEP_FAILED_SECONDS,
+    cacheLimits: {
+      maxBytes: config.WORKSPACE_CACHE_MAX_BYTES,
+      maxAgeSeconds: config.WORKSPACE_CACHE_MAX_AGE_SECONDS,
+    },
   });
+  const everyMs = config.WORKSPACE_SWEEP_SECONDS * 1000;
+  const stop = await startWorkspaceSweep(workspaces, everyMs, metrics, logger);
+  closers.add('workspace sweep', stop);
+  return workspaces;
 }
 
 /** Spans of attempts, when an exporter or an OTLP endpoint is given; sent last at shutdown. */

@@ -1,0 +1,101 @@
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { diskBytes } from './disk.js';
+import { holds, readHolder, removeHolder } from './holder.js';
+import { withLock } from './lock.js';
+
+export interface WorkspaceDirs {
+  readonly cache: string;
+  readonly checkouts: string;
+  readonly scratch: string;
+}
+
+export interface CacheLimits {
+  /** WORKSPACE_CACHE_MAX_BYTES; 0: no limit. */
+  readonly maxBytes: number;
+  /** WORKSPACE_CACHE_MAX_AGE_SECONDS since a clone was last used; 0: no limit. */
+  readonly maxAgeSeconds: number;
+}
+
+export interface DiskUse {
+  readonly checkoutBytes: number;
+  readonly cacheBytes: number;
+}
+
+const HOLDER = '.holder';
+
+/**
+ * Removes the checkouts nobody holds (their worker died, or a failed attempt's time to be kept
+ * is over) and the cached clones past their age or over the size cap, least recently used
+ * first, never one a live checkout was made from; then measures what is left.
+ */
+export async function sweep(dirs: WorkspaceDirs, limits: CacheLimits): Promise<DiskUse> {
+  await removeUnheldCheckouts(dirs);
+  await pruneCache(dirs, limits);
+  // The cache first: a checkout's hard-linked objects are the cache's bytes, not its own.
+  const seen = new Set<string>();
+  const cacheBytes = await diskBytes(dirs.cache, seen);
+  const checkoutBytes = await diskBytes(dirs.checkouts, seen);
+  return { cacheBytes, checkoutBytes };
+}
+
+async function removeUnheldCheckouts(dirs: WorkspaceDirs): Promise<void> {
+  const names = await readdir(dirs.checkouts);
+  const ids = new Set(
+    names
+      .filter((name) => !name.includes('.') || name.endsWith(HOLDER))
+      .map((name) => name.replace(HOLDER, '')),
+  );
+  for (const id of ids) {
+    const holderPath = join(dirs.checkouts, id + HOLDER);
+    if (holds(await readHolder(holderPath), Date.now())) continue;
+    await rm(join(dirs.checkouts, id), { recursive: true, force: true });
+    await rm(join(dirs.scratch, id), { recursive: true, force: true });
+    await removeHolder(holderPath);
+  }
+}
+
+/** The cached clones that checkouts of running attempts were made from. */
+async function cachesInUse(dirs: WorkspaceDirs): Promise<Set<string>> {
+  const names = (await readdir(dirs.checkouts)).filter((name) => name.endsWith(HOLDER));
+  const inUse = new Set<string>();
+  for (const name of names) {
+    const holder = await readHolder(join(dirs.checkouts, name));
+    if (holder !== null && 'pid' in holder && holds(holder, Date.now())) inUse.add(holder.cache);
+  }
+  return inUse;
+}
+
+async function pruneCache(dirs: WorkspaceDirs, limits: CacheLimits): Promise<void> {
+  if (limits.maxBytes === 0 && limits.maxAgeSeconds === 0) return;
+  const clones = await clonesByLastUse(dirs.cache);
+  let total = clones.reduce((sum, clone) => sum + clone.bytes, 0);
+  const oldest = Date.now() - limits.maxAgeSeconds * 1000;
+  for (const clone of clones) {
+    const tooOld = limits.maxAgeSeconds > 0 && clone.usedAt < oldest;
+    const tooMuch = limits.maxBytes > 0 && total > limits.maxBytes;
+    if (!tooOld && !tooMuch) continue;
+    // Under its lock no job clones or fetches it; a job about to use it holds it already.
+    const removed = await withLock(`${clone.path}.lock`, async () => {
+      if ((await cachesInUse(dirs)).has(clone.path)) return false;
+      await rm(clone.path, { recursive: true, force: true });
+      return true;
+    });
+    if (removed) total -= clone.bytes;
+  }
+}
+
+/** The cached clones, least recently used first (a job's use sets its clone's mtime). */
+async function clonesByLastUse(
+  cache: string,
+): Promise<{ path: string; usedAt: number; bytes: number }[]> {
+  const names = (await readdir(cache)).filter((name) => name.endsWith('.git'));
+  const clones = [];
+  for (const name of names) {
+    const path = join(cache, name);
+    const stats = await stat(path).catch(() => null);
+    if (stats === null) continue;
+    clones.push({ path, usedAt: stats.mtimeMs, bytes: await diskBytes(path, new Set()) });
+  }
+  return clones.sort((a, b) => a.usedAt - b.usedAt);
+}

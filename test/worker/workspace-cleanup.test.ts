@@ -1,0 +1,258 @@
+import { randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import type { Queue } from 'bullmq';
+import { eventually, pidsWithEnv } from '../support/processes.js';
+import { findFreePort } from '../support/redis-server.js';
+import { git } from '../support/git.js';
+import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
+import {
+  createQueue,
+  fixture,
+  startTestWorker,
+  uniqueQueueName,
+  waitFor,
+  type TestWorker,
+} from '../support/worker.js';
+
+const redisUrl = inject('redisUrl');
+
+/** A small repository `name` under root/repos, on branch main. */
+function makeRepository(root: string, name: string): string {
+  const path = join(root, 'repos', name);
+  mkdirSync(path, { recursive: true });
+  git(path, 'init', '--quiet', '--initial-branch=main');
+  writeFileSync(join(path, 'README.md'), `${name}\n`);
+  git(path, 'add', '-A');
+  git(path, 'commit', '--quiet', '-m', 'first');
+  return path;
+}
+
+const checkoutsIn = (workspaceDir: string): string[] =>
+  readdirSync(join(workspaceDir, 'checkouts'), { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => join(workspaceDir, 'checkouts', entry.name));
+
+/** The sources of the cached clones, as each clone's origin names it. */
+const cachedSources = (workspaceDir: string): string[] =>
+  readdirSync(join(workspaceDir, 'cache'))
+    .filter((name) => name.endsWith('.git'))
+    .map((name) => git(join(workspaceDir, 'cache', name), 'config', '--get', 'remote.origin.url'))
+    .sort();
+
+/** `du`'s count of the bytes on disk under `path` (each hard-linked file once). */
+const du = (path: string): number =>
+  Number(execFileSync('du', ['-s', '--block-size=1', path], { encoding: 'utf8' }).split('\t')[0]);
+
+async function gauge(worker: TestWorker, part: string): Promise<number | undefined> {
+  const text = await fetch(`${worker.worker.healthUrl ?? ''}/metrics`).then((r) => r.text());
+  const line = text
+    .split('\n')
+    .find((entry) => entry.startsWith(`claudebox_workspace_disk_bytes{part="${part}"}`));
+  return line === undefined ? undefined : Number(line.split(' ')[1]);
+}
+
+describe("a worker's workspace directory does not fill up", () => {
+  let root: string;
+  let workDir: string;
+  let gate: string;
+  const queues: Queue[] = [];
+  const processes: WorkerProcess[] = [];
+  const workers: TestWorker[] = [];
+
+  beforeEach(() => {
+    root = realpathSync(mkdtempSync(join(tmpdir(), 'claudebox-cleanup-')));
+    workDir = join(root, 'work');
+    mkdirSync(workDir);
+    gate = join(root, 'gate');
+  });
+
+  afterEach(async () => {
+    rmSync(gate, { force: true });
+    for (const worker of processes.splice(0)) {
+      if (worker.child.exitCode === null && worker.child.signalCode === null) {
+        worker.child.kill('SIGKILL');
+      }
+      await worker.exited;
+    }
+    for (const worker of workers.splice(0)) await worker.worker.shutdown(0);
+    for (const queue of queues.splice(0)) {
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const workspaceDir = (): string => join(workDir, '.claudebox-workspaces');
+
+  function queue(): { name: string; queue: Queue } {
+    const name = uniqueQueueName();
+    const made = createQueue(redisUrl, name);
+    queues.push(made);
+    return { name, queue: made };
+  }
+
+  async function enqueue(on: Queue, source: string, ask: object): Promise<string> {
+    const jobId = randomUUID();
+    const request = { prompt: JSON.stringify(ask), workspace: { source, ref: 'main' } };
+    await on.add('execute', request, { jobId, attempts: 1 });
+    return jobId;
+  }
+
+  async function finished(on: Queue, jobId: string): Promise<string> {
+    return waitFor(
+      `job ${jobId} to finish`,
+      async () => {
+        const state = await on.getJobState(jobId);
+        return state === 'completed' || state === 'failed' ? state : undefined;
+      },
+      60_000,
+    );
+  }
+
+  async function startWorker(queueName: string, env: Record<string, string>) {
+    const worker = await startTestWorker({
+      redisUrl,
+      queueName,
+      claudeBin: fixture('claude-files.mjs'),
+      workDir,
+      env: {
+        WORKSPACE_SOURCES: join(root, 'repos'),
+        WORKSPACE_SWEEP_SECONDS: '1',
+        CONCURRENCY: '2',
+        HEALTH_PORT: String(await findFreePort()),
+        HEALTH_HOST: '127.0.0.1',
+        ...env,
+      },
+    });
+    workers.push(worker);
+    return worker;
+  }
+
+  it('removes the checkout a SIGKILLed worker left when a worker starts on the same WORK_DIR, never one a live worker holds', async () => {
+    const repo = makeRepository(root, 'app');
+    const env = {
+      REDIS_URL: redisUrl,
+      CLAUDE_BIN: fixture('claude-files.mjs'),
+      WORK_DIR: workDir,
+      WORKSPACE_SOURCES: join(root, 'repos'),
+      WORKSPACE_SWEEP_SECONDS: '3600',
+    };
+    const first = queue();
+    const killed = spawnWorkerProcess({ ...env, QUEUE_NAME: first.name });
+    processes.push(killed);
+    await killed.waitForLog('worker ready');
+    writeFileSync(gate, '');
+    const jobId = await enqueue(first.queue, repo, {
+      write: { 'wip.txt': 'x\n' },
+      holdWhile: gate,
+    });
+    const [checkout] = await waitFor('the run to write in its checkout', () => {
+      const found = checkoutsIn(workspaceDir());
+      return found.some((dir) => existsSync(join(dir, 'wip.txt'))) ? found : undefined;
+    });
+
+    // A worker starting beside a live one leaves the live one's checkout alone.
+    const beside = spawnWorkerProcess({ ...env, QUEUE_NAME: queue().name });
+    processes.push(beside);
+    await beside.waitForLog('worker ready');
+    expect(checkoutsIn(workspaceDir())).toEqual([checkout]);
+
+    killed.child.kill('SIGKILL');
+    await killed.exited;
+    expect(
+      await eventually(() => pidsWithEnv('CLAUDEBOX_JOB_ID', jobId).length === 0, 10_000),
+    ).toBe(true);
+    expect(checkoutsIn(workspaceDir())).toEqual([checkout]);
+
+    // The next worker to start sweeps before it takes jobs.
+    const next = spawnWorkerProcess({ ...env, QUEUE_NAME: queue().name });
+    processes.push(next);
+    await next.waitForLog('worker ready');
+    expect(checkoutsIn(workspaceDir())).toEqual([]);
+    expect(readdirSync(join(workspaceDir(), 'checkouts'))).toEqual([]);
+  }, 90_000);
+
+  it("keeps a failed attempt's checkout for WORKSPACE_KEEP_FAILED_SECONDS, then removes it", async () => {
+    const repo = makeRepository(root, 'app');
+    const { name, queue: on } = queue();
+    await startWorker(name, { WORKSPACE_KEEP_FAILED_SECONDS: '10' });
+
+    const good = await enqueue(on, repo, { write: { 'done.txt': 'ok\n' } });
+    expect(await finished(on, good)).toBe('completed');
+    expect(checkoutsIn(workspaceDir())).toEqual([]);
+
+    const bad = await enqueue(on, repo, { write: { 'partial.txt': 'half\n' }, exitCode: 1 });
+    expect(await finished(on, bad)).toBe('failed');
+    const kept = checkoutsIn(workspaceDir());
+    expect(kept).toHaveLength(1);
+    expect(existsSync(join(kept[0] ?? '', 'partial.txt'))).toBe(true);
+
+    await waitFor(
+      'the kept checkout to go',
+      () => (readdirSync(join(workspaceDir(), 'checkouts')).length === 0 ? true : undefined),
+      90_000,
+    );
+  }, 120_000);
+
+  it('prunes cached clones past WORKSPACE_CACHE_MAX_BYTES least recently used first, never one in use, and reports the bytes', async () => {
+    const [a, b, c] = ['a', 'b', 'c'].map((name) => makeRepository(root, name));
+    if (a === undefined || b === undefined || c === undefined) throw new Error('no repositories');
+    const sizing = queue();
+    const measuring = await startWorker(sizing.name, {});
+    await finished(sizing.queue, await enqueue(sizing.queue, a, {}));
+    // The gauge says what du says once a sweep has measured the cache.
+    const oneClone = await waitFor('the cache gauge', async () => {
+      const bytes = await gauge(measuring, 'cache');
+      return bytes !== undefined && bytes === du(join(workspaceDir(), 'cache')) ? bytes : undefined;
+    });
+    expect(oneClone).toBeGreaterThan(0);
+    await measuring.worker.shutdown(0);
+
+    // Room for one clone, not two.
+    const { name, queue: on } = queue();
+    const worker = await startWorker(name, {
+      WORKSPACE_CACHE_MAX_BYTES: String(Math.floor(oneClone * 1.5)),
+    });
+    writeFileSync(gate, '');
+    const holding = await enqueue(on, a, { write: { 'wip.txt': 'x\n' }, holdWhile: gate });
+    await waitFor('the held run', () =>
+      checkoutsIn(workspaceDir()).length > 0 ? true : undefined,
+    );
+    await waitFor('the checkout gauge', async () =>
+      ((await gauge(worker, 'checkouts')) ?? 0) > 0 ? true : undefined,
+    );
+    expect(await finished(on, await enqueue(on, b, {}))).toBe('completed');
+    // a is the least recently used but in use: b goes instead.
+    await waitFor('b to be pruned', () =>
+      cachedSources(workspaceDir()).includes(b) ? undefined : true,
+    );
+    expect(cachedSources(workspaceDir())).toEqual([a]);
+    expect(await on.getJobState(holding)).toBe('active');
+
+    rmSync(gate);
+    expect(await finished(on, holding)).toBe('completed');
+    expect(await finished(on, await enqueue(on, c, {}))).toBe('completed');
+    await waitFor('a, now unused and least recently used, to be pruned', () =>
+      cachedSources(workspaceDir()).includes(a) ? undefined : true,
+    );
+    expect(cachedSources(workspaceDir())).toEqual([c]);
+    await waitFor('the gauges to measure one clone and no checkout', async () =>
+      (await gauge(worker, 'cache')) === du(join(workspaceDir(), 'cache')) &&
+      (await gauge(worker, 'checkouts')) === du(join(workspaceDir(), 'checkouts'))
+        ? true
+        : undefined,
+    );
+  }, 180_000);
+});
