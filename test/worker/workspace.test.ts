@@ -260,7 +260,7 @@ describe('a job with a workspace', () => {
         run({ write: { [`file-${index}.txt`]: `${index}\n` } }, {}, 1, 300_000),
       ),
     );
-    expect(results.filter((result) => result.success)).toHaveLength(50);
+    expect(results.filter((result) => !result.success)).toEqual([]);
     results.forEach((result, index) =>
       expect(result.workspace?.added).toEqual([`file-${index}.txt`]),
     );
