@@ -1,5 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * Finding and stopping every process of a run.
@@ -28,9 +28,9 @@ interface ProcStat {
   readonly state: string;
 }
 
-function readStat(pid: number): ProcStat | undefined {
+async function readStat(pid: number): Promise<ProcStat | undefined> {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) is in parentheses and may itself contain spaces and ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const [state, ppid] = fields;
@@ -43,9 +43,9 @@ function readStat(pid: number): ProcStat | undefined {
 }
 
 /** Whether the process's environment holds exactly the entry `NAME=value`. */
-function carriesMarker(pid: number, entry: Buffer): boolean {
+async function carriesMarker(pid: number, entry: Buffer): Promise<boolean> {
   try {
-    const environ = readFileSync(`/proc/${pid}/environ`);
+    const environ = await readFile(`/proc/${pid}/environ`);
     // Entries are NUL-terminated: match a whole entry, not the prefix of a longer value.
     if (environ.subarray(0, entry.length + 1).equals(Buffer.concat([entry, NUL]))) return true;
     return environ.indexOf(Buffer.concat([NUL, entry, NUL])) !== -1;
@@ -63,9 +63,9 @@ interface ProcStatus {
   readonly uids: number[];
 }
 
-function readStatus(pid: number): ProcStatus | undefined {
+async function readStatus(pid: number): Promise<ProcStatus | undefined> {
   try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
     const ppid = /^PPid:\s+(\d+)/m.exec(status)?.[1];
     const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1];
     if (ppid === undefined || uids === undefined) return undefined;
@@ -82,7 +82,14 @@ function readStatus(pid: number): ProcStatus | undefined {
  */
 export async function findProcessesOfUid(uid: number, rootPid?: number): Promise<ProcessRef[]> {
   // One file a process: a worker sweeps after every run, and /proc holds the whole host.
-  const statuses = await readEach(listPids(), readStatus);
+  const pids = await listPids();
+  const statuses = new Map<number, ProcStatus>();
+  await Promise.all(
+    pids.map(async (pid) => {
+      const status = await readStatus(pid);
+      if (status) statuses.set(pid, status);
+    }),
+  );
   const found = new Set<number>();
   for (const [pid, status] of statuses) if (status.uids.includes(uid)) found.add(pid);
   if (rootPid !== undefined && statuses.has(rootPid)) {
@@ -91,31 +98,15 @@ export async function findProcessesOfUid(uid: number, rootPid?: number): Promise
   }
   found.delete(process.pid);
   // The start time, which tells a recycled pid, is in stat: read for the few found only.
-  const stats = await readEach([...found], readStat);
+  const stats = new Map<number, ProcStat>();
+  await Promise.all(
+    [...found].map(async (pid) => {
+      const stat = await readStat(pid);
+      if (stat) stats.set(pid, stat);
+    }),
+  );
   return toRefs(found, stats);
 }
-
-/**
- * Reads a /proc file of each pid, in slices with a turn of the event loop between them. Reads of
- * /proc are in memory: read synchronously they cost a fifth of the CPU of fs/promises' four
- * thread-pool round trips a file, and a slice blocks the loop for well under a millisecond.
- */
-async function readEach<T>(
-  pids: readonly number[],
-  read: (pid: number) => T | undefined,
-): Promise<Map<number, T>> {
-  const found = new Map<number, T>();
-  for (let start = 0; start < pids.length; start += PIDS_A_SLICE) {
-    if (start > 0) await nextTurn();
-    for (const pid of pids.slice(start, start + PIDS_A_SLICE)) {
-      const value = read(pid);
-      if (value !== undefined) found.set(pid, value);
-    }
-  }
-  return found;
-}
-
-const PIDS_A_SLICE = 64;
 
 function toRefs(found: Set<number>, stats: Map<number, ProcStat>): ProcessRef[] {
   return [...found]
@@ -125,8 +116,8 @@ function toRefs(found: Set<number>, stats: Map<number, ProcStat>): ProcessRef[] 
     .map(({ pid, stat }) => ({ pid, startTime: stat.startTime }));
 }
 
-function listPids(): number[] {
-  const entries = readdirSync('/proc');
+async function listPids(): Promise<number[]> {
+  const entries = await readdir('/proc');
   return entries.filter((name) => /^\d+$/.test(name)).map(Number);
 }
 
@@ -136,11 +127,21 @@ function listPids(): number[] {
  */
 export async function findRunProcesses(marker: Marker, rootPid?: number): Promise<ProcessRef[]> {
   const entry = Buffer.from(`${marker.name}=${marker.value}`);
-  const stats = await readEach(listPids(), readStat);
-  const marked = await readEach([...stats.keys()], (pid) =>
-    carriesMarker(pid, entry) ? true : undefined,
+  const pids = await listPids();
+  const stats = new Map<number, ProcStat>();
+  await Promise.all(
+    pids.map(async (pid) => {
+      const stat = await readStat(pid);
+      if (stat) stats.set(pid, stat);
+    }),
   );
-  const found = new Set<number>(marked.keys());
+
+  const found = new Set<number>();
+  await Promise.all(
+    [...stats.keys()].map(async (pid) => {
+      if (await carriesMarker(pid, entry)) found.add(pid);
+    }),
+  );
   if (rootPid !== undefined && stats.has(rootPid)) {
     found.add(rootPid);
     addDescendants(rootPid, stats, found);
@@ -173,20 +174,21 @@ function addDescendants(
 }
 
 /** Sends a signal to each process that is still the one we found (same start time). */
-export function signalProcesses(
+export async function signalProcesses(
   processes: readonly ProcessRef[],
   signal: NodeJS.Signals,
 ): Promise<void> {
-  for (const { pid, startTime } of processes) {
-    const stat = readStat(pid);
-    if (!stat || stat.startTime !== startTime) continue;
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // Gone in the meantime, or not ours: nothing left to stop.
-    }
-  }
-  return Promise.resolve();
+  await Promise.all(
+    processes.map(async ({ pid, startTime }) => {
+      const stat = await readStat(pid);
+      if (!stat || stat.startTime !== startTime) return;
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // Gone in the meantime, or not ours: nothing left to stop.
+      }
+    }),
+  );
 }
 
 export interface SweepOptions {
@@ -223,7 +225,7 @@ export async function sweepRunProcesses(marker: Marker, options: SweepOptions): 
 }
 
 /** The start time of a live process (in clock ticks since boot), or null when it is gone. */
-export function processStartTime(pid: number): Promise<string | null> {
-  const stat = readStat(pid);
-  return Promise.resolve(stat && stat.state !== 'Z' ? stat.startTime : null);
+export async function processStartTime(pid: number): Promise<string | null> {
+  const stat = await readStat(pid);
+  return stat && stat.state !== 'Z' ? stat.startTime : null;
 }
