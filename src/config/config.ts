@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { MAX_TIMEOUT_SECONDS, PERMISSION_MODES } from '../contract/index.js';
+import { MAX_TIMEOUT_SECONDS, PERMISSION_MODES, queueHashTag } from '../contract/index.js';
 import { variablesSet } from '../common/environment.js';
-import { queueHashTag } from '../contract/index.js';
 import { parseRedisTarget, redisSecrets, RedisUrlError } from './redis-url.js';
 
 const KiB = 1024;
