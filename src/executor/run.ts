@@ -103,7 +103,7 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
     pid,
     confinement,
     killGraceMs: spec.killGraceMs,
-    interrupt: () => void interruptCli(confinement, pid, subprocess),
+    interrupt: () => interruptCli(confinement, pid, subprocess),
     exited,
     answered: () => output.summary.resultLine !== null,
   });
@@ -119,7 +119,7 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
 
   const status = await exited;
   for (const stopWatching of unwatch) stopWatching();
-  await stopper.finished();
+  await stopper.close();
   // The CLI is gone, and so is the run: whatever of it is left is killed at once, so nothing
   // but the CLI itself had the last word on its stdout.
   const leftovers = await confinement.sweep(undefined, 0);
@@ -214,6 +214,8 @@ function watchProgress(spec: RunSpec, output: RunOutput, stopper: RunStopper): (
       waiting = true;
     },
     result: () => {
+      // A result line read while the pipes drain comes after the run ended: nothing to stop.
+      if (!watching) return;
       clearTimeout(idle);
       idle = undefined;
       afterResult = setTimeout(() => {

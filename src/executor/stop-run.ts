@@ -45,8 +45,12 @@ function graceFor(cause: StopCause, killGraceMs: number): number {
 export interface RunStopper {
   /** Stops the run; a later call (a timeout during a cancel, say) joins the first. */
   stop(cause: StopCause, message: string | null): Promise<void>;
-  /** Resolves once a stop that began is over (at once when none did). */
-  finished(): Promise<void>;
+  /**
+   * The CLI exited: no stop may begin from now on, and this resolves once one that began is
+   * over. A timer or a line read while the pipes drain must not signal the run's processes
+   * afterwards: they are found by the run's uid, which the next run gets once this one ends.
+   */
+  close(): Promise<void>;
   readonly cause: StopCause | null;
   readonly message: string | null;
   /** The CLI did not stop on SIGINT within its grace time and was killed. */
@@ -62,7 +66,8 @@ export function createStopper(run: {
   readonly pid: number;
   readonly confinement: Confinement;
   readonly killGraceMs: number;
-  readonly interrupt: () => void;
+  /** Sends SIGINT to the CLI; resolves once it is sent (finding the CLI may take a /proc scan). */
+  readonly interrupt: () => Promise<void>;
   readonly exited: Promise<unknown>;
   /** Whether the CLI printed its result line already. */
   readonly answered?: () => boolean;
@@ -71,9 +76,11 @@ export function createStopper(run: {
   let message: string | null = null;
   let forced = false;
   let done: Promise<void> | null = null;
+  let over = false;
   return {
     stop(why, text) {
       if (done) return done;
+      if (over) return Promise.resolve();
       // Its work is done and said: a timeout, cancel or shutdown that comes after the result line
       // stops what is left, and the result line says how the run went. Not so for a run that
       // is no longer ours, whose end nobody records.
@@ -81,11 +88,15 @@ export function createStopper(run: {
       cause = answered ? 'after-result' : why;
       message = answered ? null : text;
       done = (async () => {
-        run.interrupt();
+        // Awaited, even when the CLI exits first: a run is over only once no signal of its is
+        // still on the way. Its uid goes to the next run when it ends, and a SIGINT that looked
+        // the CLI up by that uid afterwards would stop the next run's CLI instead.
+        const interrupting = run.interrupt().catch(() => undefined);
         const stoppedInTime = await Promise.race([
           run.exited.then(() => true),
           sleep(graceFor(why, run.killGraceMs)).then(() => false),
         ]);
+        await interrupting;
         if (stoppedInTime) return;
         forced = true;
         // The process the worker started first (the CLI, or the sandbox around it), so that the
@@ -100,7 +111,10 @@ export function createStopper(run: {
       })();
       return done;
     },
-    finished: () => done ?? Promise.resolve(),
+    close: () => {
+      over = true;
+      return done ?? Promise.resolve();
+    },
     get cause() {
       return cause;
     },
