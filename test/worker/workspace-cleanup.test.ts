@@ -48,7 +48,16 @@ const checkoutsIn = (workspaceDir: string): string[] =>
 const cachedSources = (workspaceDir: string): string[] =>
   readdirSync(join(workspaceDir, 'cache'))
     .filter((name) => name.endsWith('.git'))
-    .map((name) => git(join(workspaceDir, 'cache', name), 'config', '--get', 'remote.origin.url'))
+    .flatMap((name) => {
+      const clone = join(workspaceDir, 'cache', name);
+      try {
+        return [git(clone, 'config', '--get', 'remote.origin.url')];
+      } catch (error) {
+        // Pruned by the worker's sweep between the listing and the look.
+        if (!existsSync(clone)) return [];
+        throw error;
+      }
+    })
     .sort();
 
 /** `du`'s count of the bytes on disk under `path` (each hard-linked file once). */
