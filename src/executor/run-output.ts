@@ -10,6 +10,8 @@ export interface RunLine {
   readonly encoding?: 'base64';
   /** The line went past the line limit and continues in the next RunLine. */
   readonly partial: boolean;
+  /** A stdout line that reports a tool's result: the tool is done with its files. */
+  readonly toolResult?: true;
 }
 
 export interface OutputWatcher {
@@ -66,18 +68,26 @@ export class RunOutput {
 
   private async emit(stream: 'stdout' | 'stderr', raw: RawLine): Promise<void> {
     const decoded = decodeLine(raw.bytes);
+    let toolResult = false;
     if (stream === 'stdout') {
       const hadResult = this.summary.resultLine !== null;
+      const toolResults = this.summary.toolResults;
       const retry = this.summary.lastApiRetry;
       if (raw.partial) this.summary.observePartial();
       else this.summary.observe(decoded.text, decoded.encoding);
       if (!hadResult && this.summary.resultLine !== null) this.watcher.result?.();
+      toolResult = this.summary.toolResults > toolResults;
       const newRetry = this.summary.lastApiRetry;
       if (newRetry !== retry && newRetry?.delayMs != null)
         this.watcher.retryWait?.(newRetry.delayMs);
     } else if (!raw.partial && decoded.encoding === undefined) {
       this.stderrTail = decoded.text;
     }
-    await this.onLine({ stream, partial: raw.partial, ...decoded });
+    await this.onLine({
+      stream,
+      partial: raw.partial,
+      ...decoded,
+      ...(toolResult ? { toolResult: true } : {}),
+    });
   }
 }

@@ -47,6 +47,8 @@ export class StreamSummary {
   invalidUtf8Lines = 0;
   /** The latest `api_retry` line, which tells the API's latest retry-after where there is one. */
   lastApiRetry: ApiRetryLine | null = null;
+  /** `user` lines that carry a tool's result: each says a tool finished its work. */
+  toolResults = 0;
 
   /** A whole stdout line (`text` is base64 when it was not valid UTF-8). */
   observe(text: string, encoding: 'base64' | undefined): void {
@@ -65,6 +67,7 @@ export class StreamSummary {
       this.sessionId = value.session_id;
     }
     if (value.type === 'result') this.resultLine ??= toResultLine(value);
+    if (value.type === 'user' && carriesToolResult(value.message)) this.toolResults++;
     if (value.type === 'system' && value.subtype === 'api_retry' && this.resultLine === null) {
       this.lastApiRetry = {
         status: integerOrNull(value.error_status),
@@ -89,6 +92,11 @@ function parseObject(text: string): Record<string, unknown> | undefined {
   } catch {
     return undefined;
   }
+}
+
+function carriesToolResult(message: unknown): boolean {
+  if (!isRecord(message) || !Array.isArray(message.content)) return false;
+  return message.content.some((block) => isRecord(block) && block.type === 'tool_result');
 }
 
 function toResultLine(line: Record<string, unknown>): ResultLine {

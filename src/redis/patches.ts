@@ -13,32 +13,39 @@ export interface StoredPatch {
 }
 
 /**
- * Keeps a job's patch (the latest attempt's replaces an earlier one) for `ttlSeconds`; one over
- * `maxBytes` is kept as `summary` instead. Says whether it was truncated.
+ * Keeps a job's patch (a later checkpoint or attempt replaces an earlier one) for `ttlSeconds`;
+ * one over `maxBytes` is kept as `summary` instead. Says whether it was truncated.
  */
 export async function storePatch(
   redis: RedisClient,
   address: QueueAddress,
   jobId: string,
-  change: { base: string; patch: Buffer; summary: () => string },
+  change: {
+    base: string;
+    bytes: number;
+    /** The patch, or null when it was too large to hold. */
+    patch: Buffer | null;
+    summary: () => string;
+  },
   limits: { maxBytes: number; ttlSeconds: number },
 ): Promise<boolean> {
-  const truncated = change.patch.length > limits.maxBytes;
+  const kept =
+    change.patch !== null && change.patch.length <= limits.maxBytes ? change.patch : null;
   const key = patchKey(address, jobId);
   const replies = await redis
     .multi()
     .del(key)
     .hset(key, {
       base: change.base,
-      bytes: String(change.patch.length),
-      truncated: truncated ? '1' : '0',
-      patch: truncated ? Buffer.from(change.summary(), 'utf8') : change.patch,
+      bytes: String(change.bytes),
+      truncated: kept === null ? '1' : '0',
+      patch: kept ?? Buffer.from(change.summary(), 'utf8'),
     })
     .expire(key, limits.ttlSeconds)
     .exec();
   const failed = replies?.find(([error]) => error !== null)?.[0];
   if (failed) throw failed;
-  return truncated;
+  return kept === null;
 }
 
 /** The job's stored patch, or null when it has none (no workspace, or expired). */

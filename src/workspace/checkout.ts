@@ -1,6 +1,6 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { copyFile, cp, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { git, gitText, type GitOptions } from './git.js';
+import { git, gitCapped, gitText, type GitOptions } from './git.js';
 import { removeHolder, writeHolder } from './holder.js';
 
 /** What a run changed in its checkout, against the commit it started from. */
@@ -10,10 +10,19 @@ export interface Change {
   readonly added: string[];
   readonly deleted: string[];
   /** `git diff --binary` against base, untracked files included (ignored ones not). */
-  readonly patch: Buffer;
+  readonly patch: Buffer | null;
+  /** The patch's size; over the cap it was asked with, `patch` is null and only this is known. */
+  readonly patchBytes: number;
   /** With a branch asked for: the commit of the change on it. */
   readonly commit: string | null;
 }
+
+/**
+ * The index's stat data is trusted only as far as whole-second mtime and size: handing the
+ * checkout to the run's uid and back changes every file's owner and ctime, which would make git
+ * read every file again on each look.
+ */
+const STAT = ['-c', 'core.checkStat=minimal', '-c', 'core.trustctime=false'];
 
 /** One job's checkout of a cached clone: read by the worker with git settings of its own. */
 export class Checkout {
@@ -23,6 +32,8 @@ export class Checkout {
   private readonly scratch: string;
   private readonly holder: string;
   private readonly keepFailedSeconds: number;
+  /** One look at the checkout at a time: they share the scratch index. */
+  private looking: Promise<unknown> = Promise.resolve();
 
   constructor(place: {
     dir: string;
@@ -41,39 +52,51 @@ export class Checkout {
   }
 
   /**
-   * The change in the checkout. Git reads it through the cache as its repository with an index
-   * of its own, never through the checkout's `.git`, which the run could have rewritten. The
-   * files' contents go into a scratch object store, unless `branch` asks for a commit in the
-   * cache, where the commit then lives.
+   * Keeps the checkout's index, made by git while the checkout was still the worker's alone, as
+   * the worker's own: each later look then reads only the files whose size or mtime changed.
    */
-  async change(branch: string | null = null): Promise<Change> {
+  async adoptIndex(): Promise<void> {
     await rm(this.scratch, { recursive: true, force: true });
     await mkdir(join(this.scratch, 'objects'), { recursive: true, mode: 0o700 });
+    await copyFile(join(this.dir, '.git', 'index'), join(this.scratch, 'index'));
+  }
+
+  /**
+   * The change in the checkout. Git reads it through the cache as its repository with the index
+   * adopted at the start, never through the checkout's `.git`, which the run could have
+   * rewritten. New contents go into a scratch object store; a commit on `branch`, when one is
+   * asked for, is then copied into the cache with the objects it needs. A patch over
+   * `maxPatchBytes` is counted, not kept.
+   */
+  change(options: { branch?: string | null; maxPatchBytes: number }): Promise<Change> {
+    const next = this.looking.then(() => this.look(options.branch ?? null, options.maxPatchBytes));
+    this.looking = next.catch(() => undefined);
+    return next;
+  }
+
+  private async look(branch: string | null, maxPatchBytes: number): Promise<Change> {
     const options: GitOptions = {
       gitDir: this.cache,
       workTree: this.dir,
       cwd: this.dir,
       env: {
         GIT_INDEX_FILE: join(this.scratch, 'index'),
-        ...(branch === null
-          ? {
-              GIT_OBJECT_DIRECTORY: join(this.scratch, 'objects'),
-              GIT_ALTERNATE_OBJECT_DIRECTORIES: join(this.cache, 'objects'),
-            }
-          : {}),
+        GIT_OBJECT_DIRECTORY: join(this.scratch, 'objects'),
+        GIT_ALTERNATE_OBJECT_DIRECTORIES: join(this.cache, 'objects'),
       },
     };
-    try {
-      await git(['read-tree', this.base], options);
-      await git(['add', '--all', '--', '.'], options);
-      const diff = ['diff', '--cached', '--no-renames', '--no-ext-diff', '--no-textconv'];
-      const listed = await git([...diff, '--name-status', '-z', this.base], options);
-      const patch = await git([...diff, '--binary', this.base], options);
-      const commit = branch === null ? null : await this.commit(branch, options);
-      return { base: this.base, ...filesOf(listed), patch, commit };
-    } finally {
-      await rm(this.scratch, { recursive: true, force: true });
-    }
+    await git([...STAT, 'add', '--all', '--', '.'], options);
+    const diff = [...STAT, 'diff', '--cached', '--no-renames', '--no-ext-diff', '--no-textconv'];
+    const listed = await git([...diff, '--name-status', '-z', this.base], options);
+    const patch = await gitCapped([...diff, '--binary', this.base], options, maxPatchBytes);
+    const commit = branch === null ? null : await this.commit(branch, options);
+    return {
+      base: this.base,
+      ...filesOf(listed),
+      patch: patch.output,
+      patchBytes: patch.bytes,
+      commit,
+    };
   }
 
   /**
@@ -81,6 +104,7 @@ export class Checkout {
    * WORKSPACE_KEEP_FAILED_SECONDS set, stays that long for debugging (a sweep removes it then).
    */
   async release(failed: boolean): Promise<void> {
+    await this.looking;
     await rm(this.scratch, { recursive: true, force: true });
     if (failed && this.keepFailedSeconds > 0) {
       const keepUntil = Date.now() + this.keepFailedSeconds * 1000;
@@ -96,7 +120,12 @@ export class Checkout {
     const tree = await gitText(['write-tree'], options);
     const message = `${branch}\n\nThe change of claudebox job ${branch.split('/').at(-1) ?? ''}.`;
     const commit = await gitText(['commit-tree', tree, '-p', this.base, '-m', message], options);
-    await git(['update-ref', `refs/heads/${branch}`, commit], options);
+    // Loose objects are files named by their hash: copying them over is all a store needs.
+    await cp(join(this.scratch, 'objects'), join(this.cache, 'objects'), {
+      recursive: true,
+      force: false,
+    });
+    await git(['update-ref', `refs/heads/${branch}`, commit], { gitDir: this.cache });
     return commit;
   }
 }

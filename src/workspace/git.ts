@@ -34,14 +34,44 @@ export interface GitOptions {
 
 /** Runs git, returning its stdout as bytes; a GitError with git's last words when it fails. */
 export async function git(args: readonly string[], options: GitOptions = {}): Promise<Buffer> {
+  const result = await start(args, options, true);
+  if (result.exitCode === 0) return Buffer.from(result.stdout);
+  throw failure(args, result);
+}
+
+/**
+ * Runs git for output that may be larger than the worker should hold (a diff of whatever a run
+ * wrote): counts all of it, keeps it only when it is at most `maxBytes`.
+ */
+export async function gitCapped(
+  args: readonly string[],
+  options: GitOptions,
+  maxBytes: number,
+): Promise<{ readonly bytes: number; readonly output: Buffer | null }> {
+  const subprocess = start(args, options, false);
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of subprocess.stdout as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    if (bytes <= maxBytes) chunks.push(chunk);
+    else chunks.length = 0;
+  }
+  const result = await subprocess;
+  if (result.exitCode !== 0) throw failure(args, result);
+  return { bytes, output: bytes <= maxBytes ? Buffer.concat(chunks) : null };
+}
+
+function start(args: readonly string[], options: GitOptions, buffer: boolean) {
   const where = [
     ...(options.gitDir === undefined ? [] : [`--git-dir=${options.gitDir}`]),
     ...(options.workTree === undefined ? [] : [`--work-tree=${options.workTree}`]),
   ];
-  const result = await execa('git', [...SAFE, ...where, ...args], {
+  return execa('git', [...SAFE, ...where, ...args], {
     reject: false,
     encoding: 'buffer',
     stripFinalNewline: false,
+    // stderr is read for the error message either way; stdout is streamed when not buffered.
+    buffer: { stdout: buffer, stderr: true },
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }),
     env: {
@@ -54,10 +84,16 @@ export async function git(args: readonly string[], options: GitOptions = {}): Pr
       GIT_COMMITTER_EMAIL: 'claudebox@localhost',
     },
   });
-  if (result.exitCode === 0) return Buffer.from(result.stdout);
-  const said = Buffer.from(result.stderr).toString('utf8').trim().split('\n');
+}
+
+function failure(
+  args: readonly string[],
+  result: { readonly stderr: unknown; readonly exitCode?: number | undefined },
+): GitError {
+  const stderr = result.stderr instanceof Uint8Array ? Buffer.from(result.stderr) : '';
+  const said = stderr.toString('utf8').trim().split('\n');
   const line = said.filter((text) => /fatal|error/i.test(text)).at(-1) ?? said.at(-1) ?? '';
-  throw new GitError(
+  return new GitError(
     `git ${args[0] ?? ''} failed: ${line.replace(/\s+/g, ' ').trim() || `exit code ${result.exitCode ?? 'none'}`}`,
   );
 }

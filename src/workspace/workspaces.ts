@@ -70,6 +70,7 @@ export class Workspaces {
     const id = shortHash(jobKey);
     const dir = join(this.dirs.checkouts, id);
     const holder = `${dir}.holder`;
+    const scratch = join(this.dirs.scratch, id);
     // Held before the cache is used: a sweep then neither prunes the cache nor takes the checkout.
     await writeHolder(holder, { ...thisProcess(), cache });
     try {
@@ -77,16 +78,19 @@ export class Workspaces {
       await utimes(cache, new Date(), new Date());
       await rm(dir, { recursive: true, force: true });
       await cloneAt(cache, dir, base, patch);
-      return new Checkout({
+      const checkout = new Checkout({
         dir,
         base,
         cache,
-        scratch: join(this.dirs.scratch, id),
+        scratch,
         holder,
         keepFailedSeconds: this.settings.keepFailedSeconds ?? 0,
       });
+      await checkout.adoptIndex();
+      return checkout;
     } catch (error) {
       await rm(dir, { recursive: true, force: true });
+      await rm(scratch, { recursive: true, force: true });
       await removeHolder(holder);
       throw error;
     }

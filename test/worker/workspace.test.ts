@@ -18,6 +18,7 @@ import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
 import {
   createQueue,
   fixture,
+  collectEvents,
   startTestWorker,
   uniqueQueueName,
   waitFor,
@@ -199,6 +200,38 @@ describe('a job with a workspace', () => {
     expect(result).toMatchObject({ success: false, failure: 'cli-error' });
     expect(result.workspace?.added).toEqual(['partial.txt']);
     expect((await client.patch(result.jobId))?.patch.toString()).toContain('+half done');
+  });
+
+  it('stores the change after each tool the CLI reports done, while the run goes on', async () => {
+    const jobId = randomUUID();
+    const ask = { write: { 'draft.txt': 'first draft\n' }, toolResult: true, gate: '.git/hold' };
+    const request = { prompt: JSON.stringify(ask), workspace: { source: repo.path, ref: 'main' } };
+    await queue.add('execute', request, { jobId });
+    const checkpoint = await waitFor('a checkpoint of the running job', async () => {
+      const stored = await client.patch(jobId);
+      return stored?.patch.toString().includes('+first draft') ? stored : undefined;
+    });
+    expect(checkpoint).toMatchObject({ base: repo.head, truncated: false });
+    expect(await queue.getJobState(jobId)).toBe('active');
+    const started = await waitFor('the started event', async () => {
+      const history = await collectEvents(client.events(jobId, { follow: false }));
+      return history.find((event) => event.type === 'started');
+    });
+    rmSync(join(started.data.cwd, '.git', 'hold'));
+    const result = await client.result(jobId, { timeoutMs: 30_000 });
+    expect(result.workspace?.added).toEqual(['draft.txt']);
+    const metrics = await fetch(`${worker.worker.healthUrl ?? ''}/metrics`).then((response) =>
+      response.text(),
+    );
+    expect(metrics).toMatch(/^claudebox_workspace_checkpoint_seconds_count 1$/m);
+  });
+
+  it("starts a retry from the earlier attempt's change: the files it wrote are there", async () => {
+    const ask = { write: { 'step-one.txt': 'done\n' }, failUnlessPresent: 'step-one.txt' };
+    const result = await run(ask, {}, 2);
+    expect(result).toMatchObject({ success: true, attempt: 2 });
+    expect(Object.keys(answerOf(result).files)).toContain('step-one.txt');
+    expect(result.workspace).toMatchObject({ base: repo.head, added: ['step-one.txt'] });
   });
 
   it('commits the change on a branch named after the job in the cached clone, when asked', async () => {

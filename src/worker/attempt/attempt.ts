@@ -45,7 +45,7 @@ import {
   type ReportedCost,
 } from './spending.js';
 import { validateJob } from './validate-job.js';
-import { openWorkspace, recordWorkspaceChange } from './workspace-step.js';
+import { openWorkspace, recordWorkspaceChange, WorkspaceCheckpoints } from './workspace-step.js';
 import type { Checkout } from '../../workspace/index.js';
 import { asError } from '../../common/errors.js';
 
@@ -94,6 +94,8 @@ export class Attempt {
   private box: RunBox | null = null;
   /** The job's checkout for this attempt, when it asked for a workspace. */
   private checkout: Checkout | null = null;
+  /** Its change stored as the run goes on, so a worker that dies loses little of it. */
+  private checkpoints: WorkspaceCheckpoints | null = null;
   /** Whether the attempt ended well: a failed one's checkout may be kept for debugging. */
   private succeeded = false;
   /** Set when the run ended on a 429 or 529 and the job is to run again later. */
@@ -156,6 +158,7 @@ export class Attempt {
   /** Stops the session sync and the box, and lets go of the job's events and stop signal. */
   async cleanup(): Promise<void> {
     await this.sync?.stop().catch(() => undefined);
+    await this.checkpoints?.close();
     await this.box?.close().catch((error: unknown) => {
       this.log.error({ err: error }, 'could not clean up after the run');
     });
@@ -261,7 +264,18 @@ export class Attempt {
         void this.events.line('error', text, {});
       },
     );
+    if (this.checkout !== null) {
+      const ttlSeconds = Math.ceil(timeoutSeconds) + settings.eventsTtlSeconds;
+      this.checkpoints = new WorkspaceCheckpoints(
+        this.context,
+        this.jobId,
+        this.checkout,
+        ttlSeconds,
+        this.log,
+      );
+    }
     const outcome = await runClaude(this.runSpec(prepared, timeoutSeconds));
+    await this.checkpoints?.close();
     await this.sync?.stop();
     await box.close();
     if (outcome.leftovers > 0) {
@@ -389,6 +403,7 @@ export class Attempt {
       onLine: (line) => {
         if (this.stopRequest()?.cause === 'abandoned') return undefined;
         if (line.stream === 'stdout' && !line.partial) this.jobLog.output(line.text);
+        if (line.toolResult) this.checkpoints?.request();
         return events.line(line.stream === 'stdout' ? 'output' : 'error', line.text, {
           ...(line.partial ? { partial: true } : {}),
           ...(line.encoding ? { encoding: line.encoding } : {}),

@@ -58,6 +58,8 @@ export interface JobContext {
   readonly logger: Logger;
   readonly now: () => number;
   readonly onFinished?: (result: ExecuteResult) => void;
+  /** A checkpoint of a job's workspace was stored; it took this long. */
+  readonly onCheckpoint?: (seconds: number) => void;
   /** A span per attempt; absent, nothing is traced. */
   readonly tracing?: AttemptTracing;
 }

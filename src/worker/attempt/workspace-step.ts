@@ -56,29 +56,109 @@ export async function recordWorkspaceChange(
   request: ExecuteRequest,
 ): Promise<WorkspaceResult> {
   const branch = request.workspace?.commit === true ? branchOf(jobId) : null;
-  const change = await checkout.change(branch);
-  const truncated = await storePatch(
-    context.redis,
-    context.address,
-    jobId,
-    { base: change.base, patch: change.patch, summary: () => summaryOf(jobId, change, context) },
-    { maxBytes: context.settings.patchMaxBytes, ttlSeconds: context.settings.eventsTtlSeconds },
-  );
+  const change = await checkout.change({ branch, maxPatchBytes: context.settings.patchMaxBytes });
+  const truncated = await storeChange(context, jobId, change, context.settings.eventsTtlSeconds);
   return {
     base: change.base,
     changed: change.changed,
     added: change.added,
     deleted: change.deleted,
-    patchBytes: change.patch.length,
+    patchBytes: change.patchBytes,
     patchTruncated: truncated,
     branch: change.commit === null ? null : branch,
     commit: change.commit,
   };
 }
 
+/** Stores the change as the job's patch, the one a retry starts from; says if it was truncated. */
+async function storeChange(
+  context: JobContext,
+  jobId: string,
+  change: Change,
+  ttlSeconds: number,
+): Promise<boolean> {
+  return storePatch(
+    context.redis,
+    context.address,
+    jobId,
+    {
+      base: change.base,
+      bytes: change.patchBytes,
+      patch: change.patch,
+      summary: () => summaryOf(jobId, change, context),
+    },
+    { maxBytes: context.settings.patchMaxBytes, ttlSeconds },
+  );
+}
+
+/**
+ * The change so far, stored as the job's patch while the run goes on, after each tool the CLI
+ * reports done: a worker that dies mid-run then loses at most the files changed since the last
+ * tool finished. One at a time; requests that come meanwhile make one more, not one each.
+ */
+export class WorkspaceCheckpoints {
+  private running: Promise<void> | null = null;
+  private again = false;
+  private closed = false;
+
+  constructor(
+    private readonly context: JobContext,
+    private readonly jobId: string,
+    private readonly checkout: Checkout,
+    /** The patch must outlive the run, as the history does. */
+    private readonly ttlSeconds: number,
+    private readonly log: JobContext['logger'],
+  ) {}
+
+  /** A tool finished: take a checkpoint now, or right after the one under way. */
+  request(): void {
+    if (this.closed) return;
+    if (this.running !== null) {
+      this.again = true;
+      return;
+    }
+    this.running = this.loop().finally(() => {
+      this.running = null;
+    });
+  }
+
+  /** No more checkpoints; resolves once the one under way is stored. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.again = false;
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false;
+      await this.checkpoint();
+    } while (this.wantedAgain());
+  }
+
+  /** A method, not a field read: it changes while a checkpoint is taken. */
+  private wantedAgain(): boolean {
+    return this.again && !this.closed;
+  }
+
+  private async checkpoint(): Promise<void> {
+    const began = this.context.now();
+    try {
+      const change = await this.checkout.change({
+        maxPatchBytes: this.context.settings.patchMaxBytes,
+      });
+      await storeChange(this.context, this.jobId, change, this.ttlSeconds);
+      this.context.onCheckpoint?.((this.context.now() - began) / 1000);
+    } catch (error) {
+      // The run goes on; the next checkpoint, or the attempt's end, stores the change.
+      this.log.warn({ err: error }, "could not store a checkpoint of the job's workspace");
+    }
+  }
+}
+
 function summaryOf(jobId: string, change: Change, context: JobContext): string {
   const lines = [
-    `# The change of job ${jobId} is ${change.patch.length} bytes, over WORKSPACE_PATCH_MAX_BYTES=${context.settings.patchMaxBytes}: only this summary is kept.`,
+    `# The change of job ${jobId} is ${change.patchBytes} bytes, over WORKSPACE_PATCH_MAX_BYTES=${context.settings.patchMaxBytes}: only this summary is kept.`,
     `# base ${change.base}`,
     ...change.added.map((path) => `A\t${path}`),
     ...change.changed.map((path) => `M\t${path}`),

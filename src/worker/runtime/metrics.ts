@@ -73,9 +73,18 @@ function workspaceMetrics(registry: Registry) {
     labelNames: ['part'],
     registers: [registry],
   });
+  const checkpoints = new Histogram({
+    name: 'claudebox_workspace_checkpoint_seconds',
+    help: "How long storing a checkpoint of a job's workspace took (git add, diff and the patch's write to Redis), taken after each tool the CLI reports done.",
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
   return {
     workspaceCloned(): void {
       clones.inc();
+    },
+    workspaceCheckpoint(seconds: number): void {
+      checkpoints.observe(seconds);
     },
     workspaceDiskUse(use: { checkoutBytes: number; cacheBytes: number }): void {
       bytes.set({ part: 'checkouts' }, use.checkoutBytes);

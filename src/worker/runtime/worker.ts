@@ -176,6 +176,7 @@ async function assemble(
     logger,
     now,
     onFinished: (result) => metrics.attemptFinished(result),
+    onCheckpoint: (seconds) => metrics.workspaceCheckpoint(seconds),
     ...(tracing ? { tracing } : {}),
   });
   const { worker, queue } = consumer(config, connections, id, processor, logger);

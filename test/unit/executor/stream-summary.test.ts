@@ -134,4 +134,23 @@ describe('StreamSummary', () => {
     expect(summary.lines).toBe(2);
     expect(summary.nonJsonLines).toBe(0);
   });
+
+  it('counts the user lines that carry a tool result, and nothing else that mentions one', () => {
+    const summary = new StreamSummary();
+    const toolResult = { type: 'tool_result', tool_use_id: 't1', content: 'ok' };
+    summary.observe(
+      json({ type: 'user', message: { role: 'user', content: [toolResult] } }),
+      undefined,
+    );
+    summary.observe(
+      json({ type: 'user', message: { role: 'user', content: [{ type: 'text', text: 'hi' }] } }),
+      undefined,
+    );
+    summary.observe(
+      json({ type: 'assistant', message: { role: 'assistant', content: [toolResult] } }),
+      undefined,
+    );
+    summary.observe(json({ type: 'user', message: { content: 'tool_result' } }), undefined);
+    expect(summary.toolResults).toBe(1);
+  });
 });
