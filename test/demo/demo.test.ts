@@ -48,7 +48,12 @@ describe('the demo', () => {
     );
     expect(stdout).toMatch(/✓ completed in/);
     expect(stdout).toContain('"success": true');
-    expect(stdout).toContain(`node-version.txt in the working directory: ${process.version}`);
+    // The job worked in a checkout of a repository, and its change is shown as a patch.
+    expect(stdout).toMatch(/It works in a checkout of its own of \/\S+\/project at main\./);
+    expect(stdout).toContain('What the job changed, as `claudebox patch 1` prints it');
+    expect(stdout).toContain('  | +++ b/node-version.txt');
+    expect(stdout).toContain(`  | +${process.version}`);
+    expect(stdout).toContain('"added": [\n      "node-version.txt"\n    ]');
     // Its private Redis is gone (the claude run and the worker went with the demo's process).
     const port = /redis-server on redis:\/\/127\.0\.0\.1:(\d+)/.exec(stdout)?.[1];
     expect(port).toBeDefined();

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Queue } from 'bullmq';
+import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import {
   bundledBinary,
@@ -32,6 +33,29 @@ const DEMO_PROMPT = [
   'stand-in: say This machine runs Node.js {{result}}; I wrote that to node-version.txt.',
 ].join('\n');
 
+/** The repository the demo's job works on, in a checkout of its own. */
+const DEMO_REPOSITORY = { 'README.md': '# A demo project\n' };
+
+/** A git repository holding DEMO_REPOSITORY's files on branch main. */
+async function makeRepository(path: string): Promise<string> {
+  mkdirSync(path);
+  for (const [name, text] of Object.entries(DEMO_REPOSITORY)) writeFileSync(join(path, name), text);
+  const git = (...args: string[]) =>
+    execa('git', args, {
+      cwd: path,
+      env: {
+        GIT_AUTHOR_NAME: 'demo',
+        GIT_AUTHOR_EMAIL: 'demo@localhost',
+        GIT_COMMITTER_NAME: 'demo',
+        GIT_COMMITTER_EMAIL: 'demo@localhost',
+      },
+    });
+  await git('init', '--quiet', '--initial-branch=main');
+  await git('add', '-A');
+  await git('commit', '--quiet', '-m', 'A demo project');
+  return path;
+}
+
 /** One cleanup step per thing the demo started, run in reverse order whatever happens. */
 type Cleanup = () => Promise<void> | void;
 
@@ -41,7 +65,7 @@ interface DemoSetUp {
   readonly redisNote: string;
   readonly standInUrl: string;
   readonly workDir: string;
-  /** The job's own directory: with run isolation a job does not work in WORK_DIR itself. */
+  /** A git repository the job gets a checkout of (WORKSPACE_SOURCES allows it). */
   readonly project: string;
   readonly queueName: string;
   readonly worker: ClaudeboxWorker;
@@ -77,7 +101,7 @@ export async function runDemo(io: CliIo): Promise<number> {
       return 130;
     }
     const result = await demo.client.result(jobId, { timeoutMs: 30_000 });
-    conclude(say, result, demo);
+    await conclude(say, result, demo);
     return result.success ? 0 : 1;
   } catch (error) {
     const message = errorMessage(error);
@@ -98,10 +122,15 @@ async function setUp(io: CliIo, claude: string, cleanups: Cleanup[]): Promise<De
   const scratch = mkdtempSync(join(tmpdir(), 'claudebox-demo-'));
   cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
   const workDir = await realpath(scratch);
-  const project = join(workDir, 'project');
-  mkdirSync(project);
+  const project = await makeRepository(join(workDir, 'project'));
   const queueName = `claudebox-demo-${randomUUID().slice(0, 8)}`;
-  const env = demoEnv(io, { workDir, standInUrl: standIn.url, redisUrl: redis.url, queueName });
+  const env = demoEnv(io, {
+    workDir,
+    project,
+    standInUrl: standIn.url,
+    redisUrl: redis.url,
+    queueName,
+  });
   const config = loadConfig(env);
   const logs = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -145,7 +174,7 @@ async function redisToUse(
 
 function demoEnv(
   io: CliIo,
-  at: { workDir: string; standInUrl: string; redisUrl: string; queueName: string },
+  at: { workDir: string; project: string; standInUrl: string; redisUrl: string; queueName: string },
 ): Record<string, string | undefined> {
   const home = join(at.workDir, '.home');
   mkdirSync(join(home, '.claude'), { recursive: true });
@@ -163,6 +192,7 @@ function demoEnv(
     REDIS_URL: at.redisUrl,
     QUEUE_NAME: at.queueName,
     WORK_DIR: at.workDir,
+    WORKSPACE_SOURCES: at.project,
     HEALTH_PORT: '0',
     LOG_LEVEL: 'warn',
   };
@@ -196,24 +226,37 @@ function introduce(say: (line?: string) => void, demo: DemoSetUp): void {
 async function enqueue(say: (line?: string) => void, demo: DemoSetUp): Promise<string> {
   const jobId = await demo.client.enqueue({
     prompt: DEMO_PROMPT,
-    workingDir: 'project',
+    workspace: { source: demo.project, ref: 'main' },
     allowedTools: ['Bash'],
     timeout: 120,
   });
   say(`Enqueued job ${jobId} on queue ${demo.queueName}, prompt:`);
   for (const line of DEMO_PROMPT.split('\n')) say(`  | ${line}`);
+  say(`It works in a checkout of its own of ${demo.project} at main.`);
   say();
   say('Its events, as they arrive:');
   return jobId;
 }
 
-function conclude(say: (line?: string) => void, result: ExecuteResult, demo: DemoSetUp): void {
+async function conclude(
+  say: (line?: string) => void,
+  result: ExecuteResult,
+  demo: DemoSetUp,
+): Promise<void> {
   say();
   say('The ExecuteResult (the job’s return value):');
   say(JSON.stringify(abbreviate(result), null, 2));
   say();
-  const noted = readFileSync(join(demo.project, 'node-version.txt'), 'utf8').trim();
-  say(`node-version.txt in the working directory: ${noted}`);
+  const change = await demo.client.patch(result.jobId);
+  say(
+    `What the job changed, as \`claudebox patch ${result.jobId}\` prints it (pipe it to git apply):`,
+  );
+  for (const line of (change?.patch.toString('utf8') ?? '(no change stored)\n')
+    .trimEnd()
+    .split('\n')) {
+    say(`  | ${line}`);
+  }
+  say('The checkout is gone; the repository itself is untouched.');
   say();
   say('The demo now stops everything it started. To run against the real API instead:');
   say('  export ANTHROPIC_API_KEY=sk-ant-...   # no stand-in');
