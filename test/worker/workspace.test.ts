@@ -67,6 +67,8 @@ describe('a job with a workspace', () => {
       claudeBin: fixture('claude-files.mjs'),
       env: {
         WORKSPACE_SOURCES: join(root, 'repos'),
+        // Room for every test's patch but one's, which goes past it.
+        WORKSPACE_PATCH_MAX_BYTES: String(64 * 1024),
         CONCURRENCY: '4',
         HEALTH_PORT: String(await findFreePort()),
         HEALTH_HOST: '127.0.0.1',
@@ -232,6 +234,32 @@ describe('a job with a workspace', () => {
     expect(result).toMatchObject({ success: true, attempt: 2 });
     expect(Object.keys(answerOf(result).files)).toContain('step-one.txt');
     expect(result.workspace).toMatchObject({ base: repo.head, added: ['step-one.txt'] });
+  });
+
+  it('keeps a summary of a change over WORKSPACE_PATCH_MAX_BYTES, and its retry starts from the base and says so', async () => {
+    const big = 'y'.repeat(200 * 1024);
+    const ask = { write: { 'big.txt': big, 'small.txt': 'x\n' }, exitCode: 1 };
+    const jobId = randomUUID();
+    const request = { prompt: JSON.stringify(ask), workspace: { source: repo.path, ref: 'main' } };
+    await queue.add('execute', request, { jobId, attempts: 2 });
+    const result = await client.result(jobId, { timeoutMs: 30_000 });
+    expect(result).toMatchObject({ success: false, attempt: 2 });
+    expect(result.workspace).toMatchObject({
+      added: ['big.txt', 'small.txt'],
+      patchTruncated: true,
+    });
+    expect(result.workspace?.patchBytes).toBeGreaterThan(big.length);
+    const stored = await client.patch(jobId);
+    expect(stored).toMatchObject({ truncated: true, bytes: result.workspace?.patchBytes });
+    expect(stored?.patch.toString()).toContain(
+      `over WORKSPACE_PATCH_MAX_BYTES=${64 * 1024}: only this summary is kept`,
+    );
+    expect(stored?.patch.toString()).toContain('A\tbig.txt');
+    const events = await collectEvents(client.events(jobId));
+    const notes = events.filter((event) => event.type === 'error' && event.attempt === 2);
+    expect(notes.map((event) => (event.type === 'error' ? event.content : ''))).toContain(
+      `the earlier attempt's change (${result.workspace?.patchBytes ?? 0} bytes) was over WORKSPACE_PATCH_MAX_BYTES and not kept: this attempt starts from ${repo.head}`,
+    );
   });
 
   it('commits the change on a branch named after the job in the cached clone, when asked', async () => {
