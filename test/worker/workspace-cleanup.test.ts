@@ -45,20 +45,22 @@ const checkoutsIn = (workspaceDir: string): string[] =>
     .map((entry) => join(workspaceDir, 'checkouts', entry.name));
 
 /** The sources of the cached clones, as each clone's origin names it. */
-const cachedSources = (workspaceDir: string): string[] =>
-  readdirSync(join(workspaceDir, 'cache'))
-    .filter((name) => name.endsWith('.git'))
-    .flatMap((name) => {
-      const clone = join(workspaceDir, 'cache', name);
-      try {
-        return [git(clone, 'config', '--get', 'remote.origin.url')];
-      } catch (error) {
-        // Pruned by the worker's sweep between the listing and the look.
-        if (!existsSync(clone)) return [];
-        throw error;
-      }
-    })
-    .sort();
+/**
+ * The sources of the clones in the cache, or undefined while one of them cannot be read: the
+ * sweep is removing it right now.
+ */
+function cachedSources(workspaceDir: string): string[] | undefined {
+  const sources: string[] = [];
+  for (const name of readdirSync(join(workspaceDir, 'cache'))) {
+    if (!name.endsWith('.git')) continue;
+    try {
+      sources.push(git(join(workspaceDir, 'cache', name), 'config', '--get', 'remote.origin.url'));
+    } catch {
+      return undefined;
+    }
+  }
+  return sources.sort();
+}
 
 /** `du`'s count of the bytes on disk under `path` (each hard-linked file once). */
 const du = (path: string): number =>
@@ -245,7 +247,7 @@ describe("a worker's workspace directory does not fill up", () => {
     expect(await finished(on, await enqueue(on, b, {}))).toBe('completed');
     // a is the least recently used but in use: b goes instead.
     await waitFor('b to be pruned', () =>
-      cachedSources(workspaceDir()).includes(b) ? undefined : true,
+      cachedSources(workspaceDir())?.includes(b) === false ? true : undefined,
     );
     expect(cachedSources(workspaceDir())).toEqual([a]);
     expect(await on.getJobState(holding)).toBe('active');
@@ -254,7 +256,7 @@ describe("a worker's workspace directory does not fill up", () => {
     expect(await finished(on, holding)).toBe('completed');
     expect(await finished(on, await enqueue(on, c, {}))).toBe('completed');
     await waitFor('a, now unused and least recently used, to be pruned', () =>
-      cachedSources(workspaceDir()).includes(a) ? undefined : true,
+      cachedSources(workspaceDir())?.includes(a) === false ? true : undefined,
     );
     expect(cachedSources(workspaceDir())).toEqual([c]);
     await waitFor('the gauges to measure one clone and no checkout', async () =>
