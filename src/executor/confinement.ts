@@ -19,9 +19,11 @@ export interface Confinement {
   cli(launched: number): Promise<number | null>;
   /**
    * Stops every process of the run: SIGTERM, then SIGKILL past `graceMs` (0: SIGKILL at once),
-   * again until nothing is left. Returns how many processes it found to stop.
+   * again until nothing is left. Returns how many processes it found to stop. `launchedExited`:
+   * the launched process has exited with a code of its own (it was not killed), which in a PID
+   * namespace of the run's own means that nothing of the run is left to look for.
    */
-  sweep(launched: number | undefined, graceMs: number): Promise<number>;
+  sweep(launched: number | undefined, graceMs: number, launchedExited?: boolean): Promise<number>;
   /**
    * Whether the CLI closed its stdout, for confinements where a process between the worker
    * and the CLI (a sandbox's) holds the same pipe open, so its end never shows on the pipe.

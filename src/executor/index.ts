@@ -14,8 +14,10 @@ export { judgeRun, oneLine, type RunReport } from './outcome.js';
 export { rateLimitHit, RATE_LIMIT_STATUSES, type RateLimitHit } from './rate-limit.js';
 export { markerConfinement, type Confinement } from './confinement.js';
 export {
+  childrenOf,
   findRunProcesses,
   findProcessesOfUid,
+  processOfUid,
   processStartTime,
   signalProcesses,
   sweepRunProcesses,

@@ -1,5 +1,6 @@
-import { readdir, readFile } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * Finding and stopping every process of a run.
@@ -28,18 +29,47 @@ interface ProcStat {
   readonly state: string;
 }
 
-async function readStat(pid: number): Promise<ProcStat | undefined> {
+/**
+ * /proc's files are made up by the kernel as they are read: reading them synchronously costs a
+ * fraction of fs/promises, whose four thread-pool round trips a file dominated a worker's CPU. A
+ * scan of the host reads them a slice at a time, with a turn of the event loop between slices,
+ * so that a host of many processes does not hold up the runs' events.
+ */
+const SLICE = 64;
+
+function readProcFile(pid: number, name: string): string | undefined {
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) is in parentheses and may itself contain spaces and ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const [state, ppid] = fields;
-    const startTime = fields[19];
-    if (state === undefined || ppid === undefined || startTime === undefined) return undefined;
-    return { ppid: Number(ppid), startTime, state };
+    return readFileSync(`/proc/${pid}/${name}`, 'utf8');
   } catch {
     return undefined; // gone, or not ours to read
   }
+}
+
+/** `read` of each pid, a slice at a time; pids it has nothing for are left out. */
+async function readEach<T>(
+  pids: readonly number[],
+  read: (pid: number) => T | undefined,
+): Promise<Map<number, T>> {
+  const found = new Map<number, T>();
+  for (let at = 0; at < pids.length; at += SLICE) {
+    if (at > 0) await nextTurn();
+    for (const pid of pids.slice(at, at + SLICE)) {
+      const value = read(pid);
+      if (value !== undefined) found.set(pid, value);
+    }
+  }
+  return found;
+}
+
+function readStat(pid: number): ProcStat | undefined {
+  const stat = readProcFile(pid, 'stat');
+  if (stat === undefined) return undefined;
+  // The command name (field 2) is in parentheses and may itself contain spaces and ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const [state, ppid] = fields;
+  const startTime = fields[19];
+  if (state === undefined || ppid === undefined || startTime === undefined) return undefined;
+  return { ppid: Number(ppid), startTime, state };
 }
 
 /** Whether the process's environment holds exactly the entry `NAME=value`. */
@@ -63,16 +93,13 @@ interface ProcStatus {
   readonly uids: number[];
 }
 
-async function readStatus(pid: number): Promise<ProcStatus | undefined> {
-  try {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    const ppid = /^PPid:\s+(\d+)/m.exec(status)?.[1];
-    const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1];
-    if (ppid === undefined || uids === undefined) return undefined;
-    return { ppid: Number(ppid), uids: uids.trim().split(/\s+/).map(Number) };
-  } catch {
-    return undefined; // gone
-  }
+function readStatus(pid: number): ProcStatus | undefined {
+  const status = readProcFile(pid, 'status');
+  if (status === undefined) return undefined;
+  const ppid = /^PPid:\s+(\d+)/m.exec(status)?.[1];
+  const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1];
+  if (ppid === undefined || uids === undefined) return undefined;
+  return { ppid: Number(ppid), uids: uids.trim().split(/\s+/).map(Number) };
 }
 
 /**
@@ -81,15 +108,8 @@ async function readStatus(pid: number): Promise<ProcStatus | undefined> {
  * environment or double fork takes a process out of this list.
  */
 export async function findProcessesOfUid(uid: number, rootPid?: number): Promise<ProcessRef[]> {
-  // One file a process: a worker sweeps after every run, and /proc holds the whole host.
-  const pids = await listPids();
-  const statuses = new Map<number, ProcStatus>();
-  await Promise.all(
-    pids.map(async (pid) => {
-      const status = await readStatus(pid);
-      if (status) statuses.set(pid, status);
-    }),
-  );
+  // One file a process: /proc holds the whole host.
+  const statuses = await readEach(listPids(), readStatus);
   const found = new Set<number>();
   for (const [pid, status] of statuses) if (status.uids.includes(uid)) found.add(pid);
   if (rootPid !== undefined && statuses.has(rootPid)) {
@@ -98,14 +118,7 @@ export async function findProcessesOfUid(uid: number, rootPid?: number): Promise
   }
   found.delete(process.pid);
   // The start time, which tells a recycled pid, is in stat: read for the few found only.
-  const stats = new Map<number, ProcStat>();
-  await Promise.all(
-    [...found].map(async (pid) => {
-      const stat = await readStat(pid);
-      if (stat) stats.set(pid, stat);
-    }),
-  );
-  return toRefs(found, stats);
+  return toRefs(found, await readEach([...found], readStat));
 }
 
 function toRefs(found: Set<number>, stats: Map<number, ProcStat>): ProcessRef[] {
@@ -116,9 +129,31 @@ function toRefs(found: Set<number>, stats: Map<number, ProcStat>): ProcessRef[] 
     .map(({ pid, stat }) => ({ pid, startTime: stat.startTime }));
 }
 
-async function listPids(): Promise<number[]> {
-  const entries = await readdir('/proc');
-  return entries.filter((name) => /^\d+$/.test(name)).map(Number);
+function listPids(): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number);
+}
+
+/** Whether this kernel lists a process's children in /proc (CONFIG_PROC_CHILDREN). */
+let childrenListed: boolean | undefined;
+
+/**
+ * The children of `pid` (of its main thread), from /proc; null where the kernel does not list
+ * them, [] when it has none or is gone.
+ */
+export function childrenOf(pid: number): number[] | null {
+  childrenListed ??= existsSync(`/proc/${process.pid}/task/${process.pid}/children`);
+  if (!childrenListed) return null;
+  const listed = readProcFile(pid, `task/${pid}/children`);
+  return listed === undefined ? [] : listed.split(' ').filter(Boolean).map(Number);
+}
+
+/** `pid` as a ProcessRef when it is alive and runs as `uid`, else null. */
+export function processOfUid(pid: number, uid: number): ProcessRef | null {
+  const stat = readStat(pid);
+  if (stat === undefined || stat.state === 'Z') return null;
+  return readStatus(pid)?.uids.includes(uid) === true ? { pid, startTime: stat.startTime } : null;
 }
 
 /**
@@ -127,16 +162,10 @@ async function listPids(): Promise<number[]> {
  */
 export async function findRunProcesses(marker: Marker, rootPid?: number): Promise<ProcessRef[]> {
   const entry = Buffer.from(`${marker.name}=${marker.value}`);
-  const pids = await listPids();
-  const stats = new Map<number, ProcStat>();
-  await Promise.all(
-    pids.map(async (pid) => {
-      const stat = await readStat(pid);
-      if (stat) stats.set(pid, stat);
-    }),
-  );
-
+  const stats = await readEach(listPids(), readStat);
   const found = new Set<number>();
+  // Not synchronously: reading another process's environment reads its memory, which a process
+  // can keep locked for a while.
   await Promise.all(
     [...stats.keys()].map(async (pid) => {
       if (await carriesMarker(pid, entry)) found.add(pid);
@@ -178,17 +207,18 @@ export async function signalProcesses(
   processes: readonly ProcessRef[],
   signal: NodeJS.Signals,
 ): Promise<void> {
-  await Promise.all(
-    processes.map(async ({ pid, startTime }) => {
-      const stat = await readStat(pid);
-      if (!stat || stat.startTime !== startTime) return;
-      try {
-        process.kill(pid, signal);
-      } catch {
-        // Gone in the meantime, or not ours: nothing left to stop.
-      }
-    }),
+  const stats = await readEach(
+    processes.map(({ pid }) => pid),
+    readStat,
   );
+  for (const { pid, startTime } of processes) {
+    if (stats.get(pid)?.startTime !== startTime) continue;
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Gone in the meantime, or not ours: nothing left to stop.
+    }
+  }
 }
 
 export interface SweepOptions {
@@ -225,7 +255,7 @@ export async function sweepRunProcesses(marker: Marker, options: SweepOptions): 
 }
 
 /** The start time of a live process (in clock ticks since boot), or null when it is gone. */
-export async function processStartTime(pid: number): Promise<string | null> {
-  const stat = await readStat(pid);
-  return stat && stat.state !== 'Z' ? stat.startTime : null;
+export function processStartTime(pid: number): Promise<string | null> {
+  const stat = readStat(pid);
+  return Promise.resolve(stat && stat.state !== 'Z' ? stat.startTime : null);
 }

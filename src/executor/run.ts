@@ -122,7 +122,7 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
   await stopper.close();
   // The CLI is gone, and so is the run: whatever of it is left is killed at once, so nothing
   // but the CLI itself had the last word on its stdout.
-  const leftovers = await confinement.sweep(undefined, 0);
+  const leftovers = await confinement.sweep(undefined, 0, status.signal === null);
   await drain(subprocess, reading);
   await settled;
   return outcome({

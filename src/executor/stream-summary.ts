@@ -33,6 +33,12 @@ export interface ApiRetryLine {
 const EXCERPT_CHARS = 200;
 
 /**
+ * Lines of these types carry nothing the summary reads once it knows the session: they are most
+ * of what a run prints, and the longest, so they are known by their first bytes, not parsed.
+ */
+const UNREAD_TYPES = ['{"type":"assistant"', '{"type":"stream_event"'];
+
+/**
  * Reads the stream-json lines as they pass: the session id (every line carries it), the
  * `result` line, and anything that was not JSON, for an error message that says what happened.
  * The CLI prints one result line, at its end; only the first counts, so nothing printed after it
@@ -57,6 +63,7 @@ export class StreamSummary {
       this.invalidUtf8Lines++;
       return;
     }
+    if (this.sessionId !== null && UNREAD_TYPES.some((prefix) => text.startsWith(prefix))) return;
     const value = parseObject(text);
     if (value === undefined) {
       this.nonJsonLines++;

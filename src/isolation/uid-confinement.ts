@@ -1,7 +1,10 @@
 import { readlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  childrenOf,
   findProcessesOfUid,
+  processOfUid,
+  processStartTime,
   signalProcesses,
   type Confinement,
   type ProcessRef,
@@ -25,17 +28,23 @@ export function uidConfinement(options: UidConfinementOptions): Confinement {
   // Set when a sweep left no process of the uid: none can appear until the worker launches one
   // (only root starts processes as another uid), so closing the box need not look again.
   let clean = false;
+  // The CLI once found: whether it still runs is one read of its stat, where finding it again
+  // reads every process of the host (its stdout is looked at twice a second).
+  let known: ProcessRef | null = null;
   const find = (launched?: number): Promise<ProcessRef[]> => findProcessesOfUid(uid, launched);
   const cli = async (launched: number): Promise<number | null> => {
     if (sandbox === null) return launched;
-    const own = (await findProcessesOfUid(uid)).sort(
-      (a, b) => Number(a.startTime) - Number(b.startTime),
-    );
-    return own[0]?.pid ?? null;
+    if (known !== null && (await processStartTime(known.pid)) === known.startTime) {
+      return known.pid;
+    }
+    const inTree = sandboxedCli(launched, uid);
+    known = inTree === undefined ? oldest(await find()) : inTree;
+    return known?.pid ?? null;
   };
   return {
     command: (bin, args) => {
       clean = false;
+      known = null;
       const chain = [setpriv, ...becomeUid(uid), bin, ...args];
       return sandbox === null
         ? { file: setpriv, args: chain.slice(1) }
@@ -58,29 +67,67 @@ export function uidConfinement(options: UidConfinementOptions): Confinement {
             );
           },
         }),
-    sweep: async (launched, graceMs) => {
+    sweep: async (launched, graceMs, launchedExited = false) => {
       if (clean) return 0;
-      let found = await find(launched);
-      const count = found.length;
-      clean = count === 0;
-      if (clean) return 0;
-      if (graceMs > 0) {
-        await signalUid(setpriv, uid, 'TERM');
-        const deadline = Date.now() + graceMs;
-        while (found.length > 0 && Date.now() < deadline) {
-          await sleep(50);
-          found = await find(launched);
-        }
+      // bwrap's init in the run's PID namespace waits for every process in it before it exits,
+      // and bwrap waits for its init: a bwrap that exited by itself leaves nothing behind.
+      if (sandbox !== null && launchedExited) {
+        clean = true;
+        return 0;
       }
-      for (let round = 0; round < 50 && found.length > 0; round++) {
-        await signalUid(setpriv, uid, 'KILL');
-        // The sandbox's own processes are root's: the worker, their parent, stops them itself.
-        await signalProcesses(found, 'SIGKILL');
-        await sleep(20);
-        found = await find(launched);
-      }
-      clean = found.length === 0;
-      return count;
+      const count = await stopAll(setpriv, uid, graceMs, () => find(launched));
+      clean = count.left === 0;
+      return count.found;
     },
   };
+}
+
+/**
+ * SIGTERM to every process of `uid`, then, past `graceMs`, SIGKILL until none is left: what
+ * it found at first, and what it could not stop.
+ */
+async function stopAll(
+  setpriv: string,
+  uid: number,
+  graceMs: number,
+  find: () => Promise<ProcessRef[]>,
+): Promise<{ readonly found: number; readonly left: number }> {
+  let found = await find();
+  const count = found.length;
+  if (count === 0) return { found: 0, left: 0 };
+  if (graceMs > 0) {
+    await signalUid(setpriv, uid, 'TERM');
+    const deadline = Date.now() + graceMs;
+    while (found.length > 0 && Date.now() < deadline) {
+      await sleep(50);
+      found = await find();
+    }
+  }
+  for (let round = 0; round < 50 && found.length > 0; round++) {
+    await signalUid(setpriv, uid, 'KILL');
+    // The sandbox's own processes are root's: the worker, their parent, stops them itself.
+    await signalProcesses(found, 'SIGKILL');
+    await sleep(20);
+    found = await find();
+  }
+  return { found: count, left: found.length };
+}
+
+/**
+ * The CLI of a sandboxed run from the process tree, where the kernel lists children: bwrap
+ * starts its init in the run's PID namespace, which starts setpriv, which becomes the CLI. Null
+ * when it is not (yet, or any more) there; undefined when /proc cannot tell.
+ */
+function sandboxedCli(launched: number, uid: number): ProcessRef | null | undefined {
+  const inits = childrenOf(launched);
+  if (inits === null) return undefined;
+  const init = inits[0];
+  if (init === undefined) return null;
+  // Orphans of the run are the init's children too: the CLI is the first of the run's uid.
+  const own = (childrenOf(init) ?? []).flatMap((pid) => processOfUid(pid, uid) ?? []);
+  return oldest(own);
+}
+
+function oldest(processes: readonly ProcessRef[]): ProcessRef | null {
+  return [...processes].sort((a, b) => Number(a.startTime) - Number(b.startTime))[0] ?? null;
 }

@@ -28,7 +28,7 @@ export interface UidPoolOptions {
   readonly owner: LeaseOwner;
   /** Uids that belong to someone already (accounts in /etc/passwd): never handed out. */
   readonly taken: ReadonlySet<number>;
-  /** Stops whatever still runs as a uid before it is reused (a dead worker's leftovers). */
+  /** Stops whatever still runs as a uid taken over from a dead worker, before it is reused. */
   readonly clear: (uid: number) => Promise<void>;
 }
 
@@ -51,25 +51,27 @@ export class UidPool {
     const { base, count, taken } = this.options;
     for (let uid = base; uid < base + count; uid++) {
       if (this.held.has(uid) || taken.has(uid)) continue;
-      if (await this.tryLease(uid)) {
-        this.held.add(uid);
-        await this.options.clear(uid);
-        return { uid, release: () => this.release(uid) };
-      }
+      const leased = await this.tryLease(uid);
+      if (leased === false) continue;
+      this.held.add(uid);
+      // A lease is given back only once nothing of its run is left (the box's last sweep), so
+      // only a dead worker's uid can still have processes.
+      if (leased === 'taken over') await this.options.clear(uid);
+      return { uid, release: () => this.release(uid) };
     }
     throw new IsolationError(
       `uid pool exhausted: all ${count} uids from ${base} (RUN_UID_BASE, RUN_UID_COUNT) are in use by runs on this host`,
     );
   }
 
-  private async tryLease(uid: number): Promise<boolean> {
+  private async tryLease(uid: number): Promise<'free' | 'taken over' | false> {
     const path = this.leasePath(uid);
-    if (await this.create(path)) return true;
+    if (await this.create(path)) return 'free';
     const holder = await readLease(path);
     if (holder === undefined || (await isAlive(holder))) return false;
     // Its worker is gone: the uid's processes are stopped once it is ours (acquire clears it).
     const ended = await endLease(this.options.leaseDir, uid, holder, () => Promise.resolve());
-    return ended && this.create(path);
+    return ended && (await this.create(path)) ? 'taken over' : false;
   }
 
   private async create(path: string): Promise<boolean> {

@@ -56,9 +56,10 @@ describe('event replay at the edges', () => {
   async function write(events: ExecuteEvent[], publish: boolean): Promise<void> {
     const pipeline = redis.pipeline();
     for (const e of events) {
-      const json = Buffer.from(JSON.stringify(e));
-      pipeline.xadd(historyKey(address, jobId), `${e.seq}-0`, ...historyFields(e, json));
-      if (publish) pipeline.publish(eventChannel(address.queueName, jobId), JSON.stringify(e));
+      const json = JSON.stringify(e);
+      const fields = historyFields(e, json, Date.parse(e.timestamp));
+      pipeline.xadd(historyKey(address, jobId), `${e.seq}-0`, ...fields);
+      if (publish) pipeline.publish(eventChannel(address.queueName, jobId), json);
     }
     await pipeline.exec();
   }

@@ -8,10 +8,11 @@ import {
 export interface PendingEvent {
   readonly seq: number;
   /**
-   * The event's JSON as bytes: one copy, written as is by PUBLISH, and by XADD for an event that
-   * is not a line, where a string would be copied into each command (a 1 GiB flood makes that count).
+   * The event's JSON, as PUBLISH sends it. A string, as every other argument of the batch: the
+   * client then writes the whole pipeline as one string, where a Buffer among them would make it
+   * copy every command into Buffers first.
    */
-  readonly json: Buffer;
+  readonly json: string;
   /** The event's entry in the history stream: its fields and values. */
   readonly stored: HistoryFields;
   /** Seconds until the stream expires, set along with this event. */
@@ -177,15 +178,16 @@ export class JobEvents {
   ): void {
     if (body.type !== 'gap' && body.type !== 'completed' && body.type !== 'failed') this.emitGap();
     const seq = ++this.seq;
+    const time = this.sink.now();
     const event = {
       jobId: this.jobId,
       attempt: options.attempt ?? this.attempt,
       seq,
-      timestamp: new Date(this.sink.now()).toISOString(),
+      timestamp: new Date(time).toISOString(),
       ...body,
     };
-    const json = Buffer.from(JSON.stringify(event));
-    const pending = { seq, json, stored: historyFields(event, json) };
+    const json = JSON.stringify(event);
+    const pending = { seq, json, stored: historyFields(event, json, time) };
     const { expire } = options;
     this.queue.push(expire === undefined ? pending : { ...pending, expire });
     this.queuedBytes += json.length;

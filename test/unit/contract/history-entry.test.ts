@@ -5,7 +5,7 @@ const envelope = { jobId: 'job-1', attempt: 2, seq: 7, timestamp: '2026-01-02T03
 
 /** What XRANGE answers for the entry the worker writes: every value as a string. */
 function stored(event: ExecuteEvent): string[] {
-  return historyFields(event, Buffer.from(JSON.stringify(event))).map(String);
+  return historyFields(event, JSON.stringify(event), Date.parse(event.timestamp)).map(String);
 }
 
 describe('history entries', () => {

@@ -71,10 +71,10 @@ describe('EventPublisher', () => {
     const commands = connection.pipelines.flat();
     expect(commands.map(([name, key, ...rest]) => [name, key, ...rest.slice(0, 4)])).toEqual([
       ['xadd', 'bull:jobs:history:job-7', 'MAXLEN', '~', 1000, '1-0'],
-      ['publish', 'jobs:events:job-7', expect.any(Buffer)],
+      ['publish', 'jobs:events:job-7', expect.any(String)],
       ['expire', 'bull:jobs:history:job-7', 3600],
       ['xadd', 'bull:jobs:history:job-7', 'MAXLEN', '~', 1000, '2-0'],
-      ['publish', 'jobs:events:job-7', expect.any(Buffer)],
+      ['publish', 'jobs:events:job-7', expect.any(String)],
     ]);
     const [xadd, publish, , lineXadd, linePublish] = commands;
     expect(xadd?.slice(6)).toEqual(['event', publish?.at(-1)]);
@@ -100,11 +100,9 @@ describe('EventPublisher', () => {
             : [null, 1],
         ),
       );
-    expect(
-      await publisher.write('job-1', [
-        { seq: 3, json: Buffer.from('{}'), stored: ['event', '{}'] },
-      ]),
-    ).toBe('ok');
+    expect(await publisher.write('job-1', [{ seq: 3, json: '{}', stored: ['event', '{}'] }])).toBe(
+      'ok',
+    );
     expect(errors).toEqual([]);
   });
 
@@ -112,7 +110,7 @@ describe('EventPublisher', () => {
     const connection = new FakeConnection();
     const errors: string[] = [];
     const publisher = publisherOn(connection, { onPublishError: (e) => errors.push(e.message) });
-    const batch = [{ seq: 1, json: Buffer.from('{}'), stored: ['event', '{}'] }];
+    const batch = [{ seq: 1, json: '{}', stored: ['event', '{}'] }];
 
     connection.answer = () =>
       Promise.resolve([
