@@ -8,18 +8,23 @@ import type { ExecuteEvent } from './events.js';
  * `gap`, `completed`, `failed`) is one field `event` holding its JSON, as in version 1. The job
  * id comes from the key, the seq from the entry id `<seq>-0`.
  */
-export type HistoryFields = (string | number)[];
+export type HistoryFields = (string | number | Buffer)[];
 
 type LineEvent = Extract<ExecuteEvent, { type: 'output' | 'error' }>;
 
 /**
  * The fields and values of `event`'s history entry; `json` is the event's JSON and `time` its
- * timestamp in epoch milliseconds.
+ * timestamp in epoch milliseconds. `printed`: a line's content as the bytes it was printed as.
  */
-export function historyFields(event: ExecuteEvent, json: string, time: number): HistoryFields {
+export function historyFields(
+  event: ExecuteEvent,
+  json: string,
+  time: number,
+  printed?: Buffer,
+): HistoryFields {
   if (event.type !== 'output' && event.type !== 'error') return ['event', json];
   const fields: HistoryFields = ['attempt', event.attempt, 'time', time];
-  fields.push(event.stream, event.content);
+  fields.push(event.stream, printed ?? event.content);
   if (event.data !== undefined) fields.push('data', JSON.stringify(event.data));
   return fields;
 }

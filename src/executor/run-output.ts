@@ -12,6 +12,8 @@ export interface RunLine {
   readonly partial: boolean;
   /** A stdout line that reports a tool's result: the tool is done with its files. */
   readonly toolResult?: true;
+  /** The line as printed, where `text` is it decoded (not base64): kept without encoding again. */
+  readonly bytes?: Buffer;
 }
 
 export interface OutputWatcher {
@@ -88,6 +90,7 @@ export class RunOutput {
       partial: raw.partial,
       ...decoded,
       ...(toolResult ? { toolResult: true } : {}),
+      ...(decoded.encoding === undefined ? { bytes: raw.bytes } : {}),
     });
   }
 }

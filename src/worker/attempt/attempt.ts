@@ -404,10 +404,16 @@ export class Attempt {
         if (this.stopRequest()?.cause === 'abandoned') return undefined;
         if (line.stream === 'stdout' && !line.partial) this.jobLog.output(line.text);
         if (line.toolResult) this.checkpoints?.request();
-        return events.line(line.stream === 'stdout' ? 'output' : 'error', line.text, {
+        const data = {
           ...(line.partial ? { partial: true } : {}),
           ...(line.encoding ? { encoding: line.encoding } : {}),
-        });
+        };
+        return events.line(
+          line.stream === 'stdout' ? 'output' : 'error',
+          line.text,
+          data,
+          line.bytes,
+        );
       },
     };
   }

@@ -7,12 +7,8 @@ import {
 
 export interface PendingEvent {
   readonly seq: number;
-  /**
-   * The event's JSON, as PUBLISH sends it. A string, as every other argument of the batch: the
-   * client then writes the whole pipeline as one string, where a Buffer among them would make it
-   * copy every command into Buffers first.
-   */
-  readonly json: string;
+  /** The event's JSON, as PUBLISH sends it (see `asWritten` for when it is bytes). */
+  readonly json: string | Buffer;
   /** The event's entry in the history stream: its fields and values. */
   readonly stored: HistoryFields;
   /** Seconds until the stream expires, set along with this event. */
@@ -44,6 +40,14 @@ type SeqRange = { from: number; to: number };
 /** A job's queue waits below this before its run may print more (while Redis is reachable). */
 const HIGH_WATER_BYTES = 1024 * 1024;
 const BATCH_EVENTS = 256;
+/**
+ * Text up to this long goes to Redis as a string, which the client writes with the rest of a
+ * batch as one string: the cheapest way for short lines. Longer text goes as bytes: the client
+ * keeps the strings of a batch alive long enough for V8 to move them to its old generation, and
+ * a run printing long lines then grows the worker's heap by about twice what it prints between
+ * full collections.
+ */
+const LONG_TEXT = 1024;
 const BATCH_BYTES = 256 * 1024;
 const RETRY_DELAY_MS = 250;
 const PERMANENT_FAILURES_BEFORE_GAP = 5;
@@ -97,6 +101,8 @@ export class JobEvents {
     type: LineType,
     content: string,
     data?: { partial?: boolean; encoding?: 'base64' },
+    /** The line as printed, when `content` is it decoded: stored as is. */
+    printed?: Buffer,
   ): Promise<void> | undefined {
     // Nothing of an attempt goes after its terminal event (lines read after the run was given up).
     if (this.terminalSent) return undefined;
@@ -112,6 +118,8 @@ export class JobEvents {
       type === 'output'
         ? { type, stream: 'stdout', content, ...extra }
         : { type, stream: 'stderr', content, ...extra },
+      // Bytes are worth it for long lines only (see LONG_TEXT).
+      printed === undefined || content.length <= LONG_TEXT ? {} : { printed },
     );
     return this.backpressure();
   }
@@ -174,7 +182,7 @@ export class JobEvents {
 
   private enqueue(
     body: DistributiveOmit<ExecuteEvent, 'jobId' | 'attempt' | 'seq' | 'timestamp'>,
-    options: { attempt?: number; expire?: number } = {},
+    options: { attempt?: number; expire?: number; printed?: Buffer } = {},
   ): void {
     if (body.type !== 'gap' && body.type !== 'completed' && body.type !== 'failed') this.emitGap();
     const seq = ++this.seq;
@@ -186,8 +194,10 @@ export class JobEvents {
       timestamp: new Date(time).toISOString(),
       ...body,
     };
-    const json = JSON.stringify(event);
-    const pending = { seq, json, stored: historyFields(event, json, time) };
+    const text = JSON.stringify(event);
+    const json = asWritten(text);
+    const fields = historyFields(event, text, time, options.printed);
+    const pending = { seq, json, stored: fields.map(asWritten) };
     const { expire } = options;
     this.queue.push(expire === undefined ? pending : { ...pending, expire });
     this.queuedBytes += json.length;
@@ -285,4 +295,8 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 
 function hasKeys(value: object): boolean {
   return Object.values(value).some((v) => v !== undefined);
+}
+
+function asWritten<T extends string | number | Buffer>(value: T): T | Buffer {
+  return typeof value === 'string' && value.length > LONG_TEXT ? Buffer.from(value) : value;
 }

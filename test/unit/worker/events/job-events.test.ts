@@ -85,7 +85,7 @@ class MemorySink implements EventSink {
 
   /** Every event written, in the order written. */
   get events(): ExecuteEvent[] {
-    return this.batches.flat().map((event) => JSON.parse(event.json));
+    return this.batches.flat().map((event) => JSON.parse(event.json.toString()));
   }
 }
 
@@ -414,7 +414,7 @@ describe('JobEvents: Redis reachable but refusing the events', () => {
     const sink = new MemorySink();
     let calls = 0;
     sink.outcome = (batch) =>
-      batch.some((e) => e.json.includes('poison')) ? (calls++, 'retry') : 'ok';
+      batch.some((e) => e.json.toString().includes('poison')) ? (calls++, 'retry') : 'ok';
     const events = new JobEvents(sink, 'job-1', 1, 1);
     void events.line('output', 'poison');
     const flushed = events.flush();
@@ -437,7 +437,8 @@ describe('JobEvents: Redis reachable but refusing the events', () => {
     vi.useFakeTimers();
     const sink = new MemorySink();
     const release = sink.holdWrites();
-    sink.outcome = (batch) => (batch.some((e) => e.json.includes('poison')) ? 'retry' : 'ok');
+    sink.outcome = (batch) =>
+      batch.some((e) => e.json.toString().includes('poison')) ? 'retry' : 'ok';
     const events = new JobEvents(sink, 'job-1', 1, 1);
     // The first batch (seq 1) goes alone; seqs 2..4 share the second, refused, batch.
     void events.line('output', 'poison');
@@ -458,7 +459,8 @@ describe('JobEvents: Redis reachable but refusing the events', () => {
   it('merges seqs given up out of order into one range with those dropped meanwhile', async () => {
     vi.useFakeTimers();
     const sink = new MemorySink(1024);
-    sink.outcome = (batch) => (batch.some((e) => e.json.includes('poison')) ? 'retry' : 'ok');
+    sink.outcome = (batch) =>
+      batch.some((e) => e.json.toString().includes('poison')) ? 'retry' : 'ok';
     const events = new JobEvents(sink, 'job-1', 1, 1);
     void events.line('output', 'poison');
     // While seq 1 is being retried, Redis blinks and two long lines find the buffer full.
