@@ -175,14 +175,12 @@ describe('runClaude', () => {
 
   it('stops a run when its signal is aborted, and says it was cancelled', async () => {
     const controller = new AbortController();
+    // Once it printed its first line: by then it handles SIGINT (a loaded machine can take
+    // longer than any fixed wait to start Node).
     const { spec: s } = spec(fixture('claude-slow.mjs'), {
       prompt: 'sleep 30',
       signal: controller.signal,
-      onSpawn: () => {
-        setTimeout(() => {
-          controller.abort({ cause: 'cancelled', message: 'changed my mind' });
-        }, 300);
-      },
+      onLine: () => controller.abort({ cause: 'cancelled', message: 'changed my mind' }),
     });
     const report = judgeRun(await runClaude(s), s.timeoutMs);
 
