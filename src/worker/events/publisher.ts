@@ -6,14 +6,16 @@ import {
   type QueueAddress,
 } from '../../contract/index.js';
 import { JobEvents, type EventSink, type PendingEvent } from './job-events.js';
+import { writeBatch, writeBatchAndWait } from './write-batch.js';
 import { asError } from '../../common/errors.js';
 import { doneWithin } from '../../common/time.js';
 
 /**
  * Publishes a job's events twice: on its pub/sub channel for whoever watches live, and into its
- * Redis Stream for replay (a line stored raw, see historyFields). Both go in one pipeline, XADD first, so any event a subscriber missed
- * is already in the stream when it looks. Stream entry ids are `<seq>-0`: a replayed write of
- * the same event is refused by Redis instead of stored twice.
+ * Redis Stream for replay (a line stored raw, see historyFields), a batch at a time in one
+ * command that stores each event before it publishes it (see write-batch.ts), so any event a
+ * subscriber missed is already in the stream when it looks. Stream entry ids are `<seq>-0`: a
+ * replayed write of the same event is refused by Redis instead of stored twice.
  *
  * While Redis is unreachable, events wait in memory up to `bufferBytes` across all jobs; past
  * that, output and stderr lines are dropped and a `gap` event names their seqs once events flow
@@ -109,42 +111,29 @@ export class EventPublisher implements EventSink {
 
   async write(jobId: string, batch: readonly PendingEvent[]): Promise<'ok' | 'retry'> {
     const { redis, address, maxLen } = this.options;
-    const key = historyKey(address, jobId);
     const mode = this.options.pubsub ?? 'plain';
-    const channel = liveEventChannel(mode, address, jobId);
-    const pipeline = redis.pipeline();
-    for (const event of batch) {
-      pipeline.xadd(key, 'MAXLEN', '~', maxLen, `${event.seq}-0`, ...event.stored);
-      if (mode === 'sharded') pipeline.spublish(channel, event.json);
-      else pipeline.publish(channel, event.json);
-      if (event.expire !== undefined) pipeline.expire(key, event.expire);
-    }
+    const target = {
+      key: historyKey(address, jobId),
+      channel: liveEventChannel(mode, address, jobId),
+      sharded: mode === 'sharded',
+      maxLen,
+    };
     const replicas = this.options.waitReplicas ?? 0;
-    // A primary that fails over drops what its replica had not got yet: such a batch is written
-    // again, to the new primary (the ids make that harmless).
-    if (replicas > 0) pipeline.wait(replicas, WAIT_REPLICAS_MS);
-    let results: [Error | null, unknown][] | null;
     try {
-      results = await pipeline.exec();
+      if (replicas === 0) {
+        await writeBatch(redis, target, batch);
+        return 'ok';
+      }
+      // A primary that fails over drops what its replica had not got yet: such a batch is
+      // written again, to the new primary (the ids make that harmless).
+      const count = { count: replicas, timeoutMs: WAIT_REPLICAS_MS };
+      const acknowledged = await writeBatchAndWait(redis, target, batch, count);
+      if (acknowledged >= replicas) return 'ok';
+      this.options.onPublishError?.(new Error(`${acknowledged} of ${replicas} replicas have it`));
+      return 'retry';
     } catch (error) {
       this.options.onPublishError?.(asError(error));
       return 'retry';
     }
-    const failure = results?.find(([error]) => error !== null && !isDuplicate(error))?.[0];
-    if (results === null || failure) {
-      if (failure) this.options.onPublishError?.(failure);
-      return 'retry';
-    }
-    const acknowledged = replicas > 0 ? Number(results.at(-1)?.[1]) : 0;
-    if (acknowledged < replicas) {
-      this.options.onPublishError?.(new Error(`${acknowledged} of ${replicas} replicas have it`));
-      return 'retry';
-    }
-    return 'ok';
   }
-}
-
-/** A stream entry with this id is already there: the event was written before. */
-function isDuplicate(error: Error): boolean {
-  return error.message.includes('equal or smaller than the target stream top item');
 }

@@ -1,0 +1,157 @@
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { historyKey, type QueueAddress } from '../../src/contract/index.js';
+import { EventPublisher, type PublisherOptions } from '../../src/worker/events/publisher.js';
+import { uniqueQueueName } from '../support/worker.js';
+
+const redisUrl = inject('redisUrl');
+
+describe('the event publisher, on a real Redis', () => {
+  let connection: Redis;
+  /** Subscribes to the job's channel. */
+  let watcher: Redis;
+  /** Reads and writes keys, as a test's own client. */
+  let plain: Redis;
+  let address: QueueAddress;
+  const errors: string[] = [];
+
+  beforeEach(async () => {
+    connection = new Redis(redisUrl, { enableOfflineQueue: false });
+    watcher = new Redis(redisUrl);
+    plain = new Redis(redisUrl);
+    await new Promise((resolve) => connection.once('ready', resolve));
+    address = { prefix: 'bull', queueName: uniqueQueueName() };
+    errors.length = 0;
+  });
+
+  afterEach(() => {
+    connection.disconnect();
+    watcher.disconnect();
+    plain.disconnect();
+  });
+
+  const publisher = (options: Partial<PublisherOptions> = {}): EventPublisher =>
+    new EventPublisher({
+      redis: connection,
+      address,
+      maxLen: 1000,
+      ttlSeconds: 600,
+      bufferBytes: 1024 * 1024,
+      onPublishError: (error) => errors.push(error.message),
+      ...options,
+    });
+
+  /** Every message on the job's channel; each checked against the history the moment it came. */
+  async function watch(jobId: string, sharded = false) {
+    const reader = new Redis(redisUrl);
+    const seen: { seq: number; inHistory: boolean }[] = [];
+    const pending: Promise<void>[] = [];
+    const onMessage = (_channel: string, message: string): void => {
+      const { seq } = JSON.parse(message) as { seq: number };
+      pending.push(
+        reader.xrange(historyKey(address, jobId), `${seq}-0`, `${seq}-0`).then((found) => {
+          seen.push({ seq, inHistory: found.length === 1 });
+        }),
+      );
+    };
+    if (sharded) {
+      watcher.on('smessage', onMessage);
+      await watcher.ssubscribe(`${address.prefix}:${address.queueName}:events:${jobId}`);
+    } else {
+      watcher.on('message', onMessage);
+      await watcher.subscribe(`${address.queueName}:events:${jobId}`);
+    }
+    return {
+      seen: async () => {
+        await Promise.all(pending);
+        reader.disconnect();
+        return seen.sort((a, b) => a.seq - b.seq);
+      },
+    };
+  }
+
+  it('stores each event in the history under its seq before it publishes it, a line as printed', async () => {
+    const live = await watch('job-1');
+    const events = publisher().open('job-1', 2, 5);
+    events.started(
+      { pid: 1, sessionId: null, cwd: '/w', resumed: false, prompt: 'original', args: [] },
+      3600,
+    );
+    const long = `{"type":"assistant","text":"${'é'.repeat(3000)}"}`;
+    void events.line('output', 'hello');
+    void events.line('output', long, {}, Buffer.from(long));
+    void events.line('error', 'oops');
+    await events.flush();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    expect(await live.seen()).toEqual([5, 6, 7, 8].map((seq) => ({ seq, inHistory: true })));
+    const key = historyKey(address, 'job-1');
+    const entries = await plain.xrange(key, '-', '+');
+    expect(entries.map(([id]) => id)).toEqual(['5-0', '6-0', '7-0', '8-0']);
+    expect(entries[0]?.[1][0]).toBe('event');
+    expect(
+      entries.slice(1).map(([, fields]) => [fields[0], fields[1], fields[4], fields[5]]),
+    ).toEqual([
+      ['attempt', '2', 'stdout', 'hello'],
+      ['attempt', '2', 'stdout', long],
+      ['attempt', '2', 'stderr', 'oops'],
+    ]);
+    expect(await plain.ttl(key)).toBeGreaterThan(3500);
+    expect(errors).toEqual([]);
+  });
+
+  it('takes an event the history holds already as written before, and publishes it again', async () => {
+    const first = publisher().open('job-2', 1, 1);
+    void first.line('output', 'one');
+    void first.line('output', 'two');
+    await first.flush();
+    const live = await watch('job-2');
+    // A batch written again after a failover, say: the same seqs.
+    const again = publisher().open('job-2', 1, 1);
+    void again.line('output', 'one');
+    void again.line('output', 'two');
+    void again.line('output', 'three');
+    await again.flush();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const entries = await plain.xrange(historyKey(address, 'job-2'), '-', '+');
+    expect(entries.map(([id, fields]) => [id, fields[5]])).toEqual([
+      ['1-0', 'one'],
+      ['2-0', 'two'],
+      ['3-0', 'three'],
+    ]);
+    expect((await live.seen()).map(({ seq }) => seq)).toEqual([1, 2, 3]);
+    expect(errors).toEqual([]);
+  });
+
+  it('publishes on the sharded channel with EVENTS_PUBSUB=sharded', async () => {
+    const live = await watch('job-3', true);
+    const events = publisher({ pubsub: 'sharded' }).open('job-3', 1, 1);
+    void events.line('output', 'sharded');
+    await events.flush();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await live.seen()).toEqual([{ seq: 1, inHistory: true }]);
+  });
+
+  it('asks for a retry, and says why, when Redis refuses the batch or the connection is gone', async () => {
+    const events = [{ seq: 1, json: '{}', stored: ['event', '{}'] }];
+    await plain.set(historyKey(address, 'job-4'), 'not a stream');
+    expect(await publisher().write('job-4', events)).toBe('retry');
+    expect(errors.at(-1)).toMatch(/WRONGTYPE/);
+
+    await plain.del(historyKey(address, 'job-4'));
+    expect(await publisher().write('job-4', events)).toBe('ok');
+
+    connection.disconnect();
+    expect(await publisher().write('job-4', events)).toBe('retry');
+    expect(errors.at(-1)).toMatch(/Connection is closed|Stream isn't writeable/);
+  });
+
+  it('asks for a retry when fewer replicas than EVENTS_WAIT_REPLICAS have the batch', async () => {
+    const events = [{ seq: 1, json: '{}', stored: ['event', '{}'] }];
+    // This Redis has no replica: the batch is written, but never counts as safe.
+    expect(await publisher({ waitReplicas: 1 }).write('job-5', events)).toBe('retry');
+    expect(errors).toEqual(['0 of 1 replicas have it']);
+    expect(await plain.xlen(historyKey(address, 'job-5'))).toBe(1);
+  });
+});
