@@ -18,6 +18,8 @@ export interface WorkerConnections {
   readonly events: RedisClient;
   readonly subscriber: RedisClient;
   close(): Promise<void>;
+  /** Drops every connection at once: commands waiting for Redis fail instead of waiting on. */
+  disconnect(): void;
 }
 
 /** One Redis, or a Redis Cluster: BullMQ and every command claudebox sends take either. */
@@ -112,6 +114,9 @@ export function openConnections(url: string, logger: Logger): WorkerConnections 
     subscriber,
     close: async () => {
       await Promise.all([commands, events, subscriber].map((redis) => quit(redis)));
+    },
+    disconnect: () => {
+      for (const redis of [commands, events, subscriber]) redis.disconnect();
     },
   };
 }

@@ -17,6 +17,7 @@ import { createProcessor } from '../attempt/process-job.js';
 import { EventPublisher } from '../events/publisher.js';
 import { setUpIsolation, type Isolation } from '../../isolation/index.js';
 import { Closers } from './closers.js';
+import { shutdownOf } from './shutdown.js';
 import { watchLocks } from './lock-watch.js';
 import { REDIS_PROBE_INTERVAL_MS, watchReadiness } from './readiness.js';
 import { startTracing, type Tracing } from './tracing.js';
@@ -338,43 +339,3 @@ function queueMetrics(queue: Queue): () => Promise<string> {
 
 const closeServer = (server: Server): Promise<void> =>
   new Promise((resolve) => server.close(() => resolve()));
-
-/**
- * Stops taking jobs, lets active runs finish for the grace time, then stops them (their jobs go
- * back to the queue) and closes everything, last started first. A second call joins the first,
- * and with a grace time of 0 stops the runs at once.
- */
-function shutdownOf(
-  parts: Parts,
-  closers: Closers,
-  logger: Logger,
-): (graceMs: number) => Promise<void> {
-  const { runs, worker } = parts;
-  let shuttingDown: Promise<void> | null = null;
-  let grace: NodeJS.Timeout | undefined;
-  const stopRuns = (): void => {
-    clearTimeout(grace);
-    if (runs.size > 0)
-      logger.warn({ jobIds: runs.ids() }, 'stopping runs and requeueing their jobs');
-    // Also stops a run that begins from now on (a job fetched just as the shutdown began).
-    runs.stopAll({
-      cause: 'shutdown',
-      message: 'the worker shut down; the job went back to the queue',
-    });
-  };
-  return (graceMs) => {
-    if (shuttingDown) {
-      if (graceMs === 0) stopRuns();
-      return shuttingDown;
-    }
-    logger.info({ activeRuns: runs.size, graceMs }, 'shutting down: no new jobs');
-    grace = setTimeout(stopRuns, graceMs);
-    shuttingDown = (async () => {
-      await worker.close();
-      clearTimeout(grace);
-      await closers.closeAll(logger);
-      logger.info('worker stopped');
-    })();
-    return shuttingDown;
-  };
-}
