@@ -12,10 +12,12 @@ import {
   eventFigures,
   FLOOD_LINE_BYTES,
   jobsPerSecond,
+  latencyP99InTurns,
   LINE_BYTES,
   memoryPerJob,
   peakRss,
   withWorker,
+  withWorkers,
   type Sizes,
   type Start,
 } from './runs.js';
@@ -35,17 +37,20 @@ const scalingSizes: ScalingSizes = {
 const sizes: Sizes = quick
   ? {
       memoryLines: 5243,
-      eventLines: 5000,
+      // Fewer lines would measure how fast a run starts: they come out within a few ms.
+      eventLines: 20_000,
       jobs: 100,
       latencyLines: 1000,
+      latencyTurns: 2,
       floodMiB: 128,
-      jobSeconds: 3,
+      jobSeconds: 1.5,
     }
   : {
       memoryLines: 5243,
       eventLines: 20_000,
       jobs: 600,
       latencyLines: 3000,
+      latencyTurns: 3,
       floodMiB: 1024,
       jobSeconds: 20,
     };
@@ -63,21 +68,39 @@ const settings = (redisUrl: string, concurrency: number, env?: Record<string, st
   ...(env ? { env } : {}),
 });
 
-/** Every figure, each worker started for its own measurements and stopped after them. */
+/**
+ * Every figure. claudebox and the bare worker at concurrency 8 run side by side, so that their
+ * latency is measured in turns, claudebox's run then the bare one's, several times: a machine
+ * whose load drifts weighs on both alike. The rest is measured one worker after the other.
+ */
 async function measureAll(redisUrl: string) {
-  const mine = await withWorker(startClaudebox, settings(redisUrl, 8), async (queue) => ({
-    memory: await memoryPerJob(redisUrl, queue, sizes),
-    ...(await eventFigures(redisUrl, queue, sizes)),
-  }));
-  const bare = await withWorker(startBare, settings(redisUrl, 8), (queue) =>
-    eventFigures(redisUrl, queue, sizes),
+  const [mine, bare] = await withWorkers(
+    [startClaudebox, settings(redisUrl, 8)],
+    [startBare, settings(redisUrl, 8)],
+    async (mineQueue, bareQueue) => {
+      const [mineLatency = NaN, bareLatency = NaN] = await latencyP99InTurns(
+        redisUrl,
+        [mineQueue, bareQueue],
+        sizes,
+      );
+      return [
+        {
+          latencyP99Ms: mineLatency,
+          memory: await memoryPerJob(redisUrl, mineQueue, sizes),
+          ...(await eventFigures(redisUrl, mineQueue, sizes)),
+        },
+        { latencyP99Ms: bareLatency, ...(await eventFigures(redisUrl, bareQueue, sizes)) },
+      ] as const;
+    },
   );
   const jobs = (start: Start, concurrency: number, env?: Record<string, string>) =>
     withWorker(start, settings(redisUrl, concurrency, env), (queue) => jobsPerSecond(queue, sizes));
   const mineC1 = await jobs(startClaudebox, 1);
   const bareC1 = await jobs(startBare, 1);
-  const offC8 = await jobs(startClaudebox, 8, { RUN_ISOLATION: 'off' });
-  const offC1 = await jobs(startClaudebox, 1, { RUN_ISOLATION: 'off' });
+  // What isolation costs is worth a line, not the time of --quick.
+  const off = { RUN_ISOLATION: 'off' };
+  const offC8 = quick ? null : await jobs(startClaudebox, 8, off);
+  const offC1 = quick ? null : await jobs(startClaudebox, 1, off);
   const rss = await withWorker(startClaudebox, settings(redisUrl, 1), (queue, worker) =>
     peakRss(queue, worker, sizes),
   );
@@ -128,8 +151,12 @@ function rows(figures: Awaited<ReturnType<typeof measureAll>>): Row[] {
       mineC1,
       3,
     ),
-    rate(`jobs/s, RUN_ISOLATION=off, concurrency 1 (vs bare c1)`, offC1, bareC1),
-    rate(`jobs/s, RUN_ISOLATION=off, concurrency 8 (vs bare c8)`, offC8, bare.jobsPerSecond),
+    ...(offC1 === null || offC8 === null
+      ? []
+      : [
+          rate(`jobs/s, RUN_ISOLATION=off, concurrency 1 (vs bare c1)`, offC1, bareC1),
+          rate(`jobs/s, RUN_ISOLATION=off, concurrency 8 (vs bare c8)`, offC8, bare.jobsPerSecond),
+        ]),
     {
       figure: `worker peak RSS while a run prints ${sizes.floodMiB} MiB in ${FLOOD_LINE_BYTES}-byte lines (baseline: idle RSS)`,
       claudebox: rss.peak,

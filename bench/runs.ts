@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { eventRate, jobRate, latencyPercentile, waitForJob, watchJob } from './observe.js';
+import {
+  eventRate,
+  jobRate,
+  latencyPercentile,
+  waitForJob,
+  watchJob,
+  type Seen,
+} from './observe.js';
 import { procStatusBytes, type BenchWorker, type WorkerSettings } from './processes.js';
 import { jobMemory, type JobMemory } from './redis-memory.js';
 
@@ -12,6 +19,8 @@ export interface Sizes {
   readonly eventLines: number;
   readonly jobs: number;
   readonly latencyLines: number;
+  /** Runs of the latency figure per worker, taken in turns with the other worker's. */
+  readonly latencyTurns: number;
   readonly floodMiB: number;
   /** The longest a jobs/s figure is measured for. */
   readonly jobSeconds: number;
@@ -31,7 +40,6 @@ export const prompts = {
 /** What the event figures measured on one worker. */
 export interface EventFigures {
   readonly eventsPerSecond: number;
-  readonly latencyP99Ms: number;
   readonly jobsPerSecond: number;
 }
 
@@ -60,7 +68,18 @@ export async function withWorker<T>(
   }
 }
 
-/** events/s, latency p99 and jobs/s of one worker (claudebox's or the bare one). */
+/** Two workers at once, each with a queue of its own, for figures measured side by side. */
+export function withWorkers<T>(
+  first: readonly [Start, WorkerSettings],
+  second: readonly [Start, WorkerSettings],
+  measure: (firstQueue: Queue, secondQueue: Queue) => Promise<T>,
+): Promise<T> {
+  return withWorker(first[0], first[1], (firstQueue) =>
+    withWorker(second[0], second[1], (secondQueue) => measure(firstQueue, secondQueue)),
+  );
+}
+
+/** events/s and jobs/s of one worker (claudebox's or the bare one). */
 export async function eventFigures(
   redisUrl: string,
   queue: Queue,
@@ -73,17 +92,43 @@ export async function eventFigures(
     prompts.lines(sizes.eventLines),
     sizes.eventLines + 2,
   );
-  const paced = await watchJob(
-    redisUrl,
-    queue,
-    prompts.lines(sizes.latencyLines, LINE_BYTES, LATENCY_RATE),
-    sizes.latencyLines + 2,
-  );
   return {
     eventsPerSecond: eventRate(flood),
-    latencyP99Ms: latencyPercentile(paced, 99),
     jobsPerSecond: await jobsPerSecond(queue, sizes),
   };
+}
+
+/** A worker's tidying up after a job it reported done, which the next run waits out. */
+const SETTLE_MS = 500;
+const WARM_UP_LINES = 150;
+
+/**
+ * Line -> subscriber latency p99 of each worker, from `latencyTurns` runs of each printing 1,000
+ * lines a second (`latencyLines` in all), the workers' runs one after the other in turns.
+ */
+export async function latencyP99InTurns(
+  redisUrl: string,
+  queues: readonly Queue[],
+  sizes: Pick<Sizes, 'latencyLines' | 'latencyTurns'>,
+): Promise<number[]> {
+  const lines = Math.ceil(sizes.latencyLines / sizes.latencyTurns);
+  const seen: Seen[][] = queues.map(() => []);
+  // A turn of WARM_UP_LINES first, not counted: the code of a paced run gets compiled.
+  for (let turn = -1; turn < sizes.latencyTurns; turn++) {
+    // Each worker goes first in every other turn, so neither always follows the other.
+    const order = [...queues.entries()];
+    if (turn % 2 !== 0) order.reverse();
+    for (const [index, queue] of order) {
+      // A worker tidies up after a job it reported done: the next run, the other worker's,
+      // must not be measured against that.
+      await sleep(SETTLE_MS);
+      const count = turn < 0 ? WARM_UP_LINES : lines;
+      const prompt = prompts.lines(count, LINE_BYTES, LATENCY_RATE);
+      const runs = await watchJob(redisUrl, queue, prompt, count + 2);
+      if (turn >= 0) seen[index]?.push(...runs);
+    }
+  }
+  return seen.map((runs) => latencyPercentile(runs, 99));
 }
 
 export async function jobsPerSecond(queue: Queue, sizes: Sizes): Promise<number> {
