@@ -8,22 +8,16 @@ import { createClient } from '../../src/client/index.js';
 import type { StartedEvent } from '../../src/contract/index.js';
 import { startStandIn } from '../../tools/stand-in/index.js';
 import { eventually, pidsWithEnv, runPids } from '../support/processes.js';
-import { findRealClaude, privateClaudeEnv, type PrivateClaudeEnv } from '../support/real-claude.js';
-import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
+import { RealCliMachines } from '../support/real-cli-machines.js';
+import type { WorkerProcess } from '../support/worker-process.js';
 import { createQueue, uniqueQueueName, waitFor, collectEvents } from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
 
 describe('a retry after the worker died', () => {
-  const processes: WorkerProcess[] = [];
-  const homes: PrivateClaudeEnv[] = [];
+  let machines: RealCliMachines | undefined;
   afterEach(async () => {
-    for (const worker of processes.splice(0)) {
-      if (worker.child.exitCode === null && worker.child.signalCode === null)
-        worker.child.kill('SIGTERM');
-      await worker.exited;
-    }
-    for (const home of homes.splice(0)) expect(await home.dispose()).toEqual([]);
+    expect(await machines?.stop()).toEqual([]);
   });
 
   it('resumes the same Claude session on another machine, which sends the earlier turns', async () => {
@@ -33,24 +27,17 @@ describe('a retry after the worker died', () => {
     const queue = createQueue(redisUrl, queueName);
     const workDir = await realpath(mkdtempSync(join(tmpdir(), 'claudebox-work-')));
     // Two machines: each worker has a HOME and CLAUDE_CONFIG_DIR of its own.
-    const worker = (): WorkerProcess => {
-      const home = privateClaudeEnv({ baseUrl: standIn.url });
-      homes.push(home);
-      const started = spawnWorkerProcess({
-        ...home.env,
+    machines = new RealCliMachines(standIn.url);
+    const worker = (): Promise<WorkerProcess> =>
+      (machines as RealCliMachines).start({
         REDIS_URL: redisUrl,
         QUEUE_NAME: queueName,
-        CLAUDE_BIN: findRealClaude(),
         WORK_DIR: workDir,
         LOCK_DURATION_SECONDS: '2',
         // The default SESSION_SYNC_SECONDS: the transcript is shipped as it grows.
       });
-      processes.push(started);
-      return started;
-    };
     try {
-      const a = worker();
-      await a.waitForLog('worker ready');
+      const a = await worker();
       const jobId = randomUUID();
       const prompt = [
         'Wait for the slow step, then report.',
@@ -69,8 +56,7 @@ describe('a retry after the worker died', () => {
       ).toBe(true);
       standIn.clearRequests();
 
-      const b = worker();
-      await b.waitForLog('worker ready');
+      await worker();
       const result = await client.result(jobId, { timeoutMs: 60_000 });
 
       expect(result).toMatchObject({

@@ -12,9 +12,9 @@ import { startStandIn } from '../../tools/stand-in/index.js';
 import { git } from '../support/git.js';
 import { findFreePort } from '../support/redis-server.js';
 import { eventually, pidsWithEnv, runPids } from '../support/processes.js';
-import { findRealClaude, privateClaudeEnv, type PrivateClaudeEnv } from '../support/real-claude.js';
+import { RealCliMachines } from '../support/real-cli-machines.js';
 import { startRealCliWorker } from '../support/real-cli-worker.js';
-import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
+import type { WorkerProcess } from '../support/worker-process.js';
 import { collectEvents, createQueue, uniqueQueueName, waitFor } from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
@@ -119,15 +119,9 @@ describe('a job with a workspace, through the real claude CLI', () => {
   });
 
   describe('after its worker was SIGKILLed', () => {
-    const processes: WorkerProcess[] = [];
-    const homes: PrivateClaudeEnv[] = [];
+    let machines: RealCliMachines | undefined;
     afterEach(async () => {
-      for (const worker of processes.splice(0)) {
-        if (worker.child.exitCode === null && worker.child.signalCode === null)
-          worker.child.kill('SIGTERM');
-        await worker.exited;
-      }
-      for (const home of homes.splice(0)) expect(await home.dispose()).toEqual([]);
+      expect(await machines?.stop()).toEqual([]);
     });
 
     it('resumes the session on another machine, in a checkout that has the files a tool wrote before the crash', async () => {
@@ -137,22 +131,15 @@ describe('a job with a workspace, through the real claude CLI', () => {
       const queue = createQueue(redisUrl, queueName);
       const redis = new Redis(redisUrl);
       // Two machines: a WORK_DIR, HOME and CLAUDE_CONFIG_DIR each; Redis is all they share.
-      const machine = async (name: string): Promise<WorkerProcess> => {
-        const home = privateClaudeEnv({ baseUrl: standIn.url });
-        homes.push(home);
-        const worker = spawnWorkerProcess({
-          ...home.env,
+      machines = new RealCliMachines(standIn.url);
+      const machine = async (name: string): Promise<WorkerProcess> =>
+        (machines as RealCliMachines).start({
           REDIS_URL: redisUrl,
           QUEUE_NAME: queueName,
-          CLAUDE_BIN: findRealClaude(),
           WORK_DIR: await newDir(`work-${name}`),
           WORKSPACE_SOURCES: root,
           LOCK_DURATION_SECONDS: '2',
         });
-        processes.push(worker);
-        await worker.waitForLog('worker ready');
-        return worker;
-      };
       try {
         const a = await machine('a');
         const jobId = randomUUID();
