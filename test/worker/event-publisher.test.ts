@@ -124,6 +124,34 @@ describe('the event publisher, on a real Redis', () => {
     expect(errors).toEqual([]);
   });
 
+  it('writes a batch of many events, as a flood of lines gives, the same way', async () => {
+    // A batch this large goes to Redis as one script call; the small ones above as commands.
+    const line = (seq: number) => ({
+      seq,
+      json: JSON.stringify({ seq, type: 'output', content: `line ${seq}` }),
+      stored: ['attempt', 1, 'time', 0, 'stdout', `line ${seq}`],
+    });
+    const batch = Array.from({ length: 40 }, (_, index) => line(index + 1));
+    const live = await watch('job-6');
+    expect(await publisher().write('job-6', batch.slice(0, 30))).toBe('ok');
+    // Written again with ten more: the thirty it holds are passed over, the rest stored.
+    expect(await publisher().write('job-6', batch)).toBe('ok');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const entries = await plain.xrange(historyKey(address, 'job-6'), '-', '+');
+    expect(entries.map(([id, fields]) => [id, fields[5]])).toEqual(
+      batch.map(({ seq }) => [`${seq}-0`, `line ${seq}`]),
+    );
+    const seen = await live.seen();
+    expect(seen.every(({ inHistory }) => inHistory)).toBe(true);
+    expect(seen.map(({ seq }) => seq)).toEqual(
+      [...batch.slice(0, 30).map(({ seq }) => seq), ...batch.map(({ seq }) => seq)].sort(
+        (a, b) => a - b,
+      ),
+    );
+    expect(errors).toEqual([]);
+  });
+
   it('publishes on the sharded channel with EVENTS_PUBSUB=sharded', async () => {
     const live = await watch('job-3', true);
     const events = publisher({ pubsub: 'sharded' }).open('job-3', 1, 1);

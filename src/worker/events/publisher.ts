@@ -6,16 +6,16 @@ import {
   type QueueAddress,
 } from '../../contract/index.js';
 import { JobEvents, type EventSink, type PendingEvent } from './job-events.js';
-import { writeBatch, writeBatchAndWait } from './write-batch.js';
+import { writeBatch } from './write-batch.js';
 import { asError } from '../../common/errors.js';
 import { doneWithin } from '../../common/time.js';
 
 /**
  * Publishes a job's events twice: on its pub/sub channel for whoever watches live, and into its
- * Redis Stream for replay (a line stored raw, see historyFields), a batch at a time in one
- * command that stores each event before it publishes it (see write-batch.ts), so any event a
- * subscriber missed is already in the stream when it looks. Stream entry ids are `<seq>-0`: a
- * replayed write of the same event is refused by Redis instead of stored twice.
+ * Redis Stream for replay (a line stored raw, see historyFields), a batch at a time, each event
+ * stored before it is published (see write-batch.ts), so any event a subscriber missed is
+ * already in the stream when it looks. Stream entry ids are `<seq>-0`: a replayed write of the
+ * same event is refused by Redis instead of stored twice.
  *
  * While Redis is unreachable, events wait in memory up to `bufferBytes` across all jobs; past
  * that, output and stderr lines are dropped and a `gap` event names their seqs once events flow
@@ -126,8 +126,8 @@ export class EventPublisher implements EventSink {
       }
       // A primary that fails over drops what its replica had not got yet: such a batch is
       // written again, to the new primary (the ids make that harmless).
-      const count = { count: replicas, timeoutMs: WAIT_REPLICAS_MS };
-      const acknowledged = await writeBatchAndWait(redis, target, batch, count);
+      const wait = { count: replicas, timeoutMs: WAIT_REPLICAS_MS };
+      const acknowledged = await writeBatch(redis, target, batch, wait);
       if (acknowledged >= replicas) return 'ok';
       this.options.onPublishError?.(new Error(`${acknowledged} of ${replicas} replicas have it`));
       return 'retry';

@@ -6,19 +6,33 @@ import { EventPublisher, type PublisherOptions } from '../../../../src/worker/ev
 /**
  * Stands in for an ioredis connection where these tests are about its state, not about what
  * Redis does with the events (test/worker/event-publisher.test.ts writes to a real one): a
- * status a test sets, the 'ready' event, and a count of the batches written.
+ * status a test sets, the 'ready' event, and a count of the batches written, each taken as written.
  */
 class FakeConnection extends EventEmitter {
   status = 'ready';
   writes = 0;
 
   defineCommand(): void {
-    // The publisher's script: claudeboxWriteEvents below stands in for it.
+    // The publisher's script, for large batches: claudeboxWriteEvents below stands in for it.
   }
 
   claudeboxWriteEvents(): Promise<number> {
     this.writes++;
     return Promise.resolve(0);
+  }
+
+  /** Small batches go as commands in a pipeline: each answered OK. */
+  pipeline() {
+    this.writes++;
+    const answered: [null, string][] = [];
+    const queue = () => (answered.push([null, 'OK']), pipeline);
+    const pipeline = {
+      xadd: queue,
+      publish: queue,
+      expire: queue,
+      exec: () => Promise.resolve(answered),
+    };
+    return pipeline;
   }
 
   goAway(): void {
