@@ -69,8 +69,9 @@ export function uidConfinement(options: UidConfinementOptions): Confinement {
         }),
     sweep: async (launched, graceMs, launchedExited = false) => {
       if (clean) return 0;
-      // bwrap's init in the run's PID namespace waits for every process in it before it exits,
-      // and bwrap waits for its init: a bwrap that exited by itself leaves nothing behind.
+      // bwrap's init in the run's PID namespace ends with the CLI, and the kernel kills every
+      // other process of the namespace before the init is gone; bwrap waits for its init: a
+      // bwrap that exited by itself leaves nothing behind.
       if (sandbox !== null && launchedExited) {
         clean = true;
         return 0;
