@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { historyKey, type QueueAddress } from '../../src/contract/index.js';
 import { EventPublisher, type PublisherOptions } from '../../src/worker/events/publisher.js';
-import { uniqueQueueName } from '../support/worker.js';
+import { uniqueQueueName, waitFor } from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
 
@@ -62,7 +62,9 @@ describe('the event publisher, on a real Redis', () => {
       await watcher.subscribe(`${address.queueName}:events:${jobId}`);
     }
     return {
-      seen: async () => {
+      /** Once `count` messages came: each message's seq, and whether the history had it. */
+      seen: async (count: number) => {
+        await waitFor(`${count} messages`, () => (pending.length >= count ? true : undefined));
         await Promise.all(pending);
         reader.disconnect();
         return seen.sort((a, b) => a.seq - b.seq);
@@ -82,9 +84,7 @@ describe('the event publisher, on a real Redis', () => {
     void events.line('output', long, {}, Buffer.from(long));
     void events.line('error', 'oops');
     await events.flush();
-    await new Promise((resolve) => setTimeout(resolve, 100));
-
-    expect(await live.seen()).toEqual([5, 6, 7, 8].map((seq) => ({ seq, inHistory: true })));
+    expect(await live.seen(4)).toEqual([5, 6, 7, 8].map((seq) => ({ seq, inHistory: true })));
     const key = historyKey(address, 'job-1');
     const entries = await plain.xrange(key, '-', '+');
     expect(entries.map(([id]) => id)).toEqual(['5-0', '6-0', '7-0', '8-0']);
@@ -112,15 +112,13 @@ describe('the event publisher, on a real Redis', () => {
     void again.line('output', 'two');
     void again.line('output', 'three');
     await again.flush();
-    await new Promise((resolve) => setTimeout(resolve, 100));
-
     const entries = await plain.xrange(historyKey(address, 'job-2'), '-', '+');
     expect(entries.map(([id, fields]) => [id, fields[5]])).toEqual([
       ['1-0', 'one'],
       ['2-0', 'two'],
       ['3-0', 'three'],
     ]);
-    expect((await live.seen()).map(({ seq }) => seq)).toEqual([1, 2, 3]);
+    expect((await live.seen(3)).map(({ seq }) => seq)).toEqual([1, 2, 3]);
     expect(errors).toEqual([]);
   });
 
@@ -136,13 +134,11 @@ describe('the event publisher, on a real Redis', () => {
     expect(await publisher().write('job-6', batch.slice(0, 30))).toBe('ok');
     // Written again with ten more: the thirty it holds are passed over, the rest stored.
     expect(await publisher().write('job-6', batch)).toBe('ok');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-
     const entries = await plain.xrange(historyKey(address, 'job-6'), '-', '+');
     expect(entries.map(([id, fields]) => [id, fields[5]])).toEqual(
       batch.map(({ seq }) => [`${seq}-0`, `line ${seq}`]),
     );
-    const seen = await live.seen();
+    const seen = await live.seen(70);
     expect(seen.every(({ inHistory }) => inHistory)).toBe(true);
     expect(seen.map(({ seq }) => seq)).toEqual(
       [...batch.slice(0, 30).map(({ seq }) => seq), ...batch.map(({ seq }) => seq)].sort(
@@ -157,8 +153,7 @@ describe('the event publisher, on a real Redis', () => {
     const events = publisher({ pubsub: 'sharded' }).open('job-3', 1, 1);
     void events.line('output', 'sharded');
     await events.flush();
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(await live.seen()).toEqual([{ seq: 1, inHistory: true }]);
+    expect(await live.seen(1)).toEqual([{ seq: 1, inHistory: true }]);
   });
 
   it('asks for a retry, and says why, when Redis refuses the batch or the connection is gone', async () => {
