@@ -181,6 +181,8 @@ describe('runClaude', () => {
       prompt: 'sleep 30',
       signal: controller.signal,
       onLine: () => controller.abort({ cause: 'cancelled', message: 'changed my mind' }),
+      // It exits on SIGINT at once; the grace only bounds how slow a loaded machine may be.
+      killGraceMs: 10_000,
     });
     const report = judgeRun(await runClaude(s), s.timeoutMs);
 

@@ -64,7 +64,12 @@ describe('the event publisher, on a real Redis', () => {
     return {
       /** Once `count` messages came: each message's seq, and whether the history had it. */
       seen: async (count: number) => {
-        await waitFor(`${count} messages`, () => (pending.length >= count ? true : undefined));
+        await waitFor(`${count} messages`, () =>
+          pending.length >= count ? true : undefined,
+        ).catch((error: unknown) => {
+          const got = `${pending.length} came; publish errors: ${errors.join('; ') || 'none'}`;
+          throw new Error(`${String(error)} (${got})`);
+        });
         await Promise.all(pending);
         reader.disconnect();
         return seen.sort((a, b) => a.seq - b.seq);
