@@ -1,4 +1,5 @@
 import { duplicateConnection, type RedisClient } from '../redis/connections.js';
+import { sendSubscription } from '../redis/subscribe.js';
 import type { ExecuteEvent, PubSubMode } from '../contract/index.js';
 
 /** More live events than this waiting for a slow consumer: let the history serve them instead. */
@@ -33,8 +34,11 @@ export class Subscriptions {
     let entry = this.channels.get(channel);
     if (!entry) {
       const subscriber = this.connection();
-      const subscribed =
-        this.mode === 'sharded' ? subscriber.ssubscribe(channel) : subscriber.subscribe(channel);
+      const subscribed = sendSubscription(
+        subscriber,
+        this.mode === 'sharded' ? 'ssubscribe' : 'subscribe',
+        channel,
+      );
       entry = { watchers: new Set(), subscribed };
       this.channels.set(channel, entry);
     }
@@ -61,9 +65,8 @@ export class Subscriptions {
     // Commands go out in order: a watcher that comes next subscribes after this.
     const subscriber = this.subscriber;
     if (!subscriber) return;
-    const left =
-      this.mode === 'sharded' ? subscriber.sunsubscribe(channel) : subscriber.unsubscribe(channel);
-    left.catch(() => undefined);
+    const command = this.mode === 'sharded' ? 'sunsubscribe' : 'unsubscribe';
+    sendSubscription(subscriber, command, channel).catch(() => undefined);
   }
 
   private connection(): RedisClient {

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { historyKey, type QueueAddress } from '../../src/contract/index.js';
+import { sendSubscription } from '../../src/redis/subscribe.js';
 import { EventPublisher, type PublisherOptions } from '../../src/worker/events/publisher.js';
 import { uniqueQueueName, waitFor } from '../support/worker.js';
 
@@ -8,7 +9,7 @@ const redisUrl = inject('redisUrl');
 
 describe('the event publisher, on a real Redis', () => {
   let connection: Redis;
-  /** Subscribes to the job's channel. */
+  /** Subscribes to the job's channel (see sendSubscription: it may still be connecting). */
   let watcher: Redis;
   /** Reads and writes keys, as a test's own client. */
   let plain: Redis;
@@ -56,10 +57,14 @@ describe('the event publisher, on a real Redis', () => {
     };
     if (sharded) {
       watcher.on('smessage', onMessage);
-      await watcher.ssubscribe(`${address.prefix}:${address.queueName}:events:${jobId}`);
+      await sendSubscription(
+        watcher,
+        'ssubscribe',
+        `${address.prefix}:${address.queueName}:events:${jobId}`,
+      );
     } else {
       watcher.on('message', onMessage);
-      await watcher.subscribe(`${address.queueName}:events:${jobId}`);
+      await sendSubscription(watcher, 'subscribe', `${address.queueName}:events:${jobId}`);
     }
     return {
       /** Once `count` messages came: each message's seq, and whether the history had it. */

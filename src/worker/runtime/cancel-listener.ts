@@ -2,6 +2,7 @@ import type { RedisClient } from '../../redis/connections.js';
 import type { Logger } from 'pino';
 import { CancelMessageSchema, controlChannel, type QueueAddress } from '../../contract/index.js';
 import { readCancelReason } from '../../redis/cancel-marker.js';
+import { sendSubscription } from '../../redis/subscribe.js';
 import type { ActiveRuns } from '../attempt/active-runs.js';
 
 /**
@@ -49,12 +50,12 @@ export async function listenForCancels(options: {
   });
   // ioredis subscribes again by itself after a reconnect; what was said meanwhile is in markers.
   const onReady = (): void => check(runs.ids());
-  await subscriber.subscribe(channel);
+  await sendSubscription(subscriber, 'subscribe', channel);
   subscriber.on('ready', onReady);
   return {
     close: async () => {
       subscriber.off('ready', onReady);
-      await subscriber.unsubscribe(channel).catch(() => undefined);
+      await sendSubscription(subscriber, 'unsubscribe', channel).catch(() => undefined);
     },
   };
 }
