@@ -13,27 +13,19 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { Workspaces } from '../src/workspace/index.js';
 import { git } from '../src/workspace/git.js';
+import { makeRepository } from '../tools/demo/git-repository.js';
 
 const roundsArg = process.argv.indexOf('--rounds');
 const ROUNDS = roundsArg === -1 ? 10 : Number(process.argv[roundsArg + 1]);
 const FILE_BYTES = 2048;
 const MAX_PATCH_BYTES = 16 * 1024 * 1024;
 
-/** A repository of `files` files of FILE_BYTES in directories of 100, committed on main. */
-async function makeRepository(root: string, files: number): Promise<string> {
-  const path = join(root, `repo-${files}`);
-  for (let index = 0; index < files; index++) {
-    const dir = join(path, `dir-${Math.floor(index / 100)}`);
-    if (index % 100 === 0) mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, `file-${index}.txt`), `${index}\n`.padEnd(FILE_BYTES, 'x'));
+/** `count` files of FILE_BYTES in directories of 100. */
+function* repositoryFiles(count: number): Generator<[string, string]> {
+  for (let index = 0; index < count; index++) {
+    const name = `dir-${Math.floor(index / 100)}/file-${index}.txt`;
+    yield [name, `${index}\n`.padEnd(FILE_BYTES, 'x')];
   }
-  const env = { GIT_AUTHOR_NAME: 'b', GIT_AUTHOR_EMAIL: 'b@b', GIT_COMMITTER_NAME: 'b' };
-  const run = (...args: string[]) =>
-    execa('git', args, { cwd: path, env: { ...env, GIT_COMMITTER_EMAIL: 'b@b' } });
-  await run('init', '--quiet', '--initial-branch=main');
-  await run('add', '-A');
-  await run('commit', '--quiet', '-m', 'files');
-  return path;
 }
 
 /** The same look with an index made afresh from the base: every file is read and hashed. */
@@ -62,7 +54,7 @@ const median = (values: number[]): number =>
   [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 
 async function measure(root: string, files: number): Promise<{ kept: number; fresh: number }> {
-  const source = await makeRepository(root, files);
+  const source = await makeRepository(join(root, `repo-${files}`), repositoryFiles(files), 'files');
   const workspaces = await Workspaces.open({ dir: join(root, `workspaces-${files}`) });
   const checkout = await workspaces.checkout(`bench:${files}`, { source, ref: 'main' }, null);
   const cache = join(root, `workspaces-${files}`, 'cache');

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Queue } from 'bullmq';
-import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import {
   bundledBinary,
@@ -23,6 +22,7 @@ import {
   type ExecuteResult,
 } from '../../src/index.js';
 import { startStandIn } from '../stand-in/index.js';
+import { makeRepository } from './git-repository.js';
 import { startPrivateRedis } from './private-redis.js';
 import { errorMessage } from '../../src/common/errors.js';
 
@@ -35,26 +35,6 @@ const DEMO_PROMPT = [
 
 /** The repository the demo's job works on, in a checkout of its own. */
 const DEMO_REPOSITORY = { 'README.md': '# A demo project\n' };
-
-/** A git repository holding DEMO_REPOSITORY's files on branch main. */
-async function makeRepository(path: string): Promise<string> {
-  mkdirSync(path);
-  for (const [name, text] of Object.entries(DEMO_REPOSITORY)) writeFileSync(join(path, name), text);
-  const git = (...args: string[]) =>
-    execa('git', args, {
-      cwd: path,
-      env: {
-        GIT_AUTHOR_NAME: 'demo',
-        GIT_AUTHOR_EMAIL: 'demo@localhost',
-        GIT_COMMITTER_NAME: 'demo',
-        GIT_COMMITTER_EMAIL: 'demo@localhost',
-      },
-    });
-  await git('init', '--quiet', '--initial-branch=main');
-  await git('add', '-A');
-  await git('commit', '--quiet', '-m', 'A demo project');
-  return path;
-}
 
 /** One cleanup step per thing the demo started, run in reverse order whatever happens. */
 type Cleanup = () => Promise<void> | void;
@@ -122,7 +102,11 @@ async function setUp(io: CliIo, claude: string, cleanups: Cleanup[]): Promise<De
   const scratch = mkdtempSync(join(tmpdir(), 'claudebox-demo-'));
   cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
   const workDir = await realpath(scratch);
-  const project = await makeRepository(join(workDir, 'project'));
+  const project = await makeRepository(
+    join(workDir, 'project'),
+    Object.entries(DEMO_REPOSITORY),
+    'A demo project',
+  );
   const queueName = `claudebox-demo-${randomUUID().slice(0, 8)}`;
   const env = demoEnv(io, {
     workDir,
