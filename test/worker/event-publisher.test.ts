@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { historyKey, type QueueAddress } from '../../src/contract/index.js';
+import { historyKey, type HistoryFields, type QueueAddress } from '../../src/contract/index.js';
 import { sendSubscription } from '../../src/redis/subscribe.js';
+import type { PendingEvent } from '../../src/worker/events/job-events.js';
 import { EventPublisher, type PublisherOptions } from '../../src/worker/events/publisher.js';
 import { uniqueQueueName, waitFor } from '../support/worker.js';
 
@@ -158,6 +159,51 @@ describe('the event publisher, on a real Redis', () => {
     expect(errors).toEqual([]);
   });
 
+  it('stores a large batch of every kind of event as it stores the same events a few at a time', async () => {
+    // The script writes lines in a short form and everything else in full: the entries must
+    // be the ones the plain commands of small batches make.
+    const event = (seq: number, stored: HistoryFields, expire?: number): PendingEvent => ({
+      seq,
+      json: JSON.stringify({ seq }),
+      stored,
+      ...(expire === undefined ? {} : { expire }),
+    });
+    const batch = [
+      event(1, ['event', '{"type":"started"}'], 3600),
+      ...Array.from({ length: 30 }, (_, index) =>
+        event(index + 2, [
+          'attempt',
+          2,
+          'time',
+          1000 + index,
+          index % 3 ? 'stdout' : 'stderr',
+          `l${index}`,
+        ]),
+      ),
+      event(32, [
+        'attempt',
+        2,
+        'time',
+        2000,
+        'stdout',
+        'cGFydA==',
+        'data',
+        '{"encoding":"base64"}',
+      ]),
+      event(33, ['attempt', 1, 'time', 2001, 'stdout', 'a line of an earlier attempt']),
+      event(34, ['event', '{"type":"completed"}'], 7200),
+    ];
+    expect(await publisher().write('large', batch)).toBe('ok');
+    for (let at = 0; at < batch.length; at += 10) {
+      expect(await publisher().write('small', batch.slice(at, at + 10))).toBe('ok');
+    }
+    const large = await plain.xrange(historyKey(address, 'large'), '-', '+');
+    expect(large).toHaveLength(batch.length);
+    expect(large).toEqual(await plain.xrange(historyKey(address, 'small'), '-', '+'));
+    expect(await plain.ttl(historyKey(address, 'large'))).toBeGreaterThan(7100);
+    expect(errors).toEqual([]);
+  });
+
   it('publishes on the sharded channel with EVENTS_PUBSUB=sharded', async () => {
     const live = await watch('job-3', true);
     const events = publisher({ pubsub: 'sharded' }).open('job-3', 1, 1);
@@ -170,6 +216,14 @@ describe('the event publisher, on a real Redis', () => {
     const events = [{ seq: 1, json: '{}', stored: ['event', '{}'] }];
     await plain.set(historyKey(address, 'job-4'), 'not a stream');
     expect(await publisher().write('job-4', events)).toBe('retry');
+    expect(errors.at(-1)).toMatch(/WRONGTYPE/);
+    // A batch large enough to go as one script call fails alike.
+    const many = Array.from({ length: 20 }, (_, index) => ({
+      seq: index + 1,
+      json: '{}',
+      stored: ['attempt', 1, 'time', 0, 'stdout', 'line'],
+    }));
+    expect(await publisher().write('job-4', many)).toBe('retry');
     expect(errors.at(-1)).toMatch(/WRONGTYPE/);
 
     await plain.del(historyKey(address, 'job-4'));

@@ -17,23 +17,40 @@ import type { PendingEvent } from './job-events.js';
 const SCRIPT_FROM = 16;
 
 /**
- * ARGV: the publish command, the channel, the stream's MAXLEN, then for each event its id, its
- * JSON, its expiry in seconds (0: none), the number of its history fields, and those fields
- * and their values.
+ * ARGV: the publish command, the channel, the stream's MAXLEN, the attempt of the batch's lines,
+ * then each event as a shape and its values:
+ * - `stdout` or `stderr`, a line of that attempt: its id, its JSON, its time, its content (the
+ *   entry's fields are then attempt, time and the stream, as historyFields makes them);
+ * - `entry`, any other event: its id, its JSON, its expiry in seconds (0: none), the number of
+ *   its history fields, and those fields and their values.
+ * Lines are nearly all of a flood, and their short shape is what makes the call cheap: Redis's
+ * cost of a script call grows with its arguments more than with anything the script does.
+ * An id the stream holds already is an event written before (a batch sent again): it is passed
+ * over, and published again.
  */
 const SCRIPT = `
 local key = KEYS[1]
-local publish, channel, maxLen = ARGV[1], ARGV[2], ARGV[3]
-local at = 4
-while at <= #ARGV do
-  local last = at + 3 + 2 * tonumber(ARGV[at + 3])
-  local added = redis.pcall('XADD', key, 'MAXLEN', '~', maxLen, ARGV[at], unpack(ARGV, at + 4, last))
+local publish, channel, maxLen, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local function add(id, ...)
+  local added = redis.pcall('XADD', key, 'MAXLEN', '~', maxLen, id, ...)
   if type(added) == 'table' and added.err and not string.find(added.err, 'equal or smaller', 1, true) then
-    return added
+    error(added)
   end
-  redis.call(publish, channel, ARGV[at + 1])
-  if ARGV[at + 2] ~= '0' then redis.call('EXPIRE', key, ARGV[at + 2]) end
-  at = last + 1
+end
+local at = 5
+while at <= #ARGV do
+  local shape, id, json = ARGV[at], ARGV[at + 1], ARGV[at + 2]
+  if shape == 'entry' then
+    local last = at + 4 + 2 * ARGV[at + 4]
+    add(id, unpack(ARGV, at + 5, last))
+    redis.call(publish, channel, json)
+    if ARGV[at + 3] ~= '0' then redis.call('EXPIRE', key, ARGV[at + 3]) end
+    at = last + 1
+  else
+    add(id, 'attempt', attempt, 'time', ARGV[at + 3], shape, ARGV[at + 4])
+    redis.call(publish, channel, json)
+    at = at + 5
+  end
 end
 return #ARGV
 `;
@@ -112,12 +129,38 @@ function queueCommands(pipeline: Commands, target: BatchTarget, event: PendingEv
 
 /** The script's arguments for `batch`, after its key. */
 function scriptArgs(target: BatchTarget, batch: readonly PendingEvent[]): Argument[] {
-  const args: Argument[] = [target.sharded ? 'SPUBLISH' : 'PUBLISH', target.channel, target.maxLen];
+  const attempt = batch.find(isLine)?.stored[1] ?? 0;
+  const args: Argument[] = [
+    target.sharded ? 'SPUBLISH' : 'PUBLISH',
+    target.channel,
+    target.maxLen,
+    attempt,
+  ];
   for (const event of batch) {
-    args.push(`${event.seq}-0`, event.json, event.expire ?? 0, event.stored.length / 2);
-    for (const value of event.stored) args.push(value);
+    const id = `${event.seq}-0`;
+    const { stored } = event;
+    if (isLine(event) && stored[1] === attempt) {
+      args.push(
+        stored[4] as Argument,
+        id,
+        event.json,
+        stored[3] as Argument,
+        stored[5] as Argument,
+      );
+      continue;
+    }
+    args.push('entry', id, event.json, event.expire ?? 0, stored.length / 2, ...stored);
   }
   return args;
+}
+
+/**
+ * A line with no more than the fields every line has (historyFields: attempt, time, then its
+ * stream and its content), and no expiry: what the script's short shape writes.
+ */
+function isLine(event: PendingEvent): boolean {
+  const { stored } = event;
+  return stored.length === 6 && stored[0] === 'attempt' && event.expire === undefined;
 }
 
 /** A stream entry with this id is already there: the event was written before. */
