@@ -63,12 +63,16 @@ export class RunOutput {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       this.watcher.activity?.();
       if (kind === 'stdout') this.capture.add(chunk);
-      for (const line of splitter.push(chunk)) await this.emit(kind, line);
+      for (const line of splitter.push(chunk)) {
+        // Awaited only when the consumer asks to wait: a line at a time, a promise each adds up.
+        const busy = this.emit(kind, line);
+        if (busy) await busy;
+      }
     }
     for (const line of splitter.end()) await this.emit(kind, line);
   }
 
-  private async emit(stream: 'stdout' | 'stderr', raw: RawLine): Promise<void> {
+  private emit(stream: 'stdout' | 'stderr', raw: RawLine): void | Promise<void> {
     const decoded = decodeLine(raw.bytes);
     let toolResult = false;
     if (stream === 'stdout') {
@@ -85,7 +89,7 @@ export class RunOutput {
     } else if (!raw.partial && decoded.encoding === undefined) {
       this.stderrTail = decoded.text;
     }
-    await this.onLine({
+    return this.onLine({
       stream,
       partial: raw.partial,
       ...decoded,

@@ -191,7 +191,7 @@ export class JobEvents {
       jobId: this.jobId,
       attempt: options.attempt ?? this.attempt,
       seq,
-      timestamp: new Date(time).toISOString(),
+      timestamp: isoTime(time),
       ...body,
     };
     const text = JSON.stringify(event);
@@ -273,6 +273,21 @@ export class JobEvents {
 }
 
 /** Adds seq to sorted, disjoint ranges, merging neighbours. */
+let lastTime = NaN;
+let lastIso = '';
+
+/**
+ * `time` as an ISO string. A flood prints many lines within a millisecond, and formatting the
+ * same time again cost a third of the event's own JSON.
+ */
+function isoTime(time: number): string {
+  if (time !== lastTime) {
+    lastTime = time;
+    lastIso = new Date(time).toISOString();
+  }
+  return lastIso;
+}
+
 function insertIntoRanges(ranges: SeqRange[], seq: number): void {
   const index = ranges.findIndex((range) => seq <= range.to + 1);
   const at = ranges[index];
