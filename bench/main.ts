@@ -9,7 +9,7 @@
 import { startPrivateRedis } from '../tools/demo/private-redis.js';
 import { buildIfStale, startBare, startClaudebox } from './processes.js';
 import {
-  eventFigures,
+  eventsPerSecondInTurns,
   FLOOD_LINE_BYTES,
   jobsPerSecond,
   latencyP99InTurns,
@@ -39,6 +39,7 @@ const sizes: Sizes = quick
       memoryLines: 5243,
       // Fewer lines would measure how fast a run starts: they come out within a few ms.
       eventLines: 20_000,
+      eventTurns: 3,
       jobs: 100,
       latencyLines: 1000,
       latencyTurns: 2,
@@ -48,6 +49,7 @@ const sizes: Sizes = quick
   : {
       memoryLines: 5243,
       eventLines: 20_000,
+      eventTurns: 5,
       jobs: 600,
       latencyLines: 3000,
       latencyTurns: 3,
@@ -78,18 +80,29 @@ async function measureAll(redisUrl: string) {
     [startClaudebox, settings(redisUrl, 8)],
     [startBare, settings(redisUrl, 8)],
     async (mineQueue, bareQueue) => {
+      const queues = [mineQueue, bareQueue];
       const [mineLatency = NaN, bareLatency = NaN] = await latencyP99InTurns(
         redisUrl,
-        [mineQueue, bareQueue],
+        queues,
+        sizes,
+      );
+      const [mineEvents = NaN, bareEvents = NaN] = await eventsPerSecondInTurns(
+        redisUrl,
+        queues,
         sizes,
       );
       return [
         {
           latencyP99Ms: mineLatency,
+          eventsPerSecond: mineEvents,
           memory: await memoryPerJob(redisUrl, mineQueue, sizes),
-          ...(await eventFigures(redisUrl, mineQueue, sizes)),
+          jobsPerSecond: await jobsPerSecond(mineQueue, sizes),
         },
-        { latencyP99Ms: bareLatency, ...(await eventFigures(redisUrl, bareQueue, sizes)) },
+        {
+          latencyP99Ms: bareLatency,
+          eventsPerSecond: bareEvents,
+          jobsPerSecond: await jobsPerSecond(bareQueue, sizes),
+        },
       ] as const;
     },
   );
@@ -127,7 +140,7 @@ function rows(figures: Awaited<ReturnType<typeof measureAll>>): Row[] {
       target: { op: '<=', ratio: 2.5 },
     },
     rate(
-      `events/s, one job printing ${sizes.eventLines} lines of ${LINE_BYTES} bytes`,
+      `events/s, one job printing ${sizes.eventLines} lines of ${LINE_BYTES} bytes (median of ${sizes.eventTurns}, in turns)`,
       mine.eventsPerSecond,
       bare.eventsPerSecond,
       0.9,

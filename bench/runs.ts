@@ -17,6 +17,8 @@ import { jobMemory, type JobMemory } from './redis-memory.js';
 export interface Sizes {
   readonly memoryLines: number;
   readonly eventLines: number;
+  /** Floods per worker for the events/s figure, taken in turns with the other worker's. */
+  readonly eventTurns: number;
   readonly jobs: number;
   readonly latencyLines: number;
   /** Runs of the latency figure per worker, taken in turns with the other worker's. */
@@ -36,12 +38,6 @@ export const prompts = {
   lines: (count: number, bytes = LINE_BYTES, rate = 0): string =>
     `lines ${count} bytes ${bytes} rate ${rate}`,
 };
-
-/** What the event figures measured on one worker. */
-export interface EventFigures {
-  readonly eventsPerSecond: number;
-  readonly jobsPerSecond: number;
-}
 
 export type Start = (settings: WorkerSettings) => Promise<BenchWorker>;
 
@@ -79,32 +75,63 @@ export function withWorkers<T>(
   );
 }
 
-/** events/s and jobs/s of one worker (claudebox's or the bare one). */
-export async function eventFigures(
-  redisUrl: string,
-  queue: Queue,
-  sizes: Sizes,
-): Promise<EventFigures> {
-  // init + the lines + result: each is an output event.
-  const flood = await watchJob(
-    redisUrl,
-    queue,
-    prompts.lines(sizes.eventLines),
-    sizes.eventLines + 2,
-  );
-  return {
-    eventsPerSecond: eventRate(flood),
-    jobsPerSecond: await jobsPerSecond(queue, sizes),
-  };
-}
-
 /** A worker's tidying up after a job it reported done, which the next run waits out. */
 const SETTLE_MS = 500;
 const WARM_UP_LINES = 150;
 
 /**
+ * Runs `measure` on each worker's queue `turns` times, the workers one after the other, each
+ * going first in every other turn so that neither always follows the other, after a turn of
+ * `warmUp` that is not counted: the code of a run gets compiled. A machine whose load drifts
+ * then weighs on both alike.
+ */
+async function inTurns(
+  queues: readonly Queue[],
+  turns: number,
+  warmUp: (queue: Queue) => Promise<unknown>,
+  measure: (queue: Queue, index: number) => Promise<void>,
+): Promise<void> {
+  for (let turn = -1; turn < turns; turn++) {
+    const order = [...queues.entries()];
+    if (turn % 2 !== 0) order.reverse();
+    for (const [index, queue] of order) {
+      // A worker tidies up after a job it reported done: the next run, the other worker's,
+      // must not be measured against that.
+      await sleep(SETTLE_MS);
+      if (turn < 0) await warmUp(queue);
+      else await measure(queue, index);
+    }
+  }
+}
+
+/**
+ * events/s of each worker: the median of `eventTurns` runs each printing `eventLines` lines as
+ * fast as it can, taken in turns (see inTurns). One flood alone moves by a third from one run
+ * to the next on a 2-core machine.
+ */
+export async function eventsPerSecondInTurns(
+  redisUrl: string,
+  queues: readonly Queue[],
+  sizes: Pick<Sizes, 'eventLines' | 'eventTurns'>,
+): Promise<number[]> {
+  const rates: number[][] = queues.map(() => []);
+  // init + the lines + result: each is an output event.
+  const flood = (queue: Queue, lines: number) =>
+    watchJob(redisUrl, queue, prompts.lines(lines), lines + 2);
+  await inTurns(
+    queues,
+    sizes.eventTurns,
+    (queue) => flood(queue, WARM_UP_LINES),
+    async (queue, index) => {
+      rates[index]?.push(eventRate(await flood(queue, sizes.eventLines)));
+    },
+  );
+  return rates.map(median);
+}
+
+/**
  * Line -> subscriber latency p99 of each worker, from `latencyTurns` runs of each printing 1,000
- * lines a second (`latencyLines` in all), the workers' runs one after the other in turns.
+ * lines a second (`latencyLines` in all), taken in turns (see inTurns).
  */
 export async function latencyP99InTurns(
   redisUrl: string,
@@ -113,22 +140,24 @@ export async function latencyP99InTurns(
 ): Promise<number[]> {
   const lines = Math.ceil(sizes.latencyLines / sizes.latencyTurns);
   const seen: Seen[][] = queues.map(() => []);
-  // A turn of WARM_UP_LINES first, not counted: the code of a paced run gets compiled.
-  for (let turn = -1; turn < sizes.latencyTurns; turn++) {
-    // Each worker goes first in every other turn, so neither always follows the other.
-    const order = [...queues.entries()];
-    if (turn % 2 !== 0) order.reverse();
-    for (const [index, queue] of order) {
-      // A worker tidies up after a job it reported done: the next run, the other worker's,
-      // must not be measured against that.
-      await sleep(SETTLE_MS);
-      const count = turn < 0 ? WARM_UP_LINES : lines;
-      const prompt = prompts.lines(count, LINE_BYTES, LATENCY_RATE);
-      const runs = await watchJob(redisUrl, queue, prompt, count + 2);
-      if (turn >= 0) seen[index]?.push(...runs);
-    }
-  }
+  const paced = (queue: Queue, count: number) =>
+    watchJob(redisUrl, queue, prompts.lines(count, LINE_BYTES, LATENCY_RATE), count + 2);
+  await inTurns(
+    queues,
+    sizes.latencyTurns,
+    (queue) => paced(queue, WARM_UP_LINES),
+    async (queue, index) => {
+      seen[index]?.push(...(await paced(queue, lines)));
+    },
+  );
   return seen.map((runs) => latencyPercentile(runs, 99));
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  const upper = sorted[middle] ?? NaN;
+  return sorted.length % 2 === 1 ? upper : (upper + (sorted[middle - 1] ?? NaN)) / 2;
 }
 
 export async function jobsPerSecond(queue: Queue, sizes: Sizes): Promise<number> {
