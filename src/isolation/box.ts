@@ -1,4 +1,5 @@
-import { chown, mkdir, mkdtemp, readdir, lstat, rm, writeFile } from 'node:fs/promises';
+import { chownSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtemp, readdir, lstat, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Confinement } from '../executor/index.js';
@@ -55,19 +56,18 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
   const { lease, cwd } = spec;
   const uid = lease.uid;
   const homes = join(spec.runRoot, 'homes');
-  // A worker that died left its runs' homes: the uid's next run clears them away.
-  for (const name of await readdir(homes).catch(() => [] as string[])) {
+  // A worker that died left its runs' homes: the uid's next run clears them away. The calls on
+  // root's own directories are synchronous: cheaper for the worker than their promise forms.
+  for (const name of listOrNothing(homes)) {
     if (name.startsWith(`${uid}-`)) await rm(join(homes, name), { recursive: true, force: true });
   }
   const home = join(homes, `${uid}-${spec.runId}`);
   const configDir = join(home, '.claude');
   const tmp = join(home, 'tmp');
   try {
-    await mkdir(home, { mode: 0o700 });
-    await mkdir(configDir, { mode: 0o700 });
-    await mkdir(tmp, { mode: 0o700 });
-    await openPathTo(spec.workRoot, cwd);
-    for (const dir of spec.addDirs) await openPathTo(spec.workDir, dir);
+    for (const dir of [home, configDir, tmp]) mkdirSync(dir, { mode: 0o700 });
+    openPathTo(spec.workRoot, cwd);
+    for (const dir of spec.addDirs) openPathTo(spec.workDir, dir);
     for (const dir of [cwd, ...spec.addDirs]) await handOver(dir, uid, spec.mayTake);
   } catch (error) {
     await rm(home, { recursive: true, force: true }).catch(() => undefined);
@@ -89,23 +89,31 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     configDir,
     confinement,
     seal: () => handOver(home, uid, spec.mayTake),
-    writePrivateFile: async (name, content) => {
+    writePrivateFile: (name, content) => {
       // In the config dir, which is the run's alone (0700) and removed with its home.
       const path = join(configDir, name);
-      await writeFile(path, content, { mode: 0o400, flag: 'wx' });
-      await chown(path, uid, uid);
-      return path;
+      writeFileSync(path, content, { mode: 0o400, flag: 'wx' });
+      chownSync(path, uid, uid);
+      return Promise.resolve(path);
     },
     close: () =>
       (closed ??= (async () => {
         // Nothing of the run may write while its places are taken back.
         await confinement.sweep(undefined, 0);
-        for (const dir of [cwd, ...spec.addDirs]) await takeBack(dir).catch(() => undefined);
+        for (const dir of [cwd, ...spec.addDirs]) takeBack(dir);
         await rm(home, { recursive: true, force: true });
         if (sandbox === null) await removeFilesOf(uid);
         await lease.release();
       })()),
   };
+}
+
+function listOrNothing(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 /** Removes what `uid` left at the top of the shared temporary directories. */

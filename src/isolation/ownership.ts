@@ -1,5 +1,4 @@
-import { chmodSync, lchownSync, lstatSync, readdirSync, type Stats } from 'node:fs';
-import { chmod, chown, lstat } from 'node:fs/promises';
+import { chmodSync, chownSync, lchownSync, lstatSync, readdirSync, type Stats } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 
@@ -42,24 +41,31 @@ export async function handOver(dir: string, uid: number, mayTake: MayTake): Prom
   }
 }
 
-/** Closes a run's directory to every run: root's again, 0700, until the next hand-over. */
-export async function takeBack(dir: string): Promise<void> {
-  await chown(dir, 0, 0);
-  await chmod(dir, 0o700);
+/**
+ * Closes a run's directory to every run: root's again, 0700, until the next hand-over. Does
+ * nothing where it is gone (the run may have removed its working directory).
+ */
+export function takeBack(dir: string): void {
+  try {
+    chownSync(dir, 0, 0);
+    chmodSync(dir, 0o700);
+  } catch {
+    // Gone, or replaced by what the run left: the next hand-over looks at it again.
+  }
 }
 
 /**
  * Lets a run walk (not list) from `root` down to `dir`: the directories between them get the
  * search bit for others, which a nested working directory needs to be reached at all.
  */
-export async function openPathTo(root: string, dir: string): Promise<void> {
+export function openPathTo(root: string, dir: string): void {
   const steps: string[] = [];
   for (let current = dirname(dir); ; current = dirname(current)) {
     steps.push(current);
     if (current === root || relative(root, current).startsWith('..') || current === '/') break;
   }
   for (const step of steps) {
-    const info = await lstat(step);
-    if ((info.mode & 0o001) === 0) await chmod(step, (info.mode & 0o7777) | 0o001);
+    const info = lstatSync(step);
+    if ((info.mode & 0o001) === 0) chmodSync(step, (info.mode & 0o7777) | 0o001);
   }
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { open, readFile, readdir, unlink } from 'node:fs/promises';
+import { closeSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { processStartTime } from '../executor/index.js';
 import { IsolationError } from './errors.js';
@@ -66,20 +67,28 @@ export class UidPool {
 
   private async tryLease(uid: number): Promise<'free' | 'taken over' | false> {
     const path = this.leasePath(uid);
-    if (await this.create(path)) return 'free';
-    const holder = await readLease(path);
+    if (this.create(path)) return 'free';
+    const holder = readLease(path);
     if (holder === undefined || (await isAlive(holder))) return false;
     // Its worker is gone: the uid's processes are stopped once it is ours (acquire clears it).
     const ended = await endLease(this.options.leaseDir, uid, holder, () => Promise.resolve());
-    return ended && (await this.create(path)) ? 'taken over' : false;
+    return ended && this.create(path) ? 'taken over' : false;
   }
 
-  private async create(path: string): Promise<boolean> {
+  /**
+   * Creates the lease file, or says it exists. Synchronous, as are the lease's other calls: a
+   * few bytes in a directory of root's own, where a promise each cost the worker more than the
+   * call (a round trip through the thread pool).
+   */
+  private create(path: string): boolean {
     try {
-      const file = await open(path, 'wx', 0o600);
-      const record: LeaseRecord = { ...this.options.owner, lease: randomUUID() };
-      await file.writeFile(JSON.stringify(record));
-      await file.close();
+      const file = openSync(path, 'wx', 0o600);
+      try {
+        const record: LeaseRecord = { ...this.options.owner, lease: randomUUID() };
+        writeFileSync(file, JSON.stringify(record));
+      } finally {
+        closeSync(file);
+      }
       return true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
@@ -89,9 +98,14 @@ export class UidPool {
     }
   }
 
-  private async release(uid: number): Promise<void> {
-    if (!this.held.delete(uid)) return;
-    await unlink(this.leasePath(uid)).catch(() => undefined);
+  private release(uid: number): Promise<void> {
+    if (!this.held.delete(uid)) return Promise.resolve();
+    try {
+      unlinkSync(this.leasePath(uid));
+    } catch {
+      // Gone already: removed by whoever ended it.
+    }
+    return Promise.resolve();
   }
 
   private leasePath(uid: number): string {
@@ -108,7 +122,7 @@ export async function leasesOf(
   const leases: { uid: number; held: LeaseRecord }[] = [];
   for (const name of names) {
     if (!/^\d+$/.test(name)) continue;
-    const held = await readLease(join(leaseDir, name));
+    const held = readLease(join(leaseDir, name));
     if (held?.workerId === workerId) leases.push({ uid: Number(name), held });
   }
   return leases;
@@ -139,7 +153,7 @@ export async function endLease(
   }
   try {
     // Read again under the claim: only a claimant may remove the lease it names.
-    if ((await readLease(path))?.lease !== held.lease) return false;
+    if (readLease(path)?.lease !== held.lease) return false;
     await stop();
     await unlink(path);
     return true;
@@ -148,9 +162,9 @@ export async function endLease(
   }
 }
 
-async function readLease(path: string): Promise<LeaseRecord | undefined> {
+function readLease(path: string): LeaseRecord | undefined {
   try {
-    const value: unknown = JSON.parse(await readFile(path, 'utf8'));
+    const value: unknown = JSON.parse(readFileSync(path, 'utf8'));
     if (
       typeof value === 'object' &&
       value !== null &&

@@ -37,7 +37,7 @@ describe('handing a working directory to a run', () => {
     }
     expect(statSync(dir).mode & 0o777).toBe(0o700);
 
-    await takeBack(dir);
+    takeBack(dir);
     expect(statSync(dir)).toMatchObject({ uid: 0, gid: 0 });
     expect(statSync(dir).mode & 0o777).toBe(0o700);
   });
@@ -63,10 +63,10 @@ describe('handing a working directory to a run', () => {
     expect(lstatSync(join(dir, 'user-file')).uid).toBe(1234);
   });
 
-  it('opens the way down to a nested working directory for passing only', async () => {
+  it('opens the way down to a nested working directory for passing only', () => {
     const root = mkdtempSync(join(tmpdir(), 'claudebox-root-'));
     mkdirSync(join(root, 'team', 'repo'), { recursive: true, mode: 0o700 });
-    await openPathTo(root, join(root, 'team', 'repo'));
+    openPathTo(root, join(root, 'team', 'repo'));
     expect(statSync(join(root, 'team')).mode & 0o007).toBe(0o001);
     expect(statSync(root).mode & 0o007).toBe(0o001);
     expect(statSync(join(root, 'team', 'repo')).mode & 0o007).toBe(0);
