@@ -51,8 +51,8 @@ const sizes: Sizes = quick
       eventLines: 20_000,
       eventTurns: 5,
       jobs: 600,
-      latencyLines: 3000,
-      latencyTurns: 3,
+      latencyLines: 10_000,
+      latencyTurns: 5,
       floodMiB: 1024,
       jobSeconds: 20,
     };
