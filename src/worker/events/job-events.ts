@@ -272,7 +272,6 @@ export class JobEvents {
   }
 }
 
-/** Adds seq to sorted, disjoint ranges, merging neighbours. */
 let lastTime = NaN;
 let lastIso = '';
 
@@ -288,6 +287,7 @@ function isoTime(time: number): string {
   return lastIso;
 }
 
+/** Adds seq to sorted, disjoint ranges, merging neighbours. */
 function insertIntoRanges(ranges: SeqRange[], seq: number): void {
   const index = ranges.findIndex((range) => seq <= range.to + 1);
   const at = ranges[index];
