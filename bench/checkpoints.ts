@@ -14,6 +14,7 @@ import { execa } from 'execa';
 import { Workspaces } from '../src/workspace/index.js';
 import { git } from '../src/workspace/git.js';
 import { makeRepository } from '../tools/demo/git-repository.js';
+import { median } from './observe.js';
 
 const roundsArg = process.argv.indexOf('--rounds');
 const ROUNDS = roundsArg === -1 ? 10 : Number(process.argv[roundsArg + 1]);
@@ -49,9 +50,6 @@ async function freshLook(root: string, dir: string, cache: string, base: string)
   await git([...diff, '--binary', base], options);
   rmSync(scratch, { recursive: true, force: true });
 }
-
-const median = (values: number[]): number =>
-  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 
 async function measure(root: string, files: number): Promise<{ kept: number; fresh: number }> {
   const source = await makeRepository(join(root, `repo-${files}`), repositoryFiles(files), 'files');

@@ -100,3 +100,11 @@ export function latencyPercentile(seen: readonly Seen[], p: number): number {
     .sort((a, b) => a - b);
   return latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
 }
+
+/** The middle of `values` (of the two middle ones, their mean); NaN for none. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  const upper = sorted[middle] ?? NaN;
+  return sorted.length % 2 === 1 ? upper : (upper + (sorted[middle - 1] ?? NaN)) / 2;
+}

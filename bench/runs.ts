@@ -6,6 +6,7 @@ import {
   eventRate,
   jobRate,
   latencyPercentile,
+  median,
   waitForJob,
   watchJob,
   type Seen,
@@ -151,13 +152,6 @@ export async function latencyP99InTurns(
     },
   );
   return seen.map((runs) => latencyPercentile(runs, 99));
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  const upper = sorted[middle] ?? NaN;
-  return sorted.length % 2 === 1 ? upper : (upper + (sorted[middle - 1] ?? NaN)) / 2;
 }
 
 export async function jobsPerSecond(queue: Queue, sizes: Sizes): Promise<number> {
