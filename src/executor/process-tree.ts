@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { readProcStat, type ProcStat } from '../common/proc-stat.js';
 
 /**
  * Finding and stopping every process of a run.
@@ -21,12 +22,6 @@ export interface ProcessRef {
 export interface Marker {
   readonly name: string;
   readonly value: string;
-}
-
-interface ProcStat {
-  readonly ppid: number;
-  readonly startTime: string;
-  readonly state: string;
 }
 
 /**
@@ -59,17 +54,6 @@ async function readEach<T>(
     }
   }
   return found;
-}
-
-function readStat(pid: number): ProcStat | undefined {
-  const stat = readProcFile(pid, 'stat');
-  if (stat === undefined) return undefined;
-  // The command name (field 2) is in parentheses and may itself contain spaces and ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const [state, ppid] = fields;
-  const startTime = fields[19];
-  if (state === undefined || ppid === undefined || startTime === undefined) return undefined;
-  return { ppid: Number(ppid), startTime, state };
 }
 
 /** Whether the process's environment holds exactly the entry `NAME=value`. */
@@ -118,7 +102,7 @@ export async function findProcessesOfUid(uid: number, rootPid?: number): Promise
   }
   found.delete(process.pid);
   // The start time, which tells a recycled pid, is in stat: read for the few found only.
-  return toRefs(found, await readEach([...found], readStat));
+  return toRefs(found, await readEach([...found], readProcStat));
 }
 
 function toRefs(found: Set<number>, stats: Map<number, ProcStat>): ProcessRef[] {
@@ -151,7 +135,7 @@ export function childrenOf(pid: number): number[] | null {
 
 /** `pid` as a ProcessRef when it is alive and runs as `uid`, else null. */
 export function processOfUid(pid: number, uid: number): ProcessRef | null {
-  const stat = readStat(pid);
+  const stat = readProcStat(pid);
   if (stat === undefined || stat.state === 'Z') return null;
   return readStatus(pid)?.uids.includes(uid) === true ? { pid, startTime: stat.startTime } : null;
 }
@@ -162,7 +146,7 @@ export function processOfUid(pid: number, uid: number): ProcessRef | null {
  */
 export async function findRunProcesses(marker: Marker, rootPid?: number): Promise<ProcessRef[]> {
   const entry = Buffer.from(`${marker.name}=${marker.value}`);
-  const stats = await readEach(listPids(), readStat);
+  const stats = await readEach(listPids(), readProcStat);
   const found = new Set<number>();
   // Not synchronously: reading another process's environment reads its memory, which a process
   // can keep locked for a while.
@@ -209,7 +193,7 @@ export async function signalProcesses(
 ): Promise<void> {
   const stats = await readEach(
     processes.map(({ pid }) => pid),
-    readStat,
+    readProcStat,
   );
   for (const { pid, startTime } of processes) {
     if (stats.get(pid)?.startTime !== startTime) continue;
@@ -256,6 +240,6 @@ export async function sweepRunProcesses(marker: Marker, options: SweepOptions): 
 
 /** The start time of a live process (in clock ticks since boot), or null when it is gone. */
 export function processStartTime(pid: number): Promise<string | null> {
-  const stat = readStat(pid);
+  const stat = readProcStat(pid);
   return Promise.resolve(stat && stat.state !== 'Z' ? stat.startTime : null);
 }

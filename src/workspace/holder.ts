@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readProcStat } from '../common/proc-stat.js';
 
 /**
  * Who holds a checkout, in a file beside it: the worker process using it, or, for a failed
@@ -27,14 +27,9 @@ export function processAlive(pid: number, started: string): boolean {
   return started === '' || now === null || now === started;
 }
 
-/** Field 22 of /proc/PID/stat (after the command, which may hold spaces and parentheses). */
+/** When the process started (see readProcStat), or null when /proc cannot tell. */
 function startTimeOf(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
+  return readProcStat(pid)?.startTime ?? null;
 }
 
 /** Written whole or not at all: a reader never sees half a holder. */
