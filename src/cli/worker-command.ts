@@ -6,6 +6,7 @@ import { loadProfiles } from '../config/profiles.js';
 import { ClaudeBinaryError, resolveClaudeBinary } from '../executor/index.js';
 import { IsolationError } from '../isolation/index.js';
 import { startWorker, type ClaudeboxWorker, type WorkerDeps } from '../worker/runtime/worker.js';
+import { limitHeapGrowth } from './heap-growth.js';
 import { redisProblem } from './redis-probe.js';
 
 /** Beyond the grace times, what a shutdown may take to write its last events and requeue. */
@@ -26,6 +27,7 @@ export interface WorkerCommandIo {
  * SIGTERM or SIGINT, then shuts down gracefully. Resolves with the process's exit code.
  */
 export async function runWorkerCommand(io: WorkerCommandIo): Promise<number> {
+  limitHeapGrowth();
   const started = await startUp(io);
   if ('problem' in started) {
     io.stderr(`claudebox: ${started.problem}`);
