@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { markerConfinement, type Confinement } from './confinement.js';
 import type { Marker } from './process-tree.js';
@@ -7,6 +6,7 @@ import { RunOutput, type RunLine } from './run-output.js';
 import { createStopper, stopRequestOf, type RunStopper, type StopCause } from './stop-run.js';
 import type { StreamSummary } from './stream-summary.js';
 import { errorMessage } from '../common/errors.js';
+import { doneWithin } from '../common/time.js';
 
 export type { RunLine } from './run-output.js';
 
@@ -248,10 +248,7 @@ function watchStdoutClosed(
   const onClosed = async (): Promise<void> => {
     if (closed) return;
     closed = true;
-    const exitedSoon = await Promise.race([
-      run.exited.then(() => true),
-      sleep(run.graceMs).then(() => false),
-    ]);
+    const exitedSoon = await doneWithin(run.exited, run.graceMs);
     if (!exitedSoon) await run.stopper.stop('stdout-closed', null);
   };
   stdoutRead
@@ -273,10 +270,7 @@ function watchStdoutClosed(
  * sweep (another user's, say) must not hold the job forever.
  */
 async function drain(subprocess: Subprocess, reading: readonly Promise<void>[]): Promise<void> {
-  const drained = await Promise.race([
-    Promise.allSettled(reading).then(() => true),
-    sleep(DRAIN_MS).then(() => false),
-  ]);
+  const drained = await doneWithin(Promise.allSettled(reading), DRAIN_MS);
   if (!drained) {
     subprocess.stdout.destroy();
     subprocess.stderr.destroy();

@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { doneWithin } from '../common/time.js';
 import type { Confinement } from './confinement.js';
 import { signalProcesses } from './process-tree.js';
 
@@ -92,10 +92,7 @@ export function createStopper(run: {
         // still on the way. Its uid goes to the next run when it ends, and a SIGINT that looked
         // the CLI up by that uid afterwards would stop the next run's CLI instead.
         const interrupting = run.interrupt().catch(() => undefined);
-        const stoppedInTime = await Promise.race([
-          run.exited.then(() => true),
-          sleep(graceFor(why, run.killGraceMs)).then(() => false),
-        ]);
+        const stoppedInTime = await doneWithin(run.exited, graceFor(why, run.killGraceMs));
         await interrupting;
         if (stoppedInTime) return;
         forced = true;
