@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { readProcStat, type ProcStat } from '../common/proc-stat.js';
 
@@ -59,12 +59,35 @@ async function readEach<T>(
 /** Whether the process's environment holds exactly the entry `NAME=value`. */
 async function carriesMarker(pid: number, entry: Buffer): Promise<boolean> {
   try {
-    const environ = await readFile(`/proc/${pid}/environ`);
+    const environ = await readProcFileAsync(`/proc/${pid}/environ`);
     // Entries are NUL-terminated: match a whole entry, not the prefix of a longer value.
     if (environ.subarray(0, entry.length + 1).equals(Buffer.concat([entry, NUL]))) return true;
     return environ.indexOf(Buffer.concat([NUL, entry, NUL])) !== -1;
   } catch {
     return false; // gone, or not ours to read
+  }
+}
+
+/** Under half of Buffer.poolSize: such Buffers are slices of Node's shared pool. */
+const PROC_CHUNK = 4000;
+
+/**
+ * A /proc file, read a few KB at a time. readFile reads a file of no stated size (all of /proc's)
+ * into a 64 KiB buffer of its own; a scan of the host made hundreds of them, and a heap that
+ * counts them towards its next full collection then collected far more often.
+ */
+async function readProcFileAsync(path: string): Promise<Buffer> {
+  const file = await open(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(PROC_CHUNK);
+      const { bytesRead } = await file.read(chunk, 0, PROC_CHUNK, null);
+      if (bytesRead === 0) return Buffer.concat(chunks);
+      chunks.push(chunk.subarray(0, bytesRead));
+    }
+  } finally {
+    await file.close();
   }
 }
 

@@ -173,6 +173,18 @@ describe('runClaude', () => {
     expect(pidsWithEnv(RUN_MARKER, s.marker.value)).toEqual([]);
   });
 
+  it('finds what a run left running by its marker deep in a large environment', async () => {
+    // The marker past the first few KB of /proc/<pid>/environ, which is read a piece at a time.
+    const { spec: s, lines } = spec(fixture('claude-leaves-background.mjs'));
+    const env = { PATH: process.env.PATH ?? '', PADDING: 'x'.repeat(20_000), ...s.env };
+    const outcome = await runClaude({ ...s, env });
+
+    const background = JSON.parse(stdoutLines(lines)[1]?.text ?? '{}').pid as number;
+    expect(outcome.leftovers).toBe(1);
+    expect(isAlive(background)).toBe(false);
+    expect(pidsWithEnv(RUN_MARKER, s.marker.value)).toEqual([]);
+  });
+
   it('stops a run when its signal is aborted, and says it was cancelled', async () => {
     const controller = new AbortController();
     // Once it printed its first line: by then it handles SIGINT (a loaded machine can take
