@@ -21,7 +21,7 @@ describe('an output flood', () => {
   });
 
   it(
-    'of 1 GiB keeps the worker under 256 MB and 1.6× its idle RSS, the stored output capped, and other jobs’ events flowing',
+    'of 1 GiB keeps the worker under 256 MB and 1.7× its idle RSS, the stored output capped, and other jobs’ events flowing',
     async () => {
       const queueName = uniqueQueueName();
       // One worker runs both jobs, so its fake CLI picks the behaviour by prompt.
@@ -74,8 +74,9 @@ describe('an output flood', () => {
         console.log(`flood: worker ${growth}`);
         expect(peak).toBeGreaterThan(0);
         expect(peak).toBeLessThan(256 * 1000 * 1000);
-        // The heap's growth is bounded (src/cli/heap-growth.ts): about 1.4x here, 1.8x without.
-        expect(peak / idle, growth).toBeLessThan(1.6);
+        // The heap's growth is bounded (src/cli/heap-growth.ts): about 1.4x alone, 1.47x during
+        // the whole suite, 1.9-2x without.
+        expect(peak / idle, growth).toBeLessThan(1.7);
       } finally {
         clearInterval(sampler);
         await client.close();
