@@ -204,6 +204,29 @@ describe('the event publisher, on a real Redis', () => {
     expect(errors).toEqual([]);
   });
 
+  it('keeps the history near its MAXLEN, the newest events in it, in large batches and small', async () => {
+    const lines = Array.from({ length: 1000 }, (_, index) => ({
+      seq: index + 1,
+      json: '{}',
+      stored: ['attempt', 1, 'time', index, 'stdout', `line ${index + 1}`],
+    }));
+    const writer = publisher({ maxLen: 100 });
+    for (const [jobId, size] of [
+      ['large', 250],
+      ['small', 10],
+    ] as const) {
+      for (let at = 0; at < lines.length; at += size) {
+        expect(await writer.write(jobId, lines.slice(at, at + size))).toBe('ok');
+      }
+      const key = historyKey(address, jobId);
+      // MAXLEN ~ trims whole nodes of the stream (100 entries each by default): near 100, never 1,000.
+      expect(await plain.xlen(key)).toBeGreaterThanOrEqual(100);
+      expect(await plain.xlen(key)).toBeLessThanOrEqual(300);
+      expect((await plain.xrevrange(key, '+', '-', 'COUNT', 1))[0]?.[0]).toBe('1000-0');
+    }
+    expect(errors).toEqual([]);
+  });
+
   it('publishes on the sharded channel with EVENTS_PUBSUB=sharded', async () => {
     const live = await watch('job-3', true);
     const events = publisher({ pubsub: 'sharded' }).open('job-3', 1, 1);
