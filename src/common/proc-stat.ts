@@ -10,17 +10,22 @@ export interface ProcStat {
 }
 
 /**
- * The process's stat, or undefined when it is gone or not ours to read. Read synchronously:
- * the kernel makes the file up as it is read, and the promise form's thread-pool round trips
- * cost more than the read.
+ * A file of /proc/<pid>/, or undefined when the process is gone or not ours to read. Read
+ * synchronously: the kernel makes the file up as it is read, and the promise form's thread-pool
+ * round trips cost more than the read.
  */
-export function readProcStat(pid: number): ProcStat | undefined {
-  let stat: string;
+export function readProcFile(pid: number, name: string): string | undefined {
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return readFileSync(`/proc/${pid}/${name}`, 'utf8');
   } catch {
     return undefined;
   }
+}
+
+/** The process's stat, or undefined when it is gone or not ours to read. */
+export function readProcStat(pid: number): ProcStat | undefined {
+  const stat = readProcFile(pid, 'stat');
+  if (stat === undefined) return undefined;
   // The command name (field 2) is in parentheses and may itself contain spaces and ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const [state, ppid] = fields;

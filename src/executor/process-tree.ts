@@ -1,7 +1,7 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
-import { readProcStat, type ProcStat } from '../common/proc-stat.js';
+import { readProcFile, readProcStat, type ProcStat } from '../common/proc-stat.js';
 
 /**
  * Finding and stopping every process of a run.
@@ -31,14 +31,6 @@ export interface Marker {
  * so that a host of many processes does not hold up the runs' events.
  */
 const SLICE = 64;
-
-function readProcFile(pid: number, name: string): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/${name}`, 'utf8');
-  } catch {
-    return undefined; // gone, or not ours to read
-  }
-}
 
 /** `read` of each pid, a slice at a time; pids it has nothing for are left out. */
 async function readEach<T>(
