@@ -8,6 +8,18 @@ import { uniqueQueueName, waitFor } from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
 
+/** `count` stdout lines of attempt 1 as the publisher queues them, seqs from 1, `line <seq>`. */
+const lineEvents = (count: number): PendingEvent[] =>
+  Array.from({ length: count }, (_, index) => {
+    const seq = index + 1;
+    const content = `line ${seq}`;
+    return {
+      seq,
+      json: JSON.stringify({ seq, type: 'output', content }),
+      stored: ['attempt', 1, 'time', seq, 'stdout', content],
+    };
+  });
+
 describe('the event publisher, on a real Redis', () => {
   let connection: Redis;
   /** Subscribes to the job's channel (see sendSubscription: it may still be connecting). */
@@ -135,12 +147,7 @@ describe('the event publisher, on a real Redis', () => {
 
   it('writes a batch of many events, as a flood of lines gives, the same way', async () => {
     // A batch this large goes to Redis as one script call; the small ones above as commands.
-    const line = (seq: number) => ({
-      seq,
-      json: JSON.stringify({ seq, type: 'output', content: `line ${seq}` }),
-      stored: ['attempt', 1, 'time', 0, 'stdout', `line ${seq}`],
-    });
-    const batch = Array.from({ length: 40 }, (_, index) => line(index + 1));
+    const batch = lineEvents(40);
     const live = await watch('job-6');
     expect(await publisher().write('job-6', batch.slice(0, 30))).toBe('ok');
     // Written again with ten more: the thirty it holds are passed over, the rest stored.
@@ -205,11 +212,7 @@ describe('the event publisher, on a real Redis', () => {
   });
 
   it('keeps the history near its MAXLEN, the newest events in it, in large batches and small', async () => {
-    const lines = Array.from({ length: 1000 }, (_, index) => ({
-      seq: index + 1,
-      json: '{}',
-      stored: ['attempt', 1, 'time', index, 'stdout', `line ${index + 1}`],
-    }));
+    const lines = lineEvents(1000);
     const writer = publisher({ maxLen: 100 });
     for (const [jobId, size] of [
       ['large', 250],
@@ -241,12 +244,7 @@ describe('the event publisher, on a real Redis', () => {
     expect(await publisher().write('job-4', events)).toBe('retry');
     expect(errors.at(-1)).toMatch(/WRONGTYPE/);
     // A batch large enough to go as one script call fails alike.
-    const many = Array.from({ length: 20 }, (_, index) => ({
-      seq: index + 1,
-      json: '{}',
-      stored: ['attempt', 1, 'time', 0, 'stdout', 'line'],
-    }));
-    expect(await publisher().write('job-4', many)).toBe('retry');
+    expect(await publisher().write('job-4', lineEvents(20))).toBe('retry');
     expect(errors.at(-1)).toMatch(/WRONGTYPE/);
 
     await plain.del(historyKey(address, 'job-4'));
