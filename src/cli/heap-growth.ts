@@ -9,7 +9,7 @@ import { setFlagsFromString } from 'node:v8';
  * full collection: the worker's RSS grew by about 90 MB during a 1 GiB run, and by about 45 MB
  * at 75%, with the same events/s and jobs/s (docs/scaling.md).
  */
-export const HEAP_GROWING_PERCENT = 75;
+const HEAP_GROWING_PERCENT = 75;
 
 const FLAG = /^--heap[-_]growing[-_]percent\b/;
 
