@@ -12,6 +12,7 @@ import {
   eventsPerSecondInTurns,
   FLOOD_LINE_BYTES,
   jobsPerSecond,
+  jobsPerSecondWithCpu,
   latencyP99InTurns,
   LINE_BYTES,
   memoryPerJob,
@@ -21,6 +22,7 @@ import {
   type Sizes,
   type Start,
 } from './runs.js';
+import type { JobCpu } from './job-cpu.js';
 import type { JobMemory } from './redis-memory.js';
 import { measureScaling, renderScaling, type ScalingSizes } from './scaling.js';
 import { megabytes, milliseconds, perSecond, renderTable, type Row } from './table.js';
@@ -44,7 +46,7 @@ const sizes: Sizes = quick
       latencyLines: 1000,
       latencyTurns: 2,
       floodMiB: 128,
-      jobSeconds: 1.5,
+      jobSeconds: 1,
     }
   : {
       memoryLines: 5243,
@@ -54,7 +56,7 @@ const sizes: Sizes = quick
       latencyLines: 10_000,
       latencyTurns: 5,
       floodMiB: 1024,
-      jobSeconds: 20,
+      jobSeconds: 15,
     };
 
 const cpuProf = process.argv.includes('--cpu-prof')
@@ -79,8 +81,8 @@ async function measureAll(redisUrl: string) {
   const [mine, bare] = await withWorkers(
     [startClaudebox, settings(redisUrl, 8)],
     [startBare, settings(redisUrl, 8)],
-    async (mineQueue, bareQueue) => {
-      const queues = [mineQueue, bareQueue];
+    async (mineSide, bareSide) => {
+      const queues = [mineSide.queue, bareSide.queue];
       const [mineLatency = NaN, bareLatency = NaN] = await latencyP99InTurns(
         redisUrl,
         queues,
@@ -95,13 +97,13 @@ async function measureAll(redisUrl: string) {
         {
           latencyP99Ms: mineLatency,
           eventsPerSecond: mineEvents,
-          memory: await memoryPerJob(redisUrl, mineQueue, sizes),
-          jobsPerSecond: await jobsPerSecond(mineQueue, sizes),
+          memory: await memoryPerJob(redisUrl, mineSide.queue, sizes),
+          jobs: await jobsPerSecondWithCpu(redisUrl, mineSide, sizes),
         },
         {
           latencyP99Ms: bareLatency,
           eventsPerSecond: bareEvents,
-          jobsPerSecond: await jobsPerSecond(bareQueue, sizes),
+          jobs: await jobsPerSecondWithCpu(redisUrl, bareSide, sizes),
         },
       ] as const;
     },
@@ -157,18 +159,23 @@ function rows(figures: Awaited<ReturnType<typeof measureAll>>): Row[] {
       mineC1,
       bareC1,
     ),
-    rate(`jobs/s, same, concurrency 8`, mine.jobsPerSecond, bare.jobsPerSecond, 0.5),
+    rate(`jobs/s, same, concurrency 8`, mine.jobs.perSecond, bare.jobs.perSecond, 0.5),
     rate(
       `jobs/s scaling: claudebox c8 (claudebox) vs c1 (baseline)`,
-      mine.jobsPerSecond,
+      mine.jobs.perSecond,
       mineC1,
       3,
+    ),
+    rate(
+      `jobs/s scaling of the bare worker: c8 (claudebox column) vs c1`,
+      bare.jobs.perSecond,
+      bareC1,
     ),
     ...(offC1 === null || offC8 === null
       ? []
       : [
           rate(`jobs/s, RUN_ISOLATION=off, concurrency 1 (vs bare c1)`, offC1, bareC1),
-          rate(`jobs/s, RUN_ISOLATION=off, concurrency 8 (vs bare c8)`, offC8, bare.jobsPerSecond),
+          rate(`jobs/s, RUN_ISOLATION=off, concurrency 8 (vs bare c8)`, offC8, bare.jobs.perSecond),
         ]),
     {
       figure: `worker peak RSS while a run prints ${sizes.floodMiB} MiB in ${FLOOD_LINE_BYTES}-byte lines (baseline: idle RSS)`,
@@ -178,6 +185,20 @@ function rows(figures: Awaited<ReturnType<typeof measureAll>>): Row[] {
       target: { op: '<=', ratio: 1.5 },
     },
   ];
+}
+
+/** Where a job's CPU went at concurrency 8, for each worker. */
+function jobCpu(mine: JobCpu, bare: JobCpu): string {
+  const ms = (value: number) => `${value.toFixed(1)} ms`;
+  const parts = (cpu: JobCpu) =>
+    [
+      `worker ${ms(cpu.worker)}`,
+      `processes it collected ${ms(cpu.collected)}`,
+      `Redis ${ms(cpu.redis)}`,
+      `benchmark ${ms(cpu.bench)}`,
+      `rest of the machine ${ms(cpu.rest)}`,
+    ].join(', ');
+  return `CPU per job at concurrency 8: claudebox ${parts(mine)}; bare ${parts(bare)}`;
 }
 
 function breakdown({ memory }: { memory: JobMemory }): string {
@@ -200,6 +221,7 @@ try {
     const figures = await measureAll(redis.url);
     console.log(renderTable(rows(figures)));
     console.log(breakdown(figures.mine));
+    console.log(jobCpu(figures.mine.jobs.cpu, figures.bare.jobs.cpu));
   }
   console.log(
     `${quick ? '--quick sizes' : 'full sizes'}, ${((performance.now() - started) / 1000).toFixed(0)} s; worker isolation ${process.getuid?.() === 0 ? 'on (root)' : 'off (not root)'} unless the row says otherwise`,

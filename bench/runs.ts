@@ -12,6 +12,7 @@ import {
   type Seen,
 } from './observe.js';
 import { procStatusBytes, type BenchWorker, type WorkerSettings } from './processes.js';
+import { cpuPerJob, type JobCpu } from './job-cpu.js';
 import { jobMemory, type JobMemory } from './redis-memory.js';
 
 /** How big each measurement is (the full run's or --quick's). */
@@ -49,7 +50,10 @@ export async function withWorker<T>(
   measure: (queue: Queue, worker: BenchWorker) => Promise<T>,
 ): Promise<T> {
   const isolation = settings.env?.RUN_ISOLATION ?? 'default';
-  console.error(`${start.name}, concurrency ${settings.concurrency}, isolation ${isolation}`);
+  const at = `${(performance.now() / 1000).toFixed(1)} s`;
+  console.error(
+    `${at}: ${start.name}, concurrency ${settings.concurrency}, isolation ${isolation}`,
+  );
   const worker = await start(settings);
   const connection = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
   const queue = new Queue(settings.queueName, { connection });
@@ -65,19 +69,27 @@ export async function withWorker<T>(
   }
 }
 
+/** A running worker and its queue. */
+export interface Side {
+  readonly queue: Queue;
+  readonly worker: BenchWorker;
+}
+
 /** Two workers at once, each with a queue of its own, for figures measured side by side. */
 export function withWorkers<T>(
   first: readonly [Start, WorkerSettings],
   second: readonly [Start, WorkerSettings],
-  measure: (firstQueue: Queue, secondQueue: Queue) => Promise<T>,
+  measure: (first: Side, second: Side) => Promise<T>,
 ): Promise<T> {
-  return withWorker(first[0], first[1], (firstQueue) =>
-    withWorker(second[0], second[1], (secondQueue) => measure(firstQueue, secondQueue)),
+  return withWorker(first[0], first[1], (queue, worker) =>
+    withWorker(second[0], second[1], (otherQueue, otherWorker) =>
+      measure({ queue, worker }, { queue: otherQueue, worker: otherWorker }),
+    ),
   );
 }
 
 /** A worker's tidying up after a job it reported done, which the next run waits out. */
-const SETTLE_MS = 500;
+const SETTLE_MS = 300;
 const WARM_UP_LINES = 150;
 
 /**
@@ -155,7 +167,19 @@ export async function latencyP99InTurns(
 }
 
 export async function jobsPerSecond(queue: Queue, sizes: Sizes): Promise<number> {
-  return jobRate(queue, sizes.jobs, TWO_LINES, sizes.jobSeconds);
+  return (await jobRate(queue, sizes.jobs, TWO_LINES, sizes.jobSeconds)).perSecond;
+}
+
+/** jobsPerSecond, and what each job cost the machine's CPU, by who spent it. */
+export async function jobsPerSecondWithCpu(
+  redisUrl: string,
+  { queue, worker }: Side,
+  sizes: Sizes,
+): Promise<{ perSecond: number; cpu: JobCpu }> {
+  const { result, cpu } = await cpuPerJob(worker.pid, redisUrl, () =>
+    jobRate(queue, sizes.jobs, TWO_LINES, sizes.jobSeconds),
+  );
+  return { perSecond: result.perSecond, cpu };
 }
 
 export async function memoryPerJob(
