@@ -69,9 +69,11 @@ export function uidConfinement(options: UidConfinementOptions): Confinement {
         }),
     sweep: async (launched, graceMs, launchedExited = false) => {
       if (clean) return 0;
-      // bwrap's init in the run's PID namespace ends with the CLI, and the kernel kills every
-      // other process of the namespace before the init is gone; bwrap waits for its init: a
-      // bwrap that exited by itself leaves nothing behind.
+      // bwrap's init in the run's PID namespace reports the CLI's end, and bwrap exits with its
+      // status without waiting for the init. The kernel sends the init SIGKILL
+      // (--die-with-parent) before it tells the worker that bwrap exited, and kills every other
+      // process of the namespace as the init ends, a few milliseconds later: a bwrap that
+      // exited by itself leaves nothing behind that outlives that.
       if (sandbox !== null && launchedExited) {
         clean = true;
         return 0;
