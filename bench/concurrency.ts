@@ -1,7 +1,8 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { readProcStat } from '../src/common/proc-stat.js';
 import { procStatusBytes, type BenchWorker } from './processes.js';
 import { readCounters } from './redis-counters.js';
 import { prompts } from './runs.js';
@@ -11,14 +12,9 @@ function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      // The fields after the command's name, which is in parentheses and may hold spaces.
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // It ended while the table was read.
-    }
+    // Undefined when it ended while the table was read.
+    const ppid = readProcStat(Number(entry))?.ppid;
+    if (ppid !== undefined) children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
   }
   const found: number[] = [];
   for (let next = [pid]; next.length > 0;) {

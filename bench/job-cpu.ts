@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
+import { readProcStatFields } from '../src/common/proc-stat.js';
 import { readCounters } from './redis-counters.js';
 
 /** The clock ticks a second of the CPU times in /proc (USER_HZ, 100 on Linux). */
@@ -28,12 +29,8 @@ interface Reading {
 
 /** CPU seconds of `pid` so far: its own, and those of the children it collected. */
 function processCpu(pid: number): { own: number; collected: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The fields after the command's name, which is in parentheses and may hold spaces; utime,
-  // stime, cutime and cstime are the 12th to 15th of them.
-  const [utime = NaN, stime = NaN, cutime = NaN, cstime = NaN] = stat
-    .slice(stat.lastIndexOf(')') + 2)
-    .split(' ')
+  // utime, stime, cutime and cstime: fields 14 to 17 of proc(5).
+  const [utime = NaN, stime = NaN, cutime = NaN, cstime = NaN] = (readProcStatFields(pid) ?? [])
     .slice(11, 15)
     .map(Number);
   return { own: (utime + stime) / TICKS, collected: (cutime + cstime) / TICKS };

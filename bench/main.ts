@@ -189,14 +189,13 @@ function rows(figures: Awaited<ReturnType<typeof measureAll>>): Row[] {
 
 /** Where a job's CPU went at concurrency 8, for each worker. */
 function jobCpu(mine: JobCpu, bare: JobCpu): string {
-  const ms = (value: number) => `${value.toFixed(1)} ms`;
   const parts = (cpu: JobCpu) =>
     [
-      `worker ${ms(cpu.worker)}`,
-      `processes it collected ${ms(cpu.collected)}`,
-      `Redis ${ms(cpu.redis)}`,
-      `benchmark ${ms(cpu.bench)}`,
-      `rest of the machine ${ms(cpu.rest)}`,
+      `worker ${milliseconds(cpu.worker)}`,
+      `processes it collected ${milliseconds(cpu.collected)}`,
+      `Redis ${milliseconds(cpu.redis)}`,
+      `benchmark ${milliseconds(cpu.bench)}`,
+      `rest of the machine ${milliseconds(cpu.rest)}`,
     ].join(', ');
   return `CPU per job at concurrency 8: claudebox ${parts(mine)}; bare ${parts(bare)}`;
 }

@@ -166,8 +166,12 @@ export async function latencyP99InTurns(
   return seen.map((runs) => latencyPercentile(runs, 99));
 }
 
+/** The jobs/s figure's jobs: `sizes.jobs` of two lines, for at most `sizes.jobSeconds`. */
+const twoLineJobs = (queue: Queue, sizes: Sizes) =>
+  jobRate(queue, sizes.jobs, TWO_LINES, sizes.jobSeconds);
+
 export async function jobsPerSecond(queue: Queue, sizes: Sizes): Promise<number> {
-  return (await jobRate(queue, sizes.jobs, TWO_LINES, sizes.jobSeconds)).perSecond;
+  return (await twoLineJobs(queue, sizes)).perSecond;
 }
 
 /** jobsPerSecond, and what each job cost the machine's CPU, by who spent it. */
@@ -176,9 +180,7 @@ export async function jobsPerSecondWithCpu(
   { queue, worker }: Side,
   sizes: Sizes,
 ): Promise<{ perSecond: number; cpu: JobCpu }> {
-  const { result, cpu } = await cpuPerJob(worker.pid, redisUrl, () =>
-    jobRate(queue, sizes.jobs, TWO_LINES, sizes.jobSeconds),
-  );
+  const { result, cpu } = await cpuPerJob(worker.pid, redisUrl, () => twoLineJobs(queue, sizes));
   return { perSecond: result.perSecond, cpu };
 }
 

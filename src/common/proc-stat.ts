@@ -22,12 +22,20 @@ export function readProcFile(pid: number, name: string): string | undefined {
   }
 }
 
+/**
+ * The fields of /proc/<pid>/stat after the command's name, from the state (field 3 of proc(5))
+ * on, or undefined when the process is gone or not ours to read.
+ */
+export function readProcStatFields(pid: number): string[] | undefined {
+  const stat = readProcFile(pid, 'stat');
+  // The command name (field 2) is in parentheses and may itself contain spaces and ')'.
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** The process's stat, or undefined when it is gone or not ours to read. */
 export function readProcStat(pid: number): ProcStat | undefined {
-  const stat = readProcFile(pid, 'stat');
-  if (stat === undefined) return undefined;
-  // The command name (field 2) is in parentheses and may itself contain spaces and ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = readProcStatFields(pid);
+  if (fields === undefined) return undefined;
   const [state, ppid] = fields;
   const startTime = fields[19];
   if (state === undefined || ppid === undefined || startTime === undefined) return undefined;
