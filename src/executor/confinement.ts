@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import {
   findRunProcesses,
   sweepRunProcesses,
@@ -29,7 +30,15 @@ export interface Confinement {
    * and the CLI (a sandbox's) holds the same pipe open, so its end never shows on the pipe.
    */
   stdoutClosed?(launched: number): Promise<boolean>;
+  /**
+   * Set where the program that starts the CLI reports on a pipe at LAUNCHER_REPORT_FD (bwrap's
+   * --info-fd): the executor opens that pipe and hands its read end here before anything else.
+   */
+  launcherReport?(report: Readable): void;
 }
+
+/** The file descriptor a launcher's report comes on, in the launcher (see launcherReport). */
+export const LAUNCHER_REPORT_FD = 3;
 
 /** Processes known by an environment entry every process of the run inherits. */
 export function markerConfinement(marker: Marker): Confinement {

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { execa } from 'execa';
-import { markerConfinement, type Confinement } from './confinement.js';
+import { LAUNCHER_REPORT_FD, markerConfinement, type Confinement } from './confinement.js';
 import type { Marker } from './process-tree.js';
 import { RunOutput, type RunLine } from './run-output.js';
 import { createStopper, stopRequestOf, type RunStopper, type StopCause } from './stop-run.js';
@@ -153,7 +153,7 @@ const NEVER_RAN: Omit<RunEnd, 'spawnError'> = {
 
 function startCli(spec: RunSpec, confinement: Confinement) {
   const command = confinement.command(spec.bin, spec.args);
-  return execa(command.file, command.args, {
+  const subprocess = execa(command.file, command.args, {
     cwd: spec.cwd,
     env: spec.env,
     extendEnv: false,
@@ -164,7 +164,12 @@ function startCli(spec: RunSpec, confinement: Confinement) {
     // worker stops on its own terms during a graceful shutdown.
     detached: true,
     forceKillAfterDelay: false,
+    // stdin, stdout, stderr, and the launcher's report at LAUNCHER_REPORT_FD (3) when it has one.
+    stdio: confinement.launcherReport ? ['pipe', 'pipe', 'pipe', 'pipe'] : 'pipe',
   });
+  // Opened only where the confinement reads it (stdio above).
+  confinement.launcherReport?.(subprocess.stdio[LAUNCHER_REPORT_FD]);
+  return subprocess;
 }
 
 /** Stops the run at its timeout or when the caller aborts; returns how to stop watching. */

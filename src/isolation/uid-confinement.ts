@@ -1,11 +1,14 @@
 import { readlink } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { withTimeout } from '../common/time.js';
 import {
   childrenOf,
   findProcessesOfUid,
   processOfUid,
   processStartTime,
   signalProcesses,
+  LAUNCHER_REPORT_FD,
   type Confinement,
   type ProcessRef,
 } from '../executor/index.js';
@@ -31,6 +34,8 @@ export function uidConfinement(options: UidConfinementOptions): Confinement {
   // The CLI once found: whether it still runs is one read of its stat, where finding it again
   // reads every process of the host (its stdout is looked at twice a second).
   let known: ProcessRef | null = null;
+  // The sandbox's init, as bwrap reports it when it starts (null: no report to go by).
+  let init: Promise<SandboxInit | null> = Promise.resolve(null);
   const find = (launched?: number): Promise<ProcessRef[]> => findProcessesOfUid(uid, launched);
   const cli = async (launched: number): Promise<number | null> => {
     if (sandbox === null) return launched;
@@ -45,10 +50,11 @@ export function uidConfinement(options: UidConfinementOptions): Confinement {
     command: (bin, args) => {
       clean = false;
       known = null;
+      init = Promise.resolve(null);
       const chain = [setpriv, ...becomeUid(uid), bin, ...args];
-      return sandbox === null
-        ? { file: setpriv, args: chain.slice(1) }
-        : { file: sandbox[0] as string, args: [...sandbox.slice(1), ...chain] };
+      if (sandbox === null) return { file: setpriv, args: chain.slice(1) };
+      const report = ['--info-fd', String(LAUNCHER_REPORT_FD)];
+      return { file: sandbox[0] as string, args: [...report, ...sandbox.slice(1), ...chain] };
     },
     find,
     // setpriv execs the CLI, so without a sandbox the launched pid is the CLI; inside one, the
@@ -66,15 +72,18 @@ export function uidConfinement(options: UidConfinementOptions): Confinement {
               (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT',
             );
           },
+          launcherReport: (report) => {
+            init = sandboxInit(report);
+          },
         }),
     sweep: async (launched, graceMs, launchedExited = false) => {
       if (clean) return 0;
       // bwrap's init in the run's PID namespace reports the CLI's end, and bwrap exits with its
       // status without waiting for the init. The kernel sends the init SIGKILL
-      // (--die-with-parent) before it tells the worker that bwrap exited, and kills every other
-      // process of the namespace as the init ends, a few milliseconds later: a bwrap that
-      // exited by itself leaves nothing behind that outlives that.
-      if (sandbox !== null && launchedExited) {
+      // (--die-with-parent) before it tells the worker that bwrap exited, and lets the init end
+      // only once every other process of its namespace is gone: once it has, nothing of the
+      // run is left, and nothing needs looking for.
+      if (sandbox !== null && launchedExited && (await ended(init))) {
         clean = true;
         return 0;
       }
@@ -129,6 +138,43 @@ function sandboxedCli(launched: number, uid: number): ProcessRef | null | undefi
   // Orphans of the run are the init's children too: the CLI is the first of the run's uid.
   const own = (childrenOf(init) ?? []).flatMap((pid) => processOfUid(pid, uid) ?? []);
   return oldest(own);
+}
+
+/** How long the worker waits for a sandbox's report, and then for its init's end. */
+const INIT_END_MS = 2000;
+
+/** A sandbox's init; no start time: it was gone already when the report came. */
+interface SandboxInit {
+  readonly pid: number;
+  readonly startTime: string | null;
+}
+
+/** The init's pid from bwrap's report (`{"child-pid": 123, ...}`), or null when it has none. */
+async function sandboxInit(report: Readable): Promise<SandboxInit | null> {
+  let text = '';
+  try {
+    for await (const chunk of report) text += String(chunk);
+    const pid: unknown = (JSON.parse(text) as Record<string, unknown>)['child-pid'];
+    if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return null;
+    return { pid, startTime: await processStartTime(pid) };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether the sandbox's init has ended (or is a zombie), waiting up to INIT_END_MS for the report
+ * and as long again for the end; false when there is no report to go by or the init outlasts it.
+ */
+async function ended(report: Promise<SandboxInit | null>): Promise<boolean> {
+  const init = await withTimeout(report, INIT_END_MS).catch(() => null);
+  if (init === null) return false;
+  const deadline = Date.now() + INIT_END_MS;
+  while (init.startTime !== null && (await processStartTime(init.pid)) === init.startTime) {
+    if (Date.now() > deadline) return false;
+    await sleep(2);
+  }
+  return true;
 }
 
 function oldest(processes: readonly ProcessRef[]): ProcessRef | null {

@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { RUN_MARKER } from '../../src/executor/env.js';
+import { runClaude, type RunLine } from '../../src/executor/run.js';
+import { uidConfinement } from '../../src/isolation/uid-confinement.js';
+import { isAlive, pidsOfUid } from '../support/processes.js';
+
+const standIn = new URL('../fixtures/bin/sandbox-stand-in.sh', import.meta.url).pathname;
+/** A uid no other test's runs use. */
+const UID = 63_517;
+
+/** Runs `script` as UID behind the sandbox stand-in in `mode`; what it left, as it returned. */
+async function runBehind(mode: 'linger' | 'silent', script: string) {
+  const record = join(mkdtempSync(join(tmpdir(), 'claudebox-sandbox-end-')), 'init-pid');
+  const lines: RunLine[] = [];
+  const runId = randomUUID();
+  const outcome = await runClaude({
+    bin: '/bin/sh',
+    args: ['-c', script],
+    cwd: tmpdir(),
+    env: { PATH: '/usr/bin:/bin' },
+    prompt: '',
+    marker: { name: RUN_MARKER, value: runId },
+    confinement: uidConfinement({
+      uid: UID,
+      setpriv: '/usr/bin/setpriv',
+      sandbox: [standIn, mode, record],
+    }),
+    timeoutMs: 30_000,
+    killGraceMs: 500,
+    maxOutputBytes: 1024 * 1024,
+    maxLineBytes: 1024 * 1024,
+    onLine: (line) => void lines.push(line),
+  });
+  const init = mode === 'linger' ? Number(readFileSync(record, 'utf8')) : null;
+  const initAlive = init === null ? null : isAlive(init);
+  return { outcome, lines, init, initAlive, uidLeft: pidsOfUid(UID) };
+}
+
+describe('the end of a sandboxed run', () => {
+  it('comes only once the sandbox’s init is gone, which the kernel lets end after every process of its namespace', async () => {
+    const { outcome, init, initAlive, uidLeft } = await runBehind('linger', 'exit 0');
+    expect(outcome.exitCode).toBe(0);
+    expect(init).toBeGreaterThan(0);
+    expect(initAlive).toBe(false);
+    expect(uidLeft).toEqual([]);
+  });
+
+  it('comes, where the sandbox reports no init, once every process of the run’s uid is stopped', async () => {
+    const { outcome, lines, uidLeft } = await runBehind(
+      'silent',
+      'sleep 30 </dev/null >/dev/null 2>&1 & echo $!',
+    );
+    expect(outcome.exitCode).toBe(0);
+    const leftover = Number(lines.find((line) => line.stream === 'stdout')?.text);
+    expect(leftover).toBeGreaterThan(0);
+    expect(isAlive(leftover)).toBe(false);
+    expect(outcome.leftovers).toBe(1);
+    expect(uidLeft).toEqual([]);
+  });
+});
