@@ -22,7 +22,8 @@ export interface Confinement {
    * Stops every process of the run: SIGTERM, then SIGKILL past `graceMs` (0: SIGKILL at once),
    * again until nothing is left. Returns how many processes it found to stop. `launchedExited`:
    * the launched process has exited with a code of its own (it was not killed), which in a PID
-   * namespace of the run's own means that nothing of the run is left to look for.
+   * namespace of the run's own means that the run ends with the namespace's init: once that is
+   * gone, nothing of the run is left to look for.
    */
   sweep(launched: number | undefined, graceMs: number, launchedExited?: boolean): Promise<number>;
   /**
