@@ -33,7 +33,9 @@ export interface Confinement {
   stdoutClosed?(launched: number): Promise<boolean>;
   /**
    * Set where the program that starts the CLI reports on a pipe at LAUNCHER_REPORT_FD (bwrap's
-   * --info-fd): the executor opens that pipe and hands its read end here before anything else.
+   * --info-fd), which `command` then tells it to: the executor opens that pipe and hands its
+   * read end here before anything else. The launcher closes it before the CLI starts, so no
+   * process of the run can write to it.
    */
   launcherReport?(report: Readable): void;
 }

@@ -120,8 +120,9 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
   const status = await exited;
   for (const stopWatching of unwatch) stopWatching();
   await stopper.close();
-  // The CLI is gone, and so is the run: whatever of it is left is killed at once, so nothing
-  // but the CLI itself had the last word on its stdout.
+  // The CLI is gone, and so is the run: whatever of it is left is killed at once (in a sandbox
+  // of its own, the kernel does that, and the sweep waits for it), so nothing but the CLI
+  // itself had the last word on its stdout.
   const leftovers = await confinement.sweep(undefined, 0, status.signal === null);
   await drain(subprocess, reading);
   await settled;
@@ -277,8 +278,8 @@ function watchStdoutClosed(
 async function drain(subprocess: Subprocess, reading: readonly Promise<void>[]): Promise<void> {
   const drained = await doneWithin(Promise.allSettled(reading), DRAIN_MS);
   if (!drained) {
-    subprocess.stdout.destroy();
-    subprocess.stderr.destroy();
+    // The launcher's report too, where it has one: execa waits for every stream it opened.
+    for (const stream of subprocess.stdio.slice(1)) stream.destroy();
   }
 }
 

@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
 import { readlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readProcStat } from '../common/proc-stat.js';
 import { withTimeout } from '../common/time.js';
 import {
   childrenOf,
@@ -143,20 +145,25 @@ function sandboxedCli(launched: number, uid: number): ProcessRef | null | undefi
 /** How long the worker waits for a sandbox's report, and then for its init's end. */
 const INIT_END_MS = 2000;
 
-/** A sandbox's init; no start time: it was gone already when the report came. */
-interface SandboxInit {
+/** A sandbox's init; no start time: it was gone (or a zombie) already when the report came. */
+export interface SandboxInit {
   readonly pid: number;
   readonly startTime: string | null;
 }
 
-/** The init's pid from bwrap's report (`{"child-pid": 123, ...}`), or null when it has none. */
-async function sandboxInit(report: Readable): Promise<SandboxInit | null> {
+/**
+ * The init's pid from bwrap's report (`{"child-pid": 123, ...}`), or null when there is none to
+ * go by (no report, or the init's /proc entry there but unreadable).
+ */
+export async function sandboxInit(report: Readable): Promise<SandboxInit | null> {
   let text = '';
   try {
     for await (const chunk of report) text += String(chunk);
     const pid: unknown = (JSON.parse(text) as Record<string, unknown>)['child-pid'];
     if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return null;
-    return { pid, startTime: await processStartTime(pid) };
+    const now = initState(pid);
+    if (now === 'unknown') return null;
+    return { pid, startTime: now === 'ended' ? null : now.startTime };
   } catch {
     return null;
   }
@@ -169,12 +176,26 @@ async function sandboxInit(report: Readable): Promise<SandboxInit | null> {
 async function ended(report: Promise<SandboxInit | null>): Promise<boolean> {
   const init = await withTimeout(report, INIT_END_MS).catch(() => null);
   if (init === null) return false;
-  const deadline = Date.now() + INIT_END_MS;
-  while (init.startTime !== null && (await processStartTime(init.pid)) === init.startTime) {
-    if (Date.now() > deadline) return false;
+  if (init.startTime === null) return true;
+  const deadline = performance.now() + INIT_END_MS;
+  for (;;) {
+    const now = initState(init.pid);
+    // Another process with the pid: the init ended before it came.
+    if (now === 'ended' || (now !== 'unknown' && now.startTime !== init.startTime)) return true;
+    if (performance.now() > deadline) return false;
     await sleep(2);
   }
-  return true;
+}
+
+/**
+ * The start time of process `pid`; `ended` when it is gone or a zombie (the kernel has then
+ * reaped the rest of its namespace); `unknown` when its stat is there but cannot be read (the
+ * worker out of file descriptors, say), which must not pass for its end.
+ */
+function initState(pid: number): { readonly startTime: string } | 'ended' | 'unknown' {
+  const stat = readProcStat(pid);
+  if (stat === undefined) return existsSync(`/proc/${pid}`) ? 'unknown' : 'ended';
+  return stat.state === 'Z' ? 'ended' : { startTime: stat.startTime };
 }
 
 function oldest(processes: readonly ProcessRef[]): ProcessRef | null {
