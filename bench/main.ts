@@ -116,10 +116,12 @@ async function measureAll(redisUrl: string) {
   const off = { RUN_ISOLATION: 'off' };
   const offC8 = quick ? null : await jobs(startClaudebox, 8, off);
   const offC1 = quick ? null : await jobs(startClaudebox, 1, off);
+  // The uid alone: how runs are isolated where namespaces are refused (Docker's default seccomp).
+  const uidOnlyC8 = quick ? null : await jobs(startClaudebox, 8, { RUN_NAMESPACES: 'off' });
   const rss = await withWorker(startClaudebox, settings(redisUrl, 1), (queue, worker) =>
     peakRss(queue, worker, sizes),
   );
-  return { mine, bare, mineC1, bareC1, offC8, offC1, rss };
+  return { mine, bare, mineC1, bareC1, offC8, offC1, uidOnlyC8, rss };
 }
 
 const rate = (figure: string, claudebox: number, baseline: number, ratio?: number): Row => ({
@@ -130,8 +132,26 @@ const rate = (figure: string, claudebox: number, baseline: number, ratio?: numbe
   ...(ratio === undefined ? {} : { target: { op: '>=', ratio } }),
 });
 
+/** What each kind of isolation costs, in a full run (--quick leaves it out). */
+function isolationRows(
+  { offC1, offC8, uidOnlyC8 }: Awaited<ReturnType<typeof measureAll>>,
+  bareC1: number,
+  bareC8: number,
+): Row[] {
+  if (offC1 === null || offC8 === null || uidOnlyC8 === null) return [];
+  return [
+    rate(`jobs/s, RUN_ISOLATION=off, concurrency 1 (vs bare c1)`, offC1, bareC1),
+    rate(`jobs/s, RUN_ISOLATION=off, concurrency 8 (vs bare c8)`, offC8, bareC8),
+    rate(
+      `jobs/s, RUN_NAMESPACES=off (the uid alone), concurrency 8 (vs bare c8)`,
+      uidOnlyC8,
+      bareC8,
+    ),
+  ];
+}
+
 function rows(figures: Awaited<ReturnType<typeof measureAll>>): Row[] {
-  const { mine, bare, mineC1, bareC1, offC8, offC1, rss } = figures;
+  const { mine, bare, mineC1, bareC1, rss } = figures;
   const outputBytes = sizes.memoryLines * LINE_BYTES;
   return [
     {
@@ -171,12 +191,7 @@ function rows(figures: Awaited<ReturnType<typeof measureAll>>): Row[] {
       bare.jobs.perSecond,
       bareC1,
     ),
-    ...(offC1 === null || offC8 === null
-      ? []
-      : [
-          rate(`jobs/s, RUN_ISOLATION=off, concurrency 1 (vs bare c1)`, offC1, bareC1),
-          rate(`jobs/s, RUN_ISOLATION=off, concurrency 8 (vs bare c8)`, offC8, bare.jobs.perSecond),
-        ]),
+    ...isolationRows(figures, bareC1, bare.jobs.perSecond),
     {
       figure: `worker peak RSS while a run prints ${sizes.floodMiB} MiB in ${FLOOD_LINE_BYTES}-byte lines (baseline: idle RSS)`,
       claudebox: rss.peak,

@@ -1,5 +1,5 @@
-import { chownSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { mkdtemp, readdir, lstat, rm, writeFile } from 'node:fs/promises';
+import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Confinement } from '../executor/index.js';
@@ -7,6 +7,7 @@ import type { RunIsolation } from '../contract/index.js';
 import { handOver, openPathTo, takeBack, type MayTake } from './ownership.js';
 import type { UidLease } from './uid-pool.js';
 import { uidConfinement } from './uid-confinement.js';
+import { entriesOf, removeFilesOf, stampTempDirs } from './shared-temp.js';
 
 /** Where one run lives, and what it is given: made before the CLI starts, undone after. */
 export interface RunBox {
@@ -28,9 +29,6 @@ export interface RunBox {
   /** Stops what is left of the run, closes its directories and frees its uid. */
   close(): Promise<void>;
 }
-
-/** World-writable places a run without a mount namespace of its own can leave files in. */
-const SHARED_TEMP_DIRS = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock'];
 
 /** bwrap and its options for a run in `home`, working in `cwd`, reaching `addDirs` too. */
 export type SandboxArgs = (home: string, cwd: string, addDirs?: readonly string[]) => string[];
@@ -58,7 +56,7 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
   const homes = join(spec.runRoot, 'homes');
   // A worker that died left its runs' homes: the uid's next run clears them away. The calls on
   // root's own directories are synchronous: cheaper for the worker than their promise forms.
-  for (const name of listOrNothing(homes)) {
+  for (const name of entriesOf(homes)) {
     if (name.startsWith(`${uid}-`)) await rm(join(homes, name), { recursive: true, force: true });
   }
   const home = join(homes, `${uid}-${spec.runId}`);
@@ -76,6 +74,8 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
   }
   const sandbox = spec.sandbox?.(home, cwd, spec.addDirs) ?? null;
   const confinement = uidConfinement({ uid, setpriv: spec.setpriv, sandbox });
+  // Without a sandbox's private ones, the run shares the host's temporary directories.
+  const tempStamp = sandbox === null ? stampTempDirs() : null;
   let closed: Promise<void> | null = null;
   return {
     isolation: { mode: 'uid', uid, namespaces: spec.namespaces },
@@ -102,31 +102,10 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
         await confinement.sweep(undefined, 0);
         for (const dir of [cwd, ...spec.addDirs]) takeBack(dir);
         await rm(home, { recursive: true, force: true });
-        if (sandbox === null) await removeFilesOf(uid);
+        if (tempStamp !== null) await removeFilesOf(uid, { since: tempStamp });
         await lease.release();
       })()),
   };
-}
-
-function listOrNothing(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}
-
-/** Removes what `uid` left at the top of the shared temporary directories. */
-async function removeFilesOf(uid: number): Promise<void> {
-  for (const dir of SHARED_TEMP_DIRS) {
-    const names = await readdir(dir).catch(() => [] as string[]);
-    for (const name of names) {
-      const path = join(dir, name);
-      const info = await lstat(path).catch(() => null);
-      if (info?.uid === uid)
-        await rm(path, { recursive: true, force: true }).catch(() => undefined);
-    }
-  }
 }
 
 /**

@@ -8,6 +8,7 @@ import { openUidBox, sharedBox, type RunBox, type SandboxArgs } from './box.js';
 import { IsolationError } from './errors.js';
 import { becomeUid, signalUid } from './tools.js';
 import { UidPool } from './uid-pool.js';
+import { removeFilesOf } from './shared-temp.js';
 import { isInside } from '../common/paths.js';
 
 export type IsolationMode = 'auto' | 'required' | 'off';
@@ -158,12 +159,14 @@ interface RunRootDirs {
 }
 
 /**
- * Stops whatever still runs as `uid` before a run gets it. Mostly nothing does, and a look in
- * /proc costs far less than starting setpriv; nothing can start as it meanwhile: the lease is
- * the worker's, and only root starts processes as another uid.
+ * Stops whatever still runs as a dead worker's `uid` before a run gets it, and removes what its
+ * run left in the shared temporary directories. Mostly nothing runs, and a look in /proc costs
+ * far less than starting setpriv; nothing can start as it meanwhile: the lease is the worker's,
+ * and only root starts processes as another uid.
  */
 async function clearUid(setpriv: string, uid: number): Promise<void> {
   if ((await findProcessesOfUid(uid)).length > 0) await signalUid(setpriv, uid, 'KILL');
+  await removeFilesOf(uid);
 }
 
 /**

@@ -237,6 +237,17 @@ describe.each([
     expect(pidsOfUid(probe.uid)).toEqual([]);
   });
 
+  it('leaves nothing in the host’s shared temporary directories', async () => {
+    const names = ['/tmp', '/var/tmp', '/dev/shm'].map(
+      (dir) => `${dir}/claudebox-left-${randomUUID()}`,
+    );
+    const { probe, result } = await run({ write: names });
+    expect(result.success).toBe(true);
+    expect(Object.values(probe.write ?? {})).toEqual(['ok', 'ok', 'ok']);
+    // With namespaces they went to the sandbox's own; without, they are removed as the run ends.
+    expect(names.filter((name) => existsSync(name))).toEqual([]);
+  });
+
   it('takes only the CLI’s own result: a forged line printed after it exited changes nothing', async () => {
     const { result } = await run({ forge: true });
     expect(result).toMatchObject({ success: true, finalOutput: 'real answer', costUsd: 0.01 });
