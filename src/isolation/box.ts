@@ -1,4 +1,4 @@
-import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import type { RunIsolation } from '../contract/index.js';
 import { handOver, openPathTo, takeBack, type MayTake } from './ownership.js';
 import type { UidLease } from './uid-pool.js';
 import { uidConfinement } from './uid-confinement.js';
-import { entriesOf, removeFilesOf, stampTempDirs } from './shared-temp.js';
+import { removeFilesOf, stampTempDirs } from './shared-temp.js';
 
 /** Where one run lives, and what it is given: made before the CLI starts, undone after. */
 export interface RunBox {
@@ -56,7 +56,7 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
   const homes = join(spec.runRoot, 'homes');
   // A worker that died left its runs' homes: the uid's next run clears them away. The calls on
   // root's own directories are synchronous: cheaper for the worker than their promise forms.
-  for (const name of entriesOf(homes)) {
+  for (const name of listOrNothing(homes)) {
     if (name.startsWith(`${uid}-`)) await rm(join(homes, name), { recursive: true, force: true });
   }
   const home = join(homes, `${uid}-${spec.runId}`);
@@ -106,6 +106,14 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
         await lease.release();
       })()),
   };
+}
+
+function listOrNothing(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 /**

@@ -3,7 +3,7 @@ import { chmod, chown, lstat, mkdir, readFile, realpath, rm } from 'node:fs/prom
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { RunIsolation } from '../contract/index.js';
-import { findProcessesOfUid, processStartTime, searchPath } from '../executor/index.js';
+import { processStartTime, searchPath } from '../executor/index.js';
 import { openUidBox, sharedBox, type RunBox, type SandboxArgs } from './box.js';
 import { IsolationError } from './errors.js';
 import { becomeUid, signalUid } from './tools.js';
@@ -159,13 +159,13 @@ interface RunRootDirs {
 }
 
 /**
- * Stops whatever still runs as a dead worker's `uid` before a run gets it, and removes what its
- * run left in the shared temporary directories. Mostly nothing runs, and a look in /proc costs
- * far less than starting setpriv; nothing can start as it meanwhile: the lease is the worker's,
- * and only root starts processes as another uid.
+ * Stops whatever still runs as a dead worker's `uid` before a run gets it (kill(-1) as the uid,
+ * whatever a look in /proc finds: it misses a process that forks and exits in a loop), and
+ * removes what its run left in the shared temporary directories. Nothing can start as the uid
+ * meanwhile: its lease is claimed, and only root starts processes as another uid.
  */
 async function clearUid(setpriv: string, uid: number): Promise<void> {
-  if ((await findProcessesOfUid(uid)).length > 0) await signalUid(setpriv, uid, 'KILL');
+  await signalUid(setpriv, uid, 'KILL');
   await removeFilesOf(uid);
 }
 

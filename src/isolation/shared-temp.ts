@@ -12,9 +12,11 @@ const SLICE = 256;
 /**
  * The kernel sets a directory's mtime from a clock that lags the real one by up to a tick: a
  * directory changed this shortly before it is stamped might change again within the same tick,
- * unseen, so its stamp is not kept.
+ * unseen, so its stamp is not kept. A file system that keeps whole seconds only (an mtime with
+ * no fraction) rounds a later change in the same second to the same mtime: COARSE_SETTLED_MS.
  */
 const SETTLED_MS = 50;
+const COARSE_SETTLED_MS = 2000;
 
 /** Each shared temporary directory's mtime when a run began, where it can be relied on. */
 export type TempStamp = ReadonlyMap<string, bigint>;
@@ -23,8 +25,10 @@ export type TempStamp = ReadonlyMap<string, bigint>;
 export function stampTempDirs(dirs = SHARED_TEMP_DIRS, now = Date.now()): TempStamp {
   const stamp = new Map<string, bigint>();
   for (const dir of dirs) {
-    const info = statSync(dir, { bigint: true, throwIfNoEntry: false });
-    if (info !== undefined && now - Number(info.mtimeMs) > SETTLED_MS) stamp.set(dir, info.mtimeNs);
+    const mtimeNs = modified(dir);
+    if (mtimeNs === undefined) continue;
+    const settled = mtimeNs % 1_000_000_000n === 0n ? COARSE_SETTLED_MS : SETTLED_MS;
+    if (now - Number(mtimeNs / 1_000_000n) > settled) stamp.set(dir, mtimeNs);
   }
   return stamp;
 }
@@ -42,33 +46,33 @@ export async function removeFilesOf(
   for (const dir of dirs) {
     const stamped = since?.get(dir);
     if (stamped !== undefined && modified(dir) === stamped) continue;
-    // Synchronous, in slices: a promise per entry cost the worker several times more.
+    // Synchronous, in slices: a promise per entry cost the worker several times more. What
+    // cannot be read or removed throws: the uid must not go back to the pool with it there.
     let looked = 0;
-    for (const name of entriesOf(dir)) {
+    for (const name of namesIn(dir)) {
       const path = join(dir, name);
-      if (ownerOf(path) === uid)
-        await rm(path, { recursive: true, force: true }).catch(() => undefined);
+      if (lstatSync(path, { throwIfNoEntry: false })?.uid === uid) {
+        await rm(path, { recursive: true, force: true });
+      }
       if (++looked % SLICE === 0) await nextTurn();
     }
   }
 }
 
-/** The names in `dir`, or none when it cannot be read. */
-export function entriesOf(dir: string): string[] {
+/** The names in `dir`; none where it does not exist. */
+function namesIn(dir: string): string[] {
   try {
     return readdirSync(dir);
-  } catch {
-    return [];
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
   }
 }
 
+/** The directory's mtime, or undefined where it is not there or cannot be looked at. */
 function modified(dir: string): bigint | undefined {
-  return statSync(dir, { bigint: true, throwIfNoEntry: false })?.mtimeNs;
-}
-
-function ownerOf(path: string): number | undefined {
   try {
-    return lstatSync(path, { throwIfNoEntry: false })?.uid;
+    return statSync(dir, { bigint: true, throwIfNoEntry: false })?.mtimeNs;
   } catch {
     return undefined;
   }

@@ -108,7 +108,15 @@ async function stopAll(
 ): Promise<{ readonly found: number; readonly left: number }> {
   let found = await find();
   const count = found.length;
-  if (count === 0) return { found: 0, left: 0 };
+  if (count === 0) {
+    if (graceMs > 0) return { found: 0, left: 0 };
+    // A process that forks and exits in a loop is gone from /proc by the time its status is
+    // read, and so may be its child: a look that found nothing proves nothing. kill(-1) as the
+    // uid reaches every process it has at once (a fork cannot outrun it), so the last sweep
+    // sends it whatever it found.
+    await signalUid(setpriv, uid, 'KILL');
+    found = await find();
+  }
   if (graceMs > 0) {
     await signalUid(setpriv, uid, 'TERM');
     const deadline = Date.now() + graceMs;

@@ -55,9 +55,6 @@ export class UidPool {
       const leased = await this.tryLease(uid);
       if (leased === false) continue;
       this.held.add(uid);
-      // A lease is given back only once nothing of its run is left (the box's last sweep), so
-      // only a dead worker's uid can still have processes.
-      if (leased === 'taken over') await this.options.clear(uid);
       return { uid, release: () => this.release(uid) };
     }
     throw new IsolationError(
@@ -70,8 +67,10 @@ export class UidPool {
     if (this.create(path)) return 'free';
     const holder = readLease(path);
     if (holder === undefined || (await isAlive(holder))) return false;
-    // Its worker is gone: the uid's processes are stopped once it is ours (acquire clears it).
-    const ended = await endLease(this.options.leaseDir, uid, holder, () => Promise.resolve());
+    // Its worker is gone. A lease is given back only once nothing of its run is left (the box's
+    // last sweep), so only a dead worker's uid can still have processes or files: they go before
+    // the lease does, so no worker gets the uid as free meanwhile.
+    const ended = await endLease(this.options.leaseDir, uid, holder, () => this.options.clear(uid));
     return ended && this.create(path) ? 'taken over' : false;
   }
 

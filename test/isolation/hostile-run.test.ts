@@ -1,7 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
 import type { ExecuteEvent, ExecuteResult, StartedEvent } from '../../src/contract/index.js';
@@ -235,6 +244,20 @@ describe.each([
     // Inside a PID namespace the fake sees pids of its own: its processes are found by uid.
     if (namespaces === 'off') expect(isAlive(probe.escapedPid ?? 0)).toBe(false);
     expect(pidsOfUid(probe.uid)).toEqual([]);
+  });
+
+  it('leaves no process behind that forks a copy of itself and exits, again and again', async () => {
+    const beats = join(mkdtempSync(join(tmpdir(), 'claudebox-relay-')), 'beats');
+    writeFileSync(beats, '');
+    chmodSync(dirname(beats), 0o777);
+    chmodSync(beats, 0o666);
+    const { result } = await run({ relay: beats });
+    expect(result.success).toBe(true);
+    // Where it could reach the file (without a PID namespace), it wrote while the run lasted.
+    const atEnd = statSync(beats).size;
+    await sleep(500);
+    expect(statSync(beats).size).toBe(atEnd);
+    rmSync(dirname(beats), { recursive: true, force: true });
   });
 
   it('leaves nothing in the host’s shared temporary directories', async () => {

@@ -1,4 +1,13 @@
-import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -70,9 +79,23 @@ describe('what a run leaves in the shared temporary directories', () => {
   it('is looked for where the directory changed just before the stamp, within the clock’s tick', async () => {
     const dir = await settledDir();
     const file = leave(dir, 'file', UID);
-    const since = stampTempDirs([dir]);
+    const since = stampTempDirs([dir], statSync(dir).mtimeMs + 10);
     expect(since.has(dir)).toBe(false);
     await removeFilesOf(UID, { dirs: [dir], since });
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('is looked for where the file system keeps whole seconds and the change was within two', async () => {
+    const dir = await settledDir();
+    const file = leave(dir, 'file', UID);
+    const wholeSecond = Math.floor(Date.now() / 1000) - 1;
+    utimesSync(dir, wholeSecond, wholeSecond);
+    expect(stampTempDirs([dir], wholeSecond * 1000 + 1000).has(dir)).toBe(false);
+    expect(stampTempDirs([dir], wholeSecond * 1000 + 3000).has(dir)).toBe(true);
+    await removeFilesOf(UID, {
+      dirs: [dir],
+      since: stampTempDirs([dir], wholeSecond * 1000 + 1000),
+    });
     expect(existsSync(file)).toBe(false);
   });
 });
