@@ -7,5 +7,4 @@ export {
 export type { RunBox } from './box.js';
 export { IsolationError } from './errors.js';
 export { endLease, leasesOf } from './uid-pool.js';
-export { signalUid } from './tools.js';
-export { removeFilesOf } from './shared-temp.js';
+export { clearUid, signalUid } from './tools.js';

@@ -6,9 +6,8 @@ import type { RunIsolation } from '../contract/index.js';
 import { processStartTime, searchPath } from '../executor/index.js';
 import { openUidBox, sharedBox, type RunBox, type SandboxArgs } from './box.js';
 import { IsolationError } from './errors.js';
-import { becomeUid, signalUid } from './tools.js';
+import { becomeUid, clearUid } from './tools.js';
 import { UidPool } from './uid-pool.js';
-import { removeFilesOf } from './shared-temp.js';
 import { isInside } from '../common/paths.js';
 
 export type IsolationMode = 'auto' | 'required' | 'off';
@@ -156,17 +155,6 @@ interface RunRootDirs {
   readonly homes: string;
   readonly scratch: string;
   readonly sessions: string;
-}
-
-/**
- * Stops whatever still runs as a dead worker's `uid` before a run gets it (kill(-1) as the uid,
- * whatever a look in /proc finds: it misses a process that forks and exits in a loop), and
- * removes what its run left in the shared temporary directories. Nothing can start as the uid
- * meanwhile: its lease is claimed, and only root starts processes as another uid.
- */
-async function clearUid(setpriv: string, uid: number): Promise<void> {
-  await signalUid(setpriv, uid, 'KILL');
-  await removeFilesOf(uid);
 }
 
 /**

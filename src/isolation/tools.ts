@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { removeFilesOf } from './shared-temp.js';
 
 /**
  * setpriv's arguments that make a process `uid`: no supplementary groups, no capabilities
@@ -34,4 +35,16 @@ export async function signalUid(
     extendEnv: false,
     stdin: 'ignore',
   });
+}
+
+/**
+ * Makes a dead worker's `uid` free of its run: kills whatever still runs as it (kill(-1) as the
+ * uid, whatever a look in /proc would find: it misses a process that forks and exits in a loop)
+ * and removes what the run left in the shared temporary directories, so a uid that is not
+ * leased has nothing there (see removeFilesOf). Call it under the lease's claim: nothing can
+ * start as the uid meanwhile, as only root starts processes as another uid.
+ */
+export async function clearUid(setpriv: string, uid: number): Promise<void> {
+  await signalUid(setpriv, uid, 'KILL');
+  await removeFilesOf(uid);
 }

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { createLogger } from '../config/logger.js';
 import { sweepRunProcesses, WORKER_MARKER } from '../executor/index.js';
-import { endLease, leasesOf, removeFilesOf, signalUid } from '../isolation/index.js';
+import { clearUid, endLease, leasesOf } from '../isolation/index.js';
 
 /**
  * The watchdog process: it lives as long as the worker that started it. When its stdin pipe
@@ -31,13 +31,8 @@ const sweep = async (): Promise<void> => {
   );
   if (leaseDir !== undefined && setpriv !== undefined) {
     for (const { uid, held } of await leasesOf(leaseDir, workerId)) {
-      // A worker may have taken the uid over already, and be running a job as it. A freed uid
-      // has nothing in the shared temporary directories (see removeFilesOf).
-      const stop = async (): Promise<void> => {
-        await signalUid(setpriv, uid, 'KILL');
-        await removeFilesOf(uid);
-      };
-      await endLease(leaseDir, uid, held, stop).catch(() => undefined);
+      // A worker may have taken the uid over already, and be running a job as it.
+      await endLease(leaseDir, uid, held, () => clearUid(setpriv, uid)).catch(() => undefined);
     }
   }
   if (count > 0) {
