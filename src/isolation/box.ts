@@ -8,6 +8,7 @@ import { handOver, openPathTo, takeBack, type MayTake } from './ownership.js';
 import type { UidLease } from './uid-pool.js';
 import { uidConfinement } from './uid-confinement.js';
 import { removeFilesOf, stampTempDirs } from './shared-temp.js';
+import { removeIpcOf } from './tools.js';
 
 /** Where one run lives, and what it is given: made before the CLI starts, undone after. */
 export interface RunBox {
@@ -74,7 +75,7 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
   }
   const sandbox = spec.sandbox?.(home, cwd, spec.addDirs) ?? null;
   const confinement = uidConfinement({ uid, setpriv: spec.setpriv, sandbox });
-  // Without a sandbox's private ones, the run shares the host's temporary directories.
+  // Without a sandbox's private ones, the run shares the host's temporary directories and IPC.
   const tempStamp = sandbox === null ? stampTempDirs() : null;
   let closed: Promise<void> | null = null;
   return {
@@ -102,7 +103,10 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
         await confinement.sweep(undefined, 0);
         for (const dir of [cwd, ...spec.addDirs]) takeBack(dir);
         await rm(home, { recursive: true, force: true });
-        if (tempStamp !== null) await removeFilesOf(uid, { since: tempStamp });
+        if (tempStamp !== null) {
+          await removeFilesOf(uid, { since: tempStamp });
+          await removeIpcOf(spec.setpriv, uid);
+        }
         await lease.release();
       })()),
   };

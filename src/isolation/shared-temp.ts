@@ -3,8 +3,17 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 
-/** World-writable places a run without a mount namespace of its own can leave files in. */
-export const SHARED_TEMP_DIRS: readonly string[] = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock'];
+/**
+ * World-writable places a run without a mount namespace of its own can leave files in;
+ * /dev/mqueue holds the POSIX message queues of the worker's IPC namespace (Docker mounts it).
+ */
+export const SHARED_TEMP_DIRS: readonly string[] = [
+  '/tmp',
+  '/var/tmp',
+  '/dev/shm',
+  '/run/lock',
+  '/dev/mqueue',
+];
 
 /** Entries looked at between two turns of the event loop, as in ownership.ts. */
 const SLICE = 256;

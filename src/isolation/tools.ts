@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { ipcObjectsOf } from './host-ipc.js';
 import { removeFilesOf } from './shared-temp.js';
 
 /**
@@ -38,13 +39,36 @@ export async function signalUid(
 }
 
 /**
+ * Removes the System V IPC objects `uid` owns or created (see ipcObjectsOf); call it once
+ * nothing runs as the uid. ipcrm runs as the uid itself, so the kernel lets it remove only
+ * those, whatever became of an id meanwhile. Throws when one is still there after it.
+ */
+export async function removeIpcOf(setpriv: string, uid: number): Promise<void> {
+  const objects = ipcObjectsOf(uid);
+  if (objects.length === 0) return;
+  const ids = objects.flatMap(({ kind, id }) => [kind, id]);
+  await execa(setpriv, [...becomeUid(uid), 'ipcrm', ...ids], {
+    reject: false,
+    env: { PATH: '/usr/bin:/bin' },
+    extendEnv: false,
+    stdin: 'ignore',
+  });
+  const left = ipcObjectsOf(uid);
+  if (left.length > 0) {
+    const named = left.map(({ kind, id }) => `${kind} ${id}`).join(', ');
+    throw new Error(`ipcrm left System V IPC objects of uid ${uid}: ${named}`);
+  }
+}
+
+/**
  * Makes a dead worker's `uid` free of its run: kills whatever still runs as it (kill(-1) as the
  * uid, whatever a look in /proc would find: it misses a process that forks and exits in a loop)
- * and removes what the run left in the shared temporary directories, so a uid that is not
- * leased has nothing there (see removeFilesOf). Call it under the lease's claim: nothing can
- * start as the uid meanwhile, as only root starts processes as another uid.
+ * and removes what the run left in the shared temporary directories and System V IPC, so a
+ * uid that is not leased has nothing there (see removeFilesOf). Call it under the lease's
+ * claim: nothing can start as the uid meanwhile, as only root starts processes as another uid.
  */
 export async function clearUid(setpriv: string, uid: number): Promise<void> {
   await signalUid(setpriv, uid, 'KILL');
   await removeFilesOf(uid);
+  await removeIpcOf(setpriv, uid);
 }

@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
 import type { ExecuteEvent, ExecuteResult, StartedEvent } from '../../src/contract/index.js';
+import { ipcObjectsOf } from '../../src/isolation/host-ipc.js';
 import { isAlive, pidsOfUid } from '../support/processes.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 import { collectEvents, fixture, uniqueQueueName, waitFor } from '../support/worker.js';
@@ -34,6 +35,7 @@ interface Probe {
   exists?: Record<string, boolean>;
   signal?: Record<string, string>;
   escapedPid?: number;
+  ipc?: Record<string, string>;
 }
 
 const probeOf = (events: ExecuteEvent[]): Probe => {
@@ -269,6 +271,14 @@ describe.each([
     expect(Object.values(probe.write ?? {})).toEqual(['ok', 'ok', 'ok']);
     // With namespaces they went to the sandbox's own; without, they are removed as the run ends.
     expect(names.filter((name) => existsSync(name))).toEqual([]);
+  });
+
+  it('leaves no System V IPC object of its uid on the host', async () => {
+    const { probe, result } = await run({ ipc: true });
+    expect(result.success).toBe(true);
+    expect(probe.ipc).toEqual({ '-M': 'ok', '-Q': 'ok', '-S': 'ok' });
+    // With namespaces they were the sandbox's own; without, they are removed as the run ends.
+    expect(ipcObjectsOf(probe.uid)).toEqual([]);
   });
 
   it('takes only the CLI’s own result: a forged line printed after it exited changes nothing', async () => {
