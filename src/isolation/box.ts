@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Confinement } from '../executor/index.js';
 import type { RunIsolation } from '../contract/index.js';
 import { handOver, openPathTo, takeBack, type MayTake } from './ownership.js';
+import { IsolationError } from './errors.js';
 import type { UidLease } from './uid-pool.js';
 import { uidConfinement } from './uid-confinement.js';
 import { removeFilesOf, stampTempDirs } from './shared-temp.js';
@@ -103,6 +104,11 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
         await confinement.sweep(undefined, 0);
         for (const dir of [cwd, ...spec.addDirs]) takeBack(dir);
         await rm(home, { recursive: true, force: true });
+        if (!confinement.cleared) {
+          throw new IsolationError(
+            `a process of uid ${uid} outlived its run and every kill sent as that uid: the uid stays out of the pool until a worker takes its lease over`,
+          );
+        }
         if (tempStamp !== null) {
           await removeFilesOf(uid, { since: tempStamp });
           await removeIpcOf(spec.setpriv, uid);

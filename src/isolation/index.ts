@@ -7,4 +7,4 @@ export {
 export type { RunBox } from './box.js';
 export { IsolationError } from './errors.js';
 export { endLease, leasesOf } from './uid-pool.js';
-export { clearUid, signalUid } from './tools.js';
+export { clearUid } from './tools.js';

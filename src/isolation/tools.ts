@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { IsolationError } from './errors.js';
 import { ipcObjectsOf } from './host-ipc.js';
 import { removeFilesOf } from './shared-temp.js';
 
@@ -21,21 +22,47 @@ export function becomeUid(uid: number): string[] {
 }
 
 /**
+ * How long one sender of a signal as a uid may take: a process of that uid can stop the sender
+ * (SIGSTOP) before it sends, and a stopped sender would hold the run's end forever.
+ */
+const SENDER_TIMEOUT_MS = 1000;
+/** Senders killUid starts, one after another, before it gives up on the uid. */
+const KILL_TRIES = 20;
+
+/**
  * Sends `signal` to every process of `uid` at once: kill(-1) from a process that is that uid
  * reaches exactly its processes, in one sweep of the kernel's task list that a fork bomb
- * cannot outrun.
+ * cannot outrun. False when the sender did not get to send it: a process of the uid stopped
+ * or killed it first (it is that uid's too), or it could not start.
  */
 export async function signalUid(
   setpriv: string,
   uid: number,
   signal: 'TERM' | 'KILL',
-): Promise<void> {
-  await execa(setpriv, [...becomeUid(uid), '/bin/sh', '-c', `kill -${signal} -1`], {
+): Promise<boolean> {
+  const sender = await execa(setpriv, [...becomeUid(uid), '/bin/sh', '-c', `kill -${signal} -1`], {
     reject: false,
     env: { PATH: '/usr/bin:/bin' },
     extendEnv: false,
     stdin: 'ignore',
+    timeout: SENDER_TIMEOUT_MS,
+    killSignal: 'SIGKILL',
   });
+  return sender.exitCode === 0;
+}
+
+/**
+ * SIGKILL to every process of `uid` (see signalUid), from one sender after another until one
+ * sends it: a process of the uid can stop or kill a sender before it sends, never after, as
+ * the kill reaches that process too. Throws, naming the uid, when none of KILL_TRIES got to.
+ */
+export async function killUid(setpriv: string, uid: number): Promise<void> {
+  for (let tries = 0; tries < KILL_TRIES; tries++) {
+    if (await signalUid(setpriv, uid, 'KILL')) return;
+  }
+  throw new IsolationError(
+    `no kill sent as uid ${uid} got through: ${KILL_TRIES} senders were stopped or killed by processes of that uid first`,
+  );
 }
 
 /**
@@ -68,7 +95,7 @@ export async function removeIpcOf(setpriv: string, uid: number): Promise<void> {
  * claim: nothing can start as the uid meanwhile, as only root starts processes as another uid.
  */
 export async function clearUid(setpriv: string, uid: number): Promise<void> {
-  await signalUid(setpriv, uid, 'KILL');
+  await killUid(setpriv, uid);
   await removeFilesOf(uid);
   await removeIpcOf(setpriv, uid);
 }

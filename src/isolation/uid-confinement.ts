@@ -14,7 +14,8 @@ import {
   type Confinement,
   type ProcessRef,
 } from '../executor/index.js';
-import { becomeUid, signalUid } from './tools.js';
+import { IsolationError } from './errors.js';
+import { becomeUid, killUid, signalUid } from './tools.js';
 
 export interface UidConfinementOptions {
   readonly uid: number;
@@ -23,12 +24,18 @@ export interface UidConfinementOptions {
   readonly sandbox: readonly string[] | null;
 }
 
+/** A uid confinement, which also says whether the uid may go back to the pool. */
+export interface UidConfinement extends Confinement {
+  /** Whether the last sweep left no process of the uid: only then may another run have it. */
+  readonly cleared: boolean;
+}
+
 /**
  * A run confined to a uid of its own (and, where the kernel allows, to PID, IPC and mount
  * namespaces of its own): the worker starts `[bwrap ...] setpriv <uid> -- claude ...` and knows
  * every process of the run by its uid.
  */
-export function uidConfinement(options: UidConfinementOptions): Confinement {
+export function uidConfinement(options: UidConfinementOptions): UidConfinement {
   const { uid, setpriv, sandbox } = options;
   // Set when a sweep left no process of the uid: none can appear until the worker launches one
   // (only root starts processes as another uid), so closing the box need not look again.
@@ -49,6 +56,9 @@ export function uidConfinement(options: UidConfinementOptions): Confinement {
     return known?.pid ?? null;
   };
   return {
+    get cleared() {
+      return clean;
+    },
     command: (bin, args) => {
       clean = false;
       known = null;
@@ -89,35 +99,27 @@ export function uidConfinement(options: UidConfinementOptions): Confinement {
         clean = true;
         return 0;
       }
-      const count = await stopAll(setpriv, uid, graceMs, () => find(launched));
-      clean = count.left === 0;
-      return count.found;
+      const swept = await stopAll(setpriv, uid, graceMs, () => find(launched));
+      clean = swept.cleared;
+      return swept.found;
     },
   };
 }
 
 /**
- * SIGTERM to every process of `uid`, then, past `graceMs`, SIGKILL until none is left: what
- * it found at first, and what it could not stop.
+ * SIGTERM to every process of `uid`, then, past `graceMs`, SIGKILL until none is left: how many
+ * it found at first, and whether the uid is clear of them now (false: a process of the uid
+ * outlasted every kill, or kept stopping the kill's senders).
  */
 async function stopAll(
   setpriv: string,
   uid: number,
   graceMs: number,
   find: () => Promise<ProcessRef[]>,
-): Promise<{ readonly found: number; readonly left: number }> {
+): Promise<{ readonly found: number; readonly cleared: boolean }> {
   let found = await find();
   const count = found.length;
-  if (count === 0) {
-    if (graceMs > 0) return { found: 0, left: 0 };
-    // A process that forks and exits in a loop is gone from /proc by the time its status is
-    // read, and so may be its child: a look that found nothing proves nothing. kill(-1) as the
-    // uid reaches every process it has at once (a fork cannot outrun it), so the last sweep
-    // sends it whatever it found.
-    await signalUid(setpriv, uid, 'KILL');
-    found = await find();
-  }
-  if (graceMs > 0) {
+  if (graceMs > 0 && count > 0) {
     await signalUid(setpriv, uid, 'TERM');
     const deadline = Date.now() + graceMs;
     while (found.length > 0 && Date.now() < deadline) {
@@ -125,14 +127,23 @@ async function stopAll(
       found = await find();
     }
   }
-  for (let round = 0; round < 50 && found.length > 0; round++) {
-    await signalUid(setpriv, uid, 'KILL');
-    // The sandbox's own processes are root's: the worker, their parent, stops them itself.
-    await signalProcesses(found, 'SIGKILL');
-    await sleep(20);
-    found = await find();
+  // A process that forks and exits in a loop is gone from /proc by the time its status is
+  // read, and so may be its child: a look that found nothing proves nothing. kill(-1) as the
+  // uid reaches every process it has at once (a fork cannot outrun it), so it goes out
+  // whatever /proc showed, and again while /proc shows one.
+  try {
+    for (let round = 0; round < 50; round++) {
+      await killUid(setpriv, uid);
+      // The sandbox's own processes are root's: the worker, their parent, stops them itself.
+      await signalProcesses(found, 'SIGKILL');
+      found = await find();
+      if (found.length === 0) return { found: count, cleared: true };
+      await sleep(20);
+    }
+  } catch (error) {
+    if (!(error instanceof IsolationError)) throw error;
   }
-  return { found: count, left: found.length };
+  return { found: count, cleared: false };
 }
 
 /**

@@ -248,19 +248,27 @@ describe.each([
     expect(pidsOfUid(probe.uid)).toEqual([]);
   });
 
-  it('leaves no process behind that forks a copy of itself and exits, again and again', async () => {
-    const beats = join(mkdtempSync(join(tmpdir(), 'claudebox-relay-')), 'beats');
-    writeFileSync(beats, '');
-    chmodSync(dirname(beats), 0o777);
-    chmodSync(beats, 0o666);
-    const { result } = await run({ relay: beats });
-    expect(result.success).toBe(true);
-    // Where it could reach the file (without a PID namespace), it wrote while the run lasted.
-    const atEnd = statSync(beats).size;
-    await sleep(500);
-    expect(statSync(beats).size).toBe(atEnd);
-    rmSync(dirname(beats), { recursive: true, force: true });
-  });
+  it.each([
+    ['', undefined],
+    [', stopping every other process of its uid as it goes', 'STOP'],
+    [', killing every other process of its uid as it goes', 'KILL'],
+  ])(
+    'leaves no process behind that forks a copy of itself and exits, again and again%s',
+    async (_how, relaySignal) => {
+      const beats = join(mkdtempSync(join(tmpdir(), 'claudebox-relay-')), 'beats');
+      writeFileSync(beats, '');
+      chmodSync(dirname(beats), 0o777);
+      chmodSync(beats, 0o666);
+      const { result, probe } = await run({ relay: beats, relaySignal });
+      expect(result.success).toBe(true);
+      expect(pidsOfUid(probe.uid)).toEqual([]);
+      // Where it could reach the file (without a PID namespace), it wrote while the run lasted.
+      const atEnd = statSync(beats).size;
+      await sleep(500);
+      expect(statSync(beats).size).toBe(atEnd);
+      rmSync(dirname(beats), { recursive: true, force: true });
+    },
+  );
 
   it('leaves nothing in the host’s shared temporary directories', async () => {
     const names = ['/tmp', '/var/tmp', '/dev/shm'].map(

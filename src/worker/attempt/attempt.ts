@@ -277,7 +277,9 @@ export class Attempt {
     const outcome = await runClaude(this.runSpec(prepared, timeoutSeconds));
     await this.checkpoints?.close();
     await this.sync?.stop();
-    await box.close();
+    // A box that cannot be closed keeps its uid out of the pool; the run's result stands, and
+    // cleanup() logs why.
+    await box.close().catch(() => undefined);
     if (outcome.leftovers > 0) {
       this.log.info({ count: outcome.leftovers }, 'stopped processes the run left behind');
     }
