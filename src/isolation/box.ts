@@ -7,7 +7,7 @@ import type { RunIsolation } from '../contract/index.js';
 import { handOver, openPathTo, takeBack, type MayTake } from './ownership.js';
 import { IsolationError } from './errors.js';
 import type { UidLease } from './uid-pool.js';
-import { uidConfinement } from './uid-confinement.js';
+import { uidConfinement, type UidConfinement } from './uid-confinement.js';
 import { removeFilesOf, stampTempDirs } from './shared-temp.js';
 import { removeIpcOf } from './tools.js';
 
@@ -50,6 +50,8 @@ export interface UidBoxSpec {
   /** bwrap with its options when namespaces are on, else null. */
   readonly sandbox: SandboxArgs | null;
   readonly namespaces: RunIsolation['namespaces'];
+  /** What kill(-1) as the uid is sent from; SENDER_SHELL unless a test says. */
+  readonly senderShell?: string;
 }
 
 export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
@@ -75,7 +77,8 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     throw error;
   }
   const sandbox = spec.sandbox?.(home, cwd, spec.addDirs) ?? null;
-  const confinement = uidConfinement({ uid, setpriv: spec.setpriv, sandbox });
+  const { setpriv, senderShell } = spec;
+  const confinement = uidConfinement({ uid, setpriv, sandbox, senderShell });
   // Without a sandbox's private ones, the run shares the host's temporary directories and IPC.
   const tempStamp = sandbox === null ? stampTempDirs() : null;
   let closed: Promise<void> | null = null;
@@ -104,18 +107,22 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
         await confinement.sweep(undefined, 0);
         for (const dir of [cwd, ...spec.addDirs]) takeBack(dir);
         await rm(home, { recursive: true, force: true });
-        if (!confinement.cleared) {
-          throw new IsolationError(
-            `a process of uid ${uid} outlived its run and every kill sent as that uid: the uid stays out of the pool until a worker takes its lease over`,
-          );
-        }
+        mustBeCleared(confinement, uid);
         if (tempStamp !== null) {
           await removeFilesOf(uid, { since: tempStamp });
-          await removeIpcOf(spec.setpriv, uid);
+          await removeIpcOf(uid);
         }
         await lease.release();
       })()),
   };
+}
+
+/** Throws unless the run's last sweep left no process of `uid`: the uid then stays leased. */
+function mustBeCleared(confinement: UidConfinement, uid: number): void {
+  if (confinement.cleared) return;
+  throw new IsolationError(
+    `a process of uid ${uid} outlived its run and every kill sent as that uid: the uid stays out of the pool until a worker takes its lease over`,
+  );
 }
 
 function listOrNothing(dir: string): string[] {

@@ -40,7 +40,7 @@ export interface Isolation {
   /** How every run of this worker is isolated (the uid aside), for /readyz and the log. */
   readonly summary: Omit<RunIsolation, 'uid'>;
   /** For the watchdog: where the leases are and how to stop a uid's processes. */
-  readonly leases: { readonly dir: string; readonly setpriv: string } | null;
+  readonly leases: { readonly dir: string } | null;
   /** Where a job that names no working directory works; null: in WORK_DIR, shared. */
   scratchDir(jobKey: string): string | null;
   /** Removes a job's scratch directory once the job is over. */
@@ -119,7 +119,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     count: settings.uidCount,
     owner: { workerId: settings.workerId, pid: process.pid, startTime },
     taken,
-    clear: (poolUid) => clearUid(setpriv, poolUid),
+    clear: clearUid,
   });
   const { uidBase, uidCount } = settings;
   const mayTake = (owner: number): boolean =>
@@ -128,7 +128,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     join(dirs.scratch, createHash('sha256').update(jobKey).digest('hex').slice(0, 32));
   return {
     summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
-    leases: { dir: dirs.leases, setpriv },
+    leases: { dir: dirs.leases },
     scratchDir,
     removeScratch: (jobKey) => rm(scratchDir(jobKey), { recursive: true, force: true }),
     open: async ({ runId, cwd, addDirs = [] }) => {

@@ -15,13 +15,15 @@ import {
   type ProcessRef,
 } from '../executor/index.js';
 import { IsolationError } from './errors.js';
-import { becomeUid, killUid, signalUid } from './tools.js';
+import { becomeUid, killUid, signalUid, SENDER_SHELL } from './tools.js';
 
 export interface UidConfinementOptions {
   readonly uid: number;
   readonly setpriv: string;
   /** bwrap and its arguments up to the command, when the run gets namespaces of its own. */
   readonly sandbox: readonly string[] | null;
+  /** What kill(-1) as the uid is sent from (see signalUid); SENDER_SHELL unless a test says. */
+  readonly senderShell?: string | undefined;
 }
 
 /** A uid confinement, which also says whether the uid may go back to the pool. */
@@ -36,7 +38,7 @@ export interface UidConfinement extends Confinement {
  * every process of the run by its uid.
  */
 export function uidConfinement(options: UidConfinementOptions): UidConfinement {
-  const { uid, setpriv, sandbox } = options;
+  const { uid, setpriv, sandbox, senderShell = SENDER_SHELL } = options;
   // Set when a sweep left no process of the uid: none can appear until the worker launches one
   // (only root starts processes as another uid), so closing the box need not look again.
   let clean = false;
@@ -99,7 +101,7 @@ export function uidConfinement(options: UidConfinementOptions): UidConfinement {
         clean = true;
         return 0;
       }
-      const swept = await stopAll(setpriv, uid, graceMs, () => find(launched));
+      const swept = await stopAll(uid, senderShell, graceMs, () => find(launched));
       clean = swept.cleared;
       return swept.found;
     },
@@ -112,15 +114,15 @@ export function uidConfinement(options: UidConfinementOptions): UidConfinement {
  * outlasted every kill, or kept stopping the kill's senders).
  */
 async function stopAll(
-  setpriv: string,
   uid: number,
+  shell: string,
   graceMs: number,
   find: () => Promise<ProcessRef[]>,
 ): Promise<{ readonly found: number; readonly cleared: boolean }> {
   let found = await find();
   const count = found.length;
   if (graceMs > 0 && count > 0) {
-    await signalUid(setpriv, uid, 'TERM');
+    await signalUid(uid, 'TERM', shell);
     const deadline = Date.now() + graceMs;
     while (found.length > 0 && Date.now() < deadline) {
       await sleep(50);
@@ -133,7 +135,7 @@ async function stopAll(
   // whatever /proc showed, and again while /proc shows one.
   try {
     for (let round = 0; round < 50; round++) {
-      await killUid(setpriv, uid);
+      await killUid(uid, shell);
       // The sandbox's own processes are root's: the worker, their parent, stops them itself.
       await signalProcesses(found, 'SIGKILL');
       found = await find();

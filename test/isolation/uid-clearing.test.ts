@@ -11,19 +11,25 @@ import { uidConfinement } from '../../src/isolation/uid-confinement.js';
 const UID = 63_521;
 /** A sender of kill(-1) as the uid that never gets to send it, as if a process of the uid stopped it. */
 const NEVER_SENDS = '/bin/false';
+const SETPRIV = '/usr/bin/setpriv';
 
 const roots: string[] = [];
 afterAll(() => roots.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
 describe('the uid of a run that ended', () => {
   it('counts as clear once a kill sent as it got through, with nothing of it left', async () => {
-    const confinement = uidConfinement({ uid: UID, setpriv: '/usr/bin/setpriv', sandbox: null });
+    const confinement = uidConfinement({ uid: UID, setpriv: SETPRIV, sandbox: null });
     await confinement.sweep(undefined, 0);
     expect(confinement.cleared).toBe(true);
   });
 
   it('does not count as clear when no kill sent as it got through', async () => {
-    const confinement = uidConfinement({ uid: UID, setpriv: NEVER_SENDS, sandbox: null });
+    const confinement = uidConfinement({
+      uid: UID,
+      setpriv: SETPRIV,
+      sandbox: null,
+      senderShell: NEVER_SENDS,
+    });
     await confinement.sweep(undefined, 0);
     expect(confinement.cleared).toBe(false);
   });
@@ -43,7 +49,8 @@ describe('the uid of a run that ended', () => {
           return Promise.resolve();
         },
       },
-      setpriv: NEVER_SENDS,
+      setpriv: SETPRIV,
+      senderShell: NEVER_SENDS,
       runRoot,
       workRoot: workDir,
       workDir,
