@@ -136,6 +136,9 @@ async function stopAll(
   try {
     for (let round = 0; round < 50; round++) {
       await killUid(uid, shell);
+      // Once a kill(-1) as the uid got through, no process of it can run again, nor can one
+      // start (only root starts them): where a look before it found none, none is left to find.
+      if (found.length === 0) return { found: count, cleared: true };
       // The sandbox's own processes are root's: the worker, their parent, stops them itself.
       await signalProcesses(found, 'SIGKILL');
       found = await find();
