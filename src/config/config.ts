@@ -104,7 +104,7 @@ export const ConfigSchema = z.object({
     .default('/var/lib/claudebox')
     .refine((value) => value.startsWith('/'), 'must be an absolute path')
     .describe(
-      "Root's directory (an absolute path) for run homes, scratch working directories, uid leases and kept sessions; workers of one host share it.",
+      "Root's directory (an absolute path, not on a `noexec` file system) for run homes, scratch working directories, uid leases, kept sessions and the shell that kills as a run's uid are sent from; workers of one host share it.",
     ),
   RUN_UID_BASE: integer(1)
     .max(4_000_000_000, 'must be at most 4000000000')

@@ -1,12 +1,22 @@
 import { createHash } from 'node:crypto';
-import { chmod, chown, lstat, mkdir, readFile, realpath, rm } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  copyFile,
+  lstat,
+  mkdir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+} from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { RunIsolation } from '../contract/index.js';
 import { processStartTime, searchPath } from '../executor/index.js';
 import { openUidBox, sharedBox, type RunBox, type SandboxArgs } from './box.js';
 import { IsolationError } from './errors.js';
-import { becomeUid, clearUid } from './tools.js';
+import { becomeUid, clearUid, SENDER_SHELL } from './tools.js';
 import { UidPool } from './uid-pool.js';
 import { isInside } from '../common/paths.js';
 
@@ -39,8 +49,8 @@ export interface IsolationSettings {
 export interface Isolation {
   /** How every run of this worker is isolated (the uid aside), for /readyz and the log. */
   readonly summary: Omit<RunIsolation, 'uid'>;
-  /** For the watchdog: where the leases are and how to stop a uid's processes. */
-  readonly leases: { readonly dir: string } | null;
+  /** For the watchdog: where the leases are and what kills as a uid are sent from. */
+  readonly leases: { readonly dir: string; readonly senderShell: string } | null;
   /** Where a job that names no working directory works; null: in WORK_DIR, shared. */
   scratchDir(jobKey: string): string | null;
   /** Removes a job's scratch directory once the job is over. */
@@ -87,7 +97,8 @@ function unisolated(settings: IsolationSettings, reason: string): Isolation {
   };
 }
 
-async function isolated(settings: IsolationSettings): Promise<Isolation> {
+/** Throws, saying why, where the worker's uid or settings cannot give each run a uid. */
+function checkUidsCanBeGiven(settings: IsolationSettings): void {
   const uid = settings.uid ?? process.getuid?.() ?? -1;
   if (uid !== 0) {
     throw new IsolationError(
@@ -99,6 +110,10 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
       `RUN_UID_COUNT=${settings.uidCount} is smaller than CONCURRENCY=${settings.concurrency}: every concurrent run needs a uid of its own`,
     );
   }
+}
+
+async function isolated(settings: IsolationSettings): Promise<Isolation> {
+  checkUidsCanBeGiven(settings);
   const setpriv = await searchPath('setpriv', settings.path);
   if (setpriv === null) {
     throw new IsolationError('setpriv is not on PATH (install util-linux)');
@@ -111,6 +126,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
   await probe(setpriv, settings.uidBase, null, settings);
 
   const sandboxFor = await namespacesFor(settings, setpriv, dirs);
+  const senderShell = await installSenderShell(dirs.bin, settings.uidBase);
   const taken = await accountUids();
   const startTime = (await processStartTime(process.pid)) ?? '';
   const pool = new UidPool({
@@ -119,7 +135,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     count: settings.uidCount,
     owner: { workerId: settings.workerId, pid: process.pid, startTime },
     taken,
-    clear: clearUid,
+    clear: (poolUid) => clearUid(poolUid, senderShell),
   });
   const { uidBase, uidCount } = settings;
   const mayTake = (owner: number): boolean =>
@@ -128,7 +144,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     join(dirs.scratch, createHash('sha256').update(jobKey).digest('hex').slice(0, 32));
   return {
     summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
-    leases: { dir: dirs.leases },
+    leases: { dir: dirs.leases, senderShell },
     scratchDir,
     removeScratch: (jobKey) => rm(scratchDir(jobKey), { recursive: true, force: true }),
     open: async ({ runId, cwd, addDirs = [] }) => {
@@ -145,12 +161,14 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
         mayTake,
         sandbox: sandboxFor.args,
         namespaces: sandboxFor.namespaces,
+        senderShell,
       });
     },
   };
 }
 
 interface RunRootDirs {
+  readonly bin: string;
   readonly leases: string;
   readonly homes: string;
   readonly scratch: string;
@@ -163,6 +181,7 @@ interface RunRootDirs {
  */
 async function makeRunRoot(runRoot: string): Promise<RunRootDirs> {
   const dirs = {
+    bin: join(runRoot, 'bin'),
     leases: join(runRoot, 'leases'),
     homes: join(runRoot, 'homes'),
     scratch: join(runRoot, 'scratch'),
@@ -170,6 +189,7 @@ async function makeRunRoot(runRoot: string): Promise<RunRootDirs> {
   };
   const modes: [string, number][] = [
     [runRoot, 0o711],
+    [dirs.bin, 0o711],
     [dirs.leases, 0o700],
     [dirs.homes, 0o711],
     [dirs.scratch, 0o711],
@@ -187,6 +207,32 @@ async function makeRunRoot(runRoot: string): Promise<RunRootDirs> {
     }
   }
   return dirs;
+}
+
+/**
+ * The shell kills as a run's uid are sent from (see signalUid): a copy of SENDER_SHELL that the
+ * uid may execute but not read. The kernel makes a process it cannot read the program of
+ * undumpable, so no process of the run's uid can trace the sender and keep it from sending.
+ */
+async function installSenderShell(binDir: string, uid: number): Promise<string> {
+  const shell = join(binDir, 'signal-sh');
+  // Workers sharing RUN_ROOT install it each: the last rename wins, and each is whole.
+  const staged = `${shell}.${process.pid}`;
+  try {
+    await copyFile(SENDER_SHELL, staged);
+    await chmod(staged, 0o111);
+    await rename(staged, shell);
+  } catch (error) {
+    throw new IsolationError(`cannot install ${shell}: ${(error as Error).message}`);
+  }
+  // A uid it could not run as would never be cleared, and never go back to the pool.
+  const tried = await execa(shell, ['-c', 'exit 0'], { uid, gid: uid, reject: false });
+  if (tried.exitCode !== 0) {
+    throw new IsolationError(
+      `a run's uid (${uid}) cannot run ${shell}${tried.code ? ` (${tried.code})` : ''}: is RUN_ROOT on a file system mounted noexec?`,
+    );
+  }
+  return shell;
 }
 
 interface Sandboxing {

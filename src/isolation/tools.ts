@@ -106,8 +106,8 @@ export async function removeIpcOf(uid: number): Promise<void> {
  * uid that is not leased has nothing there (see removeFilesOf). Call it under the lease's
  * claim: nothing can start as the uid meanwhile, as only root starts processes as another uid.
  */
-export async function clearUid(uid: number): Promise<void> {
-  await killUid(uid);
+export async function clearUid(uid: number, shell = SENDER_SHELL): Promise<void> {
+  await killUid(uid, shell);
   await removeFilesOf(uid);
   await removeIpcOf(uid);
 }

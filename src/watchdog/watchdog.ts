@@ -14,14 +14,14 @@ export interface Watchdog {
  */
 export async function startWatchdog(
   workerId: string,
-  leases: { readonly dir: string } | null,
+  leases: { readonly dir: string; readonly senderShell: string } | null,
 ): Promise<Watchdog> {
   const self = fileURLToPath(import.meta.url);
   // Running from source (tests), the watchdog is TypeScript too and needs tsx to start.
   const fromSource = self.endsWith('.ts');
   const script = fileURLToPath(new URL(fromSource ? './main.ts' : './main.js', import.meta.url));
   const loader = fromSource ? ['--import', import.meta.resolve('tsx')] : [];
-  const leaseArgs = leases ? [leases.dir] : [];
+  const leaseArgs = leases ? [leases.dir, leases.senderShell] : [];
   const child = spawn(process.execPath, [...loader, script, workerId, ...leaseArgs], {
     stdio: ['pipe', 'ignore', 'inherit'],
     detached: true,

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -90,6 +91,19 @@ describe('setting up run isolation', () => {
     expect(statSync(s.runRoot).mode & 0o777).toBe(0o711);
     expect(statSync(join(s.runRoot, 'leases')).mode & 0o777).toBe(0o700);
     expect(statSync(s.workDir).mode & 0o001).toBe(0o001);
+  });
+
+  it('sends kills as a run’s uid from a process that no other process of that uid can trace', async () => {
+    const s = settings({ mode: 'required' });
+    const isolation = await setUpIsolation(s);
+    const shell = isolation.leases?.senderShell ?? '';
+    const uid = s.uidBase;
+    // Reading a process's environ takes the same right as tracing it (ptrace's access check).
+    const look = 'cat /proc/$$/environ > /dev/null 2>&1 && echo traceable || echo untraceable';
+    const asUid = { uid, gid: uid, encoding: 'utf8' } as const;
+    expect(spawnSync(shell, ['-c', look], asUid).stdout.trim()).toBe('untraceable');
+    // The plain shell, as a check that the look can tell.
+    expect(spawnSync('/bin/sh', ['-c', look], asUid).stdout.trim()).toBe('traceable');
   });
 
   it('writes a run’s private files where only its uid can read them, and removes them with the run', async () => {
