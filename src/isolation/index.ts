@@ -3,6 +3,7 @@ export {
   type Isolation,
   type IsolationMode,
   type IsolationSettings,
+  type LeaseClearing,
 } from './set-up.js';
 export type { RunBox } from './box.js';
 export { IsolationError } from './errors.js';

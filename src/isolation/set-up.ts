@@ -45,12 +45,19 @@ export interface IsolationSettings {
   readonly uid?: number;
 }
 
+/** Where a worker's uid leases are, and what clearUid needs to clear their uids. */
+export interface LeaseClearing {
+  readonly dir: string;
+  readonly senderShell: string;
+  readonly workDir: string;
+}
+
 /** What a worker's runs get, decided once at start. */
 export interface Isolation {
   /** How every run of this worker is isolated (the uid aside), for /readyz and the log. */
   readonly summary: Omit<RunIsolation, 'uid'>;
-  /** For the watchdog: where the leases are and what kills as a uid are sent from. */
-  readonly leases: { readonly dir: string; readonly senderShell: string } | null;
+  /** For the watchdog: what it needs to clear the uids of a worker that died (see clearUid). */
+  readonly leases: LeaseClearing | null;
   /** Where a job that names no working directory works; null: in WORK_DIR, shared. */
   scratchDir(jobKey: string): string | null;
   /** Removes a job's scratch directory once the job is over. */
@@ -135,7 +142,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     count: settings.uidCount,
     owner: { workerId: settings.workerId, pid: process.pid, startTime },
     taken,
-    clear: (poolUid) => clearUid(poolUid, senderShell),
+    clear: (poolUid) => clearUid(poolUid, { shell: senderShell, workDir: settings.workDir }),
   });
   const { uidBase, uidCount } = settings;
   const mayTake = (owner: number): boolean =>
@@ -144,7 +151,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     join(dirs.scratch, createHash('sha256').update(jobKey).digest('hex').slice(0, 32));
   return {
     summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
-    leases: { dir: dirs.leases, senderShell },
+    leases: { dir: dirs.leases, senderShell, workDir: settings.workDir },
     scratchDir,
     removeScratch: (jobKey) => rm(scratchDir(jobKey), { recursive: true, force: true }),
     open: async ({ runId, cwd, addDirs = [] }) => {

@@ -2,6 +2,7 @@ import { lstatSync, readdirSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { isInside } from '../common/paths.js';
 
 /**
  * World-writable places a run without a mount namespace of its own can leave files in;
@@ -42,6 +43,18 @@ export function stampTempDirs(dirs = SHARED_TEMP_DIRS, now = Date.now()): TempSt
   return stamp;
 }
 
+export interface RemovalOptions {
+  readonly dirs?: readonly string[] | undefined;
+  /** Each directory's stamp from when the run began (see stampTempDirs). */
+  readonly since?: TempStamp | undefined;
+  /**
+   * WORK_DIR, where it holds a shared directory (WORK_DIR=/tmp): what is inside it may be a
+   * job's working directory, which is the uid's while its run lasts. Only a dead worker's run
+   * still has it, and the job's next attempt needs it.
+   */
+  readonly spare?: string | undefined;
+}
+
 /**
  * Removes what `uid` left at the top of `dirs`. With `since`, a directory whose entries did not
  * change after it was stamped is passed over without reading every entry of a busy /tmp: the
@@ -50,7 +63,7 @@ export function stampTempDirs(dirs = SHARED_TEMP_DIRS, now = Date.now()): TempSt
  */
 export async function removeFilesOf(
   uid: number,
-  { dirs = SHARED_TEMP_DIRS, since }: { dirs?: readonly string[]; since?: TempStamp } = {},
+  { dirs = SHARED_TEMP_DIRS, since, spare }: RemovalOptions = {},
 ): Promise<void> {
   for (const dir of dirs) {
     const stamped = since?.get(dir);
@@ -60,6 +73,7 @@ export async function removeFilesOf(
     let looked = 0;
     for (const name of namesIn(dir)) {
       const path = join(dir, name);
+      if (spare !== undefined && isInside(path, spare)) continue;
       if (lstatSync(path, { throwIfNoEntry: false })?.uid === uid) {
         await rm(path, { recursive: true, force: true });
       }

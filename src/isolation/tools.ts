@@ -106,8 +106,15 @@ export async function removeIpcOf(uid: number): Promise<void> {
  * uid that is not leased has nothing there (see removeFilesOf). Call it under the lease's
  * claim: nothing can start as the uid meanwhile, as only root starts processes as another uid.
  */
-export async function clearUid(uid: number, shell = SENDER_SHELL): Promise<void> {
+export async function clearUid(
+  uid: number,
+  {
+    shell = SENDER_SHELL,
+    workDir,
+  }: { shell?: string | undefined; workDir?: string | undefined } = {},
+): Promise<void> {
   await killUid(uid, shell);
-  await removeFilesOf(uid);
+  // Its run's working directory may still be the uid's: a job's next attempt goes on in it.
+  await removeFilesOf(uid, { spare: workDir });
   await removeIpcOf(uid);
 }

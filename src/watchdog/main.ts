@@ -11,7 +11,7 @@ import { clearUid, endLease, leasesOf } from '../isolation/index.js';
  * worker leased: every process of those uids is killed and the leases freed, but for a uid
  * another worker took over meanwhile (it stopped them itself).
  */
-const [workerId, leaseDir, senderShell] = process.argv.slice(2);
+const [workerId, leaseDir, senderShell, workDir] = process.argv.slice(2);
 if (!workerId) {
   process.stderr.write('usage: watchdog <worker id>\n');
   process.exit(2);
@@ -32,7 +32,8 @@ const sweep = async (): Promise<void> => {
   if (leaseDir !== undefined) {
     for (const { uid, held } of await leasesOf(leaseDir, workerId)) {
       // A worker may have taken the uid over already, and be running a job as it.
-      await endLease(leaseDir, uid, held, () => clearUid(uid, senderShell)).catch(() => undefined);
+      const clear = (): Promise<void> => clearUid(uid, { shell: senderShell, workDir });
+      await endLease(leaseDir, uid, held, clear).catch(() => undefined);
     }
   }
   if (count > 0) {

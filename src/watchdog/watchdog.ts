@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { LeaseClearing } from '../isolation/index.js';
 
 export interface Watchdog {
   /** Ends the watchdog once the worker's runs are over (it sweeps once more on the way out). */
@@ -14,14 +15,14 @@ export interface Watchdog {
  */
 export async function startWatchdog(
   workerId: string,
-  leases: { readonly dir: string; readonly senderShell: string } | null,
+  leases: LeaseClearing | null,
 ): Promise<Watchdog> {
   const self = fileURLToPath(import.meta.url);
   // Running from source (tests), the watchdog is TypeScript too and needs tsx to start.
   const fromSource = self.endsWith('.ts');
   const script = fileURLToPath(new URL(fromSource ? './main.ts' : './main.js', import.meta.url));
   const loader = fromSource ? ['--import', import.meta.resolve('tsx')] : [];
-  const leaseArgs = leases ? [leases.dir, leases.senderShell] : [];
+  const leaseArgs = leases ? [leases.dir, leases.senderShell, leases.workDir] : [];
   const child = spawn(process.execPath, [...loader, script, workerId, ...leaseArgs], {
     stdio: ['pipe', 'ignore', 'inherit'],
     detached: true,

@@ -1,6 +1,15 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -190,6 +199,29 @@ describe('the uid pool', () => {
     });
     expect((await next.acquire()).uid).toBe(62000);
     expect(cleared).toEqual([62000]);
+  });
+
+  it('takes a dead worker’s uid over without removing its job’s working directory, under WORK_DIR=/tmp', async () => {
+    const s = settings({ mode: 'required', namespaces: 'off', workDir: '/tmp', uidBase: 67100 });
+    const uid = s.uidBase;
+    const isolation = await setUpIsolation(s);
+    // What a worker that died mid-run left: its lease, the job's directory still the run's, and
+    // a file the run left in another shared temporary directory.
+    const jobDir = mkdtempSync(join('/tmp', 'claudebox-job-'));
+    writeFileSync(join(jobDir, 'work.txt'), 'the job so far');
+    const left = join('/var/tmp', `claudebox-left-${randomUUID()}`);
+    writeFileSync(left, 'x');
+    for (const path of [jobDir, join(jobDir, 'work.txt'), left]) chownSync(path, uid, uid);
+    writeFileSync(
+      join(s.runRoot, 'leases', String(uid)),
+      JSON.stringify({ workerId: 'dead', pid: 999_999_999, startTime: '1' }),
+    );
+    const box = await isolation.open({ runId: randomUUID(), cwd: jobDir });
+    expect(box.isolation.uid).toBe(uid);
+    expect(readFileSync(join(jobDir, 'work.txt'), 'utf8')).toBe('the job so far');
+    expect(existsSync(left)).toBe(false);
+    await box.close();
+    rmSync(jobDir, { recursive: true, force: true });
   });
 
   it('skips uids that are accounts of the system', async () => {
