@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { LAUNCHER_REPORT_FD, markerConfinement, type Confinement } from './confinement.js';
 import type { Marker } from './process-tree.js';
 import { RunOutput, type RunLine } from './run-output.js';
@@ -76,14 +76,7 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
   const startedAt = now();
   const output = new RunOutput(spec, spec.onLine);
   const confinement = spec.confinement ?? markerConfinement(spec.marker);
-  const subprocess = startCli(spec, confinement);
-  // Resolved once every stdio stream of the subprocess closed, or with what kept it from starting.
-  const settled = new Promise<unknown>((resolve) => {
-    subprocess.on('error', resolve);
-    subprocess.once('close', () => resolve(undefined));
-  });
-  const pid = subprocess.pid ?? null;
-  const outcome = (end: RunEnd): RunOutcome => ({
+  const outcome = (pid: number | null, end: RunEnd): RunOutcome => ({
     pid,
     startedAt,
     durationMs: now() - startedAt,
@@ -92,9 +85,12 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
     lastStderr: output.lastStderr,
     ...end,
   });
-  if (pid === null) {
-    return outcome({ ...NEVER_RAN, spawnError: describeSpawnError(await settled, spec) });
+  const launched = launch(spec, confinement);
+  if ('failure' in launched) {
+    const spawnError = describeSpawnError(await launched.failure, spec);
+    return outcome(null, { ...NEVER_RAN, spawnError });
   }
+  const { subprocess, pid, settled } = launched;
   spec.onSpawn?.(pid);
 
   const exited = new Promise<ExitStatus>((resolve) => {
@@ -127,7 +123,7 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
   const leftovers = await confinement.sweep(undefined, 0, status.signal === null);
   await drain(subprocess, reading);
   await settled;
-  return outcome({
+  return outcome(pid, {
     spawnError: null,
     exitCode: status.code,
     signal: status.signal,
@@ -154,6 +150,31 @@ const NEVER_RAN: Omit<RunEnd, 'spawnError'> = {
 };
 
 /**
+ * Starts the CLI: the subprocess, its pid, and a promise settled once every stdio stream of it
+ * closed; or what kept it from starting.
+ */
+function launch(
+  spec: RunSpec,
+  confinement: Confinement,
+):
+  | { readonly subprocess: Subprocess; readonly pid: number; readonly settled: Promise<unknown> }
+  | { readonly failure: Promise<unknown> } {
+  let subprocess: Subprocess;
+  try {
+    subprocess = startCli(spec, confinement);
+  } catch (error) {
+    // What spawn refuses before it forks (an argument list too long, a NUL in one) it throws.
+    return { failure: Promise.resolve(error) };
+  }
+  const settled = new Promise<unknown>((resolve) => {
+    subprocess.on('error', resolve);
+    subprocess.once('close', () => resolve(undefined));
+  });
+  const { pid } = subprocess;
+  return pid === undefined ? { failure: settled } : { subprocess, pid, settled };
+}
+
+/**
  * Starts the CLI with Node's own spawn: execa's machinery for a process cost the worker about
  * 4 ms of CPU more a run, and a run needs none of it (its output is read line by line here).
  */
@@ -168,9 +189,11 @@ function startCli(spec: RunSpec, confinement: Confinement) {
     // stdin, stdout, stderr, and the launcher's report at LAUNCHER_REPORT_FD (3) when it has one.
     stdio: confinement.launcherReport ? ['pipe', 'pipe', 'pipe', 'pipe'] : 'pipe',
   });
+  // Null where spawn failed early (out of file descriptors): its 'error' then says why.
+  const stdin = subprocess.stdin as Writable | null;
   // A CLI that exits without reading its prompt closes the pipe under the write: no error.
-  subprocess.stdin.on('error', () => undefined);
-  subprocess.stdin.end(spec.prompt);
+  stdin?.on('error', () => undefined);
+  stdin?.end(spec.prompt);
   // Opened only where the confinement reads it (stdio above).
   const report = subprocess.stdio[LAUNCHER_REPORT_FD];
   if (report) confinement.launcherReport?.(report as Readable);

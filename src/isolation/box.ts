@@ -110,7 +110,7 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
         mustBeCleared(confinement, uid);
         if (tempStamp !== null) {
           await removeFilesOf(uid, { since: tempStamp });
-          await removeIpcOf(uid);
+          await removeIpcOf(uid, setpriv);
         }
         await lease.release();
       })()),

@@ -28,15 +28,21 @@ export function ipcObjectsOf(uid: number, sysvipc = '/proc/sysvipc'): IpcObject[
     const idAt = header.indexOf(idColumn);
     const uidAt = header.indexOf('uid');
     const cuidAt = header.indexOf('cuid');
+    const permsAt = header.indexOf('perms');
     for (const row of rows) {
       const id = row[idAt];
-      if (id !== undefined && (Number(row[uidAt]) === uid || Number(row[cuidAt]) === uid)) {
-        found.push({ kind, id });
-      }
+      if (id === undefined || (Number(row[uidAt]) !== uid && Number(row[cuidAt]) !== uid)) continue;
+      // A segment removed while still attached (SHM_DEST, in octal perms) goes with its last
+      // attachment: a process that is dying, or another uid's, which removing cannot hurry.
+      if ((parseInt(row[permsAt] ?? '0', 8) & SHM_DEST) !== 0) continue;
+      found.push({ kind, id });
     }
   }
   return found;
 }
+
+/** The mode bit of a shared memory segment removed while still attached. */
+const SHM_DEST = 0o1000;
 
 /** A table's rows as columns; none where the kernel has no System V IPC. */
 function readTable(path: string): string[][] {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   chmod,
   chown,
@@ -16,7 +16,7 @@ import type { RunIsolation } from '../contract/index.js';
 import { processStartTime, searchPath } from '../executor/index.js';
 import { openUidBox, sharedBox, type RunBox, type SandboxArgs } from './box.js';
 import { IsolationError } from './errors.js';
-import { becomeUid, clearUid, SENDER_SHELL } from './tools.js';
+import { becomeUid, clearUid, SENDER_SHELL, type Sender } from './tools.js';
 import { UidPool } from './uid-pool.js';
 import { isInside } from '../common/paths.js';
 
@@ -48,7 +48,7 @@ export interface IsolationSettings {
 /** Where a worker's uid leases are, and what clearUid needs to clear their uids. */
 export interface LeaseClearing {
   readonly dir: string;
-  readonly senderShell: string;
+  readonly sender: Sender;
   readonly workDir: string;
 }
 
@@ -133,7 +133,8 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
   await probe(setpriv, settings.uidBase, null, settings);
 
   const sandboxFor = await namespacesFor(settings, setpriv, dirs);
-  const senderShell = await installSenderShell(dirs.bin, settings.uidBase);
+  const senderShell = await installSenderShell(dirs.bin, setpriv, settings.uidBase);
+  const sender: Sender = { setpriv, shell: senderShell };
   const taken = await accountUids();
   const startTime = (await processStartTime(process.pid)) ?? '';
   const pool = new UidPool({
@@ -142,7 +143,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     count: settings.uidCount,
     owner: { workerId: settings.workerId, pid: process.pid, startTime },
     taken,
-    clear: (poolUid) => clearUid(poolUid, { shell: senderShell, workDir: settings.workDir }),
+    clear: (poolUid) => clearUid(poolUid, { sender, workDir: settings.workDir }),
   });
   const { uidBase, uidCount } = settings;
   const mayTake = (owner: number): boolean =>
@@ -151,7 +152,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     join(dirs.scratch, createHash('sha256').update(jobKey).digest('hex').slice(0, 32));
   return {
     summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
-    leases: { dir: dirs.leases, senderShell, workDir: settings.workDir },
+    leases: { dir: dirs.leases, sender, workDir: settings.workDir },
     scratchDir,
     removeScratch: (jobKey) => rm(scratchDir(jobKey), { recursive: true, force: true }),
     open: async ({ runId, cwd, addDirs = [] }) => {
@@ -221,10 +222,13 @@ async function makeRunRoot(runRoot: string): Promise<RunRootDirs> {
  * uid may execute but not read. The kernel makes a process it cannot read the program of
  * undumpable, so no process of the run's uid can trace the sender and keep it from sending.
  */
-async function installSenderShell(binDir: string, uid: number): Promise<string> {
-  const shell = join(binDir, 'signal-sh');
-  // Workers sharing RUN_ROOT install it each: the last rename wins, and each is whole.
-  const staged = `${shell}.${process.pid}`;
+async function installSenderShell(binDir: string, setpriv: string, uid: number): Promise<string> {
+  // Named after its content: workers sharing RUN_ROOT from different images each run their own
+  // shell. Each installs it at start under a name of its own, then renames it whole.
+  const program = await readFile(SENDER_SHELL).catch(() => Buffer.alloc(0));
+  const digest = createHash('sha256').update(program).digest('hex').slice(0, 16);
+  const shell = join(binDir, `signal-sh-${digest}`);
+  const staged = `${shell}.${randomUUID()}`;
   try {
     await copyFile(SENDER_SHELL, staged);
     await chmod(staged, 0o111);
@@ -233,7 +237,7 @@ async function installSenderShell(binDir: string, uid: number): Promise<string> 
     throw new IsolationError(`cannot install ${shell}: ${(error as Error).message}`);
   }
   // A uid it could not run as would never be cleared, and never go back to the pool.
-  const tried = await execa(shell, ['-c', 'exit 0'], { uid, gid: uid, reject: false });
+  const tried = await execa(setpriv, [...becomeUid(uid), shell, '-c', 'exit 0'], { reject: false });
   if (tried.exitCode !== 0) {
     throw new IsolationError(
       `a run's uid (${uid}) cannot run ${shell}${tried.code ? ` (${tried.code})` : ''}: is RUN_ROOT on a file system mounted noexec?`,

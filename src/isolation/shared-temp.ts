@@ -3,6 +3,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { isInside } from '../common/paths.js';
+import { takeBack } from './ownership.js';
 
 /**
  * World-writable places a run without a mount namespace of its own can leave files in;
@@ -48,9 +49,9 @@ export interface RemovalOptions {
   /** Each directory's stamp from when the run began (see stampTempDirs). */
   readonly since?: TempStamp | undefined;
   /**
-   * WORK_DIR, where it holds a shared directory (WORK_DIR=/tmp): what is inside it may be a
-   * job's working directory, which is the uid's while its run lasts. Only a dead worker's run
-   * still has it, and the job's next attempt needs it.
+   * WORK_DIR, where it holds a shared directory (WORK_DIR=/tmp): a directory of the uid inside
+   * it may be a job's working directory, which a dead worker's run still has and the job's next
+   * attempt needs. It is closed (root's, 0700, as at every run's end) instead of removed.
    */
   readonly spare?: string | undefined;
 }
@@ -73,9 +74,10 @@ export async function removeFilesOf(
     let looked = 0;
     for (const name of namesIn(dir)) {
       const path = join(dir, name);
-      if (spare !== undefined && isInside(path, spare)) continue;
-      if (lstatSync(path, { throwIfNoEntry: false })?.uid === uid) {
-        await rm(path, { recursive: true, force: true });
+      const entry = lstatSync(path, { throwIfNoEntry: false });
+      if (entry?.uid === uid) {
+        if (spare !== undefined && entry.isDirectory() && isInside(path, spare)) takeBack(path);
+        else await rm(path, { recursive: true, force: true });
       }
       if (++looked % SLICE === 0) await nextTurn();
     }

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { execa } from 'execa';
+import { findProcessesOfUid, signalProcesses } from '../executor/index.js';
 import { IsolationError } from './errors.js';
 import { ipcObjectsOf } from './host-ipc.js';
 import { removeFilesOf } from './shared-temp.js';
@@ -29,8 +30,14 @@ export function becomeUid(uid: number): string[] {
 const SENDER_TIMEOUT_MS = 1000;
 /** Senders killUid starts, one after another, before it gives up on the uid. */
 const KILL_TRIES = 20;
-/** What a signal as a uid is sent from: a shell's `kill` builtin. */
+/** The shell a signal as a uid is sent from, with its `kill` builtin, unless a Sender names one. */
 export const SENDER_SHELL = '/bin/sh';
+
+/** How a signal is sent as a uid: setpriv becomes the uid, then runs the shell. */
+export interface Sender {
+  readonly setpriv: string;
+  readonly shell: string;
+}
 
 /**
  * Sends `signal` to every process of `uid` at once: kill(-1) from a process that is that uid
@@ -38,37 +45,35 @@ export const SENDER_SHELL = '/bin/sh';
  * cannot outrun. False when the sender did not get to send it: a process of the uid stopped
  * or killed it first (it is that uid's too), or it could not start.
  */
-export function signalUid(
-  uid: number,
-  signal: 'TERM' | 'KILL',
-  shell = SENDER_SHELL,
-): Promise<boolean> {
+export function signalUid(uid: number, signal: 'TERM' | 'KILL', sender: Sender): Promise<boolean> {
   return new Promise((resolve) => {
-    // Node's own spawn, not setpriv through execa: a sender starts at the end of every run
-    // isolated by its uid alone, and this way costs the worker a third as much CPU. Node drops
-    // the supplementary groups and, switching from root, every capability; the shell runs
-    // nothing but its builtin.
-    const sender = spawn(shell, ['-c', `kill -${signal} -1`], {
-      uid,
-      gid: uid,
+    // The sender becomes the uid only after the worker's spawn returned (setpriv runs as root
+    // first): a process of the uid can stop it, never the worker, whose spawn waits for the
+    // exec. Node's own spawn with no pipes: execa's machinery cost the worker more than the
+    // process did, at the end of every run isolated by its uid alone.
+    const command = ['-c', `kill -${signal} -1`];
+    const child = spawn(sender.setpriv, [...becomeUid(uid), sender.shell, ...command], {
       env: { PATH: '/usr/bin:/bin' },
       stdio: 'ignore',
       timeout: SENDER_TIMEOUT_MS,
       killSignal: 'SIGKILL',
     });
-    sender.once('error', () => resolve(false));
-    sender.once('exit', (code) => resolve(code === 0));
+    child.once('error', () => resolve(false));
+    child.once('exit', (code) => resolve(code === 0));
   });
 }
 
 /**
  * SIGKILL to every process of `uid` (see signalUid), from one sender after another until one
  * sends it: a process of the uid can stop or kill a sender before it sends, never after, as
- * the kill reaches that process too. Throws, naming the uid, when none of KILL_TRIES got to.
+ * the kill reaches that process too; root kills what it finds of the uid in between. Throws, naming the uid, when none of KILL_TRIES got to.
  */
-export async function killUid(uid: number, shell = SENDER_SHELL): Promise<void> {
+export async function killUid(uid: number, sender: Sender): Promise<void> {
   for (let tries = 0; tries < KILL_TRIES; tries++) {
-    if (await signalUid(uid, 'KILL', shell)) return;
+    if (await signalUid(uid, 'KILL', sender)) return;
+    // Something of the uid stopped the sender: root kills what /proc shows of the uid before the
+    // next one, so a process that lives to stop senders does not outlast them all.
+    await signalProcesses(await findProcessesOfUid(uid), 'SIGKILL');
   }
   throw new IsolationError(
     `no kill sent as uid ${uid} got through: ${KILL_TRIES} senders were stopped or killed by processes of that uid first`,
@@ -80,13 +85,11 @@ export async function killUid(uid: number, shell = SENDER_SHELL): Promise<void> 
  * nothing runs as the uid. ipcrm runs as the uid itself, so the kernel lets it remove only
  * those, whatever became of an id meanwhile. Throws when one is still there after it.
  */
-export async function removeIpcOf(uid: number): Promise<void> {
+export async function removeIpcOf(uid: number, setpriv: string): Promise<void> {
   const objects = ipcObjectsOf(uid);
   if (objects.length === 0) return;
   const ids = objects.flatMap(({ kind, id }) => [kind, id]);
-  await execa('ipcrm', ids, {
-    uid,
-    gid: uid,
+  await execa(setpriv, [...becomeUid(uid), 'ipcrm', ...ids], {
     reject: false,
     env: { PATH: '/usr/bin:/bin' },
     extendEnv: false,
@@ -108,13 +111,10 @@ export async function removeIpcOf(uid: number): Promise<void> {
  */
 export async function clearUid(
   uid: number,
-  {
-    shell = SENDER_SHELL,
-    workDir,
-  }: { shell?: string | undefined; workDir?: string | undefined } = {},
+  { sender, workDir }: { readonly sender: Sender; readonly workDir?: string | undefined },
 ): Promise<void> {
-  await killUid(uid, shell);
+  await killUid(uid, sender);
   // Its run's working directory may still be the uid's: a job's next attempt goes on in it.
   await removeFilesOf(uid, { spare: workDir });
-  await removeIpcOf(uid);
+  await removeIpcOf(uid, sender.setpriv);
 }

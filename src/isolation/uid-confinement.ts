@@ -15,7 +15,7 @@ import {
   type ProcessRef,
 } from '../executor/index.js';
 import { IsolationError } from './errors.js';
-import { becomeUid, killUid, signalUid, SENDER_SHELL } from './tools.js';
+import { becomeUid, killUid, signalUid, SENDER_SHELL, type Sender } from './tools.js';
 
 export interface UidConfinementOptions {
   readonly uid: number;
@@ -38,7 +38,8 @@ export interface UidConfinement extends Confinement {
  * every process of the run by its uid.
  */
 export function uidConfinement(options: UidConfinementOptions): UidConfinement {
-  const { uid, setpriv, sandbox, senderShell = SENDER_SHELL } = options;
+  const { uid, setpriv, sandbox } = options;
+  const sender: Sender = { setpriv, shell: options.senderShell ?? SENDER_SHELL };
   // Set when a sweep left no process of the uid: none can appear until the worker launches one
   // (only root starts processes as another uid), so closing the box need not look again.
   let clean = false;
@@ -101,7 +102,7 @@ export function uidConfinement(options: UidConfinementOptions): UidConfinement {
         clean = true;
         return 0;
       }
-      const swept = await stopAll(uid, senderShell, graceMs, () => find(launched));
+      const swept = await stopAll(uid, sender, graceMs, () => find(launched));
       clean = swept.cleared;
       return swept.found;
     },
@@ -115,14 +116,14 @@ export function uidConfinement(options: UidConfinementOptions): UidConfinement {
  */
 async function stopAll(
   uid: number,
-  shell: string,
+  sender: Sender,
   graceMs: number,
   find: () => Promise<ProcessRef[]>,
 ): Promise<{ readonly found: number; readonly cleared: boolean }> {
   let found = await find();
   const count = found.length;
   if (graceMs > 0 && count > 0) {
-    await signalUid(uid, 'TERM', shell);
+    await signalUid(uid, 'TERM', sender);
     const deadline = Date.now() + graceMs;
     while (found.length > 0 && Date.now() < deadline) {
       await sleep(50);
@@ -135,7 +136,7 @@ async function stopAll(
   // whatever /proc showed, and again while /proc shows one.
   try {
     for (let round = 0; round < 50; round++) {
-      await killUid(uid, shell);
+      await killUid(uid, sender);
       // Once a kill(-1) as the uid got through, no process of it can run again, nor can one
       // start (only root starts them): where a look before it found none, none is left to find.
       if (found.length === 0) return { found: count, cleared: true };

@@ -22,7 +22,9 @@ export async function startWatchdog(
   const fromSource = self.endsWith('.ts');
   const script = fileURLToPath(new URL(fromSource ? './main.ts' : './main.js', import.meta.url));
   const loader = fromSource ? ['--import', import.meta.resolve('tsx')] : [];
-  const leaseArgs = leases ? [leases.dir, leases.senderShell, leases.workDir] : [];
+  const leaseArgs = leases
+    ? [leases.dir, leases.sender.setpriv, leases.sender.shell, leases.workDir]
+    : [];
   const child = spawn(process.execPath, [...loader, script, workerId, ...leaseArgs], {
     stdio: ['pipe', 'ignore', 'inherit'],
     detached: true,

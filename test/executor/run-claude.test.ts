@@ -221,6 +221,13 @@ describe('runClaude', () => {
     expect(report.error).toBe(`could not start claude: ${bin} is not executable`);
   });
 
+  it('ends as not started, naming the CLI, where spawn refuses its arguments (a NUL byte)', async () => {
+    const { spec: s } = spec(fixture('claude-success.mjs'), { args: ['-p', 'a\0b'] });
+    const report = judgeRun(await runClaude(s), s.timeoutMs);
+    expect(report.failure).toBe('spawn-failed');
+    expect(report.error).toMatch(/^could not start claude at .*claude-success\.mjs: .*null bytes/);
+  });
+
   it('fails a CLI that exits before printing anything, saying so', async () => {
     const { spec: s } = spec(fixture('claude-silent-exit.mjs'));
     const report = judgeRun(await runClaude(s), s.timeoutMs);

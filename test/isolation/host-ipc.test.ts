@@ -40,7 +40,7 @@ describe('System V IPC a run without an IPC namespace of its own leaves', () => 
     const own = [make('-M', UID), make('-Q', UID), make('-S', UID)];
     const others = [make('-M', OTHER), make('-Q', 0)];
     expect(ipcObjectsOf(UID)).toEqual(own);
-    await removeIpcOf(UID);
+    await removeIpcOf(UID, SETPRIV);
     expect(ipcObjectsOf(UID)).toEqual([]);
     expect([...ipcObjectsOf(OTHER), ...ipcObjectsOf(0)]).toEqual(expect.arrayContaining(others));
   });

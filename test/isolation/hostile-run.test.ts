@@ -270,6 +270,12 @@ describe.each([
     },
   );
 
+  it('leaves no process behind that stops every other process of its uid, in a loop', async () => {
+    const { result, probe } = await run({ stopper: true });
+    expect(result.success).toBe(true);
+    expect(pidsOfUid(probe.uid)).toEqual([]);
+  });
+
   it('leaves nothing in the host’s shared temporary directories', async () => {
     const names = ['/tmp', '/var/tmp', '/dev/shm'].map(
       (dir) => `${dir}/claudebox-left-${randomUUID()}`,

@@ -105,7 +105,7 @@ describe('setting up run isolation', () => {
   it('sends kills as a run’s uid from a process that no other process of that uid can trace', async () => {
     const s = settings({ mode: 'required' });
     const isolation = await setUpIsolation(s);
-    const shell = isolation.leases?.senderShell ?? '';
+    const shell = isolation.leases?.sender.shell ?? '';
     const uid = s.uidBase;
     // Reading a process's environ takes the same right as tracing it (ptrace's access check).
     const look = 'cat /proc/$$/environ > /dev/null 2>&1 && echo traceable || echo untraceable';
