@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
-import { eventually, pidsWithEnv } from '../support/processes.js';
+import { describeProcesses, eventually, pidsWithEnv } from '../support/processes.js';
 import {
   createQueue,
   fixture,
@@ -67,9 +67,9 @@ describe('Ctrl-C on claudebox run --follow', () => {
     expect(run.stdout()).toMatch(
       /\n✗ failed: cancelled: interrupted from the claudebox command line \(Ctrl-C\)\n$/,
     );
-    expect(await eventually(() => pidsWithEnv('CLAUDEBOX_JOB_ID', jobId).length === 0, 5000)).toBe(
-      true,
-    );
+    const gone = await eventually(() => pidsWithEnv('CLAUDEBOX_JOB_ID', jobId).length === 0, 5000);
+    const left = describeProcesses(pidsWithEnv('CLAUDEBOX_JOB_ID', jobId));
+    expect(gone, `processes of the job still there: ${left}`).toBe(true);
   });
 
   it('cancels by default when there is no terminal to ask at', async () => {

@@ -32,6 +32,23 @@ export function pidsWithEnv(name: string, value: string): number[] {
   return found;
 }
 
+/** Each process as `pid uid state parent: command line`, for a failing test to say what it saw. */
+export function describeProcesses(pids: readonly number[]): string {
+  return pids
+    .map((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+        return `${pid} uid ${uid} ${state} parent ${ppid}: ${cmdline}`;
+      } catch {
+        return `${pid} (gone)`;
+      }
+    })
+    .join('; ');
+}
+
 /** Live pids whose command line contains `needle`. */
 export function pidsWithCommandLine(needle: string): number[] {
   const found: number[] = [];
