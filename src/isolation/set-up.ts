@@ -2,13 +2,13 @@ import { createHash, randomUUID } from 'node:crypto';
 import {
   chmod,
   chown,
-  copyFile,
   lstat,
   mkdir,
   readFile,
   realpath,
   rename,
   rm,
+  writeFile,
 } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
@@ -224,13 +224,13 @@ async function makeRunRoot(runRoot: string): Promise<RunRootDirs> {
  */
 async function installSenderShell(binDir: string, setpriv: string, uid: number): Promise<string> {
   // Named after its content: workers sharing RUN_ROOT from different images each run their own
-  // shell. Each installs it at start under a name of its own, then renames it whole.
-  const program = await readFile(SENDER_SHELL).catch(() => Buffer.alloc(0));
-  const digest = createHash('sha256').update(program).digest('hex').slice(0, 16);
-  const shell = join(binDir, `signal-sh-${digest}`);
-  const staged = `${shell}.${randomUUID()}`;
+  // shell. Each writes it at start under a name of its own, then renames it whole.
+  let shell = join(binDir, 'signal-sh');
   try {
-    await copyFile(SENDER_SHELL, staged);
+    const program = await readFile(SENDER_SHELL);
+    shell = `${shell}-${createHash('sha256').update(program).digest('hex').slice(0, 16)}`;
+    const staged = `${shell}.${randomUUID()}`;
+    await writeFile(staged, program, { flag: 'wx', mode: 0o700 });
     await chmod(staged, 0o111);
     await rename(staged, shell);
   } catch (error) {

@@ -66,7 +66,8 @@ export function signalUid(uid: number, signal: 'TERM' | 'KILL', sender: Sender):
 /**
  * SIGKILL to every process of `uid` (see signalUid), from one sender after another until one
  * sends it: a process of the uid can stop or kill a sender before it sends, never after, as
- * the kill reaches that process too; root kills what it finds of the uid in between. Throws, naming the uid, when none of KILL_TRIES got to.
+ * the kill reaches that process too; root kills what it finds of the uid in between. Throws,
+ * naming the uid, when none of KILL_TRIES got to.
  */
 export async function killUid(uid: number, sender: Sender): Promise<void> {
   for (let tries = 0; tries < KILL_TRIES; tries++) {

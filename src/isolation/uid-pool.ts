@@ -69,8 +69,8 @@ export class UidPool {
     if (holder === undefined || (await isAlive(holder))) return false;
     // Its worker is gone. A lease is given back only once nothing of its run is left (the box's
     // last sweep), so only a dead worker's uid can still have processes or files: they go before
-    // the lease does, so no worker gets the uid as free meanwhile.
-    // A uid that cannot be cleared stays taken: the next one is tried.
+    // the lease does, so no worker gets the uid as free meanwhile. A uid that cannot be cleared
+    // stays taken, and the next one is tried.
     const ended = await endLease(this.options.leaseDir, uid, holder, () =>
       this.options.clear(uid),
     ).catch(() => false);
