@@ -8,11 +8,18 @@ import type { PendingEvent } from './job-events.js';
  * event a subscriber missed is in the history by the time it could look.
  *
  * Two ways, the same commands. A few events (what a run printing at a human pace gives) go as
- * those commands in one pipeline: the cheapest for Redis. A batch of SCRIPT_FROM or more (a run
- * printing faster than Redis answers) goes as one script call: the client's own work per
- * command was most of what such a flood cost the worker, and the call's fixed cost in Redis is
- * shared by the batch. Measured with `npm run bench -- --redis-cost` (see docs/scaling.md): an
- * event alone cost Redis 127 µs of CPU in a pipeline and 175 µs in a script call.
+ * those commands, one after another on the connection: the cheapest for Redis. A batch of
+ * SCRIPT_FROM or more (a run printing faster than Redis answers) goes as one script call: the
+ * client's own work per command was most of what such a flood cost the worker, and the call's
+ * fixed cost in Redis is shared by the batch. Measured with `npm run bench -- --redis-cost` (see
+ * docs/scaling.md): an event alone cost Redis 127 µs of CPU as commands and 175 µs in a script
+ * call.
+ *
+ * The commands are not wrapped in a client pipeline, which adds nothing on one connection (it
+ * keeps the order of its commands anyway): ioredis builds a pipeline object of its own for each,
+ * and at a line a millisecond those outlived two young-generation collections, so every
+ * collection copied megabytes of them and stalled the event loop for 10-17 ms (see
+ * docs/scaling.md, latency).
  */
 const SCRIPT_FROM = 16;
 
@@ -101,17 +108,19 @@ export async function writeBatch(
   replicas?: Replicas,
 ): Promise<number> {
   const script = batch.length >= SCRIPT_FROM;
-  if (script && replicas === undefined) {
-    // Not in a pipeline, which would copy the whole batch once more into one buffer.
-    await (withScript(redis) as unknown as Commands)[COMMAND](
-      target.key,
-      ...scriptArgs(target, batch),
-    );
+  // A cluster sends a keyless PUBLISH to any of its nodes: there the commands go in a pipeline,
+  // which goes whole to the history's node, so that each PUBLISH follows its XADD.
+  if (replicas === undefined && (script || !redis.isCluster)) {
+    const connection = (script ? withScript(redis) : redis) as unknown as Commands;
+    if (script) await connection[COMMAND](target.key, ...scriptArgs(target, batch));
+    else await Promise.all(batch.flatMap((event) => send(connection, target, event)).map(answer));
     return 0;
   }
+  // WAIT counts the replicas that have everything the connection wrote before it: it goes last,
+  // and its answer is the batch's.
   const pipeline = (script ? withScript(redis) : redis).pipeline() as unknown as Commands;
   if (script) pipeline[COMMAND](target.key, ...scriptArgs(target, batch));
-  else for (const event of batch) queueCommands(pipeline, target, event);
+  else for (const event of batch) send(pipeline, target, event);
   if (replicas !== undefined) pipeline.wait(replicas.count, replicas.timeoutMs);
   const results = await pipeline.exec();
   if (results === null) throw new Error('the connection closed before the batch was written');
@@ -120,11 +129,22 @@ export async function writeBatch(
   return replicas === undefined ? 0 : Number(results.at(-1)?.[1] ?? 0);
 }
 
-function queueCommands(pipeline: Commands, target: BatchTarget, event: PendingEvent): void {
-  pipeline.xadd(target.key, 'MAXLEN', '~', target.maxLen, `${event.seq}-0`, ...event.stored);
-  if (target.sharded) pipeline.spublish(target.channel, event.json);
-  else pipeline.publish(target.channel, event.json);
-  if (event.expire !== undefined) pipeline.expire(target.key, event.expire);
+/** Sends an event's commands on `to` (a connection or a pipeline): what each call returned. */
+function send(to: Commands, target: BatchTarget, event: PendingEvent): unknown[] {
+  return [
+    to.xadd(target.key, 'MAXLEN', '~', target.maxLen, `${event.seq}-0`, ...event.stored),
+    target.sharded
+      ? to.spublish(target.channel, event.json)
+      : to.publish(target.channel, event.json),
+    ...(event.expire === undefined ? [] : [to.expire(target.key, event.expire)]),
+  ];
+}
+
+/** A command's answer, where an entry written before counts as written. */
+async function answer(sent: unknown): Promise<unknown> {
+  return (sent as Promise<unknown>).catch((error: unknown) => {
+    if (!(error instanceof Error && isDuplicate(error))) throw error;
+  });
 }
 
 /** The script's arguments for `batch`, after its key. */
