@@ -107,7 +107,7 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
         await confinement.sweep(undefined, 0);
         for (const dir of [cwd, ...spec.addDirs]) takeBack(dir);
         await rm(home, { recursive: true, force: true });
-        mustBeCleared(confinement, uid);
+        mustBeCleared(confinement, lease);
         if (tempStamp !== null) {
           await removeFilesOf(uid, { since: tempStamp });
           await removeIpcOf(uid, setpriv);
@@ -117,11 +117,15 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
   };
 }
 
-/** Throws unless the run's last sweep left no process of `uid`: the uid then stays leased. */
-function mustBeCleared(confinement: UidConfinement, uid: number): void {
+/**
+ * Throws unless the run's last sweep left no process of its uid: the uid is then set aside,
+ * leased until the pool manages to clear it.
+ */
+function mustBeCleared(confinement: UidConfinement, lease: UidLease): void {
   if (confinement.cleared) return;
+  lease.setAside();
   throw new IsolationError(
-    `a process of uid ${uid} outlived its run and every kill sent as that uid: the uid stays out of the pool until a worker takes its lease over`,
+    `a process of uid ${lease.uid} outlived its run and every kill sent as that uid: the uid stays out of the pool until it can be cleared`,
   );
 }
 

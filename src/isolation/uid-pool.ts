@@ -20,6 +20,12 @@ export interface LeaseRecord extends LeaseOwner {
 export interface UidLease {
   readonly uid: number;
   release(): Promise<void>;
+  /**
+   * Something of the run could not be stopped: the uid stays leased, out of every run's reach,
+   * while the pool clears it again now and then (see UidPoolOptions.clear); once that succeeds,
+   * it is back in the pool.
+   */
+  setAside(): void;
 }
 
 export interface UidPoolOptions {
@@ -29,9 +35,18 @@ export interface UidPoolOptions {
   readonly owner: LeaseOwner;
   /** Uids that belong to someone already (accounts in /etc/passwd): never handed out. */
   readonly taken: ReadonlySet<number>;
-  /** Stops whatever still runs as a uid taken over from a dead worker, before it is reused. */
+  /**
+   * Stops whatever still runs as a uid taken over from a dead worker, or set aside by a run,
+   * and removes what it left, before the uid is reused; throws when it cannot.
+   */
   readonly clear: (uid: number) => Promise<void>;
+  /** How long a set-aside uid waits before it is first cleared again; each failure doubles it. */
+  readonly retryAfterMs?: number;
 }
+
+/** A set-aside uid is tried again after 10 s, 20 s, 40 s... and then every 10 minutes. */
+const FIRST_RETRY_MS = 10_000;
+const LAST_RETRY_MS = 600_000;
 
 /**
  * Hands out the uids runs execute as, each to one run at a time, across every worker on this
@@ -55,7 +70,11 @@ export class UidPool {
       const leased = await this.tryLease(uid);
       if (leased === false) continue;
       this.held.add(uid);
-      return { uid, release: () => this.release(uid) };
+      return {
+        uid,
+        release: () => this.release(uid),
+        setAside: () => this.clearLater(uid, this.options.retryAfterMs ?? FIRST_RETRY_MS),
+      };
     }
     throw new IsolationError(
       `uid pool exhausted: all ${count} uids from ${base} (RUN_UID_BASE, RUN_UID_COUNT) are in use by runs on this host`,
@@ -98,6 +117,23 @@ export class UidPool {
         `cannot create a uid lease in ${this.options.leaseDir}: ${(error as Error).message}`,
       );
     }
+  }
+
+  /**
+   * Clears a set-aside uid in the background, later and later until that works, then gives it
+   * back. A process the kernel cannot kill yet (one stuck in an uninterruptible wait) may end in
+   * time, and a worker that never gave such a uid back would run out of uids.
+   */
+  private clearLater(uid: number, delayMs: number): void {
+    const timer = setTimeout(() => {
+      this.options.clear(uid).then(
+        () => this.release(uid),
+        () => this.clearLater(uid, Math.min(delayMs * 2, LAST_RETRY_MS)),
+      );
+    }, delayMs);
+    // Nothing to wait for at shutdown: the lease outlives this worker, and its watchdog or the
+    // next worker to take the uid over clears it.
+    timer.unref();
   }
 
   private release(uid: number): Promise<void> {

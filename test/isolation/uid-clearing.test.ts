@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { processStartTime } from '../../src/executor/index.js';
 import { openUidBox } from '../../src/isolation/box.js';
 import { IsolationError } from '../../src/isolation/errors.js';
 import { uidConfinement } from '../../src/isolation/uid-confinement.js';
+import { UidPool } from '../../src/isolation/uid-pool.js';
+import { eventually } from '../support/processes.js';
 
 /** A uid no other test's runs use. */
 const UID = 63_521;
@@ -40,7 +43,7 @@ describe('the uid of a run that ended', () => {
     const [runRoot, workDir] = [join(root, 'run'), join(root, 'work')];
     const cwd = join(workDir, 'job');
     for (const dir of [join(runRoot, 'homes'), cwd]) mkdirSync(dir, { recursive: true });
-    let released = 0;
+    let [released, setAside] = [0, 0];
     const box = await openUidBox({
       lease: {
         uid: UID,
@@ -48,6 +51,7 @@ describe('the uid of a run that ended', () => {
           released++;
           return Promise.resolve();
         },
+        setAside: () => setAside++,
       },
       setpriv: SETPRIV,
       senderShell: NEVER_SENDS,
@@ -65,5 +69,41 @@ describe('the uid of a run that ended', () => {
     await expect(closing).rejects.toThrow(IsolationError);
     await expect(closing).rejects.toThrow(`uid ${UID}`);
     expect(released).toBe(0);
+    expect(setAside).toBe(1);
+  });
+
+  it('comes back to the pool once clearing it again works, tried later and later until then', async () => {
+    const leaseDir = mkdtempSync(join(tmpdir(), 'claudebox-uid-clearing-leases-'));
+    roots.push(leaseDir);
+    const tries: number[] = [];
+    const pool = new UidPool({
+      leaseDir,
+      base: UID,
+      count: 1,
+      owner: {
+        workerId: randomUUID(),
+        pid: process.pid,
+        startTime: (await processStartTime(process.pid)) ?? '',
+      },
+      taken: new Set(),
+      // As if a process of the uid outlived two more rounds of kills, then was gone.
+      clear: () => {
+        tries.push(performance.now());
+        return tries.length <= 2 ? Promise.reject(new Error('still there')) : Promise.resolve();
+      },
+      retryAfterMs: 100,
+    });
+    const lease = await pool.acquire();
+    const setAsideAt = performance.now();
+    lease.setAside();
+
+    await expect(pool.acquire()).rejects.toThrow('uid pool exhausted');
+    expect(await eventually(() => tries.length === 3, 5000)).toBe(true);
+    const [first = NaN, second = NaN, third = NaN] = tries;
+    expect(first - setAsideAt).toBeGreaterThanOrEqual(99);
+    expect(second - first).toBeGreaterThanOrEqual(199);
+    expect(third - second).toBeGreaterThanOrEqual(399);
+    expect(await eventually(() => readdirSync(leaseDir).length === 0, 5000)).toBe(true);
+    expect((await pool.acquire()).uid).toBe(UID);
   });
 });
