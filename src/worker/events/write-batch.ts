@@ -15,10 +15,10 @@ import type { PendingEvent } from './job-events.js';
  * docs/scaling.md): an event alone cost Redis 127 µs of CPU as commands and 175 µs in a script
  * call.
  *
- * The commands are not wrapped in a client pipeline, which adds nothing on one connection (it
- * keeps the order of its commands anyway): ioredis builds a pipeline object of its own for each,
- * and at a line a millisecond those outlived two young-generation collections, so every
- * collection copied megabytes of them and stalled the event loop for 10-17 ms (see
+ * The commands are not wrapped in a client pipeline: on one connection they keep their order
+ * anyway, and a pipeline only saves a few socket writes. ioredis builds a pipeline object of its
+ * own for each, and at a line a millisecond those outlived two young-generation collections, so
+ * every collection copied megabytes of them and stalled the event loop for 10-17 ms (see
  * docs/scaling.md, latency).
  */
 const SCRIPT_FROM = 16;
