@@ -113,7 +113,7 @@ export async function writeBatch(
   if (replicas === undefined && (script || !redis.isCluster)) {
     const connection = (script ? withScript(redis) : redis) as unknown as Commands;
     if (script) await connection[COMMAND](target.key, ...scriptArgs(target, batch));
-    else await Promise.all(batch.flatMap((event) => send(connection, target, event)).map(answer));
+    else await answers(batch.flatMap((event) => send(connection, target, event)));
     return 0;
   }
   // WAIT counts the replicas that have everything the connection wrote before it: it goes last,
@@ -140,11 +140,17 @@ function send(to: Commands, target: BatchTarget, event: PendingEvent): unknown[]
   ];
 }
 
-/** A command's answer, where an entry written before counts as written. */
-async function answer(sent: unknown): Promise<unknown> {
-  return (sent as Promise<unknown>).catch((error: unknown) => {
+/**
+ * Waits for every command's answer, so that a batch counts as on its way until none is (see
+ * JobEvents.discard); throws the first error, where an entry written before counts as written.
+ */
+async function answers(sent: readonly unknown[]): Promise<void> {
+  const settled = await Promise.allSettled(sent as readonly Promise<unknown>[]);
+  for (const answer of settled) {
+    if (answer.status === 'fulfilled') continue;
+    const error: unknown = answer.reason;
     if (!(error instanceof Error && isDuplicate(error))) throw error;
-  });
+  }
 }
 
 /** The script's arguments for `batch`, after its key. */

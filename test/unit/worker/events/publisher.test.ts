@@ -6,11 +6,15 @@ import { EventPublisher, type PublisherOptions } from '../../../../src/worker/ev
 /**
  * Stands in for an ioredis connection where these tests are about its state, not about what
  * Redis does with the events (test/worker/event-publisher.test.ts writes to a real one): a
- * status a test sets, the 'ready' event, and a count of the batches written, each taken as written.
+ * status a test sets, the 'ready' event, and a count of the writes (a command of a small batch,
+ * a large batch), each answered OK.
  */
 class FakeConnection extends EventEmitter {
   status = 'ready';
+  readonly isCluster = false;
   writes = 0;
+  /** The events written in small batches, one XADD each. */
+  added = 0;
 
   defineCommand(): void {
     // The publisher's script, for large batches: claudeboxWriteEvents below stands in for it.
@@ -21,18 +25,19 @@ class FakeConnection extends EventEmitter {
     return Promise.resolve(0);
   }
 
-  /** Small batches go as commands in a pipeline: each answered OK. */
-  pipeline() {
+  /** Small batches go as commands, one after another. */
+  xadd(): Promise<string> {
+    this.added++;
+    return this.publish();
+  }
+
+  publish(): Promise<string> {
     this.writes++;
-    const answered: [null, string][] = [];
-    const queue = () => (answered.push([null, 'OK']), pipeline);
-    const pipeline = {
-      xadd: queue,
-      publish: queue,
-      expire: queue,
-      exec: () => Promise.resolve(answered),
-    };
-    return pipeline;
+    return Promise.resolve('OK');
+  }
+
+  expire(): Promise<string> {
+    return this.publish();
   }
 
   goAway(): void {
@@ -88,6 +93,9 @@ describe('EventPublisher', () => {
     connection.comeBack();
     expect(await publisher.flushAll(5000)).toBe(true);
     expect(publisher.bufferedBytes).toBe(0);
+    // The two lines it kept are written once Redis is back, and nothing more is dropped.
+    expect(connection.added).toBe(2);
+    expect(dropped).toEqual([1]);
   });
 
   it('gives up waiting for the flush when the time is up, and says so', async () => {
