@@ -71,6 +71,8 @@ export interface Isolation {
     readonly cwd: string;
     readonly addDirs?: readonly string[];
   }): Promise<RunBox>;
+  /** Stops what goes on in the background (clearing set-aside uids): before the watchdog stops. */
+  close(): Promise<void>;
 }
 
 /**
@@ -101,6 +103,7 @@ function unisolated(settings: IsolationSettings, reason: string): Isolation {
     scratchDir: () => null,
     removeScratch: () => Promise.resolve(),
     open: () => Promise.resolve(sharedBox(settings.sharedConfigDir, reason)),
+    close: () => Promise.resolve(),
   };
 }
 
@@ -172,6 +175,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
         senderShell,
       });
     },
+    close: () => pool.close(),
   };
 }
 

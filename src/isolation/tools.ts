@@ -104,18 +104,42 @@ export async function removeIpcOf(uid: number, setpriv: string): Promise<void> {
 }
 
 /**
- * Makes a dead worker's `uid` free of its run: kills whatever still runs as it (kill(-1) as the
- * uid, whatever a look in /proc would find: it misses a process that forks and exits in a loop)
- * and removes what the run left in the shared temporary directories and System V IPC, so a
- * uid that is not leased has nothing there (see removeFilesOf). Call it under the lease's
- * claim: nothing can start as the uid meanwhile, as only root starts processes as another uid.
+ * Makes the `uid` of a dead worker's run, or of a run that could not be cleared as it ended,
+ * free of that run: kills whatever still runs as it (kill(-1) as the uid, whatever a look in
+ * /proc would find: it misses a process that forks and exits in a loop), makes sure nothing of
+ * it is left, and removes what the run left in the shared temporary directories and System V
+ * IPC, so a uid that is not leased has nothing there (see removeFilesOf). Throws when a process
+ * of the uid is still there. Call it under the lease's claim, or holding the lease: nothing can
+ * start as the uid meanwhile, as only root starts processes as another uid.
  */
 export async function clearUid(
   uid: number,
   { sender, workDir }: { readonly sender: Sender; readonly workDir?: string | undefined },
 ): Promise<void> {
   await killUid(uid, sender);
+  await noneLeftOf(uid);
   // Its run's working directory may still be the uid's: a job's next attempt goes on in it.
   await removeFilesOf(uid, { spare: workDir });
   await removeIpcOf(uid, sender.setpriv);
+}
+
+/** How long what a SIGKILL reached may take to be gone. */
+const GONE_MS = 1000;
+
+/**
+ * Waits until /proc shows no process of `uid`, which a kill(-1) as the uid that got through
+ * reached: throws, naming them, if one is still there after GONE_MS. A process in an
+ * uninterruptible wait (on a hung file system, say) dies of a SIGKILL only once the wait ends.
+ */
+async function noneLeftOf(uid: number): Promise<void> {
+  const deadline = Date.now() + GONE_MS;
+  for (;;) {
+    const left = await findProcessesOfUid(uid);
+    if (left.length === 0) return;
+    if (Date.now() > deadline) {
+      const pids = left.map(({ pid }) => pid).join(', ');
+      throw new IsolationError(`processes of uid ${uid} outlived a SIGKILL: ${pids}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

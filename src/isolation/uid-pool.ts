@@ -55,7 +55,12 @@ const LAST_RETRY_MS = 600_000;
  * processes are stopped.
  */
 export class UidPool {
-  private readonly held = new Set<number>();
+  /** The uids this worker holds, each with the id of its lease (see LeaseRecord). */
+  private readonly held = new Map<number, string>();
+  /** Set-aside uids waiting for their next clearing, and the clearings under way. */
+  private readonly waiting = new Map<number, NodeJS.Timeout>();
+  private readonly clearing = new Set<Promise<void>>();
+  private closed = false;
 
   constructor(private readonly options: UidPoolOptions) {}
 
@@ -67,13 +72,23 @@ export class UidPool {
     const { base, count, taken } = this.options;
     for (let uid = base; uid < base + count; uid++) {
       if (this.held.has(uid) || taken.has(uid)) continue;
-      const leased = await this.tryLease(uid);
-      if (leased === false) continue;
-      this.held.add(uid);
+      const lease = await this.tryLease(uid);
+      if (lease === null) continue;
+      this.held.set(uid, lease);
+      // Whichever of the two comes first ends the run's use of the lease; the other is ignored.
+      let over = false;
       return {
         uid,
-        release: () => this.release(uid),
-        setAside: () => this.clearLater(uid, this.options.retryAfterMs ?? FIRST_RETRY_MS),
+        release: () => {
+          if (over) return Promise.resolve();
+          over = true;
+          return this.release(uid);
+        },
+        setAside: () => {
+          if (over) return;
+          over = true;
+          this.clearLater(uid, this.options.retryAfterMs ?? FIRST_RETRY_MS);
+        },
       };
     }
     throw new IsolationError(
@@ -81,11 +96,24 @@ export class UidPool {
     );
   }
 
-  private async tryLease(uid: number): Promise<'free' | 'taken over' | false> {
+  /**
+   * Stops clearing set-aside uids, and waits for a clearing under way: once the worker is gone
+   * its watchdog ends its leases, and another worker may then run as one of those uids.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.waiting.values()) clearTimeout(timer);
+    this.waiting.clear();
+    await Promise.all(this.clearing);
+  }
+
+  /** Leases `uid`: the id of the new lease, or null when it is not to be had. */
+  private async tryLease(uid: number): Promise<string | null> {
     const path = this.leasePath(uid);
-    if (this.create(path)) return 'free';
+    const lease = this.create(path);
+    if (lease !== null) return lease;
     const holder = readLease(path);
-    if (holder === undefined || (await isAlive(holder))) return false;
+    if (holder === undefined || (await isAlive(holder))) return null;
     // Its worker is gone. A lease is given back only once nothing of its run is left (the box's
     // last sweep), so only a dead worker's uid can still have processes or files: they go before
     // the lease does, so no worker gets the uid as free meanwhile. A uid that cannot be cleared
@@ -93,26 +121,27 @@ export class UidPool {
     const ended = await endLease(this.options.leaseDir, uid, holder, () =>
       this.options.clear(uid),
     ).catch(() => false);
-    return ended && this.create(path) ? 'taken over' : false;
+    return ended ? this.create(path) : null;
   }
 
   /**
-   * Creates the lease file, or says it exists. Synchronous, as are the lease's other calls: a
-   * few bytes in a directory of root's own, where a promise each cost the worker more than the
-   * call (a round trip through the thread pool).
+   * Creates the lease file: the new lease's id, or null when the file exists. Synchronous, as
+   * are the lease's other calls: a few bytes in a directory of root's own, where a promise each
+   * cost the worker more than the call (a round trip through the thread pool).
    */
-  private create(path: string): boolean {
+  private create(path: string): string | null {
     try {
       const file = openSync(path, 'wx', 0o600);
+      const lease = randomUUID();
       try {
-        const record: LeaseRecord = { ...this.options.owner, lease: randomUUID() };
+        const record: LeaseRecord = { ...this.options.owner, lease };
         writeFileSync(file, JSON.stringify(record));
       } finally {
         closeSync(file);
       }
-      return true;
+      return lease;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return null;
       throw new IsolationError(
         `cannot create a uid lease in ${this.options.leaseDir}: ${(error as Error).message}`,
       );
@@ -125,25 +154,47 @@ export class UidPool {
    * time, and a worker that never gave such a uid back would run out of uids.
    */
   private clearLater(uid: number, delayMs: number): void {
+    if (this.closed) return;
     const timer = setTimeout(() => {
-      this.options.clear(uid).then(
-        () => this.release(uid),
-        () => this.clearLater(uid, Math.min(delayMs * 2, LAST_RETRY_MS)),
-      );
+      this.waiting.delete(uid);
+      const clearing = this.clearAgain(uid, delayMs);
+      this.clearing.add(clearing);
+      void clearing.finally(() => this.clearing.delete(clearing));
     }, delayMs);
-    // Nothing to wait for at shutdown: the lease outlives this worker, and its watchdog or the
-    // next worker to take the uid over clears it.
+    // Shutdown does not wait for it (see close).
     timer.unref();
+    this.waiting.set(uid, timer);
+  }
+
+  private async clearAgain(uid: number, delayMs: number): Promise<void> {
+    // Only under its own lease: a uid whose lease somebody ended is no longer this pool's.
+    if (!this.holdsLease(uid)) {
+      this.held.delete(uid);
+      return;
+    }
+    const cleared = await this.options.clear(uid).then(
+      () => true,
+      () => false,
+    );
+    if (cleared) await this.release(uid);
+    else this.clearLater(uid, Math.min(delayMs * 2, LAST_RETRY_MS));
   }
 
   private release(uid: number): Promise<void> {
-    if (!this.held.delete(uid)) return Promise.resolve();
+    const held = this.holdsLease(uid);
+    if (!this.held.delete(uid) || !held) return Promise.resolve();
     try {
       unlinkSync(this.leasePath(uid));
     } catch {
       // Gone already: removed by whoever ended it.
     }
     return Promise.resolve();
+  }
+
+  /** Whether the lease file of `uid` is still the one this pool created. */
+  private holdsLease(uid: number): boolean {
+    const lease = this.held.get(uid);
+    return lease !== undefined && readLease(this.leasePath(uid))?.lease === lease;
   }
 
   private leasePath(uid: number): string {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -76,6 +76,10 @@ describe('the uid of a run that ended', () => {
     const leaseDir = mkdtempSync(join(tmpdir(), 'claudebox-uid-clearing-leases-'));
     roots.push(leaseDir);
     const tries: number[] = [];
+    const leaseFile = join(leaseDir, String(UID));
+    // What the second try finds: the first, which failed, gave nothing back.
+    let leaseFileThen = false;
+    let acquiredThen: Promise<unknown> = Promise.resolve(null);
     const pool = new UidPool({
       leaseDir,
       base: UID,
@@ -89,6 +93,14 @@ describe('the uid of a run that ended', () => {
       // As if a process of the uid outlived two more rounds of kills, then was gone.
       clear: () => {
         tries.push(performance.now());
+        if (tries.length === 2) {
+          leaseFileThen = existsSync(leaseFile);
+          // Settled here: a rejection left for later would count as unhandled.
+          acquiredThen = pool.acquire().then(
+            (lease) => lease,
+            (error: unknown) => error,
+          );
+        }
         return tries.length <= 2 ? Promise.reject(new Error('still there')) : Promise.resolve();
       },
       retryAfterMs: 100,
@@ -99,10 +111,15 @@ describe('the uid of a run that ended', () => {
 
     await expect(pool.acquire()).rejects.toThrow('uid pool exhausted');
     expect(await eventually(() => tries.length === 3, 5000)).toBe(true);
+    expect(leaseFileThen).toBe(true);
+    const refused = await acquiredThen;
+    expect(refused).toBeInstanceOf(IsolationError);
+    expect((refused as Error).message).toContain('uid pool exhausted');
+    // Timers may fire a millisecond early by the clock read here: the bounds allow for it.
     const [first = NaN, second = NaN, third = NaN] = tries;
-    expect(first - setAsideAt).toBeGreaterThanOrEqual(99);
-    expect(second - first).toBeGreaterThanOrEqual(199);
-    expect(third - second).toBeGreaterThanOrEqual(399);
+    expect(first - setAsideAt).toBeGreaterThanOrEqual(95);
+    expect(second - first).toBeGreaterThanOrEqual(190);
+    expect(third - second).toBeGreaterThanOrEqual(380);
     expect(await eventually(() => readdirSync(leaseDir).length === 0, 5000)).toBe(true);
     expect((await pool.acquire()).uid).toBe(UID);
   });

@@ -151,6 +151,8 @@ async function assemble(
   const tracing = await tracingOf(deps, id, closers);
   const watchdog = await startWatchdog(id, isolation.leases);
   closers.add('watchdog', () => watchdog.stop());
+  // Closed before the watchdog, which ends this worker's leases: see UidPool.close.
+  closers.add('uid pool', () => isolation.close());
   const runs = new ActiveRuns(now);
   const { publisher, metrics } = eventsAndMetrics(config, connections, address, runs, now);
   closers.add('event publisher', () => publisher.flushAll(5000));
