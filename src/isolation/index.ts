@@ -9,3 +9,4 @@ export type { RunBox } from './box.js';
 export { IsolationError } from './errors.js';
 export { endLease, leasesOf } from './uid-pool.js';
 export { clearUid } from './tools.js';
+export { weakHostSettings, type WeakHostSetting } from './host-settings.js';

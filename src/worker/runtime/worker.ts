@@ -15,7 +15,7 @@ import { healthUrlOf, serveHealth, type Readiness } from './health.js';
 import { createMetrics, sampledAtMostEvery } from './metrics.js';
 import { createProcessor } from '../attempt/process-job.js';
 import { EventPublisher } from '../events/publisher.js';
-import { setUpIsolation, type Isolation } from '../../isolation/index.js';
+import { setUpIsolation, weakHostSettings, type Isolation } from '../../isolation/index.js';
 import { Closers } from './closers.js';
 import { shutdownOf } from './shutdown.js';
 import { watchLocks } from './lock-watch.js';
@@ -123,6 +123,13 @@ async function isolate(deps: WorkerDeps, workerId: string): Promise<Isolation> {
       { isolation: 'off', reason: isolation.summary.reason },
       'RUNS ARE NOT ISOLATED: every run executes as the worker itself and can read its environment, its files and other runs (see docs/security.md)',
     );
+  } else {
+    for (const { name, value, why } of weakHostSettings()) {
+      logger.warn(
+        { setting: name, value },
+        `the host's ${name} is ${value}, which weakens run isolation: ${why} (see docs/security.md)`,
+      );
+    }
   }
   return isolation;
 }
