@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { findProcessesOfUid, signalProcesses } from '../executor/index.js';
+import { findProcessesOfUid, signalProcesses, type ProcessRef } from '../executor/index.js';
 import { IsolationError } from './errors.js';
 import { ipcObjectsOf } from './host-ipc.js';
 import { removeFilesOf } from './shared-temp.js';
@@ -104,6 +105,49 @@ export async function removeIpcOf(uid: number, setpriv: string): Promise<void> {
 }
 
 /**
+ * SIGTERM to every process of `uid`, then, past `graceMs`, SIGKILL until none is left: how many
+ * it found at first, and whether the uid is clear of them now (false: a process of the uid
+ * outlasted every kill, or kept stopping the kill's senders).
+ */
+export async function stopUid(
+  uid: number,
+  sender: Sender,
+  graceMs: number,
+  find: () => Promise<ProcessRef[]>,
+): Promise<{ readonly found: number; readonly cleared: boolean }> {
+  let found = await find();
+  const count = found.length;
+  if (graceMs > 0 && count > 0) {
+    await signalUid(uid, 'TERM', sender);
+    const deadline = Date.now() + graceMs;
+    while (found.length > 0 && Date.now() < deadline) {
+      await sleep(50);
+      found = await find();
+    }
+  }
+  // A process that forks and exits in a loop is gone from /proc by the time its status is
+  // read, and so may be its child: a look that found nothing proves nothing. kill(-1) as the
+  // uid reaches every process it has at once (a fork cannot outrun it), so it goes out
+  // whatever /proc showed, and again while /proc shows one.
+  try {
+    for (let round = 0; round < 50; round++) {
+      await killUid(uid, sender);
+      // Once a kill(-1) as the uid got through, no process of it can run again, nor can one
+      // start (only root starts them): where a look before it found none, none is left to find.
+      if (found.length === 0) return { found: count, cleared: true };
+      // The sandbox's own processes are root's: the worker, their parent, stops them itself.
+      await signalProcesses(found, 'SIGKILL');
+      found = await find();
+      if (found.length === 0) return { found: count, cleared: true };
+      await sleep(20);
+    }
+  } catch (error) {
+    if (!(error instanceof IsolationError)) throw error;
+  }
+  return { found: count, cleared: false };
+}
+
+/**
  * Makes the `uid` of a dead worker's run, or of a run that could not be cleared as it ended,
  * free of that run: kills whatever still runs as it (kill(-1) as the uid, whatever a look in
  * /proc would find: it misses a process that forks and exits in a loop), makes sure nothing of
@@ -116,30 +160,13 @@ export async function clearUid(
   uid: number,
   { sender, workDir }: { readonly sender: Sender; readonly workDir?: string | undefined },
 ): Promise<void> {
-  await killUid(uid, sender);
-  await noneLeftOf(uid);
+  const { cleared } = await stopUid(uid, sender, 0, () => findProcessesOfUid(uid));
+  if (!cleared) {
+    throw new IsolationError(
+      `a process of uid ${uid} outlived every kill sent as that uid, or kept stopping their senders`,
+    );
+  }
   // Its run's working directory may still be the uid's: a job's next attempt goes on in it.
   await removeFilesOf(uid, { spare: workDir });
   await removeIpcOf(uid, sender.setpriv);
-}
-
-/** How long what a SIGKILL reached may take to be gone. */
-const GONE_MS = 1000;
-
-/**
- * Waits until /proc shows no process of `uid`, which a kill(-1) as the uid that got through
- * reached: throws, naming them, if one is still there after GONE_MS. A process in an
- * uninterruptible wait (on a hung file system, say) dies of a SIGKILL only once the wait ends.
- */
-async function noneLeftOf(uid: number): Promise<void> {
-  const deadline = Date.now() + GONE_MS;
-  for (;;) {
-    const left = await findProcessesOfUid(uid);
-    if (left.length === 0) return;
-    if (Date.now() > deadline) {
-      const pids = left.map(({ pid }) => pid).join(', ');
-      throw new IsolationError(`processes of uid ${uid} outlived a SIGKILL: ${pids}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }

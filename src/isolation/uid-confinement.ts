@@ -9,13 +9,11 @@ import {
   findProcessesOfUid,
   processOfUid,
   processStartTime,
-  signalProcesses,
   LAUNCHER_REPORT_FD,
   type Confinement,
   type ProcessRef,
 } from '../executor/index.js';
-import { IsolationError } from './errors.js';
-import { becomeUid, killUid, signalUid, SENDER_SHELL, type Sender } from './tools.js';
+import { becomeUid, SENDER_SHELL, stopUid, type Sender } from './tools.js';
 
 export interface UidConfinementOptions {
   readonly uid: number;
@@ -102,54 +100,11 @@ export function uidConfinement(options: UidConfinementOptions): UidConfinement {
         clean = true;
         return 0;
       }
-      const swept = await stopAll(uid, sender, graceMs, () => find(launched));
+      const swept = await stopUid(uid, sender, graceMs, () => find(launched));
       clean = swept.cleared;
       return swept.found;
     },
   };
-}
-
-/**
- * SIGTERM to every process of `uid`, then, past `graceMs`, SIGKILL until none is left: how many
- * it found at first, and whether the uid is clear of them now (false: a process of the uid
- * outlasted every kill, or kept stopping the kill's senders).
- */
-async function stopAll(
-  uid: number,
-  sender: Sender,
-  graceMs: number,
-  find: () => Promise<ProcessRef[]>,
-): Promise<{ readonly found: number; readonly cleared: boolean }> {
-  let found = await find();
-  const count = found.length;
-  if (graceMs > 0 && count > 0) {
-    await signalUid(uid, 'TERM', sender);
-    const deadline = Date.now() + graceMs;
-    while (found.length > 0 && Date.now() < deadline) {
-      await sleep(50);
-      found = await find();
-    }
-  }
-  // A process that forks and exits in a loop is gone from /proc by the time its status is
-  // read, and so may be its child: a look that found nothing proves nothing. kill(-1) as the
-  // uid reaches every process it has at once (a fork cannot outrun it), so it goes out
-  // whatever /proc showed, and again while /proc shows one.
-  try {
-    for (let round = 0; round < 50; round++) {
-      await killUid(uid, sender);
-      // Once a kill(-1) as the uid got through, no process of it can run again, nor can one
-      // start (only root starts them): where a look before it found none, none is left to find.
-      if (found.length === 0) return { found: count, cleared: true };
-      // The sandbox's own processes are root's: the worker, their parent, stops them itself.
-      await signalProcesses(found, 'SIGKILL');
-      found = await find();
-      if (found.length === 0) return { found: count, cleared: true };
-      await sleep(20);
-    }
-  } catch (error) {
-    if (!(error instanceof IsolationError)) throw error;
-  }
-  return { found: count, cleared: false };
 }
 
 /**

@@ -181,8 +181,8 @@ export class UidPool {
   }
 
   private release(uid: number): Promise<void> {
-    const held = this.holdsLease(uid);
-    if (!this.held.delete(uid) || !held) return Promise.resolve();
+    const ours = this.holdsLease(uid);
+    if (!this.held.delete(uid) || !ours) return Promise.resolve();
     try {
       unlinkSync(this.leasePath(uid));
     } catch {

@@ -7,6 +7,7 @@ import { processStartTime } from '../../src/executor/index.js';
 import { openUidBox } from '../../src/isolation/box.js';
 import { IsolationError } from '../../src/isolation/errors.js';
 import { uidConfinement } from '../../src/isolation/uid-confinement.js';
+import { clearUid } from '../../src/isolation/tools.js';
 import { UidPool } from '../../src/isolation/uid-pool.js';
 import { eventually } from '../support/processes.js';
 
@@ -35,6 +36,12 @@ describe('the uid of a run that ended', () => {
     });
     await confinement.sweep(undefined, 0);
     expect(confinement.cleared).toBe(false);
+  });
+
+  it('cannot be cleared for reuse either: clearing it fails, naming the uid', async () => {
+    const clearing = clearUid(UID, { sender: { setpriv: SETPRIV, shell: NEVER_SENDS } });
+    await expect(clearing).rejects.toThrow(IsolationError);
+    await expect(clearing).rejects.toThrow(`uid ${UID}`);
   });
 
   it('stays out of the pool then: closing the box fails, naming the uid, and keeps its lease', async () => {
