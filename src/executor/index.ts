@@ -12,7 +12,12 @@ export { LineSplitter } from './lines.js';
 export { type StopCause, type StopRequest } from './stop-run.js';
 export { judgeRun, oneLine, type RunReport } from './outcome.js';
 export { rateLimitHit, RATE_LIMIT_STATUSES, type RateLimitHit } from './rate-limit.js';
-export { LAUNCHER_REPORT_FD, markerConfinement, type Confinement } from './confinement.js';
+export {
+  LAUNCHER_REPORT_FD,
+  markerConfinement,
+  type Confinement,
+  type Launch,
+} from './confinement.js';
 export {
   childrenOf,
   findRunProcesses,

@@ -7,7 +7,7 @@ import type { RunIsolation } from '../contract/index.js';
 import { handOver, openPathTo, takeBack, type MayTake } from './ownership.js';
 import { IsolationError } from './errors.js';
 import type { UidLease } from './uid-pool.js';
-import { uidConfinement, type UidConfinement } from './uid-confinement.js';
+import { uidConfinement, type Sandbox, type UidConfinement } from './uid-confinement.js';
 import { removeFilesOf, stampTempDirs } from './shared-temp.js';
 import { removeIpcOf } from './tools.js';
 
@@ -32,8 +32,8 @@ export interface RunBox {
   close(): Promise<void>;
 }
 
-/** bwrap and its options for a run in `home`, working in `cwd`, reaching `addDirs` too. */
-export type SandboxArgs = (home: string, cwd: string, addDirs?: readonly string[]) => string[];
+/** The sandbox of a run in `home`, working in `cwd`, reaching `addDirs` too. */
+export type SandboxFor = (home: string, cwd: string, addDirs?: readonly string[]) => Sandbox;
 
 export interface UidBoxSpec {
   readonly lease: UidLease;
@@ -47,8 +47,8 @@ export interface UidBoxSpec {
   /** The job's other directories, inside WORK_DIR: the run's too while it lasts. */
   readonly addDirs: readonly string[];
   readonly mayTake: MayTake;
-  /** bwrap with its options when namespaces are on, else null. */
-  readonly sandbox: SandboxArgs | null;
+  /** The run's sandbox when namespaces are on, else null. */
+  readonly sandbox: SandboxFor | null;
   readonly namespaces: RunIsolation['namespaces'];
   /** What kill(-1) as the uid is sent from; SENDER_SHELL unless a test says. */
   readonly senderShell?: string;

@@ -14,10 +14,11 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { RunIsolation } from '../contract/index.js';
 import { processStartTime, searchPath } from '../executor/index.js';
-import { openUidBox, sharedBox, type RunBox, type SandboxArgs } from './box.js';
+import { openUidBox, sharedBox, type RunBox, type SandboxFor } from './box.js';
 import { IsolationError } from './errors.js';
 import { becomeUid, clearUid, SENDER_SHELL, type Sender } from './tools.js';
 import { UidPool } from './uid-pool.js';
+import type { Sandbox } from './uid-confinement.js';
 import { isInside } from '../common/paths.js';
 
 export type IsolationMode = 'auto' | 'required' | 'off';
@@ -252,14 +253,24 @@ async function installSenderShell(binDir: string, setpriv: string, uid: number):
 
 interface Sandboxing {
   readonly namespaces: RunIsolation['namespaces'];
-  readonly args: SandboxArgs | null;
+  readonly args: SandboxFor | null;
 }
 
 /** Temporary directories every sandbox gets empty and of its own. */
 const PRIVATE_TEMP = ['/dev/shm', '/tmp', '/var/tmp'];
 
-/** bwrap's options for a run: everything read-only but its home and the job's directories. */
-function sandboxArgs(bwrap: string, settings: IsolationSettings, realBin: string): SandboxArgs {
+/**
+ * bwrap's options for a run: everything read-only but its home and the job's directories.
+ * `asRunUid`: bwrap starts as the run's uid and makes the namespaces in a user namespace of its
+ * own, in which the run can make no other (one program fewer to start for every run than
+ * starting bwrap as root and setpriv inside it); false where the host refuses that to a uid.
+ */
+function sandboxFor(
+  bwrap: string,
+  settings: IsolationSettings,
+  realBin: string,
+  asRunUid: boolean,
+): SandboxFor {
   // Other runs' homes and other jobs' working directories are not even there: an empty tmpfs
   // on RUN_ROOT and WORK_DIR, with just the way down to this run's two directories.
   // Shorter first: a tmpfs on a parent would cover one mounted on its child before it. A
@@ -287,23 +298,28 @@ function sandboxArgs(bwrap: string, settings: IsolationSettings, realBin: string
     emptied.some((top) => dir.startsWith(`${top}/`)),
   );
   const cli = cliDirs.flatMap((dir) => [...wayDown(dir), '--ro-bind', dir, dir]);
-  return (home, cwd, addDirs = []) => [
-    bwrap,
-    '--die-with-parent',
-    '--new-session',
-    '--unshare-pid',
-    '--unshare-ipc',
-    ...['--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev'],
-    ...PRIVATE_TEMP.flatMap((dir) => ['--perms', '01777', '--tmpfs', dir]),
-    ...hidden.flatMap((dir) => ['--perms', '0711', '--tmpfs', dir]),
-    ...cli,
-    ...wayDown(home),
-    ...['--bind', home, home],
-    ...addDirs.flatMap((dir) => [...wayDown(dir), '--bind', dir, dir]),
-    ...wayDown(cwd),
-    ...['--bind', cwd, cwd],
-    ...['--chdir', cwd],
-  ];
+  const userNamespace = asRunUid ? ['--unshare-user', '--disable-userns'] : [];
+  return (home, cwd, addDirs = []) => ({
+    asRunUid,
+    argv: [
+      bwrap,
+      ...userNamespace,
+      '--die-with-parent',
+      '--new-session',
+      '--unshare-pid',
+      '--unshare-ipc',
+      ...['--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev'],
+      ...PRIVATE_TEMP.flatMap((dir) => ['--perms', '01777', '--tmpfs', dir]),
+      ...hidden.flatMap((dir) => ['--perms', '0711', '--tmpfs', dir]),
+      ...cli,
+      ...wayDown(home),
+      ...['--bind', home, home],
+      ...addDirs.flatMap((dir) => [...wayDown(dir), '--bind', dir, dir]),
+      ...wayDown(cwd),
+      ...['--bind', cwd, cwd],
+      ...['--chdir', cwd],
+    ],
+  });
 }
 
 /** Namespaces where RUN_NAMESPACES allows them and bwrap can make them here. */
@@ -316,19 +332,27 @@ async function namespacesFor(
   if (settings.namespaces === 'off') return none;
   const bwrap = await searchPath('bwrap', settings.path);
   if (bwrap === null) return none;
-  const args = sandboxArgs(bwrap, settings, await realpath(settings.claudeBin));
+  const realBin = await realpath(settings.claudeBin);
   // A home and a working directory like a run's, below the directories a sandbox hides.
   const probeHome = join(homes, `probe-${settings.workerId}`);
   const probeCwd = join(scratch, `probe-${settings.workerId}`);
   await mkdir(probeHome, { recursive: true, mode: 0o711 });
   await mkdir(probeCwd, { recursive: true, mode: 0o711 });
   try {
-    await probe(setpriv, settings.uidBase, args(probeHome, probeCwd), {
-      ...settings,
-      workDir: probeCwd,
-    });
-    return { namespaces: ['pid', 'ipc', 'mount'], args };
-  } catch {
+    // bwrap as the run's uid where the host lets a uid make a user namespace; as root where
+    // only root may make namespaces (a host that restricts user namespaces, an older bwrap).
+    for (const asRunUid of [true, false]) {
+      const args = sandboxFor(bwrap, settings, realBin, asRunUid);
+      const sandbox = args(probeHome, probeCwd);
+      const works = await probe(setpriv, settings.uidBase, sandbox, {
+        ...settings,
+        workDir: probeCwd,
+      }).then(
+        () => true,
+        () => false,
+      );
+      if (works) return { namespaces: ['pid', 'ipc', 'mount'], args };
+    }
     // Docker's default seccomp profile refuses new namespaces: the uid alone walls runs off.
     return none;
   } finally {
@@ -341,12 +365,10 @@ async function namespacesFor(
 async function probe(
   setpriv: string,
   uid: number,
-  sandbox: string[] | null,
+  sandbox: Sandbox | null,
   settings: IsolationSettings,
 ): Promise<void> {
   const check = [
-    setpriv,
-    ...becomeUid(uid),
     '/bin/sh',
     '-c',
     'test -x "$1" || { echo "cannot execute $1"; exit 1; }; cd "$2" || exit 1',
@@ -354,7 +376,16 @@ async function probe(
     settings.claudeBin,
     settings.workDir,
   ];
-  const command = sandbox === null ? check : [...sandbox, ...check];
+  // Through setpriv, whatever the run's launch: the uid may be a run's of another worker now,
+  // whose processes could stop a process that took the uid before its exec; a spawn as the uid
+  // waits for that exec, where setpriv's waits only for its own, as root (see launchAsUid).
+  const asUid = [setpriv, ...becomeUid(uid)];
+  const command =
+    sandbox === null
+      ? [...asUid, ...check]
+      : sandbox.asRunUid
+        ? [...asUid, ...sandbox.argv, ...check]
+        : [...sandbox.argv, ...asUid, ...check];
   const result = await execa(command[0] as string, command.slice(1), {
     reject: false,
     all: true,

@@ -135,7 +135,7 @@ export async function stopUid(
       // Once a kill(-1) as the uid got through, no process of it can run again, nor can one
       // start (only root starts them): where a look before it found none, none is left to find.
       if (found.length === 0) return { found: count, cleared: true };
-      // The sandbox's own processes are root's: the worker, their parent, stops them itself.
+      // A sandbox started as root has processes of root's: the worker, their parent, stops them.
       await signalProcesses(found, 'SIGKILL');
       found = await find();
       if (found.length === 0) return { found: count, cleared: true };

@@ -11,15 +11,25 @@ import {
   processStartTime,
   LAUNCHER_REPORT_FD,
   type Confinement,
+  type Launch,
   type ProcessRef,
 } from '../executor/index.js';
 import { becomeUid, SENDER_SHELL, stopUid, type Sender } from './tools.js';
 
+/** bwrap and its arguments up to the command, for a run that gets namespaces of its own. */
+export interface Sandbox {
+  readonly argv: readonly string[];
+  /**
+   * Whether bwrap itself starts as the run's uid, making a user namespace for the others; false:
+   * it starts as root, and setpriv makes the CLI the run's uid inside.
+   */
+  readonly asRunUid: boolean;
+}
+
 export interface UidConfinementOptions {
   readonly uid: number;
   readonly setpriv: string;
-  /** bwrap and its arguments up to the command, when the run gets namespaces of its own. */
-  readonly sandbox: readonly string[] | null;
+  readonly sandbox: Sandbox | null;
   /** What kill(-1) as the uid is sent from (see signalUid); SENDER_SHELL unless a test says. */
   readonly senderShell?: string | undefined;
 }
@@ -53,7 +63,10 @@ export function uidConfinement(options: UidConfinementOptions): UidConfinement {
       return known.pid;
     }
     const inTree = sandboxedCli(launched, uid);
-    known = inTree === undefined ? oldest(await find()) : inTree;
+    // bwrap and its init may be of the run's uid too: never the CLI.
+    const launchers = new Set([launched, (await init)?.pid]);
+    const others = async () => (await find()).filter(({ pid }) => !launchers.has(pid));
+    known = inTree === undefined ? oldest(await others()) : inTree;
     return known?.pid ?? null;
   };
   return {
@@ -64,10 +77,9 @@ export function uidConfinement(options: UidConfinementOptions): UidConfinement {
       clean = false;
       known = null;
       init = Promise.resolve(null);
-      const chain = [setpriv, ...becomeUid(uid), bin, ...args];
-      if (sandbox === null) return { file: setpriv, args: chain.slice(1) };
-      const report = ['--info-fd', String(LAUNCHER_REPORT_FD)];
-      return { file: sandbox[0] as string, args: [...report, ...sandbox.slice(1), ...chain] };
+      const launch = launchAsUid({ uid, setpriv, sandbox }, bin, args);
+      if (sandbox === null) return launch;
+      return { ...launch, args: ['--info-fd', String(LAUNCHER_REPORT_FD), ...launch.args] };
     },
     find,
     // setpriv execs the CLI, so without a sandbox the launched pid is the CLI; inside one, the
@@ -105,6 +117,25 @@ export function uidConfinement(options: UidConfinementOptions): UidConfinement {
       return swept.found;
     },
   };
+}
+
+/**
+ * How `bin args` starts as the run's uid: through setpriv, behind the sandbox where there is
+ * one, or as the uid itself where the sandbox starts as it (see Sandbox). Node's spawn takes
+ * the uid between its fork and its exec, and waits for that exec: a process of the uid could
+ * stop it there and hold up the worker, but a leased uid has none (the pool hands out a uid
+ * only once nothing of it is left), and only root starts one.
+ */
+function launchAsUid(
+  { uid, setpriv, sandbox }: Pick<UidConfinementOptions, 'uid' | 'setpriv' | 'sandbox'>,
+  bin: string,
+  args: readonly string[],
+): Launch {
+  const asUid = [setpriv, ...becomeUid(uid), bin, ...args];
+  if (sandbox === null) return { file: setpriv, args: asUid.slice(1) };
+  const [file = '', ...options] = sandbox.argv;
+  if (sandbox.asRunUid) return { file, args: [...options, bin, ...args], uid };
+  return { file, args: [...options, ...asUid] };
 }
 
 /**

@@ -9,7 +9,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
@@ -22,6 +22,9 @@ import { collectEvents, fixture, uniqueQueueName, waitFor } from '../support/wor
 const redisUrl = inject('redisUrl');
 const root = new URL('../../', import.meta.url).pathname;
 
+/** Where the runs' homes are: RUN_ROOT is left at its default. */
+const homes = '/var/lib/claudebox/homes';
+
 /** What the hostile fake CLI found, from its `probe` line. */
 interface Probe {
   uid: number;
@@ -30,7 +33,8 @@ interface Probe {
   leaks?: { pid: string; secret: string }[];
   readable?: number;
   read?: Record<string, string>;
-  list?: Record<string, string>;
+  /** The entries of each directory it could list; else why not. */
+  list?: Record<string, string[] | string>;
   write?: Record<string, string>;
   exists?: Record<string, boolean>;
   signal?: Record<string, string>;
@@ -168,7 +172,7 @@ describe.each([
       {
         read: [join(workDir, 'a', 'secret.txt'), join(whoamiA, 'notes.txt')],
         write: [join(workDir, 'a', 'planted.txt'), join(whoamiA, 'planted.txt')],
-        list: [join(workDir, 'a'), '/var/lib/claudebox/homes', workDir],
+        list: [join(workDir, 'a'), homes, workDir],
       },
       { workingDir: 'b' },
     );
@@ -178,8 +182,14 @@ describe.each([
     for (const outcome of Object.values(probe.write ?? {})) {
       expect(outcome).toMatch(/^(EACCES|ENOENT|EROFS)$/);
     }
-    for (const outcome of Object.values(probe.list ?? {}))
-      expect(outcome).toMatch(/^(EACCES|ENOENT)$/);
+    // Refused; or, in a sandbox, whose hidden directories are empty ones of its own, nothing
+    // but its own way down to its home and working directory.
+    const ownWayDown = { [homes]: [basename(probe.home)], [workDir]: ['b'] };
+    for (const [dir, outcome] of Object.entries(probe.list ?? {})) {
+      if (typeof outcome === 'string') expect(outcome).toMatch(/^(EACCES|ENOENT)$/);
+      else expect(outcome, dir).toEqual(ownWayDown[dir]);
+    }
+    expect(probe.list?.[join(workDir, 'a')]).toMatch(/^(EACCES|ENOENT)$/);
     expect(probe.home).not.toBe(whoamiA);
     expect(probe.uid).not.toBe(Number(/(\d+)-/.exec(whoamiA)?.[1]));
 

@@ -33,7 +33,7 @@ async function runBehind(mode: 'linger' | 'silent', script: string) {
     confinement: uidConfinement({
       uid: UID,
       setpriv: '/usr/bin/setpriv',
-      sandbox: [standIn, mode, record],
+      sandbox: { argv: [standIn, mode, record], asRunUid: false },
     }),
     timeoutMs: 30_000,
     killGraceMs: 500,

@@ -1,0 +1,137 @@
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { RUN_MARKER } from '../../src/executor/env.js';
+import { runClaude, type RunLine } from '../../src/executor/run.js';
+import { setUpIsolation, type IsolationSettings } from '../../src/isolation/index.js';
+import { pidsOfUid } from '../support/processes.js';
+
+const fixture = (name: string): string =>
+  new URL(`../fixtures/bin/${name}`, import.meta.url).pathname;
+
+const made: string[] = [];
+const temporary = (prefix: string): string => {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A PATH whose bwrap refuses a user namespace, as on a host that keeps them from uids. */
+function pathRefusingUserNamespaces(): string {
+  const bwrap = execFileSync('sh', ['-c', 'command -v bwrap'], { encoding: 'utf8' }).trim();
+  const dir = temporary('claudebox-bwrap-');
+  const wrapper = join(dir, 'bwrap');
+  writeFileSync(
+    wrapper,
+    [
+      '#!/bin/sh',
+      'for arg; do',
+      '  [ "$arg" = --unshare-user ] && { echo "bwrap: No permissions to create new namespace" >&2; exit 1; }',
+      'done',
+      `exec ${bwrap} "$@"`,
+      '',
+    ].join('\n'),
+  );
+  chmodSync(wrapper, 0o755);
+  return `${dir}:${process.env.PATH ?? ''}`;
+}
+
+/** Isolation as a root worker sets it up, on uids no other test uses. */
+function settings(uidBase: number, path = process.env.PATH): IsolationSettings {
+  return {
+    mode: 'required',
+    namespaces: 'auto',
+    runRoot: temporary('claudebox-runroot-'),
+    uidBase,
+    uidCount: 4,
+    concurrency: 1,
+    workDir: temporary('claudebox-work-'),
+    claudeBin: fixture('claude-success.mjs'),
+    workerId: randomUUID(),
+    path,
+    sharedConfigDir: '/nonexistent/.claude',
+  };
+}
+
+/** What a run says of itself: its uid, no_new_privs, capabilities, and its sandbox's init's uid. */
+const SELF_REPORT = [
+  'id -u',
+  'grep -E "^(NoNewPrivs|CapEff|CapBnd):" /proc/self/status',
+  'stat -c "init uid %u" /proc/1',
+  'if unshare -U true 2>/dev/null; then echo "made a user namespace"; else echo "made no user namespace"; fi',
+].join('; ');
+
+async function runIn(isolationSettings: IsolationSettings) {
+  const isolation = await setUpIsolation(isolationSettings);
+  const runId = randomUUID();
+  const cwd = join(isolationSettings.workDir, 'job');
+  execFileSync('mkdir', [cwd]);
+  const box = await isolation.open({ runId, cwd });
+  const uid = box.isolation.uid;
+  const lines: RunLine[] = [];
+  try {
+    await box.seal();
+    const outcome = await runClaude({
+      bin: '/bin/sh',
+      args: ['-c', SELF_REPORT],
+      cwd,
+      env: { PATH: '/usr/bin:/bin', ...box.env },
+      prompt: '',
+      marker: { name: RUN_MARKER, value: runId },
+      confinement: box.confinement,
+      timeoutMs: 30_000,
+      killGraceMs: 500,
+      maxOutputBytes: 1024 * 1024,
+      maxLineBytes: 1024 * 1024,
+      onLine: (line) => void lines.push(line),
+    });
+    const said = lines.map((line) => line.text).join('\n');
+    return { isolation, box, uid, outcome, said, launch: box.confinement?.command('cli', []) };
+  } finally {
+    await box.close();
+    await isolation.close();
+  }
+}
+
+describe('a run’s sandbox', () => {
+  it('is made by bwrap started as the run’s uid, in a user namespace where the run can make no other', async () => {
+    const { isolation, uid, outcome, said, launch } = await runIn(settings(67_300));
+    expect(isolation.summary.namespaces).toEqual(['pid', 'ipc', 'mount']);
+    expect(launch?.uid).toBe(uid);
+    expect(outcome.exitCode, said).toBe(0);
+    expect(said.split('\n')).toEqual([
+      String(uid),
+      'CapEff:\t0000000000000000',
+      'CapBnd:\t0000000000000000',
+      'NoNewPrivs:\t1',
+      `init uid ${uid}`,
+      'made no user namespace',
+    ]);
+    expect(pidsOfUid(uid ?? -1)).toEqual([]);
+  });
+
+  it('is made by bwrap started as root, with setpriv inside, where a uid may not make a user namespace', async () => {
+    const { isolation, uid, outcome, said, launch } = await runIn(
+      settings(67_310, pathRefusingUserNamespaces()),
+    );
+    expect(isolation.summary.namespaces).toEqual(['pid', 'ipc', 'mount']);
+    expect(launch?.uid).toBeUndefined();
+    expect(launch?.args).toContain('--reuid=67310');
+    expect(outcome.exitCode, said).toBe(0);
+    // bwrap's init is root's; the run, through setpriv, is its uid, with no way back.
+    expect(said.split('\n').slice(0, 5)).toEqual([
+      String(uid),
+      'CapEff:\t0000000000000000',
+      'CapBnd:\t0000000000000000',
+      'NoNewPrivs:\t1',
+      'init uid 0',
+    ]);
+    expect(pidsOfUid(uid ?? -1)).toEqual([]);
+  });
+});
