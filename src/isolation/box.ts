@@ -10,6 +10,7 @@ import type { UidLease } from './uid-pool.js';
 import { uidConfinement, type Sandbox, type UidConfinement } from './uid-confinement.js';
 import { removeFilesOf, stampTempDirs } from './shared-temp.js';
 import { removeIpcOf } from './tools.js';
+import { removeTree } from './remove-tree.js';
 
 /** Where one run lives, and what it is given: made before the CLI starts, undone after. */
 export interface RunBox {
@@ -61,7 +62,7 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
   // A worker that died left its runs' homes: the uid's next run clears them away. The calls on
   // root's own directories are synchronous: cheaper for the worker than their promise forms.
   for (const name of listOrNothing(homes)) {
-    if (name.startsWith(`${uid}-`)) await rm(join(homes, name), { recursive: true, force: true });
+    if (name.startsWith(`${uid}-`)) await removeTree(join(homes, name));
   }
   const home = join(homes, `${uid}-${spec.runId}`);
   const configDir = join(home, '.claude');
@@ -72,7 +73,7 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     for (const dir of spec.addDirs) openPathTo(spec.workDir, dir);
     for (const dir of [cwd, ...spec.addDirs]) await handOver(dir, uid, spec.mayTake);
   } catch (error) {
-    await rm(home, { recursive: true, force: true }).catch(() => undefined);
+    await removeTree(home).catch(() => undefined);
     await lease.release();
     throw error;
   }
@@ -106,8 +107,9 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
         // Nothing of the run may write while its places are taken back.
         await confinement.sweep(undefined, 0);
         for (const dir of [cwd, ...spec.addDirs]) takeBack(dir);
-        await rm(home, { recursive: true, force: true });
+        // A home that a process of the run could still change stays for the uid's next run.
         mustBeCleared(confinement, lease);
+        await removeTree(home);
         if (tempStamp !== null) {
           await removeFilesOf(uid, { since: tempStamp });
           await removeIpcOf(uid, setpriv);
@@ -119,7 +121,7 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
 
 /**
  * Throws unless the run's last sweep left no process of its uid: the uid is then set aside,
- * leased until the pool manages to clear it.
+ * leased until the pool manages to clear it, and the run's home stays until the uid's next run.
  */
 function mustBeCleared(confinement: UidConfinement, lease: UidLease): void {
   if (confinement.cleared) return;

@@ -10,7 +10,7 @@ export type MayTake = (owner: number) => boolean;
  * times cheaper for the worker than their promise forms (a round trip through the thread pool
  * each), and the slices keep a large tree from holding up the other runs' events.
  */
-const SLICE = 256;
+export const SLICE = 256;
 
 /**
  * Makes a directory tree the run's own: every entry owned by root or by another run's uid goes

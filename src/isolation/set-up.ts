@@ -18,6 +18,7 @@ import { openUidBox, sharedBox, type RunBox, type SandboxFor } from './box.js';
 import { IsolationError } from './errors.js';
 import { becomeUid, clearUid, SENDER_SHELL, type Sender } from './tools.js';
 import { UidPool } from './uid-pool.js';
+import { removeTree } from './remove-tree.js';
 import type { Sandbox } from './uid-confinement.js';
 import { isInside } from '../common/paths.js';
 
@@ -158,7 +159,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
     leases: { dir: dirs.leases, sender, workDir: settings.workDir },
     scratchDir,
-    removeScratch: (jobKey) => rm(scratchDir(jobKey), { recursive: true, force: true }),
+    removeScratch: (jobKey) => removeTree(scratchDir(jobKey)),
     open: async ({ runId, cwd, addDirs = [] }) => {
       const lease = await pool.acquire();
       return openUidBox({

@@ -51,7 +51,7 @@ describe('the uid of a run that ended', () => {
     const cwd = join(workDir, 'job');
     for (const dir of [join(runRoot, 'homes'), cwd]) mkdirSync(dir, { recursive: true });
     let [released, setAside] = [0, 0];
-    const box = await openUidBox({
+    const spec = {
       lease: {
         uid: UID,
         release: () => {
@@ -71,12 +71,19 @@ describe('the uid of a run that ended', () => {
       mayTake: () => true,
       sandbox: null,
       namespaces: [],
-    });
+    };
+    const box = await openUidBox(spec);
+    const home = box.env.HOME ?? '';
     const closing = box.close();
     await expect(closing).rejects.toThrow(IsolationError);
     await expect(closing).rejects.toThrow(`uid ${UID}`);
     expect(released).toBe(0);
     expect(setAside).toBe(1);
+    // What a process of the run could still change is not removed as root; the uid's next run,
+    // once the pool gives the uid out again, clears the home away.
+    expect(existsSync(home)).toBe(true);
+    await openUidBox({ ...spec, runId: randomUUID() });
+    expect(existsSync(home)).toBe(false);
   });
 
   it('comes back to the pool once clearing it again works, tried later and later until then', async () => {

@@ -1,0 +1,60 @@
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { removeTree } from '../../../src/isolation/remove-tree.js';
+
+const made: string[] = [];
+const temporary = (): string => {
+  const dir = mkdtempSync(join(tmpdir(), 'claudebox-remove-tree-'));
+  made.push(dir);
+  return dir;
+};
+afterEach(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('removing a run’s directory tree', () => {
+  it('removes every file and directory in it, and links themselves, never what they point to', async () => {
+    const outside = temporary();
+    writeFileSync(join(outside, 'kept.txt'), 'not the run’s');
+    const top = join(temporary(), 'home');
+    mkdirSync(join(top, '.claude', 'projects', 'p'), { recursive: true });
+    writeFileSync(join(top, '.claude', 'projects', 'p', 'session.jsonl'), '{}\n');
+    writeFileSync(join(top, '.bashrc'), 'echo hi');
+    symlinkSync(outside, join(top, 'link-to-dir'));
+    symlinkSync(join(outside, 'kept.txt'), join(top, '.claude', 'link-to-file'));
+    symlinkSync('/nonexistent', join(top, 'dangling'));
+
+    await removeTree(top);
+
+    expect(existsSync(top)).toBe(false);
+    expect(readFileSync(join(outside, 'kept.txt'), 'utf8')).toBe('not the run’s');
+  });
+
+  it('does nothing where the tree is gone', async () => {
+    await expect(removeTree(join(temporary(), 'never-made'))).resolves.toBeUndefined();
+  });
+
+  it('lets the worker’s other work run while it removes a large tree', async () => {
+    const top = join(temporary(), 'big');
+    mkdirSync(top);
+    for (let i = 0; i < 2000; i++) writeFileSync(join(top, `f${i}`), '');
+    let leftMidway = 0;
+    const removing = removeTree(top);
+    // Runs after the removal's first slice; a removal in one go would have left nothing.
+    setImmediate(() => (leftMidway = existsSync(top) ? readdirSync(top).length : 0));
+    await removing;
+    expect(leftMidway).toBeGreaterThan(0);
+    expect(existsSync(top)).toBe(false);
+  });
+});
