@@ -7,7 +7,7 @@ import { processStartTime } from '../../src/executor/index.js';
 import { openUidBox } from '../../src/isolation/box.js';
 import { IsolationError } from '../../src/isolation/errors.js';
 import { uidConfinement } from '../../src/isolation/uid-confinement.js';
-import { clearUid } from '../../src/isolation/tools.js';
+import { clearUid, SENDER_SHELL, stopUid } from '../../src/isolation/tools.js';
 import { UidPool } from '../../src/isolation/uid-pool.js';
 import { eventually } from '../support/processes.js';
 
@@ -36,6 +36,15 @@ describe('the uid of a run that ended', () => {
     });
     await confinement.sweep(undefined, 0);
     expect(confinement.cleared).toBe(false);
+  });
+
+  it('does not count as clear while /proc still shows a process of it after every kill got through', async () => {
+    // As a process in an uninterruptible wait (a hung file system) would stay through SIGKILL:
+    // a pid beyond pid_max, which nothing can have and no kill reaches.
+    const stuck = { pid: 4_194_304, startTime: '1' };
+    const sender = { setpriv: SETPRIV, shell: SENDER_SHELL };
+    const swept = await stopUid(UID, sender, 0, () => Promise.resolve([stuck]));
+    expect(swept).toEqual({ found: 1, cleared: false });
   });
 
   it('cannot be cleared for reuse either: clearing it fails, naming the uid', async () => {
