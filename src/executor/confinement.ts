@@ -12,7 +12,7 @@ import {
  * they run as a uid of their own, which no process of theirs can shed.
  */
 export interface Confinement {
-  /** The program that starts the CLI, its arguments (the CLI's own come last), and its uid. */
+  /** The program that starts the CLI, and its arguments (the CLI's own come last). */
   command(bin: string, args: readonly string[]): Launch;
   /** Every live process of the run; `launched` is the pid the worker spawned. */
   find(launched: number): Promise<ProcessRef[]>;
@@ -40,12 +40,10 @@ export interface Confinement {
   launcherReport?(report: Readable): void;
 }
 
-/** A program to start: its file and arguments, and the uid it starts as. */
+/** A program to start: its file and arguments. */
 export interface Launch {
   readonly file: string;
   readonly args: string[];
-  /** The uid (and gid, with no supplementary groups) it starts as; the worker's own if unset. */
-  readonly uid?: number;
 }
 
 /** The file descriptor a launcher's report comes on, in the launcher (see launcherReport). */

@@ -186,7 +186,6 @@ function startCli(spec: RunSpec, confinement: Confinement) {
     // Its own process group: a Ctrl-C meant for the worker must not reach the run, which the
     // worker stops on its own terms during a graceful shutdown.
     detached: true,
-    ...(command.uid === undefined ? {} : { uid: command.uid, gid: command.uid }),
     // stdin, stdout, stderr, and the launcher's report at LAUNCHER_REPORT_FD (3) when it has one.
     stdio: confinement.launcherReport ? ['pipe', 'pipe', 'pipe', 'pipe'] : 'pipe',
   });

@@ -8,7 +8,7 @@ import { handOver, openPathTo, takeBack, type MayTake } from './ownership.js';
 import { IsolationError } from './errors.js';
 import type { UidLease } from './uid-pool.js';
 import { uidConfinement, type Sandbox, type UidConfinement } from './uid-confinement.js';
-import { removeFilesOf, stampTempDirs } from './shared-temp.js';
+import { removeFilesOf, stampTempDirs, type TempStamp } from './shared-temp.js';
 import { removeIpcOf } from './tools.js';
 import { removeTree } from './remove-tree.js';
 
@@ -59,15 +59,16 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
   const { lease, cwd } = spec;
   const uid = lease.uid;
   const homes = join(spec.runRoot, 'homes');
-  // A worker that died left its runs' homes: the uid's next run clears them away. The calls on
-  // root's own directories are synchronous: cheaper for the worker than their promise forms.
-  for (const name of listOrNothing(homes)) {
-    if (name.startsWith(`${uid}-`)) await removeTree(join(homes, name));
-  }
   const home = join(homes, `${uid}-${spec.runId}`);
   const configDir = join(home, '.claude');
   const tmp = join(home, 'tmp');
   try {
+    // A worker that died, or a run its uid was set aside after, left a home: the uid's next run
+    // clears it away. The calls on root's own directories are synchronous: cheaper for the
+    // worker than their promise forms.
+    for (const name of listOrNothing(homes)) {
+      if (name.startsWith(`${uid}-`)) await removeTree(join(homes, name));
+    }
     for (const dir of [home, configDir, tmp]) mkdirSync(dir, { mode: 0o700 });
     openPathTo(spec.workRoot, cwd);
     for (const dir of spec.addDirs) openPathTo(spec.workDir, dir);
@@ -109,14 +110,33 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
         for (const dir of [cwd, ...spec.addDirs]) takeBack(dir);
         // A home that a process of the run could still change stays for the uid's next run.
         mustBeCleared(confinement, lease);
-        await removeTree(home);
-        if (tempStamp !== null) {
-          await removeFilesOf(uid, { since: tempStamp });
-          await removeIpcOf(uid, setpriv);
-        }
-        await lease.release();
+        await removeLeftovers(lease, home, tempStamp, setpriv);
       })()),
   };
+}
+
+/**
+ * Removes what a cleared run left (its home; where it had no sandbox, its files in the shared
+ * temporary directories and its IPC objects), then gives its uid back. Where that fails, the
+ * uid is set aside instead: the pool clears it again before another run gets it.
+ */
+async function removeLeftovers(
+  lease: UidLease,
+  home: string,
+  tempStamp: TempStamp | null,
+  setpriv: string,
+): Promise<void> {
+  try {
+    await removeTree(home);
+    if (tempStamp !== null) {
+      await removeFilesOf(lease.uid, { since: tempStamp });
+      await removeIpcOf(lease.uid, setpriv);
+    }
+  } catch (error) {
+    lease.setAside();
+    throw error;
+  }
+  await lease.release();
 }
 
 /**

@@ -1,6 +1,7 @@
 import { readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { execa } from 'execa';
 import { SLICE } from './ownership.js';
 
 /**
@@ -8,9 +9,29 @@ import { SLICE } from './ownership.js';
  * nothing of its run is left to change it: symlinks themselves, never what they point to.
  * Synchronous calls in slices, as in handOver: several times cheaper for the worker than
  * `fs.promises.rm`, whose every call is a round trip through the thread pool, and a large tree
- * does not hold up the other runs' events. Does nothing where the tree is gone.
+ * does not hold up the other runs' events. Does nothing where the tree is gone; throws, naming
+ * it, when it cannot be removed.
  */
 export async function removeTree(top: string): Promise<void> {
+  try {
+    await removeInSlices(top);
+  } catch (error) {
+    // A tree deeper than a path can name (ENAMETOOLONG), say: rm walks it by descriptors.
+    const removed = await execa('rm', ['-rf', '--one-file-system', '--', top], {
+      reject: false,
+      env: { PATH: '/usr/bin:/bin' },
+      extendEnv: false,
+      stdin: 'ignore',
+    });
+    if (removed.exitCode !== 0) {
+      throw new Error(
+        `could not remove ${top}: ${(error as Error).message}; rm -rf: ${removed.stderr.trim()}`,
+      );
+    }
+  }
+}
+
+async function removeInSlices(top: string): Promise<void> {
   // Directories in the order they were found: each after its parent, so removed in reverse.
   const dirs: string[] = [];
   const stack = [top];
@@ -27,7 +48,10 @@ export async function removeTree(top: string): Promise<void> {
       if (++handled % SLICE === 0) await nextTurn();
     }
   }
-  for (const dir of dirs.reverse()) gone(() => rmdirSync(dir));
+  for (const dir of dirs.reverse()) {
+    gone(() => rmdirSync(dir));
+    if (++handled % SLICE === 0) await nextTurn();
+  }
 }
 
 /** `action`'s value; undefined where what it acts on is not there (any more). */

@@ -19,7 +19,7 @@ import { IsolationError } from './errors.js';
 import { becomeUid, clearUid, SENDER_SHELL, type Sender } from './tools.js';
 import { UidPool } from './uid-pool.js';
 import { removeTree } from './remove-tree.js';
-import type { Sandbox } from './uid-confinement.js';
+import { launchAsUid, type Sandbox } from './uid-confinement.js';
 import { isInside } from '../common/paths.js';
 
 export type IsolationMode = 'auto' | 'required' | 'off';
@@ -73,6 +73,8 @@ export interface Isolation {
     readonly cwd: string;
     readonly addDirs?: readonly string[];
   }): Promise<RunBox>;
+  /** What makes run isolation weaker here than it could be, for the worker to say at start. */
+  readonly warnings: readonly string[];
   /** Stops what goes on in the background (clearing set-aside uids): before the watchdog stops. */
   close(): Promise<void>;
 }
@@ -105,6 +107,7 @@ function unisolated(settings: IsolationSettings, reason: string): Isolation {
     scratchDir: () => null,
     removeScratch: () => Promise.resolve(),
     open: () => Promise.resolve(sharedBox(settings.sharedConfigDir, reason)),
+    warnings: [],
     close: () => Promise.resolve(),
   };
 }
@@ -157,6 +160,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     join(dirs.scratch, createHash('sha256').update(jobKey).digest('hex').slice(0, 32));
   return {
     summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
+    warnings: sandboxFor.warnings,
     leases: { dir: dirs.leases, sender, workDir: settings.workDir },
     scratchDir,
     removeScratch: (jobKey) => removeTree(scratchDir(jobKey)),
@@ -255,6 +259,8 @@ async function installSenderShell(binDir: string, setpriv: string, uid: number):
 interface Sandboxing {
   readonly namespaces: RunIsolation['namespaces'];
   readonly args: SandboxFor | null;
+  /** What makes the sandbox weaker than it could be here. */
+  readonly warnings: readonly string[];
 }
 
 /** Temporary directories every sandbox gets empty and of its own. */
@@ -329,7 +335,7 @@ async function namespacesFor(
   setpriv: string,
   { homes, scratch }: RunRootDirs,
 ): Promise<Sandboxing> {
-  const none: Sandboxing = { namespaces: [], args: null };
+  const none: Sandboxing = { namespaces: [], args: null, warnings: [] };
   if (settings.namespaces === 'off') return none;
   const bwrap = await searchPath('bwrap', settings.path);
   if (bwrap === null) return none;
@@ -342,17 +348,24 @@ async function namespacesFor(
   try {
     // bwrap as the run's uid where the host lets a uid make a user namespace; as root where
     // only root may make namespaces (a host that restricts user namespaces, an older bwrap).
+    let refused: string | null = null;
     for (const asRunUid of [true, false]) {
       const args = sandboxFor(bwrap, settings, realBin, asRunUid);
-      const sandbox = args(probeHome, probeCwd);
-      const works = await probe(setpriv, settings.uidBase, sandbox, {
+      const failed = await tryAsRunUid(setpriv, settings.uidBase, args(probeHome, probeCwd), {
         ...settings,
         workDir: probeCwd,
-      }).then(
-        () => true,
-        () => false,
-      );
-      if (works) return { namespaces: ['pid', 'ipc', 'mount'], args };
+      });
+      if (failed !== null) {
+        refused ??= failed || 'it failed, saying nothing';
+        continue;
+      }
+      const warnings =
+        refused === null
+          ? []
+          : [
+              `bwrap could not make a run's namespaces as its uid (${refused}): each run's sandbox starts as root, and a run may make user namespaces wherever the host lets a uid (see docs/security.md)`,
+            ];
+      return { namespaces: ['pid', 'ipc', 'mount'], args, warnings };
     }
     // Docker's default seccomp profile refuses new namespaces: the uid alone walls runs off.
     return none;
@@ -369,25 +382,33 @@ async function probe(
   sandbox: Sandbox | null,
   settings: IsolationSettings,
 ): Promise<void> {
+  const failed = await tryAsRunUid(setpriv, uid, sandbox, settings);
+  if (failed !== null) {
+    throw new IsolationError(
+      `a run's uid (${uid}) cannot start ${settings.claudeBin} in WORK_DIR=${settings.workDir}${failed ? `: ${failed}` : ''} (every directory above them needs the search permission for others)`,
+    );
+  }
+}
+
+/**
+ * Starts, as a run starts, a shell as the run's uid that checks the CLI and WORK_DIR: null when
+ * that worked, else the last line it (or what starts it) said.
+ */
+async function tryAsRunUid(
+  setpriv: string,
+  uid: number,
+  sandbox: Sandbox | null,
+  settings: IsolationSettings,
+): Promise<string | null> {
   const check = [
-    '/bin/sh',
     '-c',
     'test -x "$1" || { echo "cannot execute $1"; exit 1; }; cd "$2" || exit 1',
     'probe',
     settings.claudeBin,
     settings.workDir,
   ];
-  // Through setpriv, whatever the run's launch: the uid may be a run's of another worker now,
-  // whose processes could stop a process that took the uid before its exec; a spawn as the uid
-  // waits for that exec, where setpriv's waits only for its own, as root (see launchAsUid).
-  const asUid = [setpriv, ...becomeUid(uid)];
-  const command =
-    sandbox === null
-      ? [...asUid, ...check]
-      : sandbox.asRunUid
-        ? [...asUid, ...sandbox.argv, ...check]
-        : [...sandbox.argv, ...asUid, ...check];
-  const result = await execa(command[0] as string, command.slice(1), {
+  const command = launchAsUid({ uid, setpriv, sandbox }, '/bin/sh', check);
+  const result = await execa(command.file, command.args, {
     reject: false,
     all: true,
     env: { PATH: '/usr/bin:/bin' },
@@ -395,12 +416,8 @@ async function probe(
     stdin: 'ignore',
     timeout: 10_000,
   });
-  if (result.exitCode !== 0) {
-    const said = result.all.trim().split('\n').at(-1) ?? '';
-    throw new IsolationError(
-      `a run's uid (${uid}) cannot start ${settings.claudeBin} in WORK_DIR=${settings.workDir}${said ? `: ${said}` : ''} (every directory above them needs the search permission for others)`,
-    );
-  }
+  if (result.exitCode === 0) return null;
+  return result.all.trim().split('\n').at(-1) ?? '';
 }
 
 /** Uids that are accounts of this system: the pool skips them. */

@@ -63,10 +63,7 @@ export function uidConfinement(options: UidConfinementOptions): UidConfinement {
       return known.pid;
     }
     const inTree = sandboxedCli(launched, uid);
-    // bwrap and its init may be of the run's uid too: never the CLI.
-    const launchers = new Set([launched, (await init)?.pid]);
-    const others = async () => (await find()).filter(({ pid }) => !launchers.has(pid));
-    known = inTree === undefined ? oldest(await others()) : inTree;
+    known = inTree === undefined ? oldest(notLaunchers(await find(), launched)) : inTree;
     return known?.pid ?? null;
   };
   return {
@@ -77,9 +74,10 @@ export function uidConfinement(options: UidConfinementOptions): UidConfinement {
       clean = false;
       known = null;
       init = Promise.resolve(null);
-      const launch = launchAsUid({ uid, setpriv, sandbox }, bin, args);
-      if (sandbox === null) return launch;
-      return { ...launch, args: ['--info-fd', String(LAUNCHER_REPORT_FD), ...launch.args] };
+      return launchAsUid({ uid, setpriv, sandbox }, bin, args, [
+        '--info-fd',
+        String(LAUNCHER_REPORT_FD),
+      ]);
     },
     find,
     // setpriv execs the CLI, so without a sandbox the launched pid is the CLI; inside one, the
@@ -121,21 +119,27 @@ export function uidConfinement(options: UidConfinementOptions): UidConfinement {
 
 /**
  * How `bin args` starts as the run's uid: through setpriv, behind the sandbox where there is
- * one, or as the uid itself where the sandbox starts as it (see Sandbox). Node's spawn takes
- * the uid between its fork and its exec, and waits for that exec: a process of the uid could
- * stop it there and hold up the worker, but a leased uid has none (the pool hands out a uid
- * only once nothing of it is left), and only root starts one.
+ * one, or in front of it where the sandbox starts as the uid (see Sandbox); `report`: bwrap's
+ * options for its report. Never as a process the worker's spawn makes the uid itself: that
+ * process takes the uid before its exec, while the spawn holds the worker's event loop until
+ * that exec, and a process of the uid (on a host where one outlived the pool's clearing, or
+ * another worker's with an overlapping uid range) could stop it there, stopping the worker.
+ * setpriv takes the uid after its own exec, as root.
  */
-function launchAsUid(
+export function launchAsUid(
   { uid, setpriv, sandbox }: Pick<UidConfinementOptions, 'uid' | 'setpriv' | 'sandbox'>,
   bin: string,
   args: readonly string[],
+  report: readonly string[] = [],
 ): Launch {
-  const asUid = [setpriv, ...becomeUid(uid), bin, ...args];
-  if (sandbox === null) return { file: setpriv, args: asUid.slice(1) };
-  const [file = '', ...options] = sandbox.argv;
-  if (sandbox.asRunUid) return { file, args: [...options, bin, ...args], uid };
-  return { file, args: [...options, ...asUid] };
+  const asUid = [setpriv, ...becomeUid(uid)];
+  if (sandbox === null) return { file: setpriv, args: [...asUid.slice(1), bin, ...args] };
+  const [bwrap = '', ...options] = sandbox.argv;
+  const sandboxed = [bwrap, ...report, ...options];
+  const chain = sandbox.asRunUid
+    ? [...asUid, ...sandboxed, bin, ...args]
+    : [...sandboxed, ...asUid, bin, ...args];
+  return { file: chain[0] ?? '', args: chain.slice(1) };
 }
 
 /**
@@ -151,6 +155,14 @@ function sandboxedCli(launched: number, uid: number): ProcessRef | null | undefi
   // Orphans of the run are the init's children too: the CLI is the first of the run's uid.
   const own = (childrenOf(init) ?? []).flatMap((pid) => processOfUid(pid, uid) ?? []);
   return oldest(own);
+}
+
+/**
+ * `processes` but bwrap (`launched`) and its init (bwrap's child), which are of the run's uid
+ * too where bwrap starts as it: never the CLI.
+ */
+function notLaunchers(processes: readonly ProcessRef[], launched: number): ProcessRef[] {
+  return processes.filter(({ pid }) => pid !== launched && readProcStat(pid)?.ppid !== launched);
 }
 
 /** How long the worker waits for a sandbox's report, and then for its init's end. */

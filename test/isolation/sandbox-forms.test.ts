@@ -26,6 +26,8 @@ afterAll(() => {
 function pathRefusingUserNamespaces(): string {
   const bwrap = execFileSync('sh', ['-c', 'command -v bwrap'], { encoding: 'utf8' }).trim();
   const dir = temporary('claudebox-bwrap-');
+  // setpriv, as the run's uid, starts it.
+  chmodSync(dir, 0o755);
   const wrapper = join(dir, 'bwrap');
   writeFileSync(
     wrapper,
@@ -100,10 +102,15 @@ async function runIn(isolationSettings: IsolationSettings) {
 }
 
 describe('a run’s sandbox', () => {
-  it('is made by bwrap started as the run’s uid, in a user namespace where the run can make no other', async () => {
+  it('is made by bwrap as the run’s uid, in a user namespace where the run can make no other', async () => {
     const { isolation, uid, outcome, said, launch } = await runIn(settings(67_300));
     expect(isolation.summary.namespaces).toEqual(['pid', 'ipc', 'mount']);
-    expect(launch?.uid).toBe(uid);
+    expect(isolation.warnings).toEqual([]);
+    // setpriv takes the uid, then becomes bwrap: the worker's own spawn never runs as the uid.
+    expect(launch?.file).toBe('/usr/bin/setpriv');
+    expect(launch?.args.indexOf('--unshare-user')).toBeGreaterThan(
+      launch?.args.indexOf(`--reuid=${uid}`) ?? Infinity,
+    );
     expect(outcome.exitCode, said).toBe(0);
     expect(said.split('\n')).toEqual([
       String(uid),
@@ -121,7 +128,13 @@ describe('a run’s sandbox', () => {
       settings(67_310, pathRefusingUserNamespaces()),
     );
     expect(isolation.summary.namespaces).toEqual(['pid', 'ipc', 'mount']);
-    expect(launch?.uid).toBeUndefined();
+    expect(isolation.warnings).toEqual([
+      expect.stringMatching(
+        /^bwrap could not make a run's namespaces as its uid \(bwrap: No permissions to create new namespace\): each run's sandbox starts as root/,
+      ),
+    ]);
+    expect(launch?.file).toMatch(/claudebox-bwrap-.*\/bwrap$/);
+    expect(launch?.args).not.toContain('--unshare-user');
     expect(launch?.args).toContain('--reuid=67310');
     expect(outcome.exitCode, said).toBe(0);
     // bwrap's init is root's; the run, through setpriv, is its uid, with no way back.

@@ -98,6 +98,8 @@ export class Attempt {
   private checkpoints: WorkspaceCheckpoints | null = null;
   /** Whether the attempt ended well: a failed one's checkout may be kept for debugging. */
   private succeeded = false;
+  /** The run's box could not be closed: a process of the run may outlive it. */
+  private runMayLinger = false;
   /** Set when the run ended on a 429 or 529 and the job is to run again later. */
   private delayedRetry: RateLimitRetry | null = null;
   private readonly startedAt: number;
@@ -279,7 +281,7 @@ export class Attempt {
     await this.sync?.stop();
     // A box that cannot be closed keeps its uid out of the pool; the run's result stands, and
     // cleanup() logs why.
-    await box.close().catch(() => undefined);
+    await box.close().catch(() => (this.runMayLinger = true));
     if (outcome.leftovers > 0) {
       this.log.info({ count: outcome.leftovers }, 'stopped processes the run left behind');
     }
@@ -435,8 +437,13 @@ export class Attempt {
     this.succeeded = final.success;
     await recordEnd(this.context, this.job, this.events, this.state ?? this.prior, final, this.log);
     await this.jobLog.ended(final);
-    // The job is over: a scratch directory of its own goes with it.
-    if (!final.retrying) await this.context.isolation.removeScratch(this.jobKey);
+    // The job is over: a scratch directory of its own goes with it, unless a process of the run
+    // may still be there to turn what root removes into someone else's files.
+    if (!final.retrying && !this.runMayLinger) {
+      await this.context.isolation.removeScratch(this.jobKey);
+    } else if (!final.retrying) {
+      this.log.warn("kept the job's scratch directory: a process of its run may still be there");
+    }
     if (final.success) return { kind: 'return', result: final };
     const reason = final.error ?? 'failed';
     if (final.failure === 'shutdown' && this.token !== undefined) {

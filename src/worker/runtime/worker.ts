@@ -124,6 +124,7 @@ async function isolate(deps: WorkerDeps, workerId: string): Promise<Isolation> {
       'RUNS ARE NOT ISOLATED: every run executes as the worker itself and can read its environment, its files and other runs (see docs/security.md)',
     );
   } else {
+    for (const warning of isolation.warnings) logger.warn(warning);
     for (const { name, value, why } of weakHostSettings()) {
       logger.warn(
         { setting: name, value },

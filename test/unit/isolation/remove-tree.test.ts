@@ -1,10 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
-  rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -20,7 +20,8 @@ const temporary = (): string => {
   return dir;
 };
 afterEach(() => {
-  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+  // rm walks a tree deeper than a path can name, which fs.rmSync cannot.
+  for (const dir of made.splice(0)) execFileSync('rm', ['-rf', '--', dir]);
 });
 
 describe('removing a run’s directory tree', () => {
@@ -39,6 +40,19 @@ describe('removing a run’s directory tree', () => {
 
     expect(existsSync(top)).toBe(false);
     expect(readFileSync(join(outside, 'kept.txt'), 'utf8')).toBe('not the run’s');
+  });
+
+  it('removes a tree deeper than a path can name', async () => {
+    const top = join(temporary(), 'deep');
+    mkdirSync(top);
+    // 300 levels of 20 characters: more than PATH_MAX (4,096) from the top.
+    execFileSync('perl', [
+      '-e',
+      'chdir $ARGV[0] or die; for (1..300) { mkdir "d234567890123456789" or die; chdir "d234567890123456789" or die } open(my $f, ">", "leaf") or die',
+      top,
+    ]);
+    await removeTree(top);
+    expect(existsSync(top)).toBe(false);
   });
 
   it('does nothing where the tree is gone', async () => {
