@@ -31,6 +31,11 @@ export interface RunBox {
   writePrivateFile(name: string, content: string): Promise<string>;
   /** Stops what is left of the run, closes its directories and frees its uid. */
   close(): Promise<void>;
+  /**
+   * Whether the box's close found nothing of the run left; false before it, or where a process
+   * of the run may still be there (the uid is then set aside).
+   */
+  readonly runGone: boolean;
 }
 
 /** The sandbox of a run in `home`, working in `cwd`, reaching `addDirs` too. */
@@ -62,13 +67,10 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
   const home = join(homes, `${uid}-${spec.runId}`);
   const configDir = join(home, '.claude');
   const tmp = join(home, 'tmp');
+  await removeOldHomes(homes, lease);
   try {
-    // A worker that died, or a run its uid was set aside after, left a home: the uid's next run
-    // clears it away. The calls on root's own directories are synchronous: cheaper for the
-    // worker than their promise forms.
-    for (const name of listOrNothing(homes)) {
-      if (name.startsWith(`${uid}-`)) await removeTree(join(homes, name));
-    }
+    // The calls on root's own directories are synchronous: cheaper for the worker than their
+    // promise forms.
     for (const dir of [home, configDir, tmp]) mkdirSync(dir, { mode: 0o700 });
     openPathTo(spec.workRoot, cwd);
     for (const dir of spec.addDirs) openPathTo(spec.workDir, dir);
@@ -103,16 +105,39 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
       chownSync(path, uid, uid);
       return Promise.resolve(path);
     },
+    get runGone() {
+      return closed !== null && confinement.cleared;
+    },
     close: () =>
       (closed ??= (async () => {
-        // Nothing of the run may write while its places are taken back.
-        await confinement.sweep(undefined, 0);
-        for (const dir of [cwd, ...spec.addDirs]) takeBack(dir);
+        try {
+          // Nothing of the run may write while its places are taken back.
+          await confinement.sweep(undefined, 0);
+          for (const dir of [cwd, ...spec.addDirs]) takeBack(dir);
+        } catch (error) {
+          lease.setAside();
+          throw error;
+        }
         // A home that a process of the run could still change stays for the uid's next run.
         mustBeCleared(confinement, lease);
         await removeLeftovers(lease, home, tempStamp, setpriv);
       })()),
   };
+}
+
+/**
+ * A worker that died, or a run its uid was set aside after, left a home: the uid's next run
+ * clears it away, or none gets the uid until the pool has cleared it again.
+ */
+async function removeOldHomes(homes: string, lease: UidLease): Promise<void> {
+  try {
+    for (const name of listOrNothing(homes)) {
+      if (name.startsWith(`${lease.uid}-`)) await removeTree(join(homes, name));
+    }
+  } catch (error) {
+    lease.setAside();
+    throw error;
+  }
 }
 
 /**
@@ -167,6 +192,8 @@ export function sharedBox(configDir: string, reason: string): RunBox {
   let privateDir: Promise<string> | null = null;
   return {
     isolation: { mode: 'off', uid: null, namespaces: [], reason },
+    // Its processes are the worker's uid's: nothing it could change is the worker's to remove.
+    runGone: true,
     env: {},
     configDir,
     confinement: undefined,

@@ -25,7 +25,7 @@ export async function removeTree(top: string): Promise<void> {
     });
     if (removed.exitCode !== 0) {
       throw new Error(
-        `could not remove ${top}: ${(error as Error).message}; rm -rf: ${removed.stderr.trim()}`,
+        `could not remove ${top}: ${(error as Error).message}; rm -rf: ${removed.stderr.trim().split('\n').at(-1) ?? ''}`,
       );
     }
   }

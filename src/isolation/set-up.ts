@@ -368,7 +368,12 @@ async function namespacesFor(
       return { namespaces: ['pid', 'ipc', 'mount'], args, warnings };
     }
     // Docker's default seccomp profile refuses new namespaces: the uid alone walls runs off.
-    return none;
+    return {
+      ...none,
+      warnings: [
+        `bwrap could not make a run's namespaces (${refused ?? ''}): runs are walled off by their uid alone (RUN_NAMESPACES=off says so without trying; see docs/security.md)`,
+      ],
+    };
   } finally {
     await rm(probeHome, { recursive: true, force: true });
     await rm(probeCwd, { recursive: true, force: true });
@@ -417,6 +422,7 @@ async function tryAsRunUid(
     timeout: 10_000,
   });
   if (result.exitCode === 0) return null;
+  if (result.timedOut) return 'it did not finish within 10 s';
   return result.all.trim().split('\n').at(-1) ?? '';
 }
 

@@ -63,7 +63,8 @@ export function uidConfinement(options: UidConfinementOptions): UidConfinement {
       return known.pid;
     }
     const inTree = sandboxedCli(launched, uid);
-    known = inTree === undefined ? oldest(notLaunchers(await find(), launched)) : inTree;
+    const launchers = [launched, (await init)?.pid] as const;
+    known = inTree === undefined ? oldest(notLaunchers(await find(), launchers)) : inTree;
     return known?.pid ?? null;
   };
   return {
@@ -158,11 +159,16 @@ function sandboxedCli(launched: number, uid: number): ProcessRef | null | undefi
 }
 
 /**
- * `processes` but bwrap (`launched`) and its init (bwrap's child), which are of the run's uid
- * too where bwrap starts as it: never the CLI.
+ * `processes` but bwrap (the launched pid) and its init (bwrap's child, or the pid bwrap
+ * reported), which are of the run's uid too where bwrap runs as it: never the CLI.
  */
-function notLaunchers(processes: readonly ProcessRef[], launched: number): ProcessRef[] {
-  return processes.filter(({ pid }) => pid !== launched && readProcStat(pid)?.ppid !== launched);
+function notLaunchers(
+  processes: readonly ProcessRef[],
+  [launched, init]: readonly [number, number | undefined],
+): ProcessRef[] {
+  return processes.filter(
+    ({ pid }) => pid !== launched && pid !== init && readProcStat(pid)?.ppid !== launched,
+  );
 }
 
 /** How long the worker waits for a sandbox's report, and then for its init's end. */

@@ -22,8 +22,8 @@ afterAll(() => {
   for (const dir of made) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A PATH whose bwrap refuses a user namespace, as on a host that keeps them from uids. */
-function pathRefusingUserNamespaces(): string {
+/** A PATH whose bwrap refuses a user namespace (or, `always`, every namespace). */
+function pathRefusingUserNamespaces(always = false): string {
   const bwrap = execFileSync('sh', ['-c', 'command -v bwrap'], { encoding: 'utf8' }).trim();
   const dir = temporary('claudebox-bwrap-');
   // setpriv, as the run's uid, starts it.
@@ -33,6 +33,7 @@ function pathRefusingUserNamespaces(): string {
     wrapper,
     [
       '#!/bin/sh',
+      ...(always ? ['echo "bwrap: No permissions to create new namespace" >&2; exit 1'] : []),
       'for arg; do',
       '  [ "$arg" = --unshare-user ] && { echo "bwrap: No permissions to create new namespace" >&2; exit 1; }',
       'done',
@@ -94,7 +95,9 @@ async function runIn(isolationSettings: IsolationSettings) {
       onLine: (line) => void lines.push(line),
     });
     const said = lines.map((line) => line.text).join('\n');
-    return { isolation, box, uid, outcome, said, launch: box.confinement?.command('cli', []) };
+    await box.close();
+    const runGone = box.runGone;
+    return { isolation, uid, outcome, said, runGone, launch: box.confinement?.command('cli', []) };
   } finally {
     await box.close();
     await isolation.close();
@@ -103,7 +106,8 @@ async function runIn(isolationSettings: IsolationSettings) {
 
 describe('a run’s sandbox', () => {
   it('is made by bwrap as the run’s uid, in a user namespace where the run can make no other', async () => {
-    const { isolation, uid, outcome, said, launch } = await runIn(settings(67_300));
+    const { isolation, uid, outcome, said, launch, runGone } = await runIn(settings(67_300));
+    expect(runGone).toBe(true);
     expect(isolation.summary.namespaces).toEqual(['pid', 'ipc', 'mount']);
     expect(isolation.warnings).toEqual([]);
     // setpriv takes the uid, then becomes bwrap: the worker's own spawn never runs as the uid.
@@ -146,5 +150,19 @@ describe('a run’s sandbox', () => {
       'init uid 0',
     ]);
     expect(pidsOfUid(uid ?? -1)).toEqual([]);
+  });
+
+  it('is none where bwrap can make no namespaces, and the worker says why', async () => {
+    const isolation = await setUpIsolation(settings(67_320, pathRefusingUserNamespaces(true)));
+    try {
+      expect(isolation.summary.namespaces).toEqual([]);
+      expect(isolation.warnings).toEqual([
+        expect.stringMatching(
+          /^bwrap could not make a run's namespaces \(bwrap: No permissions to create new namespace\): runs are walled off by their uid alone/,
+        ),
+      ]);
+    } finally {
+      await isolation.close();
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -88,11 +89,50 @@ describe('the uid of a run that ended', () => {
     await expect(closing).rejects.toThrow(`uid ${UID}`);
     expect(released).toBe(0);
     expect(setAside).toBe(1);
+    expect(box.runGone).toBe(false);
     // What a process of the run could still change is not removed as root; the uid's next run,
     // once the pool gives the uid out again, clears the home away.
     expect(existsSync(home)).toBe(true);
     await openUidBox({ ...spec, runId: randomUUID() });
     expect(existsSync(home)).toBe(false);
+  });
+
+  it('goes to no run while a home its earlier run left cannot be removed', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'claudebox-uid-clearing-'));
+    roots.push(root);
+    const [runRoot, workDir] = [join(root, 'run'), join(root, 'work')];
+    const cwd = join(workDir, 'job');
+    // A mount inside the old home: neither an rmdir nor rm crosses it.
+    const mount = join(runRoot, 'homes', `${UID}-earlier`, 'mounted');
+    for (const dir of [mount, cwd]) mkdirSync(dir, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', 'none', mount]);
+    let [released, setAside] = [0, 0];
+    try {
+      const opening = openUidBox({
+        lease: {
+          uid: UID,
+          release: () => {
+            released++;
+            return Promise.resolve();
+          },
+          setAside: () => setAside++,
+        },
+        setpriv: SETPRIV,
+        runRoot,
+        workRoot: workDir,
+        workDir,
+        runId: randomUUID(),
+        cwd,
+        addDirs: [],
+        mayTake: () => true,
+        sandbox: null,
+        namespaces: [],
+      });
+      await expect(opening).rejects.toThrow(`${UID}-earlier`);
+      expect([released, setAside]).toEqual([0, 1]);
+    } finally {
+      execFileSync('umount', [mount]);
+    }
   });
 
   it('comes back to the pool once clearing it again works, tried later and later until then', async () => {

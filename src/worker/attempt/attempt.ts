@@ -88,6 +88,9 @@ const FINAL: readonly (FailureKind | null)[] = [
  * prepare (cancel check, validation, the run's box, the session), run the CLI, and conclude.
  * Whatever ends it, `end` publishes its terminal event and records it before BullMQ hears.
  */
+/** Why something the run could change is kept, not removed as root. */
+const LINGERING = { reason: 'a process of the run may still be there' };
+
 export class Attempt {
   private state: RunState | null = null;
   private sync: SessionSync | null = null;
@@ -164,9 +167,13 @@ export class Attempt {
     await this.box?.close().catch((error: unknown) => {
       this.log.error({ err: error }, 'could not clean up after the run');
     });
-    await this.checkout?.release(!this.succeeded).catch((error: unknown) => {
-      this.log.error({ err: error }, "could not remove the job's checkout");
-    });
+    if (this.runMayLinger) {
+      if (this.checkout) this.log.warn(LINGERING, "kept the job's checkout");
+    } else {
+      await this.checkout?.release(!this.succeeded).catch((error: unknown) => {
+        this.log.error({ err: error }, "could not remove the job's checkout");
+      });
+    }
     this.context.runs.end(this.jobId, this.stop);
     await this.events.close();
   }
@@ -249,7 +256,7 @@ export class Attempt {
   }
 
   private async execute(prepared: Prepared): Promise<Ending> {
-    const { request, plan, box } = prepared;
+    const { request, plan } = prepared;
     const timeoutSeconds = request.timeout ?? this.context.settings.defaultTimeoutSeconds;
     const ref =
       plan.sessionId === null
@@ -281,7 +288,7 @@ export class Attempt {
     await this.sync?.stop();
     // A box that cannot be closed keeps its uid out of the pool; the run's result stands, and
     // cleanup() logs why.
-    await box.close().catch(() => (this.runMayLinger = true));
+    await this.closeBox();
     if (outcome.leftovers > 0) {
       this.log.info({ count: outcome.leftovers }, 'stopped processes the run left behind');
     }
@@ -437,13 +444,7 @@ export class Attempt {
     this.succeeded = final.success;
     await recordEnd(this.context, this.job, this.events, this.state ?? this.prior, final, this.log);
     await this.jobLog.ended(final);
-    // The job is over: a scratch directory of its own goes with it, unless a process of the run
-    // may still be there to turn what root removes into someone else's files.
-    if (!final.retrying && !this.runMayLinger) {
-      await this.context.isolation.removeScratch(this.jobKey);
-    } else if (!final.retrying) {
-      this.log.warn("kept the job's scratch directory: a process of its run may still be there");
-    }
+    if (!final.retrying) await this.removeScratch();
     if (final.success) return { kind: 'return', result: final };
     const reason = final.error ?? 'failed';
     if (final.failure === 'shutdown' && this.token !== undefined) {
@@ -465,6 +466,29 @@ export class Attempt {
    * job fails (and is retried while attempts remain) with a reason that says so. Past its
    * terminal event, or once the job is another worker's, there is nothing more to say.
    */
+  /**
+   * Closes the run's box (once: close is the box's own promise); where that failed for a process
+   * of the run that may still be there, nothing the run could change is removed as root after it.
+   */
+  private async closeBox(): Promise<void> {
+    if (this.box === null) return;
+    await this.box.close().catch(() => undefined);
+    this.runMayLinger = !this.box.runGone;
+  }
+
+  /** The job is over: a scratch directory of its own goes with it. */
+  private async removeScratch(): Promise<void> {
+    // The run must be over first: end() can come before execute() closed the box.
+    await this.closeBox();
+    if (this.runMayLinger) {
+      this.log.warn(LINGERING, "kept the job's scratch directory");
+      return;
+    }
+    await this.context.isolation.removeScratch(this.jobKey).catch((error: unknown) => {
+      this.log.error({ err: error }, "could not remove the job's scratch directory");
+    });
+  }
+
   private async failInside(error: unknown): Promise<Ending> {
     if (this.events.ended || this.stopRequest()?.cause === 'abandoned') {
       return { kind: 'throw', error: asError(error) };
