@@ -46,11 +46,11 @@ describe('removing a run’s directory tree', () => {
     const top = join(temporary(), 'deep');
     mkdirSync(top);
     // 300 levels of 20 characters: more than PATH_MAX (4,096) from the top.
-    execFileSync('perl', [
-      '-e',
-      'chdir $ARGV[0] or die; for (1..300) { mkdir "d234567890123456789" or die; chdir "d234567890123456789" or die } open(my $f, ">", "leaf") or die',
-      top,
-    ]);
+    // Made one level at a time, each relative to the last: no path names the bottom.
+    const levels = `process.chdir(process.argv[1]);
+      for (let i = 0; i < 300; i++) { fs.mkdirSync('d234567890123456789'); process.chdir('d234567890123456789'); }
+      fs.writeFileSync('leaf', '');`;
+    execFileSync(process.execPath, ['-e', levels, top]);
     await removeTree(top);
     expect(existsSync(top)).toBe(false);
   });
