@@ -268,9 +268,9 @@ const PRIVATE_TEMP = ['/dev/shm', '/tmp', '/var/tmp'];
 
 /**
  * bwrap's options for a run: everything read-only but its home and the job's directories.
- * `asRunUid`: bwrap starts as the run's uid and makes the namespaces in a user namespace of its
- * own, in which the run can make no other (one program fewer to start for every run than
- * starting bwrap as root and setpriv inside it); false where the host refuses that to a uid.
+ * `asRunUid`: bwrap runs as the run's uid and makes the namespaces in a user namespace of its
+ * own, in which the run can make no other, and bwrap is never root; false where the host
+ * refuses that to a uid.
  */
 function sandboxFor(
   bwrap: string,

@@ -20,8 +20,8 @@ import { becomeUid, SENDER_SHELL, stopUid, type Sender } from './tools.js';
 export interface Sandbox {
   readonly argv: readonly string[];
   /**
-   * Whether bwrap itself starts as the run's uid, making a user namespace for the others; false:
-   * it starts as root, and setpriv makes the CLI the run's uid inside.
+   * Whether bwrap runs as the run's uid (setpriv starts it so), making a user namespace for the
+   * others; false: it runs as root, and setpriv makes the CLI the run's uid inside.
    */
   readonly asRunUid: boolean;
 }

@@ -167,6 +167,7 @@ export class Attempt {
     await this.box?.close().catch((error: unknown) => {
       this.log.error({ err: error }, 'could not clean up after the run');
     });
+    if (this.box && !this.box.runGone) this.runMayLinger = true;
     if (this.runMayLinger) {
       if (this.checkout) this.log.warn(LINGERING, "kept the job's checkout");
     } else {
