@@ -21,6 +21,40 @@ const SETPRIV = '/usr/bin/setpriv';
 const roots: string[] = [];
 afterAll(() => roots.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
+/** A box of UID's in directories of its own, and how often its lease was given back or set aside. */
+function uidBoxSpec() {
+  const root = mkdtempSync(join(tmpdir(), 'claudebox-uid-clearing-'));
+  roots.push(root);
+  const [runRoot, workDir] = [join(root, 'run'), join(root, 'work')];
+  const cwd = join(workDir, 'job');
+  for (const dir of [join(runRoot, 'homes'), cwd]) mkdirSync(dir, { recursive: true });
+  const given = { released: 0, setAside: 0 };
+  const lease = {
+    uid: UID,
+    release: () => {
+      given.released++;
+      return Promise.resolve();
+    },
+    setAside: () => {
+      given.setAside++;
+    },
+  };
+  const spec = {
+    lease,
+    setpriv: SETPRIV,
+    runRoot,
+    workRoot: workDir,
+    workDir,
+    runId: randomUUID(),
+    cwd,
+    addDirs: [],
+    mayTake: () => true,
+    sandbox: null,
+    namespaces: [],
+  };
+  return { spec, given };
+}
+
 describe('the uid of a run that ended', () => {
   it('counts as clear once a kill sent as it got through, with nothing of it left', async () => {
     const confinement = uidConfinement({ uid: UID, setpriv: SETPRIV, sandbox: null });
@@ -55,40 +89,13 @@ describe('the uid of a run that ended', () => {
   });
 
   it('stays out of the pool then: closing the box fails, naming the uid, and keeps its lease', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'claudebox-uid-clearing-'));
-    roots.push(root);
-    const [runRoot, workDir] = [join(root, 'run'), join(root, 'work')];
-    const cwd = join(workDir, 'job');
-    for (const dir of [join(runRoot, 'homes'), cwd]) mkdirSync(dir, { recursive: true });
-    let [released, setAside] = [0, 0];
-    const spec = {
-      lease: {
-        uid: UID,
-        release: () => {
-          released++;
-          return Promise.resolve();
-        },
-        setAside: () => setAside++,
-      },
-      setpriv: SETPRIV,
-      senderShell: NEVER_SENDS,
-      runRoot,
-      workRoot: workDir,
-      workDir,
-      runId: randomUUID(),
-      cwd,
-      addDirs: [],
-      mayTake: () => true,
-      sandbox: null,
-      namespaces: [],
-    };
-    const box = await openUidBox(spec);
+    const { spec, given } = uidBoxSpec();
+    const box = await openUidBox({ ...spec, senderShell: NEVER_SENDS });
     const home = box.env.HOME ?? '';
     const closing = box.close();
     await expect(closing).rejects.toThrow(IsolationError);
     await expect(closing).rejects.toThrow(`uid ${UID}`);
-    expect(released).toBe(0);
-    expect(setAside).toBe(1);
+    expect(given).toEqual({ released: 0, setAside: 1 });
     expect(box.runGone).toBe(false);
     // What a process of the run could still change is not removed as root; the uid's next run,
     // once the pool gives the uid out again, clears the home away.
@@ -98,38 +105,14 @@ describe('the uid of a run that ended', () => {
   });
 
   it('goes to no run while a home its earlier run left cannot be removed', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'claudebox-uid-clearing-'));
-    roots.push(root);
-    const [runRoot, workDir] = [join(root, 'run'), join(root, 'work')];
-    const cwd = join(workDir, 'job');
+    const { spec, given } = uidBoxSpec();
     // A mount inside the old home: neither an rmdir nor rm crosses it.
-    const mount = join(runRoot, 'homes', `${UID}-earlier`, 'mounted');
-    for (const dir of [mount, cwd]) mkdirSync(dir, { recursive: true });
+    const mount = join(spec.runRoot, 'homes', `${UID}-earlier`, 'mounted');
+    mkdirSync(mount, { recursive: true });
     execFileSync('mount', ['-t', 'tmpfs', 'none', mount]);
-    let [released, setAside] = [0, 0];
     try {
-      const opening = openUidBox({
-        lease: {
-          uid: UID,
-          release: () => {
-            released++;
-            return Promise.resolve();
-          },
-          setAside: () => setAside++,
-        },
-        setpriv: SETPRIV,
-        runRoot,
-        workRoot: workDir,
-        workDir,
-        runId: randomUUID(),
-        cwd,
-        addDirs: [],
-        mayTake: () => true,
-        sandbox: null,
-        namespaces: [],
-      });
-      await expect(opening).rejects.toThrow(`${UID}-earlier`);
-      expect([released, setAside]).toEqual([0, 1]);
+      await expect(openUidBox(spec)).rejects.toThrow(`${UID}-earlier`);
+      expect(given).toEqual({ released: 0, setAside: 1 });
     } finally {
       execFileSync('umount', [mount]);
     }
