@@ -58,6 +58,8 @@ export interface UidBoxSpec {
   readonly namespaces: RunIsolation['namespaces'];
   /** What kill(-1) as the uid is sent from; SENDER_SHELL unless a test says. */
   readonly senderShell?: string;
+  /** The set-aside uid whose run could still reach a directory, or null (setAsideReaching). */
+  readonly setAsideReaching?: (dir: string) => number | null;
 }
 
 export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
@@ -69,6 +71,7 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
   const tmp = join(home, 'tmp');
   await removeOldHomes(homes, lease);
   try {
+    for (const dir of [cwd, ...spec.addDirs]) mustBeOutOfReach(dir, spec.setAsideReaching);
     // The calls on root's own directories are synchronous: cheaper for the worker than their
     // promise forms.
     for (const dir of [home, configDir, tmp]) mkdirSync(dir, { mode: 0o700 });
@@ -115,14 +118,26 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
           await confinement.sweep(undefined, 0);
           for (const dir of [cwd, ...spec.addDirs]) takeBack(dir);
         } catch (error) {
-          lease.setAside();
+          lease.setAside([cwd, ...spec.addDirs]);
           throw error;
         }
         // A home that a process of the run could still change stays for the uid's next run.
-        mustBeCleared(confinement, lease);
+        mustBeCleared(confinement, lease, [cwd, ...spec.addDirs]);
         await removeLeftovers(lease, home, tempStamp, setpriv);
       })()),
   };
+}
+
+/**
+ * Throws, naming the uid, where a run whose uid was set aside could still reach `dir`: a process
+ * of it may still be there, to change what this run is handed.
+ */
+function mustBeOutOfReach(dir: string, reaching: UidBoxSpec['setAsideReaching']): void {
+  const uid = reaching?.(dir) ?? null;
+  if (uid === null) return;
+  throw new IsolationError(
+    `${dir} is within reach of an earlier run whose uid ${uid} could not be cleared yet: it goes to no run until the worker has cleared that uid`,
+  );
 }
 
 /**
@@ -168,9 +183,13 @@ async function removeLeftovers(
  * Throws unless the run's last sweep left no process of its uid: the uid is then set aside,
  * leased until the pool manages to clear it, and the run's home stays until the uid's next run.
  */
-function mustBeCleared(confinement: UidConfinement, lease: UidLease): void {
+function mustBeCleared(
+  confinement: UidConfinement,
+  lease: UidLease,
+  reached: readonly string[],
+): void {
   if (confinement.cleared) return;
-  lease.setAside();
+  lease.setAside(reached);
   throw new IsolationError(
     `a process of uid ${lease.uid} outlived its run and every kill sent as that uid: the uid stays out of the pool until it can be cleared`,
   );

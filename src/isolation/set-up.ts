@@ -19,6 +19,7 @@ import { IsolationError } from './errors.js';
 import { becomeUid, clearUid, SENDER_SHELL, type Sender } from './tools.js';
 import { UidPool } from './uid-pool.js';
 import { removeTree } from './remove-tree.js';
+import { setAsideReaching } from './set-aside-reach.js';
 import { launchAsUid, type Sandbox } from './uid-confinement.js';
 import { isInside } from '../common/paths.js';
 
@@ -163,7 +164,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     warnings: sandboxFor.warnings,
     leases: { dir: dirs.leases, sender, workDir: settings.workDir },
     scratchDir,
-    removeScratch: (jobKey) => removeTree(scratchDir(jobKey)),
+    removeScratch: (jobKey) => removeScratchDir(scratchDir(jobKey), dirs.leases),
     open: async ({ runId, cwd, addDirs = [] }) => {
       const lease = await pool.acquire();
       return openUidBox({
@@ -179,10 +180,25 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
         sandbox: sandboxFor.args,
         namespaces: sandboxFor.namespaces,
         senderShell,
+        setAsideReaching: (dir) => setAsideReaching(dirs.leases, dir),
       });
     },
     close: () => pool.close(),
   };
+}
+
+/**
+ * Removes a job's scratch directory, once the job is over; throws, keeping it, where a run whose
+ * uid was set aside could still reach it.
+ */
+async function removeScratchDir(dir: string, leaseDir: string): Promise<void> {
+  const uid = setAsideReaching(leaseDir, dir);
+  if (uid !== null) {
+    throw new IsolationError(
+      `kept ${dir}: a process of an earlier run, whose uid ${uid} could not be cleared yet, may still be there`,
+    );
+  }
+  await removeTree(dir);
 }
 
 interface RunRootDirs {

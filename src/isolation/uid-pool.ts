@@ -1,21 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
 import { open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { processStartTime } from '../executor/index.js';
 import { IsolationError } from './errors.js';
+import { forgetReach, recordReach } from './set-aside-reach.js';
+import { readLease, type LeaseOwner, type LeaseRecord } from './lease-file.js';
 
-/** Who holds a uid: a worker process, named by pid and start time so a recycled pid is told. */
-export interface LeaseOwner {
-  readonly workerId: string;
-  readonly pid: number;
-  readonly startTime: string;
-}
-
-/** What a lease file holds: its worker, and an id of this lease of its own. */
-export interface LeaseRecord extends LeaseOwner {
-  readonly lease: string;
-}
+export type { LeaseOwner, LeaseRecord };
 
 export interface UidLease {
   readonly uid: number;
@@ -23,9 +15,10 @@ export interface UidLease {
   /**
    * Something of the run could not be stopped: the uid stays leased, out of every run's reach,
    * while the pool clears it again now and then (see UidPoolOptions.clear); once that succeeds,
-   * it is back in the pool.
+   * it is back in the pool. `reached`: the directories the run could reach, which no other run
+   * gets, and nothing removes, meanwhile (see setAsideReaching).
    */
-  setAside(): void;
+  setAside(reached?: readonly string[]): void;
 }
 
 export interface UidPoolOptions {
@@ -84,9 +77,10 @@ export class UidPool {
           over = true;
           return this.release(uid);
         },
-        setAside: () => {
+        setAside: (reached = []) => {
           if (over) return;
           over = true;
+          recordReach(this.options.leaseDir, uid, { lease, dirs: reached });
           this.clearLater(uid, this.options.retryAfterMs ?? FIRST_RETRY_MS);
         },
       };
@@ -183,6 +177,7 @@ export class UidPool {
   private release(uid: number): Promise<void> {
     const ours = this.holdsLease(uid);
     if (!this.held.delete(uid) || !ours) return Promise.resolve();
+    forgetReach(this.options.leaseDir, uid);
     try {
       unlinkSync(this.leasePath(uid));
     } catch {
@@ -249,35 +244,6 @@ export async function endLease(
   } finally {
     await unlink(claim).catch(() => undefined);
   }
-}
-
-function readLease(path: string): LeaseRecord | undefined {
-  try {
-    const value: unknown = JSON.parse(readFileSync(path, 'utf8'));
-    if (
-      typeof value === 'object' &&
-      value !== null &&
-      'workerId' in value &&
-      'pid' in value &&
-      'startTime' in value &&
-      typeof value.workerId === 'string' &&
-      typeof value.pid === 'number' &&
-      typeof value.startTime === 'string'
-    ) {
-      const { workerId, pid, startTime } = value;
-      // Leases written before they had ids of their own are told apart by their worker.
-      const lease =
-        'lease' in value && typeof value.lease === 'string'
-          ? value.lease
-          : `${workerId}:${pid}:${startTime}`;
-      return { workerId, pid, startTime, lease };
-    }
-  } catch {
-    // Gone, or half written by a worker that is creating it right now.
-    return undefined;
-  }
-  // Unreadable leftovers of something else count as taken: never guess a uid is free.
-  return undefined;
 }
 
 async function isAlive(owner: LeaseOwner): Promise<boolean> {

@@ -235,4 +235,30 @@ describe('the uid pool', () => {
     });
     expect((await pool.acquire()).uid).toBe(63001);
   });
+
+  it('keeps a job’s scratch directory that a set-aside run could still reach, and removes it once that uid is cleared', async () => {
+    const s = settings({ mode: 'required', uidBase: 67_400, uidCount: 4 });
+    const isolation = await setUpIsolation(s);
+    const jobKey = randomUUID();
+    const scratch = isolation.scratchDir(jobKey) ?? '';
+    mkdirSync(join(scratch, 'src'), { recursive: true });
+    // A uid set aside under a live lease, its run's reach recorded beside it.
+    const leases = join(s.runRoot, 'leases');
+    const lease = { workerId: 'alive', pid: process.pid, startTime: '1', lease: randomUUID() };
+    writeFileSync(join(leases, '67401'), JSON.stringify(lease));
+    writeFileSync(
+      join(leases, '67401.reach'),
+      JSON.stringify({ lease: lease.lease, dirs: [scratch] }),
+    );
+    await expect(isolation.removeScratch(jobKey)).rejects.toThrow(
+      `kept ${scratch}: a process of an earlier run, whose uid 67401 could not be cleared yet`,
+    );
+    expect(existsSync(join(scratch, 'src'))).toBe(true);
+    // Cleared: its lease ended, and the record with it.
+    rmSync(join(leases, '67401'));
+    await isolation.removeScratch(jobKey);
+    expect(existsSync(scratch)).toBe(false);
+    expect(existsSync(join(leases, '67401.reach'))).toBe(false);
+    await isolation.close();
+  });
 });

@@ -9,6 +9,7 @@ import { openUidBox } from '../../src/isolation/box.js';
 import { IsolationError } from '../../src/isolation/errors.js';
 import { uidConfinement } from '../../src/isolation/uid-confinement.js';
 import { clearUid, SENDER_SHELL, stopUid } from '../../src/isolation/tools.js';
+import { setAsideReaching } from '../../src/isolation/set-aside-reach.js';
 import { UidPool } from '../../src/isolation/uid-pool.js';
 import { eventually } from '../support/processes.js';
 
@@ -27,7 +28,8 @@ function uidBoxSpec() {
   roots.push(root);
   const [runRoot, workDir] = [join(root, 'run'), join(root, 'work')];
   const cwd = join(workDir, 'job');
-  for (const dir of [join(runRoot, 'homes'), cwd]) mkdirSync(dir, { recursive: true });
+  const leaseDir = join(runRoot, 'leases');
+  for (const dir of [join(runRoot, 'homes'), leaseDir, cwd]) mkdirSync(dir, { recursive: true });
   const given = { released: 0, setAside: 0 };
   const lease = {
     uid: UID,
@@ -52,7 +54,7 @@ function uidBoxSpec() {
     sandbox: null,
     namespaces: [],
   };
-  return { spec, given };
+  return { spec: { ...spec, leaseDir }, given };
 }
 
 describe('the uid of a run that ended', () => {
@@ -168,5 +170,44 @@ describe('the uid of a run that ended', () => {
     expect(third - second).toBeGreaterThanOrEqual(380);
     expect(await eventually(() => readdirSync(leaseDir).length === 0, 5000)).toBe(true);
     expect((await pool.acquire()).uid).toBe(UID);
+  });
+
+  it('keeps what its run could reach from any other run until it is cleared', async () => {
+    const { spec } = uidBoxSpec();
+    const { leaseDir } = spec;
+    let clears = 0;
+    const pool = new UidPool({
+      leaseDir,
+      base: UID,
+      count: 2,
+      owner: {
+        workerId: randomUUID(),
+        pid: process.pid,
+        startTime: (await processStartTime(process.pid)) ?? '',
+      },
+      taken: new Set(),
+      // The run's processes outlive the first clearing, and are gone by the second.
+      clear: () => (++clears === 1 ? Promise.reject(new Error('still there')) : Promise.resolve()),
+      retryAfterMs: 100,
+    });
+    const reaching = (dir: string) => setAsideReaching(leaseDir, dir);
+    const first = await openUidBox({
+      ...spec,
+      lease: await pool.acquire(),
+      senderShell: NEVER_SENDS,
+      setAsideReaching: reaching,
+    });
+    await expect(first.close()).rejects.toThrow(IsolationError);
+    expect(reaching(spec.cwd)).toBe(UID);
+    expect(reaching(join(spec.cwd, 'src'))).toBe(UID);
+    expect(reaching(spec.runRoot)).toBeNull();
+
+    const second = { ...spec, runId: randomUUID(), setAsideReaching: reaching };
+    await expect(openUidBox({ ...second, lease: await pool.acquire() })).rejects.toThrow(
+      `${spec.cwd} is within reach of an earlier run whose uid ${UID} could not be cleared yet`,
+    );
+    expect(await eventually(() => reaching(spec.cwd) === null, 5000)).toBe(true);
+    const box = await openUidBox({ ...second, lease: await pool.acquire() });
+    expect(box.isolation.uid).toBe(UID);
   });
 });
