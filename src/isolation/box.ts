@@ -1,9 +1,10 @@
-import { chownSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Confinement } from '../executor/index.js';
 import type { RunIsolation } from '../contract/index.js';
+import { listOrNothing } from '../common/paths.js';
 import { handOver, openPathTo, takeBack, type MayTake } from './ownership.js';
 import { IsolationError } from './errors.js';
 import type { UidLease } from './uid-pool.js';
@@ -11,6 +12,7 @@ import { uidConfinement, type Sandbox, type UidConfinement } from './uid-confine
 import { removeFilesOf, stampTempDirs, type TempStamp } from './shared-temp.js';
 import { removeIpcOf } from './tools.js';
 import { removeTree } from './remove-tree.js';
+import type { SetAsideReach } from './set-aside-reach.js';
 
 /** Where one run lives, and what it is given: made before the CLI starts, undone after. */
 export interface RunBox {
@@ -58,26 +60,28 @@ export interface UidBoxSpec {
   readonly namespaces: RunIsolation['namespaces'];
   /** What kill(-1) as the uid is sent from; SENDER_SHELL unless a test says. */
   readonly senderShell?: string;
-  /** The set-aside uid whose run could still reach a directory, or null (setAsideReaching). */
-  readonly setAsideReaching?: (dir: string) => number | null;
+  /** A set-aside uid whose run could still reach one of `dirs`, and which, or null. */
+  readonly setAsideReaching?: (dirs: readonly string[]) => SetAsideReach | null;
 }
 
 export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
   const { lease, cwd } = spec;
   const uid = lease.uid;
+  // The run's working directory and the job's others: handed over, taken back, its reach.
+  const reached = [cwd, ...spec.addDirs];
   const homes = join(spec.runRoot, 'homes');
   const home = join(homes, `${uid}-${spec.runId}`);
   const configDir = join(home, '.claude');
   const tmp = join(home, 'tmp');
   await removeOldHomes(homes, lease);
   try {
-    for (const dir of [cwd, ...spec.addDirs]) mustBeOutOfReach(dir, spec.setAsideReaching);
+    mustBeOutOfReach(reached, spec.setAsideReaching);
     // The calls on root's own directories are synchronous: cheaper for the worker than their
     // promise forms.
     for (const dir of [home, configDir, tmp]) mkdirSync(dir, { mode: 0o700 });
     openPathTo(spec.workRoot, cwd);
     for (const dir of spec.addDirs) openPathTo(spec.workDir, dir);
-    for (const dir of [cwd, ...spec.addDirs]) await handOver(dir, uid, spec.mayTake);
+    for (const dir of reached) await handOver(dir, uid, spec.mayTake);
   } catch (error) {
     await removeTree(home).catch(() => undefined);
     await lease.release();
@@ -116,27 +120,27 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
         try {
           // Nothing of the run may write while its places are taken back.
           await confinement.sweep(undefined, 0);
-          for (const dir of [cwd, ...spec.addDirs]) takeBack(dir);
+          for (const dir of reached) takeBack(dir);
         } catch (error) {
-          lease.setAside([cwd, ...spec.addDirs]);
+          lease.setAside(reached);
           throw error;
         }
         // A home that a process of the run could still change stays for the uid's next run.
-        mustBeCleared(confinement, lease, [cwd, ...spec.addDirs]);
+        mustBeCleared(confinement, lease, reached);
         await removeLeftovers(lease, home, tempStamp, setpriv);
       })()),
   };
 }
 
 /**
- * Throws, naming the uid, where a run whose uid was set aside could still reach `dir`: a process
- * of it may still be there, to change what this run is handed.
+ * Throws, naming the uid, where a run whose uid was set aside could still reach one of `dirs`:
+ * a process of it may still be there, to change what this run is handed.
  */
-function mustBeOutOfReach(dir: string, reaching: UidBoxSpec['setAsideReaching']): void {
-  const uid = reaching?.(dir) ?? null;
-  if (uid === null) return;
+function mustBeOutOfReach(dirs: readonly string[], reaching: UidBoxSpec['setAsideReaching']): void {
+  const reach = reaching?.(dirs) ?? null;
+  if (reach === null) return;
   throw new IsolationError(
-    `${dir} is within reach of an earlier run whose uid ${uid} could not be cleared yet: it goes to no run until the worker has cleared that uid`,
+    `${reach.dir} is within reach of an earlier run whose uid ${reach.uid} could not be cleared yet: it goes to no run until the worker has cleared that uid`,
   );
 }
 
@@ -193,14 +197,6 @@ function mustBeCleared(
   throw new IsolationError(
     `a process of uid ${lease.uid} outlived its run and every kill sent as that uid: the uid stays out of the pool until it can be cleared`,
   );
-}
-
-function listOrNothing(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
 }
 
 /**

@@ -1,6 +1,6 @@
-import { readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isInside } from '../common/paths.js';
+import { isInside, listOrNothing } from '../common/paths.js';
 import { readLease } from './lease-file.js';
 
 /**
@@ -30,12 +30,18 @@ export function forgetReach(leaseDir: string, uid: number): void {
   }
 }
 
+/** A set-aside uid, and a directory its run could reach. */
+export interface SetAsideReach {
+  readonly uid: number;
+  readonly dir: string;
+}
+
 /**
- * The uid of a set-aside run that could reach `dir` (that directory, one inside it, or one it
- * is inside), or null. A record whose lease has ended since (the uid was cleared, by its pool or
- * a dead worker's watchdog) no longer holds, and goes.
+ * A set-aside run that could reach one of `dirs` (that directory, one inside it, or one it is
+ * inside), or null. A record whose lease has ended since (the uid was cleared, by its pool or a
+ * dead worker's watchdog) no longer holds, and goes.
  */
-export function setAsideReaching(leaseDir: string, dir: string): number | null {
+export function setAsideReaching(leaseDir: string, dirs: readonly string[]): SetAsideReach | null {
   for (const name of listOrNothing(leaseDir)) {
     const uid = Number(/^(\d+)\.reach$/.exec(name)?.[1] ?? NaN);
     if (!Number.isInteger(uid)) continue;
@@ -44,7 +50,10 @@ export function setAsideReaching(leaseDir: string, dir: string): number | null {
       forgetReach(leaseDir, uid);
       continue;
     }
-    if (reach.dirs.some((reached) => isInside(dir, reached) || isInside(reached, dir))) return uid;
+    const dir = dirs.find((wanted) =>
+      reach.dirs.some((reached) => isInside(wanted, reached) || isInside(reached, wanted)),
+    );
+    if (dir !== undefined) return { uid, dir };
   }
   return null;
 }
@@ -56,13 +65,5 @@ function readReach(path: string): Reach | undefined {
     return { lease: value.lease, dirs: value.dirs.filter((d) => typeof d === 'string') };
   } catch {
     return undefined;
-  }
-}
-
-function listOrNothing(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
   }
 }

@@ -180,7 +180,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
         sandbox: sandboxFor.args,
         namespaces: sandboxFor.namespaces,
         senderShell,
-        setAsideReaching: (dir) => setAsideReaching(dirs.leases, dir),
+        setAsideReaching: (wanted) => setAsideReaching(dirs.leases, wanted),
       });
     },
     close: () => pool.close(),
@@ -192,10 +192,10 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
  * uid was set aside could still reach it.
  */
 async function removeScratchDir(dir: string, leaseDir: string): Promise<void> {
-  const uid = setAsideReaching(leaseDir, dir);
-  if (uid !== null) {
+  const reach = setAsideReaching(leaseDir, [dir]);
+  if (reach !== null) {
     throw new IsolationError(
-      `kept ${dir}: a process of an earlier run, whose uid ${uid} could not be cleared yet, may still be there`,
+      `kept ${dir}: a process of an earlier run, whose uid ${reach.uid} could not be cleared yet, may still be there`,
     );
   }
   await removeTree(dir);

@@ -7,8 +7,6 @@ import { IsolationError } from './errors.js';
 import { forgetReach, recordReach } from './set-aside-reach.js';
 import { readLease, type LeaseOwner, type LeaseRecord } from './lease-file.js';
 
-export type { LeaseOwner, LeaseRecord };
-
 export interface UidLease {
   readonly uid: number;
   release(): Promise<void>;

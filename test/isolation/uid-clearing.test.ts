@@ -190,19 +190,23 @@ describe('the uid of a run that ended', () => {
       clear: () => (++clears === 1 ? Promise.reject(new Error('still there')) : Promise.resolve()),
       retryAfterMs: 100,
     });
-    const reaching = (dir: string) => setAsideReaching(leaseDir, dir);
+    const reaching = (dir: string) => setAsideReaching(leaseDir, [dir])?.uid ?? null;
     const first = await openUidBox({
       ...spec,
       lease: await pool.acquire(),
       senderShell: NEVER_SENDS,
-      setAsideReaching: reaching,
+      setAsideReaching: (dirs) => setAsideReaching(leaseDir, dirs),
     });
     await expect(first.close()).rejects.toThrow(IsolationError);
     expect(reaching(spec.cwd)).toBe(UID);
     expect(reaching(join(spec.cwd, 'src'))).toBe(UID);
     expect(reaching(spec.runRoot)).toBeNull();
 
-    const second = { ...spec, runId: randomUUID(), setAsideReaching: reaching };
+    const second = {
+      ...spec,
+      runId: randomUUID(),
+      setAsideReaching: (dirs: readonly string[]) => setAsideReaching(leaseDir, dirs),
+    };
     await expect(openUidBox({ ...second, lease: await pool.acquire() })).rejects.toThrow(
       `${spec.cwd} is within reach of an earlier run whose uid ${UID} could not be cleared yet`,
     );

@@ -83,14 +83,14 @@ const FINAL: readonly (FailureKind | null)[] = [
   'budget',
 ];
 
+/** Why something the run could change is kept, not removed as root. */
+const LINGERING = { reason: 'a process of the run may still be there' };
+
 /**
  * One attempt of an execute job, phase by phase: close what earlier attempts left open,
  * prepare (cancel check, validation, the run's box, the session), run the CLI, and conclude.
  * Whatever ends it, `end` publishes its terminal event and records it before BullMQ hears.
  */
-/** Why something the run could change is kept, not removed as root. */
-const LINGERING = { reason: 'a process of the run may still be there' };
-
 export class Attempt {
   private state: RunState | null = null;
   private sync: SessionSync | null = null;
@@ -101,8 +101,6 @@ export class Attempt {
   private checkpoints: WorkspaceCheckpoints | null = null;
   /** Whether the attempt ended well: a failed one's checkout may be kept for debugging. */
   private succeeded = false;
-  /** The run's box could not be closed: a process of the run may outlive it. */
-  private runMayLinger = false;
   /** Set when the run ended on a 429 or 529 and the job is to run again later. */
   private delayedRetry: RateLimitRetry | null = null;
   private readonly startedAt: number;
@@ -167,7 +165,6 @@ export class Attempt {
     await this.box?.close().catch((error: unknown) => {
       this.log.error({ err: error }, 'could not clean up after the run');
     });
-    if (this.box && !this.box.runGone) this.runMayLinger = true;
     if (this.runMayLinger) {
       if (this.checkout) this.log.warn(LINGERING, "kept the job's checkout");
     } else {
@@ -462,19 +459,17 @@ export class Attempt {
     return { kind: 'throw', error };
   }
 
-  /**
-   * Something of the worker's own failed: the attempt still ends with a terminal event, and the
-   * job fails (and is retried while attempts remain) with a reason that says so. Past its
-   * terminal event, or once the job is another worker's, there is nothing more to say.
-   */
-  /**
-   * Closes the run's box (once: close is the box's own promise); where that failed for a process
-   * of the run that may still be there, nothing the run could change is removed as root after it.
-   */
+  /** Closes the run's box (once: close is the box's own promise; cleanup() logs a failure). */
   private async closeBox(): Promise<void> {
-    if (this.box === null) return;
-    await this.box.close().catch(() => undefined);
-    this.runMayLinger = !this.box.runGone;
+    await this.box?.close().catch(() => undefined);
+  }
+
+  /**
+   * Whether the run's closed box did not find it gone: a process of it may still be there, so
+   * nothing the run could change is removed as root.
+   */
+  private get runMayLinger(): boolean {
+    return this.box !== null && !this.box.runGone;
   }
 
   /** The job is over: a scratch directory of its own goes with it. */
@@ -490,6 +485,11 @@ export class Attempt {
     });
   }
 
+  /**
+   * Something of the worker's own failed: the attempt still ends with a terminal event, and the
+   * job fails (and is retried while attempts remain) with a reason that says so. Past its
+   * terminal event, or once the job is another worker's, there is nothing more to say.
+   */
   private async failInside(error: unknown): Promise<Ending> {
     if (this.events.ended || this.stopRequest()?.cause === 'abandoned') {
       return { kind: 'throw', error: asError(error) };
