@@ -145,6 +145,29 @@ describe('the event publisher, on a real Redis', () => {
     expect(errors).toEqual([]);
   });
 
+  it('hands a small batch to the connection in one write, so a worker killed mid-batch cannot leave an event stored but never published', async () => {
+    const socket = connection.stream as unknown as {
+      _write: (...args: unknown[]) => unknown;
+      _writev: (...args: unknown[]) => unknown;
+    };
+    const writes: number[] = [];
+    for (const method of ['_write', '_writev'] as const) {
+      const original = socket[method].bind(socket);
+      socket[method] = (...args: unknown[]) => {
+        writes.push(method === '_writev' ? (args[0] as unknown[]).length : 1);
+        return original(...args);
+      };
+    }
+    // Three events, each an XADD and a PUBLISH, the first an EXPIRE too.
+    const events = lineEvents(3).map((event, index) =>
+      index === 0 ? { ...event, expire: 600 } : event,
+    );
+    expect(await publisher().write('job-7', events)).toBe('ok');
+    expect(writes).toEqual([7]);
+    expect(await plain.xlen(historyKey(address, 'job-7'))).toBe(3);
+    expect(errors).toEqual([]);
+  });
+
   it('writes a batch of many events, as a flood of lines gives, the same way', async () => {
     // A batch this large goes to Redis as one script call; the small ones above as commands.
     const batch = lineEvents(40);

@@ -16,7 +16,7 @@ import type { PendingEvent } from './job-events.js';
  * call.
  *
  * The commands are not wrapped in a client pipeline: on one connection they keep their order
- * anyway, and a pipeline only saves a few socket writes. ioredis builds a pipeline object of its
+ * anyway, and they go out in one socket write all the same (see inOneWrite). ioredis builds a pipeline object of its
  * own for each, and at a line a millisecond those outlived two young-generation collections, so
  * every collection copied megabytes of them and stalled the event loop for 10-17 ms (see
  * docs/scaling.md, latency).
@@ -112,8 +112,9 @@ export async function writeBatch(
   // which goes whole to the history's node, so that each PUBLISH follows its XADD.
   if (replicas === undefined && (script || !redis.isCluster)) {
     const connection = (script ? withScript(redis) : redis) as unknown as Commands;
+    const sendAll = () => batch.flatMap((event) => send(connection, target, event));
     if (script) await connection[COMMAND](target.key, ...scriptArgs(target, batch));
-    else await answers(batch.flatMap((event) => send(connection, target, event)));
+    else await answers(inOneWrite(redis, sendAll));
     return 0;
   }
   // WAIT counts the replicas that have everything the connection wrote before it: it goes last,
@@ -138,6 +139,21 @@ function send(to: Commands, target: BatchTarget, event: PendingEvent): unknown[]
       : to.publish(target.channel, event.json),
     ...(event.expire === undefined ? [] : [to.expire(target.key, event.expire)]),
   ];
+}
+
+/**
+ * Calls `sendAll` with the connection's socket corked, so that what it sends goes out in one
+ * write: a worker killed between two writes would leave an event in the history that was never
+ * published, which a subscriber then never sees live.
+ */
+function inOneWrite<T>(redis: Connection, sendAll: () => T): T {
+  const socket = redis.isCluster ? undefined : (redis as Redis).stream;
+  socket?.cork();
+  try {
+    return sendAll();
+  } finally {
+    socket?.uncork();
+  }
 }
 
 /**
