@@ -4,8 +4,10 @@
  * RSS during a large run. Prints one Markdown table; see "Benchmark" in the README.
  *
  *   npm run bench [-- --quick] [-- --cpu-prof]   (profiles of every worker in bench/profiles/)
+ *   npm run bench -- --run-ms 100: each run of the jobs/s figures lasts 100 ms
  *   npm run bench -- --redis-cost [--quick]: the figures of docs/scaling.md instead
  */
+import { availableParallelism } from 'node:os';
 import { startPrivateRedis } from '../tools/demo/private-redis.js';
 import { buildIfStale, startBare, startClaudebox } from './processes.js';
 import {
@@ -28,6 +30,12 @@ import { measureScaling, renderScaling, type ScalingSizes } from './scaling.js';
 import { megabytes, milliseconds, perSecond, renderTable, type Row } from './table.js';
 
 const quick = process.argv.includes('--quick');
+/** `--run-ms N`: each run of the jobs/s figures lasts N ms, as a run that waits on its model. */
+const runMsAt = process.argv.indexOf('--run-ms');
+const runMs = runMsAt < 0 ? 0 : Number(process.argv[runMsAt + 1]);
+if (runMsAt >= 0 && !(Number.isInteger(runMs) && runMs > 0)) {
+  throw new Error('--run-ms takes a whole number of milliseconds above 0, e.g. --run-ms 100');
+}
 const scalingSizes: ScalingSizes = {
   pacedLines: quick ? 400 : 1000,
   floodLines: quick ? 5000 : 20_000,
@@ -47,6 +55,7 @@ const sizes: Sizes = quick
       latencyTurns: 2,
       floodMiB: 128,
       jobSeconds: 1,
+      runMs,
     }
   : {
       memoryLines: 5243,
@@ -57,6 +66,7 @@ const sizes: Sizes = quick
       latencyTurns: 5,
       floodMiB: 1024,
       jobSeconds: 15,
+      runMs,
     };
 
 const cpuProf = process.argv.includes('--cpu-prof')
@@ -175,7 +185,7 @@ function rows(figures: Awaited<ReturnType<typeof measureAll>>): Row[] {
       target: { op: '<=', ratio: 1.2 },
     },
     rate(
-      `jobs/s, ${sizes.jobs} jobs of 2 lines (or what ${sizes.jobSeconds} s finish), concurrency 1`,
+      `jobs/s, ${sizes.jobs} jobs of 2 lines${runMs ? `, each run lasting ${runMs} ms` : ''} (or what ${sizes.jobSeconds} s finish), concurrency 1`,
       mineC1,
       bareC1,
     ),
@@ -202,17 +212,26 @@ function rows(figures: Awaited<ReturnType<typeof measureAll>>): Row[] {
   ];
 }
 
-/** Where a job's CPU went at concurrency 8, for each worker. */
-function jobCpu(mine: JobCpu, bare: JobCpu): string {
-  const parts = (cpu: JobCpu) =>
-    [
+/**
+ * Where a job's CPU went at concurrency 8, for each worker, and the job rate that CPU allows on
+ * this machine's cores: the most concurrency 8 can reach, and so the most it can gain over
+ * concurrency 1, whatever the worker does.
+ */
+function jobCpu(mine: JobCpu, bare: JobCpu, mineC1: number, bareC1: number): string {
+  const cores = availableParallelism();
+  const parts = (cpu: JobCpu, c1: number) => {
+    const total = cpu.worker + cpu.collected + cpu.redis + cpu.bench + cpu.rest;
+    const ceiling = (cores * 1000) / total;
+    return [
       `worker ${milliseconds(cpu.worker)}`,
       `processes it collected ${milliseconds(cpu.collected)}`,
       `Redis ${milliseconds(cpu.redis)}`,
       `benchmark ${milliseconds(cpu.bench)}`,
       `rest of the machine ${milliseconds(cpu.rest)}`,
+      `in all ${milliseconds(total)}, which ${cores} cores allow ${perSecond(ceiling)} at most, ${(ceiling / c1).toFixed(2)}× the rate at concurrency 1`,
     ].join(', ');
-  return `CPU per job at concurrency 8: claudebox ${parts(mine)}; bare ${parts(bare)}`;
+  };
+  return `CPU per job at concurrency 8: claudebox ${parts(mine, mineC1)}; bare ${parts(bare, bareC1)}`;
 }
 
 function breakdown({ memory }: { memory: JobMemory }): string {
@@ -235,7 +254,9 @@ try {
     const figures = await measureAll(redis.url);
     console.log(renderTable(rows(figures)));
     console.log(breakdown(figures.mine));
-    console.log(jobCpu(figures.mine.jobs.cpu, figures.bare.jobs.cpu));
+    console.log(
+      jobCpu(figures.mine.jobs.cpu, figures.bare.jobs.cpu, figures.mineC1, figures.bareC1),
+    );
   }
   console.log(
     `${quick ? '--quick sizes' : 'full sizes'}, ${((performance.now() - started) / 1000).toFixed(0)} s; worker isolation ${process.getuid?.() === 0 ? 'on (root)' : 'off (not root)'} unless the row says otherwise`,

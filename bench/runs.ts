@@ -28,6 +28,8 @@ export interface Sizes {
   readonly floodMiB: number;
   /** The longest a jobs/s figure is measured for. */
   readonly jobSeconds: number;
+  /** How long each run of a jobs/s figure lasts before it prints its lines (0: not at all). */
+  readonly runMs?: number;
 }
 
 /** Every stream-json line of the event figures is this long, newline included. */
@@ -166,9 +168,14 @@ export async function latencyP99InTurns(
   return seen.map((runs) => latencyPercentile(runs, 99));
 }
 
-/** The jobs/s figure's jobs: `sizes.jobs` of two lines, for at most `sizes.jobSeconds`. */
-const twoLineJobs = (queue: Queue, sizes: Sizes) =>
-  jobRate(queue, sizes.jobs, TWO_LINES, sizes.jobSeconds);
+/**
+ * The jobs/s figure's jobs: `sizes.jobs` of two lines, each run lasting `sizes.runMs` first,
+ * for at most `sizes.jobSeconds`.
+ */
+const twoLineJobs = (queue: Queue, sizes: Sizes) => {
+  const prompt = sizes.runMs ? `${TWO_LINES} last ${sizes.runMs / 1000}` : TWO_LINES;
+  return jobRate(queue, sizes.jobs, prompt, sizes.jobSeconds);
+};
 
 export async function jobsPerSecond(queue: Queue, sizes: Sizes): Promise<number> {
   return (await twoLineJobs(queue, sizes)).perSecond;
