@@ -4,7 +4,7 @@
  * history, no result parsing, no isolation) on the channel claudebox uses, as the same JSON
  * envelope shape. It does the work claudebox does for a job minus claudebox.
  *
- *   REDIS_URL=... QUEUE_NAME=... CONCURRENCY=8 CLAUDE_BIN=bench/fake-claude.mjs tsx bench/baselines/bare-worker.ts
+ *   REDIS_URL=... QUEUE_NAME=... CONCURRENCY=8 CLAUDE_BIN=bench/fake-claude tsx bench/baselines/bare-worker.ts
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
