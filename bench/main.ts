@@ -223,8 +223,8 @@ function rows(figures: Awaited<ReturnType<typeof measureAll>>): Row[] {
 
 /**
  * Where a job's CPU went at concurrency 8, for each worker, and the job rate that CPU allows on
- * this machine's cores: the most concurrency 8 can reach, and so the most it can gain over
- * concurrency 1, whatever the worker does.
+ * this machine's cores: with that CPU a job, the most concurrency 8 can reach, and so the most
+ * it can gain over the worker's concurrency 1.
  */
 function jobCpu(mine: JobCpu, bare: JobCpu, mineC1: number, bareC1: number): string {
   const cores = availableParallelism();
