@@ -166,7 +166,9 @@ export class Attempt {
       this.log.error({ err: error }, 'could not clean up after the run');
     });
     if (this.runMayLinger) {
-      if (this.checkout) this.log.warn(LINGERING, "kept the job's checkout");
+      if (this.checkout) {
+        this.log.warn({ ...LINGERING, dir: this.checkout.dir }, "kept the job's checkout");
+      }
     } else {
       await this.checkout?.release(!this.succeeded).catch((error: unknown) => {
         this.log.error({ err: error }, "could not remove the job's checkout");
@@ -477,7 +479,9 @@ export class Attempt {
     // The run must be over first: end() can come before execute() closed the box.
     await this.closeBox();
     if (this.runMayLinger) {
-      this.log.warn(LINGERING, "kept the job's scratch directory");
+      // Nothing removes it later: the log names it for whoever clears the uid.
+      const dir = this.context.isolation.scratchDir(this.jobKey);
+      this.log.warn({ ...LINGERING, dir }, "kept the job's scratch directory");
       return;
     }
     await this.context.isolation.removeScratch(this.jobKey).catch((error: unknown) => {
