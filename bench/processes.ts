@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -45,11 +45,12 @@ async function startWorker(
   { redisUrl, queueName, concurrency, env = {} }: WorkerSettings,
   isReady: (line: string) => boolean,
 ): Promise<BenchWorker> {
+  const home = mkdtempSync(join(tmpdir(), 'claudebox-bench-home-'));
   const child = spawn(process.execPath, args, {
     cwd: root,
     env: {
       PATH: process.env.PATH ?? '',
-      HOME: mkdtempSync(join(tmpdir(), 'claudebox-bench-home-')),
+      HOME: home,
       HEALTH_PORT: '0',
       REDIS_URL: redisUrl,
       QUEUE_NAME: queueName,
@@ -59,7 +60,13 @@ async function startWorker(
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // The worker's home goes with it, however it ends.
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      rmSync(home, { recursive: true, force: true });
+      resolve();
+    }),
+  );
   await ready(child, isReady);
   return {
     pid: child.pid ?? 0,
