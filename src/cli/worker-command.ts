@@ -11,6 +11,12 @@ import { redisProblem } from './redis-probe.js';
 
 /** Beyond the grace times, what a shutdown may take to write its last events and requeue. */
 const SHUTDOWN_SLACK_MS = 15_000;
+/**
+ * One Ctrl-C on `npm start` in a terminal reaches the worker twice within a few ms: the terminal
+ * signals the whole process group, and npm passes its own copy on. The same signal again this
+ * soon is that one, not an operator's second.
+ */
+const SAME_SIGNAL_MS = 300;
 
 export interface WorkerCommandIo {
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -127,15 +133,19 @@ function logReady(
 
 /**
  * Resolves with the exit code once the first SIGTERM or SIGINT's graceful shutdown is over;
- * a second signal stops the runs at once.
+ * a second signal stops the runs at once (the same one within SAME_SIGNAL_MS is not a second).
  */
 function runUntilSignal(worker: ClaudeboxWorker, { config, logger }: WorkerDeps): Promise<number> {
   const graceMs = config.SHUTDOWN_GRACE_SECONDS * 1000;
   return new Promise<number>((resolve) => {
+    let first: { readonly signal: NodeJS.Signals; readonly at: number } | null = null;
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals): void => {
+      const now = Date.now();
+      if (signals === 1 && first?.signal === signal && now - first.at < SAME_SIGNAL_MS) return;
       signals++;
       if (signals === 1) {
+        first = { signal, at: now };
         logger.info({ signal }, 'signal received');
         void worker.shutdown(graceMs).then(() => resolve(0));
         // Requeueing needs Redis: without it the shutdown could wait forever. The runs are

@@ -72,19 +72,22 @@ describe('the worker process', () => {
     }
   });
 
-  it('shuts down gracefully when SIGTERM reaches `npm start` (as in a container), leaving nothing behind', async () => {
-    const queueName = uniqueQueueName();
+  /**
+   * `npm start` with its output collected, once the worker is ready; `detached`: in a process
+   * group of its own, as a terminal runs it.
+   */
+  const npmStart = async (env: Record<string, string>, detached = false) => {
     const npm = nodeSpawn('npm', ['start'], {
       cwd: new URL('../../', import.meta.url).pathname,
       env: {
         PATH: process.env.PATH ?? '',
         HOME: mkdtempSync(join(tmpdir(), 'claudebox-npm-home-')),
         REDIS_URL: redisUrl,
-        QUEUE_NAME: queueName,
-        CLAUDE_BIN: fixture('claude-success.mjs'),
         HEALTH_PORT: '0',
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached,
     });
     let output = '';
     npm.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -92,15 +95,72 @@ describe('the worker process', () => {
     await waitFor('the worker to be ready', () =>
       output.includes('"msg":"worker ready"') ? true : undefined,
     );
+    return { npm, exited, output: () => output };
+  };
+
+  it('shuts down gracefully when SIGTERM reaches `npm start` (as in a container), leaving nothing behind', async () => {
+    const queueName = uniqueQueueName();
+    const { npm, exited, output } = await npmStart({
+      QUEUE_NAME: queueName,
+      CLAUDE_BIN: fixture('claude-success.mjs'),
+    });
 
     npm.kill('SIGTERM');
     expect(await exited).toBe(0);
-    expect(output).toContain('"msg":"signal received"');
-    expect(output).toContain('"msg":"worker stopped"');
+    expect(output()).toContain('"msg":"signal received"');
+    expect(output()).toContain('"msg":"worker stopped"');
     // Neither the worker nor its watchdog outlived npm.
     expect(await eventually(() => pidsWithEnv('QUEUE_NAME', queueName).length === 0, 3000)).toBe(
       true,
     );
+  });
+
+  /** `npm start` in a process group of its own, as a terminal runs it, with one stubborn run. */
+  const npmStartWithARun = async () => {
+    const queueName = uniqueQueueName();
+    const { npm, exited, output } = await npmStart(
+      {
+        QUEUE_NAME: queueName,
+        CLAUDE_BIN: fixture('claude-stubborn.mjs'),
+        SHUTDOWN_GRACE_SECONDS: '1',
+        KILL_GRACE_SECONDS: '0.5',
+      },
+      true,
+    );
+    const client = createClient({ url: redisUrl, queueName });
+    const jobId = randomUUID();
+    await client.enqueue({ prompt: 'forever' }, { jobId, attempts: 1 });
+    await client.close();
+    await waitFor('the run', () => pidsWithEnv('CLAUDEBOX_JOB_ID', jobId)[0]);
+    // What Ctrl-C in a terminal does: SIGINT to every process of the group, npm and the worker.
+    const ctrlC = () => process.kill(-(npm.pid ?? 0), 'SIGINT');
+    return { ctrlC, exited, output, queueName };
+  };
+
+  it('takes one Ctrl-C on `npm start` in a terminal, which reaches the worker twice, as one signal', async () => {
+    const { ctrlC, exited, output, queueName } = await npmStartWithARun();
+    try {
+      ctrlC();
+      expect(await exited).toBe(0);
+      expect(output()).toContain('"msg":"signal received"');
+      expect(output()).not.toContain('second signal');
+      expect(output()).toContain('"msg":"worker stopped"');
+    } finally {
+      await createQueue(redisUrl, queueName).obliterate({ force: true });
+    }
+  });
+
+  it('stops the runs at once on a second Ctrl-C, half a second after the first', async () => {
+    const { ctrlC, exited, output, queueName } = await npmStartWithARun();
+    try {
+      ctrlC();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      ctrlC();
+      expect(await exited).toBe(0);
+      expect(output()).toContain('"msg":"second signal: stopping runs now"');
+    } finally {
+      await createQueue(redisUrl, queueName).obliterate({ force: true });
+    }
   });
 
   it('exits 1 within 5 s with one line naming the URL when Redis is unreachable', async () => {
