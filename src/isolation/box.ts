@@ -117,14 +117,11 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     },
     close: () =>
       (closed ??= (async () => {
-        try {
+        await orSetAside(lease, reached, async () => {
           // Nothing of the run may write while its places are taken back.
           await confinement.sweep(undefined, 0);
           for (const dir of reached) takeBack(dir);
-        } catch (error) {
-          lease.setAside(reached);
-          throw error;
-        }
+        });
         // A home that a process of the run could still change stays for the uid's next run.
         mustBeCleared(confinement, lease, reached);
         await removeLeftovers(lease, home, tempStamp, setpriv);
@@ -149,14 +146,11 @@ function mustBeOutOfReach(dirs: readonly string[], reaching: UidBoxSpec['setAsid
  * clears it away, or none gets the uid until the pool has cleared it again.
  */
 async function removeOldHomes(homes: string, lease: UidLease): Promise<void> {
-  try {
+  await orSetAside(lease, [], async () => {
     for (const name of listOrNothing(homes)) {
       if (name.startsWith(`${lease.uid}-`)) await removeTree(join(homes, name));
     }
-  } catch (error) {
-    lease.setAside();
-    throw error;
-  }
+  });
 }
 
 /**
@@ -170,17 +164,31 @@ async function removeLeftovers(
   tempStamp: TempStamp | null,
   setpriv: string,
 ): Promise<void> {
-  try {
+  await orSetAside(lease, [], async () => {
     await removeTree(home);
     if (tempStamp !== null) {
       await removeFilesOf(lease.uid, { since: tempStamp });
       await removeIpcOf(lease.uid, setpriv);
     }
+  });
+  await lease.release();
+}
+
+/**
+ * Runs `work`; where it throws, the uid is set aside (with the directories its run could still
+ * reach) before the error goes on, so that the pool clears it again before another run gets it.
+ */
+async function orSetAside(
+  lease: UidLease,
+  reached: readonly string[],
+  work: () => Promise<void>,
+): Promise<void> {
+  try {
+    await work();
   } catch (error) {
-    lease.setAside();
+    lease.setAside(reached);
     throw error;
   }
-  await lease.release();
 }
 
 /**

@@ -16,10 +16,10 @@ import type { PendingEvent } from './job-events.js';
  * call.
  *
  * The commands are not wrapped in a client pipeline: on one connection they keep their order
- * anyway, and they go out in one socket write all the same (see inOneWrite). ioredis builds a pipeline object of its
- * own for each, and at a line a millisecond those outlived two young-generation collections, so
- * every collection copied megabytes of them and stalled the event loop for 10-17 ms (see
- * docs/scaling.md, latency).
+ * anyway, and they go out in one socket write all the same (see inOneWrite). ioredis builds a
+ * pipeline object of its own for each, and at a line a millisecond those outlived two
+ * young-generation collections, so every collection copied megabytes of them and stalled the
+ * event loop for 10-17 ms (see docs/scaling.md, latency).
  */
 const SCRIPT_FROM = 16;
 
