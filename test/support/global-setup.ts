@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
@@ -20,6 +21,7 @@ declare module 'vitest' {
 const SESSION = 'CLAUDEBOX_TEST_SESSION';
 const session = randomUUID();
 let server: RedisServer | undefined;
+let temp: string | undefined;
 
 /**
  * Builds dist/ (tests run the worker process as `npm start` does), then starts one private
@@ -28,6 +30,7 @@ let server: RedisServer | undefined;
 export async function setup(project: TestProject): Promise<void> {
   requireTools();
   process.env[SESSION] = session;
+  useTempDirOfOwn();
   const root = fileURLToPath(new URL('../../', import.meta.url));
   const tsc = join(root, 'node_modules/typescript/bin/tsc');
   execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
@@ -63,9 +66,33 @@ function requireTools(): void {
   );
 }
 
-/** Stops the run's Redis, then fails the run if any process a test started is still alive. */
+/**
+ * Every temporary directory of the run (the tests', the workers' and the runs' own) goes into
+ * one, removed at the end: hundreds of workers' homes and work directories would otherwise pile
+ * up in /tmp run after run. It is open to all, as /tmp is, for the runs' uids.
+ */
+function useTempDirOfOwn(): void {
+  temp = mkdtempSync(join(tmpdir(), 'claudebox-test-'));
+  chmodSync(temp, 0o1777);
+  process.env.TMPDIR = temp;
+  // tmux, which the terminal tests drive, keeps its socket's directory there too.
+  process.env.TMUX_TMPDIR = temp;
+}
+
+/**
+ * Stops the run's Redis, then fails the run if any process a test started is still alive;
+ * removes the run's temporary directory either way.
+ */
 export async function teardown(): Promise<void> {
-  await server?.close();
+  try {
+    await server?.close();
+    await failOnLeftovers();
+  } finally {
+    if (temp !== undefined) rmSync(temp, { recursive: true, force: true });
+  }
+}
+
+async function failOnLeftovers(): Promise<void> {
   const leftovers = (): number[] =>
     pidsWithEnv(SESSION, session).filter((pid) => !commandLine(pid).includes('vitest'));
   if (await eventually(() => leftovers().length === 0, 5000)) return;

@@ -88,6 +88,8 @@ export function privateClaudeEnv(options: PrivateClaudeEnvOptions): PrivateClaud
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
     HOME: home,
+    // The CLI's own temporary files (its shell's working-directory file) go with the home.
+    TMPDIR: home,
     CLAUDE_CONFIG_DIR: configDir,
     ANTHROPIC_BASE_URL: options.baseUrl,
     ANTHROPIC_API_KEY: options.apiKey ?? 'stand-in-key',
