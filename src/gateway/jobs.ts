@@ -37,6 +37,8 @@ export interface JobSummary {
   readonly jobId: string;
   readonly state: string;
   readonly createdAt: string;
+  /** When a worker first took the job; null while none has. */
+  readonly startedAt: string | null;
   readonly finishedAt: string | null;
   /** The attempt running now or last run; null before the first. */
   readonly attempt: number | null;
@@ -50,7 +52,6 @@ export interface JobSummary {
 /** A job in full: its request, its run state, and its ExecuteResult once it finished. */
 export interface JobDetail extends JobSummary {
   readonly request: unknown;
-  readonly startedAt: string | null;
   readonly runState: RunState | null;
   readonly result: ExecuteResult | null;
 }
@@ -65,7 +66,6 @@ export async function readJob(queue: Queue, jobId: string): Promise<JobDetail | 
     ...summarize(job, state, result),
     prompt: promptOf(job, Infinity),
     request: job.data,
-    startedAt: isoOrNull(job.processedOn),
     runState: readRunState(job.progress),
     result,
   };
@@ -100,6 +100,7 @@ function summarize(job: Job, state: string, result: ExecuteResult | null): JobSu
     jobId: job.id ?? '',
     state,
     createdAt: new Date(job.timestamp).toISOString(),
+    startedAt: isoOrNull(job.processedOn),
     finishedAt: isoOrNull(job.finishedOn),
     attempt: readRunState(job.progress)?.attempt ?? null,
     prompt: promptOf(job, PROMPT_PREVIEW),

@@ -41,7 +41,7 @@ describe('GET /jobs and GET /jobs/:id', () => {
   interface Answer {
     status: number;
     body: {
-      jobs: { jobId: string }[];
+      jobs: { jobId: string; startedAt: string | null }[];
       nextCursor: string | null;
       error: string;
       result: unknown;
@@ -92,6 +92,14 @@ describe('GET /jobs and GET /jobs/:id', () => {
       cursor = page.body.nextCursor;
     }
     expect(pages).toEqual([...ids].reverse());
+
+    // Each as GET /jobs/:id gives it, but for its request, run state and result.
+    const listed = all.body.jobs.find((job) => job.jobId === ids[2]);
+    const { body: detail } = await read(`/jobs/${ids[2] ?? ''}`);
+    const full = ['request', 'runState', 'result'];
+    const summary = Object.entries(detail).filter(([key]) => !full.includes(key));
+    expect(listed).toEqual(Object.fromEntries(summary));
+    expect(listed?.startedAt).toEqual(expect.any(String));
 
     const failed = await read('/jobs?state=failed');
     expect(failed.body.jobs).toEqual([
