@@ -9,6 +9,7 @@ import {
 } from '../contract/index.js';
 import { readFirstSeq, readHistory, readLastEvent } from '../redis/history.js';
 import { jobNotFound } from './errors.js';
+import { finishedResult } from './job-result.js';
 import type { LiveEvents, Subscriptions } from './live-events.js';
 
 export interface EventsOptions {
@@ -44,6 +45,7 @@ export async function* jobEvents(
     if (follow)
       live = await subscriptions.watch(liveEventChannel(subscriptions.mode, address, jobId));
     await reader.checkExists();
+    if (yield* reader.expired()) return;
     if ((yield* reader.replay()) || live === null) return;
     if (await reader.isPastTheEnd()) return;
     yield* reader.follow(live, options.signal, options.idleCheckMs ?? 5000);
@@ -77,6 +79,27 @@ class EventReader {
     if (!this.seenAny && (await this.queue.getJobState(this.jobId)) === 'unknown') {
       throw jobNotFound(this.jobId, this.address.queueName);
     }
+  }
+
+  /**
+   * A job that is over and whose history is gone (it expired, EVENTS_TTL_SECONDS after the
+   * end): its result says how far its events went, so a gap names the ones wanted, and nothing
+   * more follows. False while the job has a history or is not over.
+   */
+  async *expired(): AsyncGenerator<ExecuteEvent, boolean> {
+    if (this.seenAny) return false;
+    // State first, the job after (see job-result.ts); then the history again: a job that started
+    // and ended after checkExists looked wrote its history before it ended.
+    const state = await this.queue.getJobState(this.jobId);
+    const job = await this.queue.getJob(this.jobId);
+    const result = job ? finishedResult(job, state) : null;
+    if (result === null) return false;
+    if ((await readFirstSeq(this.redis, this.address, this.jobId)) !== null) return false;
+    if (result.lastSeq >= this.next) {
+      yield trimmedGap(this.jobId, this.next, result.lastSeq);
+      this.next = result.lastSeq + 1;
+    }
+    return true;
   }
 
   /** Asked for events past the end of a job that is over: there will be none. */
