@@ -1,6 +1,6 @@
 import { doneWithin } from '../common/time.js';
 import { createClient, type ClaudeboxClient } from '../client/index.js';
-import { ConfigError, loadConfig, redactIn, redactUrl } from '../config/config.js';
+import { ConfigError, loadConnectionConfig, redactIn, redactUrl } from '../config/config.js';
 import type { QueueAddress } from '../contract/index.js';
 import { connectRedis, watchConnection } from '../redis/connections.js';
 import { redisProblem } from './redis-probe.js';
@@ -19,7 +19,7 @@ export interface Connection {
 export async function connect(io: Pick<CliIo, 'env' | 'stderr'>): Promise<Connection> {
   let config;
   try {
-    config = loadConfig(io.env);
+    config = loadConnectionConfig(io.env);
   } catch (error) {
     if (error instanceof ConfigError) throw new CliError(EXIT.failed, error.message);
     throw error;

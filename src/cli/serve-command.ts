@@ -1,6 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, loadConfig, redactUrl, type Config } from '../config/config.js';
+import {
+  ConfigError,
+  loadConnectionConfig,
+  redactUrl,
+  type ConnectionConfig,
+} from '../config/config.js';
 import {
   createGateway,
   GatewaySettingsError,
@@ -75,9 +80,9 @@ export async function runServeCommand(
 function readSettings(
   options: ServeOptions,
   env: Readonly<Record<string, string | undefined>>,
-): { config: Config; settings: GatewaySettings } {
+): { config: ConnectionConfig; settings: GatewaySettings } {
   try {
-    const config = loadConfig(env);
+    const config = loadConnectionConfig(env);
     const settings = loadGatewaySettings(env);
     return {
       config,

@@ -322,6 +322,20 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
 }
 
+/** What a client of the queue (the `claudebox` command, the gateway) reads of the environment. */
+const CONNECTION_VARIABLES = ['REDIS_URL', 'QUEUE_NAME', 'QUEUE_PREFIX', 'EVENTS_PUBSUB'] as const;
+export type ConnectionConfig = Pick<Config, (typeof CONNECTION_VARIABLES)[number]>;
+
+/**
+ * The queue's address as the worker reads it, checked as the worker checks it; the worker's
+ * other variables are not a client's business, and a bad one of them must not stop it.
+ */
+export function loadConnectionConfig(
+  env: Readonly<Record<string, string | undefined>>,
+): ConnectionConfig {
+  return loadConfig(Object.fromEntries(CONNECTION_VARIABLES.map((name) => [name, env[name]])));
+}
+
 function checkRedisUrl(value: string, context: z.RefinementCtx): void {
   try {
     parseRedisTarget(value);

@@ -279,6 +279,12 @@ describe('claudebox configuration and usage', () => {
     );
   });
 
+  it("reads only the queue's address: a bad variable of the worker's own stops no command", async () => {
+    const out = fakeIo({ REDIS_URL: redisUrl, QUEUE_NAME: uniqueQueueName(), CONCURRENCY: 'abc' });
+    expect(await cli(['result', 'no-such-job'], out)).toBe(3);
+    expect(out.stderrText()).toMatch(/^claudebox: job no-such-job not found in queue test-\S+\n$/);
+  });
+
   it('exits 1 with one line naming REDIS_URL when Redis is unreachable', async () => {
     const port = await findFreePort();
     const out = fakeIo({ REDIS_URL: `redis://127.0.0.1:${port}` });
