@@ -112,7 +112,7 @@ export const WorkspaceRequestSchema = z.strictObject({
 
 export type WorkspaceRequest = z.infer<typeof WorkspaceRequestSchema>;
 
-/** The job data of an execute job (version 1 of the contract). */
+/** The job data of an execute job (see CONTRACT_VERSION). */
 export const ExecuteRequestSchema = z
   .strictObject({
     prompt: z
