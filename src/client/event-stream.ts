@@ -9,7 +9,7 @@ import {
 } from '../contract/index.js';
 import { readFirstSeq, readHistory, readLastEvent } from '../redis/history.js';
 import { jobNotFound } from './errors.js';
-import { finishedResult } from './job-result.js';
+import { readFinishedResult } from './job-result.js';
 import type { LiveEvents, Subscriptions } from './live-events.js';
 
 export interface EventsOptions {
@@ -88,12 +88,9 @@ class EventReader {
    */
   async *expired(): AsyncGenerator<ExecuteEvent, boolean> {
     if (this.seenAny) return false;
-    // State first, the job after (see job-result.ts); then the history again: a job that started
-    // and ended after checkExists looked wrote its history before it ended.
-    const state = await this.queue.getJobState(this.jobId);
-    const job = await this.queue.getJob(this.jobId);
-    const result = job ? finishedResult(job, state) : null;
+    const result = await readFinishedResult(this.queue, this.jobId);
     if (result === null) return false;
+    // A job that started and ended after checkExists looked wrote its history before it ended.
     if ((await readFirstSeq(this.redis, this.address, this.jobId)) !== null) return false;
     if (result.lastSeq >= this.next) {
       yield trimmedGap(this.jobId, this.next, result.lastSeq);

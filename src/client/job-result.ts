@@ -39,6 +39,20 @@ async function readResult(
   return finishedResult(job, state);
 }
 
+/**
+ * The job's ExecuteResult once it completed or failed; null while it has not, or where it is
+ * gone. The job itself, which holds its prompt and output, is read only for a finished one.
+ */
+export async function readFinishedResult(
+  queue: Queue,
+  jobId: string,
+): Promise<ExecuteResult | null> {
+  const state = await queue.getJobState(jobId);
+  if (state !== 'completed' && state !== 'failed') return null;
+  const job = await queue.getJob(jobId);
+  return job ? finishedResult(job, state) : null;
+}
+
 /** The ExecuteResult of a job in `state` (read before the job), or null while it runs. */
 export function finishedResult(job: Job, state: string): ExecuteResult | null {
   if (state === 'completed') return job.returnvalue as ExecuteResult;

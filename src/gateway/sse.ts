@@ -4,6 +4,7 @@ import type { RedisClient } from '../redis/connections.js';
 import type { ClaudeboxClient } from '../client/index.js';
 import { isFinalEvent, type ExecuteEvent, type QueueAddress } from '../contract/index.js';
 import { readLastEvent } from '../redis/history.js';
+import { readFinishedResult } from '../client/job-result.js';
 import { errorMessage } from '../common/errors.js';
 
 export interface StreamLimits {
@@ -16,9 +17,16 @@ export interface StreamLimits {
 /** How EventSource should retry after a lost connection (it sends Last-Event-ID then). */
 const RETRY_MS = 2000;
 
-/** One event as SSE: `id` its seq (the Last-Event-ID of a reconnection), `event` its type. */
+/**
+ * One event as SSE: `id` its seq (the Last-Event-ID of a reconnection), `event` its type. A
+ * trimmed gap stands for the seqs it names: its id is the last, so a reconnection goes on after.
+ */
 export function formatEvent(event: ExecuteEvent): string {
-  return `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+  const id =
+    event.type === 'gap' && event.data.reason === 'trimmed'
+      ? (event.data.ranges.at(-1)?.to ?? event.seq)
+      : event.seq;
+  return `id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
 }
 
 /**
@@ -35,6 +43,9 @@ export async function streamStart(
 ): Promise<'unknown' | 'over' | 'go'> {
   const last = await readLastEvent(redis, address, jobId);
   if (last !== null) return isFinalEvent(last) && last.seq < fromSeq ? 'over' : 'go';
+  // No history: not written yet, or expired after the job's end, which the result tells.
+  const result = await readFinishedResult(queue, jobId);
+  if (result !== null) return result.lastSeq < fromSeq ? 'over' : 'go';
   return (await queue.getJobState(jobId)) === 'unknown' ? 'unknown' : 'go';
 }
 

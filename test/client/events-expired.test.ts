@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
 import { historyKey, type ExecuteEvent } from '../../src/contract/index.js';
+import { get, startTestGateway, type TestGateway } from '../support/sse.js';
 import {
   collectEvents,
   fixture,
@@ -13,17 +14,20 @@ import {
 } from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
+const OPERATOR = 'operator-token-for-the-tests';
 
 describe('events of a job whose history expired', () => {
   let client: ClaudeboxClient;
   let worker: TestWorker;
   let redis: Redis;
+  let gateway: TestGateway;
   const jobId = randomUUID();
   let lastSeq: number;
 
   beforeAll(async () => {
     const queueName = uniqueQueueName();
     redis = new Redis(redisUrl);
+    gateway = await startTestGateway({ url: redisUrl, queueName, operatorToken: OPERATOR });
     client = createClient({ url: redisUrl, queueName });
     worker = await startTestWorker({
       redisUrl,
@@ -41,6 +45,7 @@ describe('events of a job whose history expired', () => {
   });
 
   afterAll(async () => {
+    await gateway.close();
     await worker.worker.shutdown(0);
     await client.close();
     await redis.quit();
@@ -63,6 +68,20 @@ describe('events of a job whose history expired', () => {
     expect(gapOf(fromTwo)).toEqual([
       { seq: 2, ranges: [{ from: 2, to: lastSeq }], count: lastSeq - 1, reason: 'trimmed' },
     ]);
-    expect(await collectEvents(client.events(jobId, { fromSeq: lastSeq + 1 }))).toEqual([]);
+    const pastTheEnd = client.events(jobId, { fromSeq: lastSeq + 1, idleCheckMs: 600_000 });
+    expect(await collectEvents(pastTheEnd)).toEqual([]);
+  });
+
+  it('sends the gap over HTTP with the last seq it names as its id; a reconnection after it gets 204', async () => {
+    const url = `${gateway.url}/jobs/${jobId}/events`;
+    const auth = { authorization: `Bearer ${OPERATOR}` };
+    const response = await get(url, { headers: auth });
+    expect(response.status).toBe(200);
+    expect(response.messages.map(({ id, event }) => ({ id, event }))).toEqual([
+      { id: String(lastSeq), event: 'gap' },
+      { id: undefined, event: 'end' },
+    ]);
+    const again = await get(url, { headers: { ...auth, 'last-event-id': String(lastSeq) } });
+    expect(again.status).toBe(204);
   });
 });
