@@ -88,7 +88,8 @@ export async function teardown(): Promise<void> {
     await server?.close();
     await failOnLeftovers();
   } finally {
-    if (temp !== undefined) rmSync(temp, { recursive: true, force: true });
+    // A leftover killed just before may still be going: its files may come and go a moment.
+    if (temp !== undefined) rmSync(temp, { recursive: true, force: true, maxRetries: 5 });
   }
 }
 
