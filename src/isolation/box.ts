@@ -81,8 +81,11 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     for (const dir of [home, configDir, tmp]) mkdirSync(dir, { mode: 0o700 });
     openPathTo(spec.workRoot, cwd);
     for (const dir of spec.addDirs) openPathTo(spec.workDir, dir);
+    lease.handing(reached);
     for (const dir of reached) await handOver(dir, uid, spec.mayTake);
   } catch (error) {
+    // No process of the run started: what was handed over already is taken back at once.
+    for (const dir of reached) takeBack(dir);
     await removeTree(home).catch(() => undefined);
     await lease.release();
     throw error;
@@ -133,7 +136,10 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
  * Throws, naming the uid, where a run whose uid was set aside could still reach one of `dirs`:
  * a process of it may still be there, to change what this run is handed.
  */
-function mustBeOutOfReach(dirs: readonly string[], reaching: UidBoxSpec['setAsideReaching']): void {
+export function mustBeOutOfReach(
+  dirs: readonly string[],
+  reaching: UidBoxSpec['setAsideReaching'],
+): void {
   const reach = reaching?.(dirs) ?? null;
   if (reach === null) return;
   throw new IsolationError(

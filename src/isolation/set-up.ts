@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { RunIsolation } from '../contract/index.js';
 import { processStartTime, searchPath } from '../executor/index.js';
-import { openUidBox, sharedBox, type RunBox, type SandboxFor } from './box.js';
+import { mustBeOutOfReach, openUidBox, sharedBox, type RunBox, type SandboxFor } from './box.js';
 import { IsolationError } from './errors.js';
 import { becomeUid, clearUid, SENDER_SHELL, type Sender } from './tools.js';
 import { UidPool } from './uid-pool.js';
@@ -66,6 +66,11 @@ export interface Isolation {
   /** Removes a job's scratch directory once the job is over. */
   removeScratch(jobKey: string): Promise<void>;
   /**
+   * Throws an IsolationError, naming the uid, where a set-aside run could still reach one of
+   * `dirs`: nothing in them is to be replaced as root meanwhile (a job's checkout, say).
+   */
+  outOfReach(dirs: readonly string[]): void;
+  /**
    * Makes a run's box around its working directory and the job's other directories (addDirs,
    * inside WORK_DIR); an IsolationError says why it cannot (the pool exhausted, say).
    */
@@ -107,6 +112,7 @@ function unisolated(settings: IsolationSettings, reason: string): Isolation {
     leases: null,
     scratchDir: () => null,
     removeScratch: () => Promise.resolve(),
+    outOfReach: () => undefined,
     open: () => Promise.resolve(sharedBox(settings.sharedConfigDir, reason)),
     warnings: [],
     close: () => Promise.resolve(),
@@ -152,7 +158,8 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     count: settings.uidCount,
     owner: { workerId: settings.workerId, pid: process.pid, startTime },
     taken,
-    clear: (poolUid) => clearUid(poolUid, { sender, workDir: settings.workDir }),
+    clear: (poolUid) =>
+      clearUid(poolUid, { sender, leaseDir: dirs.leases, workDir: settings.workDir }),
   });
   const { uidBase, uidCount } = settings;
   const mayTake = (owner: number): boolean =>
@@ -165,6 +172,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     leases: { dir: dirs.leases, sender, workDir: settings.workDir },
     scratchDir,
     removeScratch: (jobKey) => removeScratchDir(scratchDir(jobKey), dirs.leases),
+    outOfReach: (wanted) => mustBeOutOfReach(wanted, (some) => setAsideReaching(dirs.leases, some)),
     open: async ({ runId, cwd, addDirs = [] }) => {
       const lease = await pool.acquire();
       return openUidBox({

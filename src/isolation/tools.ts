@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { findProcessesOfUid, signalProcesses, type ProcessRef } from '../executor/index.js';
 import { IsolationError } from './errors.js';
+import { takeBackHanded } from './handed-dirs.js';
 import { ipcObjectsOf } from './host-ipc.js';
 import { removeFilesOf } from './shared-temp.js';
 
@@ -158,7 +159,15 @@ export async function stopUid(
  */
 export async function clearUid(
   uid: number,
-  { sender, workDir }: { readonly sender: Sender; readonly workDir?: string | undefined },
+  {
+    sender,
+    leaseDir,
+    workDir,
+  }: {
+    readonly sender: Sender;
+    readonly leaseDir: string;
+    readonly workDir?: string | undefined;
+  },
 ): Promise<void> {
   const { cleared } = await stopUid(uid, sender, 0, () => findProcessesOfUid(uid));
   if (!cleared) {
@@ -166,6 +175,8 @@ export async function clearUid(
       `a process of uid ${uid} outlived every kill sent as that uid, or kept stopping their senders`,
     );
   }
+  // What its run was handed and its box never took back: the uid's next run is another job's.
+  takeBackHanded(leaseDir, uid);
   // Its run's working directory may still be the uid's: a job's next attempt goes on in it.
   await removeFilesOf(uid, { spare: workDir });
   await removeIpcOf(uid, sender.setpriv);

@@ -4,11 +4,17 @@ import { open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { processStartTime } from '../executor/index.js';
 import { IsolationError } from './errors.js';
+import { forgetHanded, recordHanded } from './handed-dirs.js';
 import { forgetReach, recordReach } from './set-aside-reach.js';
 import { readLease, type LeaseOwner, type LeaseRecord } from './lease-file.js';
 
 export interface UidLease {
   readonly uid: number;
+  /**
+   * Records the directories about to be handed to the run, for whoever clears the uid to take
+   * back where the run's box does not (see takeBackHanded); the record goes with the lease.
+   */
+  handing(dirs: readonly string[]): void;
   release(): Promise<void>;
   /**
    * Something of the run could not be stopped: the uid stays leased, out of every run's reach,
@@ -70,6 +76,7 @@ export class UidPool {
       let over = false;
       return {
         uid,
+        handing: (dirs) => recordHanded(this.options.leaseDir, uid, dirs),
         release: () => {
           if (over) return Promise.resolve();
           over = true;
@@ -176,6 +183,7 @@ export class UidPool {
     const ours = this.holdsLease(uid);
     if (!this.held.delete(uid) || !ours) return Promise.resolve();
     forgetReach(this.options.leaseDir, uid);
+    forgetHanded(this.options.leaseDir, uid);
     try {
       unlinkSync(this.leasePath(uid));
     } catch {

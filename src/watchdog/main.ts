@@ -32,7 +32,8 @@ const sweep = async (): Promise<void> => {
   if (leaseDir !== undefined && setpriv !== undefined && shell !== undefined) {
     for (const { uid, held } of await leasesOf(leaseDir, workerId)) {
       // A worker may have taken the uid over already, and be running a job as it.
-      const clear = (): Promise<void> => clearUid(uid, { sender: { setpriv, shell }, workDir });
+      const clear = (): Promise<void> =>
+        clearUid(uid, { sender: { setpriv, shell }, leaseDir, workDir });
       await endLease(leaseDir, uid, held, clear).catch(() => undefined);
     }
   }

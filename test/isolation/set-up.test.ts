@@ -18,6 +18,7 @@ import {
   setUpIsolation,
   type IsolationSettings,
 } from '../../src/isolation/index.js';
+import { becomeUid } from '../../src/isolation/tools.js';
 import { UidPool } from '../../src/isolation/uid-pool.js';
 import { processStartTime } from '../../src/executor/index.js';
 
@@ -222,6 +223,38 @@ describe('the uid pool', () => {
     expect(existsSync(left)).toBe(false);
     await box.close();
     rmSync(jobDir, { recursive: true, force: true });
+  });
+
+  it('closes what a dead worker’s run was handed when it takes the uid over: the uid’s next run cannot enter it', async () => {
+    const s = settings({ mode: 'required', namespaces: 'off', uidBase: 67200, uidCount: 1 });
+    const uid = s.uidBase;
+    const jobDir = join(s.workDir, 'job-a');
+    mkdirSync(jobDir);
+    mkdirSync(join(s.workDir, 'job-b'));
+    writeFileSync(join(jobDir, 'secret.txt'), 'job a only');
+    // A worker opens job a's box, then dies mid-run: its lease names a process long gone.
+    const dying = await setUpIsolation(s);
+    const box = await dying.open({ runId: randomUUID(), cwd: jobDir });
+    expect(statSync(jobDir).uid).toBe(uid);
+    const lease = join(s.runRoot, 'leases', String(uid));
+    const held = JSON.parse(readFileSync(lease, 'utf8')) as Record<string, unknown>;
+    writeFileSync(lease, JSON.stringify({ ...held, pid: 999_999_999 }));
+
+    const next = await setUpIsolation({ ...s, workerId: randomUUID() });
+    const other = await next.open({ runId: randomUUID(), cwd: join(s.workDir, 'job-b') });
+    expect(other.isolation.uid).toBe(uid);
+    expect(statSync(jobDir)).toMatchObject({ uid: 0, mode: 0o40700 });
+    const read = spawnSync('setpriv', [...becomeUid(uid), 'cat', join(jobDir, 'secret.txt')], {
+      encoding: 'utf8',
+    });
+    expect(read.stderr).toContain('Permission denied');
+    // Job a's next attempt is handed its directory again, with what the first one wrote.
+    await other.close();
+    const again = await next.open({ runId: randomUUID(), cwd: jobDir });
+    expect(statSync(jobDir).uid).toBe(uid);
+    expect(readFileSync(join(jobDir, 'secret.txt'), 'utf8')).toBe('job a only');
+    await again.close();
+    await Promise.all([box.close().catch(() => undefined), dying.close(), next.close()]);
   });
 
   it('skips uids that are accounts of the system', async () => {

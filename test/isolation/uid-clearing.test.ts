@@ -1,6 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,6 +17,7 @@ import { openUidBox } from '../../src/isolation/box.js';
 import { IsolationError } from '../../src/isolation/errors.js';
 import { uidConfinement } from '../../src/isolation/uid-confinement.js';
 import { clearUid, SENDER_SHELL, stopUid } from '../../src/isolation/tools.js';
+import { recordHanded } from '../../src/isolation/handed-dirs.js';
 import { setAsideReaching } from '../../src/isolation/set-aside-reach.js';
 import { UidPool } from '../../src/isolation/uid-pool.js';
 import { eventually } from '../support/processes.js';
@@ -33,6 +42,7 @@ function uidBoxSpec() {
   const given = { released: 0, setAside: 0 };
   const lease = {
     uid: UID,
+    handing: () => undefined,
     release: () => {
       given.released++;
       return Promise.resolve();
@@ -85,7 +95,9 @@ describe('the uid of a run that ended', () => {
   });
 
   it('cannot be cleared for reuse either: clearing it fails, naming the uid', async () => {
-    const clearing = clearUid(UID, { sender: { setpriv: SETPRIV, shell: NEVER_SENDS } });
+    const leaseDir = mkdtempSync(join(tmpdir(), 'claudebox-uid-clearing-leases-'));
+    roots.push(leaseDir);
+    const clearing = clearUid(UID, { sender: { setpriv: SETPRIV, shell: NEVER_SENDS }, leaseDir });
     await expect(clearing).rejects.toThrow(IsolationError);
     await expect(clearing).rejects.toThrow(`uid ${UID}`);
   });
@@ -170,6 +182,23 @@ describe('the uid of a run that ended', () => {
     expect(third - second).toBeGreaterThanOrEqual(380);
     expect(await eventually(() => readdirSync(leaseDir).length === 0, 5000)).toBe(true);
     expect((await pool.acquire()).uid).toBe(UID);
+  });
+
+  it('takes back, once cleared, what its run was handed and still owns: never what went on to another run', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'claudebox-uid-clearing-handed-'));
+    roots.push(root);
+    const leaseDir = join(root, 'leases');
+    const mine = join(root, 'mine');
+    const passedOn = join(root, 'passed-on');
+    for (const dir of [leaseDir, mine, passedOn]) mkdirSync(dir);
+    chownSync(mine, UID, UID);
+    chownSync(passedOn, UID + 1, UID + 1);
+    recordHanded(leaseDir, UID, [mine, passedOn, join(root, 'removed-by-the-run')]);
+
+    await clearUid(UID, { sender: { setpriv: SETPRIV, shell: SENDER_SHELL }, leaseDir });
+    expect(statSync(mine)).toMatchObject({ uid: 0, mode: 0o40700 });
+    expect(statSync(passedOn).uid).toBe(UID + 1);
+    expect(existsSync(join(leaseDir, `${UID}.handed`))).toBe(false);
   });
 
   it('keeps what its run could reach from any other run until it is cleared', async () => {
