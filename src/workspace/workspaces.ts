@@ -61,6 +61,11 @@ export class Workspaces {
    * The job's checkout of `request.source` at `request.ref`, with `patch` (an earlier attempt's
    * change) applied; a GitError in one line when it cannot be made, and nothing left on disk.
    */
+  /** Where the job's checkout is: the same directory for each of its attempts. */
+  checkoutDir(jobKey: string): string {
+    return join(this.dirs.checkouts, shortHash(jobKey));
+  }
+
   async checkout(
     jobKey: string,
     request: WorkspaceRequest,
@@ -68,7 +73,7 @@ export class Workspaces {
   ): Promise<Checkout> {
     const cache = join(this.dirs.cache, `${shortHash(request.source)}.git`);
     const id = shortHash(jobKey);
-    const dir = join(this.dirs.checkouts, id);
+    const dir = this.checkoutDir(jobKey);
     const holder = `${dir}.holder`;
     const scratch = join(this.dirs.scratch, id);
     // Held before the cache is used: a sweep then neither prunes the cache nor takes the checkout.

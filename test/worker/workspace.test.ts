@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import {
   mkdirSync,
@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Queue } from 'bullmq';
 import type { ExecuteResult } from '../../src/contract/index.js';
+import { loadConfig } from '../../src/config/config.js';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
 import {
   createQueue,
@@ -313,6 +314,45 @@ describe('a job with a workspace', () => {
     expect(
       readdirSync(join(workspaceDir(), 'cache')).filter((name) => !name.endsWith('.lock')),
     ).toHaveLength(1);
+  });
+
+  it('leaves a checkout that a set-aside run of the job could still be in as it is: the attempt fails, naming the uid', async () => {
+    const jobId = randomUUID();
+    const checkout = join(
+      workspaceDir(),
+      'checkouts',
+      createHash('sha256').update(`bull:${queueName}:${jobId}`).digest('hex').slice(0, 32),
+    );
+    mkdirSync(checkout, { recursive: true });
+    writeFileSync(join(checkout, 'left.txt'), 'what the earlier attempt was doing');
+    // An earlier attempt's uid, set aside under a lease that still holds, reaching the checkout
+    // (a uid out of every test's pool, in the RUN_ROOT the worker shares with the others).
+    const leases = join(loadConfig({}).RUN_ROOT, 'leases');
+    const uid = 49_999;
+    const lease = { workerId: 'alive', pid: process.pid, startTime: '1', lease: randomUUID() };
+    writeFileSync(join(leases, String(uid)), JSON.stringify(lease));
+    writeFileSync(
+      join(leases, `${uid}.reach`),
+      JSON.stringify({ lease: lease.lease, dirs: [checkout] }),
+    );
+    try {
+      await queue.add(
+        'execute',
+        { prompt: '{}', workspace: { source: repo.path, ref: 'main' } },
+        { jobId },
+      );
+      const result = await client.result(jobId, { timeoutMs: 30_000 });
+      expect(result).toMatchObject({ success: false, failure: 'worker-error' });
+      expect(result.error).toContain(
+        `${checkout} is within reach of an earlier run whose uid ${uid}`,
+      );
+      expect(readFileSync(join(checkout, 'left.txt'), 'utf8')).toBe(
+        'what the earlier attempt was doing',
+      );
+    } finally {
+      rmSync(join(leases, `${uid}.reach`), { force: true });
+      rmSync(join(leases, String(uid)), { force: true });
+    }
   });
 
   it('clones a repository once for 50 jobs and leaves no checkout behind', async () => {

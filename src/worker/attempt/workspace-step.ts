@@ -27,6 +27,8 @@ export async function openWorkspace(
     earlier?.truncated === true
       ? `the earlier attempt's change (${earlier.bytes} bytes) was over WORKSPACE_PATCH_MAX_BYTES and not kept: this attempt starts from ${earlier.base}`
       : null;
+  // A set-aside run of an earlier attempt may still be in the checkout: it is not replaced then.
+  context.isolation.outOfReach([context.workspaces.checkoutDir(jobKey)]);
   try {
     const checkout = await context.workspaces.checkout(
       jobKey,
