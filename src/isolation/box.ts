@@ -81,11 +81,8 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     for (const dir of [home, configDir, tmp]) mkdirSync(dir, { mode: 0o700 });
     openPathTo(spec.workRoot, cwd);
     for (const dir of spec.addDirs) openPathTo(spec.workDir, dir);
-    lease.handing(reached);
-    for (const dir of reached) await handOver(dir, uid, spec.mayTake);
+    await handOverAll(lease, reached, spec.mayTake);
   } catch (error) {
-    // No process of the run started: what was handed over already is taken back at once.
-    for (const dir of reached) takeBack(dir);
     await removeTree(home).catch(() => undefined);
     await lease.release();
     throw error;
@@ -130,6 +127,29 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
         await removeLeftovers(lease, home, tempStamp, setpriv);
       })()),
   };
+}
+
+/**
+ * Hands the run its directories, recorded with its lease first (see takeBackHanded). Where that
+ * fails, no process of the run has started: what was handed over already is taken back at once,
+ * and nothing else (a directory it never got to may be another run's).
+ */
+async function handOverAll(
+  lease: UidLease,
+  reached: readonly string[],
+  mayTake: MayTake,
+): Promise<void> {
+  lease.handing(reached);
+  const handed: string[] = [];
+  try {
+    for (const dir of reached) {
+      handed.push(dir);
+      await handOver(dir, lease.uid, mayTake);
+    }
+  } catch (error) {
+    for (const dir of handed) takeBack(dir);
+    throw error;
+  }
 }
 
 /**

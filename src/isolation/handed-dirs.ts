@@ -1,4 +1,4 @@
-import { lstatSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { takeBack } from './ownership.js';
 
@@ -9,10 +9,16 @@ import { takeBack } from './ownership.js';
  * leaves the record, and whoever clears the uid later takes them back then: otherwise the next
  * run of that uid, another job's, could enter them.
  */
+interface Handed {
+  /** The id of the lease the run had: a record of a later lease is that run's, not this one's. */
+  readonly lease: string;
+  readonly dirs: readonly string[];
+}
+
 const handedPath = (leaseDir: string, uid: number): string => join(leaseDir, `${uid}.handed`);
 
-export function recordHanded(leaseDir: string, uid: number, dirs: readonly string[]): void {
-  writeFileSync(handedPath(leaseDir, uid), JSON.stringify(dirs), { mode: 0o600 });
+export function recordHanded(leaseDir: string, uid: number, handed: Handed): void {
+  writeFileSync(handedPath(leaseDir, uid), JSON.stringify(handed), { mode: 0o600 });
 }
 
 export function forgetHanded(leaseDir: string, uid: number): void {
@@ -24,27 +30,23 @@ export function forgetHanded(leaseDir: string, uid: number): void {
 }
 
 /**
- * Takes back what the record says `uid` was handed and still owns (a directory handed to
- * another run since is that run's now), then forgets the record. Call it only once nothing of
- * the uid runs any more.
+ * Takes back what the run under `lease` was handed and `uid` still owns (a directory handed to
+ * another run since is that run's now), then forgets the record; a record of another lease
+ * stays. Call it only once nothing of the uid runs any more.
  */
-export function takeBackHanded(leaseDir: string, uid: number): void {
-  for (const dir of readHanded(leaseDir, uid)) {
-    try {
-      const info = lstatSync(dir);
-      if (info.isDirectory() && info.uid === uid) takeBack(dir);
-    } catch {
-      // Gone: nothing to take back.
-    }
-  }
+export function takeBackHanded(leaseDir: string, uid: number, lease: string): void {
+  const handed = readHanded(leaseDir, uid);
+  if (handed?.lease !== lease) return;
+  for (const dir of handed.dirs) takeBack(dir, uid);
   forgetHanded(leaseDir, uid);
 }
 
-function readHanded(leaseDir: string, uid: number): string[] {
+function readHanded(leaseDir: string, uid: number): Handed | undefined {
   try {
-    const value: unknown = JSON.parse(readFileSync(handedPath(leaseDir, uid), 'utf8'));
-    return Array.isArray(value) ? value.filter((dir) => typeof dir === 'string') : [];
+    const value = JSON.parse(readFileSync(handedPath(leaseDir, uid), 'utf8')) as Partial<Handed>;
+    if (typeof value.lease !== 'string' || !Array.isArray(value.dirs)) return undefined;
+    return { lease: value.lease, dirs: value.dirs.filter((dir) => typeof dir === 'string') };
   } catch {
-    return [];
+    return undefined;
   }
 }

@@ -1,4 +1,16 @@
-import { chmodSync, chownSync, lchownSync, lstatSync, readdirSync, type Stats } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
+  lchownSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  type Stats,
+} from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 
@@ -43,14 +55,24 @@ export async function handOver(dir: string, uid: number, mayTake: MayTake): Prom
 
 /**
  * Closes a run's directory to every run: root's again, 0700, until the next hand-over. Does
- * nothing where it is gone (the run may have removed its working directory).
+ * nothing where it is gone (the run may have removed its working directory) or is no directory
+ * any more (a symlink the run put in its place is never followed), nor, given `onlyFrom`, where
+ * another uid owns it.
  */
-export function takeBack(dir: string): void {
+export function takeBack(dir: string, onlyFrom?: number): void {
+  let fd: number;
   try {
-    chownSync(dir, 0, 0);
-    chmodSync(dir, 0o700);
+    fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   } catch {
     // Gone, or replaced by what the run left: the next hand-over looks at it again.
+    return;
+  }
+  try {
+    if (onlyFrom !== undefined && fstatSync(fd).uid !== onlyFrom) return;
+    fchownSync(fd, 0, 0);
+    fchmodSync(fd, 0o700);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -158,8 +158,8 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     count: settings.uidCount,
     owner: { workerId: settings.workerId, pid: process.pid, startTime },
     taken,
-    clear: (poolUid) =>
-      clearUid(poolUid, { sender, leaseDir: dirs.leases, workDir: settings.workDir }),
+    clear: (poolUid, lease) =>
+      clearUid(poolUid, { sender, leaseDir: dirs.leases, lease, workDir: settings.workDir }),
   });
   const { uidBase, uidCount } = settings;
   const mayTake = (owner: number): boolean =>

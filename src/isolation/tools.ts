@@ -162,10 +162,13 @@ export async function clearUid(
   {
     sender,
     leaseDir,
+    lease,
     workDir,
   }: {
     readonly sender: Sender;
+    /** The lease directory, and the id of the lease whose run is cleared away. */
     readonly leaseDir: string;
+    readonly lease: string;
     readonly workDir?: string | undefined;
   },
 ): Promise<void> {
@@ -176,7 +179,7 @@ export async function clearUid(
     );
   }
   // What its run was handed and its box never took back: the uid's next run is another job's.
-  takeBackHanded(leaseDir, uid);
+  takeBackHanded(leaseDir, uid, lease);
   // Its run's working directory may still be the uid's: a job's next attempt goes on in it.
   await removeFilesOf(uid, { spare: workDir });
   await removeIpcOf(uid, sender.setpriv);

@@ -34,9 +34,10 @@ export interface UidPoolOptions {
   readonly taken: ReadonlySet<number>;
   /**
    * Stops whatever still runs as a uid taken over from a dead worker, or set aside by a run,
-   * and removes what it left, before the uid is reused; throws when it cannot.
+   * and removes what it left (the run under `lease`), before the uid is reused; throws when it
+   * cannot.
    */
-  readonly clear: (uid: number) => Promise<void>;
+  readonly clear: (uid: number, lease: string) => Promise<void>;
   /** How long a set-aside uid waits before it is first cleared again; each failure doubles it. */
   readonly retryAfterMs?: number;
 }
@@ -76,7 +77,7 @@ export class UidPool {
       let over = false;
       return {
         uid,
-        handing: (dirs) => recordHanded(this.options.leaseDir, uid, dirs),
+        handing: (dirs) => recordHanded(this.options.leaseDir, uid, { lease, dirs }),
         release: () => {
           if (over) return Promise.resolve();
           over = true;
@@ -118,7 +119,7 @@ export class UidPool {
     // the lease does, so no worker gets the uid as free meanwhile. A uid that cannot be cleared
     // stays taken, and the next one is tried.
     const ended = await endLease(this.options.leaseDir, uid, holder, () =>
-      this.options.clear(uid),
+      this.options.clear(uid, holder.lease),
     ).catch(() => false);
     return ended ? this.create(path) : null;
   }
@@ -167,11 +168,12 @@ export class UidPool {
 
   private async clearAgain(uid: number, delayMs: number): Promise<void> {
     // Only under its own lease: a uid whose lease somebody ended is no longer this pool's.
-    if (!this.holdsLease(uid)) {
+    const lease = this.held.get(uid);
+    if (lease === undefined || !this.holdsLease(uid)) {
       this.held.delete(uid);
       return;
     }
-    const cleared = await this.options.clear(uid).then(
+    const cleared = await this.options.clear(uid, lease).then(
       () => true,
       () => false,
     );

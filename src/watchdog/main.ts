@@ -33,7 +33,7 @@ const sweep = async (): Promise<void> => {
     for (const { uid, held } of await leasesOf(leaseDir, workerId)) {
       // A worker may have taken the uid over already, and be running a job as it.
       const clear = (): Promise<void> =>
-        clearUid(uid, { sender: { setpriv, shell }, leaseDir, workDir });
+        clearUid(uid, { sender: { setpriv, shell }, leaseDir, lease: held.lease, workDir });
       await endLease(leaseDir, uid, held, clear).catch(() => undefined);
     }
   }

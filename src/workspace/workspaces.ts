@@ -57,15 +57,15 @@ export class Workspaces {
     return new Workspaces(dirs, settings);
   }
 
-  /**
-   * The job's checkout of `request.source` at `request.ref`, with `patch` (an earlier attempt's
-   * change) applied; a GitError in one line when it cannot be made, and nothing left on disk.
-   */
   /** Where the job's checkout is: the same directory for each of its attempts. */
   checkoutDir(jobKey: string): string {
     return join(this.dirs.checkouts, shortHash(jobKey));
   }
 
+  /**
+   * The job's checkout of `request.source` at `request.ref`, with `patch` (an earlier attempt's
+   * change) applied; a GitError in one line when it cannot be made, and nothing left on disk.
+   */
   async checkout(
     jobKey: string,
     request: WorkspaceRequest,

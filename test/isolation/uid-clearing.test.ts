@@ -8,6 +8,7 @@ import {
   readdirSync,
   rmSync,
   statSync,
+  symlinkSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -97,7 +98,8 @@ describe('the uid of a run that ended', () => {
   it('cannot be cleared for reuse either: clearing it fails, naming the uid', async () => {
     const leaseDir = mkdtempSync(join(tmpdir(), 'claudebox-uid-clearing-leases-'));
     roots.push(leaseDir);
-    const clearing = clearUid(UID, { sender: { setpriv: SETPRIV, shell: NEVER_SENDS }, leaseDir });
+    const sender = { setpriv: SETPRIV, shell: NEVER_SENDS };
+    const clearing = clearUid(UID, { sender, leaseDir, lease: randomUUID() });
     await expect(clearing).rejects.toThrow(IsolationError);
     await expect(clearing).rejects.toThrow(`uid ${UID}`);
   });
@@ -190,14 +192,26 @@ describe('the uid of a run that ended', () => {
     const leaseDir = join(root, 'leases');
     const mine = join(root, 'mine');
     const passedOn = join(root, 'passed-on');
-    for (const dir of [leaseDir, mine, passedOn]) mkdirSync(dir);
+    const elsewhere = join(root, 'elsewhere');
+    for (const dir of [leaseDir, mine, passedOn, elsewhere]) mkdirSync(dir);
     chownSync(mine, UID, UID);
     chownSync(passedOn, UID + 1, UID + 1);
-    recordHanded(leaseDir, UID, [mine, passedOn, join(root, 'removed-by-the-run')]);
+    // What the run put in place of a directory it was handed: never followed.
+    chownSync(elsewhere, UID, UID);
+    const swapped = join(root, 'swapped');
+    symlinkSync(elsewhere, swapped);
+    const lease = randomUUID();
+    const dirs = [mine, passedOn, swapped, join(root, 'removed-by-the-run')];
+    recordHanded(leaseDir, UID, { lease, dirs });
+    const sender = { setpriv: SETPRIV, shell: SENDER_SHELL };
 
-    await clearUid(UID, { sender: { setpriv: SETPRIV, shell: SENDER_SHELL }, leaseDir });
+    // A clearing of an earlier lease leaves the record of the run the uid has now alone.
+    await clearUid(UID, { sender, leaseDir, lease: randomUUID() });
+    expect(statSync(mine).uid).toBe(UID);
+    await clearUid(UID, { sender, leaseDir, lease });
     expect(statSync(mine)).toMatchObject({ uid: 0, mode: 0o40700 });
     expect(statSync(passedOn).uid).toBe(UID + 1);
+    expect(statSync(elsewhere).uid).toBe(UID);
     expect(existsSync(join(leaseDir, `${UID}.handed`))).toBe(false);
   });
 
