@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** Who holds a uid: a worker process, named by pid and start time so a recycled pid is told. */
 export interface LeaseOwner {
@@ -40,4 +41,39 @@ export function readLease(path: string): LeaseRecord | undefined {
   }
   // Unreadable leftovers of something else count as taken: never guess a uid is free.
   return undefined;
+}
+
+/** Directories noted beside a uid's lease, under the id of the lease they belong to. */
+export interface LeaseDirs {
+  readonly lease: string;
+  readonly dirs: readonly string[];
+}
+
+/**
+ * A note of directories kept beside each uid's lease, in `<uid>.<kind>`: written, read back
+ * (undefined where there is none, or none readable) and forgotten.
+ */
+export function leaseDirsNote(kind: string) {
+  const path = (leaseDir: string, uid: number): string => join(leaseDir, `${uid}.${kind}`);
+  return {
+    write(leaseDir: string, uid: number, note: LeaseDirs): void {
+      writeFileSync(path(leaseDir, uid), JSON.stringify(note), { mode: 0o600 });
+    },
+    read(leaseDir: string, uid: number): LeaseDirs | undefined {
+      try {
+        const value = JSON.parse(readFileSync(path(leaseDir, uid), 'utf8')) as Partial<LeaseDirs>;
+        if (typeof value.lease !== 'string' || !Array.isArray(value.dirs)) return undefined;
+        return { lease: value.lease, dirs: value.dirs.filter((dir) => typeof dir === 'string') };
+      } catch {
+        return undefined;
+      }
+    },
+    forget(leaseDir: string, uid: number): void {
+      try {
+        unlinkSync(path(leaseDir, uid));
+      } catch {
+        // Never written, or gone already.
+      }
+    },
+  };
 }
