@@ -62,6 +62,8 @@ class EventReader {
   private next: number;
   /** Whether the job showed itself (history or a live event): if its state goes, it was removed. */
   private seenAny = false;
+  /** The job's state when checkExists found no history; undefined where it found one. */
+  private stateWithoutHistory: string | undefined;
 
   constructor(
     private readonly redis: RedisClient,
@@ -76,7 +78,9 @@ class EventReader {
   /** Throws 'job-not-found' for a job with neither a history nor a state. */
   async checkExists(): Promise<void> {
     this.seenAny = (await readFirstSeq(this.redis, this.address, this.jobId)) !== null;
-    if (!this.seenAny && (await this.queue.getJobState(this.jobId)) === 'unknown') {
+    if (this.seenAny) return;
+    this.stateWithoutHistory = await this.queue.getJobState(this.jobId);
+    if (this.stateWithoutHistory === 'unknown') {
       throw jobNotFound(this.jobId, this.address.queueName);
     }
   }
@@ -87,10 +91,11 @@ class EventReader {
    * more follows. False while the job has a history or is not over.
    */
   async *expired(): AsyncGenerator<ExecuteEvent, boolean> {
-    if (this.seenAny) return false;
-    const result = await readFinishedResult(this.queue, this.jobId);
+    const state = this.stateWithoutHistory;
+    if (state === undefined) return false;
+    const result = await readFinishedResult(this.queue, this.jobId, state);
     if (result === null) return false;
-    // A job that started and ended after checkExists looked wrote its history before it ended.
+    // A job that ended between checkExists's two looks wrote its history before it ended.
     if ((await readFirstSeq(this.redis, this.address, this.jobId)) !== null) return false;
     if (result.lastSeq >= this.next) {
       yield trimmedGap(this.jobId, this.next, result.lastSeq);

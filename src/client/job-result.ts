@@ -40,14 +40,15 @@ async function readResult(
 }
 
 /**
- * The job's ExecuteResult once it completed or failed; null while it has not, or where it is
- * gone. The job itself, which holds its prompt and output, is read only for a finished one.
+ * The ExecuteResult of a job whose state, read just before, is `state`: null unless it completed
+ * or failed, or where it is gone since. The job itself, which holds its prompt and output, is
+ * read only for a finished one.
  */
 export async function readFinishedResult(
   queue: Queue,
   jobId: string,
+  state: string,
 ): Promise<ExecuteResult | null> {
-  const state = await queue.getJobState(jobId);
   if (state !== 'completed' && state !== 'failed') return null;
   const job = await queue.getJob(jobId);
   return job ? finishedResult(job, state) : null;

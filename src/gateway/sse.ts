@@ -44,9 +44,10 @@ export async function streamStart(
   const last = await readLastEvent(redis, address, jobId);
   if (last !== null) return isFinalEvent(last) && last.seq < fromSeq ? 'over' : 'go';
   // No history: not written yet, or expired after the job's end, which the result tells.
-  const result = await readFinishedResult(queue, jobId);
-  if (result !== null) return result.lastSeq < fromSeq ? 'over' : 'go';
-  return (await queue.getJobState(jobId)) === 'unknown' ? 'unknown' : 'go';
+  const state = await queue.getJobState(jobId);
+  if (state === 'unknown') return 'unknown';
+  const result = await readFinishedResult(queue, jobId, state);
+  return result !== null && result.lastSeq < fromSeq ? 'over' : 'go';
 }
 
 /**
