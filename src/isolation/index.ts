@@ -5,7 +5,7 @@ export {
   type IsolationSettings,
   type LeaseClearing,
 } from './set-up.js';
-export type { RunBox } from './box.js';
+export { mustBeOutOfReach, type RunBox } from './box.js';
 export { IsolationError } from './errors.js';
 export { endLease, leasesOf } from './uid-pool.js';
 export { clearUid } from './tools.js';

@@ -14,12 +14,12 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { RunIsolation } from '../contract/index.js';
 import { processStartTime, searchPath } from '../executor/index.js';
-import { mustBeOutOfReach, openUidBox, sharedBox, type RunBox, type SandboxFor } from './box.js';
+import { openUidBox, sharedBox, type RunBox, type SandboxFor } from './box.js';
 import { IsolationError } from './errors.js';
 import { becomeUid, clearUid, SENDER_SHELL, type Sender } from './tools.js';
 import { UidPool } from './uid-pool.js';
 import { removeTree } from './remove-tree.js';
-import { setAsideReaching } from './set-aside-reach.js';
+import { setAsideReaching, type SetAsideReach } from './set-aside-reach.js';
 import { launchAsUid, type Sandbox } from './uid-confinement.js';
 import { isInside } from '../common/paths.js';
 
@@ -66,10 +66,10 @@ export interface Isolation {
   /** Removes a job's scratch directory once the job is over. */
   removeScratch(jobKey: string): Promise<void>;
   /**
-   * Throws an IsolationError, naming the uid, where a set-aside run could still reach one of
-   * `dirs`: nothing in them is to be replaced as root meanwhile (a job's checkout, say).
+   * A set-aside run that could still reach one of `dirs` (its uid, and that directory), or null:
+   * nothing there is to be replaced or removed as root meanwhile (a job's checkout, say).
    */
-  outOfReach(dirs: readonly string[]): void;
+  setAsideReaching(dirs: readonly string[]): SetAsideReach | null;
   /**
    * Makes a run's box around its working directory and the job's other directories (addDirs,
    * inside WORK_DIR); an IsolationError says why it cannot (the pool exhausted, say).
@@ -112,7 +112,7 @@ function unisolated(settings: IsolationSettings, reason: string): Isolation {
     leases: null,
     scratchDir: () => null,
     removeScratch: () => Promise.resolve(),
-    outOfReach: () => undefined,
+    setAsideReaching: () => null,
     open: () => Promise.resolve(sharedBox(settings.sharedConfigDir, reason)),
     warnings: [],
     close: () => Promise.resolve(),
@@ -172,7 +172,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     leases: { dir: dirs.leases, sender, workDir: settings.workDir },
     scratchDir,
     removeScratch: (jobKey) => removeScratchDir(scratchDir(jobKey), dirs.leases),
-    outOfReach: (wanted) => mustBeOutOfReach(wanted, (some) => setAsideReaching(dirs.leases, some)),
+    setAsideReaching: (wanted) => setAsideReaching(dirs.leases, wanted),
     open: async ({ runId, cwd, addDirs = [] }) => {
       const lease = await pool.acquire();
       return openUidBox({

@@ -116,6 +116,16 @@ export class Checkout {
     await removeHolder(this.holder);
   }
 
+  /**
+   * The attempt is over, but a process of its run may still be in the checkout: it is left to
+   * the sweep, which removes it once no run can be in it any more (see WorkspaceSettings).
+   */
+  async leave(): Promise<void> {
+    await this.looking;
+    await rm(this.scratch, { recursive: true, force: true });
+    await writeHolder(this.holder, { keepUntil: 0, cache: this.cache });
+  }
+
   private async commit(branch: string, options: GitOptions): Promise<string> {
     const tree = await gitText(['write-tree'], options);
     const message = `${branch}\n\nThe change of claudebox job ${branch.split('/').at(-1) ?? ''}.`;

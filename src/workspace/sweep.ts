@@ -26,11 +26,16 @@ const HOLDER = '.holder';
 
 /**
  * Removes the checkouts nobody holds (their worker died, or a failed attempt's time to be kept
- * is over) and the cached clones past their age or over the size cap, least recently used
- * first, never one a live checkout was made from; then measures what is left.
+ * is over) and no run may still be in (`runMayBeIn`), and the cached clones past their age or
+ * over the size cap, least recently used first, never one a live checkout was made from; then
+ * measures what is left.
  */
-export async function sweep(dirs: WorkspaceDirs, limits: CacheLimits): Promise<DiskUse> {
-  await removeUnheldCheckouts(dirs);
+export async function sweep(
+  dirs: WorkspaceDirs,
+  limits: CacheLimits,
+  runMayBeIn: (dir: string) => boolean,
+): Promise<DiskUse> {
+  await removeUnheldCheckouts(dirs, runMayBeIn);
   await pruneCache(dirs, limits);
   // The cache first: a checkout's hard-linked objects are the cache's bytes, not its own.
   const seen = new Set<string>();
@@ -39,7 +44,10 @@ export async function sweep(dirs: WorkspaceDirs, limits: CacheLimits): Promise<D
   return { cacheBytes, checkoutBytes };
 }
 
-async function removeUnheldCheckouts(dirs: WorkspaceDirs): Promise<void> {
+async function removeUnheldCheckouts(
+  dirs: WorkspaceDirs,
+  runMayBeIn: (dir: string) => boolean,
+): Promise<void> {
   const names = await readdir(dirs.checkouts);
   const ids = new Set(
     names
@@ -49,7 +57,9 @@ async function removeUnheldCheckouts(dirs: WorkspaceDirs): Promise<void> {
   for (const id of ids) {
     const holderPath = join(dirs.checkouts, id + HOLDER);
     if (holds(await readHolder(holderPath), Date.now())) continue;
-    await rm(join(dirs.checkouts, id), { recursive: true, force: true });
+    const checkout = join(dirs.checkouts, id);
+    if (runMayBeIn(checkout)) continue;
+    await rm(checkout, { recursive: true, force: true });
     await rm(join(dirs.scratch, id), { recursive: true, force: true });
     await removeHolder(holderPath);
   }

@@ -16,6 +16,12 @@ export interface WorkspaceSettings {
   /** WORKSPACE_KEEP_FAILED_SECONDS: how long a failed attempt's checkout stays. */
   readonly keepFailedSeconds?: number;
   readonly cacheLimits?: CacheLimits;
+  /**
+   * Whether a run may still be in `dir` although its attempt is over (a run whose uid could not
+   * be cleared yet): the sweep leaves such a checkout for a later sweep, as nothing a run could
+   * still change is removed as root.
+   */
+  readonly runMayBeIn?: (dir: string) => boolean;
 }
 
 const FULL_COMMIT = /^[0-9a-f]{40}$/;
@@ -103,10 +109,12 @@ export class Workspaces {
 
   /**
    * Removes what nobody holds (checkouts of workers that died, failed attempts' checkouts whose
-   * time is over, cached clones past the limits) and measures what is left.
+   * time is over, left checkouts no run can be in any more, cached clones past the limits) and
+   * measures what is left.
    */
   async sweep(): Promise<DiskUse> {
-    return sweep(this.dirs, this.settings.cacheLimits ?? { maxBytes: 0, maxAgeSeconds: 0 });
+    const limits = this.settings.cacheLimits ?? { maxBytes: 0, maxAgeSeconds: 0 };
+    return sweep(this.dirs, limits, this.settings.runMayBeIn ?? (() => false));
   }
 
   /** The commit `ref` names in the source, cloning or fetching it first where needed. */

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readFileSync,
   readdirSync,
   realpathSync,
   rmSync,
@@ -11,9 +13,11 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Queue } from 'bullmq';
 import { eventually, pidsWithEnv } from '../support/processes.js';
+import { plantSetAside } from '../support/set-aside.js';
 import { findFreePort } from '../support/redis-server.js';
 import { git } from '../support/git.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
@@ -194,6 +198,37 @@ describe("a worker's workspace directory does not fill up", () => {
     expect(checkoutsIn(workspaceDir())).toEqual([]);
     expect(readdirSync(join(workspaceDir(), 'checkouts'))).toEqual([]);
   }, 90_000);
+
+  it('leaves a checkout that a set-aside run could still be in to the sweep after its uid is cleared, never before', async () => {
+    const { name } = queue();
+    // A checkout nobody holds any more (its attempt left it to the sweep), reached by a run
+    // whose uid is set aside under a lease that holds (a uid outside every pool, in the RUN_ROOT
+    // the test workers share).
+    const checkouts = join(workspaceDir(), 'checkouts');
+    const checkout = join(checkouts, randomUUID().replaceAll('-', ''));
+    mkdirSync(checkout, { recursive: true });
+    writeFileSync(join(checkout, 'left.txt'), 'a process of the run may still be here\n');
+    writeFileSync(`${checkout}.holder`, JSON.stringify({ keepUntil: 0, cache: '' }));
+    const setAside = plantSetAside(49_998, [checkout]);
+    try {
+      // Isolated: a run's uid can pass through to WORK_DIR. Its first sweep ran before it was
+      // ready, and it sweeps every second.
+      chmodSync(root, 0o711);
+      const worker = await startWorker(name, { RUN_ISOLATION: 'required' });
+      await sleep(2500);
+      expect(worker.worker.isolation.mode).toBe('uid');
+      expect(readFileSync(join(checkout, 'left.txt'), 'utf8')).toContain('may still be here');
+
+      setAside.clear();
+      await waitFor(
+        'the sweep to remove the checkout',
+        () => (readdirSync(checkouts).length === 0 ? true : undefined),
+        30_000,
+      );
+    } finally {
+      setAside.remove();
+    }
+  }, 60_000);
 
   it("keeps a failed attempt's checkout for WORKSPACE_KEEP_FAILED_SECONDS, then removes it", async () => {
     const repo = makeRepository(root, 'app');

@@ -14,7 +14,6 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Queue } from 'bullmq';
 import type { ExecuteResult } from '../../src/contract/index.js';
-import { loadConfig } from '../../src/config/config.js';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
 import {
   createQueue,
@@ -28,6 +27,7 @@ import {
 
 import { findFreePort } from '../support/redis-server.js';
 import { git } from '../support/git.js';
+import { plantSetAside } from '../support/set-aside.js';
 import { spawnCli } from '../cli/support.js';
 
 const redisUrl = inject('redisUrl');
@@ -325,16 +325,9 @@ describe('a job with a workspace', () => {
     );
     mkdirSync(checkout, { recursive: true });
     writeFileSync(join(checkout, 'left.txt'), 'what the earlier attempt was doing');
-    // An earlier attempt's uid, set aside under a lease that still holds, reaching the checkout
-    // (a uid out of every test's pool, in the RUN_ROOT the worker shares with the others).
-    const leases = join(loadConfig({}).RUN_ROOT, 'leases');
+    // An earlier attempt's uid, set aside under a lease that still holds, reaching the checkout.
     const uid = 49_999;
-    const lease = { workerId: 'alive', pid: process.pid, startTime: '1', lease: randomUUID() };
-    writeFileSync(join(leases, String(uid)), JSON.stringify(lease));
-    writeFileSync(
-      join(leases, `${uid}.reach`),
-      JSON.stringify({ lease: lease.lease, dirs: [checkout] }),
-    );
+    const setAside = plantSetAside(uid, [checkout]);
     try {
       await queue.add(
         'execute',
@@ -350,8 +343,7 @@ describe('a job with a workspace', () => {
         'what the earlier attempt was doing',
       );
     } finally {
-      rmSync(join(leases, `${uid}.reach`), { force: true });
-      rmSync(join(leases, String(uid)), { force: true });
+      setAside.remove();
     }
   });
 

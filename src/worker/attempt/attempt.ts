@@ -168,6 +168,9 @@ export class Attempt {
     if (this.runMayLinger) {
       if (this.checkout) {
         this.log.warn({ ...LINGERING, dir: this.checkout.dir }, "kept the job's checkout");
+        await this.checkout.leave().catch((error: unknown) => {
+          this.log.error({ err: error }, "could not leave the job's checkout to the sweep");
+        });
       }
     } else {
       await this.checkout?.release(!this.succeeded).catch((error: unknown) => {

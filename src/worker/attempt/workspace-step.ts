@@ -1,6 +1,7 @@
 import type { ExecuteRequest, WorkspaceRequest, WorkspaceResult } from '../../contract/index.js';
 import { readPatch, storePatch } from '../../redis/patches.js';
 import { type Checkout, type Change, GitError } from '../../workspace/index.js';
+import { mustBeOutOfReach } from '../../isolation/index.js';
 import type { JobContext } from './context.js';
 
 export type OpenedWorkspace =
@@ -28,7 +29,8 @@ export async function openWorkspace(
       ? `the earlier attempt's change (${earlier.bytes} bytes) was over WORKSPACE_PATCH_MAX_BYTES and not kept: this attempt starts from ${earlier.base}`
       : null;
   // A set-aside run of an earlier attempt may still be in the checkout: it is not replaced then.
-  context.isolation.outOfReach([context.workspaces.checkoutDir(jobKey)]);
+  const dir = context.workspaces.checkoutDir(jobKey);
+  mustBeOutOfReach([dir], (dirs) => context.isolation.setAsideReaching(dirs));
   try {
     const checkout = await context.workspaces.checkout(
       jobKey,

@@ -182,7 +182,7 @@ async function assemble(
     publisher,
     sessions: sessionStoreFor(config, connections.commands, address, isolation),
     isolation,
-    workspaces: await workspacesOf(deps, metrics, closers),
+    workspaces: await workspacesOf(deps, isolation, metrics, closers),
     runs,
     logger,
     now,
@@ -203,6 +203,7 @@ async function assemble(
 /** Cached clones and checkouts, when WORKSPACE_SOURCES allows any source; swept as it runs. */
 async function workspacesOf(
   { config, workDir, logger }: WorkerDeps,
+  isolation: Isolation,
   metrics: ReturnType<typeof createMetrics>,
   closers: Closers,
 ): Promise<Workspaces | null> {
@@ -211,6 +212,7 @@ async function workspacesOf(
     dir: workspaceDirOf(config, workDir),
     onClone: () => metrics.workspaceCloned(),
     keepFailedSeconds: config.WORKSPACE_KEEP_FAILED_SECONDS,
+    runMayBeIn: (dir) => isolation.setAsideReaching([dir]) !== null,
     cacheLimits: {
       maxBytes: config.WORKSPACE_CACHE_MAX_BYTES,
       maxAgeSeconds: config.WORKSPACE_CACHE_MAX_AGE_SECONDS,
