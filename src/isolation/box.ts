@@ -34,6 +34,11 @@ export interface RunBox {
   /** Stops what is left of the run, closes its directories and frees its uid. */
   close(): Promise<void>;
   /**
+   * Where the box's close set the run's uid aside: `dir` (the job's scratch directory, the job
+   * being over) goes when that uid is cleared, as a process of the run may be in it until then.
+   */
+  removeOnceCleared(dir: string): void;
+  /**
    * Whether the box's close found nothing of the run left; false before it, or where a process
    * of the run may still be there (the uid is then set aside).
    */
@@ -115,6 +120,7 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     get runGone() {
       return closed !== null && confinement.cleared;
     },
+    removeOnceCleared: (dir) => lease.leaving([dir]),
     close: () =>
       (closed ??= (async () => {
         await orSetAside(lease, reached, async () => {
@@ -243,6 +249,7 @@ export function sharedBox(configDir: string, reason: string): RunBox {
     isolation: { mode: 'off', uid: null, namespaces: [], reason },
     // Its processes are the worker's uid's: nothing it could change is the worker's to remove.
     runGone: true,
+    removeOnceCleared: () => undefined,
     env: {},
     configDir,
     confinement: undefined,

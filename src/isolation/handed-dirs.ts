@@ -1,5 +1,6 @@
 import { leaseDirsNote, type LeaseDirs } from './lease-file.js';
 import { takeBack } from './ownership.js';
+import { removeTree } from './remove-tree.js';
 
 /**
  * The directories a uid's run was handed (its working directory and the job's others), kept
@@ -29,4 +30,32 @@ export function takeBackHanded(leaseDir: string, uid: number, lease: string): vo
   if (note?.lease !== lease) return;
   for (const dir of note.dirs) takeBack(dir, uid);
   handed.forget(leaseDir, uid);
+}
+
+/**
+ * The directories of a set-aside run's job that are to go once nothing of the run is left (its
+ * scratch directory, the job being over), kept beside the uid's lease in `<uid>.left`: the
+ * worker removes nothing as root that a process of the run could still change, so whoever clears
+ * the uid removes them then.
+ */
+const left = leaseDirsNote('left');
+
+export function recordLeft(leaseDir: string, uid: number, note: LeaseDirs): void {
+  left.write(leaseDir, uid, note);
+}
+
+export function forgetLeft(leaseDir: string, uid: number): void {
+  left.forget(leaseDir, uid);
+}
+
+/**
+ * Removes what the run under `lease` left to go with its uid's clearing, then forgets the note;
+ * a note of another lease stays. Call it only once nothing of the uid runs any more. A tree that
+ * cannot be removed stays, as it would have without the note: it keeps no uid from the pool.
+ */
+export async function removeLeft(leaseDir: string, uid: number, lease: string): Promise<void> {
+  const note = left.read(leaseDir, uid);
+  if (note?.lease !== lease) return;
+  for (const dir of note.dirs) await removeTree(dir).catch(() => undefined);
+  left.forget(leaseDir, uid);
 }

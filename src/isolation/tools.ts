@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { findProcessesOfUid, signalProcesses, type ProcessRef } from '../executor/index.js';
 import { IsolationError } from './errors.js';
-import { takeBackHanded } from './handed-dirs.js';
+import { removeLeft, takeBackHanded } from './handed-dirs.js';
 import { ipcObjectsOf } from './host-ipc.js';
 import { removeFilesOf } from './shared-temp.js';
 
@@ -180,6 +180,7 @@ export async function clearUid(
   }
   // What its run was handed and its box never took back: the uid's next run is another job's.
   takeBackHanded(leaseDir, uid, lease);
+  await removeLeft(leaseDir, uid, lease);
   // Its run's working directory may still be the uid's: a job's next attempt goes on in it.
   await removeFilesOf(uid, { spare: workDir });
   await removeIpcOf(uid, sender.setpriv);

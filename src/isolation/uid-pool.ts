@@ -4,7 +4,7 @@ import { open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { processStartTime } from '../executor/index.js';
 import { IsolationError } from './errors.js';
-import { forgetHanded, recordHanded } from './handed-dirs.js';
+import { forgetHanded, forgetLeft, recordHanded, recordLeft } from './handed-dirs.js';
 import { forgetReach, recordReach } from './set-aside-reach.js';
 import { readLease, type LeaseOwner, type LeaseRecord } from './lease-file.js';
 
@@ -15,6 +15,11 @@ export interface UidLease {
    * back where the run's box does not (see takeBackHanded); the record goes with the lease.
    */
   handing(dirs: readonly string[]): void;
+  /**
+   * Records directories that are to go once the uid is cleared (a set-aside run's scratch
+   * directory, its job over): whoever clears the uid removes them (see removeLeft).
+   */
+  leaving(dirs: readonly string[]): void;
   release(): Promise<void>;
   /**
    * Something of the run could not be stopped: the uid stays leased, out of every run's reach,
@@ -78,6 +83,7 @@ export class UidPool {
       return {
         uid,
         handing: (dirs) => recordHanded(this.options.leaseDir, uid, { lease, dirs }),
+        leaving: (dirs) => recordLeft(this.options.leaseDir, uid, { lease, dirs }),
         release: () => {
           if (over) return Promise.resolve();
           over = true;
@@ -186,6 +192,7 @@ export class UidPool {
     if (!this.held.delete(uid) || !ours) return Promise.resolve();
     forgetReach(this.options.leaseDir, uid);
     forgetHanded(this.options.leaseDir, uid);
+    forgetLeft(this.options.leaseDir, uid);
     try {
       unlinkSync(this.leasePath(uid));
     } catch {

@@ -9,6 +9,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +45,7 @@ function uidBoxSpec() {
   const lease = {
     uid: UID,
     handing: () => undefined,
+    leaving: () => undefined,
     release: () => {
       given.released++;
       return Promise.resolve();
@@ -66,6 +68,18 @@ function uidBoxSpec() {
     namespaces: [],
   };
   return { spec: { ...spec, leaseDir }, given };
+}
+
+/** A pool of `count` uids from UID in `leaseDir`, owned by this process. */
+async function poolOf(leaseDir: string, count: number) {
+  const startTime = (await processStartTime(process.pid)) ?? '';
+  return {
+    leaseDir,
+    base: UID,
+    count,
+    owner: { workerId: randomUUID(), pid: process.pid, startTime },
+    taken: new Set<number>(),
+  };
 }
 
 describe('the uid of a run that ended', () => {
@@ -143,15 +157,7 @@ describe('the uid of a run that ended', () => {
     let leaseFileThen = false;
     let acquiredThen: Promise<unknown> = Promise.resolve(null);
     const pool = new UidPool({
-      leaseDir,
-      base: UID,
-      count: 1,
-      owner: {
-        workerId: randomUUID(),
-        pid: process.pid,
-        startTime: (await processStartTime(process.pid)) ?? '',
-      },
-      taken: new Set(),
+      ...(await poolOf(leaseDir, 1)),
       // As if a process of the uid outlived two more rounds of kills, then was gone.
       clear: () => {
         tries.push(performance.now());
@@ -215,20 +221,41 @@ describe('the uid of a run that ended', () => {
     expect(existsSync(join(leaseDir, `${UID}.handed`))).toBe(false);
   });
 
+  it("removes the scratch directory its run's job left once it is cleared, never before", async () => {
+    const { spec } = uidBoxSpec();
+    const { leaseDir } = spec;
+    const sender = { setpriv: SETPRIV, shell: SENDER_SHELL };
+    let clears = 0;
+    const pool = new UidPool({
+      ...(await poolOf(leaseDir, 1)),
+      // The run's processes outlive the first clearing, and are gone by the second.
+      clear: (uid, lease) =>
+        ++clears === 1
+          ? Promise.reject(new Error('still there'))
+          : clearUid(uid, { sender, leaseDir, lease }),
+      retryAfterMs: 100,
+    });
+    const box = await openUidBox({
+      ...spec,
+      lease: await pool.acquire(),
+      senderShell: NEVER_SENDS,
+    });
+    writeFileSync(join(spec.cwd, 'notes.txt'), 'what the run wrote');
+    await expect(box.close()).rejects.toThrow(IsolationError);
+    box.removeOnceCleared(spec.cwd);
+    expect(existsSync(join(spec.cwd, 'notes.txt'))).toBe(true);
+
+    expect(await eventually(() => !existsSync(spec.cwd), 5000)).toBe(true);
+    expect(clears).toBe(2);
+    expect(await eventually(() => readdirSync(leaseDir).length === 0, 5000)).toBe(true);
+  });
+
   it('keeps what its run could reach from any other run until it is cleared', async () => {
     const { spec } = uidBoxSpec();
     const { leaseDir } = spec;
     let clears = 0;
     const pool = new UidPool({
-      leaseDir,
-      base: UID,
-      count: 2,
-      owner: {
-        workerId: randomUUID(),
-        pid: process.pid,
-        startTime: (await processStartTime(process.pid)) ?? '',
-      },
-      taken: new Set(),
+      ...(await poolOf(leaseDir, 2)),
       // The run's processes outlive the first clearing, and are gone by the second.
       clear: () => (++clears === 1 ? Promise.reject(new Error('still there')) : Promise.resolve()),
       retryAfterMs: 100,

@@ -481,10 +481,13 @@ export class Attempt {
   private async removeScratch(): Promise<void> {
     // The run must be over first: end() can come before execute() closed the box.
     await this.closeBox();
-    if (this.runMayLinger) {
-      // Nothing removes it later: the log names it for whoever clears the uid.
-      const dir = this.context.isolation.scratchDir(this.jobKey);
-      this.log.warn({ ...LINGERING, dir }, "kept the job's scratch directory");
+    const dir = this.context.isolation.scratchDir(this.jobKey);
+    if (this.runMayLinger && dir !== null) {
+      this.box?.removeOnceCleared(dir);
+      this.log.warn(
+        { ...LINGERING, dir },
+        "kept the job's scratch directory until its uid is cleared",
+      );
       return;
     }
     await this.context.isolation.removeScratch(this.jobKey).catch((error: unknown) => {
