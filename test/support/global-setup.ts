@@ -50,6 +50,9 @@ const TOOLS: Record<string, string> = {
   tmux: 'tmux',
   setpriv: 'util-linux',
   bwrap: 'bubblewrap',
+  // A file system the tests freeze, for a run's process that no kill can end yet.
+  'mkfs.ext4': 'e2fsprogs',
+  fsfreeze: 'util-linux',
   // The live page is tested in a real browser.
   chromium: 'chromium',
 };
