@@ -166,13 +166,14 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     owner === 0 || (owner >= uidBase && owner < uidBase + uidCount);
   const scratchDir = (jobKey: string): string =>
     join(dirs.scratch, createHash('sha256').update(jobKey).digest('hex').slice(0, 32));
+  const reaching = (wanted: readonly string[]) => setAsideReaching(dirs.leases, wanted);
   return {
     summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
     warnings: sandboxFor.warnings,
     leases: { dir: dirs.leases, sender, workDir: settings.workDir },
     scratchDir,
     removeScratch: (jobKey) => removeScratchDir(scratchDir(jobKey), dirs.leases),
-    setAsideReaching: (wanted) => setAsideReaching(dirs.leases, wanted),
+    setAsideReaching: reaching,
     open: async ({ runId, cwd, addDirs = [] }) => {
       const lease = await pool.acquire();
       return openUidBox({
@@ -188,7 +189,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
         sandbox: sandboxFor.args,
         namespaces: sandboxFor.namespaces,
         senderShell,
-        setAsideReaching: (wanted) => setAsideReaching(dirs.leases, wanted),
+        setAsideReaching: reaching,
       });
     },
     close: () => pool.close(),

@@ -20,6 +20,7 @@ import {
 } from '../../src/isolation/index.js';
 import { becomeUid } from '../../src/isolation/tools.js';
 import { UidPool } from '../../src/isolation/uid-pool.js';
+import { plantSetAside } from '../support/set-aside.js';
 import { processStartTime } from '../../src/executor/index.js';
 
 const fixture = (name: string): string =>
@@ -277,18 +278,13 @@ describe('the uid pool', () => {
     mkdirSync(join(scratch, 'src'), { recursive: true });
     // A uid set aside under a live lease, its run's reach recorded beside it.
     const leases = join(s.runRoot, 'leases');
-    const lease = { workerId: 'alive', pid: process.pid, startTime: '1', lease: randomUUID() };
-    writeFileSync(join(leases, '67401'), JSON.stringify(lease));
-    writeFileSync(
-      join(leases, '67401.reach'),
-      JSON.stringify({ lease: lease.lease, dirs: [scratch] }),
-    );
+    const setAside = plantSetAside(67_401, [scratch], leases);
     await expect(isolation.removeScratch(jobKey)).rejects.toThrow(
       `kept ${scratch}: a process of an earlier run, whose uid 67401 could not be cleared yet`,
     );
     expect(existsSync(join(scratch, 'src'))).toBe(true);
     // Cleared: its lease ended, and the record with it.
-    rmSync(join(leases, '67401'));
+    setAside.clear();
     await isolation.removeScratch(jobKey);
     expect(existsSync(scratch)).toBe(false);
     expect(existsSync(join(leases, '67401.reach'))).toBe(false);

@@ -7,12 +7,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
 import type { StartedEvent } from '../../src/contract/index.js';
 import { pidsOfUid } from '../support/processes.js';
+import { DEFAULT_LEASE_DIR } from '../support/set-aside.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 import { collectEvents, fixture, uniqueQueueName, waitFor } from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
 /** RUN_ROOT is left at its default. */
-const leases = '/var/lib/claudebox/leases';
+const leases = DEFAULT_LEASE_DIR;
 
 /** Runs a command of the test's set-up (the global set-up checked it is there), saying why it failed. */
 function system(command: string, args: string[]): void {
