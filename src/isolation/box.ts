@@ -12,7 +12,7 @@ import { uidConfinement, type Sandbox, type UidConfinement } from './uid-confine
 import { removeFilesOf, stampTempDirs, type TempStamp } from './shared-temp.js';
 import { removeIpcOf } from './tools.js';
 import { removeTree } from './remove-tree.js';
-import type { SetAsideReach } from './set-aside-reach.js';
+import type { UnclearedReach } from './uncleared-reach.js';
 
 /** Where one run lives, and what it is given: made before the CLI starts, undone after. */
 export interface RunBox {
@@ -65,8 +65,8 @@ export interface UidBoxSpec {
   readonly namespaces: RunIsolation['namespaces'];
   /** What kill(-1) as the uid is sent from; SENDER_SHELL unless a test says. */
   readonly senderShell?: string;
-  /** A set-aside uid whose run could still reach one of `dirs`, and which, or null. */
-  readonly setAsideReaching?: (dirs: readonly string[]) => SetAsideReach | null;
+  /** An earlier run not cleared away that could still reach one of `dirs`, or null. */
+  readonly unclearedReaching?: (dirs: readonly string[]) => Promise<UnclearedReach | null>;
 }
 
 export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
@@ -80,7 +80,7 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
   const tmp = join(home, 'tmp');
   await removeOldHomes(homes, lease);
   try {
-    mustBeOutOfReach(reached, spec.setAsideReaching);
+    await mustBeOutOfReach(reached, spec.unclearedReaching);
     // The calls on root's own directories are synchronous: cheaper for the worker than their
     // promise forms.
     for (const dir of [home, configDir, tmp]) mkdirSync(dir, { mode: 0o700 });
@@ -159,17 +159,18 @@ async function handOverAll(
 }
 
 /**
- * Throws, naming the uid, where a run whose uid was set aside could still reach one of `dirs`:
- * a process of it may still be there, to change what this run is handed.
+ * Throws, naming the uid, where an earlier run not cleared away (its uid set aside, or its worker
+ * dead) could still reach one of `dirs`: a process of it may still be there, to change what this
+ * run is handed.
  */
-export function mustBeOutOfReach(
+export async function mustBeOutOfReach(
   dirs: readonly string[],
-  reaching: UidBoxSpec['setAsideReaching'],
-): void {
-  const reach = reaching?.(dirs) ?? null;
+  reaching: UidBoxSpec['unclearedReaching'],
+): Promise<void> {
+  const reach = (await reaching?.(dirs)) ?? null;
   if (reach === null) return;
   throw new IsolationError(
-    `${reach.dir} is within reach of an earlier run whose uid ${reach.uid} could not be cleared yet: it goes to no run until the worker has cleared that uid`,
+    `${reach.dir} is within reach of an earlier run whose uid ${reach.uid} could not be cleared yet: it goes to no run until that uid is cleared`,
   );
 }
 

@@ -16,6 +16,11 @@ export function recordHanded(leaseDir: string, uid: number, note: LeaseDirs): vo
   handed.write(leaseDir, uid, note);
 }
 
+/** What the run under the uid's lease was handed and not given back yet, if anything. */
+export function readHanded(leaseDir: string, uid: number): LeaseDirs | undefined {
+  return handed.read(leaseDir, uid);
+}
+
 export function forgetHanded(leaseDir: string, uid: number): void {
   handed.forget(leaseDir, uid);
 }

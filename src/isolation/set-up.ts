@@ -19,7 +19,7 @@ import { IsolationError } from './errors.js';
 import { becomeUid, clearUid, SENDER_SHELL, type Sender } from './tools.js';
 import { UidPool } from './uid-pool.js';
 import { removeTree } from './remove-tree.js';
-import { setAsideReaching, type SetAsideReach } from './set-aside-reach.js';
+import { unclearedReaching, type UnclearedReach } from './uncleared-reach.js';
 import { launchAsUid, type Sandbox } from './uid-confinement.js';
 import { isInside } from '../common/paths.js';
 
@@ -66,10 +66,12 @@ export interface Isolation {
   /** Removes a job's scratch directory once the job is over. */
   removeScratch(jobKey: string): Promise<void>;
   /**
-   * A set-aside run that could still reach one of `dirs` (its uid, and that directory), or null:
-   * nothing there is to be replaced or removed as root meanwhile (a job's checkout, say).
+   * An earlier run not cleared away that could still reach one of `dirs` (its uid, and that
+   * directory), or null: nothing there is to be replaced or removed as root meanwhile (a job's
+   * checkout, say). A set-aside uid's run, or a dead worker's that could not be cleared away now:
+   * where one of those can, it is first (see UidPool.takeOver).
    */
-  setAsideReaching(dirs: readonly string[]): SetAsideReach | null;
+  unclearedReaching(dirs: readonly string[]): Promise<UnclearedReach | null>;
   /**
    * Makes a run's box around its working directory and the job's other directories (addDirs,
    * inside WORK_DIR); an IsolationError says why it cannot (the pool exhausted, say).
@@ -112,7 +114,7 @@ function unisolated(settings: IsolationSettings, reason: string): Isolation {
     leases: null,
     scratchDir: () => null,
     removeScratch: () => Promise.resolve(),
-    setAsideReaching: () => null,
+    unclearedReaching: () => Promise.resolve(null),
     open: () => Promise.resolve(sharedBox(settings.sharedConfigDir, reason)),
     warnings: [],
     close: () => Promise.resolve(),
@@ -166,14 +168,14 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     owner === 0 || (owner >= uidBase && owner < uidBase + uidCount);
   const scratchDir = (jobKey: string): string =>
     join(dirs.scratch, createHash('sha256').update(jobKey).digest('hex').slice(0, 32));
-  const reaching = (wanted: readonly string[]) => setAsideReaching(dirs.leases, wanted);
+  const reaching = (wanted: readonly string[]) => unclearedReaching(dirs.leases, wanted, pool);
   return {
     summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
     warnings: sandboxFor.warnings,
     leases: { dir: dirs.leases, sender, workDir: settings.workDir },
     scratchDir,
-    removeScratch: (jobKey) => removeScratchDir(scratchDir(jobKey), dirs.leases),
-    setAsideReaching: reaching,
+    removeScratch: (jobKey) => removeScratchDir(scratchDir(jobKey), reaching),
+    unclearedReaching: reaching,
     open: async ({ runId, cwd, addDirs = [] }) => {
       const lease = await pool.acquire();
       return openUidBox({
@@ -189,7 +191,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
         sandbox: sandboxFor.args,
         namespaces: sandboxFor.namespaces,
         senderShell,
-        setAsideReaching: reaching,
+        unclearedReaching: reaching,
       });
     },
     close: () => pool.close(),
@@ -197,11 +199,14 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
 }
 
 /**
- * Removes a job's scratch directory, once the job is over; throws, keeping it, where a run whose
- * uid was set aside could still reach it.
+ * Removes a job's scratch directory, once the job is over; throws, keeping it, where an earlier
+ * run not cleared away could still reach it.
  */
-async function removeScratchDir(dir: string, leaseDir: string): Promise<void> {
-  const reach = setAsideReaching(leaseDir, [dir]);
+async function removeScratchDir(
+  dir: string,
+  reaching: Isolation['unclearedReaching'],
+): Promise<void> {
+  const reach = await reaching([dir]);
   if (reach !== null) {
     throw new IsolationError(
       `kept ${dir}: a process of an earlier run, whose uid ${reach.uid} could not be cleared yet, may still be there`,

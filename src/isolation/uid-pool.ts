@@ -2,11 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
 import { open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { processStartTime } from '../executor/index.js';
 import { IsolationError } from './errors.js';
 import { forgetHanded, forgetLeft, recordHanded, recordLeft } from './handed-dirs.js';
-import { forgetReach, recordReach } from './set-aside-reach.js';
-import { readLease, type LeaseOwner, type LeaseRecord } from './lease-file.js';
+import { forgetReach, recordReach, type DeadWorkersRun } from './uncleared-reach.js';
+import { holderIsAlive, readLease, type LeaseOwner, type LeaseRecord } from './lease-file.js';
 
 export interface UidLease {
   readonly uid: number;
@@ -25,7 +24,7 @@ export interface UidLease {
    * Something of the run could not be stopped: the uid stays leased, out of every run's reach,
    * while the pool clears it again now and then (see UidPoolOptions.clear); once that succeeds,
    * it is back in the pool. `reached`: the directories the run could reach, which no other run
-   * gets, and nothing removes, meanwhile (see setAsideReaching).
+   * gets, and nothing removes, meanwhile (see unclearedReaching).
    */
   setAside(reached?: readonly string[]): void;
 }
@@ -119,15 +118,28 @@ export class UidPool {
     const lease = this.create(path);
     if (lease !== null) return lease;
     const holder = readLease(path);
-    if (holder === undefined || (await isAlive(holder))) return null;
+    if (holder === undefined || holderIsAlive(holder)) return null;
     // Its worker is gone. A lease is given back only once nothing of its run is left (the box's
     // last sweep), so only a dead worker's uid can still have processes or files: they go before
     // the lease does, so no worker gets the uid as free meanwhile. A uid that cannot be cleared
     // stays taken, and the next one is tried.
-    const ended = await endLease(this.options.leaseDir, uid, holder, () =>
-      this.options.clear(uid, holder.lease),
+    return (await this.takeOver({ uid, held: holder })) ? this.create(path) : null;
+  }
+
+  /** Whether this pool holds `uid` (its run's, or set aside). */
+  holds(uid: number): boolean {
+    return this.held.has(uid);
+  }
+
+  /**
+   * Takes a dead worker's run's uid over as acquire does when it comes to it (see
+   * deadWorkersRunsReaching): the run's processes stopped and what it left cleared away, then its
+   * lease ended. False where that uid could not be cleared, or is being taken over by another.
+   */
+  takeOver({ uid, held }: Pick<DeadWorkersRun, 'uid' | 'held'>): Promise<boolean> {
+    return endLease(this.options.leaseDir, uid, held, () =>
+      this.options.clear(uid, held.lease),
     ).catch(() => false);
-    return ended ? this.create(path) : null;
   }
 
   /**
@@ -259,8 +271,4 @@ export async function endLease(
   } finally {
     await unlink(claim).catch(() => undefined);
   }
-}
-
-async function isAlive(owner: LeaseOwner): Promise<boolean> {
-  return (await processStartTime(owner.pid)) === owner.startTime;
 }

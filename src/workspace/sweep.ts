@@ -33,7 +33,7 @@ const HOLDER = '.holder';
 export async function sweep(
   dirs: WorkspaceDirs,
   limits: CacheLimits,
-  runMayBeIn: (dir: string) => boolean,
+  runMayBeIn: (dir: string) => Promise<boolean>,
 ): Promise<DiskUse> {
   await removeUnheldCheckouts(dirs, runMayBeIn);
   await pruneCache(dirs, limits);
@@ -46,7 +46,7 @@ export async function sweep(
 
 async function removeUnheldCheckouts(
   dirs: WorkspaceDirs,
-  runMayBeIn: (dir: string) => boolean,
+  runMayBeIn: (dir: string) => Promise<boolean>,
 ): Promise<void> {
   const names = await readdir(dirs.checkouts);
   const ids = new Set(
@@ -58,7 +58,7 @@ async function removeUnheldCheckouts(
     const holderPath = join(dirs.checkouts, id + HOLDER);
     if (holds(await readHolder(holderPath), Date.now())) continue;
     const checkout = join(dirs.checkouts, id);
-    if (runMayBeIn(checkout)) continue;
+    if (await runMayBeIn(checkout)) continue;
     await rm(checkout, { recursive: true, force: true });
     await rm(join(dirs.scratch, id), { recursive: true, force: true });
     await removeHolder(holderPath);

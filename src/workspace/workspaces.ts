@@ -21,7 +21,7 @@ export interface WorkspaceSettings {
    * be cleared yet): the sweep leaves such a checkout for a later sweep, as nothing a run could
    * still change is removed as root.
    */
-  readonly runMayBeIn?: (dir: string) => boolean;
+  readonly runMayBeIn?: (dir: string) => Promise<boolean>;
 }
 
 const FULL_COMMIT = /^[0-9a-f]{40}$/;
@@ -114,7 +114,7 @@ export class Workspaces {
    */
   async sweep(): Promise<DiskUse> {
     const limits = this.settings.cacheLimits ?? { maxBytes: 0, maxAgeSeconds: 0 };
-    return sweep(this.dirs, limits, this.settings.runMayBeIn ?? (() => false));
+    return sweep(this.dirs, limits, this.settings.runMayBeIn ?? (() => Promise.resolve(false)));
   }
 
   /** The commit `ref` names in the source, cloning or fetching it first where needed. */

@@ -20,7 +20,7 @@ import { IsolationError } from '../../src/isolation/errors.js';
 import { uidConfinement } from '../../src/isolation/uid-confinement.js';
 import { clearUid, SENDER_SHELL, stopUid } from '../../src/isolation/tools.js';
 import { recordHanded } from '../../src/isolation/handed-dirs.js';
-import { setAsideReaching } from '../../src/isolation/set-aside-reach.js';
+import { setAsideReaching } from '../../src/isolation/uncleared-reach.js';
 import { UidPool } from '../../src/isolation/uid-pool.js';
 import { eventually } from '../support/processes.js';
 
@@ -265,7 +265,7 @@ describe('the uid of a run that ended', () => {
       ...spec,
       lease: await pool.acquire(),
       senderShell: NEVER_SENDS,
-      setAsideReaching: (dirs) => setAsideReaching(leaseDir, dirs),
+      unclearedReaching: (dirs) => Promise.resolve(setAsideReaching(leaseDir, dirs)),
     });
     await expect(first.close()).rejects.toThrow(IsolationError);
     expect(reaching(spec.cwd)).toBe(UID);
@@ -275,7 +275,8 @@ describe('the uid of a run that ended', () => {
     const second = {
       ...spec,
       runId: randomUUID(),
-      setAsideReaching: (dirs: readonly string[]) => setAsideReaching(leaseDir, dirs),
+      unclearedReaching: (dirs: readonly string[]) =>
+        Promise.resolve(setAsideReaching(leaseDir, dirs)),
     };
     await expect(openUidBox({ ...second, lease: await pool.acquire() })).rejects.toThrow(
       `${spec.cwd} is within reach of an earlier run whose uid ${UID} could not be cleared yet`,

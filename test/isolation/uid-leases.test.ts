@@ -6,10 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { processStartTime } from '../../src/executor/index.js';
 import { endLease, leasesOf } from '../../src/isolation/index.js';
 import { UidPool } from '../../src/isolation/uid-pool.js';
+import { recordHanded } from '../../src/isolation/handed-dirs.js';
+import { unclearedReaching } from '../../src/isolation/uncleared-reach.js';
 
 const UID = 64000;
 
-async function pool(leaseDir: string, cleared: number[] = []) {
+async function pool(leaseDir: string, cleared: number[] = [], clearing = true) {
   const owner = {
     workerId: randomUUID(),
     pid: process.pid,
@@ -21,7 +23,10 @@ async function pool(leaseDir: string, cleared: number[] = []) {
     count: 1,
     owner,
     taken: new Set(),
-    clear: (uid) => Promise.resolve(void cleared.push(uid)),
+    clear: (uid) =>
+      clearing
+        ? Promise.resolve(void cleared.push(uid))
+        : Promise.reject(new Error(`a process of uid ${uid} outlived every kill`)),
   });
   return { owner, uids };
 }
@@ -92,6 +97,51 @@ describe('a dead worker’s uid leases', () => {
         expect(readdirSync(leaseDir)).toEqual([String(UID)]);
       }
     }
+  });
+});
+
+describe('a dead worker’s run that was handed a directory', () => {
+  const job = '/work/jobs/a';
+  /** uid 64000's lease of a dead worker, whose run was handed `job`; and a pool beside it. */
+  async function handedByDeadWorker(clearing: boolean) {
+    const leaseDir = deadWorkersLease();
+    recordHanded(leaseDir, UID, { lease: 'gone', dirs: [job] });
+    const cleared: number[] = [];
+    const { uids } = await pool(leaseDir, cleared, clearing);
+    const reaching = (dirs: readonly string[]) => unclearedReaching(leaseDir, dirs, uids);
+    return { leaseDir, cleared, reaching };
+  }
+
+  it('is cleared away, its lease ended, before anything it could reach counts as free', async () => {
+    const { leaseDir, cleared, reaching } = await handedByDeadWorker(true);
+    expect(await reaching(['/work/jobs/b', '/work'])).toBeNull();
+    expect(cleared).toEqual([UID]);
+    expect(readdirSync(leaseDir)).not.toContain(String(UID));
+  });
+
+  it('keeps what it could reach out of reach while its uid cannot be cleared', async () => {
+    const { leaseDir, cleared, reaching } = await handedByDeadWorker(false);
+    expect(await reaching(['/work/jobs/b'])).toBeNull();
+    expect(await reaching([`${job}/src`])).toEqual({ uid: UID, dir: `${job}/src` });
+    expect(await reaching(['/work'])).toEqual({ uid: UID, dir: '/work' });
+    expect(cleared).toEqual([]);
+    expect(holderOf(leaseDir)).toBe('dead');
+  });
+
+  it('is not one of a live worker, nor of a lease that ended', async () => {
+    const leaseDir = mkdtempSync(join(tmpdir(), 'claudebox-leases-'));
+    const live = await pool(leaseDir);
+    const lease = await live.uids.acquire();
+    lease.handing([job]);
+    // uid 64001: a note left by a lease since ended, its file gone.
+    recordHanded(leaseDir, UID + 1, { lease: 'ended', dirs: [job] });
+    let takeOvers = 0;
+    const reach = await unclearedReaching(leaseDir, [job], {
+      takeOver: () => Promise.resolve(++takeOvers > 0),
+      holds: () => false,
+    });
+    expect(reach).toBeNull();
+    expect(takeOvers).toBe(0);
   });
 });
 

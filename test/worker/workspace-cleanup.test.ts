@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Queue } from 'bullmq';
-import { eventually, pidsWithEnv } from '../support/processes.js';
-import { plantSetAside } from '../support/set-aside.js';
+import { eventually, isAlive, pidsWithEnv } from '../support/processes.js';
+import { plantDeadWorkersRun, plantSetAside } from '../support/set-aside.js';
 import { findFreePort } from '../support/redis-server.js';
 import { git } from '../support/git.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
@@ -227,6 +227,38 @@ describe("a worker's workspace directory does not fill up", () => {
       );
     } finally {
       setAside.remove();
+    }
+  }, 60_000);
+
+  it("removes a checkout a dead worker's run was handed only once it stopped that run's processes", async () => {
+    const { name } = queue();
+    const checkouts = join(workspaceDir(), 'checkouts');
+    const checkout = join(checkouts, randomUUID().replaceAll('-', ''));
+    mkdirSync(checkout, { recursive: true });
+    writeFileSync(`${checkout}.holder`, JSON.stringify({ keepUntil: 0, cache: '' }));
+    // A worker and its watchdog were killed: a process of its run (uid 49 997, outside every
+    // pool) lives on, and its lease and the note of what its run was handed are still there.
+    const dead = plantDeadWorkersRun(49_997, [checkout]);
+    const run = spawn(
+      'setpriv',
+      ['--reuid=49997', '--regid=49997', '--clear-groups', 'sleep', '600'],
+      {
+        stdio: 'ignore',
+      },
+    );
+    try {
+      chmodSync(root, 0o711);
+      await startWorker(name, { RUN_ISOLATION: 'required' });
+      const runWhenRemoved = await waitFor(
+        'the sweep to remove the checkout',
+        () => (existsSync(checkout) ? undefined : { alive: isAlive(run.pid ?? 0) }),
+        30_000,
+      );
+      expect(runWhenRemoved).toEqual({ alive: false });
+      expect(dead.ended()).toBe(true);
+    } finally {
+      run.kill('SIGKILL');
+      dead.remove();
     }
   }, 60_000);
 

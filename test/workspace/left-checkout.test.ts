@@ -30,7 +30,7 @@ describe('a checkout its attempt left behind', () => {
     const inUse = new Set<string>();
     const workspaces = await Workspaces.open({
       dir: join(root, 'workspaces'),
-      runMayBeIn: (dir) => inUse.has(dir),
+      runMayBeIn: (dir) => Promise.resolve(inUse.has(dir)),
     });
     const checkout = await workspaces.checkout(
       'job-1',

@@ -28,9 +28,10 @@ export async function openWorkspace(
     earlier?.truncated === true
       ? `the earlier attempt's change (${earlier.bytes} bytes) was over WORKSPACE_PATCH_MAX_BYTES and not kept: this attempt starts from ${earlier.base}`
       : null;
-  // A set-aside run of an earlier attempt may still be in the checkout: it is not replaced then.
+  // A run of an earlier attempt, its uid set aside or its worker dead, may still be in the
+  // checkout: it is not replaced then.
   const dir = context.workspaces.checkoutDir(jobKey);
-  mustBeOutOfReach([dir], (dirs) => context.isolation.setAsideReaching(dirs));
+  await mustBeOutOfReach([dir], (dirs) => context.isolation.unclearedReaching(dirs));
   try {
     const checkout = await context.workspaces.checkout(
       jobKey,

@@ -212,7 +212,7 @@ async function workspacesOf(
     dir: workspaceDirOf(config, workDir),
     onClone: () => metrics.workspaceCloned(),
     keepFailedSeconds: config.WORKSPACE_KEEP_FAILED_SECONDS,
-    runMayBeIn: (dir) => isolation.setAsideReaching([dir]) !== null,
+    runMayBeIn: async (dir) => (await isolation.unclearedReaching([dir])) !== null,
     cacheLimits: {
       maxBytes: config.WORKSPACE_CACHE_MAX_BYTES,
       maxAgeSeconds: config.WORKSPACE_CACHE_MAX_AGE_SECONDS,

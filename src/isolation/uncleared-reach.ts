@@ -1,0 +1,128 @@
+import { join } from 'node:path';
+import { isInside, listOrNothing } from '../common/paths.js';
+import { readHanded } from './handed-dirs.js';
+import {
+  holderIsAlive,
+  leaseDirsNote,
+  readLease,
+  type LeaseDirs,
+  type LeaseRecord,
+} from './lease-file.js';
+
+/**
+ * The directories a set-aside uid's run could reach (its working directory and the job's
+ * others), kept beside the uid's lease in `<uid>.reach` while the uid stays set aside: a process
+ * of that run may still be there. Every worker sharing the lease directory sees it, so a job's
+ * next attempt, on any of them, neither hands those directories to another run nor removes them
+ * as root meanwhile. The note holds only while the lease it names does.
+ */
+const reach = leaseDirsNote('reach');
+
+export function recordReach(leaseDir: string, uid: number, note: LeaseDirs): void {
+  reach.write(leaseDir, uid, note);
+}
+
+export function forgetReach(leaseDir: string, uid: number): void {
+  reach.forget(leaseDir, uid);
+}
+
+/** A uid whose run was never cleared away, and a directory that run could reach. */
+export interface UnclearedReach {
+  readonly uid: number;
+  readonly dir: string;
+}
+
+/** A run whose worker died before it or its watchdog cleared the run's uid. */
+export interface DeadWorkersRun extends UnclearedReach {
+  /** The lease the dead worker still holds: the one to end (see endLease). */
+  readonly held: LeaseRecord;
+}
+
+/**
+ * A set-aside run that could reach one of `dirs` (that directory, one inside it, or one it is
+ * inside), or null. A record whose lease has ended since (the uid was cleared, by its pool or a
+ * dead worker's watchdog) no longer holds, and goes.
+ */
+export function setAsideReaching(
+  leaseDir: string,
+  dirs: readonly string[],
+  names = listOrNothing(leaseDir),
+): UnclearedReach | null {
+  for (const uid of notedUids(names, 'reach')) {
+    const note = reach.read(leaseDir, uid);
+    if (note === undefined || readLease(join(leaseDir, String(uid)))?.lease !== note.lease) {
+      forgetReach(leaseDir, uid);
+      continue;
+    }
+    const dir = reachedOf(note.dirs, dirs);
+    if (dir !== undefined) return { uid, dir };
+  }
+  return null;
+}
+
+/** How a worker deals with the runs of dead workers (see UidPool). */
+export interface DeadWorkersRuns {
+  /** Clears such a run's uid away and ends its lease; false where it could not. */
+  takeOver(run: DeadWorkersRun): Promise<boolean>;
+  /** Whether the worker holds the uid's lease itself: its own run's, never a dead worker's. */
+  holds(uid: number): boolean;
+}
+
+/**
+ * An earlier run not cleared away that could reach one of `dirs`, or null: a process of it may
+ * still be there. A set-aside uid's run, or a dead worker's run that could not be taken over now
+ * (see deadWorkersRunsReaching).
+ */
+export async function unclearedReaching(
+  leaseDir: string,
+  dirs: readonly string[],
+  deadWorkersRuns: DeadWorkersRuns,
+): Promise<UnclearedReach | null> {
+  const names = listOrNothing(leaseDir);
+  const setAside = setAsideReaching(leaseDir, dirs, names);
+  if (setAside !== null) return setAside;
+  const others = notedUids(names, 'handed').filter((uid) => !deadWorkersRuns.holds(uid));
+  for (const run of deadWorkersRunsReaching(leaseDir, dirs, others)) {
+    if (!(await deadWorkersRuns.takeOver(run))) return { uid: run.uid, dir: run.dir };
+  }
+  return null;
+}
+
+/**
+ * The runs of `uids` that were handed one of `dirs` (see recordHanded) under a lease whose
+ * worker is gone: its watchdog, gone too or not done yet, has not ended that lease, so nothing
+ * has stopped the run's processes. Where namespaces are off, a run's children outlive its worker.
+ */
+function deadWorkersRunsReaching(
+  leaseDir: string,
+  dirs: readonly string[],
+  uids: readonly number[],
+): DeadWorkersRun[] {
+  const runs: DeadWorkersRun[] = [];
+  for (const uid of uids) {
+    // Other runs' notes seldom name one of `dirs`: their leases are read only where one does.
+    const note = readHanded(leaseDir, uid);
+    const dir = note === undefined ? undefined : reachedOf(note.dirs, dirs);
+    if (dir === undefined) continue;
+    const held = readLease(join(leaseDir, String(uid)));
+    if (held !== undefined && held.lease === note?.lease && !holderIsAlive(held)) {
+      runs.push({ uid, dir, held });
+    }
+  }
+  return runs;
+}
+
+/** The uids with a `<uid>.<kind>` note among the lease directory's `names`. */
+function notedUids(names: readonly string[], kind: string): number[] {
+  const suffix = `.${kind}`;
+  return names
+    .filter((name) => name.endsWith(suffix) && /^\d+$/.test(name.slice(0, -suffix.length)))
+    .map((name) => Number(name.slice(0, -suffix.length)));
+}
+
+/** The first of `wanted` that is one of `reached`, inside one, or holds one. */
+function reachedOf(reached: readonly string[], wanted: readonly string[]): string | undefined {
+  return wanted.find((dir) =>
+    reached.some((other) => isInside(dir, other) || isInside(other, dir)),
+  );
+}
