@@ -98,6 +98,9 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
   // Without a sandbox's private ones, the run shares the host's temporary directories and IPC.
   const tempStamp = sandbox === null ? stampTempDirs() : null;
   let closed: Promise<void> | null = null;
+  // What goes once the uid is cleared, where the close sets it aside: the home, and what the
+  // job leaves (see removeOnceCleared).
+  const leftToClearing = [home];
   return {
     isolation: { mode: 'uid', uid, namespaces: spec.namespaces },
     env: {
@@ -120,19 +123,41 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     get runGone() {
       return closed !== null && confinement.cleared;
     },
-    removeOnceCleared: (dir) => lease.leaving([dir]),
+    removeOnceCleared: (dir) => {
+      leftToClearing.push(dir);
+      lease.leaving(leftToClearing);
+    },
     close: () =>
-      (closed ??= (async () => {
-        await orSetAside(lease, reached, async () => {
-          // Nothing of the run may write while its places are taken back.
-          await confinement.sweep(undefined, 0);
-          for (const dir of reached) takeBack(dir);
-        });
-        // A home that a process of the run could still change stays for the uid's next run.
-        mustBeCleared(confinement, lease, reached);
-        await removeLeftovers(lease, home, tempStamp, setpriv);
-      })()),
+      (closed ??= closeUidBox(lease, confinement, reached, leftToClearing, () =>
+        removeLeftovers(lease, home, tempStamp, setpriv),
+      )),
   };
+}
+
+/**
+ * Stops what is left of the run and takes its directories back, then `removeLeftovers`. Where
+ * something of the run may be left, the uid is set aside and what is `leftToClearing` (its home
+ * among them, which a process of the run could still change) goes only once the uid is cleared.
+ */
+async function closeUidBox(
+  lease: UidLease,
+  confinement: UidConfinement,
+  reached: readonly string[],
+  leftToClearing: readonly string[],
+  removeLeftovers: () => Promise<void>,
+): Promise<void> {
+  try {
+    await orSetAside(lease, reached, async () => {
+      // Nothing of the run may write while its places are taken back.
+      await confinement.sweep(undefined, 0);
+      for (const dir of reached) takeBack(dir);
+    });
+    mustBeCleared(confinement, lease, reached);
+    await removeLeftovers();
+  } catch (error) {
+    lease.leaving(leftToClearing);
+    throw error;
+  }
 }
 
 /**
@@ -175,8 +200,8 @@ export async function mustBeOutOfReach(
 }
 
 /**
- * A worker that died, or a run its uid was set aside after, left a home: the uid's next run
- * clears it away, or none gets the uid until the pool has cleared it again.
+ * A worker that died left a home (or the clearing of a set-aside uid could not remove its run's):
+ * the uid's next run clears it away, or none gets the uid until the pool has cleared it again.
  */
 async function removeOldHomes(homes: string, lease: UidLease): Promise<void> {
   await orSetAside(lease, [], async () => {
@@ -226,7 +251,7 @@ async function orSetAside(
 
 /**
  * Throws unless the run's last sweep left no process of its uid: the uid is then set aside,
- * leased until the pool manages to clear it, and the run's home stays until the uid's next run.
+ * leased until the pool manages to clear it.
  */
 function mustBeCleared(
   confinement: UidConfinement,

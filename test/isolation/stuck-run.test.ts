@@ -1,8 +1,16 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
 import type { StartedEvent } from '../../src/contract/index.js';
@@ -129,6 +137,9 @@ describe.each([
       expect(stuck.map(stateOf)).toContain('D');
       expect(existsSync(join(leases, `${uid}.reach`))).toBe(true);
       expect(existsSync(join(leases, `${uid}.left`))).toBe(true);
+      const homes = join(dirname(leases), 'homes');
+      const homesOfUid = () => readdirSync(homes).filter((name) => name.startsWith(`${uid}-`));
+      expect(homesOfUid()).toHaveLength(1);
 
       thaw(frozen);
       // The pool clears a set-aside uid again after 10 s, 20 s...
@@ -150,6 +161,7 @@ describe.each([
       for (const note of ['reach', 'left', 'handed']) {
         expect(existsSync(join(leases, `${uid}.${note}`))).toBe(false);
       }
+      expect(homesOfUid()).toEqual([]);
     } finally {
       thaw(frozen);
     }

@@ -221,16 +221,17 @@ describe('the uid of a run that ended', () => {
     expect(existsSync(join(leaseDir, `${UID}.handed`))).toBe(false);
   });
 
-  it("removes the scratch directory its run's job left once it is cleared, never before", async () => {
+  /** A box whose close sets its uid aside, and a pool that clears it at the second try. */
+  async function setAsideBox() {
     const { spec } = uidBoxSpec();
     const { leaseDir } = spec;
     const sender = { setpriv: SETPRIV, shell: SENDER_SHELL };
-    let clears = 0;
+    const clears = { count: 0 };
     const pool = new UidPool({
       ...(await poolOf(leaseDir, 1)),
       // The run's processes outlive the first clearing, and are gone by the second.
       clear: (uid, lease) =>
-        ++clears === 1
+        ++clears.count === 1
           ? Promise.reject(new Error('still there'))
           : clearUid(uid, { sender, leaseDir, lease }),
       retryAfterMs: 100,
@@ -240,14 +241,30 @@ describe('the uid of a run that ended', () => {
       lease: await pool.acquire(),
       senderShell: NEVER_SENDS,
     });
-    writeFileSync(join(spec.cwd, 'notes.txt'), 'what the run wrote');
+    const home = join(spec.runRoot, 'homes', `${UID}-${spec.runId}`);
+    writeFileSync(join(box.configDir, 'settings.json'), '{}');
     await expect(box.close()).rejects.toThrow(IsolationError);
+    expect(existsSync(join(home, '.claude', 'settings.json'))).toBe(true);
+    return { spec, box, home, clears };
+  }
+
+  it("removes its run's home once it is cleared, never before", async () => {
+    const { spec, home, clears } = await setAsideBox();
+    expect(await eventually(() => !existsSync(home), 5000)).toBe(true);
+    expect(clears.count).toBe(2);
+    expect(await eventually(() => readdirSync(spec.leaseDir).length === 0, 5000)).toBe(true);
+  });
+
+  it("removes the scratch directory its run's job left once it is cleared, never before", async () => {
+    const { spec, box, home, clears } = await setAsideBox();
+    writeFileSync(join(spec.cwd, 'notes.txt'), 'what the run wrote');
     box.removeOnceCleared(spec.cwd);
     expect(existsSync(join(spec.cwd, 'notes.txt'))).toBe(true);
 
     expect(await eventually(() => !existsSync(spec.cwd), 5000)).toBe(true);
-    expect(clears).toBe(2);
-    expect(await eventually(() => readdirSync(leaseDir).length === 0, 5000)).toBe(true);
+    expect(existsSync(home)).toBe(false);
+    expect(clears.count).toBe(2);
+    expect(await eventually(() => readdirSync(spec.leaseDir).length === 0, 5000)).toBe(true);
   });
 
   it('keeps what its run could reach from any other run until it is cleared', async () => {
