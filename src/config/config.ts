@@ -118,6 +118,11 @@ export const ConfigSchema = z.object({
     .describe(
       'The size of the uid pool: runs at once on this host, all workers together; at least `CONCURRENCY`.',
     ),
+  SCRATCH_SWEEP_SECONDS: integer(1)
+    .default(600)
+    .describe(
+      "How often a worker that isolates runs sweeps the scratch directories of its queue's jobs (`RUN_ROOT/scratch`, where a job that names no working directory works; also once at start): one whose job is over or gone from Redis (removed while it waited for its next attempt, say) is removed, but where a run is in it or could still be.",
+    ),
   MAX_OUTPUT_BYTES: integer(1024)
     .default(64 * KiB)
     .describe(

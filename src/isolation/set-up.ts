@@ -18,8 +18,8 @@ import { openUidBox, sharedBox, type RunBox, type SandboxFor } from './box.js';
 import { IsolationError } from './errors.js';
 import { becomeUid, clearUid, SENDER_SHELL, type Sender } from './tools.js';
 import { UidPool } from './uid-pool.js';
-import { removeTree } from './remove-tree.js';
 import { unclearedReaching, type UnclearedReach } from './uncleared-reach.js';
+import { scratchDirs, type ScratchDirs } from './scratch-dirs.js';
 import { launchAsUid, type Sandbox } from './uid-confinement.js';
 import { isInside } from '../common/paths.js';
 
@@ -63,8 +63,12 @@ export interface Isolation {
   readonly leases: LeaseClearing | null;
   /** Where a job that names no working directory works; null: in WORK_DIR, shared. */
   scratchDir(jobKey: string): string | null;
+  /** Makes a job's scratch directory, before its attempt's run (see ScratchDirs). */
+  makeScratch(jobKey: string): void;
   /** Removes a job's scratch directory once the job is over. */
   removeScratch(jobKey: string): Promise<void>;
+  /** Removes the scratch directories of a queue's jobs that are over or gone: how many. */
+  sweepScratch: ScratchDirs['sweep'];
   /**
    * An earlier run not cleared away that could still reach one of `dirs` (its uid, and that
    * directory), or null: nothing there is to be replaced or removed as root meanwhile (a job's
@@ -113,7 +117,9 @@ function unisolated(settings: IsolationSettings, reason: string): Isolation {
     summary: { mode: 'off', namespaces: [], reason },
     leases: null,
     scratchDir: () => null,
+    makeScratch: () => undefined,
     removeScratch: () => Promise.resolve(),
+    sweepScratch: () => Promise.resolve(0),
     unclearedReaching: () => Promise.resolve(null),
     open: () => Promise.resolve(sharedBox(settings.sharedConfigDir, reason)),
     warnings: [],
@@ -166,15 +172,16 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
   const { uidBase, uidCount } = settings;
   const mayTake = (owner: number): boolean =>
     owner === 0 || (owner >= uidBase && owner < uidBase + uidCount);
-  const scratchDir = (jobKey: string): string =>
-    join(dirs.scratch, createHash('sha256').update(jobKey).digest('hex').slice(0, 32));
   const reaching = (wanted: readonly string[]) => unclearedReaching(dirs.leases, wanted, pool);
+  const scratch = scratchDirs(dirs.scratch, reaching);
   return {
     summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
     warnings: sandboxFor.warnings,
     leases: { dir: dirs.leases, sender, workDir: settings.workDir },
-    scratchDir,
-    removeScratch: (jobKey) => removeScratchDir(scratchDir(jobKey), reaching),
+    scratchDir: scratch.dirOf,
+    makeScratch: scratch.make,
+    removeScratch: scratch.remove,
+    sweepScratch: scratch.sweep,
     unclearedReaching: reaching,
     open: async ({ runId, cwd, addDirs = [] }) => {
       const lease = await pool.acquire();
@@ -196,23 +203,6 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     },
     close: () => pool.close(),
   };
-}
-
-/**
- * Removes a job's scratch directory, once the job is over; throws, keeping it, where an earlier
- * run not cleared away could still reach it.
- */
-async function removeScratchDir(
-  dir: string,
-  reaching: Isolation['unclearedReaching'],
-): Promise<void> {
-  const reach = await reaching([dir]);
-  if (reach !== null) {
-    throw new IsolationError(
-      `kept ${dir}: a process of an earlier run, whose uid ${reach.uid} could not be cleared yet, may still be there`,
-    );
-  }
-  await removeTree(dir);
 }
 
 interface RunRootDirs {

@@ -206,6 +206,8 @@ export class Attempt {
     }
     const { request } = valid;
     let { cwd } = valid;
+    // Like a checkout (below), made once the job is known to be valid.
+    if (cwd === scratchDir) context.isolation.makeScratch(this.jobKey);
     const profile = profileFilesFor(request, context.settings.profiles, context.envSource);
     if (!profile.ok) return this.end(this.withoutRun('worker-error', profile.error));
     const budgetUsd = budgetLeft(request.maxBudgetUsd, this.prior?.spending);

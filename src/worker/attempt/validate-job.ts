@@ -1,4 +1,4 @@
-import { mkdir, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseExecuteRequest, type ExecuteRequest } from '../../contract/index.js';
 import type { JobSettings } from './context.js';
@@ -75,13 +75,12 @@ export async function validateJob(data: unknown, limits: JobLimits): Promise<Val
   }
 
   if (problems.length > 0 || !cwd.ok) return { ok: false, reason: problems.join('; ') };
-  // A job with a workspace works in its checkout, made once the job is known to be valid.
+  // A job with a workspace works in its checkout; the caller makes either once the job is valid.
   const scratch =
     request.workingDir === undefined && request.workspace === undefined ? limits.scratchDir : null;
   const workingDir = scratch ?? cwd.path;
   const addDirs = await resolveAddDirs(request.addDirs, limits);
   if (!addDirs.ok) return addDirs;
-  if (scratch !== null) await mkdir(scratch, { recursive: true, mode: 0o700 });
   // The CLI gets the directories as real paths: it runs elsewhere than WORK_DIR.
   const resolved = addDirs.paths === undefined ? request : { ...request, addDirs: addDirs.paths };
   return { ok: true, request: resolved, cwd: workingDir };

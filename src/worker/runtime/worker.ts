@@ -25,6 +25,7 @@ import { jobSettings, sessionStoreFor, sharedClaudeConfigDir, workspaceDirOf } f
 import { queueEventsMaxLen } from './queue-events-bound.js';
 import { Workspaces } from '../../workspace/index.js';
 import { startWorkspaceSweep } from './workspace-sweep.js';
+import { startScratchSweep } from './scratch-sweep.js';
 
 export interface WorkerDeps {
   readonly config: Config;
@@ -161,6 +162,11 @@ async function assemble(
   closers.add('watchdog', () => watchdog.stop());
   // Closed before the watchdog, which ends this worker's leases: see UidPool.close.
   closers.add('uid pool', () => isolation.close());
+  if (isolation.summary.mode === 'uid') {
+    const everyMs = config.SCRATCH_SWEEP_SECONDS * 1000;
+    const stop = startScratchSweep(isolation, connections.commands, address, everyMs, logger);
+    closers.add('scratch sweep', stop);
+  }
   const runs = new ActiveRuns(now);
   const { publisher, metrics } = eventsAndMetrics(config, connections, address, runs, now);
   closers.add('event publisher', () => publisher.flushAll(5000));

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Workspaces } from '../../workspace/index.js';
 import type { WorkerMetrics } from './metrics.js';
+import { repeatEvery } from './repeat.js';
 
 /**
  * Sweeps WORKSPACE_DIR once now (what a worker that crashed left goes before any job runs) and
@@ -21,18 +22,5 @@ export async function startWorkspaceSweep(
     }
   };
   await once();
-  let running: Promise<void> = Promise.resolve();
-  let timer: NodeJS.Timeout | null = null;
-  const next = (): void => {
-    timer = setTimeout(() => {
-      running = once().then(() => (timer === null ? undefined : next()));
-    }, everyMs);
-    timer.unref();
-  };
-  next();
-  return async () => {
-    if (timer !== null) clearTimeout(timer);
-    timer = null;
-    await running;
-  };
+  return repeatEvery(once, everyMs);
 }

@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import { lstatSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { listOrNothing } from '../common/paths.js';
+import { IsolationError } from './errors.js';
+import { removeTree } from './remove-tree.js';
+import type { UnclearedReach } from './uncleared-reach.js';
+
+/**
+ * The working directories of jobs that name none: `RUN_ROOT/scratch/<hash of the job's key>`,
+ * kept across a job's attempts and removed once it is over. Beside each, `<hash>.job` names the
+ * job's key (root's alone: the run owns its directory while it runs), so that a sweep can find
+ * the directory of a job that never came back (removed while it waited for its next attempt,
+ * say) and remove it.
+ */
+export interface ScratchDirs {
+  /** Where the job with this key works when it names no directory. */
+  readonly dirOf: (jobKey: string) => string;
+  /** Makes the job's directory (0700, root's until it is handed to a run) and notes its job. */
+  readonly make: (jobKey: string) => void;
+  /** Removes the job's directory; throws, keeping it, where a run could still be in it. */
+  readonly remove: (jobKey: string) => Promise<void>;
+  /**
+   * Removes the directories of the jobs under `keyPrefix` (one queue's) that are over or gone
+   * (`areOver`, in the order asked), but for one a run is in or could still be in; how many.
+   */
+  readonly sweep: (
+    keyPrefix: string,
+    areOver: (jobKeys: string[]) => Promise<boolean[]>,
+  ) => Promise<number>;
+}
+
+const NOTE = '.job';
+
+export function scratchDirs(
+  root: string,
+  reaching: (dirs: readonly string[]) => Promise<UnclearedReach | null>,
+): ScratchDirs {
+  const dirOf = (jobKey: string): string =>
+    join(root, createHash('sha256').update(jobKey).digest('hex').slice(0, 32));
+  const removeDir = async (dir: string): Promise<void> => {
+    const reach = await reaching([dir]);
+    if (reach !== null) {
+      throw new IsolationError(
+        `kept ${dir}: a process of an earlier run, whose uid ${reach.uid} could not be cleared yet, may still be there`,
+      );
+    }
+    await removeTree(dir);
+    forget(`${dir}${NOTE}`);
+  };
+  return {
+    dirOf,
+    make: (jobKey) => {
+      const dir = dirOf(jobKey);
+      // Synchronous, as the run's other calls on root's own directories.
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      try {
+        writeFileSync(`${dir}${NOTE}`, jobKey, { mode: 0o600, flag: 'wx' });
+      } catch (error) {
+        // Noted by an earlier attempt.
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+    },
+    remove: (jobKey) => removeDir(dirOf(jobKey)),
+    sweep: async (keyPrefix, areOver) => {
+      const noted = notedJobs(root).filter(({ jobKey }) => jobKey.startsWith(keyPrefix));
+      const over = await areOver(noted.map(({ jobKey }) => jobKey));
+      let removed = 0;
+      for (const [index, { dir }] of noted.entries()) {
+        // A directory a run was handed is that run's uid's until its box takes it back.
+        if (over[index] !== true || ownerOf(dir) !== 0) continue;
+        removed += await removeDir(dir).then(
+          () => 1,
+          () => 0,
+        );
+      }
+      return removed;
+    },
+  };
+}
+
+/** The jobs noted in `root`, and their directories. */
+function notedJobs(root: string): { readonly jobKey: string; readonly dir: string }[] {
+  return listOrNothing(root)
+    .filter((name) => name.endsWith(NOTE))
+    .flatMap((name) => {
+      const dir = join(root, name.slice(0, -NOTE.length));
+      try {
+        return [{ jobKey: readFileSync(join(root, name), 'utf8'), dir }];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/** The directory's owner; 0 where it is gone (only its note is left, which goes with it). */
+function ownerOf(dir: string): number {
+  try {
+    return lstatSync(dir).uid;
+  } catch {
+    return 0;
+  }
+}
+
+function forget(note: string): void {
+  try {
+    unlinkSync(note);
+  } catch {
+    // Never written (a directory made before notes were), or gone already.
+  }
+}
