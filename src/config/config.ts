@@ -121,7 +121,7 @@ export const ConfigSchema = z.object({
   SCRATCH_SWEEP_SECONDS: integer(1)
     .default(600)
     .describe(
-      "How often a worker that isolates runs sweeps the scratch directories of its queue's jobs (`RUN_ROOT/scratch`, where a job that names no working directory works; also once at start): one whose job is over or gone from Redis (removed while it waited for its next attempt, say) is removed, but where a run is in it or could still be.",
+      "How often a worker that isolates runs sweeps the scratch directories of its queue's jobs (`RUN_ROOT/scratch`, where a job that names no working directory works; also once at start): one whose job is over or gone from Redis (removed while it waited for its next attempt, say) is removed, but where a run is in it or could still be. Workers sharing `RUN_ROOT` must share their Redis too, or differ in `QUEUE_PREFIX` or `QUEUE_NAME`.",
     ),
   MAX_OUTPUT_BYTES: integer(1024)
     .default(64 * KiB)

@@ -150,6 +150,8 @@ async function closeUidBox(
     await orSetAside(lease, reached, async () => {
       // Nothing of the run may write while its places are taken back.
       await confinement.sweep(undefined, 0);
+      // Where something of it may be left, its reach is on record before they are root's again.
+      if (!confinement.cleared) lease.setAside(reached);
       for (const dir of reached) takeBack(dir);
     });
     mustBeCleared(confinement, lease, reached);

@@ -1,6 +1,14 @@
-import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, join } from 'node:path';
 import { listOrNothing } from '../common/paths.js';
 import { IsolationError } from './errors.js';
 import { removeTree } from './remove-tree.js';
@@ -63,20 +71,63 @@ export function scratchDirs(
     },
     remove: (jobKey) => removeDir(dirOf(jobKey)),
     sweep: async (keyPrefix, areOver) => {
+      await removeTrash(root);
       const noted = notedJobs(root).filter(({ jobKey }) => jobKey.startsWith(keyPrefix));
       const over = await areOver(noted.map(({ jobKey }) => jobKey));
       let removed = 0;
       for (const [index, { dir }] of noted.entries()) {
-        // A directory a run was handed is that run's uid's until its box takes it back.
-        if (over[index] !== true || ownerOf(dir) !== 0) continue;
-        removed += await removeDir(dir).then(
-          () => 1,
-          () => 0,
-        );
+        // A dead worker's run is taken over first: its directory is root's again then.
+        if (over[index] !== true || (await reaching([dir])) !== null) continue;
+        const trash = moveAway(root, dir);
+        if (trash === null) continue;
+        await removeTree(trash).catch(() => undefined);
+        removed++;
       }
       return removed;
     },
   };
+}
+
+/** What moveAway names a directory, in the scratch root, until it is removed. */
+const TRASH = '.gone-';
+
+/**
+ * Moves a job's directory out of its job's way, to be removed, unless a run was handed it (it is
+ * not root's): the trash's path, or null. Looked at and moved in one synchronous step, so no
+ * attempt of this worker hands it over in between; where another worker's did, the look after
+ * the move tells, and it is moved back. What removeTree then walks as root is no run's.
+ */
+function moveAway(root: string, dir: string): string | null {
+  if (!existsSync(dir)) {
+    forget(`${dir}${NOTE}`);
+    return null;
+  }
+  if (ownerOf(dir) !== 0) return null;
+  const trash = join(root, `${TRASH}${basename(dir)}-${randomUUID()}`);
+  try {
+    renameSync(dir, trash);
+  } catch {
+    return null;
+  }
+  if (ownerOf(trash) !== 0) {
+    try {
+      renameSync(trash, dir);
+    } catch {
+      // Made again meanwhile: the run's stays in the trash, which removes only root's.
+    }
+    return null;
+  }
+  forget(`${dir}${NOTE}`);
+  return trash;
+}
+
+/** Removes what moveAway left, where a sweep stopped before it was removed (root's only). */
+async function removeTrash(root: string): Promise<void> {
+  for (const name of listOrNothing(root)) {
+    const path = join(root, name);
+    if (name.startsWith(TRASH) && ownerOf(path) === 0)
+      await removeTree(path).catch(() => undefined);
+  }
 }
 
 /** The jobs noted in `root`, and their directories. */
@@ -93,12 +144,12 @@ function notedJobs(root: string): { readonly jobKey: string; readonly dir: strin
     });
 }
 
-/** The directory's owner; 0 where it is gone (only its note is left, which goes with it). */
-function ownerOf(dir: string): number {
+/** The owner of what is at `path`; -1 where nothing is. */
+function ownerOf(path: string): number {
   try {
-    return lstatSync(dir).uid;
+    return lstatSync(path).uid;
   } catch {
-    return 0;
+    return -1;
   }
 }
 

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IsolationError } from './errors.js';
 import { forgetHanded, forgetLeft, recordHanded, recordLeft } from './handed-dirs.js';
-import { forgetReach, recordReach, type DeadWorkersRun } from './uncleared-reach.js';
+import { forgetReach, recordReach, type UnclearedRun } from './uncleared-reach.js';
 import { holderIsAlive, readLease, type LeaseOwner, type LeaseRecord } from './lease-file.js';
 
 export interface UidLease {
@@ -49,6 +50,8 @@ export interface UidPoolOptions {
 /** A set-aside uid is tried again after 10 s, 20 s, 40 s... and then every 10 minutes. */
 const FIRST_RETRY_MS = 10_000;
 const LAST_RETRY_MS = 600_000;
+/** How long a takeover waits for another's under way: a clearing takes a few ms, or 20 s at worst. */
+const TAKE_OVER_WAIT_MS = 25_000;
 
 /**
  * Hands out the uids runs execute as, each to one run at a time, across every worker on this
@@ -123,7 +126,7 @@ export class UidPool {
     // last sweep), so only a dead worker's uid can still have processes or files: they go before
     // the lease does, so no worker gets the uid as free meanwhile. A uid that cannot be cleared
     // stays taken, and the next one is tried.
-    return (await this.takeOver({ uid, held: holder })) ? this.create(path) : null;
+    return (await this.endDeadLease(uid, holder)) ? this.create(path) : null;
   }
 
   /** Whether this pool holds `uid` (its run's, or set aside). */
@@ -134,9 +137,23 @@ export class UidPool {
   /**
    * Takes a dead worker's run's uid over as acquire does when it comes to it (see
    * deadWorkersRunsReaching): the run's processes stopped and what it left cleared away, then its
-   * lease ended. False where that uid could not be cleared, or is being taken over by another.
+   * lease ended. True once that lease is over, ended here or by another meanwhile (the dead
+   * worker's watchdog, or another worker: this waits up to TAKE_OVER_WAIT_MS for one under way);
+   * false where the uid could not be cleared.
    */
-  takeOver({ uid, held }: Pick<DeadWorkersRun, 'uid' | 'held'>): Promise<boolean> {
+  async takeOver({ uid, held }: Pick<UnclearedRun, 'uid' | 'held'>): Promise<boolean> {
+    if (await this.endDeadLease(uid, held)) return true;
+    const ended = (): boolean => readLease(this.leasePath(uid))?.lease !== held.lease;
+    const claim = endingClaim(this.options.leaseDir, uid, held.lease);
+    for (let waited = 0; waited < TAKE_OVER_WAIT_MS; waited += 50) {
+      if (ended() || !existsSync(claim)) break;
+      await sleep(50);
+    }
+    return ended();
+  }
+
+  /** Ends a dead worker's lease of `uid` once the pool's clear has cleared its run away. */
+  private endDeadLease(uid: number, held: LeaseRecord): Promise<boolean> {
     return endLease(this.options.leaseDir, uid, held, () =>
       this.options.clear(uid, held.lease),
     ).catch(() => false);
@@ -255,7 +272,7 @@ export async function endLease(
   stop: () => Promise<void>,
 ): Promise<boolean> {
   const path = join(leaseDir, String(uid));
-  const claim = join(leaseDir, `${uid}.ending-${held.lease}`);
+  const claim = endingClaim(leaseDir, uid, held.lease);
   try {
     await (await open(claim, 'wx', 0o600)).close();
   } catch (error) {
@@ -271,4 +288,9 @@ export async function endLease(
   } finally {
     await unlink(claim).catch(() => undefined);
   }
+}
+
+/** The claim of whoever is ending `lease` of `uid` (see endLease). */
+function endingClaim(leaseDir: string, uid: number, lease: string): string {
+  return join(leaseDir, `${uid}.ending-${lease}`);
 }

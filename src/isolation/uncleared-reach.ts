@@ -32,9 +32,8 @@ export interface UnclearedReach {
   readonly dir: string;
 }
 
-/** A run whose worker died before it or its watchdog cleared the run's uid. */
-export interface DeadWorkersRun extends UnclearedReach {
-  /** The lease the dead worker still holds: the one to end (see endLease). */
+/** A run not cleared away, and the lease its uid is under (see endLease). */
+export interface UnclearedRun extends UnclearedReach {
   readonly held: LeaseRecord;
 }
 
@@ -43,35 +42,23 @@ export interface DeadWorkersRun extends UnclearedReach {
  * inside), or null. A record whose lease has ended since (the uid was cleared, by its pool or a
  * dead worker's watchdog) no longer holds, and goes.
  */
-export function setAsideReaching(
-  leaseDir: string,
-  dirs: readonly string[],
-  names = listOrNothing(leaseDir),
-): UnclearedReach | null {
-  for (const uid of notedUids(names, 'reach')) {
-    const note = reach.read(leaseDir, uid);
-    if (note === undefined || readLease(join(leaseDir, String(uid)))?.lease !== note.lease) {
-      forgetReach(leaseDir, uid);
-      continue;
-    }
-    const dir = reachedOf(note.dirs, dirs);
-    if (dir !== undefined) return { uid, dir };
-  }
-  return null;
+export function setAsideReaching(leaseDir: string, dirs: readonly string[]): UnclearedReach | null {
+  const [run] = setAsideRunsReaching(leaseDir, dirs, listOrNothing(leaseDir));
+  return run === undefined ? null : { uid: run.uid, dir: run.dir };
 }
 
 /** How a worker deals with the runs of dead workers (see UidPool). */
 export interface DeadWorkersRuns {
   /** Clears such a run's uid away and ends its lease; false where it could not. */
-  takeOver(run: DeadWorkersRun): Promise<boolean>;
+  takeOver(run: UnclearedRun): Promise<boolean>;
   /** Whether the worker holds the uid's lease itself: its own run's, never a dead worker's. */
   holds(uid: number): boolean;
 }
 
 /**
  * An earlier run not cleared away that could reach one of `dirs`, or null: a process of it may
- * still be there. A set-aside uid's run, or a dead worker's run that could not be taken over now
- * (see deadWorkersRunsReaching).
+ * still be there. A set-aside uid's run, or a run its worker left when it died (handed those
+ * directories, or set aside), which is taken over first, and counts only where that fails.
  */
 export async function unclearedReaching(
   leaseDir: string,
@@ -79,13 +66,36 @@ export async function unclearedReaching(
   deadWorkersRuns: DeadWorkersRuns,
 ): Promise<UnclearedReach | null> {
   const names = listOrNothing(leaseDir);
-  const setAside = setAsideReaching(leaseDir, dirs, names);
-  if (setAside !== null) return setAside;
-  const others = notedUids(names, 'handed').filter((uid) => !deadWorkersRuns.holds(uid));
-  for (const run of deadWorkersRunsReaching(leaseDir, dirs, others)) {
-    if (!(await deadWorkersRuns.takeOver(run))) return { uid: run.uid, dir: run.dir };
+  const others = (uids: number[]) => uids.filter((uid) => !deadWorkersRuns.holds(uid));
+  const runs = [
+    ...setAsideRunsReaching(leaseDir, dirs, names),
+    ...handedRunsReaching(leaseDir, dirs, others(notedUids(names, 'handed'))),
+  ];
+  for (const run of runs) {
+    const dead = !holderIsAlive(run.held);
+    if (!dead || !(await deadWorkersRuns.takeOver(run))) return { uid: run.uid, dir: run.dir };
   }
   return null;
+}
+
+/** The set-aside runs (see recordReach) that could reach one of `dirs`, with their leases. */
+function setAsideRunsReaching(
+  leaseDir: string,
+  dirs: readonly string[],
+  names: readonly string[],
+): UnclearedRun[] {
+  const runs: UnclearedRun[] = [];
+  for (const uid of notedUids(names, 'reach')) {
+    const note = reach.read(leaseDir, uid);
+    const held = readLease(join(leaseDir, String(uid)));
+    if (note === undefined || held === undefined || held.lease !== note.lease) {
+      forgetReach(leaseDir, uid);
+      continue;
+    }
+    const dir = reachedOf(note.dirs, dirs);
+    if (dir !== undefined) runs.push({ uid, dir, held });
+  }
+  return runs;
 }
 
 /**
@@ -93,12 +103,12 @@ export async function unclearedReaching(
  * worker is gone: its watchdog, gone too or not done yet, has not ended that lease, so nothing
  * has stopped the run's processes. Where namespaces are off, a run's children outlive its worker.
  */
-function deadWorkersRunsReaching(
+function handedRunsReaching(
   leaseDir: string,
   dirs: readonly string[],
   uids: readonly number[],
-): DeadWorkersRun[] {
-  const runs: DeadWorkersRun[] = [];
+): UnclearedRun[] {
+  const runs: UnclearedRun[] = [];
   for (const uid of uids) {
     // Other runs' notes seldom name one of `dirs`: their leases are read only where one does.
     const note = readHanded(leaseDir, uid);

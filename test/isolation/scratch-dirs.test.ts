@@ -72,6 +72,20 @@ describe("a job's scratch directory", () => {
     }
   });
 
+  it('is kept by a sweep when a run is handed it while the sweep looks for runs that could reach it', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'claudebox-scratch-'));
+    roots.push(root);
+    const scratch = scratchDirs(root, (dirs) => {
+      // Another worker's attempt of a job of the same key hands the directory to its run.
+      for (const dir of dirs) chownSync(dir, 64_022, 64_022);
+      return Promise.resolve(null);
+    });
+    const [dir = ''] = madeWithFiles(scratch, ['bull:q:again']);
+    const allOver = (keys: string[]) => Promise.resolve(keys.map(() => true));
+    expect(await scratch.sweep('bull:q:', allOver)).toBe(0);
+    expect(readFileSync(join(dir, 'work.txt'), 'utf8')).toBe('bull:q:again');
+  });
+
   it('is kept, by the sweep and at its job’s end, while an earlier run not cleared away could reach it', async () => {
     const { scratch } = scratchRoot(['bull:q:1']);
     const [dir = ''] = madeWithFiles(scratch, ['bull:q:1']);

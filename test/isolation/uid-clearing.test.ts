@@ -50,8 +50,9 @@ function uidBoxSpec() {
       given.released++;
       return Promise.resolve();
     },
+    // As a pool's lease: setting it aside again changes nothing.
     setAside: () => {
-      given.setAside++;
+      given.setAside = 1;
     },
   };
   const spec = {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { processStartTime } from '../../src/executor/index.js';
 import { endLease, leasesOf } from '../../src/isolation/index.js';
 import { UidPool } from '../../src/isolation/uid-pool.js';
 import { recordHanded } from '../../src/isolation/handed-dirs.js';
+import { recordReach } from '../../src/isolation/uncleared-reach.js';
 import { unclearedReaching } from '../../src/isolation/uncleared-reach.js';
 
 const UID = 64000;
@@ -126,6 +127,28 @@ describe('a dead worker’s run that was handed a directory', () => {
     expect(await reaching(['/work'])).toEqual({ uid: UID, dir: '/work' });
     expect(cleared).toEqual([]);
     expect(holderOf(leaseDir)).toBe('dead');
+  });
+
+  it('waits for another taking it over already, and counts as cleared once that is done', async () => {
+    const { leaseDir, cleared, reaching } = await handedByDeadWorker(true);
+    // The dead worker's watchdog is ending the lease right now.
+    const claim = join(leaseDir, `${UID}.ending-gone`);
+    writeFileSync(claim, '');
+    const reach = reaching([job]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    rmSync(join(leaseDir, String(UID)));
+    rmSync(claim);
+    expect(await reach).toBeNull();
+    expect(cleared).toEqual([]);
+  });
+
+  it('is taken over just as well when the dead worker had set its uid aside', async () => {
+    const leaseDir = deadWorkersLease();
+    recordReach(leaseDir, UID, { lease: 'gone', dirs: [job] });
+    const cleared: number[] = [];
+    const { uids } = await pool(leaseDir, cleared);
+    expect(await unclearedReaching(leaseDir, [job], uids)).toBeNull();
+    expect(cleared).toEqual([UID]);
   });
 
   it('is not one of a live worker, nor of a lease that ended', async () => {

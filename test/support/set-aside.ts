@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readProcStat } from '../../src/common/proc-stat.js';
 import { loadConfig } from '../../src/config/config.js';
 
 /** The lease directory of the default RUN_ROOT, which the test workers share. */
@@ -25,7 +26,8 @@ export function plantSetAside(
   dirs: readonly string[],
   leases = DEFAULT_LEASE_DIR,
 ): PlantedLease {
-  return plantLease(uid, { workerId: 'alive', pid: process.pid }, 'reach', dirs, leases);
+  const startTime = readProcStat(process.pid)?.startTime ?? '';
+  return plantLease(uid, { workerId: 'alive', pid: process.pid, startTime }, 'reach', dirs, leases);
 }
 
 /**
@@ -39,18 +41,24 @@ export function plantDeadWorkersRun(
   leases = DEFAULT_LEASE_DIR,
 ): PlantedLease {
   // No process has that pid (above pid_max): the worker is gone.
-  return plantLease(uid, { workerId: 'dead', pid: 999_999_999 }, 'handed', dirs, leases);
+  return plantLease(
+    uid,
+    { workerId: 'dead', pid: 999_999_999, startTime: '1' },
+    'handed',
+    dirs,
+    leases,
+  );
 }
 
 function plantLease(
   uid: number,
-  holder: { readonly workerId: string; readonly pid: number },
+  holder: { readonly workerId: string; readonly pid: number; readonly startTime: string },
   note: 'reach' | 'handed',
   dirs: readonly string[],
   leases: string,
 ): PlantedLease {
   mkdirSync(leases, { recursive: true });
-  const lease = { ...holder, startTime: '1', lease: randomUUID() };
+  const lease = { ...holder, lease: randomUUID() };
   const leaseFile = join(leases, String(uid));
   const noteFile = join(leases, `${uid}.${note}`);
   writeFileSync(leaseFile, JSON.stringify(lease));
