@@ -34,10 +34,11 @@ export interface RunBox {
   /** Stops what is left of the run, closes its directories and frees its uid. */
   close(): Promise<void>;
   /**
-   * Where the box's close set the run's uid aside: `dir` (the job's scratch directory, the job
-   * being over) goes when that uid is cleared, as a process of the run may be in it until then.
+   * Where the box's close set the run's uid aside: `paths` (the job's scratch directory and its
+   * note, the job being over) go when that uid is cleared, as a process of the run may be in them
+   * until then.
    */
-  removeOnceCleared(dir: string): void;
+  removeOnceCleared(...paths: string[]): void;
   /**
    * Whether the box's close found nothing of the run left; false before it, or where a process
    * of the run may still be there (the uid is then set aside).
@@ -123,8 +124,8 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     get runGone() {
       return closed !== null && confinement.cleared;
     },
-    removeOnceCleared: (dir) => {
-      leftToClearing.push(dir);
+    removeOnceCleared: (...paths) => {
+      leftToClearing.push(...paths);
       lease.leaving(leftToClearing);
     },
     close: () =>

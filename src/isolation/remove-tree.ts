@@ -1,11 +1,11 @@
-import { readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { readdirSync, rmdirSync, unlinkSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { execa } from 'execa';
 import { SLICE } from './ownership.js';
 
 /**
- * Removes a directory tree of root's keeping (a run's home, a job's scratch directory) once
+ * Removes a directory tree, or a file, of root's keeping (a run's home, a job's scratch directory) once
  * nothing of its run is left to change it: symlinks themselves, never what they point to.
  * Synchronous calls in slices, as in handOver: several times cheaper for the worker than
  * `fs.promises.rm`, whose every call is a round trip through the thread pool, and a large tree
@@ -38,7 +38,7 @@ async function removeInSlices(top: string): Promise<void> {
   let handled = 0;
   while (stack.length > 0) {
     const dir = stack.pop() as string;
-    const entries = gone(() => readdirSync(dir, { withFileTypes: true }));
+    const entries = gone(() => readdirOrUnlink(dir));
     if (entries === undefined) continue;
     dirs.push(dir);
     for (const entry of entries) {
@@ -51,6 +51,17 @@ async function removeInSlices(top: string): Promise<void> {
   for (const dir of dirs.reverse()) {
     gone(() => rmdirSync(dir));
     if (++handled % SLICE === 0) await nextTurn();
+  }
+}
+
+/** The entries of `dir`; undefined where it is a file after all (the top, say), now removed. */
+function readdirOrUnlink(dir: string): Dirent[] | undefined {
+  try {
+    return readdirSync(dir, { withFileTypes: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOTDIR') throw error;
+    unlinkSync(dir);
+    return undefined;
   }
 }
 

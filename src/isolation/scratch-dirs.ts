@@ -23,16 +23,18 @@ import type { UnclearedReach } from './uncleared-reach.js';
  */
 export interface ScratchDirs {
   /** Where the job with this key works when it names no directory. */
-  readonly dirOf: (jobKey: string) => string;
+  readonly scratchDir: (jobKey: string) => string;
+  /** The job's directory and its note. */
+  readonly scratchPaths: (jobKey: string) => string[];
   /** Makes the job's directory (0700, root's until it is handed to a run) and notes its job. */
-  readonly make: (jobKey: string) => void;
+  readonly makeScratch: (jobKey: string) => void;
   /** Removes the job's directory; throws, keeping it, where a run could still be in it. */
-  readonly remove: (jobKey: string) => Promise<void>;
+  readonly removeScratch: (jobKey: string) => Promise<void>;
   /**
    * Removes the directories of the jobs under `keyPrefix` (one queue's) that are over or gone
    * (`areOver`, in the order asked), but for one a run is in or could still be in; how many.
    */
-  readonly sweep: (
+  readonly sweepScratch: (
     keyPrefix: string,
     areOver: (jobKeys: string[]) => Promise<boolean[]>,
   ) => Promise<number>;
@@ -57,8 +59,9 @@ export function scratchDirs(
     forget(`${dir}${NOTE}`);
   };
   return {
-    dirOf,
-    make: (jobKey) => {
+    scratchDir: dirOf,
+    scratchPaths: (jobKey) => [dirOf(jobKey), `${dirOf(jobKey)}${NOTE}`],
+    makeScratch: (jobKey) => {
       const dir = dirOf(jobKey);
       // Synchronous, as the run's other calls on root's own directories.
       mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -69,8 +72,8 @@ export function scratchDirs(
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
     },
-    remove: (jobKey) => removeDir(dirOf(jobKey)),
-    sweep: async (keyPrefix, areOver) => {
+    removeScratch: (jobKey) => removeDir(dirOf(jobKey)),
+    sweepScratch: async (keyPrefix, areOver) => {
       await removeTrash(root);
       const noted = notedJobs(root).filter(({ jobKey }) => jobKey.startsWith(keyPrefix));
       const over = await areOver(noted.map(({ jobKey }) => jobKey));

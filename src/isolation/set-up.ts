@@ -63,12 +63,14 @@ export interface Isolation {
   readonly leases: LeaseClearing | null;
   /** Where a job that names no working directory works; null: in WORK_DIR, shared. */
   scratchDir(jobKey: string): string | null;
+  /** A job's scratch directory and what notes it beside it; none where there is none. */
+  scratchPaths(jobKey: string): string[];
   /** Makes a job's scratch directory, before its attempt's run (see ScratchDirs). */
   makeScratch(jobKey: string): void;
   /** Removes a job's scratch directory once the job is over. */
   removeScratch(jobKey: string): Promise<void>;
   /** Removes the scratch directories of a queue's jobs that are over or gone: how many. */
-  sweepScratch: ScratchDirs['sweep'];
+  sweepScratch: ScratchDirs['sweepScratch'];
   /**
    * An earlier run not cleared away that could still reach one of `dirs` (its uid, and that
    * directory), or null: nothing there is to be replaced or removed as root meanwhile (a job's
@@ -117,6 +119,7 @@ function unisolated(settings: IsolationSettings, reason: string): Isolation {
     summary: { mode: 'off', namespaces: [], reason },
     leases: null,
     scratchDir: () => null,
+    scratchPaths: () => [],
     makeScratch: () => undefined,
     removeScratch: () => Promise.resolve(),
     sweepScratch: () => Promise.resolve(0),
@@ -173,15 +176,11 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
   const mayTake = (owner: number): boolean =>
     owner === 0 || (owner >= uidBase && owner < uidBase + uidCount);
   const reaching = (wanted: readonly string[]) => unclearedReaching(dirs.leases, wanted, pool);
-  const scratch = scratchDirs(dirs.scratch, reaching);
   return {
     summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
     warnings: sandboxFor.warnings,
     leases: { dir: dirs.leases, sender, workDir: settings.workDir },
-    scratchDir: scratch.dirOf,
-    makeScratch: scratch.make,
-    removeScratch: scratch.remove,
-    sweepScratch: scratch.sweep,
+    ...scratchDirs(dirs.scratch, reaching),
     unclearedReaching: reaching,
     open: async ({ runId, cwd, addDirs = [] }) => {
       const lease = await pool.acquire();

@@ -21,7 +21,7 @@ function scratchRoot(reachedJobs: string[] = []) {
   const root = mkdtempSync(join(tmpdir(), 'claudebox-scratch-'));
   roots.push(root);
   const reaching = (dirs: readonly string[]): Promise<UnclearedReach | null> => {
-    const reached = reachedJobs.map((key) => scratch.dirOf(key));
+    const reached = reachedJobs.map((key) => scratch.scratchDir(key));
     const dir = dirs.find((wanted) => reached.includes(wanted));
     return Promise.resolve(dir === undefined ? null : { uid: 64_020, dir });
   };
@@ -32,8 +32,8 @@ function scratchRoot(reachedJobs: string[] = []) {
 /** Makes each job's directory with a file in it, as its run would leave it. */
 function madeWithFiles(scratch: ReturnType<typeof scratchDirs>, jobKeys: string[]): string[] {
   return jobKeys.map((key) => {
-    scratch.make(key);
-    const dir = scratch.dirOf(key);
+    scratch.makeScratch(key);
+    const dir = scratch.scratchDir(key);
     writeFileSync(join(dir, 'work.txt'), key);
     return dir;
   });
@@ -44,10 +44,10 @@ describe("a job's scratch directory", () => {
     const { root, scratch } = scratchRoot();
     const [dir = ''] = madeWithFiles(scratch, ['bull:q:1']);
     expect(statSync(dir)).toMatchObject({ uid: 0, mode: 0o40700 });
-    scratch.make('bull:q:1');
+    scratch.makeScratch('bull:q:1');
     expect(readFileSync(join(dir, 'work.txt'), 'utf8')).toBe('bull:q:1');
     expect(dir.startsWith(`${root}/`)).toBe(true);
-    expect(scratch.dirOf('bull:q:2')).not.toBe(dir);
+    expect(scratch.scratchDir('bull:q:2')).not.toBe(dir);
   });
 
   it("is swept away once its job is over or gone, its queue's only, never while a run is in it or could be", async () => {
@@ -57,7 +57,7 @@ describe("a job's scratch directory", () => {
     // A run holds it: handed to its uid.
     chownSync(running ?? '', 64_021, 64_021);
     const asked: string[][] = [];
-    const removed = await scratch.sweep('bull:q:', (jobKeys) => {
+    const removed = await scratch.sweepScratch('bull:q:', (jobKeys) => {
       asked.push(jobKeys);
       return Promise.resolve(jobKeys.map((key) => key !== 'bull:q:waiting'));
     });
@@ -82,7 +82,7 @@ describe("a job's scratch directory", () => {
     });
     const [dir = ''] = madeWithFiles(scratch, ['bull:q:again']);
     const allOver = (keys: string[]) => Promise.resolve(keys.map(() => true));
-    expect(await scratch.sweep('bull:q:', allOver)).toBe(0);
+    expect(await scratch.sweepScratch('bull:q:', allOver)).toBe(0);
     expect(readFileSync(join(dir, 'work.txt'), 'utf8')).toBe('bull:q:again');
   });
 
@@ -90,8 +90,8 @@ describe("a job's scratch directory", () => {
     const { scratch } = scratchRoot(['bull:q:1']);
     const [dir = ''] = madeWithFiles(scratch, ['bull:q:1']);
     const allOver = (keys: string[]) => Promise.resolve(keys.map(() => true));
-    expect(await scratch.sweep('bull:q:', allOver)).toBe(0);
-    await expect(scratch.remove('bull:q:1')).rejects.toThrow(
+    expect(await scratch.sweepScratch('bull:q:', allOver)).toBe(0);
+    await expect(scratch.removeScratch('bull:q:1')).rejects.toThrow(
       'could not be cleared yet, may still be there',
     );
     expect(existsSync(join(dir, 'work.txt'))).toBe(true);

@@ -132,6 +132,7 @@ describe.each([
       );
       const scratch = String(kept.dir);
       expect(existsSync(scratch)).toBe(true);
+      expect(readFileSync(`${scratch}.job`, 'utf8')).toContain(jobId);
       const stuck = pidsOfUid(uid);
       expect(stuck.length).toBeGreaterThan(0);
       expect(stuck.map(stateOf)).toContain('D');
@@ -149,8 +150,8 @@ describe.each([
         60_000,
       );
       await waitFor(
-        'the scratch directory to go',
-        () => (existsSync(scratch) ? undefined : true),
+        'the scratch directory and its note to go',
+        () => (existsSync(scratch) || existsSync(`${scratch}.job`) ? undefined : true),
         60_000,
       );
       await waitFor(

@@ -42,7 +42,7 @@ describe('the scratch directory of a job that never comes back', () => {
     const dirs = new Map<string, string>();
     for (const jobId of ['removed', 'waiting']) {
       await queue.add('execute', { prompt: JSON.stringify(ask) }, { ...retryLater, jobId });
-      dirs.set(jobId, scratch.dirOf(`bull:${name}:${jobId}`));
+      dirs.set(jobId, scratch.scratchDir(`bull:${name}:${jobId}`));
     }
     const on = queue;
     await waitFor('both jobs to wait for their next attempt', async () =>

@@ -485,7 +485,7 @@ export class Attempt {
     await this.closeBox();
     const dir = this.context.isolation.scratchDir(this.jobKey);
     if (this.runMayLinger && dir !== null) {
-      this.box?.removeOnceCleared(dir);
+      this.box?.removeOnceCleared(...this.context.isolation.scratchPaths(this.jobKey));
       this.log.warn(
         { ...LINGERING, dir },
         "kept the job's scratch directory until its uid is cleared",
