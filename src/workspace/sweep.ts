@@ -24,6 +24,11 @@ export interface DiskUse {
 
 const HOLDER = '.holder';
 
+/** The lock a checkout's holder is written under, and a sweep removes it under. */
+export function checkoutLock(checkout: string): string {
+  return `${checkout}.lock`;
+}
+
 /**
  * Removes the checkouts nobody holds (their worker died, or a failed attempt's time to be kept
  * is over) and no run may still be in (`runMayBeIn`), and the cached clones past their age or
@@ -58,10 +63,14 @@ async function removeUnheldCheckouts(
     const holderPath = join(dirs.checkouts, id + HOLDER);
     if (holds(await readHolder(holderPath), Date.now())) continue;
     const checkout = join(dirs.checkouts, id);
-    if (await runMayBeIn(checkout)) continue;
-    await rm(checkout, { recursive: true, force: true });
-    await rm(join(dirs.scratch, id), { recursive: true, force: true });
-    await removeHolder(holderPath);
+    // Under the lock a job's next attempt takes to hold the checkout: held by then, it stays.
+    await withLock(checkoutLock(checkout), async () => {
+      if (holds(await readHolder(holderPath), Date.now())) return;
+      if (await runMayBeIn(checkout)) return;
+      await rm(checkout, { recursive: true, force: true });
+      await rm(join(dirs.scratch, id), { recursive: true, force: true });
+      await removeHolder(holderPath);
+    });
   }
 }
 

@@ -6,7 +6,13 @@ import { git, GitError, gitText } from './git.js';
 import { withLock } from './lock.js';
 import { Checkout } from './checkout.js';
 import { removeHolder, thisProcess, writeHolder } from './holder.js';
-import { sweep, type CacheLimits, type DiskUse, type WorkspaceDirs } from './sweep.js';
+import {
+  checkoutLock,
+  sweep,
+  type CacheLimits,
+  type DiskUse,
+  type WorkspaceDirs,
+} from './sweep.js';
 
 export interface WorkspaceSettings {
   /** WORKSPACE_DIR: cached clones in `cache/`, checkouts in `checkouts/`. */
@@ -82,8 +88,9 @@ export class Workspaces {
     const dir = this.checkoutDir(jobKey);
     const holder = `${dir}.holder`;
     const scratch = join(this.dirs.scratch, id);
-    // Held before the cache is used: a sweep then neither prunes the cache nor takes the checkout.
-    await writeHolder(holder, { ...thisProcess(), cache });
+    // Held before the cache is used: a sweep then neither prunes the cache nor takes the checkout
+    // (one deciding to remove the checkout left here before is waited for: see checkoutLock).
+    await withLock(checkoutLock(dir), () => writeHolder(holder, { ...thisProcess(), cache }));
     try {
       const base = await this.commitOf(cache, request);
       await utimes(cache, new Date(), new Date());

@@ -1,4 +1,12 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -48,5 +56,35 @@ describe('a checkout its attempt left behind', () => {
     inUse.delete(checkout.dir);
     await workspaces.sweep();
     expect(readdirSync(join(root, 'workspaces', 'checkouts'))).toEqual([]);
+  });
+
+  it("is the next attempt's once it takes the checkout, even while a sweep was about to remove it", async () => {
+    let looked: () => void = () => undefined;
+    const looking = new Promise<void>((resolve) => (looked = resolve));
+    let letGo: () => void = () => undefined;
+    const held = new Promise<boolean>((resolve) => (letGo = () => resolve(false)));
+    const workspaces = await Workspaces.open({
+      dir: join(root, 'workspaces'),
+      // The sweep is slow to decide (it looks for runs that could still be in the checkout).
+      runMayBeIn: () => {
+        looked();
+        return held;
+      },
+    });
+    const request = { source: repository(), ref: 'main' };
+    const first = await workspaces.checkout('job-1', request, null);
+    await first.leave();
+
+    const sweep = workspaces.sweep();
+    await looking;
+    const next = workspaces.checkout('job-1', request, null);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    letGo();
+    await sweep;
+    const checkout = await next;
+    expect(readFileSync(join(checkout.dir, 'README.md'), 'utf8')).toBe('repo\n');
+    // The next sweep finds it held.
+    await workspaces.sweep();
+    expect(readFileSync(join(checkout.dir, 'README.md'), 'utf8')).toBe('repo\n');
   });
 });
