@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -145,6 +145,9 @@ export class UidPool {
     if (await this.endDeadLease(uid, held)) return true;
     const ended = (): boolean => readLease(this.leasePath(uid))?.lease !== held.lease;
     const claim = endingClaim(this.options.leaseDir, uid, held.lease);
+    // A claim older than that is a dead claimant's, which keeps the uid taken for good.
+    const claimedAt = statSync(claim, { throwIfNoEntry: false })?.mtimeMs ?? 0;
+    if (Date.now() - claimedAt > TAKE_OVER_WAIT_MS) return ended();
     for (let waited = 0; waited < TAKE_OVER_WAIT_MS; waited += 50) {
       if (ended() || !existsSync(claim)) break;
       await sleep(50);

@@ -1,4 +1,5 @@
-import { open, readFile, rm } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { link, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { processAlive, thisProcess } from './holder.js';
 
@@ -22,18 +23,9 @@ export async function withLock<T>(path: string, work: () => Promise<T>): Promise
 }
 
 async function holdingFile<T>(path: string, work: () => Promise<T>): Promise<T> {
-  for (;;) {
-    try {
-      const file = await open(path, 'wx', 0o600);
-      const me = thisProcess();
-      await file.writeFile(`${me.pid} ${me.started}`);
-      await file.close();
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      if (!(await holderAlive(path))) await rm(path, { force: true });
-      else await sleep(25);
-    }
+  while (!(await takeFile(path))) {
+    if (!(await holderAlive(path))) await rm(path, { force: true });
+    else await sleep(25);
   }
   try {
     return await work();
@@ -42,10 +34,43 @@ async function holdingFile<T>(path: string, work: () => Promise<T>): Promise<T> 
   }
 }
 
+/**
+ * Creates the lock file at `path` whole, naming this process: written aside first, then linked
+ * into place, so that no lock file is ever there without its holder in it (a worker killed
+ * between creating and writing one, or a full disk, would leave one nobody could take over).
+ * False when the lock is held.
+ */
+async function takeFile(path: string): Promise<boolean> {
+  const me = thisProcess();
+  const staged = `${path}.${randomUUID()}`;
+  try {
+    await writeFile(staged, `${me.pid} ${me.started}`, { flag: 'wx', mode: 0o600 });
+    await link(staged, path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  } finally {
+    await rm(staged, { force: true });
+  }
+}
+
+/** How long a lock file without its holder in it may be one being written. */
+const UNNAMED_LOCK_MS = 10_000;
+
 async function holderAlive(path: string): Promise<boolean> {
   const [pidText = '', started = ''] = (await readFile(path, 'utf8').catch(() => '')).split(' ');
   const pid = Number(pidText);
-  // Just written, pid not yet in it: its holder is alive.
-  if (!Number.isInteger(pid) || pid <= 0) return true;
-  return processAlive(pid, started);
+  if (Number.isInteger(pid) && pid > 0) return processAlive(pid, started);
+  // Left empty by a version that wrote it in place: just written, or its writer died.
+  const age = await stat(path).then(
+    (stats) => Date.now() - stats.mtimeMs,
+    () => 0,
+  );
+  return age < UNNAMED_LOCK_MS;
+}
+
+/** Removes the lock file at `path` where its holder is gone (a sweep's tidying). */
+export async function removeStaleLock(path: string): Promise<void> {
+  if (!(await holderAlive(path))) await rm(path, { force: true });
 }

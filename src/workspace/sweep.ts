@@ -2,7 +2,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { diskBytes } from './disk.js';
 import { holds, readHolder, removeHolder } from './holder.js';
-import { withLock } from './lock.js';
+import { removeStaleLock, withLock } from './lock.js';
 
 export interface WorkspaceDirs {
   readonly cache: string;
@@ -24,9 +24,11 @@ export interface DiskUse {
 
 const HOLDER = '.holder';
 
+const LOCK = '.lock';
+
 /** The lock a checkout's holder is written under, and a sweep removes it under. */
 export function checkoutLock(checkout: string): string {
-  return `${checkout}.lock`;
+  return `${checkout}${LOCK}`;
 }
 
 /**
@@ -71,6 +73,10 @@ async function removeUnheldCheckouts(
       await rm(join(dirs.scratch, id), { recursive: true, force: true });
       await removeHolder(holderPath);
     });
+  }
+  // A worker that died holding a checkout's lock left it, and nobody may ask for it again.
+  for (const name of names.filter((entry) => entry.endsWith(LOCK))) {
+    await removeStaleLock(join(dirs.checkouts, name));
   }
 }
 

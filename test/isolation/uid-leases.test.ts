@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -140,6 +140,18 @@ describe('a dead worker’s run that was handed a directory', () => {
     rmSync(claim);
     expect(await reach).toBeNull();
     expect(cleared).toEqual([]);
+  });
+
+  it('does not wait on a claim its claimant left when it died', async () => {
+    const { leaseDir, reaching } = await handedByDeadWorker(true);
+    const claim = join(leaseDir, `${UID}.ending-gone`);
+    writeFileSync(claim, '');
+    const long = new Date(Date.now() - 60_000);
+    utimesSync(claim, long, long);
+    const began = Date.now();
+    expect(await reaching([job])).toEqual({ uid: UID, dir: job });
+    // Nothing like the 25 s it waits for a takeover under way.
+    expect(Date.now() - began).toBeLessThan(5000);
   });
 
   it('is taken over just as well when the dead worker had set its uid aside', async () => {

@@ -87,4 +87,20 @@ describe('a checkout its attempt left behind', () => {
     await workspaces.sweep();
     expect(readFileSync(join(checkout.dir, 'README.md'), 'utf8')).toBe('repo\n');
   });
+
+  it('leaves no lock file of a worker that died holding it, once the checkout is gone', async () => {
+    const workspaces = await Workspaces.open({ dir: join(root, 'workspaces') });
+    const checkout = await workspaces.checkout(
+      'job-1',
+      { source: repository(), ref: 'main' },
+      null,
+    );
+    await checkout.leave();
+    await workspaces.sweep();
+    // The sweep's worker died between removing the checkout and its lock (no process has a pid
+    // above pid_max).
+    writeFileSync(`${checkout.dir}.lock`, '999999999 1');
+    await workspaces.sweep();
+    expect(readdirSync(join(root, 'workspaces', 'checkouts'))).toEqual([]);
+  });
 });
