@@ -99,9 +99,6 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
   // Without a sandbox's private ones, the run shares the host's temporary directories and IPC.
   const tempStamp = sandbox === null ? stampTempDirs() : null;
   let closed: Promise<void> | null = null;
-  // What goes once the uid is cleared, where the close sets it aside: the home, and what the
-  // job leaves (see removeOnceCleared).
-  const leftToClearing = [home];
   return {
     isolation: { mode: 'uid', uid, namespaces: spec.namespaces },
     env: {
@@ -124,12 +121,9 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     get runGone() {
       return closed !== null && confinement.cleared;
     },
-    removeOnceCleared: (...paths) => {
-      leftToClearing.push(...paths);
-      lease.leaving(leftToClearing);
-    },
+    removeOnceCleared: (...paths) => lease.leaving(paths),
     close: () =>
-      (closed ??= closeUidBox(lease, confinement, reached, leftToClearing, () =>
+      (closed ??= closeUidBox(lease, confinement, reached, () =>
         removeLeftovers(lease, home, tempStamp, setpriv),
       )),
   };
@@ -137,30 +131,24 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
 
 /**
  * Stops what is left of the run and takes its directories back, then `removeLeftovers`. Where
- * something of the run may be left, the uid is set aside and what is `leftToClearing` (its home
- * among them, which a process of the run could still change) goes only once the uid is cleared.
+ * something of the run may be left, the uid is set aside instead: its home, which a process of
+ * the run could still change, goes when the uid is cleared (see clearUid).
  */
 async function closeUidBox(
   lease: UidLease,
   confinement: UidConfinement,
   reached: readonly string[],
-  leftToClearing: readonly string[],
   removeLeftovers: () => Promise<void>,
 ): Promise<void> {
-  try {
-    await orSetAside(lease, reached, async () => {
-      // Nothing of the run may write while its places are taken back.
-      await confinement.sweep(undefined, 0);
-      // Where something of it may be left, its reach is on record before they are root's again.
-      if (!confinement.cleared) lease.setAside(reached);
-      for (const dir of reached) takeBack(dir);
-    });
-    mustBeCleared(confinement, lease, reached);
-    await removeLeftovers();
-  } catch (error) {
-    lease.leaving(leftToClearing);
-    throw error;
-  }
+  await orSetAside(lease, reached, async () => {
+    // Nothing of the run may write while its places are taken back.
+    await confinement.sweep(undefined, 0);
+    // Where something of it may be left, its reach is on record before they are root's again.
+    if (!confinement.cleared) lease.setAside(reached);
+    for (const dir of reached) takeBack(dir);
+  });
+  mustBeCleared(confinement, lease, reached);
+  await removeLeftovers();
 }
 
 /**
@@ -203,7 +191,7 @@ export async function mustBeOutOfReach(
 }
 
 /**
- * A worker that died left a home (or the clearing of a set-aside uid could not remove its run's):
+ * A home the clearing of its uid could not remove (see clearUid), or one an earlier version left:
  * the uid's next run clears it away, or none gets the uid until the pool has cleared it again.
  */
 async function removeOldHomes(homes: string, lease: UidLease): Promise<void> {

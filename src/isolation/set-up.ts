@@ -53,6 +53,8 @@ export interface LeaseClearing {
   readonly dir: string;
   readonly sender: Sender;
   readonly workDir: string;
+  /** RUN_ROOT/homes, where the runs' homes are. */
+  readonly homes: string;
 }
 
 /** What a worker's runs get, decided once at start. */
@@ -163,14 +165,14 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
   const sender: Sender = { setpriv, shell: senderShell };
   const taken = await accountUids();
   const startTime = (await processStartTime(process.pid)) ?? '';
+  const clearing = { sender, workDir: settings.workDir, homes: dirs.homes };
   const pool = new UidPool({
     leaseDir: dirs.leases,
     base: settings.uidBase,
     count: settings.uidCount,
     owner: { workerId: settings.workerId, pid: process.pid, startTime },
     taken,
-    clear: (poolUid, lease) =>
-      clearUid(poolUid, { sender, leaseDir: dirs.leases, lease, workDir: settings.workDir }),
+    clear: (poolUid, lease) => clearUid(poolUid, { ...clearing, leaseDir: dirs.leases, lease }),
   });
   const { uidBase, uidCount } = settings;
   const mayTake = (owner: number): boolean =>
@@ -179,7 +181,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
   return {
     summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
     warnings: sandboxFor.warnings,
-    leases: { dir: dirs.leases, sender, workDir: settings.workDir },
+    leases: { dir: dirs.leases, ...clearing },
     ...scratchDirs(dirs.scratch, reaching),
     unclearedReaching: reaching,
     open: async ({ runId, cwd, addDirs = [] }) => {

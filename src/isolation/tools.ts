@@ -6,6 +6,9 @@ import { IsolationError } from './errors.js';
 import { removeLeft, takeBackHanded } from './handed-dirs.js';
 import { ipcObjectsOf } from './host-ipc.js';
 import { removeFilesOf } from './shared-temp.js';
+import { removeTree } from './remove-tree.js';
+import { listOrNothing } from '../common/paths.js';
+import { join } from 'node:path';
 
 /**
  * setpriv's arguments that make a process `uid`: no supplementary groups, no capabilities
@@ -164,12 +167,15 @@ export async function clearUid(
     leaseDir,
     lease,
     workDir,
+    homes,
   }: {
     readonly sender: Sender;
     /** The lease directory, and the id of the lease whose run is cleared away. */
     readonly leaseDir: string;
     readonly lease: string;
     readonly workDir?: string | undefined;
+    /** Where runs' homes are (RUN_ROOT/homes): the uid's go, as none of its runs is left. */
+    readonly homes?: string | undefined;
   },
 ): Promise<void> {
   const { cleared } = await stopUid(uid, sender, 0, () => findProcessesOfUid(uid));
@@ -181,6 +187,11 @@ export async function clearUid(
   // What its run was handed and its box never took back: the uid's next run is another job's.
   takeBackHanded(leaseDir, uid, lease);
   await removeLeft(leaseDir, uid, lease);
+  // A dead worker's run left its home: the uid's next run would remove it, however late.
+  for (const name of homes === undefined ? [] : listOrNothing(homes)) {
+    if (name.startsWith(`${uid}-`))
+      await removeTree(join(homes ?? '', name)).catch(() => undefined);
+  }
   // Its run's working directory may still be the uid's: a job's next attempt goes on in it.
   await removeFilesOf(uid, { spare: workDir });
   await removeIpcOf(uid, sender.setpriv);

@@ -11,7 +11,7 @@ import { clearUid, endLease, leasesOf } from '../isolation/index.js';
  * worker leased: every process of those uids is killed and the leases freed, but for a uid
  * another worker took over meanwhile (it stopped them itself).
  */
-const [workerId, leaseDir, setpriv, shell, workDir] = process.argv.slice(2);
+const [workerId, leaseDir, setpriv, shell, workDir, homes] = process.argv.slice(2);
 if (!workerId) {
   process.stderr.write('usage: watchdog <worker id>\n');
   process.exit(2);
@@ -33,7 +33,7 @@ const sweep = async (): Promise<void> => {
     for (const { uid, held } of await leasesOf(leaseDir, workerId)) {
       // A worker may have taken the uid over already, and be running a job as it.
       const clear = (): Promise<void> =>
-        clearUid(uid, { sender: { setpriv, shell }, leaseDir, lease: held.lease, workDir });
+        clearUid(uid, { sender: { setpriv, shell }, leaseDir, lease: held.lease, workDir, homes });
       await endLease(leaseDir, uid, held, clear).catch(() => undefined);
     }
   }

@@ -23,7 +23,7 @@ export async function startWatchdog(
   const script = fileURLToPath(new URL(fromSource ? './main.ts' : './main.js', import.meta.url));
   const loader = fromSource ? ['--import', import.meta.resolve('tsx')] : [];
   const leaseArgs = leases
-    ? [leases.dir, leases.sender.setpriv, leases.sender.shell, leases.workDir]
+    ? [leases.dir, leases.sender.setpriv, leases.sender.shell, leases.workDir, leases.homes]
     : [];
   const child = spawn(process.execPath, [...loader, script, workerId, ...leaseArgs], {
     stdio: ['pipe', 'ignore', 'inherit'],

@@ -119,6 +119,19 @@ describe('the uid of a run that ended', () => {
     await expect(clearing).rejects.toThrow(`uid ${UID}`);
   });
 
+  it("once cleared, has its runs' homes removed, and no other uid's", async () => {
+    const { spec } = uidBoxSpec();
+    const homes = join(spec.runRoot, 'homes');
+    const names = [`${UID}-a`, `${UID}-b`, `${UID + 1}-c`];
+    for (const name of names) {
+      mkdirSync(join(homes, name, '.claude'), { recursive: true });
+      writeFileSync(join(homes, name, '.claude', 'settings.json'), '{}');
+    }
+    const sender = { setpriv: SETPRIV, shell: SENDER_SHELL };
+    await clearUid(UID, { sender, leaseDir: spec.leaseDir, lease: randomUUID(), homes });
+    expect(readdirSync(homes)).toEqual([`${UID + 1}-c`]);
+  });
+
   it('stays out of the pool then: closing the box fails, naming the uid, and keeps its lease', async () => {
     const { spec, given } = uidBoxSpec();
     const box = await openUidBox({ ...spec, senderShell: NEVER_SENDS });
@@ -234,7 +247,7 @@ describe('the uid of a run that ended', () => {
       clear: (uid, lease) =>
         ++clears.count === 1
           ? Promise.reject(new Error('still there'))
-          : clearUid(uid, { sender, leaseDir, lease }),
+          : clearUid(uid, { sender, leaseDir, lease, homes: join(spec.runRoot, 'homes') }),
       retryAfterMs: 100,
     });
     const box = await openUidBox({
