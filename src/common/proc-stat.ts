@@ -41,3 +41,9 @@ export function readProcStat(pid: number): ProcStat | undefined {
   if (state === undefined || ppid === undefined || startTime === undefined) return undefined;
   return { state, ppid: Number(ppid), startTime };
 }
+
+/** The start time of a live process (not a zombie), or null when it is gone or not ours to read. */
+export function liveStartTime(pid: number): string | null {
+  const stat = readProcStat(pid);
+  return stat !== undefined && stat.state !== 'Z' ? stat.startTime : null;
+}

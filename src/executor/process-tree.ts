@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
-import { readProcFile, readProcStat, type ProcStat } from '../common/proc-stat.js';
+import { liveStartTime, readProcFile, readProcStat, type ProcStat } from '../common/proc-stat.js';
 
 /**
  * Finding and stopping every process of a run.
@@ -255,6 +255,5 @@ export async function sweepRunProcesses(marker: Marker, options: SweepOptions): 
 
 /** The start time of a live process (in clock ticks since boot), or null when it is gone. */
 export function processStartTime(pid: number): Promise<string | null> {
-  const stat = readProcStat(pid);
-  return Promise.resolve(stat && stat.state !== 'Z' ? stat.startTime : null);
+  return Promise.resolve(liveStartTime(pid));
 }

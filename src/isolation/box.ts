@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Confinement } from '../executor/index.js';
 import type { RunIsolation } from '../contract/index.js';
-import { listOrNothing } from '../common/paths.js';
 import { handOver, openPathTo, takeBack, type MayTake } from './ownership.js';
 import { IsolationError } from './errors.js';
 import type { UidLease } from './uid-pool.js';
@@ -12,6 +11,7 @@ import { uidConfinement, type Sandbox, type UidConfinement } from './uid-confine
 import { removeFilesOf, stampTempDirs, type TempStamp } from './shared-temp.js';
 import { removeIpcOf } from './tools.js';
 import { removeTree } from './remove-tree.js';
+import { homeOf, removeHomesOf } from './homes.js';
 import type { UnclearedReach } from './uncleared-reach.js';
 
 /** Where one run lives, and what it is given: made before the CLI starts, undone after. */
@@ -76,7 +76,7 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
   // The run's working directory and the job's others: handed over, taken back, its reach.
   const reached = [cwd, ...spec.addDirs];
   const homes = join(spec.runRoot, 'homes');
-  const home = join(homes, `${uid}-${spec.runId}`);
+  const home = homeOf(homes, uid, spec.runId);
   const configDir = join(home, '.claude');
   const tmp = join(home, 'tmp');
   await removeOldHomes(homes, lease);
@@ -195,11 +195,7 @@ export async function mustBeOutOfReach(
  * the uid's next run clears it away, or none gets the uid until the pool has cleared it again.
  */
 async function removeOldHomes(homes: string, lease: UidLease): Promise<void> {
-  await orSetAside(lease, [], async () => {
-    for (const name of listOrNothing(homes)) {
-      if (name.startsWith(`${lease.uid}-`)) await removeTree(join(homes, name));
-    }
-  });
+  await orSetAside(lease, [], () => removeHomesOf(homes, lease.uid));
 }
 
 /**

@@ -1,6 +1,6 @@
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readProcStat } from '../common/proc-stat.js';
+import { liveStartTime } from '../common/proc-stat.js';
 
 /** Who holds a uid: a worker process, named by pid and start time so a recycled pid is told. */
 export interface LeaseOwner {
@@ -11,8 +11,7 @@ export interface LeaseOwner {
 
 /** Whether the worker that holds a lease is still there (not a later process with its pid). */
 export function holderIsAlive(owner: LeaseOwner): boolean {
-  const stat = readProcStat(owner.pid);
-  return stat !== undefined && stat.state !== 'Z' && stat.startTime === owner.startTime;
+  return liveStartTime(owner.pid) === owner.startTime;
 }
 
 /** What a lease file holds: its worker, and an id of this lease of its own. */

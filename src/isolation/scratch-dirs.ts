@@ -1,13 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import {
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { listOrNothing } from '../common/paths.js';
 import { IsolationError } from './errors.js';
@@ -101,11 +93,10 @@ const TRASH = '.gone-';
  * the move tells, and it is moved back. What removeTree then walks as root is no run's.
  */
 function moveAway(root: string, dir: string): string | null {
-  if (!existsSync(dir)) {
-    forget(`${dir}${NOTE}`);
-    return null;
-  }
-  if (ownerOf(dir) !== 0) return null;
+  const owner = ownerOf(dir);
+  // Gone already: only its note is left.
+  if (owner === -1) forget(`${dir}${NOTE}`);
+  if (owner !== 0) return null;
   const trash = join(root, `${TRASH}${basename(dir)}-${randomUUID()}`);
   try {
     renameSync(dir, trash);

@@ -6,9 +6,7 @@ import { IsolationError } from './errors.js';
 import { removeLeft, takeBackHanded } from './handed-dirs.js';
 import { ipcObjectsOf } from './host-ipc.js';
 import { removeFilesOf } from './shared-temp.js';
-import { removeTree } from './remove-tree.js';
-import { listOrNothing } from '../common/paths.js';
-import { join } from 'node:path';
+import { removeHomesOf } from './homes.js';
 
 /**
  * setpriv's arguments that make a process `uid`: no supplementary groups, no capabilities
@@ -188,10 +186,7 @@ export async function clearUid(
   takeBackHanded(leaseDir, uid, lease);
   await removeLeft(leaseDir, uid, lease);
   // A dead worker's run left its home: the uid's next run would remove it, however late.
-  for (const name of homes === undefined ? [] : listOrNothing(homes)) {
-    if (name.startsWith(`${uid}-`))
-      await removeTree(join(homes ?? '', name)).catch(() => undefined);
-  }
+  if (homes !== undefined) await removeHomesOf(homes, uid).catch(() => undefined);
   // Its run's working directory may still be the uid's: a job's next attempt goes on in it.
   await removeFilesOf(uid, { spare: workDir });
   await removeIpcOf(uid, sender.setpriv);

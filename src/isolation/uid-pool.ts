@@ -136,7 +136,7 @@ export class UidPool {
 
   /**
    * Takes a dead worker's run's uid over as acquire does when it comes to it (see
-   * deadWorkersRunsReaching): the run's processes stopped and what it left cleared away, then its
+   * unclearedReaching): the run's processes stopped and what it left cleared away, then its
    * lease ended. True once that lease is over, ended here or by another meanwhile (the dead
    * worker's watchdog, or another worker: this waits up to TAKE_OVER_WAIT_MS for one under way);
    * false where the uid could not be cleared.
