@@ -253,6 +253,25 @@ describe.each([
     expect(existsSync(first.probe.home)).toBe(false);
   });
 
+  it('cannot get a file it may not read kept as its session by linking its transcript to it', async () => {
+    const hidden = mkdtempSync(join(tmpdir(), 'claudebox-root-only-'));
+    const file = join(hidden, 'transcript.jsonl');
+    const line = { type: 'user', message: { role: 'user', content: secret } };
+    writeFileSync(file, `${JSON.stringify(line)}\n`, { mode: 0o600 });
+    try {
+      const first = await run({ transcriptLink: file });
+      expect(first.result.success).toBe(true);
+      // Had the worker kept that file as the session, resuming it would put it in the run's home.
+      const jobId = randomUUID();
+      const request = { prompt: '{}', resumeSessionId: first.result.sessionId ?? '' };
+      await client.enqueue(request, { jobId, attempts: 1 });
+      const resumed = await client.result(jobId, { timeoutMs: 30_000 });
+      expect(resumed.failure).toBe('session-not-found');
+    } finally {
+      rmSync(hidden, { recursive: true, force: true });
+    }
+  });
+
   it('leaves no process of its uid, a setsid + env -i grandchild either, once its result is there', async () => {
     const { events, probe, result } = await run({ escape: true });
     expect(result.success).toBe(true);

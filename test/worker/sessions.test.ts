@@ -4,7 +4,9 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -97,6 +99,27 @@ describe('portable sessions', () => {
     await machineA.shipper({ scope: '', sessionId: sessionId }, atA()).ship();
     const onB = await machineB.restore({ scope: '', sessionId: sessionId }, atB());
     expect(readFileSync(pathOf(onB), 'utf8')).toContain('two');
+  });
+
+  it("ships only the run's own transcript: not a link to another file, nor a file of another uid", async () => {
+    const ref = { scope: '', sessionId: randomUUID() };
+    const stored = () => new RedisTranscripts(redis, address, 3600).stored(ref);
+    const elsewhere = join(dirA, 'elsewhere.jsonl');
+    writeFileSync(elsewhere, userLine('not the run’s'));
+    const transcript = join(dirA, 'projects', '-work-repo', `${ref.sessionId}.jsonl`);
+    mkdirSync(join(dirA, 'projects', '-work-repo'), { recursive: true });
+    symlinkSync(elsewhere, transcript);
+    const uid = process.getuid?.() ?? 0;
+    await machineA.shipper(ref, { ...atA(), owner: uid }).ship();
+    expect(await stored()).toEqual({ bytes: 0, oversized: false });
+
+    rmSync(transcript);
+    writeTranscript(dirA, ref.sessionId, userLine('fix the bug'));
+    await machineA.shipper(ref, { ...atA(), owner: uid + 1 }).ship();
+    expect(await stored()).toEqual({ bytes: 0, oversized: false });
+
+    await machineA.shipper(ref, { ...atA(), owner: uid }).ship();
+    expect(await stored()).toEqual({ bytes: statSync(transcript).size, oversized: false });
   });
 
   it('finds nothing for a session no machine recorded', async () => {

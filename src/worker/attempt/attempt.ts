@@ -226,7 +226,7 @@ export class Attempt {
     const addDirs = request.addDirs ?? [];
     const box = (this.box = await context.isolation.open({ runId, cwd, addDirs }));
     const runConfig = await writeRunConfig(box, profile.files);
-    const place = { configDir: box.configDir, cwd };
+    const place = { configDir: box.configDir, cwd, owner: box.isolation.uid };
     let plan: AttemptPlan;
     try {
       plan = await planAttempt(request, this.prior, context.sessions, place);

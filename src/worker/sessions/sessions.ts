@@ -6,11 +6,13 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip, gzip } from 'node:zlib';
+import type { FileHandle } from 'node:fs/promises';
 import type { Cluster, Redis } from 'ioredis';
 import { sessionKey, type QueueAddress } from '../../contract/index.js';
 import {
   fileSize,
   findTranscript,
+  openTranscript,
   readRange,
   transcriptPath,
   type TranscriptPlace,
@@ -126,7 +128,21 @@ export class TranscriptShipper {
     if (this.stopped !== null) return;
     this.path ??= await findTranscript(this.place.configDir, this.ref.sessionId);
     if (this.path === null) return;
-    const size = (await fileSize(this.path)) ?? 0;
+    const file = await openTranscript(this.path, this.place.owner);
+    if (file === null) {
+      // Gone, or not the run's own file: looked for again next time.
+      this.path = null;
+      return;
+    }
+    try {
+      await this.shipFrom(file);
+    } finally {
+      await file.close();
+    }
+  }
+
+  private async shipFrom(file: FileHandle): Promise<void> {
+    const { size } = await file.stat();
     this.offset ??= (await this.sink.stored(this.ref)).bytes;
     if (size > this.maxBytes) {
       this.stopped = 'oversized';
@@ -135,7 +151,7 @@ export class TranscriptShipper {
     }
     while (this.offset < size) {
       const end = Math.min(size, this.offset + SHIP_CHUNK_BYTES);
-      const chunk = await readRange(this.path, this.offset, end);
+      const chunk = await readRange(file, this.offset, end);
       const answer = await this.sink.append(this.ref, this.offset, chunk);
       if (answer === 'ok') this.offset = end;
       else if (answer < this.offset)

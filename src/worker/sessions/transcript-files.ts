@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { open, readdir, stat } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LineSplitter } from '../../executor/index.js';
 
@@ -7,6 +7,11 @@ import { LineSplitter } from '../../executor/index.js';
 export interface TranscriptPlace {
   readonly configDir: string;
   readonly cwd: string;
+  /**
+   * The run's own uid, where it has one. Its config dir is its own while it runs, so it could
+   * turn its transcript into a link to any file root can read: only a file of this uid is read.
+   */
+  readonly owner?: number | null;
 }
 
 export async function fileSize(path: string): Promise<number | null> {
@@ -48,21 +53,36 @@ export async function transcriptSize(path: string | null): Promise<number> {
   return path ? ((await fileSize(path)) ?? 0) : 0;
 }
 
-/** Bytes [from, to) of a file. */
-export async function readRange(path: string, from: number, to: number): Promise<Buffer> {
-  const file = await open(path, 'r');
+/**
+ * The transcript at `path` open for reading, if it is a regular file and, given an `owner`, one
+ * of that uid's; else null. No link is followed, nor a FIFO waited on.
+ */
+export async function openTranscript(
+  path: string,
+  owner: number | null | undefined,
+): Promise<FileHandle | null> {
+  let file: FileHandle;
   try {
-    const buffer = Buffer.alloc(to - from);
-    let read = 0;
-    while (read < buffer.length) {
-      const { bytesRead } = await file.read(buffer, read, buffer.length - read, from + read);
-      if (bytesRead === 0) break;
-      read += bytesRead;
-    }
-    return buffer.subarray(0, read);
-  } finally {
-    await file.close();
+    file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return null;
   }
+  const info = await file.stat().catch(() => null);
+  if (info?.isFile() && (owner == null || info.uid === owner)) return file;
+  await file.close();
+  return null;
+}
+
+/** Bytes [from, to) of an open file. */
+export async function readRange(file: FileHandle, from: number, to: number): Promise<Buffer> {
+  const buffer = Buffer.alloc(to - from);
+  let read = 0;
+  while (read < buffer.length) {
+    const { bytesRead } = await file.read(buffer, read, buffer.length - read, from + read);
+    if (bytesRead === 0) break;
+    read += bytesRead;
+  }
+  return buffer.subarray(0, read);
 }
 
 /**
