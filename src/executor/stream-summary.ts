@@ -112,7 +112,7 @@ function toResultLine(line: Record<string, unknown>): ResultLine {
     // A result line without a boolean is_error is not a success we can vouch for.
     isError: line.is_error !== false,
     result: stringOrNull(line.result),
-    errors: Array.isArray(line.errors) ? line.errors.map((error) => String(error)) : [],
+    errors: Array.isArray(line.errors) ? line.errors.map(errorText) : [],
     numTurns: integerOrNull(line.num_turns),
     costUsd: typeof line.total_cost_usd === 'number' ? line.total_cost_usd : null,
     usage: isRecord(line.usage) ? line.usage : null,
@@ -122,6 +122,13 @@ function toResultLine(line: Record<string, unknown>): ResultLine {
     costSinceLastResultUsd: sumOfCosts(line.model_usage_since_last_result),
   };
 }
+
+/**
+ * An entry of the result line's `errors` as text. Never String() on what the line holds: an
+ * object with a `toString` that is no function makes it throw.
+ */
+const errorText = (error: unknown): string =>
+  typeof error === 'string' ? error : JSON.stringify(error);
 
 /** The sum of the `costUSD` of each model in a usage-by-model record, or null. */
 function sumOfCosts(byModel: unknown): number | null {

@@ -45,6 +45,18 @@ describe('StreamSummary', () => {
     });
   });
 
+  it('reads errors of any shape as text, objects as their JSON, where String() would throw', () => {
+    const summary = new StreamSummary();
+    const errors: unknown[] = [{ toString: 0 }, { message: 'no' }, null, ['x']];
+    summary.observe(json({ type: 'result', is_error: true, errors }), undefined);
+    expect(summary.resultLine?.errors).toEqual([
+      '{"toString":0}',
+      '{"message":"no"}',
+      'null',
+      '["x"]',
+    ]);
+  });
+
   it('reads the structured answer and the cost since the previous result line, over all models', () => {
     const summary = new StreamSummary();
     summary.observe(
