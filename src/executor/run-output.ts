@@ -32,6 +32,7 @@ export class RunOutput {
   private readonly capture: OutputCapture;
   private stderrTail: string | null = null;
   private watcher: OutputWatcher = {};
+  private waits = 0;
 
   constructor(
     private readonly limits: { readonly maxOutputBytes: number; readonly maxLineBytes: number },
@@ -52,6 +53,11 @@ export class RunOutput {
     };
   }
 
+  /** Whether reading waits on `onLine` now (on Redis, say), not on the run's pipes. */
+  get waitingOnConsumer(): boolean {
+    return this.waits > 0;
+  }
+
   /** Who hears that the run printed something, and that its result line came. */
   watch(watcher: OutputWatcher): void {
     this.watcher = watcher;
@@ -66,10 +72,19 @@ export class RunOutput {
       for (const line of splitter.push(chunk)) {
         // Awaited only when the consumer asks to wait: a line at a time, a promise each adds up.
         const busy = this.emit(kind, line);
-        if (busy) await busy;
+        if (busy) await this.waitOn(busy);
       }
     }
-    for (const line of splitter.end()) await this.emit(kind, line);
+    for (const line of splitter.end()) await this.waitOn(this.emit(kind, line));
+  }
+
+  private async waitOn(busy: void | Promise<void>): Promise<void> {
+    this.waits++;
+    try {
+      await busy;
+    } finally {
+      this.waits--;
+    }
   }
 
   private emit(stream: 'stdout' | 'stderr', raw: RawLine): void | Promise<void> {

@@ -62,6 +62,11 @@ export interface RunOutcome {
 const STDOUT_WATCH_MS = 500;
 /** Time the pipes get to drain after every process of the run is gone. */
 const DRAIN_MS = 2000;
+/**
+ * How long the end of the output may wait on whoever takes its lines (Redis writes that are
+ * behind) once the run is gone: what is left in the pipes is the run's, its result line maybe.
+ */
+const DRAIN_BEHIND_MS = 60_000;
 const DEFAULT_RESULT_GRACE_MS = 5000;
 
 type Subprocess = ReturnType<typeof startCli>;
@@ -121,7 +126,7 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
   // of its own, the kernel does that, and the sweep waits for it), so nothing but the CLI
   // itself had the last word on its stdout.
   const leftovers = await confinement.sweep(undefined, 0, status.signal === null);
-  await drain(subprocess, reading);
+  await drain(subprocess, reading, output);
   await settled;
   return outcome(pid, {
     spawnError: null,
@@ -302,11 +307,19 @@ function watchStdoutClosed(
  * Every writer of the pipes is gone now, so they reach their end; a process that escaped the
  * sweep (another user's, say) must not hold the job forever.
  */
-async function drain(subprocess: Subprocess, reading: readonly Promise<void>[]): Promise<void> {
-  const drained = await doneWithin(Promise.allSettled(reading), DRAIN_MS);
-  if (!drained) {
+async function drain(
+  subprocess: Subprocess,
+  reading: readonly Promise<void>[],
+  output: RunOutput,
+): Promise<void> {
+  const all = Promise.allSettled(reading);
+  const giveUpAt = performance.now() + DRAIN_BEHIND_MS;
+  while (!(await doneWithin(all, DRAIN_MS))) {
+    // Reading waits on Redis, not on a pipe held open by an escaped process.
+    if (output.waitingOnConsumer && performance.now() < giveUpAt) continue;
     // The launcher's report too, where it has one: 'close' waits for every stream it opened.
     for (const stream of subprocess.stdio.slice(1)) stream?.destroy();
+    return;
   }
 }
 

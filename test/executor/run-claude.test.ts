@@ -277,4 +277,20 @@ describe('runClaude', () => {
     expect(report.success).toBe(true);
     expect(seen).toHaveLength(4);
   });
+
+  it('keeps reading what a run left in its pipes while the line handler is seconds behind', async () => {
+    const seen: string[] = [];
+    let first = true;
+    const { spec: s } = spec(fixture('claude-success.mjs'), {
+      // Redis that falls behind as the run ends: the CLI is long gone when its lines are taken.
+      onLine: async (line) => {
+        if (first) await new Promise((resolve) => setTimeout(resolve, 3000));
+        first = false;
+        seen.push(JSON.parse(line.text).type);
+      },
+    });
+    const report = judgeRun(await runClaude(s), s.timeoutMs);
+    expect(seen).toEqual(['system', 'assistant', 'result']);
+    expect(report.success).toBe(true);
+  });
 });
