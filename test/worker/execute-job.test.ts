@@ -318,4 +318,19 @@ describe('an execute job', () => {
     const seqs = events.map((e) => e.seq);
     expect(seqs).toEqual(seqs.map((_, i) => i + 1));
   });
+
+  it('requeues the job of a run that takes its whole KILL_GRACE_SECONDS to stop on shutdown', async () => {
+    const first = await worker('claude-stubborn.mjs', { KILL_GRACE_SECONDS: '7' });
+    const jobId = randomUUID();
+    const events = await watch(jobId);
+    await queue.add('execute', { prompt: 'hold on' }, { jobId, attempts: 1 });
+    await lastEvent(events, 'started');
+    await first.worker.shutdown(200);
+    workers.splice(workers.indexOf(first), 1);
+
+    const requeued = await lastEvent(events, 'failed');
+    expect(requeued.data).toMatchObject({ failure: 'shutdown', retrying: true, signal: 'SIGKILL' });
+    expect(await queue.getJobState(jobId)).toBe('waiting');
+    expect(pidsWithEnv('CLAUDEBOX_JOB_ID', jobId)).toEqual([]);
+  }, 30_000);
 });

@@ -14,7 +14,7 @@ interface Consumer {
 
 /**
  * How long the consumer may take to close once no run is left, or once stopped runs had this
- * long to end past the grace time. Past it the close is waiting on Redis, which is away: BullMQ
+ * long to end past the grace time and their KILL_GRACE_SECONDS. Past it the close is waiting on Redis, which is away: BullMQ
  * retries its commands until Redis answers, and a worker must stop all the same.
  */
 const CLOSE_WAIT_MS = 5000;
@@ -31,6 +31,8 @@ export function shutdownOf(
   parts: Consumer,
   closers: Closers,
   logger: Logger,
+  /** What a stopped run's CLI gets to end before it is killed: its job is requeued after. */
+  killGraceMs: number,
 ): (graceMs: number) => Promise<void> {
   const { runs } = parts;
   let shuttingDown: Promise<void> | null = null;
@@ -53,7 +55,8 @@ export function shutdownOf(
     logger.info({ activeRuns: runs.size, graceMs }, 'shutting down: no new jobs');
     grace = setTimeout(stopRuns, graceMs);
     shuttingDown = (async () => {
-      const answered = await closeConsumer(parts, graceMs + CLOSE_WAIT_MS, logger);
+      const deadlineMs = graceMs + killGraceMs + CLOSE_WAIT_MS;
+      const answered = await closeConsumer(parts, deadlineMs, logger);
       clearTimeout(grace);
       await closers.closeAll(logger, !answered);
       logger.info('worker stopped');

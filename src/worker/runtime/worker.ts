@@ -80,7 +80,7 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
       healthUrl: health && healthUrlOf(health),
       isolation: isolation.summary,
       readiness,
-      shutdown: shutdownOf(parts, closers, deps.logger),
+      shutdown: shutdownOf(parts, closers, deps.logger, deps.config.KILL_GRACE_SECONDS * 1000),
     };
   } catch (error) {
     await closers.closeAll(deps.logger);
