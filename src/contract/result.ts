@@ -28,6 +28,11 @@ export const WorkspaceResultSchema = z.object({
   changed: z.array(z.string()),
   added: z.array(z.string()),
   deleted: z.array(z.string()),
+  /**
+   * Paths left out of the three lists, which hold 32 KiB of paths at most: the patch has them
+   * all. 0 in results of older workers.
+   */
+  pathsOmitted: z.int().nonnegative().default(0),
   /** Size of the whole patch (`git diff --binary` against base); read it with client.patch. */
   patchBytes: z.int().nonnegative(),
   /** The patch was over WORKSPACE_PATCH_MAX_BYTES: only a summary of it is stored. */

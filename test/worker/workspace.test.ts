@@ -237,6 +237,23 @@ describe('a job with a workspace', () => {
     expect(result.workspace).toMatchObject({ base: repo.head, added: ['step-one.txt'] });
   });
 
+  it('lists at most 32 KiB of paths in its result however many files the run adds, and counts the rest', async () => {
+    const paths = Array.from(
+      { length: 1000 },
+      (_, index) => `many/${String(index).padStart(4, '0')}-a-file-with-a-rather-long-name.txt`,
+    );
+    const result = await run({ write: Object.fromEntries(paths.map((path) => [path, 'x\n'])) });
+    expect(result.success).toBe(true);
+    const listed = result.workspace?.added ?? [];
+    expect(listed.join('').length).toBeLessThanOrEqual(32 * 1024);
+    expect(listed).toEqual(paths.slice(0, listed.length));
+    expect(result.workspace?.pathsOmitted).toBe(paths.length - listed.length);
+    expect(listed.length).toBeGreaterThan(0);
+    // The patch still holds every file.
+    const patch = (await client.patch(result.jobId))?.patch.toString() ?? '';
+    expect(paths.filter((path) => !patch.includes(path))).toEqual([]);
+  });
+
   it('keeps a summary of a change over WORKSPACE_PATCH_MAX_BYTES, and its retry starts from the base and says so', async () => {
     const big = 'y'.repeat(200 * 1024);
     const ask = { write: { 'big.txt': big, 'small.txt': 'x\n' }, exitCode: 1 };
@@ -289,24 +306,28 @@ describe('a job with a workspace', () => {
     expect((await run({}, { ref: repo.head })).workspace?.base).toBe(repo.head);
   });
 
-  it('fails at once, leaving nothing on disk, on a disallowed source, a missing ref or a source that is no repository', async () => {
+  it('fails at once and is never retried, leaving nothing on disk, on a disallowed source, a missing ref or a source that is no repository', async () => {
     const outside = mkdtempSync(join(tmpdir(), 'claudebox-outside-'));
     try {
       const disallowed = await run({}, { source: outside }, 3);
-      expect(disallowed).toMatchObject({ failure: 'invalid-request', retrying: false });
+      expect(disallowed).toMatchObject({
+        failure: 'invalid-request',
+        retrying: false,
+        attempt: 1,
+      });
       expect(disallowed.error).toContain('workspace.source');
       expect(disallowed.error).toContain('is not inside a directory this worker allows');
     } finally {
       rmSync(outside, { recursive: true, force: true });
     }
     const missing = await run({}, { ref: 'no-such-branch' }, 3);
-    expect(missing).toMatchObject({ failure: 'workspace-failed', retrying: false });
+    expect(missing).toMatchObject({ failure: 'workspace-failed', retrying: false, attempt: 1 });
     expect(missing.error).toBe(
       `ref "no-such-branch" is not a branch, tag or commit of ${repo.path}`,
     );
     mkdirSync(join(root, 'repos', 'empty'));
     const notARepo = await run({}, { source: join(root, 'repos', 'empty') }, 3);
-    expect(notARepo).toMatchObject({ failure: 'workspace-failed', retrying: false });
+    expect(notARepo).toMatchObject({ failure: 'workspace-failed', retrying: false, attempt: 1 });
     expect(notARepo.error).toMatch(/^git clone failed: fatal: .*repository/);
     expect(notARepo.error).not.toContain('\n');
     expect(readdirSync(join(workspaceDir(), 'checkouts'))).toEqual([]);

@@ -81,6 +81,8 @@ const FINAL: readonly (FailureKind | null)[] = [
   'invalid-request',
   'session-not-found',
   'budget',
+  // git refused the source or ref: another attempt would ask it the same.
+  'workspace-failed',
 ];
 
 /** Why something the run could change is kept, not removed as root. */

@@ -2,6 +2,7 @@ import type { ExecuteRequest, WorkspaceRequest, WorkspaceResult } from '../../co
 import { readPatch, storePatch } from '../../redis/patches.js';
 import { type Checkout, type Change, GitError } from '../../workspace/index.js';
 import { mustBeOutOfReach } from '../../isolation/index.js';
+import { listedPaths, summaryLines } from './changed-paths.js';
 import type { JobContext } from './context.js';
 
 export type OpenedWorkspace =
@@ -65,9 +66,7 @@ export async function recordWorkspaceChange(
   const truncated = await storeChange(context, jobId, change, context.settings.eventsTtlSeconds);
   return {
     base: change.base,
-    changed: change.changed,
-    added: change.added,
-    deleted: change.deleted,
+    ...listedPaths(change),
     patchBytes: change.patchBytes,
     patchTruncated: truncated,
     branch: change.commit === null ? null : branch,
@@ -165,9 +164,7 @@ function summaryOf(jobId: string, change: Change, context: JobContext): string {
   const lines = [
     `# The change of job ${jobId} is ${change.patchBytes} bytes, over WORKSPACE_PATCH_MAX_BYTES=${context.settings.patchMaxBytes}: only this summary is kept.`,
     `# base ${change.base}`,
-    ...change.added.map((path) => `A\t${path}`),
-    ...change.changed.map((path) => `M\t${path}`),
-    ...change.deleted.map((path) => `D\t${path}`),
+    ...summaryLines(change, context.settings.patchMaxBytes),
   ];
   return `${lines.join('\n')}\n`;
 }

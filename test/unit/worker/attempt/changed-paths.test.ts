@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { listedPaths, summaryLines } from '../../../../src/worker/attempt/changed-paths.js';
+import type { Change } from '../../../../src/workspace/index.js';
+
+const change = (paths: { changed?: string[]; added?: string[]; deleted?: string[] }): Change => ({
+  base: 'abc',
+  changed: paths.changed ?? [],
+  added: paths.added ?? [],
+  deleted: paths.deleted ?? [],
+  patch: Buffer.alloc(0),
+  patchBytes: 0,
+  commit: null,
+});
+
+describe('the paths a result lists', () => {
+  it('lists every path of a change that fits, and omits none', () => {
+    const listed = listedPaths(change({ changed: ['a'], added: ['b', 'c'], deleted: ['d'] }));
+    expect(listed).toEqual({ changed: ['a'], added: ['b', 'c'], deleted: ['d'], pathsOmitted: 0 });
+  });
+
+  it('stops at its cap, counting the paths it left out, each list a prefix of its own', () => {
+    const added = Array.from({ length: 100_000 }, (_, index) => `src/file-${index}.ts`);
+    const listed = listedPaths(change({ changed: ['README.md'], added, deleted: ['old.txt'] }));
+    const bytes = [...listed.changed, ...listed.added, ...listed.deleted].join('').length;
+    expect(bytes).toBeLessThanOrEqual(32 * 1024);
+    expect(listed.changed).toEqual(['README.md']);
+    expect(listed.added).toEqual(added.slice(0, listed.added.length));
+    expect(listed.deleted).toEqual([]);
+    expect(listed.pathsOmitted).toBe(100_002 - 1 - listed.added.length);
+  });
+});
+
+describe("the summary kept of a change over the patch's cap", () => {
+  it('lists every path where they fit', () => {
+    const lines = summaryLines(change({ changed: ['a'], added: ['b'], deleted: ['c'] }), 1024);
+    expect(lines).toEqual(['A\tb', 'M\ta', 'D\tc']);
+  });
+
+  it('holds no more than the cap, and says how many paths it left out', () => {
+    const added = Array.from({ length: 10_000 }, (_, index) => `file-${index}`);
+    const lines = summaryLines(change({ added }), 4096);
+    expect(lines.join('\n').length).toBeLessThanOrEqual(4096 + 64);
+    expect(lines.at(-1)).toBe(`# ... and ${10_000 - (lines.length - 1)} more paths`);
+  });
+});
