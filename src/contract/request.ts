@@ -40,6 +40,9 @@ export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
  */
 export const MAX_FLAG_VALUE_BYTES = 64 * 1024;
 
+/** Longest model name or alias: real ones, Bedrock ARNs among them, are far shorter. */
+export const MAX_MODEL_NAME_LENGTH = 256;
+
 // A tool rule as the CLI understands it: a name (`Bash`, `mcp__github__create_issue`) with an
 // optional specifier in parentheses (`Bash(git diff:*)`). Nothing that could read as a flag,
 // break a comma-joined list or smuggle a control character onto the command line.
@@ -56,7 +59,17 @@ const toolRule = z.string({ error: 'must be a tool name (a string)' }).regex(TOO
 
 const byteLength = (value: string): number => Buffer.byteLength(value, 'utf8');
 
-const toolRules = () => z.array(toolRule, { error: 'must be a list of tool names' }).optional();
+/** A list goes on argv as one argument, its items joined by commas, so the whole is capped. */
+const fitsOneArgument = (list: readonly string[]): boolean =>
+  byteLength(list.join(',')) <= MAX_FLAG_VALUE_BYTES;
+
+const JOINED_TOO_LONG = `must be at most ${MAX_FLAG_VALUE_BYTES} bytes, joined by commas`;
+
+const toolRules = () =>
+  z
+    .array(toolRule, { error: 'must be a list of tool names' })
+    .refine(fitsOneArgument, JOINED_TOO_LONG)
+    .optional();
 
 /** A built-in tool's bare name (`Bash`, `Read`): `--tools` takes no rules and no MCP tools. */
 const builtinTool = z
@@ -68,7 +81,8 @@ const builtinTool = z
 const modelName = () =>
   z
     .string({ error: 'must be a string' })
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._:[\]/@-]*$/, 'must be a model name or alias');
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:[\]/@-]*$/, 'must be a model name or alias')
+    .max(MAX_MODEL_NAME_LENGTH, `must be at most ${MAX_MODEL_NAME_LENGTH} characters`);
 
 const flagText = () =>
   z
@@ -157,6 +171,7 @@ export const ExecuteRequestSchema = z
     tools: z
       .array(builtinTool, { error: 'must be a list of built-in tool names' })
       .max(64, 'must name at most 64 tools')
+      .refine(fitsOneArgument, JOINED_TOO_LONG)
       .optional(),
     effort: z
       .enum(EFFORT_LEVELS, { error: `must be one of ${EFFORT_LEVELS.join(', ')}` })

@@ -115,6 +115,10 @@ describe('enqueue', () => {
       await expect(client.enqueue({ prompt: 'ok', nope: true } as never)).rejects.toThrow(
         'invalid request: nope: unknown field',
       );
+      // One command-line argument: Linux would refuse it at spawn, on every attempt.
+      await expect(
+        client.enqueue({ prompt: 'ok', allowedTools: Array(20_000).fill('mcp__server__tool') }),
+      ).rejects.toThrow('invalid request: allowedTools: must be at most 65536 bytes');
     } finally {
       await client.close().catch(() => undefined);
     }

@@ -70,6 +70,11 @@ const cases: { name: string; data: unknown; reason: string }[] = [
     reason: `disallowedTools.0: "Bash\\n--yolo" ${TOOL_HINT}`,
   },
   {
+    name: 'tool rules too long together for one command-line argument',
+    data: { prompt: 'hi', allowedTools: Array(20_000).fill('mcp__server__tool') },
+    reason: 'allowedTools: must be at most 65536 bytes, joined by commas',
+  },
+  {
     name: 'an unknown permissionMode',
     data: { prompt: 'hi', permissionMode: 'yolo' },
     reason:

@@ -289,6 +289,45 @@ describe('validateJob', () => {
     if (!valid.ok) expect(valid.reason).toContain(reason);
   });
 
+  // Linux refuses an argument over 128 KiB at spawn (E2BIG), on every attempt alike.
+  it('refuses a tool list or model name too long for one command-line argument, naming the field and the limit', async () => {
+    const cases: [object, string][] = [
+      [
+        { allowedTools: Array(20_000).fill('mcp__server__tool') },
+        'allowedTools: must be at most 65536 bytes, joined by commas',
+      ],
+      [
+        { disallowedTools: [`Bash(${'x'.repeat(200_000)})`] },
+        'disallowedTools: must be at most 65536 bytes, joined by commas',
+      ],
+      [
+        { tools: Array(64).fill('R'.repeat(1100)) },
+        'tools: must be at most 65536 bytes, joined by commas',
+      ],
+      [{ model: 'm'.repeat(257) }, 'model: must be at most 256 characters'],
+      [{ fallbackModel: 'm'.repeat(257) }, 'fallbackModel: must be at most 256 characters'],
+    ];
+    for (const [fields, reason] of cases) {
+      expect(await validateJob({ prompt: 'hi', ...fields }, limits)).toEqual({ ok: false, reason });
+    }
+  });
+
+  it('takes a tool list and a model name right at their limits', async () => {
+    const rules = (joinedBytes: number) => [
+      'Read',
+      `Bash(${'x'.repeat(joinedBytes - 'Read,Bash()'.length)})`,
+    ];
+    expect(await validateJob({ prompt: 'hi', allowedTools: rules(65536) }, limits)).toMatchObject({
+      ok: true,
+    });
+    expect(await validateJob({ prompt: 'hi', allowedTools: rules(65537) }, limits)).toMatchObject({
+      ok: false,
+    });
+    expect(await validateJob({ prompt: 'hi', model: 'm'.repeat(256) }, limits)).toMatchObject({
+      ok: true,
+    });
+  });
+
   it('accepts every later field at its simplest, and forkSession with the session to fork', async () => {
     const request = {
       prompt: 'hi',
