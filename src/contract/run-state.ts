@@ -30,8 +30,11 @@ export type Spending = z.infer<typeof SpendingSchema>;
 export const RunStateSchema = z.object({
   /** The attempt running now, or the last one that ran. */
   attempt: z.int().positive(),
-  /** The Claude session every attempt of this job continues (null with SESSION_STORE=off). */
-  sessionId: z.string().nullable(),
+  /**
+   * The Claude session every attempt of this job continues (null with SESSION_STORE=off). A
+   * UUID, as a request's resumeSessionId: it names the session's transcript files on disk.
+   */
+  sessionId: z.uuid().nullable(),
   /** Size of the session transcript before this job first ran (non-zero when it resumed one). */
   transcriptBaseline: z.int().nonnegative(),
   /** seq of the last event the worker had published when it last wrote this state. */
