@@ -16,12 +16,21 @@ export const JOB_STATES = [
 /** How much of the prompt a list shows. */
 const PROMPT_PREVIEW = 200;
 
+/**
+ * The furthest a list pages back: each page reads the newest `cursor + limit` jobs of every
+ * state, so a cursor without a bound would have one request load every job Redis keeps.
+ */
+export const MAX_CURSOR = 1000;
+
 export const ListQuerySchema = z.object({
   state: z.enum(JOB_STATES, { error: `must be one of ${JOB_STATES.join(', ')}` }).optional(),
   cursor: z
     .string()
     .regex(/^\d{1,6}$/, 'must be a cursor from an earlier page')
     .transform(Number)
+    .pipe(
+      z.number().max(MAX_CURSOR, `must be at most ${MAX_CURSOR}: a list reaches no further back`),
+    )
     .default(0),
   limit: z.coerce
     .number({ error: 'must be a number' })
@@ -73,7 +82,8 @@ export async function readJob(queue: Queue, jobId: string): Promise<JobDetail | 
 
 /**
  * A page of jobs, newest (by creation) first: the newest `cursor + limit` of each state asked
- * for, merged. The cursor is an offset, so a page may repeat a job when new ones came meanwhile.
+ * for, merged. The cursor is an offset, so a page may repeat a job when new ones came meanwhile;
+ * no page follows one that ends past MAX_CURSOR.
  */
 export async function listJobs(
   queue: Queue,
@@ -91,7 +101,8 @@ export async function listJobs(
   const page = all.slice(cursor, cursor + limit);
   return {
     jobs: page.map(({ job, name }) => summarize(job, name, finishedResult(job, name))),
-    nextCursor: all.length > cursor + limit ? String(cursor + limit) : null,
+    nextCursor:
+      all.length > cursor + limit && cursor + limit <= MAX_CURSOR ? String(cursor + limit) : null,
   };
 }
 

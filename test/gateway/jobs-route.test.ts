@@ -116,4 +116,15 @@ describe('GET /jobs and GET /jobs/:id', () => {
     expect(state.status).toBe(400);
     expect(state.body.error).toMatch(/^state: must be one of active, /);
   });
+
+  it('refuses a cursor past the furthest a list reaches back, which would load every job', async () => {
+    expect(await read('/jobs?cursor=999999')).toEqual({
+      status: 400,
+      body: { error: 'cursor: must be at most 1000: a list reaches no further back' },
+    });
+    expect(await read('/jobs?cursor=1000')).toMatchObject({
+      status: 200,
+      body: { jobs: [], nextCursor: null },
+    });
+  });
 });
