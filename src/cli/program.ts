@@ -14,9 +14,10 @@ import { errorMessage } from '../common/errors.js';
 
 const ENVIRONMENT_HELP = `
 Environment (the same variables as the worker's):
-  REDIS_URL     Redis to use (default redis://127.0.0.1:6379)
-  QUEUE_NAME    the queue (default claudebox)
-  QUEUE_PREFIX  BullMQ's key prefix (default bull)`;
+  REDIS_URL      Redis to use (default redis://127.0.0.1:6379)
+  QUEUE_NAME     the queue (default claudebox)
+  QUEUE_PREFIX   BullMQ's key prefix (default bull)
+  EVENTS_PUBSUB  how live events are published: plain or sharded (default plain)`;
 
 /** The Ctrl-C part of `--help` for a command that follows a job. */
 function interruptHelp(withoutTerminal: 'cancel' | 'detach'): string {
@@ -220,7 +221,7 @@ function addCancelCommand(program: Command, io: CliIo, act: Act): void {
 }
 
 const SERVE_HELP = `
-Environment (besides REDIS_URL, QUEUE_NAME, QUEUE_PREFIX; see docs/gateway.md):
+Environment (besides REDIS_URL, QUEUE_NAME, QUEUE_PREFIX, EVENTS_PUBSUB; see docs/gateway.md):
   GATEWAY_PORT                 the port (default 8090)
   GATEWAY_HOST                 the address (default 127.0.0.1)
   GATEWAY_OPERATOR_TOKEN       the token that reads every job, lists jobs, opens the board

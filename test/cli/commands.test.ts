@@ -296,6 +296,16 @@ describe('claudebox configuration and usage', () => {
     );
   });
 
+  it('names in --help every variable the commands read, EVENTS_PUBSUB among them', async () => {
+    for (const command of [[], ['run'], ['events'], ['result'], ['patch'], ['cancel'], ['serve']]) {
+      const out = fakeIo({});
+      expect(await cli([...command, '--help'], out)).toBe(0);
+      for (const name of ['REDIS_URL', 'QUEUE_NAME', 'QUEUE_PREFIX', 'EVENTS_PUBSUB']) {
+        expect(out.out.join('')).toContain(name);
+      }
+    }
+  });
+
   it('documents the exit codes in --help and exits 0; exits 2 on a usage mistake', async () => {
     for (const command of [[], ['run'], ['events'], ['result'], ['cancel']]) {
       const out = fakeIo({});
