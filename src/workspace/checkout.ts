@@ -24,6 +24,12 @@ export interface Change {
  */
 const STAT = ['-c', 'core.checkStat=minimal', '-c', 'core.trustctime=false'];
 
+/**
+ * How long one git command of a look may take. The run owns the checkout: it can leave a FIFO
+ * where git opens a file (`.gitignore`), and git would wait on it for ever, the attempt with it.
+ */
+export const LOOK_TIMEOUT_MS = 5 * 60 * 1000;
+
 /** One job's checkout of a cached clone: read by the worker with git settings of its own. */
 export class Checkout {
   readonly dir: string;
@@ -32,6 +38,7 @@ export class Checkout {
   private readonly scratch: string;
   private readonly holder: string;
   private readonly keepFailedSeconds: number;
+  private readonly lookTimeoutMs: number;
   /** One look at the checkout at a time: they share the scratch index. */
   private looking: Promise<unknown> = Promise.resolve();
 
@@ -42,6 +49,7 @@ export class Checkout {
     scratch: string;
     holder: string;
     keepFailedSeconds: number;
+    lookTimeoutMs?: number;
   }) {
     this.dir = place.dir;
     this.base = place.base;
@@ -49,6 +57,7 @@ export class Checkout {
     this.scratch = place.scratch;
     this.holder = place.holder;
     this.keepFailedSeconds = place.keepFailedSeconds;
+    this.lookTimeoutMs = place.lookTimeoutMs ?? LOOK_TIMEOUT_MS;
   }
 
   /**
@@ -79,6 +88,7 @@ export class Checkout {
       gitDir: this.cache,
       workTree: this.dir,
       cwd: this.dir,
+      timeoutMs: this.lookTimeoutMs,
       env: {
         GIT_INDEX_FILE: join(this.scratch, 'index'),
         GIT_OBJECT_DIRECTORY: join(this.scratch, 'objects'),

@@ -30,13 +30,15 @@ export interface GitOptions {
   readonly cwd?: string;
   readonly env?: Readonly<Record<string, string>>;
   readonly input?: Buffer | string;
+  /** Past it git is stopped: a run can leave what git waits on for ever (a FIFO as .gitignore). */
+  readonly timeoutMs?: number;
 }
 
 /** Runs git, returning its stdout as bytes; a GitError with git's last words when it fails. */
 export async function git(args: readonly string[], options: GitOptions = {}): Promise<Buffer> {
   const result = await start(args, options, true);
   if (result.exitCode === 0) return Buffer.from(result.stdout);
-  throw failure(args, result);
+  throw failure(args, result, options.timeoutMs);
 }
 
 /**
@@ -57,7 +59,7 @@ export async function gitCapped(
     else chunks.length = 0;
   }
   const result = await subprocess;
-  if (result.exitCode !== 0) throw failure(args, result);
+  if (result.exitCode !== 0) throw failure(args, result, options.timeoutMs);
   return { bytes, output: bytes <= maxBytes ? Buffer.concat(chunks) : null };
 }
 
@@ -68,6 +70,7 @@ function start(args: readonly string[], options: GitOptions, buffer: boolean) {
   ];
   return execa('git', [...SAFE, ...where, ...args], {
     reject: false,
+    ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs }),
     encoding: 'buffer',
     stripFinalNewline: false,
     // stderr is read for the error message either way; stdout is streamed when not buffered.
@@ -88,17 +91,34 @@ function start(args: readonly string[], options: GitOptions, buffer: boolean) {
 
 function failure(
   args: readonly string[],
-  result: { readonly stderr: unknown; readonly exitCode?: number | undefined },
+  result: {
+    readonly stderr: unknown;
+    readonly exitCode?: number | undefined;
+    readonly timedOut?: boolean;
+  },
+  timeoutMs = 0,
 ): GitError {
+  const command = commandOf(args);
+  if (result.timedOut === true) {
+    const seconds = timeoutMs / 1000;
+    return new GitError(`git ${command} did not finish within ${seconds} s: stopped`);
+  }
   const stderr = result.stderr instanceof Uint8Array ? Buffer.from(result.stderr) : '';
   const said = stderr.toString('utf8').trim().split('\n');
   const line = said.filter((text) => /fatal|error/i.test(text)).at(-1) ?? said.at(-1) ?? '';
   return new GitError(
-    `git ${args[0] ?? ''} failed: ${line.replace(/\s+/g, ' ').trim() || `exit code ${result.exitCode ?? 'none'}`}`,
+    `git ${command} failed: ${line.replace(/\s+/g, ' ').trim() || `exit code ${result.exitCode ?? 'none'}`}`,
   );
 }
 
 /** git's output as text, without its final newline. */
 export async function gitText(args: readonly string[], options: GitOptions = {}): Promise<string> {
   return (await git(args, options)).toString('utf8').trimEnd();
+}
+
+/** The git command among its arguments, past the `-c name=value` settings before it. */
+function commandOf(args: readonly string[]): string {
+  let index = 0;
+  while (args[index] === '-c') index += 2;
+  return args[index] ?? '';
 }

@@ -1,0 +1,54 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { GitError, Workspaces } from '../../src/workspace/index.js';
+import { git } from '../support/git.js';
+
+describe('a look at a checkout a run has had its way with', () => {
+  let root: string;
+
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), 'claudebox-hostile-checkout-'));
+  });
+
+  afterEach(() => {
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  function repository(): string {
+    const path = join(root, 'repo');
+    mkdirSync(path);
+    git(path, 'init', '--quiet', '--initial-branch=main');
+    writeFileSync(join(path, 'README.md'), 'repo\n');
+    git(path, 'add', '-A');
+    git(path, 'commit', '--quiet', '-m', 'first');
+    return path;
+  }
+
+  it('gives up on git stuck opening a FIFO the run left as a .gitignore, saying so', async () => {
+    const workspaces = await Workspaces.open({
+      dir: join(root, 'workspaces'),
+      lookTimeoutMs: 1500,
+    });
+    const checkout = await workspaces.checkout(
+      'job-1',
+      { source: repository(), ref: 'main' },
+      null,
+    );
+    // No process will ever write to it: git's open() of it would wait for ever.
+    execFileSync('mkfifo', [join(checkout.dir, '.gitignore')]);
+
+    const looked = checkout.change({ maxPatchBytes: 1024 * 1024 });
+    await expect(looked).rejects.toThrow(GitError);
+    await expect(looked).rejects.toThrow(/^git add did not finish within 1.5 s: stopped$/);
+    // The next look is not held up behind it.
+    rmSync(join(checkout.dir, '.gitignore'));
+    writeFileSync(join(checkout.dir, 'new.txt'), 'x\n');
+    await expect(checkout.change({ maxPatchBytes: 1024 * 1024 })).resolves.toMatchObject({
+      added: ['new.txt'],
+    });
+    await checkout.release(false);
+  });
+});
