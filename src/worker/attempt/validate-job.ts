@@ -81,6 +81,8 @@ export async function validateJob(data: unknown, limits: JobLimits): Promise<Val
   const workingDir = scratch ?? cwd.path;
   const addDirs = await resolveAddDirs(request.addDirs, limits);
   if (!addDirs.ok) return addDirs;
+  const nested = limits.scratchDir === null ? null : nesting(request, workingDir, addDirs.paths);
+  if (nested !== null) return { ok: false, reason: nested };
   // The CLI gets the directories as real paths: it runs elsewhere than WORK_DIR.
   const resolved = addDirs.paths === undefined ? request : { ...request, addDirs: addDirs.paths };
   return { ok: true, request: resolved, cwd: workingDir };
@@ -107,6 +109,36 @@ async function resolveAddDirs(
     } else paths.push(resolved.path);
   }
   return problems.length > 0 ? { ok: false, reason: problems.join('; ') } : { ok: true, paths };
+}
+
+/**
+ * With run isolation, each directory handed to a run is taken back on its own, by its path: one
+ * inside another could be swapped for a link by the run first, and its taking back (or the
+ * next attempt's handing over) would then reach wherever that link points.
+ */
+function nesting(
+  request: ExecuteRequest,
+  workingDir: string,
+  addDirs: readonly string[] | undefined,
+): string | null {
+  const named = request.addDirs ?? [];
+  const handed = (addDirs ?? []).map((path, index) => ({
+    name: `addDirs ${JSON.stringify(named[index] ?? '')}`,
+    path,
+  }));
+  // Without a workingDir a job works in a directory of its own, with a workspace in its checkout:
+  // both outside where addDirs may be.
+  if (request.workingDir !== undefined && request.workspace === undefined) {
+    handed.unshift({ name: `workingDir ${JSON.stringify(request.workingDir)}`, path: workingDir });
+  }
+  for (const [index, dir] of handed.entries()) {
+    for (const other of handed.slice(index + 1)) {
+      if (isInside(other.path, dir.path) || isInside(dir.path, other.path)) {
+        return `${other.name} and ${dir.name} are one inside the other; with run isolation the directories of a run must be apart`;
+      }
+    }
+  }
+  return null;
 }
 
 function unknownProfile(name: string, profiles: JobLimits['profiles']): string {

@@ -374,4 +374,29 @@ describe('validateJob', () => {
         'addDirs: "." is WORK_DIR itself, which every job shares; with run isolation name a directory inside it',
     });
   });
+
+  it('with run isolation, refuses addDirs inside the workingDir, holding it, or inside one another', async () => {
+    const isolated = { ...limits, scratchDir: join(root, 'scratch', 'job-1') };
+    mkdirSync(join(workDir, 'other', 'deep'), { recursive: true });
+    const apart =
+      'are one inside the other; with run isolation the directories of a run must be apart';
+    const reasonOf = async (request: object) => {
+      const validated = await validateJob({ prompt: 'hi', ...request }, isolated);
+      return validated.ok ? 'accepted' : validated.reason;
+    };
+    expect(await reasonOf({ workingDir: 'repo', addDirs: ['repo/src'] })).toBe(
+      `addDirs "repo/src" and workingDir "repo" ${apart}`,
+    );
+    expect(await reasonOf({ workingDir: 'repo/src', addDirs: ['other', 'repo-link'] })).toBe(
+      `addDirs "repo-link" and workingDir "repo/src" ${apart}`,
+    );
+    expect(await reasonOf({ addDirs: ['other', 'other/deep'] })).toBe(
+      `addDirs "other/deep" and addDirs "other" ${apart}`,
+    );
+    expect(await reasonOf({ workingDir: 'repo', addDirs: ['other/deep'] })).toBe('accepted');
+    // Without run isolation nothing is handed over: one inside another is fine.
+    expect(
+      await validateJob({ prompt: 'hi', workingDir: 'repo', addDirs: ['repo/src'] }, limits),
+    ).toMatchObject({ ok: true });
+  });
 });
