@@ -9,7 +9,8 @@ import { IsolationError } from './errors.js';
 import type { UidLease } from './uid-pool.js';
 import { uidConfinement, type Sandbox, type UidConfinement } from './uid-confinement.js';
 import { removeFilesOf, stampTempDirs, type TempStamp } from './shared-temp.js';
-import { removeIpcOf } from './tools.js';
+import { removeIpcOf, SENDER_SHELL } from './tools.js';
+import { whileStopped } from './stopped-run.js';
 import { removeTree } from './remove-tree.js';
 import { homeOf, removeHomesOf } from './homes.js';
 import type { UnclearedReach } from './uncleared-reach.js';
@@ -31,6 +32,12 @@ export interface RunBox {
    * path as the run sees it. For what must not go on argv: MCP configs and settings with secrets.
    */
   writePrivateFile(name: string, content: string): Promise<string>;
+  /**
+   * Runs `step` while every process of the run is stopped, so that root can look at directories
+   * the run owns without the run changing them meanwhile; null, without `step`, where they could
+   * not all be stopped. A run without a uid of its own is the worker's uid: nothing to guard.
+   */
+  readonly whileStopped: <T>(step: () => Promise<T>) => Promise<T | null>;
   /** Stops what is left of the run, closes its directories and frees its uid. */
   close(): Promise<void>;
   /**
@@ -111,6 +118,8 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     configDir,
     confinement,
     seal: () => handOver(home, uid, spec.mayTake),
+    whileStopped: (step) =>
+      whileStopped(uid, { setpriv, shell: senderShell ?? SENDER_SHELL }, step),
     writePrivateFile: (name, content) => {
       // In the config dir, which is the run's alone (0700) and removed with its home.
       const path = join(configDir, name);
@@ -267,6 +276,7 @@ export function sharedBox(configDir: string, reason: string): RunBox {
     configDir,
     confinement: undefined,
     seal: () => Promise.resolve(),
+    whileStopped: (step) => step(),
     writePrivateFile: async (name, content) => {
       privateDir ??= mkdtemp(join(tmpdir(), 'claudebox-run-'));
       const path = join(await privateDir, name);

@@ -48,7 +48,11 @@ export interface Sender {
  * cannot outrun. False when the sender did not get to send it: a process of the uid stopped
  * or killed it first (it is that uid's too), or it could not start.
  */
-export function signalUid(uid: number, signal: 'TERM' | 'KILL', sender: Sender): Promise<boolean> {
+export function signalUid(
+  uid: number,
+  signal: 'TERM' | 'KILL' | 'STOP' | 'CONT',
+  sender: Sender,
+): Promise<boolean> {
   return new Promise((resolve) => {
     // The sender becomes the uid only after the worker's spawn returned (setpriv runs as root
     // first): a process of the uid can stop it, never the worker, whose spawn waits for the

@@ -30,6 +30,9 @@ const STAT = ['-c', 'core.checkStat=minimal', '-c', 'core.trustctime=false'];
  */
 export const LOOK_TIMEOUT_MS = 5 * 60 * 1000;
 
+/** Runs a step of a look, or says (null) that it could not. */
+export type Hold = <T>(step: () => Promise<T>) => Promise<T | null>;
+
 /** One job's checkout of a cached clone: read by the worker with git settings of its own. */
 export class Checkout {
   readonly dir: string;
@@ -77,13 +80,25 @@ export class Checkout {
    * asked for, is then copied into the cache with the objects it needs. A patch over
    * `maxPatchBytes` is counted, not kept.
    */
-  change(options: { branch?: string | null; maxPatchBytes: number }): Promise<Change> {
-    const next = this.looking.then(() => this.look(options.branch ?? null, options.maxPatchBytes));
+  change(options: {
+    branch?: string | null;
+    maxPatchBytes: number;
+    /**
+     * Runs git's reading of the working tree: while the run still goes on, with the run stopped,
+     * as it owns the checkout and could swap a directory for a link between two of git's calls.
+     * Null: it could not, and the look is given up.
+     */
+    hold?: Hold;
+  }): Promise<Change> {
+    const hold = options.hold ?? ((step) => step());
+    const next = this.looking.then(() =>
+      this.look(options.branch ?? null, options.maxPatchBytes, hold),
+    );
     this.looking = next.catch(() => undefined);
     return next;
   }
 
-  private async look(branch: string | null, maxPatchBytes: number): Promise<Change> {
+  private async look(branch: string | null, maxPatchBytes: number, hold: Hold): Promise<Change> {
     const options: GitOptions = {
       gitDir: this.cache,
       workTree: this.dir,
@@ -95,7 +110,10 @@ export class Checkout {
         GIT_ALTERNATE_OBJECT_DIRECTORIES: join(this.cache, 'objects'),
       },
     };
-    await git([...STAT, 'add', '--all', '--', '.'], options);
+    const added = await hold(() => git([...STAT, 'add', '--all', '--', '.'], options));
+    if (added === null) {
+      throw new Error("the run's processes could not all be stopped for a look at its checkout");
+    }
     const diff = [...STAT, 'diff', '--cached', '--no-renames', '--no-ext-diff', '--no-textconv'];
     const listed = await git([...diff, '--name-status', '-z', this.base], options);
     const patch = await gitCapped([...diff, '--binary', this.base], options, maxPatchBytes);

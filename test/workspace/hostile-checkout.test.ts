@@ -51,4 +51,30 @@ describe('a look at a checkout a run has had its way with', () => {
     });
     await checkout.release(false);
   });
+
+  it("reads the run's files only through the hold it is given, and gives up where it cannot", async () => {
+    const workspaces = await Workspaces.open({ dir: join(root, 'workspaces') });
+    const checkout = await workspaces.checkout(
+      'job-1',
+      { source: repository(), ref: 'main' },
+      null,
+    );
+    writeFileSync(join(checkout.dir, 'new.txt'), 'x\n');
+    const held: string[] = [];
+    const change = await checkout.change({
+      maxPatchBytes: 1024 * 1024,
+      hold: async (step) => {
+        held.push('stopped');
+        const done = await step();
+        held.push('going on');
+        return done;
+      },
+    });
+    expect(change.added).toEqual(['new.txt']);
+    expect(held).toEqual(['stopped', 'going on']);
+    await expect(
+      checkout.change({ maxPatchBytes: 1024 * 1024, hold: () => Promise.resolve(null) }),
+    ).rejects.toThrow("the run's processes could not all be stopped for a look at its checkout");
+    await checkout.release(false);
+  });
 });

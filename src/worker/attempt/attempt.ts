@@ -246,6 +246,20 @@ export class Attempt {
     return { request, cwd, runId, box, plan, place, runConfig, budgetUsd };
   }
 
+  /** The checkpoints of the job's workspace while the run goes on, when it has one. */
+  private checkpointsOf(box: RunBox, timeoutSeconds: number): WorkspaceCheckpoints | null {
+    if (this.checkout === null) return null;
+    const ttlSeconds = Math.ceil(timeoutSeconds) + this.context.settings.eventsTtlSeconds;
+    return new WorkspaceCheckpoints(
+      this.context,
+      this.jobId,
+      this.checkout,
+      ttlSeconds,
+      this.log,
+      box.whileStopped,
+    );
+  }
+
   /** Recorded before the CLI starts, so a retry after a crash continues this very session. */
   private async recordStart(plan: AttemptPlan): Promise<void> {
     this.state = {
@@ -280,16 +294,7 @@ export class Attempt {
         void this.events.line('error', text, {});
       },
     );
-    if (this.checkout !== null) {
-      const ttlSeconds = Math.ceil(timeoutSeconds) + settings.eventsTtlSeconds;
-      this.checkpoints = new WorkspaceCheckpoints(
-        this.context,
-        this.jobId,
-        this.checkout,
-        ttlSeconds,
-        this.log,
-      );
-    }
+    this.checkpoints = this.checkpointsOf(prepared.box, timeoutSeconds);
     const outcome = await runClaude(this.runSpec(prepared, timeoutSeconds));
     await this.checkpoints?.close();
     await this.sync?.stop();

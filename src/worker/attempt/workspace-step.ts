@@ -1,6 +1,6 @@
 import type { ExecuteRequest, WorkspaceRequest, WorkspaceResult } from '../../contract/index.js';
 import { readPatch, storePatch } from '../../redis/patches.js';
-import { type Checkout, type Change, GitError } from '../../workspace/index.js';
+import { type Checkout, type Change, GitError, type Hold } from '../../workspace/index.js';
 import { mustBeOutOfReach } from '../../isolation/index.js';
 import { listedPaths, summaryLines } from './changed-paths.js';
 import type { JobContext } from './context.js';
@@ -112,6 +112,8 @@ export class WorkspaceCheckpoints {
     /** The patch must outlive the run, as the history does. */
     private readonly ttlSeconds: number,
     private readonly log: JobContext['logger'],
+    /** The run goes on meanwhile: git reads its files with it stopped (see RunBox). */
+    private readonly hold: Hold,
   ) {}
 
   /** A tool finished: take a checkpoint now, or right after the one under way. */
@@ -150,6 +152,7 @@ export class WorkspaceCheckpoints {
     try {
       const change = await this.checkout.change({
         maxPatchBytes: this.context.settings.patchMaxBytes,
+        hold: this.hold,
       });
       await storeChange(this.context, this.jobId, change, this.ttlSeconds);
       this.context.onCheckpoint?.((this.context.now() - began) / 1000);

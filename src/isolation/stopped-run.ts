@@ -1,0 +1,60 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { readProcStat } from '../common/proc-stat.js';
+import { findProcessesOfUid } from '../executor/index.js';
+import { signalUid, type Sender } from './tools.js';
+
+/** How long every process of the uid has to come to a stop once SIGSTOP is sent. */
+const STOP_WAIT_MS = 5000;
+/**
+ * Senders of SIGSTOP tried one after another: on a busy machine one may not start within its
+ * second; a run whose processes stop every sender only goes without checkpoints.
+ */
+const STOP_TRIES = 3;
+const POLL_MS = 10;
+/** Senders of SIGCONT tried one after another: a run must never stay stopped. */
+const CONT_TRIES = 5;
+/** States of a process that does nothing more: stopped, stopped by a tracer, a zombie, dead. */
+const STILL = new Set(['T', 't', 'Z', 'X']);
+
+/**
+ * Runs `step` while every process of `uid` is stopped, then lets them go on: for root's look at
+ * directories the run owns, which the run must not change between two of root's calls (a
+ * directory swapped for a link between git listing it and opening what is in it). Null, without
+ * `step`, where they did not all stop: a process of the uid stopped the sender first, or one
+ * is stuck in the kernel.
+ */
+export async function whileStopped<T>(
+  uid: number,
+  sender: Sender,
+  step: () => Promise<T>,
+): Promise<T | null> {
+  try {
+    if (!(await sendStop(uid, sender))) return null;
+    if (!(await allStill(uid))) return null;
+    return await step();
+  } finally {
+    for (let tries = 0; tries < CONT_TRIES; tries++) {
+      if (await signalUid(uid, 'CONT', sender)) break;
+    }
+  }
+}
+
+async function sendStop(uid: number, sender: Sender): Promise<boolean> {
+  for (let tries = 0; tries < STOP_TRIES; tries++) {
+    if (await signalUid(uid, 'STOP', sender)) return true;
+  }
+  return false;
+}
+
+/** Whether every process of `uid` came to a stop; one mid-call stops only once it returns. */
+async function allStill(uid: number): Promise<boolean> {
+  const until = performance.now() + STOP_WAIT_MS;
+  for (;;) {
+    const moving = (await findProcessesOfUid(uid)).filter(
+      ({ pid }) => !STILL.has(readProcStat(pid)?.state ?? 'X'),
+    );
+    if (moving.length === 0) return true;
+    if (performance.now() > until) return false;
+    await sleep(POLL_MS);
+  }
+}

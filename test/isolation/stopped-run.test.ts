@@ -1,0 +1,72 @@
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readProcStat } from '../../src/common/proc-stat.js';
+import { whileStopped } from '../../src/isolation/stopped-run.js';
+import { becomeUid, SENDER_SHELL } from '../../src/isolation/tools.js';
+import { eventually } from '../support/processes.js';
+
+/** A uid no other test's runs use. */
+const UID = 63_522;
+const SETPRIV = '/usr/bin/setpriv';
+const sender = { setpriv: SETPRIV, shell: SENDER_SHELL };
+
+describe('a run stopped while root looks at its directories', () => {
+  let dir: string;
+  let beating: ReturnType<typeof spawn> | undefined;
+
+  afterEach(() => {
+    beating?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A process of UID that appends to a file every 10 ms, for ever. */
+  async function heartbeat(): Promise<{ pid: number; size: () => number }> {
+    dir = mkdtempSync(join(tmpdir(), 'claudebox-stopped-run-'));
+    chmodSync(dir, 0o777);
+    const file = join(dir, 'beats');
+    const beat = `while :; do echo x >> ${file}; sleep 0.01; done`;
+    beating = spawn(SETPRIV, [...becomeUid(UID), '/bin/sh', '-c', beat], { stdio: 'ignore' });
+    const size = (): number => {
+      try {
+        return statSync(file).size;
+      } catch {
+        return 0;
+      }
+    };
+    expect(await eventually(() => size() > 0, 5000)).toBe(true);
+    return { pid: beating.pid ?? 0, size };
+  }
+
+  it('stops every process of its uid for the step, then lets them go on', async () => {
+    const { pid, size } = await heartbeat();
+    const seen = await whileStopped(UID, sender, async () => {
+      const before = size();
+      await sleep(300);
+      return { before, after: size(), state: readProcStat(pid)?.state };
+    });
+    expect(seen).toMatchObject({ state: 'T' });
+    expect(seen?.after).toBe(seen?.before);
+    const resumedAt = size();
+    expect(await eventually(() => size() > resumedAt, 5000)).toBe(true);
+    expect(readProcStat(pid)?.state).not.toBe('T');
+  });
+
+  it('skips the step where the uid could not be stopped, leaving its processes going', async () => {
+    const { pid, size } = await heartbeat();
+    let ran = false;
+    // A sender that never gets to send, as when a process of the uid stops it first.
+    const stopped = await whileStopped(UID, { setpriv: SETPRIV, shell: '/bin/false' }, () => {
+      ran = true;
+      return Promise.resolve('looked');
+    });
+    expect(stopped).toBeNull();
+    expect(ran).toBe(false);
+    const at = size();
+    expect(await eventually(() => size() > at, 5000)).toBe(true);
+    expect(readProcStat(pid)?.state).not.toBe('T');
+  });
+});
