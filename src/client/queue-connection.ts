@@ -32,7 +32,15 @@ export interface QueueConnection {
  * The queue the target names, on its connection or a new one. Connection trouble goes to
  * `onError` (both reconnect by themselves meanwhile).
  */
-export function openQueue(target: QueueTarget, onError: (error: Error) => void): QueueConnection {
+export function openQueue(
+  target: QueueTarget,
+  onError: (error: Error) => void,
+  /**
+   * How many reconnections a command waits through before it fails, on a connection made here:
+   * by default it waits for Redis however long it is away, as a control plane's enqueue should.
+   */
+  retriesPerCommand: number | null = null,
+): QueueConnection {
   const address: QueueAddress = {
     prefix: target.prefix ?? 'bull',
     queueName: target.queueName ?? 'claudebox',
@@ -46,7 +54,7 @@ export function openQueue(target: QueueTarget, onError: (error: Error) => void):
     );
   }
   const owned = target.connection === undefined;
-  const redis = target.connection ?? connectRedis(url, { maxRetriesPerRequest: null });
+  const redis = target.connection ?? connectRedis(url, { maxRetriesPerRequest: retriesPerCommand });
   // The meta (the cap of BullMQ's event stream among it) is the worker's to write: a queue
   // opened here would reset that cap to BullMQ's default.
   const queue = new Queue(address.queueName, {

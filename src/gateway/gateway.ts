@@ -54,14 +54,18 @@ interface Parts {
   readonly streams: Set<ServerResponse>;
 }
 
+/** Reconnections a request's Redis command waits through (a few seconds) before it fails. */
+const REDIS_RETRIES_PER_REQUEST = 3;
+
 /**
  * The HTTP gateway: a job's events as Server-Sent Events, its state and result, the list of
  * recent jobs, the live page, and optionally Bull Board, each behind a token.
  */
 export function createGateway(options: GatewayOptions = {}): Gateway {
   checkOptions(options);
-  // Redis trouble shows in the answers (500s); ioredis reconnects by itself meanwhile.
-  const connection = openQueue(options, () => undefined);
+  // Redis trouble shows in the answers (500s) within a few reconnections, rather than holding
+  // every request (and its socket) until Redis is back; ioredis reconnects by itself meanwhile.
+  const connection = openQueue(options, () => undefined, REDIS_RETRIES_PER_REQUEST);
   const { address, redis, queue } = connection;
   const parts: Parts = {
     redis,
