@@ -111,7 +111,16 @@ function checkOptions(options: GatewayOptions): void {
   if (options.board === true && options.operatorToken === undefined) {
     throw new TypeError('board: needs an operatorToken (Bull Board can change the queue)');
   }
+  for (const name of ['slowClientMs', 'heartbeatMs'] as const) {
+    const ms = options[name];
+    // A timer's delay outside 1..2^31 - 1 ms is taken as 1 ms by Node.js.
+    if (ms !== undefined && !(Number.isFinite(ms) && ms >= 1 && ms <= MAX_TIMER_MS)) {
+      throw new TypeError(`${name}: must be a number of milliseconds from 1 to ${MAX_TIMER_MS}`);
+    }
+  }
 }
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function buildApp(parts: Parts, options: GatewayOptions): Hono<{ Bindings: HttpBindings }> {
   const basePath = (options.basePath ?? '/').replace(/\/+$/, '');

@@ -6,6 +6,12 @@ import { MIN_READ_TOKEN_SECRET_LENGTH } from '../contract/index.js';
  * The settings of `claudebox serve`, read from the environment next to the worker's REDIS_URL,
  * QUEUE_NAME and QUEUE_PREFIX. Documented in docs/gateway.md (a test checks every one is).
  */
+/**
+ * The longest a stream may stay unread: a timer past 2^31 - 1 ms fires at once in Node.js, which
+ * would cut every slow client off instead of none.
+ */
+export const MAX_SLOW_CLIENT_SECONDS = 86_400;
+
 export const GatewaySettingsSchema = z.object({
   GATEWAY_PORT: z.coerce
     .number({ error: 'must be a number' })
@@ -36,6 +42,7 @@ export const GatewaySettingsSchema = z.object({
   GATEWAY_SLOW_CLIENT_SECONDS: z.coerce
     .number({ error: 'must be a number' })
     .positive('must be a positive number of seconds')
+    .max(MAX_SLOW_CLIENT_SECONDS, `must be at most ${MAX_SLOW_CLIENT_SECONDS} (a day)`)
     .default(30)
     .describe(
       'How long a client may leave an event stream unread (its buffer full) before it is disconnected.',

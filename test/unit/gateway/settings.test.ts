@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { GatewaySettingsSchema, loadGatewaySettings } from '../../../src/gateway/index.js';
+import {
+  createGateway,
+  GatewaySettingsSchema,
+  loadGatewaySettings,
+} from '../../../src/gateway/index.js';
 
 describe('the gateway settings', () => {
   it('listen on 127.0.0.1:8090 by default', () => {
@@ -22,6 +26,24 @@ describe('the gateway settings', () => {
     ).toThrow(
       'invalid gateway settings: GATEWAY_PORT="70000": must be at most 65535; GATEWAY_SECRET: must be at least 32 characters (e.g. openssl rand -hex 32); GATEWAY_SLOW_CLIENT_SECONDS="0": must be a positive number of seconds',
     );
+  });
+
+  it('refuse a slow-client time past a day, which a timer would take as 1 ms', () => {
+    expect(() =>
+      loadGatewaySettings({
+        GATEWAY_OPERATOR_TOKEN: 'x'.repeat(16),
+        GATEWAY_SLOW_CLIENT_SECONDS: '3000000',
+      }),
+    ).toThrow(
+      'invalid gateway settings: GATEWAY_SLOW_CLIENT_SECONDS="3000000": must be at most 86400 (a day)',
+    );
+  });
+
+  it('refuse, as options of createGateway, timer lengths a Node.js timer cannot keep', () => {
+    const range = 'must be a number of milliseconds from 1 to 2147483647';
+    expect(() => createGateway({ slowClientMs: 3_000_000_000 })).toThrow(`slowClientMs: ${range}`);
+    expect(() => createGateway({ heartbeatMs: 0 })).toThrow(`heartbeatMs: ${range}`);
+    expect(() => createGateway({ heartbeatMs: Number.NaN })).toThrow(`heartbeatMs: ${range}`);
   });
 
   it('are each documented in docs/gateway.md', () => {
