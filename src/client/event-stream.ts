@@ -124,16 +124,15 @@ class EventReader {
     }
     for (let cursor = this.next; ;) {
       const page = await readHistory(this.redis, this.address, this.jobId, cursor, PAGE);
-      for (const event of page) {
+      for (const event of page.events) {
         if (event.seq >= before) return false;
         if (event.seq < this.next) continue;
         this.next = event.seq + 1;
         yield event;
         if (isFinalEvent(event)) return true;
       }
-      const last = page.at(-1);
-      if (page.length < PAGE || last === undefined) return false;
-      cursor = last.seq + 1;
+      if (page.next === null) return false;
+      cursor = page.next;
     }
   }
 

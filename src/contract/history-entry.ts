@@ -42,15 +42,19 @@ export function eventFromHistory(
   for (let i = 0; i + 1 < fields.length; i += 2)
     values.set(fields[i] as string, fields[i + 1] as string);
   const value = (name: string): string | undefined => values.get(name);
+  const seq = Number(id.split('-')[0]);
   const json = value('event');
-  if (json !== undefined) return parseJson(json) as ExecuteEvent | null;
+  if (json !== undefined) {
+    const event = parseJson(json);
+    return isEventOf(event, seq) ? (event as ExecuteEvent) : null;
+  }
   const stdout = value('stdout');
   const content = stdout ?? value('stderr');
   const attempt = Number(value('attempt'));
   const time = Number(value('time'));
-  const seq = Number(id.split('-')[0]);
-  if (content === undefined || !Number.isInteger(attempt) || !Number.isFinite(time)) return null;
+  if (content === undefined || !Number.isInteger(attempt) || !isEpochMs(time)) return null;
   const data = value('data');
+  if (data !== undefined && !isRecord(parseJson(data))) return null;
   const line = {
     jobId,
     attempt,
@@ -62,6 +66,29 @@ export function eventFromHistory(
     ...(data === undefined ? {} : { data: parseJson(data) }),
   };
   return line as LineEvent;
+}
+
+/** The largest time a Date holds: past it toISOString throws. */
+const MAX_DATE_MS = 8.64e15;
+
+const isEpochMs = (time: number): boolean => Number.isFinite(time) && Math.abs(time) <= MAX_DATE_MS;
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Events whose data every reader looks into (a terminal event's `retrying`, say). */
+const WITH_DATA = new Set(['started', 'gap', 'completed', 'failed']);
+
+/**
+ * Whether `value` is shaped as the event of the entry with this seq: what readers rely on (its
+ * seq, attempt, type and data), not every field, so that an older or newer worker's events read.
+ * An entry another client wrote otherwise (a seq that is no number) would derail them.
+ */
+function isEventOf(value: unknown, seq: number): boolean {
+  if (!isRecord(value) || value.seq !== seq || !Number.isInteger(value.attempt)) return false;
+  if (typeof value.jobId !== 'string' || typeof value.timestamp !== 'string') return false;
+  if (value.type === 'output' || value.type === 'error') return typeof value.content === 'string';
+  return WITH_DATA.has(String(value.type)) && isRecord(value.data);
 }
 
 function parseJson(text: string): unknown {

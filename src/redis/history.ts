@@ -18,14 +18,24 @@ const toEvent =
   ([id, fields]: StreamEntry): ExecuteEvent | null =>
     eventFromHistory(jobId, id, fields);
 
-/** Up to `count` events with seq >= fromSeq, in order. */
+const seqOf = ([id]: StreamEntry): number => Number(id.split('-')[0]);
+
+/** A page of a job's history. */
+export interface HistoryPage {
+  /** The events of the page's entries, in order; an entry that holds no event is left out. */
+  readonly events: ExecuteEvent[];
+  /** Where the next page starts; null when this one reached the end of the history. */
+  readonly next: number | null;
+}
+
+/** The events of up to `count` entries with seq >= fromSeq, in order. */
 export async function readHistory(
   redis: RedisClient,
   address: QueueAddress,
   jobId: string,
   fromSeq: number,
   count: number,
-): Promise<ExecuteEvent[]> {
+): Promise<HistoryPage> {
   const entries = (await redis.xrange(
     historyKey(address, jobId),
     `${fromSeq}-0`,
@@ -33,7 +43,12 @@ export async function readHistory(
     'COUNT',
     count,
   )) as StreamEntry[];
-  return entries.map(toEvent(jobId)).filter((event): event is ExecuteEvent => event !== null);
+  const events = entries
+    .map(toEvent(jobId))
+    .filter((event): event is ExecuteEvent => event !== null);
+  // Paged by entries, not events: one that holds no event does not end the history early.
+  const last = entries.at(-1);
+  return { events, next: entries.length < count || last === undefined ? null : seqOf(last) + 1 };
 }
 
 /** The newest event of a job, if its history still exists. */
@@ -42,6 +57,18 @@ export async function readLastEvent(
   address: QueueAddress,
   jobId: string,
 ): Promise<ExecuteEvent | null> {
+  return (await readNewest(redis, address, jobId)).event;
+}
+
+/**
+ * The newest entry of a job's history: its seq, by its id, whatever it holds (0 where there is
+ * none), and its event (null where it holds none).
+ */
+export async function readNewest(
+  redis: RedisClient,
+  address: QueueAddress,
+  jobId: string,
+): Promise<{ readonly seq: number; readonly event: ExecuteEvent | null }> {
   const entries = (await redis.xrevrange(
     historyKey(address, jobId),
     '+',
@@ -50,7 +77,9 @@ export async function readLastEvent(
     1,
   )) as StreamEntry[];
   const newest = entries[0];
-  return newest ? toEvent(jobId)(newest) : null;
+  if (newest === undefined) return { seq: 0, event: null };
+  const seq = seqOf(newest);
+  return { seq: Number.isSafeInteger(seq) ? seq : 0, event: toEvent(jobId)(newest) };
 }
 
 /** The seq of the oldest event still kept (older ones were trimmed), or null when none is. */
@@ -67,5 +96,5 @@ export async function readFirstSeq(
     1,
   )) as StreamEntry[];
   const oldest = entries[0];
-  return oldest ? Number(oldest[0].split('-')[0]) : null;
+  return oldest ? seqOf(oldest) : null;
 }

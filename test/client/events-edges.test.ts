@@ -8,6 +8,7 @@ import {
   historyKey,
   type ExecuteEvent,
 } from '../../src/contract/index.js';
+import { readNewest } from '../../src/redis/history.js';
 import { uniqueQueueName, waitFor } from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
@@ -88,6 +89,36 @@ describe('event replay at the edges', () => {
     await done;
 
     expect(seen).toEqual([1, 2, ...range(1000, 1701)]);
+  });
+
+  it('replays past entries another client wrote that hold no event, to the end, however many pages', async () => {
+    // Two entries no reader could go by, in two pages of the replay.
+    const unreadable = (seq: number) =>
+      redis.xadd(historyKey(address, jobId), `${seq}-0`, 'event', '{"seq":"x"}');
+    await write(
+      range(1, 99).map((seq) => event(seq)),
+      false,
+    );
+    await unreadable(100);
+    await write(
+      range(101, 699).map((seq) => event(seq)),
+      false,
+    );
+    await unreadable(700);
+    await write([...range(701, 1200).map((seq) => event(seq)), event(1201, 'completed')], false);
+    const seen: number[] = [];
+    for await (const e of client.events(jobId, { follow: false })) seen.push(e.seq);
+    expect(seen).toEqual(range(1, 1201).filter((seq) => seq !== 100 && seq !== 700));
+  });
+
+  it("gives a job's next attempt the seq after the newest entry, whatever that entry holds", async () => {
+    await write(
+      range(1, 4).map((seq) => event(seq)),
+      false,
+    );
+    await redis.xadd(historyKey(address, jobId), '5-0', 'event', '{"seq":"x"}');
+    // A seq the history holds is never written again: the next attempt's events would be lost.
+    expect(await readNewest(redis, address, jobId)).toEqual({ seq: 5, event: null });
   });
 
   it('falls back on the history when a slow consumer lets the live buffer overflow', async () => {

@@ -284,7 +284,7 @@ describe('workers killed at random while they run jobs', () => {
       let abandoned = 0;
       let isolated = true;
       for (const [index, job] of jobs.entries()) {
-        const history = await readHistory(redis, address, job.id, 1, 10_000);
+        const history = (await readHistory(redis, address, job.id, 1, 10_000)).events;
         abandoned += history.filter(
           (event) => event.type === 'failed' && event.data.failure === 'abandoned',
         ).length;

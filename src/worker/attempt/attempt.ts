@@ -25,7 +25,7 @@ import {
 } from '../../executor/index.js';
 import type { RunBox } from '../../isolation/index.js';
 import { readCancelReason } from '../../redis/cancel-marker.js';
-import { readLastEvent } from '../../redis/history.js';
+import { readNewest } from '../../redis/history.js';
 import type { JobEvents } from '../events/job-events.js';
 import { planAttempt, SessionNotFoundError, type AttemptPlan } from '../sessions/session-plan.js';
 import { startSessionSync, type SessionSync } from '../sessions/session-sync.js';
@@ -132,9 +132,10 @@ export class Attempt {
   static async begin(context: JobContext, job: ExecuteJob, token?: string): Promise<Attempt> {
     const jobId = job.id ?? '';
     const prior = readRunState(job.progress);
-    const last = await readLastEvent(context.redis, context.address, jobId);
-    const attempts = countAttempts(job, prior, last);
-    const nextSeq = Math.max(last?.seq ?? 0, prior?.lastSeq ?? 0) + 1;
+    // Its seq by the entry's id, whatever it holds: a seq in the history is never written again.
+    const newest = await readNewest(context.redis, context.address, jobId);
+    const attempts = countAttempts(job, prior, newest.event);
+    const nextSeq = Math.max(newest.seq, prior?.lastSeq ?? 0) + 1;
     const events = context.publisher.open(jobId, attempts.attempt, nextSeq);
     const stop = context.runs.begin(jobId);
     return new Attempt(context, job, token, prior, attempts, events, stop);

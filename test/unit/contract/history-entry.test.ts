@@ -59,4 +59,27 @@ describe('history entries', () => {
       eventFromHistory('job-1', '1-0', ['attempt', 'x', 'time', '1', 'stdout', 'a']),
     ).toBeNull();
   });
+
+  it('reads as null an entry another client wrote that readers could not go by', () => {
+    const output = { ...envelope, type: 'output', stream: 'stdout', content: 'x' };
+    const bad: [string, string][] = [
+      ['a seq that is no number', JSON.stringify({ ...output, seq: 'x' })],
+      ['a seq other than its id', JSON.stringify({ ...output, seq: 8 })],
+      ['a fractional attempt', JSON.stringify({ ...output, attempt: 1.5 })],
+      ['a terminal event without data', JSON.stringify({ ...envelope, type: 'completed' })],
+      ['an unknown type', JSON.stringify({ ...envelope, type: 'other', data: {} })],
+      ['no object', '[7]'],
+    ];
+    for (const [what, json] of bad) {
+      expect(eventFromHistory('job-1', '7-0', ['event', json]), what).toBeNull();
+    }
+    // A time no Date holds, and data that is no object.
+    const line = ['attempt', '1', 'time', '1e20', 'stdout', 'a'];
+    expect(eventFromHistory('job-1', '7-0', line)).toBeNull();
+    const data = ['attempt', '1', 'time', '1', 'stdout', 'a', 'data', '5'];
+    expect(eventFromHistory('job-1', '7-0', data)).toBeNull();
+    // Fields a newer worker adds do not make an event unreadable.
+    const newer = { ...envelope, type: 'gap', data: { ranges: [], count: 0 }, extra: true };
+    expect(eventFromHistory('job-1', '7-0', ['event', JSON.stringify(newer)])).toEqual(newer);
+  });
 });
