@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GitError, Workspaces } from '../../src/workspace/index.js';
-import { git } from '../support/git.js';
+import { oneCommitRepository } from '../support/git.js';
 
 describe('a look at a checkout a run has had its way with', () => {
   let root: string;
@@ -17,15 +17,7 @@ describe('a look at a checkout a run has had its way with', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  function repository(): string {
-    const path = join(root, 'repo');
-    mkdirSync(path);
-    git(path, 'init', '--quiet', '--initial-branch=main');
-    writeFileSync(join(path, 'README.md'), 'repo\n');
-    git(path, 'add', '-A');
-    git(path, 'commit', '--quiet', '-m', 'first');
-    return path;
-  }
+  const repository = (): string => oneCommitRepository(root);
 
   it('gives up on git stuck opening a FIFO the run left as a .gitignore, saying so', async () => {
     const workspaces = await Workspaces.open({

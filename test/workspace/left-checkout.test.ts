@@ -1,17 +1,9 @@
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Workspaces } from '../../src/workspace/index.js';
-import { git } from '../support/git.js';
+import { oneCommitRepository } from '../support/git.js';
 
 describe('a checkout its attempt left behind', () => {
   let root: string;
@@ -24,15 +16,7 @@ describe('a checkout its attempt left behind', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  function repository(): string {
-    const path = join(root, 'repo');
-    mkdirSync(path);
-    git(path, 'init', '--quiet', '--initial-branch=main');
-    writeFileSync(join(path, 'README.md'), 'repo\n');
-    git(path, 'add', '-A');
-    git(path, 'commit', '--quiet', '-m', 'first');
-    return path;
-  }
+  const repository = (): string => oneCommitRepository(root);
 
   it('goes with the first sweep after no run can be in it any more, and stays until then', async () => {
     const inUse = new Set<string>();
