@@ -45,8 +45,11 @@ export interface Gateway {
 
 /** Everything the routes share. */
 interface Parts {
+  /** For a request's answer: its commands fail while Redis is away. */
   readonly redis: RedisClient;
   readonly queue: Queue;
+  /** For event streams and their client: their commands wait for Redis. */
+  readonly streaming: { readonly redis: RedisClient; readonly queue: Queue };
   readonly client: ClaudeboxClient;
   readonly address: QueueAddress;
   readonly auth: AuthSettings;
@@ -66,12 +69,16 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
   // Redis trouble shows in the answers (500s) within a few reconnections, rather than holding
   // every request (and its socket) until Redis is back; ioredis reconnects by itself meanwhile.
   const connection = openQueue(options, () => undefined, REDIS_RETRIES_PER_REQUEST);
+  // An open event stream waits for Redis instead, as the client does: a stream that ended is
+  // not opened again by the live page, and a browser gives up on one answered 500.
+  const streaming = openQueue(options, () => undefined);
   const { address, redis, queue } = connection;
   const parts: Parts = {
     redis,
     queue,
+    streaming: { redis: streaming.redis, queue: streaming.queue },
     client: createClient({
-      connection: redis,
+      connection: streaming.redis,
       ...address,
       ...(options.pubsub === undefined ? {} : { pubsub: options.pubsub }),
     }),
@@ -99,6 +106,7 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
       parts.streams.forEach((res) => res.destroy());
       await parts.client.close();
       await connection.close();
+      await streaming.close();
     },
   };
 }
@@ -168,7 +176,8 @@ async function eventsRoute(
     return c.json({ error: 'Last-Event-ID: must be the seq of an event' }, 400);
   }
   const fromSeq = Number(lastEventId) + 1;
-  const start = await streamStart(parts.redis, parts.queue, parts.address, jobId, fromSeq);
+  const { redis, queue } = parts.streaming;
+  const start = await streamStart(redis, queue, parts.address, jobId, fromSeq);
   if (start === 'unknown') return c.json({ error: notFound(jobId, parts) }, 404);
   // The client has every event up to the final one: 204 tells EventSource not to come back.
   if (start === 'over') return c.body(null, 204);
