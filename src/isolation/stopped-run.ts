@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readProcStat } from '../common/proc-stat.js';
-import { findProcessesOfUid } from '../executor/index.js';
+import { findProcessesOfUid, signalProcesses } from '../executor/index.js';
 import { signalUid, type Sender } from './tools.js';
 
 /** How long every process of the uid has to come to a stop once SIGSTOP is sent. */
@@ -33,10 +33,19 @@ export async function whileStopped<T>(
     if (!(await allStill(uid))) return null;
     return await step();
   } finally {
-    for (let tries = 0; tries < CONT_TRIES; tries++) {
-      if (await signalUid(uid, 'CONT', sender)) break;
-    }
+    await resume(uid, sender);
   }
+}
+
+/**
+ * SIGCONT to every process of `uid`: from senders as the uid, else from root to each process
+ * /proc shows of it (a stopped process neither exits nor forks, so its pid stays its own).
+ */
+async function resume(uid: number, sender: Sender): Promise<void> {
+  for (let tries = 0; tries < CONT_TRIES; tries++) {
+    if (await signalUid(uid, 'CONT', sender)) return;
+  }
+  await signalProcesses(await findProcessesOfUid(uid), 'SIGCONT');
 }
 
 async function sendStop(uid: number, sender: Sender): Promise<boolean> {

@@ -89,21 +89,28 @@ export class Checkout {
      * Null: it could not, and the look is given up.
      */
     hold?: Hold;
+    /** How long each git command may take, when not the checkout's own (see LOOK_TIMEOUT_MS). */
+    timeoutMs?: number;
   }): Promise<Change> {
     const hold = options.hold ?? ((step) => step());
+    const timeoutMs = options.timeoutMs ?? this.lookTimeoutMs;
     const next = this.looking.then(() =>
-      this.look(options.branch ?? null, options.maxPatchBytes, hold),
+      this.look(options.branch ?? null, options.maxPatchBytes, { hold, timeoutMs }),
     );
     this.looking = next.catch(() => undefined);
     return next;
   }
 
-  private async look(branch: string | null, maxPatchBytes: number, hold: Hold): Promise<Change> {
+  private async look(
+    branch: string | null,
+    maxPatchBytes: number,
+    { hold, timeoutMs }: { hold: Hold; timeoutMs: number },
+  ): Promise<Change> {
     const options: GitOptions = {
       gitDir: this.cache,
       workTree: this.dir,
       cwd: this.dir,
-      timeoutMs: this.lookTimeoutMs,
+      timeoutMs,
       env: {
         GIT_INDEX_FILE: join(this.scratch, 'index'),
         GIT_OBJECT_DIRECTORY: join(this.scratch, 'objects'),

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -65,6 +65,21 @@ describe('a run stopped while root looks at its directories', () => {
     });
     expect(stopped).toBeNull();
     expect(ran).toBe(false);
+    const at = size();
+    expect(await eventually(() => size() > at, 5000)).toBe(true);
+    expect(readProcStat(pid)?.state).not.toBe('T');
+  });
+
+  it('lets the processes go on even where no sender of SIGCONT gets through', async () => {
+    const { pid, size } = await heartbeat();
+    // A shell that sends SIGSTOP as asked, but never SIGCONT.
+    const shell = join(dir, 'no-cont');
+    writeFileSync(shell, '#!/bin/sh\ncase "$2" in *CONT*) exit 1 ;; esac\nexec /bin/sh "$@"\n');
+    chmodSync(shell, 0o755);
+    const state = await whileStopped(UID, { setpriv: SETPRIV, shell }, () =>
+      Promise.resolve(readProcStat(pid)?.state),
+    );
+    expect(state).toBe('T');
     const at = size();
     expect(await eventually(() => size() > at, 5000)).toBe(true);
     expect(readProcStat(pid)?.state).not.toBe('T');

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecuteRequest, WorkspaceRequest, WorkspaceResult } from '../../contract/index.js';
 import { readPatch, storePatch } from '../../redis/patches.js';
 import { type Checkout, type Change, GitError, type Hold } from '../../workspace/index.js';
@@ -96,6 +97,16 @@ async function storeChange(
 }
 
 /**
+ * How long a git command of a checkpoint may take. The run is stopped while git reads its files:
+ * a look that long (a FIFO the run left where git opens a file, a huge file to hash) is given up
+ * rather than hold the run; the attempt's last look, after the run, gets LOOK_TIMEOUT_MS.
+ */
+const CHECKPOINT_TIMEOUT_MS = 30_000;
+/** Checkpoints tried in a row before waiting for the next tool to finish, and how far apart. */
+const CHECKPOINT_TRIES = 3;
+const CHECKPOINT_RETRY_MS = 1000;
+
+/**
  * The change so far, stored as the job's patch while the run goes on, after each tool the CLI
  * reports done: a worker that dies mid-run then loses at most the files changed since the last
  * tool finished. One at a time; requests that come meanwhile make one more, not one each.
@@ -136,9 +147,16 @@ export class WorkspaceCheckpoints {
   }
 
   private async loop(): Promise<void> {
+    let failed = 0;
     do {
       this.again = false;
-      await this.checkpoint();
+      if (await this.checkpoint()) failed = 0;
+      else if (++failed < CHECKPOINT_TRIES && !this.closed) {
+        // No other tool may finish for long (a slow step): a checkpoint that could not be taken
+        // (the run not stopped in time on a busy machine) is tried again shortly.
+        await sleep(CHECKPOINT_RETRY_MS);
+        this.again = true;
+      }
     } while (this.wantedAgain());
   }
 
@@ -147,18 +165,22 @@ export class WorkspaceCheckpoints {
     return this.again && !this.closed;
   }
 
-  private async checkpoint(): Promise<void> {
+  /** Whether the checkpoint was stored. */
+  private async checkpoint(): Promise<boolean> {
     const began = this.context.now();
     try {
       const change = await this.checkout.change({
         maxPatchBytes: this.context.settings.patchMaxBytes,
         hold: this.hold,
+        timeoutMs: CHECKPOINT_TIMEOUT_MS,
       });
       await storeChange(this.context, this.jobId, change, this.ttlSeconds);
       this.context.onCheckpoint?.((this.context.now() - began) / 1000);
+      return true;
     } catch (error) {
       // The run goes on; the next checkpoint, or the attempt's end, stores the change.
       this.log.warn({ err: error }, "could not store a checkpoint of the job's workspace");
+      return false;
     }
   }
 }
