@@ -61,6 +61,16 @@ export const RunStateSchema = z.object({
 export type RunState = z.infer<typeof RunStateSchema>;
 
 /** The run state in a job's progress, or null when there is none (a job not yet started). */
+/**
+ * A session id as a run state keeps it: a UUID, else none. What a CLI printed as its session id
+ * is kept only so, lest a state the next attempt cannot read lose what the job spent.
+ */
+export function storedSessionId(sessionId: string | null): string | null {
+  return sessionId !== null && RunStateSchema.shape.sessionId.safeParse(sessionId).success
+    ? sessionId
+    : null;
+}
+
 export function readRunState(progress: unknown): RunState | null {
   const parsed = RunStateSchema.safeParse(progress);
   return parsed.success ? parsed.data : null;

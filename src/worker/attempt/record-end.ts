@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import {
   cancelKey,
+  storedSessionId,
   withoutOutput,
   type ExecuteResult,
   type RunState,
@@ -31,7 +32,7 @@ export async function recordEnd(
   }
   await job.updateProgress({
     attempt: result.attempt,
-    sessionId: state?.sessionId ?? result.sessionId,
+    sessionId: state?.sessionId ?? storedSessionId(result.sessionId),
     transcriptBaseline: state?.transcriptBaseline ?? 0,
     lastSeq: events.lastSeq,
     pid: null,

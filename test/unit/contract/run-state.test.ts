@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readRunState, type RunState } from '../../../src/contract/index.js';
+import { readRunState, storedSessionId, type RunState } from '../../../src/contract/index.js';
 
 const state: RunState = {
   attempt: 2,
@@ -22,4 +22,11 @@ describe('the run state on a job', () => {
       expect(readRunState({ ...state, sessionId })).toBeNull();
     },
   );
+
+  it('keeps a session id the CLI printed only where it is a UUID, so the state stays readable', () => {
+    const uuid = '1b4e28ba-2fa1-41d2-883f-0016d3cca427';
+    expect(storedSessionId(uuid)).toBe(uuid);
+    expect(storedSessionId('not-a-session')).toBeNull();
+    expect(readRunState({ ...state, sessionId: storedSessionId('../x') })).not.toBeNull();
+  });
 });
