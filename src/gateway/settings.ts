@@ -3,15 +3,15 @@ import { variablesSet } from '../common/environment.js';
 import { MIN_READ_TOKEN_SECRET_LENGTH } from '../contract/index.js';
 
 /**
- * The settings of `claudebox serve`, read from the environment next to the worker's REDIS_URL,
- * QUEUE_NAME and QUEUE_PREFIX. Documented in docs/gateway.md (a test checks every one is).
- */
-/**
  * The longest a stream may stay unread: a timer past 2^31 - 1 ms fires at once in Node.js, which
  * would cut every slow client off instead of none.
  */
 export const MAX_SLOW_CLIENT_SECONDS = 86_400;
 
+/**
+ * The settings of `claudebox serve`, read from the environment next to the worker's REDIS_URL,
+ * QUEUE_NAME and QUEUE_PREFIX. Documented in docs/gateway.md (a test checks every one is).
+ */
 export const GatewaySettingsSchema = z.object({
   GATEWAY_PORT: z.coerce
     .number({ error: 'must be a number' })
