@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { eventually, pidsWithEnv } from './processes.js';
 import { startRedisServer, type RedisServer } from './redis-server.js';
+import { removeScratchOfTestRun, TEST_RUN_VARIABLE } from './test-run.js';
+import { loadConfig } from '../../src/config/config.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -18,7 +20,7 @@ declare module 'vitest' {
  * Every process the tests start inherits this variable (claude runs aside: they get an
  * allow-listed environment, and each test checks its runs through their job id instead).
  */
-const SESSION = 'CLAUDEBOX_TEST_SESSION';
+const SESSION = TEST_RUN_VARIABLE;
 const session = randomUUID();
 let server: RedisServer | undefined;
 let temp: string | undefined;
@@ -90,6 +92,7 @@ export async function teardown(): Promise<void> {
   try {
     await server?.close();
     await failOnLeftovers();
+    removeScratchOfTestRun(join(loadConfig({}).RUN_ROOT, 'scratch'));
   } finally {
     // A leftover killed just before may still be going: its files may come and go a moment.
     if (temp !== undefined) rmSync(temp, { recursive: true, force: true, maxRetries: 5 });

@@ -9,14 +9,19 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/config/logger.js';
+import { testQueuePrefix } from './test-run.js';
 import { startWorker, type ClaudeboxWorker } from '../../src/worker/runtime/worker.js';
 import type { ExecuteEvent } from '../../src/contract/index.js';
 
 export const fixture = (name: string): string =>
   new URL(`../fixtures/bin/${name}`, import.meta.url).pathname;
 
-/** A queue name of its own per test, so tests share one Redis without seeing each other. */
-export const uniqueQueueName = (): string => `test-${randomUUID().slice(0, 8)}`;
+/**
+ * A queue name of its own per test, so tests share one Redis without seeing each other. It
+ * starts with the test run's own prefix (see testQueuePrefix), by which the run's end finds what
+ * its jobs left in the runs' default RUN_ROOT.
+ */
+export const uniqueQueueName = (): string => `${testQueuePrefix()}${randomUUID().slice(0, 8)}`;
 
 export interface TestWorker {
   readonly worker: ClaudeboxWorker;
