@@ -4,6 +4,7 @@ import { PROFILE_NAME } from '../contract/index.js';
 import { errorMessage } from '../common/errors.js';
 import { ConfigError, WORKER_SECRETS } from './config.js';
 import { fillSecrets, secretProblems, type Filled } from './profile-values.js';
+import { isRecord } from '../common/records.js';
 
 /** The CLI's `--setting-sources` values: where it may read settings besides `--settings`. */
 export const SETTING_SOURCES = ['user', 'project', 'local'] as const;
@@ -24,9 +25,6 @@ export const COMMAND_SETTINGS = [
 
 // Servers become tool names `mcp__<server>__<tool>`; `__` inside would make them ambiguous.
 const SERVER_NAME = /^[A-Za-z0-9-]+(_[A-Za-z0-9-]+)*$/;
-
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** A string that may hold `${env:NAME}` references, each checked where it is written. */
 const value = () =>

@@ -1,4 +1,5 @@
 import type { ExecuteEvent } from './events.js';
+import { isRecord } from '../common/records.js';
 
 /**
  * How an event is kept in a job's history stream (contract version 2). A line of the CLI's
@@ -72,9 +73,6 @@ export function eventFromHistory(
 const MAX_DATE_MS = 8.64e15;
 
 const isEpochMs = (time: number): boolean => Number.isFinite(time) && Math.abs(time) <= MAX_DATE_MS;
-
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** Events whose data every reader looks into (a terminal event's `retrying`, say). */
 const WITH_DATA = new Set(['started', 'gap', 'completed', 'failed']);

@@ -1,3 +1,5 @@
+import { isRecord } from '../common/records.js';
+
 /** The parts of the CLI's `result` line that make up an ExecuteResult. */
 export interface ResultLine {
   readonly subtype: string | null;
@@ -143,5 +145,3 @@ function sumOfCosts(byModel: unknown): number | null {
 const stringOrNull = (value: unknown): string | null => (typeof value === 'string' ? value : null);
 const integerOrNull = (value: unknown): number | null =>
   typeof value === 'number' && Number.isInteger(value) ? value : null;
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);

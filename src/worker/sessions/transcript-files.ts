@@ -2,6 +2,7 @@ import { constants, createReadStream } from 'node:fs';
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LineSplitter } from '../../executor/index.js';
+import { isRecord } from '../../common/records.js';
 
 /** Where a run's CLI keeps its sessions: its config dir, and the cwd that names the project. */
 export interface TranscriptPlace {
@@ -128,6 +129,3 @@ function userTexts(line: string): string[] {
     isRecord(block) && block.type === 'text' && typeof block.text === 'string' ? [block.text] : [],
   );
 }
-
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
