@@ -41,7 +41,6 @@ export class Checkout {
   private readonly scratch: string;
   private readonly holder: string;
   private readonly keepFailedSeconds: number;
-  private readonly lookTimeoutMs: number;
   /** One look at the checkout at a time: they share the scratch index. */
   private looking: Promise<unknown> = Promise.resolve();
 
@@ -52,7 +51,6 @@ export class Checkout {
     scratch: string;
     holder: string;
     keepFailedSeconds: number;
-    lookTimeoutMs?: number;
   }) {
     this.dir = place.dir;
     this.base = place.base;
@@ -60,7 +58,6 @@ export class Checkout {
     this.scratch = place.scratch;
     this.holder = place.holder;
     this.keepFailedSeconds = place.keepFailedSeconds;
-    this.lookTimeoutMs = place.lookTimeoutMs ?? LOOK_TIMEOUT_MS;
   }
 
   /**
@@ -89,11 +86,11 @@ export class Checkout {
      * Null: it could not, and the look is given up.
      */
     hold?: Hold;
-    /** How long each git command may take, when not the checkout's own (see LOOK_TIMEOUT_MS). */
+    /** How long each git command may take; LOOK_TIMEOUT_MS by default. */
     timeoutMs?: number;
   }): Promise<Change> {
     const hold = options.hold ?? ((step) => step());
-    const timeoutMs = options.timeoutMs ?? this.lookTimeoutMs;
+    const timeoutMs = options.timeoutMs ?? LOOK_TIMEOUT_MS;
     const next = this.looking.then(() =>
       this.look(options.branch ?? null, options.maxPatchBytes, { hold, timeoutMs }),
     );

@@ -28,8 +28,6 @@ export interface WorkspaceSettings {
    * still change is removed as root.
    */
   readonly runMayBeIn?: (dir: string) => Promise<boolean>;
-  /** How long one git command of a look at a checkout may take (see LOOK_TIMEOUT_MS). */
-  readonly lookTimeoutMs?: number;
 }
 
 const FULL_COMMIT = /^[0-9a-f]{40}$/;
@@ -105,9 +103,6 @@ export class Workspaces {
         scratch,
         holder,
         keepFailedSeconds: this.settings.keepFailedSeconds ?? 0,
-        ...(this.settings.lookTimeoutMs === undefined
-          ? {}
-          : { lookTimeoutMs: this.settings.lookTimeoutMs }),
       });
       await checkout.adoptIndex();
       return checkout;

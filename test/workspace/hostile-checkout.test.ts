@@ -20,10 +20,7 @@ describe('a look at a checkout a run has had its way with', () => {
   const repository = (): string => oneCommitRepository(root);
 
   it('gives up on git stuck opening a FIFO the run left as a .gitignore, saying so', async () => {
-    const workspaces = await Workspaces.open({
-      dir: join(root, 'workspaces'),
-      lookTimeoutMs: 1500,
-    });
+    const workspaces = await Workspaces.open({ dir: join(root, 'workspaces') });
     const checkout = await workspaces.checkout(
       'job-1',
       { source: repository(), ref: 'main' },
@@ -32,7 +29,7 @@ describe('a look at a checkout a run has had its way with', () => {
     // No process will ever write to it: git's open() of it would wait for ever.
     execFileSync('mkfifo', [join(checkout.dir, '.gitignore')]);
 
-    const looked = checkout.change({ maxPatchBytes: 1024 * 1024 });
+    const looked = checkout.change({ maxPatchBytes: 1024 * 1024, timeoutMs: 1500 });
     await expect(looked).rejects.toThrow(GitError);
     await expect(looked).rejects.toThrow(/^git add did not finish within 1.5 s: stopped$/);
     // The next look is not held up behind it.
