@@ -29,7 +29,7 @@ export async function whileStopped<T>(
   step: () => Promise<T>,
 ): Promise<T | null> {
   try {
-    if (!(await sendStop(uid, sender))) return null;
+    if (!(await sendTries(uid, 'STOP', sender, STOP_TRIES))) return null;
     if (!(await allStill(uid))) return null;
     return await step();
   } finally {
@@ -42,15 +42,19 @@ export async function whileStopped<T>(
  * /proc shows of it (a stopped process neither exits nor forks, so its pid stays its own).
  */
 async function resume(uid: number, sender: Sender): Promise<void> {
-  for (let tries = 0; tries < CONT_TRIES; tries++) {
-    if (await signalUid(uid, 'CONT', sender)) return;
-  }
+  if (await sendTries(uid, 'CONT', sender, CONT_TRIES)) return;
   await signalProcesses(await findProcessesOfUid(uid), 'SIGCONT');
 }
 
-async function sendStop(uid: number, sender: Sender): Promise<boolean> {
-  for (let tries = 0; tries < STOP_TRIES; tries++) {
-    if (await signalUid(uid, 'STOP', sender)) return true;
+/** `signal` as the uid from one sender after another, up to `tries`: whether one sent it. */
+async function sendTries(
+  uid: number,
+  signal: 'STOP' | 'CONT',
+  sender: Sender,
+  tries: number,
+): Promise<boolean> {
+  for (let tried = 0; tried < tries; tried++) {
+    if (await signalUid(uid, signal, sender)) return true;
   }
   return false;
 }
