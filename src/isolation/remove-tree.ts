@@ -5,12 +5,12 @@ import { execa } from 'execa';
 import { SLICE } from './ownership.js';
 
 /**
- * Removes a directory tree, or a file, of root's keeping (a run's home, a job's scratch directory) once
- * nothing of its run is left to change it: symlinks themselves, never what they point to.
- * Synchronous calls in slices, as in handOver: several times cheaper for the worker than
- * `fs.promises.rm`, whose every call is a round trip through the thread pool, and a large tree
- * does not hold up the other runs' events. Does nothing where the tree is gone; throws, naming
- * it, when it cannot be removed.
+ * Removes a directory tree, or a file, of root's keeping (a run's home, a job's scratch
+ * directory) once nothing of its run is left to change it: symlinks themselves, never what they
+ * point to. Synchronous calls in slices, as in handOver: several times cheaper for the worker
+ * than `fs.promises.rm`, whose every call is a round trip through the thread pool, and a large
+ * tree does not hold up the other runs' events. Does nothing where the tree is gone; throws,
+ * naming it, when it cannot be removed.
  */
 export async function removeTree(top: string): Promise<void> {
   try {

@@ -14,8 +14,9 @@ interface Consumer {
 
 /**
  * How long the consumer may take to close once no run is left, or once stopped runs had this
- * long to end past the grace time and their KILL_GRACE_SECONDS. Past it the close is waiting on Redis, which is away: BullMQ
- * retries its commands until Redis answers, and a worker must stop all the same.
+ * long to end past the grace time and their KILL_GRACE_SECONDS. Past it the close is waiting on
+ * Redis, which is away: BullMQ retries its commands until Redis answers, and a worker must stop
+ * all the same.
  */
 const CLOSE_WAIT_MS = 5000;
 /** What the close then gets, its connections dropped: what can still end, ends at once. */

@@ -104,8 +104,8 @@ export class SessionStore {
 const SHIP_CHUNK_BYTES = 4 * 1024 * 1024;
 
 /**
- * Sends what a run's transcript grew by since the last call: one open and stat when nothing changed, and
- * only the appended bytes when something did, never the whole file.
+ * Sends what a run's transcript grew by since the last call: one open and stat when nothing
+ * changed, and only the appended bytes when something did, never the whole file.
  */
 export class TranscriptShipper {
   private path: string | null = null;
