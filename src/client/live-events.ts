@@ -2,8 +2,13 @@ import { duplicateConnection, type RedisClient } from '../redis/connections.js';
 import { sendSubscription } from '../redis/subscribe.js';
 import type { ExecuteEvent, PubSubMode } from '../contract/index.js';
 
-/** More live events than this waiting for a slow consumer: let the history serve them instead. */
+/**
+ * More live events than this, or more than this many characters of them, waiting for a slow
+ * consumer: let the history serve them instead. The characters matter most: a run's line may be
+ * up to MAX_LINE_BYTES (8 MiB by default), and a gateway holds a buffer for each watcher.
+ */
 const BUFFER_LIMIT = 10_000;
+const BUFFER_LIMIT_CHARS = 32 * 1024 * 1024;
 
 interface Channel {
   readonly watchers: Set<LiveEvents>;
@@ -102,7 +107,7 @@ export class Subscriptions {
     } catch {
       return; // not one of ours: someone else published on the channel
     }
-    watchers.forEach((live) => live.receive(event));
+    watchers.forEach((live) => live.receive(event, message.length));
   }
 }
 
@@ -116,6 +121,7 @@ const resync = (live: LiveEvents): void => live.needResync();
  */
 export class LiveEvents {
   private buffer: ExecuteEvent[] = [];
+  private bufferedChars = 0;
   private resync = false;
   private wake: (() => void) | null = null;
   private closed = false;
@@ -131,6 +137,7 @@ export class LiveEvents {
 
   /** The events received so far, in seq order, taken out of the buffer. */
   drain(): ExecuteEvent[] {
+    this.bufferedChars = 0;
     return this.buffer.splice(0).sort((a, b) => a.seq - b.seq);
   }
 
@@ -152,16 +159,20 @@ export class LiveEvents {
     if (this.closed) return;
     this.closed = true;
     this.buffer = [];
+    this.bufferedChars = 0;
     this.onClose();
   }
 
-  receive(event: ExecuteEvent): void {
-    if (this.buffer.length >= BUFFER_LIMIT) {
+  /** `chars`: the length of the message the event came in. */
+  receive(event: ExecuteEvent, chars: number): void {
+    if (this.buffer.length >= BUFFER_LIMIT || this.bufferedChars + chars > BUFFER_LIMIT_CHARS) {
       this.buffer = [];
+      this.bufferedChars = 0;
       this.needResync();
       return;
     }
     this.buffer.push(event);
+    this.bufferedChars += chars;
     this.poke();
   }
 
