@@ -1,5 +1,11 @@
 import type { Job, Queue } from 'bullmq';
-import { readRunState, resultWithoutRun, type ExecuteResult } from '../contract/index.js';
+import {
+  ExecuteResultSchema,
+  readRunState,
+  resultWithoutRun,
+  type ExecuteResult,
+  type FailureKind,
+} from '../contract/index.js';
 import { ClaudeboxError, jobNotFound } from './errors.js';
 
 /** The job's ExecuteResult once it completed or failed, waiting up to `timeoutMs` for that. */
@@ -56,17 +62,39 @@ export async function readFinishedResult(
 
 /** The ExecuteResult of a job in `state` (read before the job), or null while it runs. */
 export function finishedResult(job: Job, state: string): ExecuteResult | null {
-  if (state === 'completed') return job.returnvalue as ExecuteResult;
+  if (state === 'completed') return storedResult(job);
   if (state !== 'failed') return null;
   const stored = readRunState(job.progress)?.result;
   if (stored) return stored;
   // Failed without a word from a worker (it stalled too often, say): the reason is all there is.
+  return noRunResult(job, 'abandoned', job.failedReason || 'the job failed without a reason');
+}
+
+/**
+ * A completed job's return value. One that is no ExecuteResult (the job was completed by
+ * something else than a claudebox worker on this queue) is told as a failure naming what is
+ * wrong: taken as "still running", it would keep a caller waiting for ever.
+ */
+function storedResult(job: Job): ExecuteResult {
+  const parsed = ExecuteResultSchema.safeParse(job.returnvalue);
+  // Fields of a newer contract stay, the defaults of older results are filled in.
+  if (parsed.success) return { ...(job.returnvalue as object), ...parsed.data };
+  const [issue] = parsed.error.issues;
+  const where = issue?.path.length ? ` at ${issue.path.join('.')}` : '';
+  return noRunResult(
+    job,
+    'worker-error',
+    `the job completed, but its return value is not an ExecuteResult (${issue?.message ?? 'invalid'}${where}): was it completed by something other than a claudebox worker?`,
+  );
+}
+
+function noRunResult(job: Job, failure: FailureKind, error: string): ExecuteResult {
   return {
     ...resultWithoutRun({
       jobId: job.id ?? '',
       attempt: Math.max(1, job.attemptsStarted),
-      failure: 'abandoned',
-      error: job.failedReason || 'the job failed without a reason',
+      failure,
+      error,
       sessionId: null,
       retrying: false,
       startedAt: job.processedOn ?? job.timestamp,
