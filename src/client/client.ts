@@ -3,6 +3,7 @@ import {
   CANCEL_MARKER_TTL_SECONDS,
   cancelKey,
   controlChannel,
+  jobIdProblem,
   MIN_READ_TOKEN_SECRET_LENGTH,
   mintReadToken,
   parseExecuteRequest,
@@ -111,6 +112,9 @@ async function enqueueRequest(
 ): Promise<string> {
   const parsed = parseExecuteRequest(request);
   if (!parsed.ok) throw new ClaudeboxError('invalid-request', `invalid request: ${parsed.reason}`);
+  const idProblem = options.jobId === undefined ? null : jobIdProblem(options.jobId);
+  if (idProblem !== null)
+    throw new ClaudeboxError('invalid-request', `invalid request: ${idProblem}`);
   const job = await queue.add('execute', parsed.request, {
     ...DEFAULT_JOB_OPTIONS,
     ...withTraceContext(options),

@@ -43,6 +43,19 @@ export const MAX_FLAG_VALUE_BYTES = 64 * 1024;
 /** Longest model name or alias: real ones, Bedrock ARNs among them, are far shorter. */
 export const MAX_MODEL_NAME_LENGTH = 256;
 
+/**
+ * Longest job id. It is in every event and key of the job and in the run's environment (where
+ * Linux caps one variable at 128 KiB): a UUID is 36 characters.
+ */
+export const MAX_JOB_ID_LENGTH = 256;
+
+/** What is wrong with a job id, or null: one the worker refuses as an invalid request. */
+export function jobIdProblem(jobId: string): string | null {
+  return jobId.length > MAX_JOB_ID_LENGTH
+    ? `jobId: is ${jobId.length} characters, over the limit of ${MAX_JOB_ID_LENGTH}`
+    : null;
+}
+
 // A tool rule as the CLI understands it: a name (`Bash`, `mcp__github__create_issue`) with an
 // optional specifier in parentheses (`Bash(git diff:*)`). Nothing that could read as a flag,
 // break a comma-joined list or smuggle a control character onto the command line.

@@ -119,6 +119,10 @@ describe('enqueue', () => {
       await expect(
         client.enqueue({ prompt: 'ok', allowedTools: Array(20_000).fill('mcp__server__tool') }),
       ).rejects.toThrow('invalid request: allowedTools: must be at most 65536 bytes');
+      // The id is in every event and key of the job, and in its run's environment.
+      await expect(client.enqueue({ prompt: 'ok' }, { jobId: 'j'.repeat(257) })).rejects.toThrow(
+        'invalid request: jobId: is 257 characters, over the limit of 256',
+      );
     } finally {
       await client.close().catch(() => undefined);
     }

@@ -169,6 +169,20 @@ describe('bad job data', () => {
     },
   );
 
+  it('fails a job whose id is too long for its events and its run, naming the id', async () => {
+    // A 200,000-character id failed at spawn (E2BIG) before, as spawn-failed, naming nothing.
+    const jobId = `job-${'x'.repeat(300)}`;
+    await queue.add('execute', { prompt: 'hi' }, { jobId, attempts: 3 });
+    await waitFor('the job to fail', async () =>
+      (await queue.getJobState(jobId)) === 'failed' ? true : undefined,
+    );
+    const job = await queue.getJob(jobId);
+    expect(job?.failedReason).toBe('invalid job: jobId: is 304 characters, over the limit of 256');
+    expect(job?.attemptsMade).toBe(1);
+    expect(readRunState(job?.progress)?.result).toMatchObject({ failure: 'invalid-request' });
+    expect(worker.logs.some((log) => log.msg === 'job started' && log.jobId === jobId)).toBe(false);
+  });
+
   it('still serves a good job after all of them, in a subdirectory of WORK_DIR', async () => {
     const jobId = randomUUID();
     await queue.add('execute', { prompt: 'fine', workingDir: 'inside' }, { jobId });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DelayedError, UnrecoverableError, WaitingError } from 'bullmq';
 import {
+  jobIdProblem,
   readRunState,
   resultWithoutRun,
   withoutOutput,
@@ -201,6 +202,10 @@ export class Attempt {
     const cancelled = await readCancelReason(context.redis, context.address, this.jobId);
     if (cancelled !== null) {
       return this.end(this.withoutRun('cancelled', `cancelled before it started: ${cancelled}`));
+    }
+    const idProblem = jobIdProblem(this.jobId);
+    if (idProblem !== null) {
+      return this.end(this.withoutRun('invalid-request', `invalid job: ${idProblem}`));
     }
     const scratchDir = context.isolation.scratchDir(this.jobKey);
     const valid = await validateJob(this.job.data, { ...context.settings, scratchDir });
