@@ -187,6 +187,11 @@ export const ConfigSchema = z.object({
   EVENTS_MAX_LEN: integer(100)
     .default(10000)
     .describe('Events kept per job history (about; older ones are trimmed).'),
+  EVENTS_MAX_BYTES: integer(MiB)
+    .default(64 * MiB)
+    .describe(
+      "Bytes of events an attempt keeps in its job's history: once it wrote more, the oldest (an earlier attempt's first) are trimmed, so a run printing long lines cannot fill Redis. A reader is told with a `gap` event, as for `EVENTS_MAX_LEN`.",
+    ),
   EVENTS_TTL_SECONDS: integer(1)
     .default(86400)
     .describe("How long a job's history lives after its last terminal event."),

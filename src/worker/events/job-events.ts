@@ -23,6 +23,10 @@ export interface EventSink {
   /** Bytes of events held in memory across all jobs, and the most there may be. */
   readonly bufferedBytes: number;
   readonly bufferBytes: number;
+  /** Bytes of events an attempt keeps in its job's history (see JobEvents.keep). */
+  readonly historyMaxBytes: number;
+  /** Removes the job's history entries below `seq`; never throws. */
+  trim(jobId: string, seq: number): Promise<void>;
   /** Seconds a job's history lives after its last event is written. */
   readonly ttlSeconds: number;
   now(): number;
@@ -67,6 +71,9 @@ export class JobEvents {
   private inFlight = 0;
   private readonly drainWaiters: (() => void)[] = [];
   private terminalSent = false;
+  /** The batches this attempt has in the history, oldest first, with their bytes there. */
+  private readonly kept: { first: number; bytes: number }[] = [];
+  private keptBytes = 0;
 
   constructor(
     private readonly sink: EventSink,
@@ -247,6 +254,7 @@ export class JobEvents {
         // Redis is up and keeps refusing these events: give them up, loudly, rather than
         // stall the run forever.
         if (outcome !== 'ok') batch.forEach((event) => this.drop(event.seq, 'publish-failed'));
+        else await this.keep(batch);
         failures = 0;
         this.queue.splice(0, batch.length);
         const bytes = batch.reduce((sum, event) => sum + event.json.length, 0);
@@ -257,6 +265,26 @@ export class JobEvents {
         await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
       }
     }
+  }
+
+  /**
+   * Counts a written batch against historyMaxBytes. Past it, the oldest entries go, down to
+   * three quarters of it (so that a flood trims now and then, not after every batch): this
+   * attempt's oldest batches, and with the first trim every entry of earlier attempts. Readers
+   * see what went as a trimmed gap, as with the stream's MAXLEN.
+   */
+  private async keep(batch: readonly PendingEvent[]): Promise<void> {
+    const first = batch[0];
+    if (first === undefined) return;
+    const bytes = batch.reduce((sum, event) => sum + storedBytes(event), 0);
+    this.kept.push({ first: first.seq, bytes });
+    this.keptBytes += bytes;
+    const max = this.sink.historyMaxBytes;
+    if (this.keptBytes <= max) return;
+    while (this.kept.length > 1 && this.keptBytes > max * 0.75) {
+      this.keptBytes -= this.kept.shift()?.bytes ?? 0;
+    }
+    await this.sink.trim(this.jobId, this.kept[0]?.first ?? first.seq);
   }
 
   private takeBatch(): PendingEvent[] {
@@ -285,6 +313,14 @@ function isoTime(time: number): string {
     lastIso = new Date(time).toISOString();
   }
   return lastIso;
+}
+
+/** About what an event's entry takes in the history: its fields and values. */
+function storedBytes(event: PendingEvent): number {
+  return event.stored.reduce<number>(
+    (sum, field) => sum + (typeof field === 'number' ? 8 : field.length),
+    0,
+  );
 }
 
 /** Adds seq to sorted, disjoint ranges, merging neighbours. */

@@ -27,6 +27,8 @@ export interface PublisherOptions {
   readonly redis: Redis | Cluster;
   readonly address: QueueAddress;
   readonly maxLen: number;
+  /** Bytes of events an attempt keeps in the history (EVENTS_MAX_BYTES); no cap by default. */
+  readonly maxBytes?: number;
   readonly ttlSeconds: number;
   readonly bufferBytes: number;
   /** PUBLISH or SPUBLISH (EVENTS_PUBSUB); plain by default. */
@@ -64,6 +66,10 @@ export class EventPublisher implements EventSink {
 
   get ttlSeconds(): number {
     return this.options.ttlSeconds;
+  }
+
+  get historyMaxBytes(): number {
+    return this.options.maxBytes ?? Infinity;
   }
 
   now(): number {
@@ -107,6 +113,16 @@ export class EventPublisher implements EventSink {
       }, 500);
       redis.once('ready', done);
     });
+  }
+
+  /** Removes the job's history entries below `seq`, reporting a failure rather than throwing. */
+  async trim(jobId: string, seq: number): Promise<void> {
+    const { redis, address } = this.options;
+    try {
+      await redis.xtrim(historyKey(address, jobId), 'MINID', `${seq}-0`);
+    } catch (error) {
+      this.options.onPublishError?.(asError(error));
+    }
   }
 
   async write(jobId: string, batch: readonly PendingEvent[]): Promise<'ok' | 'retry'> {

@@ -264,6 +264,7 @@ function eventsAndMetrics(
     redis: connections.events,
     address,
     maxLen: config.EVENTS_MAX_LEN,
+    maxBytes: config.EVENTS_MAX_BYTES,
     ttlSeconds: config.EVENTS_TTL_SECONDS,
     bufferBytes: config.EVENT_BUFFER_BYTES,
     pubsub: config.EVENTS_PUBSUB,

@@ -25,6 +25,9 @@ class MemorySink implements EventSink {
   /** What each write answers; by default it succeeds. */
   outcome: (batch: readonly PendingEvent[]) => Outcome = () => 'ok';
   writeGate: Promise<void> | null = null;
+  historyMaxBytes = Infinity;
+  /** The seqs the history was trimmed below, in order. */
+  readonly trims: number[] = [];
   private readyWaiters: (() => void)[] = [];
 
   constructor(
@@ -54,6 +57,11 @@ class MemorySink implements EventSink {
 
   account(bytes: number): void {
     this.bufferedBytes += bytes;
+  }
+
+  trim(_jobId: string, seq: number): Promise<void> {
+    this.trims.push(seq);
+    return Promise.resolve();
   }
 
   dropped(count: number): void {
@@ -247,6 +255,42 @@ describe('JobEvents: numbering and writing', () => {
     expect(sink.batches.map((batch) => batch.length)).toEqual([1, 2, 2, 2, 1]);
     expect(sizes.slice(0, 4).every((size) => size <= 256 * 1024)).toBe(true);
     expect(sizes[4]).toBeGreaterThan(400 * 1024);
+  });
+
+  it('trims the oldest entries once what the attempt wrote passes historyMaxBytes', async () => {
+    const sink = new MemorySink();
+    sink.historyMaxBytes = 300 * 1024;
+    const events = new JobEvents(sink, 'job-1', 2, 5);
+    const stored = (seq: number): number =>
+      (sink.batches.flat().find((e) => e.seq === seq)?.stored ?? []).reduce<number>(
+        (sum, field) => sum + (typeof field === 'number' ? 8 : field.length),
+        0,
+      );
+    for (let i = 0; i < 10; i++) {
+      void events.line('output', 'x'.repeat(100 * 1024));
+      await events.flush();
+      // What stays (everything from the last trim on) is never over the cap.
+      const from = sink.trims.at(-1) ?? 0;
+      const kept = sink.batches.flat().filter((e) => e.seq >= from);
+      expect(kept.reduce((sum, e) => sum + stored(e.seq), 0)).toBeLessThanOrEqual(300 * 1024);
+    }
+    events.terminal('completed', result(2));
+    await events.flush();
+    // The first trim takes the earlier attempt's entries (below seq 5) and the oldest of these.
+    expect(sink.trims.length).toBeGreaterThanOrEqual(3);
+    expect(sink.trims).toEqual([...sink.trims].sort((a, b) => a - b));
+    expect(sink.trims[0]).toBeGreaterThan(5);
+    expect(sink.trims.at(-1)).toBeLessThan(events.lastSeq);
+  });
+
+  it('trims nothing under historyMaxBytes', async () => {
+    const sink = new MemorySink();
+    sink.historyMaxBytes = 300 * 1024;
+    const events = new JobEvents(sink, 'job-1', 1, 1);
+    for (let i = 0; i < 2; i++) void events.line('output', 'x'.repeat(100 * 1024));
+    events.terminal('completed', result());
+    await events.flush();
+    expect(sink.trims).toEqual([]);
   });
 
   it('close() writes everything, then stops being tracked by the publisher', async () => {
