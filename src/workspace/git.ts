@@ -3,7 +3,23 @@ import { execa } from 'execa';
 /** A git command that failed: its message is git's own error, in one line. */
 export class GitError extends Error {
   override readonly name = 'GitError';
+
+  constructor(
+    message: string,
+    /**
+     * A clone or fetch that did not reach its source (the network, the server's 5xx, a
+     * timeout): unlike a refusal (no such repository, no access), it may work a while later.
+     */
+    readonly unreachable = false,
+  ) {
+    super(message);
+  }
 }
+
+/** What git (and curl and ssh under it) print where a source could not be reached. */
+const UNREACHABLE =
+  /could not resolve host|temporary failure in name resolution|failed to connect|connection (refused|timed out|reset)|operation timed out|network is unreachable|no route to host|remote end hung up unexpectedly|early eof|rpc failed|returned error: 5\d\d/i;
+const REMOTE_COMMANDS = ['clone', 'fetch'];
 
 /**
  * Settings every git command of the worker runs with. The worker is root and may read
@@ -99,15 +115,18 @@ function failure(
   timeoutMs = 0,
 ): GitError {
   const command = commandOf(args);
+  const remote = REMOTE_COMMANDS.includes(command);
   if (result.timedOut === true) {
     const seconds = timeoutMs / 1000;
-    return new GitError(`git ${command} did not finish within ${seconds} s: stopped`);
+    return new GitError(`git ${command} did not finish within ${seconds} s: stopped`, remote);
   }
   const stderr = result.stderr instanceof Uint8Array ? Buffer.from(result.stderr) : '';
-  const said = stderr.toString('utf8').trim().split('\n');
+  const printed = stderr.toString('utf8');
+  const said = printed.trim().split('\n');
   const line = said.filter((text) => /fatal|error/i.test(text)).at(-1) ?? said.at(-1) ?? '';
   return new GitError(
     `git ${command} failed: ${line.replace(/\s+/g, ' ').trim() || `exit code ${result.exitCode ?? 'none'}`}`,
+    remote && UNREACHABLE.test(printed),
   );
 }
 

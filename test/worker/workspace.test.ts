@@ -31,6 +31,7 @@ import { plantSetAside } from '../support/set-aside.js';
 import { spawnCli } from '../cli/support.js';
 
 const redisUrl = inject('redisUrl');
+const UNREACHABLE_SOURCE = 'http://127.0.0.1:1/';
 
 /** A repository with a text file, a file to delete and a binary file, on branch main. */
 function makeRepository(root: string): { path: string; head: string } {
@@ -67,7 +68,8 @@ describe('a job with a workspace', () => {
       queueName,
       claudeBin: fixture('claude-files.mjs'),
       env: {
-        WORKSPACE_SOURCES: join(root, 'repos'),
+        // Nothing listens on port 1: a source there cannot be reached.
+        WORKSPACE_SOURCES: `${join(root, 'repos')},${UNREACHABLE_SOURCE}`,
         // Room for every test's patch but one's, which goes past it.
         WORKSPACE_PATCH_MAX_BYTES: String(64 * 1024),
         CONCURRENCY: '4',
@@ -335,6 +337,13 @@ describe('a job with a workspace', () => {
     expect(
       readdirSync(join(workspaceDir(), 'cache')).filter((name) => !name.endsWith('.lock')),
     ).toHaveLength(1);
+  });
+
+  it('retries a source git could not reach, as the network may be back for the next attempt', async () => {
+    const failed = await run({}, { source: `${UNREACHABLE_SOURCE}repo.git` }, 2);
+    expect(failed).toMatchObject({ failure: 'workspace-failed', retrying: false, attempt: 2 });
+    expect(failed.error).toMatch(/^git clone failed: .*(Failed to connect|Couldn't connect)/);
+    expect(readdirSync(join(workspaceDir(), 'checkouts'))).toEqual([]);
   });
 
   it('leaves a checkout that a set-aside run of the job could still be in as it is: the attempt fails, naming the uid', async () => {

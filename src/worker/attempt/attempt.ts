@@ -82,7 +82,8 @@ const FINAL: readonly (FailureKind | null)[] = [
   'invalid-request',
   'session-not-found',
   'budget',
-  // git refused the source or ref: another attempt would ask it the same.
+  // git refused the source or ref: another attempt would ask it the same (one it could not
+  // reach is retried, see prepare).
   'workspace-failed',
 ];
 
@@ -225,7 +226,11 @@ export class Attempt {
     }
     if (request.workspace !== undefined) {
       const opened = await openWorkspace(context, this.jobId, this.jobKey, request.workspace);
-      if (!opened.ok) return this.end(this.withoutRun('workspace-failed', opened.reason));
+      if (!opened.ok) {
+        const failed = this.withoutRun('workspace-failed', opened.reason);
+        // A source git could not reach may answer the next attempt; one that refused will not.
+        return this.end(opened.unreachable ? { ...failed, retrying: this.retrying() } : failed);
+      }
       this.checkout = opened.checkout;
       cwd = opened.checkout.dir;
       if (opened.note !== null) void this.events.line('error', opened.note, {});
@@ -530,6 +535,11 @@ export class Attempt {
   private retryingAfter(failure: FailureKind | null): boolean {
     if (FINAL.includes(failure)) return false;
     if (failure === 'shutdown' || failure === 'abandoned') return true;
+    return this.retrying();
+  }
+
+  /** Whether a failure that another attempt may mend is retried: attempts left, no cancel. */
+  private retrying(): boolean {
     // A cancel that came while the attempt was ending on its own still means: no more attempts.
     if (this.stopRequest()?.cause === 'cancelled') return false;
     return this.attempts.retryOnFailure;

@@ -8,7 +8,7 @@ import type { JobContext } from './context.js';
 
 export type OpenedWorkspace =
   | { readonly ok: true; readonly checkout: Checkout; readonly note: string | null }
-  | { readonly ok: false; readonly reason: string };
+  | { readonly ok: false; readonly reason: string; readonly unreachable: boolean };
 
 /**
  * The job's checkout for this attempt: at the request's ref, or, after an earlier attempt, at
@@ -22,7 +22,11 @@ export async function openWorkspace(
   request: WorkspaceRequest,
 ): Promise<OpenedWorkspace> {
   if (context.workspaces === null) {
-    return { ok: false, reason: 'this worker keeps no workspaces (WORKSPACE_SOURCES is empty)' };
+    return {
+      ok: false,
+      reason: 'this worker keeps no workspaces (WORKSPACE_SOURCES is empty)',
+      unreachable: false,
+    };
   }
   const earlier = await readPatch(context.redis, context.address, jobId);
   const usable = earlier !== null && !earlier.truncated;
@@ -42,7 +46,9 @@ export async function openWorkspace(
     );
     return { ok: true, checkout, note };
   } catch (error) {
-    if (error instanceof GitError) return { ok: false, reason: error.message };
+    if (error instanceof GitError) {
+      return { ok: false, reason: error.message, unreachable: error.unreachable };
+    }
     throw error;
   }
 }
