@@ -18,7 +18,7 @@ export class GitError extends Error {
 
 /** What git (and curl and ssh under it) print where a source could not be reached. */
 const UNREACHABLE =
-  /could not resolve host|temporary failure in name resolution|failed to connect|connection (refused|timed out|reset)|operation timed out|network is unreachable|no route to host|remote end hung up unexpectedly|early eof|rpc failed|returned error: 5\d\d/i;
+  /could not resolve host|temporary failure in name resolution|failed to connect|connection (refused|timed out|reset)|operation timed out|network is unreachable|no route to host|too slow|remote end hung up unexpectedly|early eof|rpc failed|returned error: 5\d\d/i;
 const REMOTE_COMMANDS = ['clone', 'fetch'];
 
 /**

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { chmod, mkdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { WorkspaceRequest } from '../contract/index.js';
-import { git, GitError, gitText } from './git.js';
+import { git, GitError, gitText, type GitOptions } from './git.js';
 import { withLock } from './lock.js';
 import { Checkout } from './checkout.js';
 import { removeHolder, thisProcess, writeHolder } from './holder.js';
@@ -21,6 +21,8 @@ export interface WorkspaceSettings {
   readonly onClone?: () => void;
   /** WORKSPACE_KEEP_FAILED_SECONDS: how long a failed attempt's checkout stays. */
   readonly keepFailedSeconds?: number;
+  /** WORKSPACE_STALL_SECONDS (60 by default): when a clone or fetch is given up. */
+  readonly stallSeconds?: number;
   readonly cacheLimits?: CacheLimits;
   /**
    * Whether a run may still be in `dir` although its attempt is over (a run whose uid could not
@@ -31,6 +33,7 @@ export interface WorkspaceSettings {
 }
 
 const FULL_COMMIT = /^[0-9a-f]{40}$/;
+const DEFAULT_STALL_SECONDS = 60;
 
 const shortHash = (text: string): string =>
   createHash('sha256').update(text).digest('hex').slice(0, 32);
@@ -44,10 +47,23 @@ export class Workspaces {
   /** Per source: the tick at which its last successful fetch (or clone) began. */
   private readonly fetched = new Map<string, number>();
 
+  /**
+   * What a clone or fetch runs with: git stops an HTTP transfer that stalls (below 1 KB/s for
+   * stallSeconds), and the worker stops any that takes 60 times that in all (an SSH or git://
+   * server that never answers).
+   */
+  private readonly remote: { settings: string[]; options: GitOptions };
+
   private constructor(
     private readonly dirs: WorkspaceDirs,
     private readonly settings: WorkspaceSettings,
-  ) {}
+  ) {
+    const stall = settings.stallSeconds ?? DEFAULT_STALL_SECONDS;
+    this.remote = {
+      settings: ['-c', 'http.lowSpeedLimit=1000', '-c', `http.lowSpeedTime=${stall}`],
+      options: { timeoutMs: stall * 60 * 1000 },
+    };
+  }
 
   /** Makes WORKSPACE_DIR's parts: runs may pass through to their checkout, never into the cache. */
   static async open(settings: WorkspaceSettings): Promise<Workspaces> {
@@ -148,7 +164,10 @@ export class Workspaces {
     const partial = `${cache}.partial`;
     await rm(partial, { recursive: true, force: true });
     try {
-      await git(['clone', '--bare', '--quiet', '--', source, partial]);
+      await git(
+        [...this.remote.settings, 'clone', '--bare', '--quiet', '--', source, partial],
+        this.remote.options,
+      );
       await rename(partial, cache);
     } catch (error) {
       await rm(partial, { recursive: true, force: true });
@@ -162,6 +181,7 @@ export class Workspaces {
     const began = ++this.tick;
     await git(
       [
+        ...this.remote.settings,
         'fetch',
         '--quiet',
         '--force',
@@ -169,7 +189,7 @@ export class Workspaces {
         'refs/heads/*:refs/heads/*',
         'refs/tags/*:refs/tags/*',
       ],
-      { gitDir: cache },
+      { ...this.remote.options, gitDir: cache },
     );
     this.fetched.set(cache, began);
   }

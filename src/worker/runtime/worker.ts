@@ -218,6 +218,7 @@ async function workspacesOf(
     dir: workspaceDirOf(config, workDir),
     onClone: () => metrics.workspaceCloned(),
     keepFailedSeconds: config.WORKSPACE_KEEP_FAILED_SECONDS,
+    stallSeconds: config.WORKSPACE_STALL_SECONDS,
     runMayBeIn: async (dir) => (await isolation.unclearedReaching([dir])) !== null,
     cacheLimits: {
       maxBytes: config.WORKSPACE_CACHE_MAX_BYTES,
