@@ -1,6 +1,6 @@
 import { duplicateConnection, type RedisClient } from '../redis/connections.js';
 import { sendSubscription } from '../redis/subscribe.js';
-import type { ExecuteEvent, PubSubMode } from '../contract/index.js';
+import { eventFromMessage, type ExecuteEvent, type PubSubMode } from '../contract/index.js';
 
 /**
  * More live events than this, or more than this many characters of them, waiting for a slow
@@ -101,12 +101,8 @@ export class Subscriptions {
   private dispatch(channel: string, message: string): void {
     const watchers = this.channels.get(channel)?.watchers;
     if (!watchers || watchers.size === 0) return;
-    let event: ExecuteEvent;
-    try {
-      event = JSON.parse(message) as ExecuteEvent;
-    } catch {
-      return; // not one of ours: someone else published on the channel
-    }
+    const event = eventFromMessage(message);
+    if (event === null) return; // not one of ours: someone else published on the channel
     watchers.forEach((live) => live.receive(event, message.length));
   }
 }

@@ -69,6 +69,16 @@ export function eventFromHistory(
   return line as LineEvent;
 }
 
+/**
+ * The event a live message carries, or null for one that is not an event (someone else
+ * published on the channel): as for the history, what readers rely on is checked.
+ */
+export function eventFromMessage(message: string): ExecuteEvent | null {
+  const event = parseJson(message);
+  if (!isRecord(event) || !Number.isInteger(event.seq) || (event.seq as number) < 1) return null;
+  return isEventOf(event, event.seq as number) ? (event as ExecuteEvent) : null;
+}
+
 /** The largest time a Date holds: past it toISOString throws. */
 const MAX_DATE_MS = 8.64e15;
 

@@ -136,6 +136,22 @@ describe('event replay at the edges', () => {
     expect(seen).toEqual(range(1, 15_001));
   });
 
+  it('passes over messages on the live channel that are no events', async () => {
+    await write([event(1)], true);
+    const seen: ExecuteEvent[] = [];
+    for await (const e of client.events(jobId)) {
+      seen.push(e);
+      if (e.seq !== 1) continue;
+      // Someone else publishes on the job's channel, then the job goes on.
+      const channel = eventChannel(address.queueName, jobId);
+      for (const junk of ['not json', '{"seq":"x"}', '{"seq":2}', JSON.stringify(event(0))]) {
+        await redis.publish(channel, junk);
+      }
+      await write([event(2), event(3, 'completed')], true);
+    }
+    expect(seen.map((e) => `${e.type}:${e.seq}`)).toEqual(['output:1', 'output:2', 'completed:3']);
+  });
+
   it('says so with a gap event when the history was trimmed past the asked seq', async () => {
     await write([...range(50, 52).map((seq) => event(seq)), event(53, 'completed')], false);
     const events: ExecuteEvent[] = [];
