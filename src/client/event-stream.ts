@@ -115,18 +115,15 @@ class EventReader {
    * returns true once the job's final event went out.
    */
   async *replay(before = Infinity): AsyncGenerator<ExecuteEvent, boolean> {
-    const first = await readFirstSeq(this.redis, this.address, this.jobId);
-    if (first !== null && first > this.next && this.next < before) {
-      // Older events were trimmed from the history (EVENTS_MAX_LEN): say so, do not pretend.
-      const to = Math.min(first, before) - 1;
-      yield trimmedGap(this.jobId, this.next, to);
-      this.next = to + 1;
-    }
+    yield* this.trimmed(before);
     for (let cursor = this.next; ;) {
       const page = await readHistory(this.redis, this.address, this.jobId, cursor, PAGE);
       for (const event of page.events) {
         if (event.seq >= before) return false;
         if (event.seq < this.next) continue;
+        // A hole: the worker may have trimmed the history since (EVENTS_MAX_BYTES, as a run goes
+        // on), or the events were lost, which a gap event of the worker's names later.
+        if (event.seq > this.next) yield* this.trimmed(event.seq);
         this.next = event.seq + 1;
         yield event;
         if (isFinalEvent(event)) return true;
@@ -134,6 +131,18 @@ class EventReader {
       if (page.next === null) return false;
       cursor = page.next;
     }
+  }
+
+  /**
+   * A gap event for what the history no longer holds from `next` on (below `before`): older
+   * events were trimmed from it (EVENTS_MAX_LEN, EVENTS_MAX_BYTES). Say so, do not pretend.
+   */
+  private async *trimmed(before: number): AsyncGenerator<ExecuteEvent> {
+    const first = await readFirstSeq(this.redis, this.address, this.jobId);
+    if (first === null || first <= this.next || this.next >= before) return;
+    const to = Math.min(first, before) - 1;
+    yield trimmedGap(this.jobId, this.next, to);
+    this.next = to + 1;
   }
 
   /** Yields the live events until the final one, the job's end, or the signal. */

@@ -136,6 +136,21 @@ describe('event replay at the edges', () => {
     expect(seen).toEqual(range(1, 15_001));
   });
 
+  it('names what the worker trimmed from the history while a replay was paging through it', async () => {
+    await write([...range(1, 1199).map((seq) => event(seq)), event(1200, 'completed')], false);
+    const seen: string[] = [];
+    for await (const e of client.events(jobId, { follow: false })) {
+      seen.push(e.type === 'gap' ? `gap:${e.seq}-${e.data.ranges[0]?.to}` : String(e.seq));
+      // While the reader is in its first page, the worker trims the history below 800.
+      if (e.seq === 10) await redis.xtrim(historyKey(address, jobId), 'MINID', '800-0');
+    }
+    expect(seen).toEqual([
+      ...range(1, 500).map(String),
+      'gap:501-799',
+      ...range(800, 1200).map(String),
+    ]);
+  });
+
   it('passes over messages on the live channel that are no events', async () => {
     await write([event(1)], true);
     const seen: ExecuteEvent[] = [];

@@ -25,8 +25,8 @@ export interface EventSink {
   readonly bufferBytes: number;
   /** Bytes of events an attempt keeps in its job's history (see JobEvents.keep). */
   readonly historyMaxBytes: number;
-  /** Removes the job's history entries below `seq`; never throws. */
-  trim(jobId: string, seq: number): Promise<void>;
+  /** Removes the job's history entries below `seq`: whether it did (it never throws). */
+  trim(jobId: string, seq: number): Promise<boolean>;
   /** Seconds a job's history lives after its last event is written. */
   readonly ttlSeconds: number;
   now(): number;
@@ -74,6 +74,7 @@ export class JobEvents {
   /** The batches this attempt has in the history, oldest first, with their bytes there. */
   private readonly kept: { first: number; bytes: number }[] = [];
   private keptBytes = 0;
+  private discarded = false;
 
   constructor(
     private readonly sink: EventSink,
@@ -165,6 +166,7 @@ export class JobEvents {
    * still held would only interleave with that worker's events.
    */
   discard(): void {
+    this.discarded = true;
     // A batch already on its way cannot be called back; the rest can.
     const dropped = this.queue.splice(this.inFlight);
     const bytes = dropped.reduce((sum, event) => sum + event.json.length, 0);
@@ -254,13 +256,14 @@ export class JobEvents {
         // Redis is up and keeps refusing these events: give them up, loudly, rather than
         // stall the run forever.
         if (outcome !== 'ok') batch.forEach((event) => this.drop(event.seq, 'publish-failed'));
-        else await this.keep(batch);
         failures = 0;
         this.queue.splice(0, batch.length);
         const bytes = batch.reduce((sum, event) => sum + event.json.length, 0);
         this.queuedBytes -= bytes;
         this.sink.account(-bytes);
         this.releaseWaiters();
+        // Counted once out of the queue: a discard meanwhile finds it written, not pending.
+        if (outcome === 'ok') await this.keep(batch);
       } else {
         await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
       }
@@ -280,11 +283,19 @@ export class JobEvents {
     this.kept.push({ first: first.seq, bytes });
     this.keptBytes += bytes;
     const max = this.sink.historyMaxBytes;
-    if (this.keptBytes <= max) return;
-    while (this.kept.length > 1 && this.keptBytes > max * 0.75) {
-      this.keptBytes -= this.kept.shift()?.bytes ?? 0;
+    // Another worker's job now (see discard): its history is not this attempt's to trim.
+    if (this.keptBytes <= max || this.discarded) return;
+    let dropped = 0;
+    let left = this.keptBytes;
+    while (dropped < this.kept.length - 1 && left > max * 0.75) {
+      left -= this.kept[dropped]?.bytes ?? 0;
+      dropped++;
     }
-    await this.sink.trim(this.jobId, this.kept[0]?.first ?? first.seq);
+    const from = this.kept[dropped]?.first ?? first.seq;
+    // Counted as gone only once Redis says so: a failed trim is tried again after the next batch.
+    if (!(await this.sink.trim(this.jobId, from))) return;
+    this.kept.splice(0, dropped);
+    this.keptBytes = left;
   }
 
   private takeBatch(): PendingEvent[] {
@@ -315,10 +326,16 @@ function isoTime(time: number): string {
   return lastIso;
 }
 
-/** About what an event's entry takes in the history: its fields and values. */
+/** About what an event's entry takes in the history: its fields and values, in bytes. */
 function storedBytes(event: PendingEvent): number {
   return event.stored.reduce<number>(
-    (sum, field) => sum + (typeof field === 'number' ? 8 : field.length),
+    (sum, field) =>
+      sum +
+      (typeof field === 'number'
+        ? 8
+        : Buffer.isBuffer(field)
+          ? field.length
+          : Buffer.byteLength(field)),
     0,
   );
 }

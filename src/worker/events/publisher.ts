@@ -115,13 +115,15 @@ export class EventPublisher implements EventSink {
     });
   }
 
-  /** Removes the job's history entries below `seq`, reporting a failure rather than throwing. */
-  async trim(jobId: string, seq: number): Promise<void> {
+  /** Removes the job's history entries below `seq`: false, reported, where Redis refused. */
+  async trim(jobId: string, seq: number): Promise<boolean> {
     const { redis, address } = this.options;
     try {
       await redis.xtrim(historyKey(address, jobId), 'MINID', `${seq}-0`);
+      return true;
     } catch (error) {
       this.options.onPublishError?.(asError(error));
+      return false;
     }
   }
 

@@ -59,9 +59,16 @@ class MemorySink implements EventSink {
     this.bufferedBytes += bytes;
   }
 
-  trim(_jobId: string, seq: number): Promise<void> {
-    this.trims.push(seq);
-    return Promise.resolve();
+  /** What each trim answers; by default it succeeds. */
+  trimOutcome = true;
+
+  /** Held trims wait for it, as a slow Redis's would. */
+  trimGate: Promise<void> | null = null;
+
+  async trim(_jobId: string, seq: number): Promise<boolean> {
+    await this.trimGate;
+    if (this.trimOutcome) this.trims.push(seq);
+    return this.trimOutcome;
   }
 
   dropped(count: number): void {
@@ -281,6 +288,40 @@ describe('JobEvents: numbering and writing', () => {
     expect(sink.trims).toEqual([...sink.trims].sort((a, b) => a - b));
     expect(sink.trims[0]).toBeGreaterThan(5);
     expect(sink.trims.at(-1)).toBeLessThan(events.lastSeq);
+  });
+
+  it('tries a trim Redis refused again after the next batch', async () => {
+    const sink = new MemorySink();
+    sink.historyMaxBytes = 300 * 1024;
+    sink.trimOutcome = false;
+    const events = new JobEvents(sink, 'job-1', 1, 1);
+    for (let i = 0; i < 3; i++) {
+      void events.line('output', 'x'.repeat(100 * 1024));
+      await events.flush();
+    }
+    expect(sink.trims).toEqual([]);
+    // Redis still holds all three lines, over the cap: a short line is enough to try again.
+    sink.trimOutcome = true;
+    void events.line('output', 'short');
+    await events.flush();
+    expect(sink.trims).toEqual([2]);
+  });
+
+  it('counts a written batch once when the job is discarded while its trim waits', async () => {
+    const sink = new MemorySink();
+    sink.historyMaxBytes = 150 * 1024;
+    let releaseTrim = (): void => undefined;
+    sink.trimGate = new Promise((resolve) => (releaseTrim = resolve));
+    const events = new JobEvents(sink, 'job-1', 1, 1);
+    void events.line('output', 'x'.repeat(100 * 1024));
+    await events.flush();
+    void events.line('output', 'y'.repeat(100 * 1024));
+    await settle();
+    // The second batch is written and its trim waits: the job goes to another worker now.
+    events.discard();
+    releaseTrim();
+    await settle();
+    expect(sink.bufferedBytes).toBe(0);
   });
 
   it('trims nothing under historyMaxBytes', async () => {
