@@ -1,6 +1,6 @@
 import type { Job, Queue } from 'bullmq';
+import { isRecord } from '../common/records.js';
 import {
-  ExecuteResultSchema,
   readRunState,
   resultWithoutRun,
   type ExecuteResult,
@@ -73,20 +73,28 @@ export function finishedResult(job: Job, state: string): ExecuteResult | null {
 /**
  * A completed job's return value. One that is no ExecuteResult (the job was completed by
  * something else than a claudebox worker on this queue) is told as a failure naming what is
- * wrong: taken as "still running", it would keep a caller waiting for ever.
+ * wrong: taken as "still running", it would keep a caller waiting for ever. Only what readers
+ * rely on is checked, so that a result of an older or newer worker reads as it was stored.
  */
 function storedResult(job: Job): ExecuteResult {
-  const parsed = ExecuteResultSchema.safeParse(job.returnvalue);
-  // Fields of a newer contract stay, the defaults of older results are filled in.
-  if (parsed.success) return { ...(job.returnvalue as object), ...parsed.data };
-  const [issue] = parsed.error.issues;
-  const where = issue?.path.length ? ` at ${issue.path.join('.')}` : '';
+  const value: unknown = job.returnvalue;
+  const wrong = isRecord(value) ? RELIED_ON.find(([, holds]) => !holds(value)) : null;
+  if (wrong === undefined) return value as ExecuteResult;
+  const what = wrong === null ? 'it is no object' : `its ${wrong[0]} is missing or wrong`;
   return noRunResult(
     job,
     'worker-error',
-    `the job completed, but its return value is not an ExecuteResult (${issue?.message ?? 'invalid'}${where}): was it completed by something other than a claudebox worker?`,
+    `the job completed, but its return value is not an ExecuteResult (${what}): was it completed by something other than a claudebox worker?`,
   );
 }
+
+/** What the client, the gateway and their callers read of every result. */
+const RELIED_ON: readonly [string, (result: Record<string, unknown>) => boolean][] = [
+  ['jobId', (result) => typeof result.jobId === 'string'],
+  ['success', (result) => typeof result.success === 'boolean'],
+  ['failure', (result) => result.failure === null || typeof result.failure === 'string'],
+  ['lastSeq', (result) => Number.isSafeInteger(result.lastSeq) && (result.lastSeq as number) >= 0],
+];
 
 function noRunResult(job: Job, failure: FailureKind, error: string): ExecuteResult {
   return {

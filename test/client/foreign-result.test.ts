@@ -47,6 +47,20 @@ describe('a job completed without an ExecuteResult', () => {
     expect(result.error).toMatch(/return value is not an ExecuteResult/);
   });
 
+  it('hands on a result of an older or newer worker as it was stored', async () => {
+    // Fields it lacks (retryAt, jobCostUsd) or has beyond this contract do not make it foreign.
+    const stored = {
+      jobId: 'x',
+      success: true,
+      failure: null,
+      lastSeq: 3,
+      durationMs: -1,
+      more: 1,
+    };
+    const jobId = await completeWith(stored);
+    expect(await client.result(jobId, { timeoutMs: 5000 })).toEqual(stored);
+  });
+
   it('does not hand on a value of another shape as a result', async () => {
     const jobId = await completeWith({ success: true, exitCode: 'zero' });
     const result = await client.result(jobId, { timeoutMs: 5000 });
