@@ -84,7 +84,8 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
   const outcome = (pid: number | null, end: RunEnd): RunOutcome => ({
     pid,
     startedAt,
-    durationMs: now() - startedAt,
+    // The wall clock may step back during a run: a duration is never negative.
+    durationMs: Math.max(0, now() - startedAt),
     output: output.stdout,
     summary: output.summary,
     lastStderr: output.lastStderr,

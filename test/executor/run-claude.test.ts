@@ -41,6 +41,14 @@ function spec(bin: string, overrides: Partial<RunSpec> = {}): Run {
 const stdoutLines = (lines: RunLine[]): RunLine[] => lines.filter((l) => l.stream === 'stdout');
 
 describe('runClaude', () => {
+  it('never reports a negative duration when the clock steps back during the run', async () => {
+    let time = 1_000_000;
+    const { spec: s } = spec(fixture('claude-success.mjs'), { now: () => (time -= 60_000) });
+    const outcome = await runClaude(s);
+    expect(outcome.exitCode).toBe(0);
+    expect(outcome.durationMs).toBe(0);
+  });
+
   it('succeeds when the CLI exits 0 after a result line with is_error false', async () => {
     const { spec: s, lines } = spec(fixture('claude-success.mjs'));
     const outcome = await runClaude(s);
