@@ -285,7 +285,7 @@ export const ConfigSchema = z.object({
     .max(3600, 'must be at most 3600 (an hour)')
     .default(60)
     .describe(
-      'A clone or fetch of a workspace source that moves less than 1 KB/s for this long (over HTTP), or takes 60 times as long in all (any transport), is stopped: the attempt fails as `workspace-failed` and is retried. Without it, a source that never answers would hold the job, and every job of that source, for ever.',
+      'A clone or fetch of a workspace source that moves less than 1 KB/s for this long (over HTTP), or takes 60 times as long in all (any transport), is stopped: the attempt fails as `workspace-failed`, retried where the job has attempts left. Without it, a source that never answers would hold the job, and every job of that source, for ever.',
     ),
   WORKSPACE_CACHE_MAX_BYTES: integer(0)
     .default(10 * 1024 * MiB)

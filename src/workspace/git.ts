@@ -16,10 +16,22 @@ export class GitError extends Error {
   }
 }
 
+/**
+ * What git (and curl and ssh under it) print where a source refused: checked first, as git
+ * follows an HTTP 403 with the same "RPC failed" and "remote end hung up" as a cut connection.
+ * 408 (timeout) and 429 (too many requests) are not refusals.
+ */
+const REFUSED =
+  /returned error: 4(?!08|29)\d\d|HTTP 4(?!08|29)\d\d|authentication failed|could not read username|permission denied|host key verification failed|repository .*not found|does not appear to be a git repository/i;
 /** What git (and curl and ssh under it) print where a source could not be reached. */
 const UNREACHABLE =
   /could not resolve host|temporary failure in name resolution|failed to connect|connection (refused|timed out|reset)|operation timed out|network is unreachable|no route to host|too slow|remote end hung up unexpectedly|early eof|rpc failed|returned error: 5\d\d/i;
 const REMOTE_COMMANDS = ['clone', 'fetch'];
+
+/** Whether what a failed clone or fetch printed says its source could not be reached. */
+export function unreachable(printed: string): boolean {
+  return !REFUSED.test(printed) && UNREACHABLE.test(printed);
+}
 
 /**
  * Settings every git command of the worker runs with. The worker is root and may read
@@ -126,7 +138,7 @@ function failure(
   const line = said.filter((text) => /fatal|error/i.test(text)).at(-1) ?? said.at(-1) ?? '';
   return new GitError(
     `git ${command} failed: ${line.replace(/\s+/g, ' ').trim() || `exit code ${result.exitCode ?? 'none'}`}`,
-    remote && UNREACHABLE.test(printed),
+    remote && unreachable(printed),
   );
 }
 
