@@ -101,7 +101,7 @@ export class Subscriptions {
   private dispatch(channel: string, message: string): void {
     const watchers = this.channels.get(channel)?.watchers;
     if (!watchers || watchers.size === 0) return;
-    const event = eventFromMessage(message);
+    const event = eventFromMessage(message, channel);
     if (event === null) return; // not one of ours: someone else published on the channel
     watchers.forEach((live) => live.receive(event, message.length));
   }

@@ -73,9 +73,12 @@ export function eventFromHistory(
  * The event a live message carries, or null for one that is not an event (someone else
  * published on the channel): as for the history, what readers rely on is checked.
  */
-export function eventFromMessage(message: string): ExecuteEvent | null {
+export function eventFromMessage(message: string, channel: string): ExecuteEvent | null {
   const event = parseJson(message);
-  if (!isRecord(event) || !Number.isInteger(event.seq) || (event.seq as number) < 1) return null;
+  if (!isRecord(event) || !Number.isSafeInteger(event.seq) || (event.seq as number) < 1)
+    return null;
+  // Each job has a channel of its own, named after it.
+  if (typeof event.jobId !== 'string' || !channel.endsWith(`:events:${event.jobId}`)) return null;
   return isEventOf(event, event.seq as number) ? (event as ExecuteEvent) : null;
 }
 

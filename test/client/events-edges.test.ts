@@ -159,12 +159,18 @@ describe('event replay at the edges', () => {
       if (e.seq !== 1) continue;
       // Someone else publishes on the job's channel, then the job goes on.
       const channel = eventChannel(address.queueName, jobId);
-      for (const junk of ['not json', '{"seq":"x"}', '{"seq":2}', JSON.stringify(event(0))]) {
-        await redis.publish(channel, junk);
+      const otherJob = { ...event(2), jobId: 'another-job' };
+      const junk = ['not json', '{"seq":"x"}', '{"seq":2}', JSON.stringify(event(0))];
+      for (const message of [...junk, JSON.stringify(otherJob)]) {
+        await redis.publish(channel, message);
       }
       await write([event(2), event(3, 'completed')], true);
     }
-    expect(seen.map((e) => `${e.type}:${e.seq}`)).toEqual(['output:1', 'output:2', 'completed:3']);
+    expect(seen.map((e) => `${e.jobId}:${e.type}:${e.seq}`)).toEqual([
+      `${jobId}:output:1`,
+      `${jobId}:output:2`,
+      `${jobId}:completed:3`,
+    ]);
   });
 
   it('says so with a gap event when the history was trimmed past the asked seq', async () => {
