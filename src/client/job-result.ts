@@ -79,13 +79,23 @@ export function finishedResult(job: Job, state: string): ExecuteResult | null {
 function storedResult(job: Job): ExecuteResult {
   const value: unknown = job.returnvalue;
   const wrong = isRecord(value) ? RELIED_ON.find(([, holds]) => !holds(value)) : null;
-  if (wrong === undefined) return value as ExecuteResult;
+  if (wrong === undefined) return withOlderDefaults(value as Record<string, unknown>);
   const what = wrong === null ? 'it is no object' : `its ${wrong[0]} is missing or wrong`;
   return noRunResult(
     job,
     'worker-error',
     `the job completed, but its return value is not an ExecuteResult (${what}): was it completed by something other than a claudebox worker?`,
   );
+}
+
+/** A result of an older worker, with what later versions added as the contract says it reads. */
+function withOlderDefaults(stored: Record<string, unknown>): ExecuteResult {
+  const { workspace } = stored;
+  return {
+    stoppedAfterResult: false,
+    ...stored,
+    workspace: isRecord(workspace) ? { pathsOmitted: 0, ...workspace } : null,
+  } as ExecuteResult;
 }
 
 /** What the client, the gateway and their callers read of every result. */

@@ -49,16 +49,15 @@ describe('a job completed without an ExecuteResult', () => {
 
   it('hands on a result of an older or newer worker as it was stored', async () => {
     // Fields it lacks (retryAt, jobCostUsd) or has beyond this contract do not make it foreign.
-    const stored = {
-      jobId: 'x',
-      success: true,
-      failure: null,
-      lastSeq: 3,
-      durationMs: -1,
-      more: 1,
-    };
+    const workspace = { base: 'abc', changed: ['a.txt'] };
+    const stored = { jobId: 'x', success: true, failure: null, lastSeq: 3, workspace, more: 1 };
     const jobId = await completeWith(stored);
-    expect(await client.result(jobId, { timeoutMs: 5000 })).toEqual(stored);
+    // What later versions added reads as the contract says it does in older results.
+    expect(await client.result(jobId, { timeoutMs: 5000 })).toEqual({
+      ...stored,
+      stoppedAfterResult: false,
+      workspace: { ...workspace, pathsOmitted: 0 },
+    });
   });
 
   it('does not hand on a value of another shape as a result', async () => {
