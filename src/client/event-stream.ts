@@ -43,7 +43,7 @@ export async function* jobEvents(
   let live: LiveEvents | null = null;
   try {
     if (follow)
-      live = await subscriptions.watch(liveEventChannel(subscriptions.mode, address, jobId));
+      live = await subscriptions.watch(liveEventChannel(subscriptions.mode, address, jobId), jobId);
     await reader.checkExists();
     if (yield* reader.expired()) return;
     if ((yield* reader.replay()) || live === null) return;
@@ -118,12 +118,14 @@ class EventReader {
     yield* this.trimmed(before);
     for (let cursor = this.next; ;) {
       const page = await readHistory(this.redis, this.address, this.jobId, cursor, PAGE);
+      // A page that starts past where it was asked: the worker may have trimmed the history
+      // since the last look (EVENTS_MAX_BYTES trims as a run goes on), which only ever takes
+      // the oldest entries. A hole within a page is events lost, which a gap event of the
+      // worker's names.
+      if (page.first !== null && page.first > cursor) yield* this.trimmed(before);
       for (const event of page.events) {
         if (event.seq >= before) return false;
         if (event.seq < this.next) continue;
-        // A hole: the worker may have trimmed the history since (EVENTS_MAX_BYTES, as a run goes
-        // on), or the events were lost, which a gap event of the worker's names later.
-        if (event.seq > this.next) yield* this.trimmed(event.seq);
         this.next = event.seq + 1;
         yield event;
         if (isFinalEvent(event)) return true;

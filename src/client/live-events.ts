@@ -11,6 +11,8 @@ const BUFFER_LIMIT = 10_000;
 const BUFFER_LIMIT_CHARS = 32 * 1024 * 1024;
 
 interface Channel {
+  /** The job whose events the channel carries. */
+  readonly jobId: string;
   readonly watchers: Set<LiveEvents>;
   readonly subscribed: Promise<unknown>;
 }
@@ -33,8 +35,8 @@ export class Subscriptions {
     readonly mode: PubSubMode = 'plain',
   ) {}
 
-  /** A watcher of the channel, once Redis confirmed the subscription. */
-  async watch(channel: string): Promise<LiveEvents> {
+  /** A watcher of the job's channel, once Redis confirmed the subscription. */
+  async watch(channel: string, jobId: string): Promise<LiveEvents> {
     const live = new LiveEvents(() => this.leave(channel, live));
     let entry = this.channels.get(channel);
     if (!entry) {
@@ -44,7 +46,7 @@ export class Subscriptions {
         this.mode === 'sharded' ? 'ssubscribe' : 'subscribe',
         channel,
       );
-      entry = { watchers: new Set(), subscribed };
+      entry = { jobId, watchers: new Set(), subscribed };
       this.channels.set(channel, entry);
     }
     entry.watchers.add(live);
@@ -99,9 +101,10 @@ export class Subscriptions {
   }
 
   private dispatch(channel: string, message: string): void {
-    const watchers = this.channels.get(channel)?.watchers;
-    if (!watchers || watchers.size === 0) return;
-    const event = eventFromMessage(message, channel);
+    const entry = this.channels.get(channel);
+    if (!entry || entry.watchers.size === 0) return;
+    const { watchers } = entry;
+    const event = eventFromMessage(message, entry.jobId);
     if (event === null) return; // not one of ours: someone else published on the channel
     watchers.forEach((live) => live.receive(event, message.length));
   }

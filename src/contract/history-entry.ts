@@ -73,12 +73,13 @@ export function eventFromHistory(
  * The event a live message carries, or null for one that is not an event (someone else
  * published on the channel): as for the history, what readers rely on is checked.
  */
-export function eventFromMessage(message: string, channel: string): ExecuteEvent | null {
+export function eventFromMessage(message: string, jobId: string): ExecuteEvent | null {
   const event = parseJson(message);
-  if (!isRecord(event) || !Number.isSafeInteger(event.seq) || (event.seq as number) < 1)
+  if (!isRecord(event) || !Number.isSafeInteger(event.seq) || (event.seq as number) < 1) {
     return null;
-  // Each job has a channel of its own, named after it.
-  if (typeof event.jobId !== 'string' || !channel.endsWith(`:events:${event.jobId}`)) return null;
+  }
+  // Each job has a channel of its own: an event of another job is no event of this one.
+  if (event.jobId !== jobId) return null;
   return isEventOf(event, event.seq as number) ? (event as ExecuteEvent) : null;
 }
 

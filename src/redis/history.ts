@@ -26,6 +26,8 @@ export interface HistoryPage {
   readonly events: ExecuteEvent[];
   /** Where the next page starts; null when this one reached the end of the history. */
   readonly next: number | null;
+  /** The seq of the page's first entry (event or not); null for an empty page. */
+  readonly first: number | null;
 }
 
 /** The events of up to `count` entries with seq >= fromSeq, in order. */
@@ -47,8 +49,13 @@ export async function readHistory(
     .map(toEvent(jobId))
     .filter((event): event is ExecuteEvent => event !== null);
   // Paged by entries, not events: one that holds no event does not end the history early.
+  const [oldest] = entries;
   const last = entries.at(-1);
-  return { events, next: entries.length < count || last === undefined ? null : seqOf(last) + 1 };
+  return {
+    events,
+    next: entries.length < count || last === undefined ? null : seqOf(last) + 1,
+    first: oldest === undefined ? null : seqOf(oldest),
+  };
 }
 
 /** The newest event of a job, if its history still exists. */

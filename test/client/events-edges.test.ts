@@ -151,6 +151,33 @@ describe('event replay at the edges', () => {
     ]);
   });
 
+  it('leaves a hole within a page to the worker’s own gap event, however the history is trimmed meanwhile', async () => {
+    // Seqs 11..20 were lost in an outage: the worker's gap event (seq 21) names them.
+    const lost = {
+      jobId,
+      attempt: 1,
+      seq: 21,
+      type: 'gap',
+      timestamp: new Date().toISOString(),
+      data: { ranges: [{ from: 11, to: 20 }], count: 10, reason: 'buffer-overflow' },
+    } as ExecuteEvent;
+    await write(
+      [...range(1, 10).map((seq) => event(seq)), lost, ...range(22, 30).map((seq) => event(seq))],
+      false,
+    );
+    await write([event(31, 'completed')], false);
+    const seen: string[] = [];
+    for await (const e of client.events(jobId, { follow: false })) {
+      seen.push(e.type === 'gap' ? `gap:${e.data.reason}` : String(e.seq));
+      if (e.seq === 10) await redis.xtrim(historyKey(address, jobId), 'MINID', '25-0');
+    }
+    expect(seen).toEqual([
+      ...range(1, 10).map(String),
+      'gap:buffer-overflow',
+      ...range(22, 31).map(String),
+    ]);
+  });
+
   it('passes over messages on the live channel that are no events', async () => {
     await write([event(1)], true);
     const seen: ExecuteEvent[] = [];
