@@ -53,6 +53,8 @@ const BATCH_EVENTS = 256;
  */
 const LONG_TEXT = 1024;
 const BATCH_BYTES = 256 * 1024;
+/** Records of kept batches (see JobEvents.keep) before neighbours are merged. */
+const KEPT_RECORDS = 1024;
 const RETRY_DELAY_MS = 250;
 const PERMANENT_FAILURES_BEFORE_GAP = 5;
 
@@ -72,7 +74,7 @@ export class JobEvents {
   private readonly drainWaiters: (() => void)[] = [];
   private terminalSent = false;
   /** The batches this attempt has in the history, oldest first, with their bytes there. */
-  private readonly kept: { first: number; bytes: number }[] = [];
+  private kept: { first: number; bytes: number }[] = [];
   private keptBytes = 0;
   private discarded = false;
 
@@ -282,6 +284,7 @@ export class JobEvents {
     const bytes = batch.reduce((sum, event) => sum + storedBytes(event), 0);
     this.kept.push({ first: first.seq, bytes });
     this.keptBytes += bytes;
+    if (this.kept.length > KEPT_RECORDS) this.coarsen();
     const max = this.sink.historyMaxBytes;
     // Another worker's job now (see discard): its history is not this attempt's to trim.
     if (this.keptBytes <= max || this.discarded) return;
@@ -296,6 +299,21 @@ export class JobEvents {
     if (!(await this.sink.trim(this.jobId, from))) return;
     this.kept.splice(0, dropped);
     this.keptBytes = left;
+  }
+
+  /**
+   * Merges neighbouring records of kept batches: a run at a human pace writes each event as a
+   * batch of its own, and a record for each would grow for as long as the run (under the cap, by
+   * up to a record per 100 bytes kept). Trims then go by twice as large steps.
+   */
+  private coarsen(): void {
+    const merged: { first: number; bytes: number }[] = [];
+    for (const [index, record] of this.kept.entries()) {
+      const earlier = index % 2 === 1 ? merged.at(-1) : undefined;
+      if (earlier) earlier.bytes += record.bytes;
+      else merged.push({ ...record });
+    }
+    this.kept = merged;
   }
 
   private takeBatch(): PendingEvent[] {

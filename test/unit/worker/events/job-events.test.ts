@@ -290,6 +290,31 @@ describe('JobEvents: numbering and writing', () => {
     expect(sink.trims.at(-1)).toBeLessThan(events.lastSeq);
   });
 
+  it('keeps a bounded record of a long run written an event at a time, and still trims to the cap', async () => {
+    const sink = new MemorySink();
+    sink.historyMaxBytes = 1024 * 1024;
+    const events = new JobEvents(sink, 'job-1', 1, 1);
+    // Each event a batch of its own, as at a human pace: 20,000 records without merging.
+    for (let i = 0; i < 20_000; i++) {
+      void events.line('output', 'x'.repeat(100));
+      await events.flush();
+    }
+    const kept = (events as unknown as { kept: unknown[] }).kept;
+    expect(kept.length).toBeLessThanOrEqual(1024);
+    // Whatever stays after the last trim is within the cap.
+    const from = sink.trims.at(-1) ?? 0;
+    const stored = sink.batches
+      .flat()
+      .filter((e) => e.seq >= from)
+      .reduce(
+        (sum, e) =>
+          sum + e.stored.reduce<number>((n, f) => n + (typeof f === 'number' ? 8 : f.length), 0),
+        0,
+      );
+    expect(sink.trims.length).toBeGreaterThan(0);
+    expect(stored).toBeLessThanOrEqual(1024 * 1024);
+  });
+
   it('tries a trim Redis refused again after the next batch', async () => {
     const sink = new MemorySink();
     sink.historyMaxBytes = 300 * 1024;
