@@ -115,13 +115,12 @@ class EventReader {
    * returns true once the job's final event went out.
    */
   async *replay(before = Infinity): AsyncGenerator<ExecuteEvent, boolean> {
-    yield* this.trimmed(before);
     for (let cursor = this.next; ;) {
       const page = await readHistory(this.redis, this.address, this.jobId, cursor, PAGE);
-      // A page that starts past where it was asked: the worker may have trimmed the history
-      // since the last look (EVENTS_MAX_BYTES trims as a run goes on), which only ever takes
-      // the oldest entries. A hole within a page is events lost, which a gap event of the
-      // worker's names.
+      // A page that starts past where it was asked (the first one included): the history may
+      // have been trimmed (EVENTS_MAX_LEN, and EVENTS_MAX_BYTES as a run goes on), which only
+      // ever takes the oldest entries. A hole within a page is events lost, which a gap event
+      // of the worker's names.
       if (page.first !== null && page.first > cursor) yield* this.trimmed(before);
       for (const event of page.events) {
         if (event.seq >= before) return false;

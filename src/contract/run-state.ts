@@ -60,7 +60,6 @@ export const RunStateSchema = z.object({
 
 export type RunState = z.infer<typeof RunStateSchema>;
 
-/** The run state in a job's progress, or null when there is none (a job not yet started). */
 /**
  * A session id as a run state keeps it: a UUID, else none. What a CLI printed as its session id
  * is kept only so, lest a state the next attempt cannot read lose what the job spent.
@@ -71,6 +70,7 @@ export function storedSessionId(sessionId: string | null): string | null {
     : null;
 }
 
+/** The run state in a job's progress, or null when there is none (a job not yet started). */
 export function readRunState(progress: unknown): RunState | null {
   const parsed = RunStateSchema.safeParse(progress);
   return parsed.success ? parsed.data : null;

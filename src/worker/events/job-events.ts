@@ -347,13 +347,7 @@ function isoTime(time: number): string {
 /** About what an event's entry takes in the history: its fields and values, in bytes. */
 function storedBytes(event: PendingEvent): number {
   return event.stored.reduce<number>(
-    (sum, field) =>
-      sum +
-      (typeof field === 'number'
-        ? 8
-        : Buffer.isBuffer(field)
-          ? field.length
-          : Buffer.byteLength(field)),
+    (sum, field) => sum + (typeof field === 'number' ? 8 : Buffer.byteLength(field)),
     0,
   );
 }
