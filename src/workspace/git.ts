@@ -26,7 +26,6 @@ const REFUSED =
 /** What git (and curl and ssh under it) print where a source could not be reached. */
 const UNREACHABLE =
   /could not resolve host|temporary failure in name resolution|failed to connect|connection (refused|timed out|reset)|operation timed out|network is unreachable|no route to host|too slow|remote end hung up unexpectedly|early eof|rpc failed|returned error: 5\d\d/i;
-const REMOTE_COMMANDS = ['clone', 'fetch'];
 
 /** Whether what a failed clone or fetch printed says its source could not be reached. */
 export function unreachable(printed: string): boolean {
@@ -60,13 +59,15 @@ export interface GitOptions {
   readonly input?: Buffer | string;
   /** Past it git is stopped: a run can leave what git waits on for ever (a FIFO as .gitignore). */
   readonly timeoutMs?: number;
+  /** A clone or fetch from a source: its GitError says whether the source could be reached. */
+  readonly remote?: boolean;
 }
 
 /** Runs git, returning its stdout as bytes; a GitError with git's last words when it fails. */
 export async function git(args: readonly string[], options: GitOptions = {}): Promise<Buffer> {
   const result = await start(args, options, true);
   if (result.exitCode === 0) return Buffer.from(result.stdout);
-  throw failure(args, result, options.timeoutMs);
+  throw failure(args, result, options);
 }
 
 /**
@@ -87,7 +88,7 @@ export async function gitCapped(
     else chunks.length = 0;
   }
   const result = await subprocess;
-  if (result.exitCode !== 0) throw failure(args, result, options.timeoutMs);
+  if (result.exitCode !== 0) throw failure(args, result, options);
   return { bytes, output: bytes <= maxBytes ? Buffer.concat(chunks) : null };
 }
 
@@ -124,10 +125,9 @@ function failure(
     readonly exitCode?: number | undefined;
     readonly timedOut?: boolean;
   },
-  timeoutMs = 0,
+  { timeoutMs = 0, remote = false }: GitOptions,
 ): GitError {
   const command = commandOf(args);
-  const remote = REMOTE_COMMANDS.includes(command);
   if (result.timedOut === true) {
     const seconds = timeoutMs / 1000;
     return new GitError(`git ${command} did not finish within ${seconds} s: stopped`, remote);

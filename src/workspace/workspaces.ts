@@ -61,7 +61,7 @@ export class Workspaces {
     const stall = settings.stallSeconds ?? DEFAULT_STALL_SECONDS;
     this.remote = {
       settings: ['-c', 'http.lowSpeedLimit=1000', '-c', `http.lowSpeedTime=${stall}`],
-      options: { timeoutMs: stall * 60 * 1000 },
+      options: { timeoutMs: stall * 60 * 1000, remote: true },
     };
   }
 
