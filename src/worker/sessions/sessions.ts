@@ -128,21 +128,20 @@ export class TranscriptShipper {
     if (this.stopped !== null) return;
     this.path ??= await findTranscript(this.place.configDir, this.ref.sessionId);
     if (this.path === null) return;
-    const file = await openTranscript(this.path, this.place.owner);
-    if (file === null) {
+    const opened = await openTranscript(this.path, this.place.owner);
+    if (opened === null) {
       // Gone, or not the run's own file: looked for again next time.
       this.path = null;
       return;
     }
     try {
-      await this.shipFrom(file);
+      await this.shipFrom(opened.file, opened.size);
     } finally {
-      await file.close();
+      await opened.file.close();
     }
   }
 
-  private async shipFrom(file: FileHandle): Promise<void> {
-    const { size } = await file.stat();
+  private async shipFrom(file: FileHandle, size: number): Promise<void> {
     this.offset ??= (await this.sink.stored(this.ref)).bytes;
     if (size > this.maxBytes) {
       this.stopped = 'oversized';

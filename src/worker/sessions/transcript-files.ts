@@ -55,13 +55,13 @@ export async function transcriptSize(path: string | null): Promise<number> {
 }
 
 /**
- * The transcript at `path` open for reading, if it is a regular file and, given an `owner`, one
- * of that uid's; else null. No link is followed, nor a FIFO waited on.
+ * The transcript at `path` open for reading, with its size, if it is a regular file and, given
+ * an `owner`, one of that uid's; else null. No link is followed, nor a FIFO waited on.
  */
 export async function openTranscript(
   path: string,
   owner: number | null | undefined,
-): Promise<FileHandle | null> {
+): Promise<{ readonly file: FileHandle; readonly size: number } | null> {
   let file: FileHandle;
   try {
     file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -69,7 +69,7 @@ export async function openTranscript(
     return null;
   }
   const info = await file.stat().catch(() => null);
-  if (info?.isFile() && (owner == null || info.uid === owner)) return file;
+  if (info?.isFile() && (owner == null || info.uid === owner)) return { file, size: info.size };
   await file.close();
   return null;
 }
