@@ -76,7 +76,7 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
   const parts: Parts = {
     redis,
     queue,
-    streaming: { redis: streaming.redis, queue: streaming.queue },
+    streaming,
     client: createClient({
       connection: streaming.redis,
       ...address,
