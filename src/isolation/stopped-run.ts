@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readProcStat } from '../common/proc-stat.js';
+import { readProcFile, readProcStat } from '../common/proc-stat.js';
 import { findProcessesOfUid, signalProcesses } from '../executor/index.js';
 import { signalUid, type Sender } from './tools.js';
 
@@ -15,6 +15,21 @@ const POLL_MS = 10;
 const CONT_TRIES = 5;
 /** States of a process that does nothing more: stopped, stopped by a tracer, a zombie, dead. */
 const STILL = new Set(['T', 't', 'Z', 'X']);
+/**
+ * Where the kernel shows (in /proc/<pid>/wchan) a process waiting in vfork() for its child to
+ * exec or end, by kernel version: uninterruptibly (state D), so it never shows stopped itself.
+ */
+const VFORK_WAIT = new Set(['kernel_clone', '_do_fork', 'do_fork', 'wait_for_vfork_done']);
+
+/**
+ * Whether a process in `state`, waiting at `wchan`, does nothing more while the run is stopped:
+ * one waiting in vfork() goes on only once its child (a process of the run, which the stop
+ * reached too) execs or ends. A shell such as dash vforks for each command it runs, so a run
+ * stopped in that instant would otherwise never count as stopped.
+ */
+export function isStill(state: string, wchan: () => string | undefined): boolean {
+  return STILL.has(state) || (state === 'D' && VFORK_WAIT.has(wchan()?.trim() ?? ''));
+}
 
 /**
  * Runs `step` while every process of `uid` is stopped, then lets them go on: for root's look at
@@ -64,7 +79,7 @@ async function allStill(uid: number): Promise<boolean> {
   const until = performance.now() + STOP_WAIT_MS;
   for (;;) {
     const moving = (await findProcessesOfUid(uid)).filter(
-      ({ pid }) => !STILL.has(readProcStat(pid)?.state ?? 'X'),
+      ({ pid }) => !isStill(readProcStat(pid)?.state ?? 'X', () => readProcFile(pid, 'wchan')),
     );
     if (moving.length === 0) return true;
     if (performance.now() > until) return false;
