@@ -67,7 +67,7 @@ export async function saturation(redisUrl: string, queue: Queue, jobs: number, l
   let events = 0;
   watcher.on('pmessage', () => events++);
   try {
-    await watcher.psubscribe(`${queue.name}:events:*`);
+    await watcher.psubscribe(`${queue.qualifiedName}:events:*`);
     await queue.clean(0, 1_000_000, 'completed');
     const before = await readCounters(redis);
     const started = performance.now();

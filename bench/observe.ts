@@ -33,7 +33,7 @@ export async function watchJob(
     seen.push({ at, sentAt: line.t === undefined || line.t === 0 ? undefined : line.t });
   });
   try {
-    await subscriber.subscribe(`${queue.name}:events:${jobId}`);
+    await subscriber.subscribe(`${queue.qualifiedName}:events:${jobId}`);
     await queue.add('execute', { prompt }, { jobId });
     await waitForJob(queue, jobId);
     const deadline = performance.now() + 10_000;

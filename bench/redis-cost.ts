@@ -39,7 +39,7 @@ export async function eventCost(
   let received = 0;
   watchers[0]?.on('message', () => received++);
   try {
-    await Promise.all(watchers.map((w) => w.subscribe(`${queue.name}:events:${jobId}`)));
+    await Promise.all(watchers.map((w) => w.subscribe(`${queue.qualifiedName}:events:${jobId}`)));
     await queue.clean(0, 1_000_000, 'completed');
     return await costOf(redis, async () => {
       await queue.add('execute', { prompt: prompts.lines(lines, undefined, rate) }, { jobId });

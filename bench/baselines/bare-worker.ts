@@ -22,7 +22,8 @@ const publisher = new Redis(env('REDIS_URL'), { enableAutoPipelining: true });
 
 async function run(job: Job<{ prompt: string }>): Promise<{ exitCode: number | null }> {
   const jobId = job.id ?? '';
-  const channel = `${queueName}:events:${jobId}`;
+  // BullMQ's default prefix, which the benchmark's claudebox worker has too.
+  const channel = `bull:${queueName}:events:${jobId}`;
   const child = spawn(claude, ['-p', '--output-format', 'stream-json', '--verbose'], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });

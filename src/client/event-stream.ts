@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { RedisClient } from '../redis/connections.js';
 import {
-  liveEventChannel,
+  eventChannel,
   isFinalEvent,
   type ExecuteEvent,
   type GapEvent,
@@ -42,8 +42,7 @@ export async function* jobEvents(
   const reader = new EventReader(redis, queue, address, jobId, options.fromSeq);
   let live: LiveEvents | null = null;
   try {
-    if (follow)
-      live = await subscriptions.watch(liveEventChannel(subscriptions.mode, address, jobId), jobId);
+    if (follow) live = await subscriptions.watch(eventChannel(address, jobId), jobId);
     await reader.checkExists();
     if (yield* reader.expired()) return;
     if ((yield* reader.replay()) || live === null) return;

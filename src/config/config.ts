@@ -204,7 +204,7 @@ export const ConfigSchema = z.object({
     .enum(['plain', 'sharded'], { error: 'must be plain or sharded' })
     .default('plain')
     .describe(
-      "How live events are published: `plain` PUBLISH on `<queue>:events:<jobId>`, or `sharded` SPUBLISH (Redis 7) on `<prefix>:<queue>:events:<jobId>`, which a Redis Cluster keeps on the shard of the queue's slot instead of sending to every node. Clients, the CLI and the gateway must use the same (the client's `pubsub` option; the CLI and gateway read this variable).",
+      "How live events are published on `<prefix>:<queue>:events:<jobId>`: `plain` PUBLISH, or `sharded` SPUBLISH (Redis 7), which a Redis Cluster keeps on the shard of the queue's slot instead of sending to every node. Clients, the CLI and the gateway must use the same (the client's `pubsub` option; the CLI and gateway read this variable).",
     ),
   EVENTS_WAIT_REPLICAS: integer(0)
     .max(16, 'must be at most 16')

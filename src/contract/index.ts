@@ -11,4 +11,4 @@ export { describeIssues } from './issues.js';
 export { compileJsonSchema, schemaViolations, type CompiledSchema } from './json-schema.js';
 
 /** The version of the job data / events / result contract this package speaks. */
-export const CONTRACT_VERSION = 2;
+export const CONTRACT_VERSION = 3;

@@ -7,9 +7,15 @@ export interface QueueAddress {
   readonly queueName: string;
 }
 
-/** Pub/sub channel of a job's live events. */
-export function eventChannel(queueName: string, jobId: string): string {
-  return `${queueName}:events:${jobId}`;
+/**
+ * Pub/sub channel of a job's live events, PUBLISHed or SPUBLISHed (see PubSubMode). It carries
+ * the prefix as every key of the queue does: deployments that share a Redis and a queue name
+ * under different prefixes number their jobs alike, and must not hear each other's runs. It
+ * starts with the queue's hash tag, so on a Redis Cluster SPUBLISH keeps it on the shard that
+ * holds the job's history.
+ */
+export function eventChannel({ prefix, queueName }: QueueAddress, jobId: string): string {
+  return `${prefix}:${queueName}:events:${jobId}`;
 }
 
 /** Redis Stream holding a job's events for replay; entry ids are `<seq>-0`. */
@@ -60,23 +66,8 @@ export function queueHashTag({ prefix, queueName }: QueueAddress): string | null
   return hashTag(`${prefix}:${queueName}:`);
 }
 
-/**
- * The channel of a job's live events under sharded pub/sub (SPUBLISH): it carries the queue's
- * hash tag, so on a Redis Cluster it lives on the shard that holds the job's history.
- */
-export function shardedEventChannel({ prefix, queueName }: QueueAddress, jobId: string): string {
-  return `${prefix}:${queueName}:events:${jobId}`;
-}
-
 /** How live events are published: PUBLISH (to every node of a cluster) or SPUBLISH. */
 export type PubSubMode = 'plain' | 'sharded';
-
-/** The channel a job's live events are published on in `mode`. */
-export function liveEventChannel(mode: PubSubMode, address: QueueAddress, jobId: string): string {
-  return mode === 'sharded'
-    ? shardedEventChannel(address, jobId)
-    : eventChannel(address.queueName, jobId);
-}
 
 /**
  * The change a job made in its workspace: a hash with the patch (`git diff --binary`), its base

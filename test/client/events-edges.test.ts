@@ -60,7 +60,7 @@ describe('event replay at the edges', () => {
       const json = JSON.stringify(e);
       const fields = historyFields(e, json, Date.parse(e.timestamp));
       pipeline.xadd(historyKey(address, jobId), `${e.seq}-0`, ...fields);
-      if (publish) pipeline.publish(eventChannel(address.queueName, jobId), json);
+      if (publish) pipeline.publish(eventChannel(address, jobId), json);
     }
     await pipeline.exec();
   }
@@ -185,7 +185,7 @@ describe('event replay at the edges', () => {
       seen.push(e);
       if (e.seq !== 1) continue;
       // Someone else publishes on the job's channel, then the job goes on.
-      const channel = eventChannel(address.queueName, jobId);
+      const channel = eventChannel(address, jobId);
       const otherJob = { ...event(2), jobId: 'another-job' };
       const junk = ['not json', '{"seq":"x"}', '{"seq":2}', JSON.stringify(event(0))];
       for (const message of [...junk, JSON.stringify(otherJob)]) {

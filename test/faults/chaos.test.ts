@@ -110,7 +110,7 @@ async function listenToAllJobs(
     const event = JSON.parse(message) as ExecuteEvent;
     events.set(event.jobId, [...(events.get(event.jobId) ?? []), event]);
   });
-  await subscriber.psubscribe(`${queueName}:events:*`);
+  await subscriber.psubscribe(`bull:${queueName}:events:*`);
   return {
     events,
     close: async () => {

@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
-import { eventChannel, type ExecuteEvent } from '../../src/contract/index.js';
+import type { ExecuteEvent } from '../../src/contract/index.js';
 import { get, parseSse, startTestGateway, type TestGateway } from '../support/sse.js';
 import {
   collectEvents,
@@ -53,7 +53,7 @@ describe('GET /jobs/:id/events (Server-Sent Events)', () => {
   const replay = (jobId: string): Promise<ExecuteEvent[]> =>
     collectEvents(client.events(jobId, { follow: false }));
   const numsub = async (jobId: string): Promise<number> => {
-    const reply = await redis.pubsub('NUMSUB', eventChannel(queueName, jobId));
+    const reply = await redis.pubsub('NUMSUB', `bull:${queueName}:events:${jobId}`);
     return Number(reply[1]);
   };
 

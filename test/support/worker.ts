@@ -80,7 +80,8 @@ export async function subscribeToEvents(
   subscriber.on('message', (_channel: string, message: string) => {
     events.push(JSON.parse(message) as ExecuteEvent);
   });
-  await subscriber.subscribe(`${queueName}:events:${jobId}`);
+  // The default QUEUE_PREFIX, as every worker these tests start has.
+  await subscriber.subscribe(`bull:${queueName}:events:${jobId}`);
   return {
     events,
     close: async () => {

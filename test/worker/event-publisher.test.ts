@@ -68,17 +68,9 @@ describe('the event publisher, on a real Redis', () => {
         }),
       );
     };
-    if (sharded) {
-      watcher.on('smessage', onMessage);
-      await sendSubscription(
-        watcher,
-        'ssubscribe',
-        `${address.prefix}:${address.queueName}:events:${jobId}`,
-      );
-    } else {
-      watcher.on('message', onMessage);
-      await sendSubscription(watcher, 'subscribe', `${address.queueName}:events:${jobId}`);
-    }
+    const channel = `${address.prefix}:${address.queueName}:events:${jobId}`;
+    watcher.on(sharded ? 'smessage' : 'message', onMessage);
+    await sendSubscription(watcher, sharded ? 'ssubscribe' : 'subscribe', channel);
     return {
       /** Once `count` messages came: each message's seq, and whether the history had it. */
       seen: async (count: number) => {

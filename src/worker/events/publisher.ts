@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import {
   historyKey,
-  liveEventChannel,
+  eventChannel,
   type PubSubMode,
   type QueueAddress,
 } from '../../contract/index.js';
@@ -132,7 +132,7 @@ export class EventPublisher implements EventSink {
     const mode = this.options.pubsub ?? 'plain';
     const target = {
       key: historyKey(address, jobId),
-      channel: liveEventChannel(mode, address, jobId),
+      channel: eventChannel(address, jobId),
       sharded: mode === 'sharded',
       maxLen,
     };
