@@ -264,8 +264,10 @@ export class JobEvents {
         this.queuedBytes -= bytes;
         this.sink.account(-bytes);
         this.releaseWaiters();
-        // Counted once out of the queue: a discard meanwhile finds it written, not pending.
-        if (outcome === 'ok') await this.keep(batch);
+        // Counted once out of the queue: a discard meanwhile finds it written, not pending. A
+        // batch given up is counted too: it may be in the history all the same (written, and
+        // then too few replicas had it), and counting one that is not only trims a little early.
+        await this.keep(batch);
       } else {
         await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
       }

@@ -543,6 +543,24 @@ describe('JobEvents: Redis reachable but refusing the events', () => {
     expect(sink.events[0]).toMatchObject({ data: { reason: 'publish-failed' } });
   });
 
+  it('counts a batch it gave up against historyMaxBytes: the history may hold it all the same', async () => {
+    vi.useFakeTimers();
+    const sink = new MemorySink();
+    sink.historyMaxBytes = 300 * 1024;
+    // Written each time, as a batch that reached the primary but too few replicas is.
+    sink.outcome = (batch) => (batch.some((e) => e.json.includes('unconfirmed')) ? 'retry' : 'ok');
+    const events = new JobEvents(sink, 'job-1', 1, 1);
+    for (let i = 0; i < 3; i++) {
+      void events.line('output', `unconfirmed ${'x'.repeat(100 * 1024)}`);
+      const flushed = events.flush();
+      await vi.advanceTimersByTimeAsync(5_000);
+      await flushed;
+    }
+    // Three lines of over 100 KiB each: the oldest goes.
+    expect(sink.droppedCount).toBe(3);
+    expect(sink.trims).toEqual([2]);
+  });
+
   it('merges the seqs of refused batches into ranges', async () => {
     vi.useFakeTimers();
     const sink = new MemorySink();
