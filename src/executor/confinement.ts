@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { readProcStat } from '../common/proc-stat.js';
 import {
   findRunProcesses,
   sweepRunProcesses,
@@ -14,6 +15,11 @@ import {
 export interface Confinement {
   /** The program that starts the CLI, and its arguments (the CLI's own come last). */
   command(bin: string, args: readonly string[]): Launch;
+  /**
+   * Told the pid the worker spawned as soon as the spawn returns, while that process (or what is
+   * left of it until the worker reaps it) is still there to read.
+   */
+  spawned?(launched: number): void;
   /** Every live process of the run; `launched` is the pid the worker spawned. */
   find(launched: number): Promise<ProcessRef[]>;
   /** The CLI's own process, which a polite stop (SIGINT) goes to. */
@@ -49,18 +55,28 @@ export interface Launch {
 /** The file descriptor a launcher's report comes on, in the launcher (see launcherReport). */
 export const LAUNCHER_REPORT_FD = 3;
 
-/** Processes known by an environment entry every process of the run inherits. */
+/**
+ * Processes known by an environment entry every process of the run inherits. Only those started
+ * since the CLI are looked at: none of the run's is older, and reading every environment on the
+ * host is what a sweep of a busy host would spend most on.
+ */
 export function markerConfinement(marker: Marker): Confinement {
+  let since: number | undefined;
   return {
     command: (bin, args) => ({ file: bin, args: [...args] }),
-    find: (launched) => findRunProcesses(marker, launched),
+    spawned: (launched) => {
+      since = startedAt(launched);
+    },
+    find: (launched) => findRunProcesses(marker, { rootPid: launched, since }),
     cli: (launched) => Promise.resolve(launched),
-    sweep: (launched, graceMs) =>
-      sweepRunProcesses(marker, {
-        graceMs,
-        ...(launched === undefined ? {} : { rootPid: launched }),
-      }),
+    sweep: (launched, graceMs) => sweepRunProcesses(marker, { graceMs, rootPid: launched, since }),
   };
+}
+
+/** When the process started, in clock ticks since boot; undefined when it cannot be read. */
+function startedAt(pid: number): number | undefined {
+  const startTime = readProcStat(pid)?.startTime;
+  return startTime === undefined ? undefined : Number(startTime);
 }
 
 export type { ProcessRef };

@@ -155,18 +155,31 @@ export function processOfUid(pid: number, uid: number): ProcessRef | null {
   return readStatus(pid)?.uids.includes(uid) === true ? { pid, startTime: stat.startTime } : null;
 }
 
+/** Where findRunProcesses looks besides the marker, and since when. */
+export interface RunScope {
+  /** Also this process and its descendants. */
+  readonly rootPid?: number | undefined;
+  /** A start time (clock ticks since boot) no process of the run is older than. */
+  readonly since?: number | undefined;
+}
+
 /**
- * Every live process that carries the marker or descends from `rootPid`, never this process
- * itself. Zombies are left out: they are already dead and only wait for their parent.
+ * Every live process started since `since` that carries the marker, or that descends from
+ * `rootPid`, never this process itself. Zombies are left out: they are already dead and only
+ * wait for their parent.
  */
-export async function findRunProcesses(marker: Marker, rootPid?: number): Promise<ProcessRef[]> {
+export async function findRunProcesses(
+  marker: Marker,
+  { rootPid, since }: RunScope = {},
+): Promise<ProcessRef[]> {
   const entry = Buffer.from(`${marker.name}=${marker.value}`);
   const stats = await readEach(listPids(), readProcStat);
   const found = new Set<number>();
+  const young = [...stats].filter(([, stat]) => since === undefined || +stat.startTime >= since);
   // Not synchronously: reading another process's environment reads its memory, which a process
   // can keep locked for a while.
   await Promise.all(
-    [...stats.keys()].map(async (pid) => {
+    young.map(async ([pid]) => {
       if (await carriesMarker(pid, entry)) found.add(pid);
     }),
   );
@@ -220,11 +233,9 @@ export async function signalProcesses(
   }
 }
 
-export interface SweepOptions {
+export interface SweepOptions extends RunScope {
   /** Time between SIGTERM and SIGKILL; 0 sends SIGKILL at once. */
   readonly graceMs: number;
-  /** Also stop this process and its descendants. */
-  readonly rootPid?: number;
 }
 
 /**
@@ -234,21 +245,21 @@ export interface SweepOptions {
  */
 export async function sweepRunProcesses(marker: Marker, options: SweepOptions): Promise<number> {
   const signalled = new Set<number>();
-  let found = await findRunProcesses(marker, options.rootPid);
+  let found = await findRunProcesses(marker, options);
   if (options.graceMs > 0 && found.length > 0) {
     found.forEach(({ pid }) => signalled.add(pid));
     await signalProcesses(found, 'SIGTERM');
     const deadline = Date.now() + options.graceMs;
     while (found.length > 0 && Date.now() < deadline) {
       await sleep(50);
-      found = await findRunProcesses(marker, options.rootPid);
+      found = await findRunProcesses(marker, options);
     }
   }
   for (let round = 0; round < 50 && found.length > 0; round++) {
     found.forEach(({ pid }) => signalled.add(pid));
     await signalProcesses(found, 'SIGKILL');
     await sleep(20);
-    found = await findRunProcesses(marker, options.rootPid);
+    found = await findRunProcesses(marker, options);
   }
   return signalled.size;
 }

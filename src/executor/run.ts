@@ -97,6 +97,7 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
     return outcome(null, { ...NEVER_RAN, spawnError });
   }
   const { subprocess, pid, settled } = launched;
+  confinement.spawned?.(pid);
   spec.onSpawn?.(pid);
 
   const exited = new Promise<ExitStatus>((resolve) => {
