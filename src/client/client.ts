@@ -112,7 +112,7 @@ async function enqueueRequest(
 ): Promise<string> {
   const parsed = parseExecuteRequest(request);
   if (!parsed.ok) throw new ClaudeboxError('invalid-request', `invalid request: ${parsed.reason}`);
-  const idProblem = options.jobId === undefined ? null : jobIdProblem(options.jobId);
+  const idProblem = options.jobId === undefined ? null : customJobIdProblem(options.jobId);
   if (idProblem !== null)
     throw new ClaudeboxError('invalid-request', `invalid request: ${idProblem}`);
   const job = await queue.add('execute', parsed.request, {
@@ -121,6 +121,16 @@ async function enqueueRequest(
   });
   if (job.id === undefined) throw new Error('BullMQ returned a job without an id');
   return job.id;
+}
+
+/** What a worker (jobIdProblem) or BullMQ itself would refuse of a job id the caller chose. */
+function customJobIdProblem(jobId: string): string | null {
+  if (`${parseInt(jobId, 10)}` === jobId) {
+    return `jobId: must not be a whole number (${jobId}): BullMQ numbers the jobs given no id so`;
+  }
+  // BullMQ's own form for the jobs of a repeatable job (<key>:<...>:<millis>) is the one allowed.
+  if (jobId.includes(':') && jobId.split(':').length !== 3) return "jobId: must not contain ':'";
+  return jobIdProblem(jobId);
 }
 
 function readToken(

@@ -8,7 +8,7 @@ import {
   type QueueAddress,
 } from '../contract/index.js';
 import { readFirstSeq, readHistory, readLastEvent } from '../redis/history.js';
-import { jobNotFound } from './errors.js';
+import { ClaudeboxError, jobNotFound } from './errors.js';
 import { readFinishedResult } from './job-result.js';
 import type { LiveEvents, Subscriptions } from './live-events.js';
 
@@ -38,20 +38,53 @@ export async function* jobEvents(
   jobId: string,
   options: EventsOptions = {},
 ): AsyncGenerator<ExecuteEvent> {
-  const follow = options.follow ?? true;
-  const reader = new EventReader(redis, queue, address, jobId, options.fromSeq);
+  const { follow = true, signal, fromSeq = 1, idleCheckMs = 5000 } = options;
+  optionsMustHold(fromSeq, idleCheckMs);
+  if (signal?.aborted) return;
+  const reader = new EventReader(redis, queue, address, jobId, fromSeq, signal);
   let live: LiveEvents | null = null;
   try {
-    if (follow) live = await subscriptions.watch(eventChannel(address, jobId), jobId);
+    if (follow) {
+      const watching = subscriptions.watch(eventChannel(address, jobId), jobId);
+      try {
+        live = await reader.read(watching);
+      } catch (error) {
+        // Given up on while Redis did not answer: closed once it comes, if it does.
+        if (error instanceof Aborted)
+          void watching.then(
+            (late) => late.close(),
+            () => undefined,
+          );
+        throw error;
+      }
+    }
     await reader.checkExists();
     if (yield* reader.expired()) return;
     if ((yield* reader.replay()) || live === null) return;
     if (await reader.isPastTheEnd()) return;
-    yield* reader.follow(live, options.signal, options.idleCheckMs ?? 5000);
+    yield* reader.follow(live, idleCheckMs);
+  } catch (error) {
+    if (!(error instanceof Aborted)) throw error;
   } finally {
     live?.close();
   }
 }
+
+/** Thrown by EventReader.read once the signal aborts: the iteration ends, without an error. */
+class Aborted extends Error {}
+
+/** Throws `invalid-request`, naming the option, where one is of no use. */
+function optionsMustHold(fromSeq: unknown, idleCheckMs: unknown): void {
+  const problem = !Number.isSafeInteger(fromSeq)
+    ? `fromSeq must be a whole number, not ${String(fromSeq)}`
+    : typeof idleCheckMs !== 'number' || !(idleCheckMs > 0 && idleCheckMs <= MAX_IDLE_CHECK_MS)
+      ? `idleCheckMs must be a number of milliseconds above 0, at most ${MAX_IDLE_CHECK_MS}, not ${String(idleCheckMs)}`
+      : null;
+  if (problem !== null) throw new ClaudeboxError('invalid-request', `events: ${problem}`);
+}
+
+/** The longest a timer counts: a day is more than any idle check needs. */
+const MAX_IDLE_CHECK_MS = 24 * 3600 * 1000;
 
 /**
  * One iteration over a job's events. `next`, the first seq not yielded yet, is shared by the
@@ -69,16 +102,40 @@ class EventReader {
     private readonly queue: Queue,
     private readonly address: QueueAddress,
     private readonly jobId: string,
-    fromSeq = 1,
+    fromSeq: number,
+    /** Once it aborts, nothing more is read or yielded. */
+    private readonly signal: AbortSignal | undefined,
   ) {
     this.next = Math.max(1, fromSeq);
   }
 
+  private stopped(): boolean {
+    return this.signal?.aborted === true;
+  }
+
+  /**
+   * What a read of Redis gives, unless the signal aborts first (the client's connection waits
+   * for Redis to come back, however long it is away): then Aborted.
+   */
+  read<T>(reading: Promise<T>): Promise<T> {
+    const { signal } = this;
+    if (signal === undefined) return reading;
+    if (signal.aborted) return Promise.reject(new Aborted());
+    let onAbort = (): void => undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new Aborted());
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    return Promise.race([reading, aborted]).finally(() =>
+      signal.removeEventListener('abort', onAbort),
+    );
+  }
+
   /** Throws 'job-not-found' for a job with neither a history nor a state. */
   async checkExists(): Promise<void> {
-    this.seenAny = (await readFirstSeq(this.redis, this.address, this.jobId)) !== null;
+    this.seenAny = (await this.read(readFirstSeq(this.redis, this.address, this.jobId))) !== null;
     if (this.seenAny) return;
-    this.stateWithoutHistory = await this.queue.getJobState(this.jobId);
+    this.stateWithoutHistory = await this.read(this.queue.getJobState(this.jobId));
     if (this.stateWithoutHistory === 'unknown') {
       throw jobNotFound(this.jobId, this.address.queueName);
     }
@@ -92,12 +149,13 @@ class EventReader {
   async *expired(): AsyncGenerator<ExecuteEvent, boolean> {
     const state = this.stateWithoutHistory;
     if (state === undefined) return false;
-    const result = await readFinishedResult(this.queue, this.jobId, state);
+    const result = await this.read(readFinishedResult(this.queue, this.jobId, state));
     if (result === null) return false;
     // A job that ended between checkExists's two looks wrote its history before it ended.
-    if ((await readFirstSeq(this.redis, this.address, this.jobId)) !== null) return false;
-    if (result.lastSeq >= this.next) {
-      yield trimmedGap(this.jobId, this.next, result.lastSeq);
+    if ((await this.read(readFirstSeq(this.redis, this.address, this.jobId))) !== null)
+      return false;
+    if (result.lastSeq >= this.next && !this.stopped()) {
+      yield trimmedGap(this.jobId, result.attempt, this.next, result.lastSeq);
       this.next = result.lastSeq + 1;
     }
     return true;
@@ -105,23 +163,27 @@ class EventReader {
 
   /** Asked for events past the end of a job that is over: there will be none. */
   async isPastTheEnd(): Promise<boolean> {
-    const last = await readLastEvent(this.redis, this.address, this.jobId);
+    const last = await this.read(readLastEvent(this.redis, this.address, this.jobId));
     return last !== null && isFinalEvent(last) && last.seq < this.next;
   }
 
   /**
    * Yields what the history holds from `next` on (below `before`), moving `next` along;
-   * returns true once the job's final event went out.
+   * returns true once the job's final event went out, or the signal aborted.
    */
   async *replay(before = Infinity): AsyncGenerator<ExecuteEvent, boolean> {
     for (let cursor = this.next; ;) {
-      const page = await readHistory(this.redis, this.address, this.jobId, cursor, PAGE);
+      if (this.stopped()) return true;
+      const page = await this.read(readHistory(this.redis, this.address, this.jobId, cursor, PAGE));
       // A page that starts past where it was asked (the first one included): the history may
       // have been trimmed (EVENTS_MAX_LEN, and EVENTS_MAX_BYTES as a run goes on), which only
       // ever takes the oldest entries. A hole within a page is events lost, which a gap event
       // of the worker's names.
-      if (page.first !== null && page.first > cursor) yield* this.trimmed(before);
+      if (page.first !== null && page.first > cursor) {
+        yield* this.trimmed(before, page.events[0]?.attempt ?? 1);
+      }
       for (const event of page.events) {
+        if (this.stopped()) return true;
         if (event.seq >= before) return false;
         if (event.seq < this.next) continue;
         this.next = event.seq + 1;
@@ -136,28 +198,27 @@ class EventReader {
   /**
    * A gap event for what the history no longer holds from `next` on (below `before`): older
    * events were trimmed from it (EVENTS_MAX_LEN, EVENTS_MAX_BYTES). Say so, do not pretend.
+   * `attempt`: that of the history's oldest event now, which the gap ends before.
    */
-  private async *trimmed(before: number): AsyncGenerator<ExecuteEvent> {
-    const first = await readFirstSeq(this.redis, this.address, this.jobId);
-    if (first === null || first <= this.next || this.next >= before) return;
+  private async *trimmed(before: number, attempt: number): AsyncGenerator<ExecuteEvent> {
+    const first = await this.read(readFirstSeq(this.redis, this.address, this.jobId));
+    if (first === null || first <= this.next || this.next >= before || this.stopped()) return;
     const to = Math.min(first, before) - 1;
-    yield trimmedGap(this.jobId, this.next, to);
+    yield trimmedGap(this.jobId, attempt, this.next, to);
     this.next = to + 1;
   }
 
-  /** Yields the live events until the final one, the job's end, or the signal. */
-  async *follow(
-    live: LiveEvents,
-    signal: AbortSignal | undefined,
-    idleCheckMs: number,
-  ): AsyncGenerator<ExecuteEvent> {
+  /** Yields the live events until the final one, the job's end, the signal, or the client's close. */
+  async *follow(live: LiveEvents, idleCheckMs: number): AsyncGenerator<ExecuteEvent> {
+    const { signal } = this;
     let idleSince = Date.now();
-    while (!signal?.aborted) {
+    while (!this.stopped() && !live.ended) {
       if (live.takeResync() && (yield* this.replay())) return;
       for (const event of live.drain()) {
         // A hole: the history fills in what it holds; the rest a gap event names later.
         if (event.seq > this.next && (yield* this.replay(event.seq))) return;
         if (event.seq < this.next) continue;
+        if (this.stopped()) return;
         this.seenAny = true;
         idleSince = Date.now();
         this.next = event.seq + 1;
@@ -177,17 +238,17 @@ class EventReader {
 
   /** Whether the job ended without a final event we could see (it stalled out, or was removed). */
   private async endedUnseen(): Promise<boolean> {
-    const state = await this.queue.getJobState(this.jobId);
+    const state = await this.read(this.queue.getJobState(this.jobId));
     if (state === 'unknown' && !this.seenAny) throw jobNotFound(this.jobId, this.address.queueName);
     return state === 'completed' || state === 'failed' || state === 'unknown';
   }
 }
 
 /** Made up by the client for events the history no longer holds; its seq is the first missing. */
-function trimmedGap(jobId: string, from: number, to: number): GapEvent {
+function trimmedGap(jobId: string, attempt: number, from: number, to: number): GapEvent {
   return {
     jobId,
-    attempt: 1,
+    attempt,
     seq: from,
     type: 'gap',
     timestamp: new Date().toISOString(),

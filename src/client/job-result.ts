@@ -6,32 +6,51 @@ import {
   type ExecuteResult,
   type FailureKind,
 } from '../contract/index.js';
+import { withTimeout } from '../common/time.js';
 import { ClaudeboxError, jobNotFound } from './errors.js';
 
-/** The job's ExecuteResult once it completed or failed, waiting up to `timeoutMs` for that. */
+/**
+ * How long a read of the job may take past the deadline: one that Redis answers counts (a
+ * timeoutMs of 0 reads once); one Redis does not answer is given up.
+ */
+const READ_GRACE_MS = 1000;
+
+/**
+ * The job's ExecuteResult once it completed or failed, waiting up to `timeoutMs` for that, also
+ * while Redis does not answer (the client's connection waits for Redis to come back).
+ */
 export async function waitForResult(
   queue: Queue,
   queueName: string,
   jobId: string,
   { timeoutMs = Infinity }: { timeoutMs?: number } = {},
 ): Promise<ExecuteResult> {
+  if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
+    throw new ClaudeboxError(
+      'invalid-request',
+      `result: timeoutMs must be a number of milliseconds from 0 (or Infinity), not ${String(timeoutMs)}`,
+    );
+  }
   const deadline = Date.now() + timeoutMs;
+  const timedOut = (): ClaudeboxError =>
+    new ClaudeboxError('result-timeout', `job ${jobId} did not finish within ${timeoutMs} ms`);
   // Polling the job's state, not its event channel: a run may print gigabytes.
   for (let pause = 100; ; pause = Math.min(pause * 2, 1000)) {
-    const result = await readResult(queue, queueName, jobId);
+    const reading = readResult(queue, queueName, jobId);
+    const readFor = Math.max(deadline - Date.now(), READ_GRACE_MS);
+    const result = await withTimeout(reading, readFor, timedOut);
     if (result) return result;
     const left = deadline - Date.now();
-    if (left <= 0) {
-      throw new ClaudeboxError(
-        'result-timeout',
-        `job ${jobId} did not finish within ${timeoutMs} ms`,
-      );
-    }
+    if (left <= 0) throw timedOut();
     await new Promise((resolve) => setTimeout(resolve, Math.min(left, pause)));
   }
 }
 
-/** The job's ExecuteResult, or null while it has not finished. */
+/**
+ * The job's ExecuteResult, or null while it has not finished. Its state alone while it runs:
+ * the job holds its prompt, up to megabytes, which a caller waiting on a long run would
+ * otherwise read again at every poll.
+ */
 async function readResult(
   queue: Queue,
   queueName: string,
@@ -40,8 +59,10 @@ async function readResult(
   // State first, the job after: read the other way round, a job that ends in between would
   // look completed without its return value.
   const state = await queue.getJobState(jobId);
+  if (state === 'unknown') throw jobNotFound(jobId, queueName);
+  if (state !== 'completed' && state !== 'failed') return null;
   const job = await queue.getJob(jobId);
-  if (state === 'unknown' || !job) throw jobNotFound(jobId, queueName);
+  if (!job) throw jobNotFound(jobId, queueName);
   return finishedResult(job, state);
 }
 

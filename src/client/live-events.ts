@@ -29,6 +29,7 @@ export class Subscriptions {
   private readonly channels = new Map<string, Channel>();
   /** The subscriber was connected before: a later `ready` is a reconnection. */
   private connectedOnce = false;
+  private closed = false;
 
   constructor(
     private readonly redis: RedisClient,
@@ -37,6 +38,8 @@ export class Subscriptions {
 
   /** A watcher of the job's channel, once Redis confirmed the subscription. */
   async watch(channel: string, jobId: string): Promise<LiveEvents> {
+    // A subscriber opened now would outlive the client, which closes no connection twice.
+    if (this.closed) throw new Error(`the client is closed: it follows no job (${jobId}) any more`);
     const live = new LiveEvents(() => this.leave(channel, live));
     let entry = this.channels.get(channel);
     if (!entry) {
@@ -59,7 +62,10 @@ export class Subscriptions {
     return live;
   }
 
+  /** Ends every watcher's iteration (see LiveEvents.ended), and the subscriber. */
   close(): void {
+    this.closed = true;
+    this.channels.forEach((entry) => entry.watchers.forEach((live) => live.end()));
     this.subscriber?.disconnect();
     this.subscriber = null;
     this.channels.clear();
@@ -124,8 +130,15 @@ export class LiveEvents {
   private resync = false;
   private wake: (() => void) | null = null;
   private closed = false;
+  /** Set when the client closes: the iteration following these events ends. */
+  ended = false;
 
   constructor(private readonly onClose: () => void) {}
+
+  end(): void {
+    this.ended = true;
+    this.poke();
+  }
 
   /** Whether the history must fill in (asked once: it resets). */
   takeResync(): boolean {
@@ -142,7 +155,7 @@ export class LiveEvents {
 
   /** Resolves when there is something to do, the time is up, or the signal aborts. */
   async wait(ms: number, signal?: AbortSignal): Promise<void> {
-    if (this.buffer.length > 0 || this.resync || signal?.aborted) return;
+    if (this.buffer.length > 0 || this.resync || this.ended || signal?.aborted) return;
     let timer: NodeJS.Timeout | undefined;
     const onAbort = (): void => this.poke();
     signal?.addEventListener('abort', onAbort);

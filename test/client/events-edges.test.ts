@@ -200,6 +200,18 @@ describe('event replay at the edges', () => {
     ]);
   });
 
+  it("gives the gap it makes for trimmed events the attempt of the history's oldest event", async () => {
+    const ofAttempt3 = (e: ExecuteEvent): ExecuteEvent => ({ ...e, attempt: 3 });
+    await write([event(50), event(51, 'completed')].map(ofAttempt3), false);
+    const events: ExecuteEvent[] = [];
+    for await (const e of client.events(jobId)) events.push(e);
+    expect(events.map((e) => `${e.type}:${e.seq}:${e.attempt}`)).toEqual([
+      'gap:1:3',
+      'output:50:3',
+      'completed:51:3',
+    ]);
+  });
+
   it('says so with a gap event when the history was trimmed past the asked seq', async () => {
     await write([...range(50, 52).map((seq) => event(seq)), event(53, 'completed')], false);
     const events: ExecuteEvent[] = [];

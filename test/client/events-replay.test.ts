@@ -123,6 +123,15 @@ describe('enqueue', () => {
       await expect(client.enqueue({ prompt: 'ok' }, { jobId: 'j'.repeat(257) })).rejects.toThrow(
         'invalid request: jobId: is 257 characters, over the limit of 256',
       );
+      // BullMQ refuses these itself, with no word of which option is wrong.
+      await expect(client.enqueue({ prompt: 'ok' }, { jobId: '42' })).rejects.toMatchObject({
+        code: 'invalid-request',
+        message:
+          'invalid request: jobId: must not be a whole number (42): BullMQ numbers the jobs given no id so',
+      });
+      await expect(client.enqueue({ prompt: 'ok' }, { jobId: 'a:b' })).rejects.toThrow(
+        "invalid request: jobId: must not contain ':'",
+      );
     } finally {
       await client.close().catch(() => undefined);
     }
