@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import { Cluster } from 'ioredis';
 import { queueHashTag, type PubSubMode, type QueueAddress } from '../contract/index.js';
+import { doneWithin } from '../common/time.js';
 import { connectRedis, isClusterUrl, type RedisClient } from '../redis/connections.js';
 
 /** Where a queue is: a connection to use, or a URL to connect to, and the queue's address. */
@@ -24,9 +25,16 @@ export interface QueueConnection {
   readonly address: QueueAddress;
   readonly redis: RedisClient;
   readonly queue: Queue;
-  /** Closes the queue, and the Redis connection where it was made here. */
+  /**
+   * Closes the queue, and the Redis connection where it was made here: gracefully where Redis
+   * answers within CLOSE_WAIT_MS, else at once (commands waiting for a Redis that is away would
+   * hold a graceful close for as long as it is).
+   */
   close(): Promise<void>;
 }
+
+/** How long a close waits for Redis to answer before it lets go of the connection at once. */
+const CLOSE_WAIT_MS = 2000;
 
 /**
  * The queue the target names, on its connection or a new one. Connection trouble goes to
@@ -69,8 +77,13 @@ export function openQueue(
     redis,
     queue,
     close: async () => {
-      await queue.close();
-      if (owned) await redis.quit().catch(() => redis.disconnect());
+      const closing = queue.close();
+      if (!owned) {
+        await doneWithin(closing, CLOSE_WAIT_MS);
+        return;
+      }
+      const quit = closing.then(() => redis.quit());
+      if (!(await doneWithin(quit, CLOSE_WAIT_MS))) redis.disconnect();
     },
   };
 }

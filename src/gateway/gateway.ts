@@ -48,8 +48,6 @@ interface Parts {
   /** For a request's answer: its commands fail while Redis is away. */
   readonly redis: RedisClient;
   readonly queue: Queue;
-  /** For event streams and their client: their commands wait for Redis. */
-  readonly streaming: { readonly redis: RedisClient; readonly queue: Queue };
   readonly client: ClaudeboxClient;
   readonly address: QueueAddress;
   readonly auth: AuthSettings;
@@ -76,7 +74,6 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
   const parts: Parts = {
     redis,
     queue,
-    streaming,
     client: createClient({
       connection: streaming.redis,
       ...address,
@@ -176,8 +173,8 @@ async function eventsRoute(
     return c.json({ error: 'Last-Event-ID: must be the seq of an event' }, 400);
   }
   const fromSeq = Number(lastEventId) + 1;
-  const { redis, queue } = parts.streaming;
-  const start = await streamStart(redis, queue, parts.address, jobId, fromSeq);
+  // On the request's connection: while Redis is away, a 500 rather than a request left waiting.
+  const start = await streamStart(parts.redis, parts.queue, parts.address, jobId, fromSeq);
   if (start === 'unknown') return c.json({ error: notFound(jobId, parts) }, 404);
   // The client has every event up to the final one: 204 tells EventSource not to come back.
   if (start === 'over') return c.body(null, 204);
