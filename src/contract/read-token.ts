@@ -65,11 +65,17 @@ function parseClaims(encoded: string): ReadTokenClaims | null {
       unknown
     >;
     const { job, queue, exp } = raw;
-    if (typeof job !== 'string' || typeof queue !== 'string' || typeof exp !== 'number') {
-      return null;
-    }
+    if (typeof job !== 'string' || typeof queue !== 'string' || !isDateSeconds(exp)) return null;
     return { jobId: job, queueName: queue, expiresAt: exp };
   } catch {
     return null;
   }
+}
+
+/** The last second a Date can hold, either side of 1970. */
+const MAX_DATE_SECONDS = 8.64e12;
+
+/** Whole seconds, as minted, of a time a Date can hold (and an expiry message name). */
+function isDateSeconds(exp: unknown): exp is number {
+  return Number.isSafeInteger(exp) && Math.abs(exp as number) <= MAX_DATE_SECONDS;
 }

@@ -43,8 +43,13 @@ export function checkAccess(
 ): Denial | null {
   if (token === null || token === '') return { status: 401, message: NO_TOKEN };
   if (auth.operatorToken !== undefined && sameSecret(token, auth.operatorToken)) return null;
-  if (!looksLikeReadToken(token) || auth.secret === undefined) {
-    return { status: 401, message: 'the token is not valid here' };
+  if (!looksLikeReadToken(token)) return { status: 401, message: 'the token is not valid here' };
+  if (auth.secret === undefined) {
+    return {
+      status: 401,
+      message:
+        'this gateway takes no read tokens (it has no GATEWAY_SECRET): use the operator token',
+    };
   }
   const check = verifyReadToken(token, auth.secret, auth.now());
   if (!check.ok) {

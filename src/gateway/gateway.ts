@@ -16,7 +16,7 @@ import { requireAccess, type AuthSettings } from './auth.js';
 import { boardApp } from './board.js';
 import { listJobs, ListQuerySchema, readJob } from './jobs.js';
 import { addPage } from './page.js';
-import { streamEvents, streamStart, type StreamLimits } from './sse.js';
+import { SSE_HEADERS, streamEvents, streamStart, type StreamLimits } from './sse.js';
 
 /** The queue (a connection, not closed by `close()`, or a URL), and who may read what. */
 export interface GatewayOptions extends QueueTarget {
@@ -146,6 +146,15 @@ function buildApp(parts: Parts, options: GatewayOptions): Hono<{ Bindings: HttpB
   const root = new Hono<{ Bindings: HttpBindings }>({ strict: false });
   root.onError((error, c) => c.json({ error: `the gateway failed: ${errorMessage(error)}` }, 500));
   root.notFound((c) => c.json({ error: `no such route: ${c.req.method} ${c.req.path}` }, 404));
+  if (basePath !== '') {
+    // The page's links are relative: at the mount without its slash they would leave it.
+    root.use(basePath, async (c, next) => {
+      // Not c.req.path, which a router that ignores trailing slashes gives without it.
+      const url = new URL(c.req.url);
+      if (url.pathname !== basePath) return next();
+      return c.redirect(`${basePath}/${url.search}`, 308);
+    });
+  }
   root.route(basePath || '/', app);
   return root;
 }
@@ -178,6 +187,8 @@ async function eventsRoute(
   if (start === 'unknown') return c.json({ error: notFound(jobId, parts) }, 404);
   // The client has every event up to the final one: 204 tells EventSource not to come back.
   if (start === 'over') return c.body(null, 204);
+  // Node.js sends a HEAD's headers only once the response ends, which a stream does with the run.
+  if (c.req.method === 'HEAD') return c.body(null, 200, SSE_HEADERS);
   const res = c.env.outgoing;
   parts.streams.add(res);
   try {

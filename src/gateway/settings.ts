@@ -41,7 +41,7 @@ export const GatewaySettingsSchema = z.object({
     .describe('The token that reads every job, lists jobs, and opens Bull Board.'),
   GATEWAY_SLOW_CLIENT_SECONDS: z.coerce
     .number({ error: 'must be a number' })
-    .positive('must be a positive number of seconds')
+    .min(0.001, 'must be a positive number of seconds, at least 0.001')
     .max(MAX_SLOW_CLIENT_SECONDS, `must be at most ${MAX_SLOW_CLIENT_SECONDS} (a day)`)
     .default(30)
     .describe(

@@ -80,6 +80,14 @@ export async function streamEvents(
   }
 }
 
+/** The headers of an event stream (a HEAD request gets them alone). */
+export const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  // nginx would otherwise hold events back in its buffer.
+  'x-accel-buffering': 'no',
+} as const;
+
 /** A response written with backpressure: a write the socket cannot take waits for `drain`. */
 class SseResponse {
   private readonly closed = new AbortController();
@@ -99,13 +107,7 @@ class SseResponse {
   }
 
   open(): void {
-    this.res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
-      // nginx would otherwise hold events back in its buffer.
-      'x-accel-buffering': 'no',
-    });
+    this.res.writeHead(200, { ...SSE_HEADERS, connection: 'keep-alive' });
     this.res.write(`retry: ${RETRY_MS}\n\n`);
   }
 

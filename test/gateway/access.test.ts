@@ -94,6 +94,41 @@ describe('who may read what through the gateway', () => {
     expect(none.headers['www-authenticate']).toBe('Bearer realm="claudebox"');
     expect(JSON.parse(none.body).error).toContain('this needs a token');
     expect(await status(`/jobs/${mine}`, { authorization: 'Bearer wrong' })).toBe(401);
+    // Signed with the secret, but with an expiry no date holds: no 500 over it.
+    const odd = mintReadToken({ jobId: mine, queueName, expiresAt: -1e300 }, SECRET);
+    expect(await status(`/jobs/${mine}?token=${odd}`)).toBe(401);
+  });
+
+  it('says that a gateway without a secret takes no read tokens', async () => {
+    const unsigned = await startTestGateway({ url: redisUrl, queueName, operatorToken: OPERATOR });
+    try {
+      const refused = await get(`${unsigned.url}/jobs/${mine}?token=${client.readToken(mine, 60)}`);
+      expect(refused.status).toBe(401);
+      expect(JSON.parse(refused.body).error).toBe(
+        'this gateway takes no read tokens (it has no GATEWAY_SECRET): use the operator token',
+      );
+    } finally {
+      await unsigned.close();
+    }
+  });
+
+  it('sends the page at its mount without the slash to the mount with it, keeping the query', async () => {
+    const mounted = await startTestGateway({
+      url: redisUrl,
+      queueName,
+      operatorToken: OPERATOR,
+      basePath: '/claudebox',
+    });
+    try {
+      const bare = await get(`${mounted.url}/claudebox?job=${mine}`);
+      expect([bare.status, bare.headers.location]).toEqual([308, `/claudebox/?job=${mine}`]);
+      const page = await get(`${mounted.url}/claudebox/?job=${mine}`);
+      expect(page.status).toBe(200);
+      expect(page.body).toContain('page.js');
+      expect((await get(`${mounted.url}/claudebox/page.js`)).status).toBe(200);
+    } finally {
+      await mounted.close();
+    }
   });
 
   it('answers 404 for an unknown job only to a reader allowed to ask', async () => {

@@ -92,6 +92,22 @@ describe('GET /jobs/:id/events (Server-Sent Events)', () => {
     );
   });
 
+  it("answers a HEAD of a running job's stream with its headers at once, not at the run's end", async () => {
+    const jobId = await client.enqueue({ prompt: 'slow: sleep 3' });
+    const head = await new Promise<{ status: number; type: string }>((resolve, reject) => {
+      request(eventsUrl(jobId), { method: 'HEAD', headers: auth }, (res) => {
+        resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']) });
+        res.resume();
+      })
+        .on('error', reject)
+        .end();
+    });
+    expect(head).toEqual({ status: 200, type: 'text/event-stream; charset=utf-8' });
+    // Answered while the run went on: no terminal event yet.
+    const sofar = await collectEvents(client.events(jobId, { follow: false }));
+    expect(sofar.filter((e) => e.type === 'completed' || e.type === 'failed')).toEqual([]);
+  });
+
   it('answers 204 to a reconnection after the final event, so EventSource stops', async () => {
     const jobId = await client.enqueue({ prompt: 'slow: sleep 0.2' });
     await client.result(jobId, { timeoutMs: 30_000 });

@@ -35,6 +35,13 @@ describe('read tokens', () => {
     expect(verifyReadToken('cbr1.x', SECRET, NOW)).toEqual({ ok: false, reason: 'invalid' });
   });
 
+  it('are refused when their expiry is no whole second a date can hold, as none minted here is', () => {
+    for (const expiresAt of [-1e300, 1.5, 1e16, Number.NaN]) {
+      const odd = mintReadToken({ ...claims, expiresAt }, SECRET);
+      expect(verifyReadToken(odd, SECRET, NOW)).toEqual({ ok: false, reason: 'invalid' });
+    }
+  });
+
   it('are minted by the client for its queue, with the secret given once or per call', async () => {
     const client = createClient({
       url: 'redis://127.0.0.1:1',

@@ -24,11 +24,19 @@ describe('the gateway settings', () => {
         GATEWAY_SLOW_CLIENT_SECONDS: '0',
       }),
     ).toThrow(
-      'invalid gateway settings: GATEWAY_PORT="70000": must be at most 65535; GATEWAY_SECRET: must be at least 32 characters (e.g. openssl rand -hex 32); GATEWAY_SLOW_CLIENT_SECONDS="0": must be a positive number of seconds',
+      'invalid gateway settings: GATEWAY_PORT="70000": must be at most 65535; GATEWAY_SECRET: must be at least 32 characters (e.g. openssl rand -hex 32); GATEWAY_SLOW_CLIENT_SECONDS="0": must be a positive number of seconds, at least 0.001',
     );
   });
 
-  it('refuse a slow-client time past a day, which a timer would take as 1 ms', () => {
+  it('refuse a slow-client time under a millisecond or past a day, which a timer would take as 1 ms', () => {
+    expect(() =>
+      loadGatewaySettings({
+        GATEWAY_OPERATOR_TOKEN: 'x'.repeat(16),
+        GATEWAY_SLOW_CLIENT_SECONDS: '0.0005',
+      }),
+    ).toThrow(
+      'invalid gateway settings: GATEWAY_SLOW_CLIENT_SECONDS="0.0005": must be a positive number of seconds, at least 0.001',
+    );
     expect(() =>
       loadGatewaySettings({
         GATEWAY_OPERATOR_TOKEN: 'x'.repeat(16),
