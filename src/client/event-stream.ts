@@ -24,6 +24,8 @@ export interface EventsOptions {
 }
 
 const PAGE = 500;
+/** What a page of the history holds at most, but for its first event (see readHistory). */
+const PAGE_BYTES = 1024 * 1024;
 
 /**
  * Every event of a job from `fromSeq` on, exactly once and in order, live or long after the run,
@@ -174,7 +176,9 @@ class EventReader {
   async *replay(before = Infinity): AsyncGenerator<ExecuteEvent, boolean> {
     for (let cursor = this.next; ;) {
       if (this.stopped()) return true;
-      const page = await this.read(readHistory(this.redis, this.address, this.jobId, cursor, PAGE));
+      const page = await this.read(
+        readHistory(this.redis, this.address, this.jobId, cursor, PAGE, PAGE_BYTES),
+      );
       // A page that starts past where it was asked (the first one included): the history may
       // have been trimmed (EVENTS_MAX_LEN, and EVENTS_MAX_BYTES as a run goes on), which only
       // ever takes the oldest entries. A hole within a page is events lost, which a gap event

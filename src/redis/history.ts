@@ -30,21 +30,25 @@ export interface HistoryPage {
   readonly first: number | null;
 }
 
-/** The events of up to `count` entries with seq >= fromSeq, in order. */
+/**
+ * The events of up to `count` entries with seq >= fromSeq, in order; with `maxBytes`, only as
+ * many as fit in it (the first entry always, however long): a reader holds a page while its
+ * consumer takes the events one by one, and a run's lines may be megabytes each.
+ */
 export async function readHistory(
   redis: RedisClient,
   address: QueueAddress,
   jobId: string,
   fromSeq: number,
   count: number,
+  maxBytes = Infinity,
 ): Promise<HistoryPage> {
-  const entries = (await redis.xrange(
-    historyKey(address, jobId),
-    `${fromSeq}-0`,
-    '+',
-    'COUNT',
-    count,
-  )) as StreamEntry[];
+  const key = historyKey(address, jobId);
+  const from = `${fromSeq}-0`;
+  const [entries, cut] =
+    maxBytes === Infinity
+      ? [(await redis.xrange(key, from, '+', 'COUNT', count)) as StreamEntry[], 0]
+      : await withPageScript(redis)[PAGE_COMMAND](key, from, count, maxBytes);
   const events = entries
     .map(toEvent(jobId))
     .filter((event): event is ExecuteEvent => event !== null);
@@ -53,9 +57,48 @@ export async function readHistory(
   const last = entries.at(-1);
   return {
     events,
-    next: entries.length < count || last === undefined ? null : seqOf(last) + 1,
+    next: (entries.length < count && cut === 0) || last === undefined ? null : seqOf(last) + 1,
     first: oldest === undefined ? null : seqOf(oldest),
   };
+}
+
+/**
+ * XRANGE that stops once the entries' fields pass ARGV[3] bytes, keeping the first entry
+ * whatever its size; the reply's second element is 1 where it stopped so.
+ */
+const PAGE_SCRIPT = `
+local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
+local budget, used = tonumber(ARGV[3]), 0
+for i, entry in ipairs(entries) do
+  for _, value in ipairs(entry[2]) do used = used + #value end
+  if used > budget and i > 1 then
+    local page = {}
+    for j = 1, i - 1 do page[j] = entries[j] end
+    return {page, 1}
+  end
+end
+return {entries, 0}
+`;
+
+const PAGE_COMMAND = 'claudeboxHistoryPage';
+
+type PageCommand = (
+  key: string,
+  from: string,
+  count: number,
+  maxBytes: number,
+) => Promise<[StreamEntry[], 0 | 1]>;
+
+const defined = new WeakSet<RedisClient>();
+
+function withPageScript(
+  redis: RedisClient,
+): RedisClient & Record<typeof PAGE_COMMAND, PageCommand> {
+  if (!defined.has(redis)) {
+    redis.defineCommand(PAGE_COMMAND, { numberOfKeys: 1, lua: PAGE_SCRIPT });
+    defined.add(redis);
+  }
+  return redis as RedisClient & Record<typeof PAGE_COMMAND, PageCommand>;
 }
 
 /** The newest event of a job, if its history still exists. */
