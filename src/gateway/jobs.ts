@@ -1,4 +1,4 @@
-import type { Job, Queue } from 'bullmq';
+import type { Job, JobType, Queue } from 'bullmq';
 import { z } from 'zod';
 import { finishedResult } from '../client/job-result.js';
 import { readRunState, type ExecuteResult, type RunState } from '../contract/index.js';
@@ -17,8 +17,8 @@ export const JOB_STATES = [
 const PROMPT_PREVIEW = 200;
 
 /**
- * The furthest a list pages back: each page reads the newest `cursor + limit` jobs of every
- * state, so a cursor without a bound would have one request load every job Redis keeps.
+ * The furthest a list pages back: a page reads the newest `cursor + limit` completed and failed
+ * jobs, so a cursor without a bound would have one request load every job Redis keeps.
  */
 export const MAX_CURSOR = 1000;
 
@@ -80,31 +80,61 @@ export async function readJob(queue: Queue, jobId: string): Promise<JobDetail | 
   };
 }
 
+/** States of jobs not finished yet, listed first, in this order. */
+const UNFINISHED: readonly JobType[] = [
+  'active',
+  'waiting',
+  'prioritized',
+  'delayed',
+  'waiting-children',
+];
+
 /**
- * A page of jobs, newest (by creation) first: the newest `cursor + limit` of each state asked
- * for, merged. The cursor is an offset, so a page may repeat a job when new ones came meanwhile;
- * no page follows one that ends past MAX_CURSOR.
+ * A page of jobs: those not finished yet first, state by state (UNFINISHED), each state in
+ * BullMQ's own order; then the finished ones, completed and failed together, the most recently
+ * finished first. BullMQ keeps the completed and the failed ordered by when they finished, so
+ * their newest `cursor + limit` merged by that time are exactly the newest of both; the other
+ * states are read for the page's own part of them alone. The cursor is an offset, so a page may
+ * repeat or miss a job that changed state meanwhile; no page follows one that ends past
+ * MAX_CURSOR.
  */
 export async function listJobs(
   queue: Queue,
   { state, cursor, limit }: ListQuery,
 ): Promise<{ jobs: JobSummary[]; nextCursor: string | null }> {
-  const states = state === undefined ? JOB_STATES : [state];
-  const perState = await Promise.all(
-    states.map(async (name) => {
-      // A job removed between BullMQ's two reads comes back as undefined, whatever its type says.
-      const jobs = (await queue.getJobs([name], 0, cursor + limit, false)) as (Job | undefined)[];
-      return jobs.filter((job): job is Job => job !== undefined).map((job) => ({ job, name }));
-    }),
-  );
-  const all = perState.flat().sort((a, b) => b.job.timestamp - a.job.timestamp);
-  const page = all.slice(cursor, cursor + limit);
+  const states: readonly JobType[] = state === undefined ? JOB_STATES : [state];
+  const end = cursor + limit;
+  const counts = await queue.getJobCounts(...states);
+  const picked: { job: Job; name: string }[] = [];
+  let offset = 0;
+  for (const name of states.filter((name) => UNFINISHED.includes(name))) {
+    const count = counts[name] ?? 0;
+    const from = Math.max(cursor - offset, 0);
+    const to = Math.min(end - offset, count);
+    if (from < to) picked.push(...(await jobsOf(queue, name, from, to)));
+    offset += count;
+  }
+  const finished = states.filter((name) => !UNFINISHED.includes(name));
+  if (end > offset && finished.length > 0) {
+    const newest = await Promise.all(finished.map((name) => jobsOf(queue, name, 0, end - offset)));
+    const merged = newest.flat().sort((a, b) => finishedAt(b.job) - finishedAt(a.job));
+    picked.push(...merged.slice(Math.max(cursor - offset, 0), end - offset));
+  }
+  const total = states.reduce((sum, name) => sum + (counts[name] ?? 0), 0);
   return {
-    jobs: page.map(({ job, name }) => summarize(job, name, finishedResult(job, name))),
-    nextCursor:
-      all.length > cursor + limit && cursor + limit <= MAX_CURSOR ? String(cursor + limit) : null,
+    jobs: picked.map(({ job, name }) => summarize(job, name, finishedResult(job, name))),
+    nextCursor: total > end && end <= MAX_CURSOR ? String(end) : null,
   };
 }
+
+/** Jobs [from, to) of one state, in BullMQ's order for it (newest first). */
+async function jobsOf(queue: Queue, name: JobType, from: number, to: number) {
+  // A job removed between BullMQ's two reads comes back as undefined, whatever its type says.
+  const jobs = (await queue.getJobs([name], from, to - 1, false)) as (Job | undefined)[];
+  return jobs.filter((job): job is Job => job !== undefined).map((job) => ({ job, name }));
+}
+
+const finishedAt = (job: Job): number => job.finishedOn ?? job.timestamp;
 
 function summarize(job: Job, state: string, result: ExecuteResult | null): JobSummary {
   return {

@@ -128,3 +128,42 @@ describe('GET /jobs and GET /jobs/:id', () => {
     });
   });
 });
+
+describe('GET /jobs over jobs that finish in another order than they came', () => {
+  it('lists the finished ones most recently finished first, each once however it pages', async () => {
+    const queueName = uniqueQueueName();
+    const worker = await startTestWorker({
+      redisUrl,
+      queueName,
+      claudeBin: fixture('claude-dispatch.mjs'),
+      env: { CONCURRENCY: '3' },
+    });
+    const client = createClient({ url: redisUrl, queueName });
+    const gateway = await startTestGateway({ url: redisUrl, queueName, operatorToken: OPERATOR });
+    try {
+      // Run at once, the last to come ends first.
+      const ids: string[] = [];
+      for (const prompt of ['slow: sleep 1.5', 'slow: sleep 0.8', 'slow: sleep 0.1']) {
+        ids.push(await client.enqueue({ prompt }));
+      }
+      for (const id of ids) await client.result(id, { timeoutMs: 30_000 });
+      const pages: string[] = [];
+      for (let cursor: string | null = '0'; cursor !== null;) {
+        const response = await get(`${gateway.url}/jobs?limit=1&cursor=${cursor}`, {
+          headers: { authorization: `Bearer ${OPERATOR}` },
+        });
+        const body = JSON.parse(response.body) as {
+          jobs: { jobId: string }[];
+          nextCursor: string | null;
+        };
+        pages.push(...body.jobs.map((job) => job.jobId));
+        cursor = body.nextCursor;
+      }
+      expect(pages).toEqual(ids);
+    } finally {
+      await gateway.close();
+      await worker.worker.shutdown(0);
+      await client.close();
+    }
+  });
+});

@@ -15,7 +15,9 @@ function queueOf(count: number): { queue: Queue; ends: number[] } {
     ends.push(end);
     return Promise.resolve(states[0] === 'waiting' ? jobs.slice(start, end + 1) : []);
   };
-  return { queue: { getJobs } as unknown as Queue, ends };
+  const getJobCounts = (...states: string[]) =>
+    Promise.resolve(Object.fromEntries(states.map((s) => [s, s === 'waiting' ? count : 0])));
+  return { queue: { getJobs, getJobCounts } as unknown as Queue, ends };
 }
 
 const query = (raw: Record<string, string>) => ListQuerySchema.parse(raw);
