@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { errorMessage } from '../common/errors.js';
 import { describeIssues } from './issues.js';
 import { compileJsonSchema } from './json-schema.js';
 
@@ -107,10 +108,32 @@ const flagText = () =>
       `must be at most ${MAX_FLAG_VALUE_BYTES} bytes`,
     );
 
+/**
+ * How deep a job's jsonSchema may nest: far past any schema written for an answer, and short of
+ * what would overflow the stack of JSON.stringify or of the schema compiler (a few thousand).
+ */
+const MAX_SCHEMA_DEPTH = 100;
+
+/** Whether `value` nests objects or arrays more than MAX_SCHEMA_DEPTH deep, found without recursion. */
+function nestedTooDeeply(value: unknown): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [node, depth] = next;
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth > MAX_SCHEMA_DEPTH) return true;
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** A JSON Schema object for --json-schema: it travels on argv, so it is capped like a flag value. */
 const jsonSchema = () =>
   z
     .record(z.string(), z.unknown(), { error: 'must be a JSON Schema object' })
+    .refine((value) => !nestedTooDeeply(value), {
+      error: `must be nested at most ${MAX_SCHEMA_DEPTH} levels deep`,
+      abort: true,
+    })
     .refine((value) => byteLength(JSON.stringify(value)) <= MAX_FLAG_VALUE_BYTES, {
       error: `must be at most ${MAX_FLAG_VALUE_BYTES} bytes as JSON`,
       // Too big to pass on: not worth compiling.
@@ -231,7 +254,13 @@ export type ParsedRequest =
 
 /** Validates job data, naming every bad field in one line when it is not a valid request. */
 export function parseExecuteRequest(data: unknown): ParsedRequest {
-  const parsed = ExecuteRequestSchema.safeParse(data, { reportInput: true });
+  let parsed;
+  try {
+    parsed = ExecuteRequestSchema.safeParse(data, { reportInput: true });
+  } catch (error) {
+    // A check that threw on data of a shape none foresaw: the data is still what is wrong.
+    return { ok: false, reason: `the job data could not be checked: ${errorMessage(error)}` };
+  }
   return parsed.success
     ? { ok: true, request: parsed.data }
     : { ok: false, reason: describeIssues(parsed.error) };

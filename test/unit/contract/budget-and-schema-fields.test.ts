@@ -56,6 +56,18 @@ describe('maxBudgetUsd and jsonSchema in a request', () => {
     ).toContain('no schema with key or ref');
   });
 
+  it('refuses a schema nested past 100 levels, naming it, where checking it would overflow the stack', () => {
+    const nest = (levels: number): Record<string, unknown> => {
+      let schema: Record<string, unknown> = { type: 'string' };
+      for (let i = 0; i < levels; i++) schema = { type: 'array', items: schema };
+      return schema;
+    };
+    expect(reason({ prompt: 'p', jsonSchema: nest(5000) })).toBe(
+      'jsonSchema: must be nested at most 100 levels deep',
+    );
+    expect(parseExecuteRequest({ prompt: 'p', jsonSchema: nest(50) }).ok).toBe(true);
+  });
+
   it('refuses a schema too big for a command line argument', () => {
     const big = { type: 'object', description: 'x'.repeat(MAX_FLAG_VALUE_BYTES) };
     expect(reason({ prompt: 'p', jsonSchema: big })).toBe(
