@@ -383,13 +383,21 @@ const SECRET_PARAM = /pass|secret|token|key|auth|user|cred/i;
 export function redactUrl(value: string): string {
   try {
     const url = new URL(value);
+    // A password holding '/', '?' or '#' (base64 has '/') ends the user info early: the rest of
+    // it reads as a path or a fragment.
+    if (`${url.pathname}${url.hash}`.includes('@')) return redactUnparsed(value);
     if (url.username) url.username = '***';
     if (url.password) url.password = '***';
     for (const key of new Set(url.searchParams.keys())) url.searchParams.set(key, '***');
     return url.toString();
   } catch {
-    return value.replace(/\/\/[^/?#]*@/, '//***@').replace(/\?.*$/s, '?***');
+    return redactUnparsed(value);
   }
+}
+
+/** Everything up to the last '@' could be user info, and everything after a '?' a query. */
+function redactUnparsed(value: string): string {
+  return value.replace(/\/\/.*@/s, '//***@').replace(/\?.*$/s, '?***');
 }
 
 /**

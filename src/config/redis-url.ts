@@ -147,7 +147,9 @@ function checkParams(params: URLSearchParams, known: readonly string[]): void {
   const unknown = [...params.keys()].filter((key) => !known.includes(key));
   if (unknown.length > 0) {
     const allowed = known.length === 0 ? 'none is read' : `only ${known.join(', ')} is read`;
-    throw new RedisUrlError(`unknown query parameter ${unknown.join(', ')} (${allowed})`);
+    // A name is quoted only where it looks like one: a password holding '?' puts its rest here.
+    const named = unknown.map((key) => (/^[A-Za-z][\w-]{0,63}$/.test(key) ? key : '(not a name)'));
+    throw new RedisUrlError(`unknown query parameter ${named.join(', ')} (${allowed})`);
   }
 }
 

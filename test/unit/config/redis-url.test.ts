@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, redactIn } from '../../../src/config/config.js';
+import { ConfigError, loadConfig, redactIn, redactUrl } from '../../../src/config/config.js';
 import { parseRedisTarget } from '../../../src/config/redis-url.js';
 import { hashTag, queueHashTag } from '../../../src/contract/index.js';
 
@@ -67,6 +67,22 @@ describe('REDIS_URL forms', () => {
 });
 
 describe('hash slots on a cluster', () => {
+  it("keeps out of a bad REDIS_URL's message a password holding '/', '?' or '#'", () => {
+    for (const secret of ['Zm9v/YmFyc2VjcmV0', 'p#ssSECRET', 'p?ssSECRET']) {
+      for (const url of [`redis://:${secret}@redis:6379`, `redis+sentinel://:${secret}@s1/m`]) {
+        let message = '';
+        try {
+          loadConfig({ REDIS_URL: url, QUEUE_NAME: '' });
+          message = redactUrl(url);
+        } catch (error) {
+          message = (error as Error).message;
+        }
+        expect(message).not.toContain(secret.slice(-6));
+        expect(redactUrl(url)).not.toContain(secret.slice(-6));
+      }
+    }
+  });
+
   it('takes the tag Redis hashes: the first {...} that is not empty', () => {
     expect(hashTag('{claudebox}:q:history:1')).toBe('claudebox');
     expect(hashTag('bull:{q}:wait')).toBe('q');
