@@ -29,7 +29,8 @@ export async function renderConfigDocs(): Promise<string> {
       throw new Error(`ConfigSchema.${name} has no description: add .describe() to it`);
     }
     const values = property.enum ? ` One of ${property.enum.map(code).join(', ')}.` : '';
-    return `- **\`${name}\`** (${renderDefault(name, property.default)}): ${property.description}${values}`;
+    const fallback = property.default ?? outputDefault(name);
+    return `- **\`${name}\`** (${renderDefault(name, fallback)}): ${property.description}${values}`;
   });
   const markdown = `${INTRO}\n## Variables\n\n${items.join('\n')}\n`;
   const options = await prettier.resolveConfig(CONFIG_DOCS_PATH);
@@ -39,6 +40,15 @@ export async function renderConfigDocs(): Promise<string> {
     // Wrapped, so that the file reads well in a terminal too.
     proseWrap: 'always',
   });
+}
+
+/**
+ * A default JSON Schema's input side leaves out: that of a number read from its text (a
+ * preprocessed number has no JSON Schema of its input).
+ */
+function outputDefault(name: string): unknown {
+  const { def } = ConfigSchema.shape[name as keyof typeof ConfigSchema.shape] as z.ZodType;
+  return def.type === 'default' ? (def as z.core.$ZodDefaultDef).defaultValue : undefined;
 }
 
 function renderDefault(name: string, value: unknown): string {

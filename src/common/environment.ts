@@ -13,3 +13,12 @@ export function variablesSet(
   }
   return set;
 }
+
+/**
+ * A number as a variable writes it, for z.preprocess: digits, with a sign and a fraction where
+ * the schema allows them. z.coerce would also take ' ' (as 0), '0x1F90' and '1e3'; any other
+ * string stays a string, which z.number refuses ('must be a number').
+ */
+export function decimal(value: unknown): unknown {
+  return typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
+}

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MAX_TIMEOUT_SECONDS, PERMISSION_MODES, queueHashTag } from '../contract/index.js';
-import { variablesSet } from '../common/environment.js';
+import { decimal, variablesSet } from '../common/environment.js';
 import { parseRedisTarget, redisSecrets, RedisUrlError } from './redis-url.js';
 
 const KiB = 1024;
@@ -9,13 +9,28 @@ const MiB = 1024 * KiB;
 /** The health server's port when HEALTH_PORT is unset (and free). */
 export const DEFAULT_HEALTH_PORT = 8080;
 
-const integer = (min: number) =>
-  z.coerce
-    .number({ error: 'must be a number' })
-    .int('must be an integer')
-    .min(min, `must be at least ${min}`);
+const integer = (min: number, max = Infinity, maxMessage = `must be at most ${max}`) =>
+  z.preprocess(
+    decimal,
+    z
+      .number({ error: 'must be a number' })
+      .int('must be an integer')
+      .min(min, `must be at least ${min}`)
+      .max(max, maxMessage),
+  );
 
-const seconds = () => z.coerce.number({ error: 'must be a number' }).positive('must be positive');
+const seconds = (max = Infinity, maxMessage = `must be at most ${max}`) =>
+  z.preprocess(
+    decimal,
+    z.number({ error: 'must be a number' }).positive('must be positive').max(max, maxMessage),
+  );
+
+/**
+ * The longest a duration a worker's timers count may be: a Node.js timer past 2^31 - 1 ms fires
+ * at once, and shutdown adds three of them up.
+ */
+const MAX_TIMER_SECONDS = 86_400;
+const timerMax = [MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS} (a day)`] as const;
 
 const nonEmpty = () => z.string().trim().min(1, 'must not be empty');
 
@@ -68,12 +83,10 @@ export const ConfigSchema = z.object({
     .describe(
       'Where runs happen; every `workingDir` must be inside it. Unset: the current directory.',
     ),
-  DEFAULT_TIMEOUT_SECONDS: seconds()
-    .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS}`)
+  DEFAULT_TIMEOUT_SECONDS: seconds(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS}`)
     .default(3600)
     .describe(`The timeout of jobs that set no \`timeout\` (at most ${MAX_TIMEOUT_SECONDS}).`),
-  MAX_TIMEOUT_SECONDS: seconds()
-    .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS}`)
+  MAX_TIMEOUT_SECONDS: seconds(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS}`)
     .default(86400)
     .describe(
       `The longest \`timeout\` a job may ask for (at most ${MAX_TIMEOUT_SECONDS}); at least \`DEFAULT_TIMEOUT_SECONDS\`.`,
@@ -106,19 +119,17 @@ export const ConfigSchema = z.object({
     .describe(
       "Root's directory (an absolute path, not on a `noexec` file system) for run homes, scratch working directories, uid leases, kept sessions and the shell that kills as a run's uid are sent from; workers of one host share it.",
     ),
-  RUN_UID_BASE: integer(1)
-    .max(4_000_000_000, 'must be at most 4000000000')
+  RUN_UID_BASE: integer(1, 4_000_000_000, 'must be at most 4000000000')
     .default(50000)
     .describe(
       'The first uid of the pool runs execute as (uids that are accounts in `/etc/passwd` are skipped). Workers on one host share RUN_ROOT, whose lease files hand each uid to one run at a time, or use ranges that do not overlap: a worker clears a uid it takes (kills its processes).',
     ),
-  RUN_UID_COUNT: integer(1)
-    .max(1_000_000, 'must be at most 1000000')
+  RUN_UID_COUNT: integer(1, 1_000_000, 'must be at most 1000000')
     .default(1000)
     .describe(
       'The size of the uid pool: runs at once on this host, all workers together; at least `CONCURRENCY`.',
     ),
-  SCRATCH_SWEEP_SECONDS: integer(1)
+  SCRATCH_SWEEP_SECONDS: integer(1, ...timerMax)
     .default(600)
     .describe(
       "How often a worker that isolates runs sweeps the scratch directories of its queue's jobs (`RUN_ROOT/scratch`, where a job that names no working directory works; also once at start): one whose job is over or gone from Redis (removed while it waited for its next attempt, say) is removed, but where a run is in it or could still be. Workers sharing `RUN_ROOT` must share their Redis too, or differ in `QUEUE_PREFIX` or `QUEUE_NAME`.",
@@ -134,28 +145,43 @@ export const ConfigSchema = z.object({
   MAX_LINE_BYTES: integer(1024)
     .default(8 * MiB)
     .describe('A longer stdout/stderr line is published in pieces marked `partial`.'),
-  SHUTDOWN_GRACE_SECONDS: z.coerce
-    .number({ error: 'must be a number' })
-    .min(0)
+  SHUTDOWN_GRACE_SECONDS: z
+    .preprocess(
+      decimal,
+      z
+        .number({ error: 'must be a number' })
+        .min(0, 'must not be negative')
+        .max(...timerMax),
+    )
     .default(30)
     .describe(
       'On SIGTERM/SIGINT, how long active runs may finish before they are stopped and requeued.',
     ),
-  KILL_GRACE_SECONDS: z.coerce
-    .number({ error: 'must be a number' })
-    .min(0)
+  KILL_GRACE_SECONDS: z
+    .preprocess(
+      decimal,
+      z
+        .number({ error: 'must be a number' })
+        .min(0, 'must not be negative')
+        .max(...timerMax),
+    )
     .default(5)
     .describe(
       'After SIGINT to the CLI on a timeout or a shutdown, how long before every process of the run is killed (a cancel waits at most 1 s, a lost lock not at all).',
     ),
-  RESULT_GRACE_SECONDS: z.coerce
-    .number({ error: 'must be a number' })
-    .positive('must be a positive number of seconds')
+  RESULT_GRACE_SECONDS: z
+    .preprocess(
+      decimal,
+      z
+        .number({ error: 'must be a number' })
+        .positive('must be a positive number of seconds')
+        .max(...timerMax),
+    )
     .default(5)
     .describe(
       'How long the CLI may go on after printing its result line before it is stopped; the attempt is then judged by that line (and says it was stopped).',
     ),
-  LOCK_DURATION_SECONDS: seconds()
+  LOCK_DURATION_SECONDS: seconds(...timerMax)
     .default(30)
     .describe(
       'The BullMQ job lock (also the stalled-job check interval): how soon another worker takes over the jobs of a worker that died.',
@@ -164,8 +190,7 @@ export const ConfigSchema = z.object({
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
     .describe('The pino log level.'),
-  HEALTH_PORT: integer(0)
-    .max(65535, 'must be at most 65535')
+  HEALTH_PORT: integer(0, 65535, 'must be at most 65535')
     .optional()
     .describe(
       `The port of \`/healthz\`, \`/readyz\` and \`/metrics\`; \`0\` turns the server off. Unset: ${DEFAULT_HEALTH_PORT}, or a free port the system picks when ${DEFAULT_HEALTH_PORT} is taken (another worker on the host), named by \`health\` in the \`worker ready\` log line. Set: a port in use stops the start with one line naming it.`,
@@ -206,8 +231,7 @@ export const ConfigSchema = z.object({
     .describe(
       "How live events are published on `<prefix>:<queue>:events:<jobId>`: `plain` PUBLISH, or `sharded` SPUBLISH (Redis 7), which a Redis Cluster keeps on the shard of the queue's slot instead of sending to every node. Clients, the CLI and the gateway must use the same (the client's `pubsub` option; the CLI and gateway read this variable).",
     ),
-  EVENTS_WAIT_REPLICAS: integer(0)
-    .max(16, 'must be at most 16')
+  EVENTS_WAIT_REPLICAS: integer(0, 16, 'must be at most 16')
     .default(0)
     .describe(
       "Replicas that must have a batch of events (Redis `WAIT`, up to 1 s) before it counts as written; else it is written again. `1` on Sentinel (or a cluster with replicas): a failover then loses no event, since Redis replicates asynchronously and a promoted replica lacks the primary's last writes. Costs a replication round trip per batch.",
@@ -223,7 +247,7 @@ export const ConfigSchema = z.object({
     .describe(
       '`redis`: session transcripts are kept in Redis so retries resume them on any worker; `off`: nothing is kept in Redis (an isolated worker keeps transcripts in `RUN_ROOT/sessions`, for jobs on the same host; an unisolated one starts every attempt afresh).',
     ),
-  SESSION_SYNC_SECONDS: seconds()
+  SESSION_SYNC_SECONDS: seconds(...timerMax)
     .default(0.25)
     .describe(
       "How often what a running session's transcript grew by is shipped (and once when the attempt ends): a worker that dies loses at most this much of the conversation.",
@@ -238,8 +262,7 @@ export const ConfigSchema = z.object({
     .describe(
       'How long a saved transcript is kept after its last change (every session key expires); resumed later, the job fails as `session-not-found`.',
     ),
-  MAX_RATE_LIMIT_DELAYS: integer(0)
-    .max(1000, 'must be at most 1000')
+  MAX_RATE_LIMIT_DELAYS: integer(0, 1000, 'must be at most 1000')
     .default(5)
     .describe(
       "How many times a job whose run ended on an API 429 (rate limited) or 529 (overloaded) is put back to run again after the API's retry-after (or a backoff from 5 s, doubling, at most 5 min); a 429 spends no attempt, a 529 one. Past it the job fails as `rate-limited`.",
@@ -281,8 +304,7 @@ export const ConfigSchema = z.object({
     .describe(
       "How long the checkout of a failed attempt stays in `WORKSPACE_DIR/checkouts`, for debugging, before the worker's sweep removes it. 0 (the default): removed at once, like a successful attempt's.",
     ),
-  WORKSPACE_STALL_SECONDS: integer(1)
-    .max(3600, 'must be at most 3600 (an hour)')
+  WORKSPACE_STALL_SECONDS: integer(1, 3600, 'must be at most 3600 (an hour)')
     .default(60)
     .describe(
       'A clone or fetch of a workspace source that moves less than 1 KB/s for this long (over HTTP), or takes 60 times as long in all (any transport), is stopped: the attempt fails as `workspace-failed`, retried where the job has attempts left. Without it, a source that never answers would hold the job, and every job of that source, for ever.',
@@ -297,7 +319,7 @@ export const ConfigSchema = z.object({
     .describe(
       'A cached clone no job has used for this long is removed by the sweep (a later job clones it again). 0: no limit.',
     ),
-  WORKSPACE_SWEEP_SECONDS: integer(1)
+  WORKSPACE_SWEEP_SECONDS: integer(1, ...timerMax)
     .default(60)
     .describe(
       'How often the worker sweeps `WORKSPACE_DIR` (also once at start): removes checkouts no running attempt holds (left by a worker that crashed, or kept failed ones whose time is over), prunes the cache to its limits, and measures the disk use `/metrics` reports.',

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { variablesSet } from '../common/environment.js';
+import { decimal, variablesSet } from '../common/environment.js';
 import { MIN_READ_TOKEN_SECRET_LENGTH } from '../contract/index.js';
 
 /**
@@ -13,11 +13,15 @@ export const MAX_SLOW_CLIENT_SECONDS = 86_400;
  * QUEUE_NAME and QUEUE_PREFIX. Documented in docs/gateway.md (a test checks every one is).
  */
 export const GatewaySettingsSchema = z.object({
-  GATEWAY_PORT: z.coerce
-    .number({ error: 'must be a number' })
-    .int('must be an integer')
-    .min(0, 'must be at least 0')
-    .max(65535, 'must be at most 65535')
+  GATEWAY_PORT: z
+    .preprocess(
+      decimal,
+      z
+        .number({ error: 'must be a number' })
+        .int('must be an integer')
+        .min(0, 'must be at least 0')
+        .max(65535, 'must be at most 65535'),
+    )
     .default(8090)
     .describe('The port the gateway listens on (`0`: any free port).'),
   GATEWAY_HOST: z
@@ -39,10 +43,14 @@ export const GatewaySettingsSchema = z.object({
     .min(16, 'must be at least 16 characters (e.g. openssl rand -hex 32)')
     .optional()
     .describe('The token that reads every job, lists jobs, and opens Bull Board.'),
-  GATEWAY_SLOW_CLIENT_SECONDS: z.coerce
-    .number({ error: 'must be a number' })
-    .min(0.001, 'must be a positive number of seconds, at least 0.001')
-    .max(MAX_SLOW_CLIENT_SECONDS, `must be at most ${MAX_SLOW_CLIENT_SECONDS} (a day)`)
+  GATEWAY_SLOW_CLIENT_SECONDS: z
+    .preprocess(
+      decimal,
+      z
+        .number({ error: 'must be a number' })
+        .min(0.001, 'must be a positive number of seconds, at least 0.001')
+        .max(MAX_SLOW_CLIENT_SECONDS, `must be at most ${MAX_SLOW_CLIENT_SECONDS} (a day)`),
+    )
     .default(30)
     .describe(
       'How long a client may leave an event stream unread (its buffer full) before it is disconnected.',

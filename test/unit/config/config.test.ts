@@ -48,6 +48,29 @@ describe('loadConfig', () => {
     expect(config.WORK_DIR).toBeUndefined();
   });
 
+  it('reads a number only as digits: blanks, hex and exponents are refused, naming the variable', () => {
+    expect(() => loadConfig({ HEALTH_PORT: ' ' })).toThrow('HEALTH_PORT=" ": must be a number');
+    expect(() => loadConfig({ HEALTH_PORT: '0x1F90' })).toThrow(
+      'HEALTH_PORT="0x1F90": must be a number',
+    );
+    expect(() => loadConfig({ CONCURRENCY: '1e1' })).toThrow('CONCURRENCY="1e1": must be a number');
+    expect(() => loadConfig({ SHUTDOWN_GRACE_SECONDS: '-1' })).toThrow(
+      'SHUTDOWN_GRACE_SECONDS="-1": must not be negative',
+    );
+  });
+
+  it('refuses a duration the worker times past a day, which a timer would take as 1 ms', () => {
+    for (const name of [
+      'SHUTDOWN_GRACE_SECONDS',
+      'WORKSPACE_SWEEP_SECONDS',
+      'LOCK_DURATION_SECONDS',
+    ]) {
+      expect(() => loadConfig({ [name]: '2200000' })).toThrow(
+        `${name}="2200000": must be at most 86400 (a day)`,
+      );
+    }
+  });
+
   it('ignores variables that are not settings', () => {
     expect(() => loadConfig({ PATH: '/usr/bin', CONCURRENCY_X: 'nonsense' })).not.toThrow();
   });
