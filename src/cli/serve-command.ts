@@ -63,7 +63,7 @@ export async function runServeCommand(
     const where = `${settings.GATEWAY_HOST}:${settings.GATEWAY_PORT}`;
     throw new CliError(
       EXIT.failed,
-      `GATEWAY_PORT=${settings.GATEWAY_PORT}: cannot listen on ${where}: ${errorMessage(error)}`,
+      `GATEWAY_HOST and GATEWAY_PORT (or --host and --port): cannot listen on ${where}: ${errorMessage(error)}`,
     );
   }
   const url = `http://${hostForUrl(settings.GATEWAY_HOST)}:${(server.address() as AddressInfo).port}/`;
@@ -74,6 +74,16 @@ export async function runServeCommand(
   await untilSignal();
   await stop(server, gateway);
   return EXIT.ok;
+}
+
+/**
+ * --host as GATEWAY_HOST is read: an empty one would listen on every interface, not on the
+ * loopback the default keeps it to.
+ */
+function parseHost(value: string): string {
+  const host = value.trim();
+  if (host === '') throw new CliError(EXIT.usage, '--host: must not be empty');
+  return host;
 }
 
 /** The worker's Redis and queue settings, the gateway's own, and the flags over them. */
@@ -89,7 +99,7 @@ function readSettings(
       settings: {
         ...settings,
         ...(options.port === undefined ? {} : { GATEWAY_PORT: parsePort(options.port) }),
-        ...(options.host === undefined ? {} : { GATEWAY_HOST: options.host }),
+        ...(options.host === undefined ? {} : { GATEWAY_HOST: parseHost(options.host) }),
       },
     };
   } catch (error) {

@@ -28,6 +28,8 @@ describe('option values', () => {
       [() => parseNumber('--timeout', '1e3'), '1e3'],
       [() => parseNumber('--timeout', ''), ''],
       [() => parseInteger('--max-turns', '1.5'), '1.5'],
+      // Whole, but past what a double holds exactly: it would reach the job as 1e+20.
+      [() => parseInteger('--attempts', '99999999999999999999'), '99999999999999999999'],
     ] as const) {
       expect(parse).toThrow(CliError);
       expect(parse).toThrow(`${JSON.stringify(value)} is not`);

@@ -109,4 +109,13 @@ describe('claudebox serve', () => {
     expect(server.stderr()).toContain(message);
     expect(server.stderr()).not.toContain('a'.repeat(32));
   });
+
+  it('refuses an empty --host, which would listen on every interface, as a bad option', async () => {
+    const server = serve(['--port', '0', '--host', ' '], {
+      REDIS_URL: redisUrl,
+      GATEWAY_OPERATOR_TOKEN: OPERATOR,
+    });
+    expect(await server.exited).toBe(2);
+    expect(server.stderr()).toContain('--host: must not be empty');
+  });
 });

@@ -50,6 +50,8 @@ export async function setup(project: TestProject): Promise<void> {
 const TOOLS: Record<string, string> = {
   'redis-server': 'redis-server',
   tmux: 'tmux',
+  // Workspaces are clones of repositories the tests make.
+  git: 'git',
   setpriv: 'util-linux',
   bwrap: 'bubblewrap',
   // A file system the tests freeze, for a run's process that no kill can end yet.
