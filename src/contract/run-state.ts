@@ -56,6 +56,11 @@ export const RunStateSchema = z.object({
   rateLimit: z
     .object({ delays: z.int().nonnegative(), attemptsSpent: z.int().nonnegative() })
     .optional(),
+  /**
+   * BullMQ's stall count of the job when an attempt recorded `result` as the job's end for good:
+   * a start after a later stall finds the job over already, and ends it with that result.
+   */
+  endedAtStall: z.int().nonnegative().optional(),
 });
 
 export type RunState = z.infer<typeof RunStateSchema>;

@@ -36,6 +36,7 @@ import type { ExecuteJob, JobContext } from './context.js';
 import { NO_RATE_LIMITS, planRateLimitRetry, type RateLimitRetry } from './rate-limit-retry.js';
 import { JobLog } from './job-log.js';
 import { recordEnd } from './record-end.js';
+import { endedAlready } from './ended-already.js';
 import { profileFilesFor, writeRunConfig } from './run-config.js';
 import {
   budgetLeft,
@@ -121,6 +122,8 @@ export class Attempt {
     private readonly attempts: Attempts,
     private readonly events: JobEvents,
     private readonly stop: AbortSignal,
+    /** The result the job already ended with for good (see endedAlready), or null. */
+    private readonly ended: ExecuteResult | null,
   ) {
     const { address } = context;
     this.startedAt = context.now();
@@ -136,11 +139,12 @@ export class Attempt {
     const prior = readRunState(job.progress);
     // Its seq by the entry's id, whatever it holds: a seq in the history is never written again.
     const newest = await readNewest(context.redis, context.address, jobId);
+    const ended = endedAlready(job, prior, newest.event);
     const attempts = countAttempts(job, prior, newest.event);
     const nextSeq = Math.max(newest.seq, prior?.lastSeq ?? 0) + 1;
     const events = context.publisher.open(jobId, attempts.attempt, nextSeq);
     const stop = context.runs.begin(jobId);
-    return new Attempt(context, job, token, prior, attempts, events, stop);
+    return new Attempt(context, job, token, prior, attempts, events, stop, ended);
   }
 
   get jobId(): string {
@@ -153,6 +157,7 @@ export class Attempt {
 
   /** The whole attempt; errors of the worker's own still end it with a terminal event. */
   async run(): Promise<Ending> {
+    if (this.ended !== null) return this.endedBefore(this.ended);
     try {
       const closed = await this.closeEarlierAttempts();
       if (closed) return closed;
@@ -161,6 +166,19 @@ export class Attempt {
     } catch (error) {
       return this.failInside(error);
     }
+  }
+
+  /**
+   * The job as it ended before a stall put it back: its end is published and recorded already,
+   * and BullMQ now hears it. Nothing runs.
+   */
+  private endedBefore(result: ExecuteResult): Ending {
+    this.log.warn(
+      { failure: result.failure, lastSeq: result.lastSeq },
+      'the job had ended before its worker stopped or lost it: ending it so, without running it again',
+    );
+    if (result.success) return { kind: 'return', result };
+    return { kind: 'throw', error: new UnrecoverableError(result.error ?? 'failed') };
   }
 
   /** Stops the session sync and the box, and lets go of the job's events and stop signal. */
@@ -327,7 +345,9 @@ export class Attempt {
       streamSessionId,
     });
     const retry = this.retryAfterRun(report.failure, rateLimit);
-    const workspace = await this.workspaceChange(request);
+    // A run whose job is another worker's now stores nothing under its name (see end).
+    const abandoned = this.stopRequest()?.cause === 'abandoned';
+    const workspace = abandoned ? null : await this.workspaceChange(request);
     return this.end({
       jobId: this.jobId,
       attempt: this.number,
@@ -457,8 +477,9 @@ export class Attempt {
    * the result, or the error that fails the job (retried or not) or puts it back in the queue.
    */
   private async end(result: Omit<ExecuteResult, 'lastSeq'>): Promise<Ending> {
-    if (result.failure === 'abandoned' && this.stopRequest()?.cause === 'abandoned') {
-      // Another worker may own the job now: say nothing more under its name.
+    if (this.stopRequest()?.cause === 'abandoned') {
+      // Another worker may own the job now, however the run ended meanwhile: say nothing more
+      // under its name.
       this.events.discard();
       this.log.warn({ error: result.error }, 'run stopped: the job is no longer ours');
       return { kind: 'throw', error: new Error(result.error ?? 'abandoned') };

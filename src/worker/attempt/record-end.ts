@@ -39,6 +39,7 @@ export async function recordEnd(
     result: result.success ? withoutOutput(result) : result,
     ...(state?.spending === undefined ? {} : { spending: state.spending }),
     ...(state?.rateLimit === undefined ? {} : { rateLimit: state.rateLimit }),
+    ...(result.retrying ? {} : { endedAtStall: job.stalledCounter }),
   } satisfies RunState);
   context.onFinished?.(result);
   const fields = {
