@@ -61,13 +61,38 @@ export interface GitOptions {
   readonly timeoutMs?: number;
   /** A clone or fetch from a source: its GitError says whether the source could be reached. */
   readonly remote?: boolean;
+  /** Stops git once it aborts: the job it works for is stopping (a shutdown, a cancel). */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** Runs git, returning its stdout as bytes; a GitError with git's last words when it fails. */
 export async function git(args: readonly string[], options: GitOptions = {}): Promise<Buffer> {
-  const result = await start(args, options, true);
+  const result = await stoppable(start(args, options, true), options.signal);
   if (result.exitCode === 0) return Buffer.from(result.stdout);
-  throw failure(args, result, options);
+  const { stderr, exitCode, timedOut } = result;
+  throw failure(args, { stderr, exitCode, timedOut, stopped: options.signal?.aborted }, options);
+}
+
+/** `subprocess`, whose process group `signal` kills (start made it one with `detached`). */
+async function stoppable<T>(
+  subprocess: ReturnType<typeof execa> & Promise<T>,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  if (signal === undefined) return subprocess;
+  const kill = (): void => {
+    try {
+      if (subprocess.pid !== undefined) process.kill(-subprocess.pid, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  };
+  if (signal.aborted) kill();
+  signal.addEventListener('abort', kill, { once: true });
+  try {
+    return await subprocess;
+  } finally {
+    signal.removeEventListener('abort', kill);
+  }
 }
 
 /**
@@ -100,6 +125,9 @@ function start(args: readonly string[], options: GitOptions, buffer: boolean) {
   return execa('git', [...SAFE, ...where, ...args], {
     reject: false,
     ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs }),
+    // A group of its own, which a stop kills whole: a clone's remote helper outlives git itself,
+    // holding the pipes that git's end waits on.
+    ...(options.signal === undefined ? {} : { detached: true }),
     encoding: 'buffer',
     stripFinalNewline: false,
     // stderr is read for the error message either way; stdout is streamed when not buffered.
@@ -124,10 +152,14 @@ function failure(
     readonly stderr: unknown;
     readonly exitCode?: number | undefined;
     readonly timedOut?: boolean;
+    /** The job git worked for stopped it (see stoppable). */
+    readonly stopped?: boolean | undefined;
   },
   { timeoutMs = 0, remote = false }: GitOptions,
 ): GitError {
   const command = commandOf(args);
+  if (result.stopped === true)
+    return new GitError(`git ${command} was stopped: its job is stopping`);
   if (result.timedOut === true) {
     const seconds = timeoutMs / 1000;
     return new GitError(`git ${command} did not finish within ${seconds} s: stopped`, remote);

@@ -98,6 +98,8 @@ export class Workspaces {
     jobKey: string,
     request: WorkspaceRequest,
     patch: Buffer | null,
+    /** Stops a clone or fetch from the source: the job is stopping. */
+    signal?: AbortSignal,
   ): Promise<Checkout> {
     const cache = join(this.dirs.cache, `${shortHash(request.source)}.git`);
     const id = shortHash(jobKey);
@@ -108,7 +110,7 @@ export class Workspaces {
     // (one deciding to remove the checkout left here before is waited for: see checkoutLock).
     await withLock(checkoutLock(dir), () => writeHolder(holder, { ...thisProcess(), cache }));
     try {
-      const base = await this.commitOf(cache, request);
+      const base = await this.commitOf(cache, request, signal);
       await utimes(cache, new Date(), new Date());
       await rm(dir, { recursive: true, force: true });
       await cloneAt(cache, dir, base, patch);
@@ -141,13 +143,17 @@ export class Workspaces {
   }
 
   /** The commit `ref` names in the source, cloning or fetching it first where needed. */
-  private async commitOf(cache: string, { source, ref }: WorkspaceRequest): Promise<string> {
+  private async commitOf(
+    cache: string,
+    { source, ref }: WorkspaceRequest,
+    signal: AbortSignal | undefined,
+  ): Promise<string> {
     const asked = ++this.tick;
     return withLock(`${cache}.lock`, async () => {
-      if (!(await exists(cache))) await this.clone(source, cache);
+      if (!(await exists(cache))) await this.clone(source, cache, signal);
       else if (!(FULL_COMMIT.test(ref) && (await resolve(cache, ref)) !== null)) {
         // A fetch that began after this job asked has brought what it would.
-        if ((this.fetched.get(cache) ?? 0) < asked) await this.fetch(cache);
+        if ((this.fetched.get(cache) ?? 0) < asked) await this.fetch(cache, signal);
       }
       const commit = await resolve(cache, ref);
       if (commit === null) {
@@ -159,15 +165,15 @@ export class Workspaces {
     });
   }
 
-  private async clone(source: string, cache: string): Promise<void> {
+  private async clone(source: string, cache: string, signal?: AbortSignal): Promise<void> {
     const began = ++this.tick;
     const partial = `${cache}.partial`;
     await rm(partial, { recursive: true, force: true });
     try {
-      await git(
-        [...this.remote.settings, 'clone', '--bare', '--quiet', '--', source, partial],
-        this.remote.options,
-      );
+      await git([...this.remote.settings, 'clone', '--bare', '--quiet', '--', source, partial], {
+        ...this.remote.options,
+        signal,
+      });
       await rename(partial, cache);
     } catch (error) {
       await rm(partial, { recursive: true, force: true });
@@ -177,7 +183,7 @@ export class Workspaces {
     this.fetched.set(cache, began);
   }
 
-  private async fetch(cache: string): Promise<void> {
+  private async fetch(cache: string, signal?: AbortSignal): Promise<void> {
     const began = ++this.tick;
     await git(
       [
@@ -189,7 +195,7 @@ export class Workspaces {
         'refs/heads/*:refs/heads/*',
         'refs/tags/*:refs/tags/*',
       ],
-      { ...this.remote.options, gitDir: cache },
+      { ...this.remote.options, gitDir: cache, signal },
     );
     this.fetched.set(cache, began);
   }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,5 +42,31 @@ describe('a workspace source that never answers', () => {
     const cached = readdirSync(join(root, 'workspaces', 'cache'));
     expect(cached.filter((name) => !name.endsWith('.lock'))).toEqual([]);
     expect(readdirSync(join(root, 'workspaces', 'checkouts'))).toEqual([]);
+  });
+
+  it('is given up at once when its job stops, with nothing of git left', async () => {
+    const { port } = server.address() as { port: number };
+    const workspaces = await Workspaces.open({ dir: join(root, 'workspaces'), stallSeconds: 60 });
+    const stop = new AbortController();
+    const checkout = workspaces.checkout(
+      'job-1',
+      { source: `http://127.0.0.1:${port}/repo.git`, ref: 'main' },
+      null,
+      stop.signal,
+    );
+    while (sockets.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    stop.abort();
+    await expect(checkout).rejects.toThrow('git clone was stopped: its job is stopping');
+    await expect(checkout).rejects.toMatchObject({ unreachable: false });
+    const gits = readdirSync('/proc')
+      .filter((entry) => /^\d+$/.test(entry))
+      .filter((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`127.0.0.1:${port}`);
+        } catch {
+          return false;
+        }
+      });
+    expect(gits).toEqual([]);
   });
 });

@@ -10,6 +10,7 @@ import {
   type FailureKind,
   type RunState,
   type Spending,
+  type WorkspaceRequest,
   type WorkspaceResult,
 } from '../../contract/index.js';
 import {
@@ -243,15 +244,9 @@ export class Attempt {
       return this.end(this.withoutRun('budget', message));
     }
     if (request.workspace !== undefined) {
-      const opened = await openWorkspace(context, this.jobId, this.jobKey, request.workspace);
-      if (!opened.ok) {
-        const failed = this.withoutRun('workspace-failed', opened.reason);
-        // A source git could not reach may answer the next attempt; one that refused will not.
-        return this.end(opened.unreachable ? { ...failed, retrying: this.retrying() } : failed);
-      }
-      this.checkout = opened.checkout;
-      cwd = opened.checkout.dir;
-      if (opened.note !== null) void this.events.line('error', opened.note, {});
+      const checkout = await this.checkoutFor(request.workspace);
+      if ('kind' in checkout) return checkout;
+      cwd = checkout.dir;
     }
     const runId = randomUUID();
     const addDirs = request.addDirs ?? [];
@@ -268,11 +263,30 @@ export class Attempt {
     await box.seal();
     await this.recordStart(plan);
     const early = this.stopRequest();
-    if (early) {
-      const prefix = early.cause === 'cancelled' ? 'cancelled before it started: ' : '';
-      return this.end(this.withoutRun(STOPPED[early.cause], `${prefix}${early.message}`));
-    }
+    if (early) return this.endBeforeStart(early);
     return { request, cwd, runId, box, plan, place, runConfig, budgetUsd };
+  }
+
+  /** The job's checkout for this attempt, or how the attempt ends where it has none. */
+  private async checkoutFor(workspace: WorkspaceRequest): Promise<{ dir: string } | Ending> {
+    const opened = await openWorkspace(this.context, this.jobId, this.jobKey, workspace, this.stop);
+    if (opened.ok) this.checkout = opened.checkout;
+    // A shutdown or a cancel while git fetched (which stopped it): said as such, not as git.
+    const stopped = this.stopRequest();
+    if (stopped) return this.endBeforeStart(stopped);
+    if (!opened.ok) {
+      const failed = this.withoutRun('workspace-failed', opened.reason);
+      // A source git could not reach may answer the next attempt; one that refused will not.
+      return this.end(opened.unreachable ? { ...failed, retrying: this.retrying() } : failed);
+    }
+    if (opened.note !== null) void this.events.line('error', opened.note, {});
+    return { dir: opened.checkout.dir };
+  }
+
+  /** The end of an attempt stopped from outside before the CLI ran. */
+  private endBeforeStart(stop: StopRequest): Promise<Ending> {
+    const prefix = stop.cause === 'cancelled' ? 'cancelled before it started: ' : '';
+    return this.end(this.withoutRun(STOPPED[stop.cause], `${prefix}${stop.message}`));
   }
 
   /** The checkpoints of the job's workspace while the run goes on, when it has one. */

@@ -20,6 +20,8 @@ export async function openWorkspace(
   jobId: string,
   jobKey: string,
   request: WorkspaceRequest,
+  /** Stops a clone or fetch: the attempt is stopping. */
+  signal?: AbortSignal,
 ): Promise<OpenedWorkspace> {
   if (context.workspaces === null) {
     return {
@@ -43,6 +45,7 @@ export async function openWorkspace(
       jobKey,
       earlier === null ? request : { ...request, ref: earlier.base },
       usable ? earlier.patch : null,
+      signal,
     );
     return { ok: true, checkout, note };
   } catch (error) {
