@@ -32,6 +32,16 @@ const seconds = (max = Infinity, maxMessage = `must be at most ${max}`) =>
 const MAX_TIMER_SECONDS = 86_400;
 const timerMax = [MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS} (a day)`] as const;
 
+/** A wait the worker times that may be 0: none. */
+const graceSeconds = () =>
+  z.preprocess(
+    decimal,
+    z
+      .number({ error: 'must be a number' })
+      .min(0, 'must not be negative')
+      .max(...timerMax),
+  );
+
 const nonEmpty = () => z.string().trim().min(1, 'must not be empty');
 
 const commaList = (fallback: string) =>
@@ -145,26 +155,12 @@ export const ConfigSchema = z.object({
   MAX_LINE_BYTES: integer(1024)
     .default(8 * MiB)
     .describe('A longer stdout/stderr line is published in pieces marked `partial`.'),
-  SHUTDOWN_GRACE_SECONDS: z
-    .preprocess(
-      decimal,
-      z
-        .number({ error: 'must be a number' })
-        .min(0, 'must not be negative')
-        .max(...timerMax),
-    )
+  SHUTDOWN_GRACE_SECONDS: graceSeconds()
     .default(30)
     .describe(
       'On SIGTERM/SIGINT, how long active runs may finish before they are stopped and requeued.',
     ),
-  KILL_GRACE_SECONDS: z
-    .preprocess(
-      decimal,
-      z
-        .number({ error: 'must be a number' })
-        .min(0, 'must not be negative')
-        .max(...timerMax),
-    )
+  KILL_GRACE_SECONDS: graceSeconds()
     .default(5)
     .describe(
       'After SIGINT to the CLI on a timeout or a shutdown, how long before every process of the run is killed (a cancel waits at most 1 s, a lost lock not at all).',
