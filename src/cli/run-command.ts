@@ -209,7 +209,11 @@ function validate(request: ExecuteRequest): ExecuteRequest {
       typeof field === 'string' && field in OPTION_OF_FIELD
         ? OPTION_OF_FIELD[field as keyof ExecuteRequest]
         : String(field ?? 'request');
-    return `${option}: ${issue.message}`;
+    // A message that names another field (forkSession's needs resumeSessionId) names its option.
+    const message = issue.message.replace(/\b[a-z]+[A-Z]\w*\b/g, (word) =>
+      word in OPTION_OF_FIELD ? OPTION_OF_FIELD[word as keyof ExecuteRequest] : word,
+    );
+    return `${option}: ${message}`;
   });
   throw new CliError(EXIT.usage, `invalid request: ${problems.join('; ')}`);
 }

@@ -217,6 +217,11 @@ describe('claudebox run', () => {
       'claudebox: invalid request: --builtin-tools: "Bash(x)" is not a built-in tool name such as "Read"; ' +
         '--effort: must be one of low, medium, high, xhigh, max\n',
     );
+    const fork = fakeIo(env);
+    expect(await cli(['run', '--fork-session', 'hi'], fork)).toBe(2);
+    expect(fork.stderrText()).toBe(
+      'claudebox: invalid request: --fork-session: needs --resume: only a resumed session can be forked\n',
+    );
   });
 
   it('reads the prompt from stdin for "-", however big', async () => {
