@@ -1,4 +1,5 @@
 import type { RedisClient } from './connections.js';
+import { withScript } from '../common/scripts.js';
 import {
   eventFromHistory,
   historyKey,
@@ -89,16 +90,11 @@ type PageCommand = (
   maxBytes: number,
 ) => Promise<[StreamEntry[], 0 | 1]>;
 
-const defined = new WeakSet<RedisClient>();
-
 function withPageScript(
   redis: RedisClient,
 ): RedisClient & Record<typeof PAGE_COMMAND, PageCommand> {
-  if (!defined.has(redis)) {
-    redis.defineCommand(PAGE_COMMAND, { numberOfKeys: 1, lua: PAGE_SCRIPT });
-    defined.add(redis);
-  }
-  return redis as RedisClient & Record<typeof PAGE_COMMAND, PageCommand>;
+  return withScript(redis, PAGE_COMMAND, PAGE_SCRIPT) as RedisClient &
+    Record<typeof PAGE_COMMAND, PageCommand>;
 }
 
 /** The newest event of a job, if its history still exists. */

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { PendingEvent } from './job-events.js';
+import { withScript } from '../../common/scripts.js';
 
 /**
  * Writes a batch of one job's events. For each event, in order: XADD to the history under its
@@ -79,9 +80,6 @@ interface Commands {
   exec(): Promise<Results>;
 }
 
-/** The connections the script is defined on (ioredis sends it by its hash, and once whole). */
-const defined = new WeakSet<Connection>();
-
 export interface BatchTarget {
   /** The job's history stream. */
   readonly key: string;
@@ -111,7 +109,7 @@ export async function writeBatch(
   // A cluster sends a keyless PUBLISH to any of its nodes: there the commands go in a pipeline,
   // which goes whole to the history's node, so that each PUBLISH follows its XADD.
   if (replicas === undefined && (script || !redis.isCluster)) {
-    const connection = (script ? withScript(redis) : redis) as unknown as Commands;
+    const connection = (script ? withScript(redis, COMMAND, SCRIPT) : redis) as unknown as Commands;
     const sendAll = () => batch.flatMap((event) => send(connection, target, event));
     if (script) await connection[COMMAND](target.key, ...scriptArgs(target, batch));
     else await answers(inOneWrite(redis, sendAll));
@@ -119,7 +117,10 @@ export async function writeBatch(
   }
   // WAIT counts the replicas that have everything the connection wrote before it: it goes last,
   // and its answer is the batch's.
-  const pipeline = (script ? withScript(redis) : redis).pipeline() as unknown as Commands;
+  const pipeline = (script
+    ? withScript(redis, COMMAND, SCRIPT)
+    : redis
+  ).pipeline() as unknown as Commands;
   if (script) pipeline[COMMAND](target.key, ...scriptArgs(target, batch));
   else for (const event of batch) send(pipeline, target, event);
   if (replicas !== undefined) pipeline.wait(replicas.count, replicas.timeoutMs);
@@ -208,12 +209,4 @@ function isLine(event: PendingEvent): boolean {
 /** A stream entry with this id is already there: the event was written before. */
 function isDuplicate(error: Error): boolean {
   return error.message.includes('equal or smaller than the target stream top item');
-}
-
-function withScript(redis: Connection): Connection {
-  if (!defined.has(redis)) {
-    redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: SCRIPT });
-    defined.add(redis);
-  }
-  return redis;
 }
