@@ -77,12 +77,15 @@ class Aborted extends Error {}
 
 /** Throws `invalid-request`, naming the option, where one is of no use. */
 function optionsMustHold(fromSeq: unknown, idleCheckMs: unknown): void {
-  const problem = !Number.isSafeInteger(fromSeq)
-    ? `fromSeq must be a whole number, not ${String(fromSeq)}`
-    : typeof idleCheckMs !== 'number' || !(idleCheckMs > 0 && idleCheckMs <= MAX_IDLE_CHECK_MS)
-      ? `idleCheckMs must be a number of milliseconds above 0, at most ${MAX_IDLE_CHECK_MS}, not ${String(idleCheckMs)}`
-      : null;
-  if (problem !== null) throw new ClaudeboxError('invalid-request', `events: ${problem}`);
+  const refused = (problem: string) => new ClaudeboxError('invalid-request', `events: ${problem}`);
+  if (!Number.isSafeInteger(fromSeq)) {
+    throw refused(`fromSeq must be a whole number, not ${String(fromSeq)}`);
+  }
+  if (typeof idleCheckMs !== 'number' || !(idleCheckMs > 0 && idleCheckMs <= MAX_IDLE_CHECK_MS)) {
+    throw refused(
+      `idleCheckMs must be a number of milliseconds above 0, at most ${MAX_IDLE_CHECK_MS}, not ${String(idleCheckMs)}`,
+    );
+  }
 }
 
 /** The longest a timer counts: a day is more than any idle check needs. */

@@ -60,11 +60,13 @@ async function readResult(
   // look completed without its return value.
   const state = await queue.getJobState(jobId);
   if (state === 'unknown') throw jobNotFound(jobId, queueName);
-  if (state !== 'completed' && state !== 'failed') return null;
-  const job = await queue.getJob(jobId);
-  if (!job) throw jobNotFound(jobId, queueName);
-  return finishedResult(job, state);
+  const result = await readFinishedResult(queue, jobId, state);
+  // Finished, but gone by the time the job was read.
+  if (result === null && isFinished(state)) throw jobNotFound(jobId, queueName);
+  return result;
 }
+
+const isFinished = (state: string): boolean => state === 'completed' || state === 'failed';
 
 /**
  * The ExecuteResult of a job whose state, read just before, is `state`: null unless it completed
@@ -76,7 +78,7 @@ export async function readFinishedResult(
   jobId: string,
   state: string,
 ): Promise<ExecuteResult | null> {
-  if (state !== 'completed' && state !== 'failed') return null;
+  if (!isFinished(state)) return null;
   const job = await queue.getJob(jobId);
   return job ? finishedResult(job, state) : null;
 }
