@@ -190,7 +190,9 @@ describe('end to end through the real claude CLI', () => {
     const { jobId, result, events } = await run({
       prompt: 'stand-in: bash echo waiting && sleep 600 && echo finished',
       allowedTools: ['Bash'],
-      timeout: 4,
+      // Room for the CLI to start and reach its tool on a loaded machine (4 s was not always):
+      // the timeout must strike while the tool sleeps.
+      timeout: 10,
     });
     expect(result).toMatchObject({ success: false, timedOut: true, failure: 'timeout' });
     expect(events.some((e) => e.type === 'output' && e.content.includes('sleep 600'))).toBe(true);
