@@ -1,8 +1,9 @@
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import { Cluster } from 'ioredis';
 import { queueHashTag, type PubSubMode, type QueueAddress } from '../contract/index.js';
 import { doneWithin } from '../common/time.js';
 import { connectRedis, isClusterUrl, type RedisClient } from '../redis/connections.js';
+import { ReadableQueue } from '../redis/readable-job.js';
 
 /** Where a queue is: a connection to use, or a URL to connect to, and the queue's address. */
 export interface QueueTarget {
@@ -65,7 +66,7 @@ export function openQueue(
   const redis = target.connection ?? connectRedis(url, { maxRetriesPerRequest: retriesPerCommand });
   // The meta (the cap of BullMQ's event stream among it) is the worker's to write: a queue
   // opened here would reset that cap to BullMQ's default.
-  const queue = new Queue(address.queueName, {
+  const queue = new ReadableQueue(address.queueName, {
     connection: redis,
     prefix: address.prefix,
     skipMetasUpdate: true,

@@ -4,6 +4,7 @@ import { parseExecuteRequest, type ExecuteRequest } from '../../contract/index.j
 import type { JobSettings } from './context.js';
 import { isInside } from '../../common/paths.js';
 import { sourceRefusal } from '../../workspace/index.js';
+import { UnreadableData } from '../../redis/readable-job.js';
 
 /** What validating a job takes: some of the job settings, and where it works with isolation. */
 export type JobLimits = Pick<
@@ -32,6 +33,7 @@ export type ValidJob =
  * schema first, then what only this machine can tell (prompt size cap, the working directory).
  */
 export async function validateJob(data: unknown, limits: JobLimits): Promise<ValidJob> {
+  if (data instanceof UnreadableData) return { ok: false, reason: data.reason };
   const parsed = parseExecuteRequest(data);
   if (!parsed.ok) return parsed;
   const { request } = parsed;

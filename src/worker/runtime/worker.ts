@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { Queue, Worker } from 'bullmq';
+import { Queue, type Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { redactIn, type Config } from '../../config/config.js';
 import { loadProfiles, referencedVariables, type Profiles } from '../../config/profiles.js';
@@ -11,6 +11,7 @@ import { startWatchdog } from '../../watchdog/watchdog.js';
 import { ActiveRuns } from '../attempt/active-runs.js';
 import { listenForCancels } from './cancel-listener.js';
 import { openConnections, type WorkerConnections } from '../../redis/connections.js';
+import { ReadableWorker } from '../../redis/readable-job.js';
 import { healthUrlOf, serveHealth, type Readiness } from './health.js';
 import { createMetrics, sampledAtMostEvery } from './metrics.js';
 import { createProcessor } from '../attempt/process-job.js';
@@ -286,7 +287,7 @@ function consumer(
   logger: Logger,
 ): { worker: Worker<unknown, ExecuteResult>; queue: Queue } {
   const lockMs = config.LOCK_DURATION_SECONDS * 1000;
-  const worker = new Worker<unknown, ExecuteResult>(config.QUEUE_NAME, processor, {
+  const worker = new ReadableWorker<unknown, ExecuteResult>(config.QUEUE_NAME, processor, {
     connection: connections.commands,
     prefix: config.QUEUE_PREFIX,
     concurrency: config.CONCURRENCY,
