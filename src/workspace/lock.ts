@@ -2,18 +2,25 @@ import { randomUUID } from 'node:crypto';
 import { link, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { processAlive, thisProcess } from './holder.js';
+import { asError } from '../common/errors.js';
 
 const held = new Map<string, Promise<unknown>>();
 
 /**
  * Runs `work` holding the lock at `path`: one holder at a time in this process (a queue) and
  * across the workers of a host (a file with the holder's pid and start time, taken over when that
- * process is gone, so a worker that died holding it blocks nobody).
+ * process is gone, so a worker that died holding it blocks nobody). `signal` ends the wait for
+ * the lock (a job stopping while another job's clone holds it), with the signal's reason.
  */
-export async function withLock<T>(path: string, work: () => Promise<T>): Promise<T> {
-  const before = held.get(path) ?? Promise.resolve();
-  const mine = before.catch(() => undefined).then(() => holdingFile(path, work));
-  const tail = mine.catch(() => undefined);
+export async function withLock<T>(
+  path: string,
+  work: () => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
+  const before = (held.get(path) ?? Promise.resolve()).catch(() => undefined);
+  const mine = untilAborted(before, signal).then(() => holdingFile(path, work, signal));
+  // The next in line waits for the holder before this one too, should this one give up waiting.
+  const tail = Promise.all([before, mine.catch(() => undefined)]);
   held.set(path, tail);
   try {
     return await mine;
@@ -22,10 +29,30 @@ export async function withLock<T>(path: string, work: () => Promise<T>): Promise
   }
 }
 
-async function holdingFile<T>(path: string, work: () => Promise<T>): Promise<T> {
+function untilAborted(waiting: Promise<unknown>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return waiting.then(() => undefined);
+  signal.throwIfAborted();
+  return new Promise((resolve, reject) => {
+    const abort = () => reject(asError(signal.reason));
+    signal.addEventListener('abort', abort, { once: true });
+    void waiting.then(() => {
+      signal.removeEventListener('abort', abort);
+      resolve();
+    });
+  });
+}
+
+async function holdingFile<T>(
+  path: string,
+  work: () => Promise<T>,
+  signal: AbortSignal | undefined,
+): Promise<T> {
   while (!(await takeFile(path))) {
     if (!(await holderAlive(path))) await rm(path, { force: true });
-    else await sleep(25);
+    else {
+      await sleep(25, undefined, { signal }).catch(() => undefined);
+      signal?.throwIfAborted();
+    }
   }
   try {
     return await work();

@@ -149,19 +149,27 @@ export class Workspaces {
     signal: AbortSignal | undefined,
   ): Promise<string> {
     const asked = ++this.tick;
-    return withLock(`${cache}.lock`, async () => {
-      if (!(await exists(cache))) await this.clone(source, cache, signal);
-      else if (!(FULL_COMMIT.test(ref) && (await resolve(cache, ref)) !== null)) {
-        // A fetch that began after this job asked has brought what it would.
-        if ((this.fetched.get(cache) ?? 0) < asked) await this.fetch(cache, signal);
-      }
-      const commit = await resolve(cache, ref);
-      if (commit === null) {
-        throw new GitError(
-          `ref ${JSON.stringify(ref)} is not a branch, tag or commit of ${source}`,
-        );
-      }
-      return commit;
+    // Waiting behind another job's clone of the source ends when this job stops.
+    return withLock(
+      `${cache}.lock`,
+      async () => {
+        if (!(await exists(cache))) await this.clone(source, cache, signal);
+        else if (!(FULL_COMMIT.test(ref) && (await resolve(cache, ref)) !== null)) {
+          // A fetch that began after this job asked has brought what it would.
+          if ((this.fetched.get(cache) ?? 0) < asked) await this.fetch(cache, signal);
+        }
+        const commit = await resolve(cache, ref);
+        if (commit === null) {
+          throw new GitError(
+            `ref ${JSON.stringify(ref)} is not a branch, tag or commit of ${source}`,
+          );
+        }
+        return commit;
+      },
+      signal,
+    ).catch((error: unknown) => {
+      if (error instanceof GitError || signal?.aborted !== true) throw error;
+      throw new GitError(`waiting to clone or fetch ${source} was stopped: its job is stopping`);
     });
   }
 

@@ -1,7 +1,15 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
-import { fixture, startTestWorker, uniqueQueueName, type TestWorker } from '../support/worker.js';
+import type { Queue } from 'bullmq';
+import {
+  createQueue,
+  fixture,
+  startTestWorker,
+  uniqueQueueName,
+  waitFor,
+  type TestWorker,
+} from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
 
@@ -11,6 +19,7 @@ describe('a job stopped while its workspace is fetched', () => {
   let worker: TestWorker;
   let client: ClaudeboxClient;
   let source: string;
+  let queue: Queue;
 
   beforeEach(async () => {
     // A git host that takes the connection and never answers: the clone waits on it.
@@ -26,14 +35,20 @@ describe('a job stopped while its workspace is fetched', () => {
       redisUrl,
       queueName,
       claudeBin: fixture('claude-success.mjs'),
-      env: { WORKSPACE_SOURCES: `http://127.0.0.1:${port}/`, WORKSPACE_STALL_SECONDS: '600' },
+      env: {
+        WORKSPACE_SOURCES: `http://127.0.0.1:${port}/`,
+        WORKSPACE_STALL_SECONDS: '600',
+        CONCURRENCY: '2',
+      },
     });
     client = createClient({ url: redisUrl, queueName });
+    queue = createQueue(redisUrl, queueName);
   });
 
   afterEach(async () => {
     await worker.worker.shutdown(0);
     await client.close();
+    await queue.close();
     sockets.forEach((socket) => socket.destroy());
     await new Promise((resolve) => server.close(resolve));
   });
@@ -47,6 +62,29 @@ describe('a job stopped while its workspace is fetched', () => {
       success: false,
       failure: 'cancelled',
       error: 'cancelled before it started: not needed any more',
+    });
+  });
+
+  it("ends cancelled at once while it waits behind another job's clone of the same source", async () => {
+    const cloning = await client.enqueue({ prompt: 'hi', workspace: { source, ref: 'main' } });
+    while (sockets.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    const waiting = await client.enqueue({ prompt: 'hi', workspace: { source, ref: 'main' } });
+    // Taken by the worker's second slot, it waits for the first job's clone to end.
+    await waitFor('the second job to be active', async () =>
+      (await queue.getJobState(waiting)) === 'active' ? true : undefined,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    await client.cancel(waiting, 'not needed any more');
+    expect(await client.result(waiting, { timeoutMs: 20_000 })).toMatchObject({
+      success: false,
+      failure: 'cancelled',
+      error: 'cancelled before it started: not needed any more',
+    });
+    expect(await queue.getJobState(cloning)).toBe('active');
+    await client.cancel(cloning);
+    expect(await client.result(cloning, { timeoutMs: 20_000 })).toMatchObject({
+      failure: 'cancelled',
     });
   });
 });

@@ -21,7 +21,7 @@ describe('a workspace source that never answers', () => {
   });
 
   afterEach(async () => {
-    sockets.forEach((socket) => socket.destroy());
+    sockets.splice(0).forEach((socket) => socket.destroy());
     await new Promise((resolve) => server.close(resolve));
     rmSync(root, { recursive: true, force: true });
   });
