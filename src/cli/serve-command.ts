@@ -54,6 +54,7 @@ export async function runServeCommand(
       : { operatorToken: settings.GATEWAY_OPERATOR_TOKEN }),
     board: options.board === true,
     slowClientMs: settings.GATEWAY_SLOW_CLIENT_SECONDS * 1000,
+    maxStreams: settings.GATEWAY_MAX_STREAMS,
   });
   const server = createServer(gateway.handler);
   try {

@@ -32,6 +32,8 @@ export interface GatewayOptions extends QueueTarget {
   readonly slowClientMs?: number;
   /** How often a quiet event stream gets a keep-alive comment (default 15 s). */
   readonly heartbeatMs?: number;
+  /** Event streams open at once; one more is answered 503 (default 1,000). */
+  readonly maxStreams?: number;
 }
 
 export interface Gateway {
@@ -53,7 +55,11 @@ interface Parts {
   readonly auth: AuthSettings;
   readonly limits: StreamLimits;
   readonly streams: Set<ServerResponse>;
+  readonly maxStreams: number;
 }
+
+/** Event streams a gateway keeps open at once unless told otherwise. */
+export const DEFAULT_MAX_STREAMS = 1000;
 
 /** Reconnections a request's Redis command waits through (a few seconds) before it fails. */
 const REDIS_RETRIES_PER_REQUEST = 3;
@@ -91,6 +97,7 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
       heartbeatMs: options.heartbeatMs ?? 15_000,
     },
     streams: new Set(),
+    maxStreams: options.maxStreams ?? DEFAULT_MAX_STREAMS,
   };
   const app = buildApp(parts, options);
   const listener = getRequestListener(app.fetch);
@@ -113,6 +120,10 @@ function checkOptions(options: GatewayOptions): void {
     throw new TypeError(`secret: must be at least ${MIN_READ_TOKEN_SECRET_LENGTH} characters`);
   }
   if (options.operatorToken === '') throw new TypeError('operatorToken: must not be empty');
+  const { maxStreams } = options;
+  if (maxStreams !== undefined && !(Number.isSafeInteger(maxStreams) && maxStreams >= 1)) {
+    throw new TypeError('maxStreams: must be a whole number of streams, at least 1');
+  }
   if (options.board === true && options.operatorToken === undefined) {
     throw new TypeError('board: needs an operatorToken (Bull Board can change the queue)');
   }
@@ -189,6 +200,11 @@ async function eventsRoute(
   if (start === 'over') return c.body(null, 204);
   // Node.js sends a HEAD's headers only once the response ends, which a stream does with the run.
   if (c.req.method === 'HEAD') return c.body(null, 200, SSE_HEADERS);
+  // Each stream holds what its client has not read yet: their number bounds the gateway's memory.
+  if (parts.streams.size >= parts.maxStreams) {
+    const error = `too many event streams open (${parts.maxStreams}): try again later`;
+    return c.json({ error }, 503, { 'retry-after': String(STREAMS_FULL_RETRY_SECONDS) });
+  }
   const res = c.env.outgoing;
   parts.streams.add(res);
   try {
@@ -198,6 +214,9 @@ async function eventsRoute(
   }
   return RESPONSE_ALREADY_SENT;
 }
+
+/** When a client turned away by a full gateway may try again. */
+const STREAMS_FULL_RETRY_SECONDS = 5;
 
 function notFound(jobId: string, parts: Parts): string {
   return `job ${jobId} not found in queue ${parts.address.queueName}`;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { decimal, variablesSet } from '../common/environment.js';
 import { MIN_READ_TOKEN_SECRET_LENGTH } from '../contract/index.js';
+import { DEFAULT_MAX_STREAMS } from './gateway.js';
 
 /**
  * The longest a stream may stay unread: a timer past 2^31 - 1 ms fires at once in Node.js, which
@@ -54,6 +55,19 @@ export const GatewaySettingsSchema = z.object({
     .default(30)
     .describe(
       'How long a client may leave an event stream unread (its buffer full) before it is disconnected.',
+    ),
+  GATEWAY_MAX_STREAMS: z
+    .preprocess(
+      decimal,
+      z
+        .number({ error: 'must be a number' })
+        .int('must be an integer')
+        .min(1, 'must be at least 1')
+        .max(1_000_000, 'must be at most 1000000'),
+    )
+    .default(DEFAULT_MAX_STREAMS)
+    .describe(
+      'Event streams open at once; one more is answered `503` with `Retry-After: 5` (see [Limits](#limits)).',
     ),
 });
 

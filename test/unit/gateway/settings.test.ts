@@ -7,12 +7,13 @@ import {
 } from '../../../src/gateway/index.js';
 
 describe('the gateway settings', () => {
-  it('listen on 127.0.0.1:8090 by default', () => {
+  it('listen on 127.0.0.1:8090 by default, keeping at most 1,000 streams open', () => {
     expect(loadGatewaySettings({ GATEWAY_OPERATOR_TOKEN: 'x'.repeat(16) })).toEqual({
       GATEWAY_PORT: 8090,
       GATEWAY_HOST: '127.0.0.1',
       GATEWAY_OPERATOR_TOKEN: 'x'.repeat(16),
       GATEWAY_SLOW_CLIENT_SECONDS: 30,
+      GATEWAY_MAX_STREAMS: 1000,
     });
   });
 
@@ -26,6 +27,14 @@ describe('the gateway settings', () => {
     ).toThrow(
       'invalid gateway settings: GATEWAY_PORT="70000": must be at most 65535; GATEWAY_SECRET: must be at least 32 characters (e.g. openssl rand -hex 32); GATEWAY_SLOW_CLIENT_SECONDS="0": must be a positive number of seconds, at least 0.001',
     );
+  });
+
+  it('refuse a stream limit that is no whole number of at least 1', () => {
+    for (const value of ['0', '2.5', ' ']) {
+      expect(() =>
+        loadGatewaySettings({ GATEWAY_OPERATOR_TOKEN: 'x'.repeat(16), GATEWAY_MAX_STREAMS: value }),
+      ).toThrow(`invalid gateway settings: GATEWAY_MAX_STREAMS=${JSON.stringify(value)}: must be`);
+    }
   });
 
   it('refuse a slow-client time under a millisecond or past a day, which a timer would take as 1 ms', () => {
