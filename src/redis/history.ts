@@ -65,20 +65,31 @@ export async function readHistory(
 
 /**
  * XRANGE that stops once the entries' fields pass ARGV[3] bytes, keeping the first entry
- * whatever its size; the reply's second element is 1 where it stopped so.
+ * whatever its size; the reply's second element is 1 where it stopped so. It asks XRANGE for
+ * as many entries as the bytes left seem to hold, going by the entries so far: one XRANGE of
+ * the whole COUNT would copy every entry inside Redis, which blocks it, however few the page
+ * keeps (500 entries of a megabyte for a page of one). Ids are "<seq>-0", so the next range
+ * starts at the last id's sequence part plus one.
  */
 const PAGE_SCRIPT = `
-local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
-local budget, used = tonumber(ARGV[3]), 0
-for i, entry in ipairs(entries) do
-  for _, value in ipairs(entry[2]) do used = used + #value end
-  if used > budget and i > 1 then
-    local page = {}
-    for j = 1, i - 1 do page[j] = entries[j] end
-    return {page, 1}
+local key, from = KEYS[1], ARGV[1]
+local count, budget = tonumber(ARGV[2]), tonumber(ARGV[3])
+local page, used, want = {}, 0, 1
+while #page < count do
+  local entries = redis.call('XRANGE', key, from, '+', 'COUNT', want)
+  for _, entry in ipairs(entries) do
+    for _, value in ipairs(entry[2]) do used = used + #value end
+    if used > budget and #page > 0 then return {page, 1} end
+    page[#page + 1] = entry
   end
+  if #entries < want then return {page, 0} end
+  if used >= budget then return {page, 1} end
+  local ms, n = string.match(entries[#entries][1], '^(%d+)-(%d+)$')
+  from = ms .. '-' .. (tonumber(n) + 1)
+  local left = math.floor((budget - used) / (used / #page))
+  want = math.max(1, math.min(count - #page, left + 1))
 end
-return {entries, 0}
+return {page, 0}
 `;
 
 const PAGE_COMMAND = 'claudeboxHistoryPage';

@@ -67,6 +67,8 @@ describe('pages of a history of long lines', () => {
     }
     expect(pages.flat()).toEqual(Array.from({ length: 42 }, (_, i) => i + 1));
     expect(pages).toContainEqual([41]);
+    // Filled, not cut at the first line: about ten lines of 100 KiB make a megabyte.
+    expect(pages[0]?.length).toBeGreaterThan(5);
   });
 
   it('are replayed by the client whole and in order', async () => {
