@@ -11,7 +11,7 @@ import { uidConfinement, type Sandbox, type UidConfinement } from './uid-confine
 import { removeFilesOf, stampTempDirs, type TempStamp } from './shared-temp.js';
 import { removeIpcOf, SENDER_SHELL } from './tools.js';
 import { whileStopped } from './stopped-run.js';
-import { removeTree } from './remove-tree.js';
+import { removeTree } from '../common/remove-tree.js';
 import { homeOf, removeHomesOf } from './homes.js';
 import type { UnclearedReach } from './uncleared-reach.js';
 

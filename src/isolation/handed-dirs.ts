@@ -1,6 +1,6 @@
 import { leaseDirsNote, type LeaseDirs } from './lease-file.js';
 import { takeBack } from './ownership.js';
-import { removeTree } from './remove-tree.js';
+import { removeTree } from '../common/remove-tree.js';
 
 /**
  * The directories a uid's run was handed (its working directory and the job's others), kept

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { listOrNothing } from '../common/paths.js';
-import { removeTree } from './remove-tree.js';
+import { removeTree } from '../common/remove-tree.js';
 
 /** A run's home in RUN_ROOT/homes: named after its uid, so what a uid's runs left is found. */
 export function homeOf(homes: string, uid: number, runId: string): string {

@@ -13,16 +13,10 @@ import {
 } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { SLICE } from '../common/remove-tree.js';
 
 /** Which owners' files a run may be handed: root's (the operator's checkout) and the pool's. */
 export type MayTake = (owner: number) => boolean;
-
-/**
- * Entries handed over between two turns of the event loop. The calls are synchronous, several
- * times cheaper for the worker than their promise forms (a round trip through the thread pool
- * each), and the slices keep a large tree from holding up the other runs' events.
- */
-export const SLICE = 256;
 
 /**
  * Makes a directory tree the run's own: every entry owned by root or by another run's uid goes

@@ -3,7 +3,7 @@ import { lstatSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSy
 import { basename, join } from 'node:path';
 import { listOrNothing } from '../common/paths.js';
 import { IsolationError } from './errors.js';
-import { removeTree } from './remove-tree.js';
+import { removeTree } from '../common/remove-tree.js';
 import type { UnclearedReach } from './uncleared-reach.js';
 
 /**

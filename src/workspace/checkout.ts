@@ -2,6 +2,7 @@ import { copyFile, cp, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { git, gitCapped, gitText, type GitOptions } from './git.js';
 import { removeHolder, writeHolder } from './holder.js';
+import { removeTree } from '../common/remove-tree.js';
 
 /** What a run changed in its checkout, against the commit it started from. */
 export interface Change {
@@ -143,7 +144,8 @@ export class Checkout {
       await writeHolder(this.holder, { keepUntil, cache: this.cache });
       return;
     }
-    await rm(this.dir, { recursive: true, force: true });
+    // What the run wrote may be deeper than a path can name.
+    await removeTree(this.dir);
     // Last: until the checkout is gone, no sweep may take it for another's.
     await removeHolder(this.holder);
   }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { diskBytes } from './disk.js';
 import { holds, readHolder, removeHolder } from './holder.js';
 import { removeStaleLock, withLock } from './lock.js';
+import { removeTree } from '../common/remove-tree.js';
 
 export interface WorkspaceDirs {
   readonly cache: string;
@@ -69,7 +70,7 @@ async function removeUnheldCheckouts(
     await withLock(checkoutLock(checkout), async () => {
       if (holds(await readHolder(holderPath), Date.now())) return;
       if (await runMayBeIn(checkout)) return;
-      await rm(checkout, { recursive: true, force: true });
+      await removeTree(checkout);
       await rm(join(dirs.scratch, id), { recursive: true, force: true });
       await removeHolder(holderPath);
     });

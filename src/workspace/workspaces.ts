@@ -13,6 +13,7 @@ import {
   type DiskUse,
   type WorkspaceDirs,
 } from './sweep.js';
+import { removeTree } from '../common/remove-tree.js';
 
 export interface WorkspaceSettings {
   /** WORKSPACE_DIR: cached clones in `cache/`, checkouts in `checkouts/`. */
@@ -112,7 +113,8 @@ export class Workspaces {
     try {
       const base = await this.commitOf(cache, request, signal);
       await utimes(cache, new Date(), new Date());
-      await rm(dir, { recursive: true, force: true });
+      // An earlier attempt's, whose run may have made it deeper than a path can name.
+      await removeTree(dir);
       await cloneAt(cache, dir, base, patch);
       const checkout = new Checkout({
         dir,
@@ -125,7 +127,7 @@ export class Workspaces {
       await checkout.adoptIndex();
       return checkout;
     } catch (error) {
-      await rm(dir, { recursive: true, force: true });
+      await removeTree(dir);
       await rm(scratch, { recursive: true, force: true });
       await removeHolder(holder);
       throw error;

@@ -1,9 +1,17 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Workspaces } from '../../src/workspace/index.js';
 import { oneCommitRepository } from '../support/git.js';
+
+/** A tree deeper than PATH_MAX (4,096 bytes) in `dir`: what `mkdir d && cd d` in a loop leaves. */
+function makeDeepTree(dir: string): void {
+  execFileSync('perl', ['-e', 'for (1 .. 600) { mkdir "d" x 10 or die; chdir "d" x 10 or die }'], {
+    cwd: dir,
+  });
+}
 
 describe('a checkout its attempt left behind', () => {
   let root: string;
@@ -13,7 +21,8 @@ describe('a checkout its attempt left behind', () => {
   });
 
   afterEach(() => {
-    rmSync(root, { recursive: true, force: true });
+    // rm walks by descriptors: a tree deeper than a path can name goes too.
+    execFileSync('rm', ['-rf', root]);
   });
 
   const repository = (): string => oneCommitRepository(root);
@@ -85,6 +94,24 @@ describe('a checkout its attempt left behind', () => {
     // above pid_max).
     writeFileSync(`${checkout.dir}.lock`, '999999999 1');
     await workspaces.sweep();
+    expect(readdirSync(join(root, 'workspaces', 'checkouts'))).toEqual([]);
+  });
+
+  it('goes however deep its run made it, and the sweep goes on to the others', async () => {
+    const workspaces = await Workspaces.open({ dir: join(root, 'workspaces') });
+    const request = { source: repository(), ref: 'main' };
+    const deep = await workspaces.checkout('job-1', request, null);
+    makeDeepTree(deep.dir);
+    const other = await workspaces.checkout('job-2', request, null);
+    await deep.leave();
+    await other.leave();
+
+    await workspaces.sweep();
+    expect(readdirSync(join(root, 'workspaces', 'checkouts'))).toEqual([]);
+
+    const released = await workspaces.checkout('job-3', request, null);
+    makeDeepTree(released.dir);
+    await released.release(false);
     expect(readdirSync(join(root, 'workspaces', 'checkouts'))).toEqual([]);
   });
 });

@@ -2,7 +2,14 @@ import { readdirSync, rmdirSync, unlinkSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { execa } from 'execa';
-import { SLICE } from './ownership.js';
+
+/**
+ * Entries a walk of a tree (a removal, a hand-over) handles between two turns of the event loop.
+ * Its calls are synchronous, several times cheaper for the worker than their promise forms (a
+ * round trip through the thread pool each), and the slices keep a large tree from holding up
+ * the other runs' events.
+ */
+export const SLICE = 256;
 
 /**
  * Removes a directory tree, or a file, of root's keeping (a run's home, a job's scratch

@@ -11,7 +11,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { removeTree } from '../../../src/isolation/remove-tree.js';
+import { removeTree } from '../../../src/common/remove-tree.js';
 
 const made: string[] = [];
 const temporary = (): string => {
