@@ -41,7 +41,8 @@ async function measure(redisUrl: string, ship: boolean): Promise<Figures> {
   const path = join(dir, `${sessionId}.jsonl`);
   appendFileSync(path, line);
 
-  const shipper = store.shipper({ scope: '', sessionId }, { configDir, cwd: '/bench/repo' });
+  // A new session: the store holds none of it yet.
+  const shipper = store.shipper({ scope: '', sessionId }, { configDir, cwd: '/bench/repo' }, 0);
   const shipping = ship ? startShipping(shipper) : null;
   const cpuStart = process.cpuUsage();
   const deadline = performance.now() + SECONDS * 1000;

@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import type { RunState } from '../../src/contract/index.js';
@@ -75,28 +75,61 @@ describe('portable sessions', () => {
   it('moves a transcript from one machine to another through Redis, at the same place', async () => {
     const sessionId = randomUUID();
     const path = writeTranscript(dirA, sessionId, userLine('fix the bug') + assistantLine('on it'));
-    await machineA.shipper({ scope: '', sessionId: sessionId }, atA()).ship();
+    await machineA.shipper({ scope: '', sessionId: sessionId }, atA(), 0).ship();
 
     const restored = await machineB.restore({ scope: '', sessionId: sessionId }, atB());
     expect(restored).toEqual({
       kind: 'found',
       path: join(dirB, 'projects', '-work-repo', `${sessionId}.jsonl`),
+      stored: statSync(path).size,
     });
     expect(readFileSync(pathOf(restored))).toEqual(readFileSync(path));
+  });
+
+  it('never splices two runs that continue one session: the later to ship stops, the stored one stays whole', async () => {
+    const ref = { scope: '', sessionId: randomUUID() };
+    writeTranscript(dirA, ref.sessionId, userLine('earlier'));
+    await machineA.shipper(ref, atA(), 0).ship();
+    // Two runs restore it, then each writes its own turn; the longer turn ships second.
+    const onA = await machineA.restore(ref, {
+      ...atA(),
+      configDir: mkdtempSync(join(tmpdir(), 'claude-a2-')),
+    });
+    const onB = await machineB.restore(ref, atB());
+    const first = onA.kind === 'found' ? onA : expect.unreachable();
+    const second = onB.kind === 'found' ? onB : expect.unreachable();
+    appendFileSync(first.path, assistantLine('from A'));
+    appendFileSync(second.path, assistantLine('a longer line, from B'));
+    const shipperA = machineA.shipper(
+      ref,
+      { ...atA(), configDir: dirname(dirname(dirname(first.path))) },
+      first.stored,
+    );
+    const shipperB = machineB.shipper(ref, atB(), second.stored);
+    await shipperA.ship();
+    await shipperB.ship();
+
+    expect(shipperB.stopped).toBe('conflict');
+    const again = await machineA.restore(ref, {
+      ...atA(),
+      configDir: mkdtempSync(join(tmpdir(), 'claude-a3-')),
+    });
+    expect(readFileSync(pathOf(again), 'utf8')).toBe(readFileSync(first.path, 'utf8'));
   });
 
   it('keeps a local transcript that is as long as the stored one, and saves one that grew', async () => {
     const sessionId = randomUUID();
     const path = writeTranscript(dirA, sessionId, userLine('one'));
-    await machineA.shipper({ scope: '', sessionId: sessionId }, atA()).ship();
+    await machineA.shipper({ scope: '', sessionId: sessionId }, atA(), 0).ship();
     appendFileSync(path, assistantLine('two'));
-    expect(await machineA.restore({ scope: '', sessionId: sessionId }, atA())).toEqual({
-      kind: 'found',
-      path,
-    });
+    const local = await machineA.restore({ scope: '', sessionId: sessionId }, atA());
+    expect(local).toEqual({ kind: 'found', path, stored: userLine('one').length });
     expect(readFileSync(path, 'utf8')).toContain('two');
 
-    await machineA.shipper({ scope: '', sessionId: sessionId }, atA()).ship();
+    // The next run's shipper starts from what the store held: it sends the rest.
+    await machineA
+      .shipper({ scope: '', sessionId: sessionId }, atA(), userLine('one').length)
+      .ship();
     const onB = await machineB.restore({ scope: '', sessionId: sessionId }, atB());
     expect(readFileSync(pathOf(onB), 'utf8')).toContain('two');
   });
@@ -110,15 +143,15 @@ describe('portable sessions', () => {
     mkdirSync(join(dirA, 'projects', '-work-repo'), { recursive: true });
     symlinkSync(elsewhere, transcript);
     const uid = process.getuid?.() ?? 0;
-    await machineA.shipper(ref, { ...atA(), owner: uid }).ship();
+    await machineA.shipper(ref, { ...atA(), owner: uid }, 0).ship();
     expect(await stored()).toEqual({ bytes: 0, oversized: false });
 
     rmSync(transcript);
     writeTranscript(dirA, ref.sessionId, userLine('fix the bug'));
-    await machineA.shipper(ref, { ...atA(), owner: uid + 1 }).ship();
+    await machineA.shipper(ref, { ...atA(), owner: uid + 1 }, 0).ship();
     expect(await stored()).toEqual({ bytes: 0, oversized: false });
 
-    await machineA.shipper(ref, { ...atA(), owner: uid }).ship();
+    await machineA.shipper(ref, { ...atA(), owner: uid }, 0).ship();
     expect(await stored()).toEqual({ bytes: statSync(transcript).size, oversized: false });
   });
 
@@ -151,7 +184,7 @@ describe('portable sessions', () => {
     it('resumes on another machine with a note to continue, not the prompt again, when the session holds it', async () => {
       const sessionId = randomUUID();
       writeTranscript(dirA, sessionId, userLine('fix the bug') + assistantLine('on it'));
-      await machineA.shipper({ scope: '', sessionId: sessionId }, atA()).ship();
+      await machineA.shipper({ scope: '', sessionId: sessionId }, atA(), 0).ship();
 
       const plan = await planAttempt(
         { prompt: 'fix the bug' },

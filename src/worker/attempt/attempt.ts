@@ -322,15 +322,18 @@ export class Attempt {
   private async execute(prepared: Prepared): Promise<Ending> {
     const { request, plan } = prepared;
     const timeoutSeconds = request.timeout ?? this.context.settings.defaultTimeoutSeconds;
-    const ref =
+    const session =
       plan.sessionId === null
         ? null
-        : { scope: request.sessionScope ?? '', sessionId: plan.sessionId };
+        : {
+            ref: { scope: request.sessionScope ?? '', sessionId: plan.sessionId },
+            from: plan.shipFrom,
+          };
     const { sessions, settings } = this.context;
     this.sync = startSessionSync(
       sessions,
       settings.sessionSyncMs,
-      ref,
+      session,
       prepared.place,
       this.log,
       (text) => {
@@ -340,7 +343,7 @@ export class Attempt {
     this.checkpoints = this.checkpointsOf(prepared.box, timeoutSeconds);
     const outcome = await runClaude(this.runSpec(prepared, timeoutSeconds));
     await this.checkpoints?.close();
-    await this.sync?.stop();
+    await this.sync?.stop(this.stopRequest()?.cause !== 'abandoned');
     // A box that cannot be closed keeps its uid out of the pool; the run's result stands, and
     // cleanup() logs why.
     await this.closeBox();

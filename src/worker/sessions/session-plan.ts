@@ -18,6 +18,8 @@ export interface AttemptPlan {
   readonly prompt: string;
   readonly promptKind: 'original' | 'continue';
   readonly transcriptBaseline: number;
+  /** Bytes of the session the store held when the attempt restored it: shipping goes on there. */
+  readonly shipFrom: number;
   /** Why the attempt does not continue the job's session, when it does not. */
   readonly note?: string;
 }
@@ -81,7 +83,7 @@ export async function planAttempt(
     }
     return freshSession(request, sessionId);
   }
-  return resumeSession(request, prior, sessionId, restored.path);
+  return resumeSession(request, prior, sessionId, restored);
 }
 
 const originalPrompt = (request: ExecuteRequest) =>
@@ -96,6 +98,7 @@ function planWithoutStore(request: ExecuteRequest): AttemptPlan {
       sessionId: null,
       resumed: true,
       transcriptBaseline: 0,
+      shipFrom: 0,
       ...originalPrompt(request),
     };
   }
@@ -104,6 +107,7 @@ function planWithoutStore(request: ExecuteRequest): AttemptPlan {
     sessionId,
     resumed: sessionId !== null,
     transcriptBaseline: 0,
+    shipFrom: 0,
     ...originalPrompt(request),
   };
 }
@@ -114,6 +118,7 @@ function freshSession(request: ExecuteRequest, sessionId: string, note?: string)
     sessionId,
     resumed: false,
     transcriptBaseline: 0,
+    shipFrom: 0,
     ...originalPrompt(request),
     ...(note === undefined ? {} : { note }),
   };
@@ -124,7 +129,7 @@ async function resumeSession(
   request: ExecuteRequest,
   prior: RunState | null,
   sessionId: string,
-  transcript: string,
+  { path: transcript, stored }: { readonly path: string; readonly stored: number },
 ): Promise<AttemptPlan> {
   const transcriptBaseline = prior?.transcriptBaseline ?? (await transcriptSize(transcript));
   const holdsPrompt =
@@ -134,6 +139,7 @@ async function resumeSession(
     sessionId,
     resumed: true,
     transcriptBaseline,
+    shipFrom: stored,
     ...(holdsPrompt
       ? { prompt: continuationPrompt(prior.result), promptKind: 'continue' }
       : originalPrompt(request)),
@@ -163,6 +169,8 @@ async function forkSession(
     sessionId,
     resumed: true,
     transcriptBaseline: await transcriptSize(original.path),
+    // The fork is a transcript of its own, which the CLI writes from its start.
+    shipFrom: 0,
     ...originalPrompt(request),
   };
 }

@@ -2,8 +2,11 @@ import type { Logger } from 'pino';
 import type { SessionRef, SessionStore, TranscriptPlace } from './sessions.js';
 
 export interface SessionSync {
-  /** Stops shipping, after one last ship of whatever the transcript grew by. */
-  stop(): Promise<void>;
+  /**
+   * Stops shipping, after one last ship of whatever the transcript grew by unless `lastShip` is
+   * false (the job is another attempt's now, which goes on from what the store holds).
+   */
+  stop(lastShip?: boolean): Promise<void>;
 }
 
 /**
@@ -15,13 +18,15 @@ export interface SessionSync {
 export function startSessionSync(
   sessions: SessionStore | null,
   syncMs: number,
-  ref: SessionRef | null,
+  /** The session the run continues, and the bytes of it its transcript held as the CLI started. */
+  session: { readonly ref: SessionRef; readonly from: number } | null,
   place: TranscriptPlace,
   log: Logger,
   note: (text: string) => void,
 ): SessionSync | null {
-  if (!sessions || ref === null) return null;
-  const shipper = sessions.shipper(ref, place);
+  if (!sessions || session === null) return null;
+  const { ref } = session;
+  const shipper = sessions.shipper(ref, place, session.from);
   let warned = false;
   let failing = false;
   const ship = async (): Promise<void> => {
@@ -50,11 +55,11 @@ export function startSessionSync(
   }, syncMs);
   let stopped: Promise<void> | null = null;
   return {
-    stop: () =>
+    stop: (lastShip = true) =>
       (stopped ??= (async () => {
         clearInterval(timer);
         await shipping;
-        await ship();
+        if (lastShip) await ship();
       })()),
   };
 }

@@ -35,8 +35,11 @@ export class SessionRestoreError extends Error {
 }
 
 export type Restored =
-  /** The run's config dir holds the session (restored or already there) at `path`. */
-  | { readonly kind: 'found'; readonly path: string }
+  /**
+   * The run's config dir holds the session (restored or already there) at `path`; the store
+   * held `stored` bytes of it, from which a shipper goes on.
+   */
+  | { readonly kind: 'found'; readonly path: string; readonly stored: number }
   /** Neither the store nor the run's config dir has it. */
   | { readonly kind: 'missing' }
   /** It outgrew SESSION_MAX_BYTES and was no longer kept: a retry starts a new session. */
@@ -72,7 +75,7 @@ export class SessionStore {
     const stored = await this.sink.stored(ref);
     if (stored.oversized) return { kind: 'oversized', bytes: stored.bytes };
     if (stored.bytes <= localBytes)
-      return local ? { kind: 'found', path: local } : { kind: 'missing' };
+      return local ? { kind: 'found', path: local, stored: stored.bytes } : { kind: 'missing' };
     if (stored.bytes > this.maxBytes) {
       throw new SessionRestoreError(
         `session ${ref.sessionId} is stored with ${stored.bytes} bytes, over SESSION_MAX_BYTES (${this.maxBytes}): not restored`,
@@ -91,12 +94,16 @@ export class SessionStore {
         cause: error,
       });
     }
-    return { kind: 'found', path: target };
+    return { kind: 'found', path: target, stored: stored.bytes };
   }
 
-  /** Starts keeping the transcript a run writes, as it grows. */
-  shipper(ref: SessionRef, place: TranscriptPlace): TranscriptShipper {
-    return new TranscriptShipper(this.sink, ref, place, this.maxBytes);
+  /**
+   * Starts keeping the transcript a run writes, as it grows, from byte `from`: what the store
+   * held of it when the run's copy was restored (0 for a new session). Bytes the store got from
+   * another run since are a conflict, never written over.
+   */
+  shipper(ref: SessionRef, place: TranscriptPlace, from: number): TranscriptShipper {
+    return new TranscriptShipper(this.sink, ref, place, this.maxBytes, from);
   }
 }
 
@@ -109,12 +116,13 @@ const SHIP_CHUNK_BYTES = 4 * 1024 * 1024;
  */
 export class TranscriptShipper {
   private path: string | null = null;
-  private offset: number | null = null;
+  /** Where the next append starts: the store is taken to hold the transcript up to here. */
+  private offset: number;
   /** Why shipping stopped for good, once it did. */
   stopped: 'oversized' | 'conflict' | null = null;
   /** Bytes of the transcript the sink holds. */
   get shipped(): number {
-    return this.offset ?? 0;
+    return this.offset;
   }
 
   constructor(
@@ -122,7 +130,10 @@ export class TranscriptShipper {
     private readonly ref: SessionRef,
     private readonly place: TranscriptPlace,
     private readonly maxBytes: number,
-  ) {}
+    from: number,
+  ) {
+    this.offset = from;
+  }
 
   async ship(): Promise<void> {
     if (this.stopped !== null) return;
@@ -142,7 +153,6 @@ export class TranscriptShipper {
   }
 
   private async shipFrom(file: FileHandle, size: number): Promise<void> {
-    this.offset ??= (await this.sink.stored(this.ref)).bytes;
     if (size > this.maxBytes) {
       this.stopped = 'oversized';
       await this.sink.markOversized(this.ref, size);
