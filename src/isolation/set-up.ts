@@ -22,6 +22,7 @@ import { unclearedReaching, type UnclearedReach } from './uncleared-reach.js';
 import { scratchDirs, type ScratchDirs } from './scratch-dirs.js';
 import { launchAsUid, type Sandbox } from './uid-confinement.js';
 import { isInside } from '../common/paths.js';
+import { errorMessage } from '../common/errors.js';
 
 export type IsolationMode = 'auto' | 'required' | 'off';
 
@@ -158,10 +159,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
   // The runs must reach their working directories: WORK_DIR gets the search bit for others.
   const work = await lstat(settings.workDir);
   if ((work.mode & 0o001) === 0) await chmod(settings.workDir, (work.mode & 0o7777) | 0o001);
-  await probe(setpriv, settings.uidBase, null, settings);
-
-  const sandboxFor = await namespacesFor(settings, setpriv, dirs);
-  const senderShell = await installSenderShell(dirs.bin, setpriv, settings.uidBase);
+  const senderShell = await installSenderShell(dirs.bin);
   const sender: Sender = { setpriv, shell: senderShell };
   const taken = await accountUids();
   const startTime = (await processStartTime(process.pid)) ?? '';
@@ -173,6 +171,14 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     owner: { workerId: settings.workerId, pid: process.pid, startTime },
     taken,
     clear: (poolUid, lease) => clearUid(poolUid, { ...clearing, leaseDir: dirs.leases, lease }),
+  });
+  // The checks start processes as a run's uid: as one leased to them, which no run of any
+  // worker on this host has, so that no run can stop them (and have this worker start without
+  // isolation or namespaces).
+  const sandboxFor = await underLease(pool, async (uid) => {
+    await probe(setpriv, uid, null, settings);
+    await checkSenderShell(senderShell, setpriv, uid);
+    return namespacesFor(settings, setpriv, dirs, uid);
   });
   const { uidBase, uidCount } = settings;
   const mayTake = (owner: number): boolean =>
@@ -204,6 +210,19 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     },
     close: () => pool.close(),
   };
+}
+
+/** `step` with the uid of a lease of its own, given back however it ends. */
+async function underLease<T>(pool: UidPool, step: (uid: number) => Promise<T>): Promise<T> {
+  // Not an IsolationError: a worker that finds every uid in use runs nothing unisolated.
+  const lease = await pool.acquire().catch((error: unknown) => {
+    throw new Error(`cannot check run isolation: ${errorMessage(error)}`);
+  });
+  try {
+    return await step(lease.uid);
+  } finally {
+    await lease.release();
+  }
 }
 
 interface RunRootDirs {
@@ -253,7 +272,7 @@ async function makeRunRoot(runRoot: string): Promise<RunRootDirs> {
  * uid may execute but not read. The kernel makes a process it cannot read the program of
  * undumpable, so no process of the run's uid can trace the sender and keep it from sending.
  */
-async function installSenderShell(binDir: string, setpriv: string, uid: number): Promise<string> {
+async function installSenderShell(binDir: string): Promise<string> {
   // Named after its content: workers sharing RUN_ROOT from different images each run their own
   // shell. Each writes it at start under a name of its own, then renames it whole.
   let shell = join(binDir, 'signal-sh');
@@ -267,14 +286,20 @@ async function installSenderShell(binDir: string, setpriv: string, uid: number):
   } catch (error) {
     throw new IsolationError(`cannot install ${shell}: ${(error as Error).message}`);
   }
-  // A uid it could not run as would never be cleared, and never go back to the pool.
-  const tried = await execa(setpriv, [...becomeUid(uid), shell, '-c', 'exit 0'], { reject: false });
+  return shell;
+}
+
+/** Throws where a run's uid cannot run the sender shell: such a uid could never be cleared. */
+async function checkSenderShell(shell: string, setpriv: string, uid: number): Promise<void> {
+  const tried = await execa(setpriv, [...becomeUid(uid), shell, '-c', 'exit 0'], {
+    reject: false,
+    timeout: 10_000,
+  });
   if (tried.exitCode !== 0) {
     throw new IsolationError(
       `a run's uid (${uid}) cannot run ${shell}${tried.code ? ` (${tried.code})` : ''}: is RUN_ROOT on a file system mounted noexec?`,
     );
   }
-  return shell;
 }
 
 interface Sandboxing {
@@ -355,6 +380,7 @@ async function namespacesFor(
   settings: IsolationSettings,
   setpriv: string,
   { homes, scratch }: RunRootDirs,
+  uid: number,
 ): Promise<Sandboxing> {
   const none: Sandboxing = { namespaces: [], args: null, warnings: [] };
   if (settings.namespaces === 'off') return none;
@@ -372,7 +398,7 @@ async function namespacesFor(
     let refused: string | null = null;
     for (const asRunUid of [true, false]) {
       const args = sandboxFor(bwrap, settings, realBin, asRunUid);
-      const failed = await tryAsRunUid(setpriv, settings.uidBase, args(probeHome, probeCwd), {
+      const failed = await tryAsRunUid(setpriv, uid, args(probeHome, probeCwd), {
         ...settings,
         workDir: probeCwd,
       });

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import {
   chownSync,
@@ -102,6 +102,30 @@ describe('setting up run isolation', () => {
     expect(statSync(s.runRoot).mode & 0o777).toBe(0o711);
     expect(statSync(join(s.runRoot, 'leases')).mode & 0o777).toBe(0o700);
     expect(statSync(s.workDir).mode & 0o001).toBe(0o001);
+  });
+
+  it("checks a run's uid with one no run holds: a run of another worker cannot make it start unisolated", async () => {
+    const s = settings({ mode: 'auto' });
+    // Another worker (alive: this process) runs a job as the pool's first uid, and that run
+    // stops every other process of its uid, again and again.
+    const leases = join(s.runRoot, 'leases');
+    mkdirSync(leases, { recursive: true, mode: 0o700 });
+    const startTime = (await processStartTime(process.pid)) ?? '';
+    const record = { workerId: 'another', pid: process.pid, startTime, lease: randomUUID() };
+    writeFileSync(join(leases, String(s.uidBase)), JSON.stringify(record));
+    const stopper = spawn(
+      'perl',
+      ['-e', 'while (1) { kill "STOP", -1; select(undef, undef, undef, 0.005) }'],
+      { uid: s.uidBase, gid: s.uidBase, stdio: 'ignore' },
+    );
+    try {
+      const isolation = await setUpIsolation(s);
+      expect(isolation.summary).toMatchObject({ mode: 'uid', namespaces: ['pid', 'ipc', 'mount'] });
+      expect(isolation.warnings).toEqual([]);
+      await isolation.close();
+    } finally {
+      stopper.kill('SIGKILL');
+    }
   });
 
   it('sends kills as a run’s uid from a process that no other process of that uid can trace', async () => {
