@@ -75,6 +75,8 @@ export interface UidBoxSpec {
   readonly senderShell?: string;
   /** An earlier run not cleared away that could still reach one of `dirs`, or null. */
   readonly unclearedReaching?: (dirs: readonly string[]) => Promise<UnclearedReach | null>;
+  /** A run of another uid, going on now, that was handed one of `dirs`, or null. */
+  readonly runningReaching?: (dirs: readonly string[], ownUid: number) => UnclearedReach | null;
 }
 
 export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
@@ -94,7 +96,7 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     for (const dir of [home, configDir, tmp]) mkdirSync(dir, { mode: 0o700 });
     openPathTo(spec.workRoot, cwd);
     for (const dir of spec.addDirs) openPathTo(spec.workDir, dir);
-    await handOverAll(lease, reached, spec.mayTake);
+    await handOverAll(lease, reached, spec.mayTake, spec.runningReaching);
   } catch (error) {
     await removeTree(home).catch(() => undefined);
     await lease.release();
@@ -169,7 +171,16 @@ async function handOverAll(
   lease: UidLease,
   reached: readonly string[],
   mayTake: MayTake,
+  runningReaching: UidBoxSpec['runningReaching'],
 ): Promise<void> {
+  // A run that can still write in a tree could swap a directory of it for a link while root
+  // walks it, and have root hand over whatever the link names (see docs/security.md).
+  const running = runningReaching?.(reached, lease.uid) ?? null;
+  if (running !== null) {
+    throw new IsolationError(
+      `${running.dir} is in use by a run going on now (uid ${running.uid}): two jobs cannot work in one directory at the same time`,
+    );
+  }
   lease.handing(reached);
   const handed: string[] = [];
   try {

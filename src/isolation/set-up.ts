@@ -18,7 +18,7 @@ import { openUidBox, sharedBox, type RunBox, type SandboxFor } from './box.js';
 import { IsolationError } from './errors.js';
 import { becomeUid, clearUid, SENDER_SHELL, type Sender } from './tools.js';
 import { UidPool } from './uid-pool.js';
-import { unclearedReaching, type UnclearedReach } from './uncleared-reach.js';
+import { runningReaching, unclearedReaching, type UnclearedReach } from './uncleared-reach.js';
 import { scratchDirs, type ScratchDirs } from './scratch-dirs.js';
 import { launchAsUid, type Sandbox } from './uid-confinement.js';
 import { isInside } from '../common/paths.js';
@@ -206,6 +206,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
         namespaces: sandboxFor.namespaces,
         senderShell,
         unclearedReaching: reaching,
+        runningReaching: (wanted, ownUid) => runningReaching(dirs.leases, wanted, ownUid),
       });
     },
     close: () => pool.close(),

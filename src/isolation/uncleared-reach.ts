@@ -78,6 +78,29 @@ export async function unclearedReaching(
   return null;
 }
 
+/**
+ * A run of another uid, its worker alive, that was handed one of `dirs` and has not given it
+ * back: it runs, or is being closed. Synchronous, so that a worker checks and records what it
+ * hands (recordHanded) with nothing of its own in between.
+ */
+export function runningReaching(
+  leaseDir: string,
+  dirs: readonly string[],
+  ownUid: number,
+): UnclearedReach | null {
+  for (const uid of notedUids(listOrNothing(leaseDir), 'handed')) {
+    if (uid === ownUid) continue;
+    const note = readHanded(leaseDir, uid);
+    const dir = note === undefined ? undefined : reachedOf(note.dirs, dirs);
+    if (dir === undefined) continue;
+    const held = readLease(join(leaseDir, String(uid)));
+    if (held !== undefined && held.lease === note?.lease && holderIsAlive(held)) {
+      return { uid, dir };
+    }
+  }
+  return null;
+}
+
 /** The set-aside runs (see recordReach) that could reach one of `dirs`, with their leases. */
 function setAsideRunsReaching(
   leaseDir: string,

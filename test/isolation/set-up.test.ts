@@ -282,6 +282,27 @@ describe('the uid pool', () => {
     await Promise.all([box.close().catch(() => undefined), dying.close(), next.close()]);
   });
 
+  it('hands no directory to a run while another run that was handed it goes on, nor one inside it', async () => {
+    const s = settings({ mode: 'required', namespaces: 'off', uidBase: 67300, uidCount: 2 });
+    const shared = join(s.workDir, 'shared');
+    mkdirSync(join(shared, 'inner'), { recursive: true });
+    const isolation = await setUpIsolation(s);
+    const first = await isolation.open({ runId: randomUUID(), cwd: shared });
+    const refused = `is in use by a run going on now (uid ${s.uidBase}): two jobs cannot work in one directory at the same time`;
+    await expect(isolation.open({ runId: randomUUID(), cwd: shared })).rejects.toThrow(refused);
+    await expect(
+      isolation.open({ runId: randomUUID(), cwd: join(shared, 'inner') }),
+    ).rejects.toThrow(refused);
+    // The refused runs took nothing: the first run still owns its directory.
+    expect(statSync(shared).uid).toBe(s.uidBase);
+
+    await first.close();
+    const next = await isolation.open({ runId: randomUUID(), cwd: join(shared, 'inner') });
+    expect(statSync(join(shared, 'inner')).uid).toBe(next.isolation.uid);
+    await next.close();
+    await isolation.close();
+  });
+
   it('skips uids that are accounts of the system', async () => {
     const pool = new UidPool({
       leaseDir: mkdtempSync(join(tmpdir(), 'claudebox-leases-')),
