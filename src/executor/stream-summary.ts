@@ -80,7 +80,7 @@ export class StreamSummary {
     if (value.type === 'system' && value.subtype === 'api_retry' && this.resultLine === null) {
       this.lastApiRetry = {
         status: integerOrNull(value.error_status),
-        delayMs: typeof value.retry_delay_ms === 'number' ? value.retry_delay_ms : null,
+        delayMs: retryDelay(value.retry_delay_ms),
       };
     }
   }
@@ -127,10 +127,25 @@ function toResultLine(line: Record<string, unknown>): ResultLine {
 
 /**
  * An entry of the result line's `errors` as text. Never String() on what the line holds: an
- * object with a `toString` that is no function makes it throw.
+ * object with a `toString` that is no function makes it throw; and JSON.stringify overflows the
+ * stack on an entry nested thousands deep, which JSON.parse read (a tool can print such a line).
  */
-const errorText = (error: unknown): string =>
-  typeof error === 'string' ? error : JSON.stringify(error);
+function errorText(error: unknown): string {
+  if (typeof error === 'string') return error;
+  try {
+    return JSON.stringify(error);
+  } catch {
+    return '(an error entry too deeply nested to show)';
+  }
+}
+
+/** The longest wait an api_retry line is taken at: a timer past 2^31 - 1 ms would fire at once. */
+const MAX_RETRY_DELAY_MS = 24 * 3600 * 1000;
+
+function retryDelay(value: unknown): number | null {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) return null;
+  return Math.min(value, MAX_RETRY_DELAY_MS);
+}
 
 /** The sum of the `costUSD` of each model in a usage-by-model record, or null. */
 function sumOfCosts(byModel: unknown): number | null {

@@ -57,6 +57,32 @@ describe('StreamSummary', () => {
     ]);
   });
 
+  it('reads an error entry nested thousands deep without overflowing the stack', () => {
+    const summary = new StreamSummary();
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+    const line = `{"type":"result","is_error":true,"result":"done","errors":[${deep},"plain"]}`;
+    expect(() => summary.observe(line, undefined)).not.toThrow();
+    expect(summary.resultLine).toMatchObject({
+      result: 'done',
+      errors: ['(an error entry too deeply nested to show)', 'plain'],
+    });
+  });
+
+  it('takes an api_retry wait as at most a day, and a negative or odd one as none', () => {
+    const waitOf = (delay: unknown) => {
+      const summary = new StreamSummary();
+      summary.observe(
+        json({ type: 'system', subtype: 'api_retry', retry_delay_ms: delay }),
+        undefined,
+      );
+      return summary.lastApiRetry?.delayMs;
+    };
+    expect(waitOf(1500)).toBe(1500);
+    expect(waitOf(1e12)).toBe(24 * 3600 * 1000);
+    expect(waitOf(-5)).toBeNull();
+    expect(waitOf('600')).toBeNull();
+  });
+
   it('reads the structured answer and the cost since the previous result line, over all models', () => {
     const summary = new StreamSummary();
     summary.observe(
