@@ -115,7 +115,11 @@ export class Checkout {
         GIT_ALTERNATE_OBJECT_DIRECTORIES: join(this.cache, 'objects'),
       },
     };
-    const added = await hold(() => git([...STAT, 'add', '--all', '--', '.'], options));
+    // A repository the run made inside the checkout without a commit (`git init` in a new
+    // folder), or a FIFO where a file was, cannot be added: the rest of the change still is,
+    // and git says so with exit code 1.
+    const addAll = [...STAT, 'add', '--all', '--ignore-errors', '--', '.'];
+    const added = await hold(() => git(addAll, { ...options, exitCodes: [0, 1] }));
     if (added === null) {
       throw new Error("the run's processes could not all be stopped for a look at its checkout");
     }

@@ -63,13 +63,17 @@ export interface GitOptions {
   readonly remote?: boolean;
   /** Stops git once it aborts: the job it works for is stopping (a shutdown, a cancel). */
   readonly signal?: AbortSignal | undefined;
+  /** Exit codes that mean it worked (default: 0 alone). */
+  readonly exitCodes?: readonly number[];
 }
 
 /** Runs git, returning its stdout as bytes; a GitError with git's last words when it fails. */
 export async function git(args: readonly string[], options: GitOptions = {}): Promise<Buffer> {
   const result = await stoppable(start(args, options, true), options.signal);
-  if (result.exitCode === 0) return Buffer.from(result.stdout);
   const { stderr, exitCode, timedOut } = result;
+  if (exitCode !== undefined && (options.exitCodes ?? [0]).includes(exitCode)) {
+    return Buffer.from(result.stdout);
+  }
   throw failure(args, { stderr, exitCode, timedOut, stopped: options.signal?.aborted }, options);
 }
 

@@ -41,6 +41,23 @@ describe('a look at a checkout a run has had its way with', () => {
     await checkout.release(false);
   });
 
+  it('keeps the rest of the change where the run made a repository without a commit inside it', async () => {
+    const workspaces = await Workspaces.open({ dir: join(root, 'workspaces') });
+    const checkout = await workspaces.checkout(
+      'job-1',
+      { source: repository(), ref: 'main' },
+      null,
+    );
+    // What a model starting a new project does: `git init` in a folder of its own.
+    execFileSync('git', ['init', '-q', join(checkout.dir, 'proj')]);
+    writeFileSync(join(checkout.dir, 'proj', 'main.c'), 'int main(void) { return 0; }\n');
+    writeFileSync(join(checkout.dir, 'notes.txt'), 'the rest of the work\n');
+
+    const change = await checkout.change({ maxPatchBytes: 1024 * 1024 });
+    expect(change.added).toEqual(['notes.txt']);
+    expect(change.patch.toString()).toContain('the rest of the work');
+  });
+
   it("reads the run's files only through the hold it is given, and gives up where it cannot", async () => {
     const workspaces = await Workspaces.open({ dir: join(root, 'workspaces') });
     const checkout = await workspaces.checkout(
