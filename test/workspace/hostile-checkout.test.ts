@@ -55,7 +55,7 @@ describe('a look at a checkout a run has had its way with', () => {
 
     const change = await checkout.change({ maxPatchBytes: 1024 * 1024 });
     expect(change.added).toEqual(['notes.txt']);
-    expect(change.patch.toString()).toContain('the rest of the work');
+    expect(change.patch?.toString()).toContain('the rest of the work');
   });
 
   it("reads the run's files only through the hold it is given, and gives up where it cannot", async () => {
