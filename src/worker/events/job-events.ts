@@ -195,6 +195,8 @@ export class JobEvents {
     body: DistributiveOmit<ExecuteEvent, 'jobId' | 'attempt' | 'seq' | 'timestamp'>,
     options: { attempt?: number; expire?: number; printed?: Buffer } = {},
   ): void {
+    // The job is another worker's (or attempt's) now, numbering from where this one stopped.
+    if (this.discarded) return;
     if (body.type !== 'gap' && body.type !== 'completed' && body.type !== 'failed') this.emitGap();
     const seq = ++this.seq;
     const time = this.sink.now();

@@ -644,4 +644,18 @@ describe('JobEvents: discard', () => {
     await events.flush();
     expect(sink.events).toEqual([]);
   });
+
+  it("takes no event after it: their seqs are the new owner's now", async () => {
+    const sink = new MemorySink();
+    const events = new JobEvents(sink, 'job-1', 1, 1);
+    void events.line('output', 'before');
+    await events.flush();
+    events.discard();
+
+    // A session sync that has not stopped yet still has something to say.
+    void events.line('error', 'claudebox: a late note');
+    await events.flush();
+    expect(sink.events.map((e) => e.seq)).toEqual([1]);
+    expect(sink.bufferedBytes).toBe(0);
+  });
 });
