@@ -256,7 +256,7 @@ export const ConfigSchema = z.object({
   SESSION_TTL_SECONDS: integer(60)
     .default(7 * 86400)
     .describe(
-      'How long a saved transcript is kept after its last change (every session key expires); resumed later, the job fails as `session-not-found`.',
+      'How long a saved transcript is kept after its last change (every session key expires; with `SESSION_STORE=off`, a transcript in `RUN_ROOT/sessions` goes as well, looked for at most once an hour); resumed later, the job fails as `session-not-found`.',
     ),
   MAX_RATE_LIMIT_DELAYS: integer(0, 1000, 'must be at most 1000')
     .default(5)

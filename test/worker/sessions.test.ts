@@ -3,10 +3,12 @@ import {
   appendFileSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +18,7 @@ import { Redis } from 'ioredis';
 import type { RunState } from '../../src/contract/index.js';
 import { planAttempt } from '../../src/worker/sessions/session-plan.js';
 import {
+  LocalTranscripts,
   RedisTranscripts,
   SessionStore,
   type Restored,
@@ -264,5 +267,29 @@ describe('portable sessions', () => {
         resumed: true,
       });
     });
+  });
+});
+
+describe('transcripts kept on the worker (SESSION_STORE=off)', () => {
+  it('go once unchanged for SESSION_TTL_SECONDS, as Redis expires its keys, and the others stay', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'claudebox-sessions-'));
+    const sink = new LocalTranscripts(dir, 3600);
+    const old = { scope: '', sessionId: randomUUID() };
+    const recent = { scope: '', sessionId: randomUUID() };
+    await sink.append(old, 0, Buffer.from(userLine('last week')));
+    await sink.append(recent, 0, Buffer.from(userLine('just now')));
+    const [oldFile] = readdirSync(dir).filter((name) => name.includes(old.sessionId));
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600 * 1000);
+    utimesSync(join(dir, oldFile ?? ''), twoHoursAgo, twoHoursAgo);
+
+    // A new sink, as a worker that starts: the first look at a session sweeps.
+    const later = new LocalTranscripts(dir, 3600);
+    expect(await later.stored(recent)).toEqual({
+      bytes: userLine('just now').length,
+      oversized: false,
+    });
+    expect(await later.stored(old)).toEqual({ bytes: 0, oversized: false });
+    expect(readdirSync(dir)).toHaveLength(1);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

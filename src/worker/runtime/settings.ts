@@ -50,7 +50,7 @@ export function sessionStoreFor(
     config.SESSION_STORE === 'redis'
       ? new RedisTranscripts(redis, address, config.SESSION_TTL_SECONDS)
       : isolation.summary.mode === 'uid'
-        ? new LocalTranscripts(join(config.RUN_ROOT, 'sessions'))
+        ? new LocalTranscripts(join(config.RUN_ROOT, 'sessions'), config.SESSION_TTL_SECONDS)
         : null;
   return sink && new SessionStore(sink, config.SESSION_MAX_BYTES);
 }

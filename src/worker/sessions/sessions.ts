@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { appendFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -272,12 +272,35 @@ export class RedisTranscripts implements TranscriptSink {
   }
 }
 
+/** How often a LocalTranscripts looks for transcripts past their time, at most. */
+const PRUNE_EVERY_MS = 3600 * 1000;
+
 /**
  * Transcripts in a directory of the worker's own (RUN_ROOT/sessions): for isolated runs, whose
- * homes go when they end, when SESSION_STORE=off.
+ * homes go when they end, when SESSION_STORE=off. Each goes `ttlSeconds` after its last change,
+ * as Redis expires its keys: looked for when sessions are used, at most once an hour.
  */
 export class LocalTranscripts implements TranscriptSink {
-  constructor(private readonly dir: string) {}
+  private prunedAt = -Infinity;
+
+  constructor(
+    private readonly dir: string,
+    private readonly ttlSeconds: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private async pruneOld(): Promise<void> {
+    const now = this.now();
+    if (now - this.prunedAt < PRUNE_EVERY_MS) return;
+    this.prunedAt = now;
+    for (const name of await readdir(this.dir).catch(() => [])) {
+      const path = join(this.dir, name);
+      const stats = await lstat(path).catch(() => null);
+      if (stats?.isFile() && now - stats.mtimeMs > this.ttlSeconds * 1000) {
+        await rm(path, { force: true });
+      }
+    }
+  }
 
   private file(ref: SessionRef): string {
     const scope = createHash('sha256').update(ref.scope).digest('hex').slice(0, 16);
@@ -285,6 +308,7 @@ export class LocalTranscripts implements TranscriptSink {
   }
 
   async stored(ref: SessionRef): Promise<{ bytes: number; oversized: boolean }> {
+    await this.pruneOld();
     const oversized = await fileSize(`${this.file(ref)}.oversized`);
     return { bytes: (await fileSize(this.file(ref))) ?? 0, oversized: oversized !== null };
   }
