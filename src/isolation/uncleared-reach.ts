@@ -88,17 +88,9 @@ export function runningReaching(
   dirs: readonly string[],
   ownUid: number,
 ): UnclearedReach | null {
-  for (const uid of notedUids(listOrNothing(leaseDir), 'handed')) {
-    if (uid === ownUid) continue;
-    const note = readHanded(leaseDir, uid);
-    const dir = note === undefined ? undefined : reachedOf(note.dirs, dirs);
-    if (dir === undefined) continue;
-    const held = readLease(join(leaseDir, String(uid)));
-    if (held !== undefined && held.lease === note?.lease && holderIsAlive(held)) {
-      return { uid, dir };
-    }
-  }
-  return null;
+  const uids = notedUids(listOrNothing(leaseDir), 'handed').filter((uid) => uid !== ownUid);
+  const run = handedReaching(leaseDir, dirs, uids).find(({ held }) => holderIsAlive(held));
+  return run === undefined ? null : { uid: run.uid, dir: run.dir };
 }
 
 /** The set-aside runs (see recordReach) that could reach one of `dirs`, with their leases. */
@@ -131,6 +123,15 @@ function handedRunsReaching(
   dirs: readonly string[],
   uids: readonly number[],
 ): UnclearedRun[] {
+  return handedReaching(leaseDir, dirs, uids).filter(({ held }) => !holderIsAlive(held));
+}
+
+/** The runs of `uids` that were handed one of `dirs` under the lease their uid is still under. */
+function handedReaching(
+  leaseDir: string,
+  dirs: readonly string[],
+  uids: readonly number[],
+): UnclearedRun[] {
   const runs: UnclearedRun[] = [];
   for (const uid of uids) {
     // Other runs' notes seldom name one of `dirs`: their leases are read only where one does.
@@ -138,9 +139,7 @@ function handedRunsReaching(
     const dir = note === undefined ? undefined : reachedOf(note.dirs, dirs);
     if (dir === undefined) continue;
     const held = readLease(join(leaseDir, String(uid)));
-    if (held !== undefined && held.lease === note?.lease && !holderIsAlive(held)) {
-      runs.push({ uid, dir, held });
-    }
+    if (held !== undefined && held.lease === note?.lease) runs.push({ uid, dir, held });
   }
   return runs;
 }
