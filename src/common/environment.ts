@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /**
  * The variables of `names` the environment sets, as strings. An empty variable counts as not
  * set, as in most shells' `VAR= command`, so that a schema's default applies to it.
@@ -22,3 +24,14 @@ export function variablesSet(
 export function decimal(value: unknown): unknown {
   return typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
 }
+
+/** A whole number from `min` to `max`, as a variable writes it (see decimal). */
+export const integer = (min: number, max = Infinity, maxMessage = `must be at most ${max}`) =>
+  z.preprocess(
+    decimal,
+    z
+      .number({ error: 'must be a number' })
+      .int('must be an integer')
+      .min(min, `must be at least ${min}`)
+      .max(max, maxMessage),
+  );

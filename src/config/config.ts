@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MAX_TIMEOUT_SECONDS, PERMISSION_MODES, queueHashTag } from '../contract/index.js';
-import { decimal, variablesSet } from '../common/environment.js';
+import { decimal, integer, variablesSet } from '../common/environment.js';
 import { parseRedisTarget, redisSecrets, RedisUrlError } from './redis-url.js';
 
 const KiB = 1024;
@@ -8,16 +8,6 @@ const MiB = 1024 * KiB;
 
 /** The health server's port when HEALTH_PORT is unset (and free). */
 export const DEFAULT_HEALTH_PORT = 8080;
-
-const integer = (min: number, max = Infinity, maxMessage = `must be at most ${max}`) =>
-  z.preprocess(
-    decimal,
-    z
-      .number({ error: 'must be a number' })
-      .int('must be an integer')
-      .min(min, `must be at least ${min}`)
-      .max(max, maxMessage),
-  );
 
 const seconds = (max = Infinity, maxMessage = `must be at most ${max}`) =>
   z.preprocess(

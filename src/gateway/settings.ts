@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { decimal, variablesSet } from '../common/environment.js';
+import { decimal, integer, variablesSet } from '../common/environment.js';
 import { MIN_READ_TOKEN_SECRET_LENGTH } from '../contract/index.js';
 import { DEFAULT_MAX_STREAMS } from './gateway.js';
 
@@ -14,15 +14,7 @@ export const MAX_SLOW_CLIENT_SECONDS = 86_400;
  * QUEUE_NAME and QUEUE_PREFIX. Documented in docs/gateway.md (a test checks every one is).
  */
 export const GatewaySettingsSchema = z.object({
-  GATEWAY_PORT: z
-    .preprocess(
-      decimal,
-      z
-        .number({ error: 'must be a number' })
-        .int('must be an integer')
-        .min(0, 'must be at least 0')
-        .max(65535, 'must be at most 65535'),
-    )
+  GATEWAY_PORT: integer(0, 65535)
     .default(8090)
     .describe('The port the gateway listens on (`0`: any free port).'),
   GATEWAY_HOST: z
@@ -56,15 +48,7 @@ export const GatewaySettingsSchema = z.object({
     .describe(
       'How long a client may leave an event stream unread (its buffer full) before it is disconnected.',
     ),
-  GATEWAY_MAX_STREAMS: z
-    .preprocess(
-      decimal,
-      z
-        .number({ error: 'must be a number' })
-        .int('must be an integer')
-        .min(1, 'must be at least 1')
-        .max(1_000_000, 'must be at most 1000000'),
-    )
+  GATEWAY_MAX_STREAMS: integer(1, 1_000_000)
     .default(DEFAULT_MAX_STREAMS)
     .describe(
       'Event streams open at once; one more is answered `503` with `Retry-After: 5` (see [Limits](#limits)).',
