@@ -343,7 +343,7 @@ export class Attempt {
     this.checkpoints = this.checkpointsOf(prepared.box, timeoutSeconds);
     const outcome = await runClaude(this.runSpec(prepared, timeoutSeconds));
     await this.checkpoints?.close();
-    await this.sync?.stop(this.stopRequest()?.cause !== 'abandoned');
+    await this.sync?.stop(!this.abandoned());
     // A box that cannot be closed keeps its uid out of the pool; the run's result stands, and
     // cleanup() logs why.
     await this.closeBox();
@@ -363,8 +363,7 @@ export class Attempt {
     });
     const retry = this.retryAfterRun(report.failure, rateLimit);
     // A run whose job is another worker's now stores nothing under its name (see end).
-    const abandoned = this.stopRequest()?.cause === 'abandoned';
-    const workspace = abandoned ? null : await this.workspaceChange(request);
+    const workspace = this.abandoned() ? null : await this.workspaceChange(request);
     return this.end({
       jobId: this.jobId,
       attempt: this.number,
@@ -472,7 +471,7 @@ export class Attempt {
         });
       },
       onLine: (line) => {
-        if (this.stopRequest()?.cause === 'abandoned') return undefined;
+        if (this.abandoned()) return undefined;
         if (line.stream === 'stdout' && !line.partial) this.jobLog.output(line.text);
         if (line.toolResult) this.checkpoints?.request();
         const data = {
@@ -494,7 +493,7 @@ export class Attempt {
    * the result, or the error that fails the job (retried or not) or puts it back in the queue.
    */
   private async end(result: Omit<ExecuteResult, 'lastSeq'>): Promise<Ending> {
-    if (this.stopRequest()?.cause === 'abandoned') {
+    if (this.abandoned()) {
       // Another worker may own the job now, however the run ended meanwhile: say nothing more
       // under its name.
       this.events.discard();
@@ -559,7 +558,7 @@ export class Attempt {
    * terminal event, or once the job is another worker's, there is nothing more to say.
    */
   private async failInside(error: unknown): Promise<Ending> {
-    if (this.events.ended || this.stopRequest()?.cause === 'abandoned') {
+    if (this.events.ended || this.abandoned()) {
       return { kind: 'throw', error: asError(error) };
     }
     this.log.error({ err: error }, 'the attempt failed inside the worker');
@@ -568,6 +567,11 @@ export class Attempt {
 
   private stopRequest(): StopRequest | null {
     return this.stop.aborted ? (this.stop.reason as StopRequest) : null;
+  }
+
+  /** Whether the job's lock was lost: another worker may own the job now. */
+  private abandoned(): boolean {
+    return this.stopRequest()?.cause === 'abandoned';
   }
 
   private retryingAfter(failure: FailureKind | null): boolean {
