@@ -19,7 +19,7 @@ import type { RedisClient } from '../redis/connections.js';
 import { ClaudeboxError } from './errors.js';
 import { openQueue, type QueueTarget } from './queue-connection.js';
 import { jobEvents, type EventsOptions } from './event-stream.js';
-import { waitForResult } from './job-result.js';
+import { isFinished, waitForResult } from './job-result.js';
 import { Subscriptions } from './live-events.js';
 import { readPatch, type StoredPatch } from '../redis/patches.js';
 
@@ -175,8 +175,7 @@ async function cancelJob(
   const job = await queue.getJob(jobId);
   if (!job) return { jobId, outcome: 'not-found' };
   const state = await job.getState();
-  if (state === 'completed' || state === 'failed')
-    return { jobId, outcome: 'already-finished', state };
+  if (isFinished(state)) return { jobId, outcome: 'already-finished', state };
   const marker: CancelMarker = { reason, at: new Date().toISOString() };
   const message: CancelMessage = { type: 'cancel', jobId, reason };
   await redis.set(

@@ -66,7 +66,9 @@ async function readResult(
   return result;
 }
 
-const isFinished = (state: string): boolean => state === 'completed' || state === 'failed';
+/** Whether a job in `state` is over: completed, or failed for good. */
+export const isFinished = (state: string): state is 'completed' | 'failed' =>
+  state === 'completed' || state === 'failed';
 
 /**
  * The ExecuteResult of a job whose state, read just before, is `state`: null unless it completed
