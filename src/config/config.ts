@@ -129,6 +129,11 @@ export const ConfigSchema = z.object({
     .describe(
       'The size of the uid pool: runs at once on this host, all workers together; at least `CONCURRENCY`.',
     ),
+  RUN_MAX_PROCESSES: integer(0, 4_194_304, 'must be at most 4194304')
+    .default(2048)
+    .describe(
+      "The processes and threads an isolated run may have at once (its uid's `RLIMIT_NPROC`): a fork bomb stops there, not when the host has no pid left; `0`: no cap. The worker warns at start where `CONCURRENCY` runs of this many could take every pid of the host.",
+    ),
   SCRATCH_SWEEP_SECONDS: integer(1, ...timerMax)
     .default(600)
     .describe(

@@ -59,6 +59,8 @@ export type SandboxFor = (home: string, cwd: string, addDirs?: readonly string[]
 export interface UidBoxSpec {
   readonly lease: UidLease;
   readonly setpriv: string;
+  /** What the run's launch starts with, as root, to set its limits (see limitsLauncher). */
+  readonly limits: readonly string[];
   readonly runRoot: string;
   readonly workRoot: string;
   /** WORK_DIR, where every entry of addDirs is (the working directory may be a scratch one). */
@@ -103,8 +105,8 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     throw error;
   }
   const sandbox = spec.sandbox?.(home, cwd, spec.addDirs) ?? null;
-  const { setpriv, senderShell } = spec;
-  const confinement = uidConfinement({ uid, setpriv, sandbox, senderShell });
+  const { setpriv, senderShell, limits } = spec;
+  const confinement = uidConfinement({ uid, setpriv, sandbox, limits, senderShell });
   // Without a sandbox's private ones, the run shares the host's temporary directories and IPC.
   const tempStamp = sandbox === null ? stampTempDirs() : null;
   let closed: Promise<void> | null = null;

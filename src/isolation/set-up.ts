@@ -20,6 +20,7 @@ import { becomeUid, clearUid, SENDER_SHELL, type Sender } from './tools.js';
 import { UidPool } from './uid-pool.js';
 import { runningReaching, unclearedReaching, type UnclearedReach } from './uncleared-reach.js';
 import { scratchDirs, type ScratchDirs } from './scratch-dirs.js';
+import { limitsLauncher, pidRoomWarning } from './run-limits.js';
 import { launchAsUid, type Sandbox } from './uid-confinement.js';
 import { isInside } from '../common/paths.js';
 import { errorMessage } from '../common/errors.js';
@@ -37,11 +38,13 @@ export interface IsolationSettings {
   readonly uidBase: number;
   readonly uidCount: number;
   readonly concurrency: number;
+  /** RUN_MAX_PROCESSES: a run's processes and threads at most; 0: no cap. */
+  readonly maxProcesses: number;
   /** WORK_DIR, as a real path. */
   readonly workDir: string;
   readonly claudeBin: string;
   readonly workerId: string;
-  /** PATH, to find setpriv and bwrap. */
+  /** PATH, to find setpriv, prlimit, choom and bwrap. */
   readonly path: string | undefined;
   /** The Claude config dir runs share when they are not isolated. */
   readonly sharedConfigDir: string;
@@ -133,6 +136,21 @@ function unisolated(settings: IsolationSettings, reason: string): Isolation {
   };
 }
 
+/** What starts a run's processes as its uid, with its limits: the checks at start use it too. */
+interface Launcher {
+  readonly setpriv: string;
+  readonly limits: readonly string[];
+}
+
+/** The launcher of runs from the tools on PATH; an IsolationError names one that is not there. */
+async function findLauncher(settings: IsolationSettings): Promise<Launcher> {
+  const setpriv = await searchPath('setpriv', settings.path);
+  if (setpriv === null) {
+    throw new IsolationError('setpriv is not on PATH (install util-linux)');
+  }
+  return { setpriv, limits: await limitsLauncher(settings.maxProcesses, settings.path) };
+}
+
 /** Throws, saying why, where the worker's uid or settings cannot give each run a uid. */
 function checkUidsCanBeGiven(settings: IsolationSettings): void {
   const uid = settings.uid ?? process.getuid?.() ?? -1;
@@ -150,10 +168,8 @@ function checkUidsCanBeGiven(settings: IsolationSettings): void {
 
 async function isolated(settings: IsolationSettings): Promise<Isolation> {
   checkUidsCanBeGiven(settings);
-  const setpriv = await searchPath('setpriv', settings.path);
-  if (setpriv === null) {
-    throw new IsolationError('setpriv is not on PATH (install util-linux)');
-  }
+  const launcher = await findLauncher(settings);
+  const { setpriv } = launcher;
   const { runRoot } = settings;
   const dirs = await makeRunRoot(runRoot);
   // The runs must reach their working directories: WORK_DIR gets the search bit for others.
@@ -176,17 +192,18 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
   // worker on this host has, so that no run can stop them (and have this worker start without
   // isolation or namespaces).
   const sandboxFor = await underLease(pool, async (uid) => {
-    await probe(setpriv, uid, null, settings);
+    await probe(launcher, uid, null, settings);
     await checkSenderShell(senderShell, setpriv, uid);
-    return namespacesFor(settings, setpriv, dirs, uid);
+    return namespacesFor(settings, launcher, dirs, uid);
   });
+  const pidRoom = pidRoomWarning(settings.concurrency, settings.maxProcesses);
   const { uidBase, uidCount } = settings;
   const mayTake = (owner: number): boolean =>
     owner === 0 || (owner >= uidBase && owner < uidBase + uidCount);
   const reaching = (wanted: readonly string[]) => unclearedReaching(dirs.leases, wanted, pool);
   return {
     summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
-    warnings: sandboxFor.warnings,
+    warnings: [...sandboxFor.warnings, ...(pidRoom === null ? [] : [pidRoom])],
     leases: { dir: dirs.leases, ...clearing },
     ...scratchDirs(dirs.scratch, reaching),
     unclearedReaching: reaching,
@@ -195,7 +212,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
       return openUidBox({
         addDirs,
         lease,
-        setpriv,
+        ...launcher,
         runRoot,
         workRoot: cwd.startsWith(dirs.scratch) ? dirs.scratch : settings.workDir,
         workDir: settings.workDir,
@@ -379,7 +396,7 @@ function sandboxFor(
 /** Namespaces where RUN_NAMESPACES allows them and bwrap can make them here. */
 async function namespacesFor(
   settings: IsolationSettings,
-  setpriv: string,
+  launcher: Launcher,
   { homes, scratch }: RunRootDirs,
   uid: number,
 ): Promise<Sandboxing> {
@@ -399,7 +416,7 @@ async function namespacesFor(
     let refused: string | null = null;
     for (const asRunUid of [true, false]) {
       const args = sandboxFor(bwrap, settings, realBin, asRunUid);
-      const failed = await tryAsRunUid(setpriv, uid, args(probeHome, probeCwd), {
+      const failed = await tryAsRunUid(launcher, uid, args(probeHome, probeCwd), {
         ...settings,
         workDir: probeCwd,
       });
@@ -430,12 +447,12 @@ async function namespacesFor(
 
 /** Checks that a run's uid can start the CLI and reach WORK_DIR, as a run will. */
 async function probe(
-  setpriv: string,
+  launcher: Launcher,
   uid: number,
   sandbox: Sandbox | null,
   settings: IsolationSettings,
 ): Promise<void> {
-  const failed = await tryAsRunUid(setpriv, uid, sandbox, settings);
+  const failed = await tryAsRunUid(launcher, uid, sandbox, settings);
   if (failed !== null) {
     throw new IsolationError(
       `a run's uid (${uid}) cannot start ${settings.claudeBin} in WORK_DIR=${settings.workDir}${failed ? `: ${failed}` : ''} (every directory above them needs the search permission for others)`,
@@ -448,7 +465,7 @@ async function probe(
  * that worked, else the last line it (or what starts it) said.
  */
 async function tryAsRunUid(
-  setpriv: string,
+  { setpriv, limits }: Launcher,
   uid: number,
   sandbox: Sandbox | null,
   settings: IsolationSettings,
@@ -460,7 +477,7 @@ async function tryAsRunUid(
     settings.claudeBin,
     settings.workDir,
   ];
-  const command = launchAsUid({ uid, setpriv, sandbox }, '/bin/sh', check);
+  const command = launchAsUid({ uid, setpriv, sandbox, limits }, '/bin/sh', check);
   const result = await execa(command.file, command.args, {
     reject: false,
     all: true,

@@ -30,6 +30,8 @@ export interface UidConfinementOptions {
   readonly uid: number;
   readonly setpriv: string;
   readonly sandbox: Sandbox | null;
+  /** What the launch starts with, as root, to set the run's limits (see limitsLauncher). */
+  readonly limits?: readonly string[] | undefined;
   /** What kill(-1) as the uid is sent from (see signalUid); SENDER_SHELL unless a test says. */
   readonly senderShell?: string | undefined;
 }
@@ -42,11 +44,11 @@ export interface UidConfinement extends Confinement {
 
 /**
  * A run confined to a uid of its own (and, where the kernel allows, to PID, IPC and mount
- * namespaces of its own): the worker starts `[bwrap ...] setpriv <uid> -- claude ...` and knows
- * every process of the run by its uid.
+ * namespaces of its own): the worker starts `prlimit ... choom ... [bwrap ...] setpriv <uid> --
+ * claude ...` (see launchAsUid) and knows every process of the run by its uid.
  */
 export function uidConfinement(options: UidConfinementOptions): UidConfinement {
-  const { uid, setpriv, sandbox } = options;
+  const { uid, setpriv, sandbox, limits } = options;
   const sender: Sender = { setpriv, shell: options.senderShell ?? SENDER_SHELL };
   // Set when a sweep left no process of the uid: none can appear until the worker launches one
   // (only root starts processes as another uid), so closing the box need not look again.
@@ -75,7 +77,7 @@ export function uidConfinement(options: UidConfinementOptions): UidConfinement {
       clean = false;
       known = null;
       init = Promise.resolve(null);
-      return launchAsUid({ uid, setpriv, sandbox }, bin, args, [
+      return launchAsUid({ uid, setpriv, sandbox, limits }, bin, args, [
         '--info-fd',
         String(LAUNCHER_REPORT_FD),
       ]);
@@ -119,27 +121,35 @@ export function uidConfinement(options: UidConfinementOptions): UidConfinement {
 }
 
 /**
- * How `bin args` starts as the run's uid: through setpriv, behind the sandbox where there is
- * one, or in front of it where the sandbox starts as the uid (see Sandbox); `report`: bwrap's
- * options for its report. Never as a process the worker's spawn makes the uid itself: that
+ * How `bin args` starts as the run's uid: behind the commands that set its limits, through
+ * setpriv, behind the sandbox where there is one, or in front of it where the sandbox starts as
+ * the uid (see Sandbox); `report`: bwrap's options for its report. Each execs the next: the
+ * launched pid is the CLI's, or bwrap's. Never as a process the worker's spawn makes the uid itself: that
  * process takes the uid before its exec, while the spawn holds the worker's event loop until
  * that exec, and a process of the uid (on a host where one outlived the pool's clearing, or
  * another worker's with an overlapping uid range) could stop it there, stopping the worker.
  * setpriv takes the uid after its own exec, as root.
  */
 export function launchAsUid(
-  { uid, setpriv, sandbox }: Pick<UidConfinementOptions, 'uid' | 'setpriv' | 'sandbox'>,
+  {
+    uid,
+    setpriv,
+    sandbox,
+    limits = [],
+  }: Pick<UidConfinementOptions, 'uid' | 'setpriv' | 'sandbox' | 'limits'>,
   bin: string,
   args: readonly string[],
   report: readonly string[] = [],
 ): Launch {
   const asUid = [setpriv, ...becomeUid(uid)];
-  if (sandbox === null) return { file: setpriv, args: [...asUid.slice(1), bin, ...args] };
-  const [bwrap = '', ...options] = sandbox.argv;
+  const [bwrap = '', ...options] = sandbox?.argv ?? [];
   const sandboxed = [bwrap, ...report, ...options];
-  const chain = sandbox.asRunUid
-    ? [...asUid, ...sandboxed, bin, ...args]
-    : [...sandboxed, ...asUid, bin, ...args];
+  const chain =
+    sandbox === null
+      ? [...limits, ...asUid, bin, ...args]
+      : sandbox.asRunUid
+        ? [...limits, ...asUid, ...sandboxed, bin, ...args]
+        : [...limits, ...sandboxed, ...asUid, bin, ...args];
   return { file: chain[0] ?? '', args: chain.slice(1) };
 }
 

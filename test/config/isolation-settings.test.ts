@@ -9,6 +9,7 @@ describe('isolation and job limit settings', () => {
       RUN_ROOT: '/var/lib/claudebox',
       RUN_UID_BASE: 50000,
       RUN_UID_COUNT: 1000,
+      RUN_MAX_PROCESSES: 2048,
       MAX_TIMEOUT_SECONDS: 86400,
       ALLOWED_PERMISSION_MODES: ['acceptEdits', 'auto', 'default', 'dontAsk', 'manual', 'plan'],
     });
@@ -19,6 +20,8 @@ describe('isolation and job limit settings', () => {
     [{ RUN_NAMESPACES: 'yes' }, 'RUN_NAMESPACES="yes": must be auto or off'],
     [{ RUN_ROOT: 'relative/dir' }, 'RUN_ROOT="relative/dir": must be an absolute path'],
     [{ RUN_UID_BASE: '0' }, 'RUN_UID_BASE="0": must be at least 1'],
+    [{ RUN_MAX_PROCESSES: '-1' }, 'RUN_MAX_PROCESSES="-1": must be at least 0'],
+    [{ RUN_MAX_PROCESSES: 'lots' }, 'RUN_MAX_PROCESSES="lots": must be a number'],
     [
       { ALLOWED_PERMISSION_MODES: 'plan,yolo' },
       'ALLOWED_PERMISSION_MODES="plan,yolo": must be a comma-separated list of acceptEdits, auto, bypassPermissions, default, dontAsk, manual, plan',

@@ -26,6 +26,9 @@ const root = new URL('../../', import.meta.url).pathname;
 /** Where the runs' homes are: RUN_ROOT is left at its default. */
 const homes = '/var/lib/claudebox/homes';
 
+/** RUN_MAX_PROCESSES of the workers here: the fake CLI's own threads take some of them. */
+const MAX_PROCESSES = 64;
+
 /** What the hostile fake CLI found, from its `probe` line. */
 interface Probe {
   uid: number;
@@ -40,6 +43,8 @@ interface Probe {
   exists?: Record<string, boolean>;
   signal?: Record<string, string>;
   escapedPid?: number;
+  spawned?: { started: number; refused: string | null };
+  oomScoreAdj?: { own: string; parent: string };
   ipc?: Record<string, string>;
 }
 
@@ -89,6 +94,7 @@ describe.each([
       RUN_UID_BASE: namespaces === 'auto' ? '57100' : '57200',
       RUN_UID_COUNT: '4',
       KILL_GRACE_SECONDS: '0.5',
+      RUN_MAX_PROCESSES: String(MAX_PROCESSES),
       CLAUDEBOX_TEST_WORKER_SECRET: secret,
     });
     const ready = await worker.waitForLog('worker ready');
@@ -308,6 +314,30 @@ describe.each([
     const { result, probe } = await run({ stopper: true });
     expect(result.success).toBe(true);
     expect(pidsOfUid(probe.uid)).toEqual([]);
+  });
+
+  it('cannot start more than RUN_MAX_PROCESSES processes and threads, and none of them outlives it', async () => {
+    const { probe, result } = await run({ spawnMany: MAX_PROCESSES * 4 });
+    expect(result.success).toBe(true);
+    expect(probe.spawned?.refused).toBe('EAGAIN');
+    expect(probe.spawned?.started).toBeGreaterThan(0);
+    expect(probe.spawned?.started).toBeLessThan(MAX_PROCESSES);
+    // The kill that ends the run is sent as its uid, by a process that must start all the same.
+    expect(pidsOfUid(probe.uid)).toEqual([]);
+    // And the next run of the worker starts as ever.
+    expect((await run({})).result.success).toBe(true);
+  });
+
+  it('is the OOM killer’s first pick, before the worker, from its first process on', async () => {
+    const { probe } = await run({ oom: true });
+    // Its parent is bwrap's init in a sandbox, else the worker (which keeps its own).
+    expect(probe.oomScoreAdj).toEqual({
+      own: '1000',
+      parent:
+        namespaces === 'auto'
+          ? '1000'
+          : readFileSync(`/proc/${worker.child.pid}/oom_score_adj`, 'utf8').trim(),
+    });
   });
 
   it('leaves nothing in the host’s shared temporary directories', async () => {

@@ -54,6 +54,7 @@ function settings(uidBase: number, path = process.env.PATH): IsolationSettings {
     uidBase,
     uidCount: 4,
     concurrency: 1,
+    maxProcesses: 2048,
     workDir: temporary('claudebox-work-'),
     claudeBin: fixture('claude-success.mjs'),
     workerId: randomUUID(),
@@ -104,14 +105,23 @@ async function runIn(isolationSettings: IsolationSettings) {
   }
 }
 
+/** The tools a launch goes through, in order, up to the run's own command. */
+function commands(launch: { file: string; args: readonly string[] } | undefined): string[] {
+  const tools = ['prlimit', 'choom', 'setpriv', 'bwrap'];
+  return [launch?.file ?? '', ...(launch?.args ?? [])]
+    .map((arg) => arg.split('/').at(-1) ?? '')
+    .filter((name) => tools.includes(name));
+}
+
 describe('a run’s sandbox', () => {
   it('is made by bwrap as the run’s uid, in a user namespace where the run can make no other', async () => {
     const { isolation, uid, outcome, said, launch, runGone } = await runIn(settings(67_300));
     expect(runGone).toBe(true);
     expect(isolation.summary.namespaces).toEqual(['pid', 'ipc', 'mount']);
     expect(isolation.warnings).toEqual([]);
-    // setpriv takes the uid, then becomes bwrap: the worker's own spawn never runs as the uid.
-    expect(launch?.file).toBe('/usr/bin/setpriv');
+    // The run's limits are set as root, then setpriv takes the uid and becomes bwrap: the
+    // worker's own spawn never runs as the uid.
+    expect(commands(launch)).toEqual(['prlimit', 'choom', 'setpriv', 'bwrap']);
     expect(launch?.args.indexOf('--unshare-user')).toBeGreaterThan(
       launch?.args.indexOf(`--reuid=${uid}`) ?? Infinity,
     );
@@ -137,7 +147,8 @@ describe('a run’s sandbox', () => {
         /^bwrap could not make a run's namespaces as its uid \(bwrap: No permissions to create new namespace\): each run's sandbox starts as root/,
       ),
     ]);
-    expect(launch?.file).toMatch(/claudebox-bwrap-.*\/bwrap$/);
+    expect(commands(launch)).toEqual(['prlimit', 'choom', 'bwrap', 'setpriv']);
+    expect(launch?.args.find((arg) => arg.endsWith('/bwrap'))).toMatch(/claudebox-bwrap-/);
     expect(launch?.args).not.toContain('--unshare-user');
     expect(launch?.args).toContain('--reuid=67310');
     expect(outcome.exitCode, said).toBe(0);

@@ -18,6 +18,7 @@ import {
   setUpIsolation,
   type IsolationSettings,
 } from '../../src/isolation/index.js';
+import { readSysctl } from '../../src/isolation/host-settings.js';
 import { becomeUid } from '../../src/isolation/tools.js';
 import { UidPool } from '../../src/isolation/uid-pool.js';
 import { plantSetAside } from '../support/set-aside.js';
@@ -36,6 +37,7 @@ function settings(overrides: Partial<IsolationSettings> = {}): IsolationSettings
     uidBase: 66000,
     uidCount: 1000,
     concurrency: 1,
+    maxProcesses: 2048,
     workDir: mkdtempSync(join(tmpdir(), 'claudebox-work-')),
     claudeBin: fixture('claude-success.mjs'),
     workerId: randomUUID(),
@@ -102,6 +104,15 @@ describe('setting up run isolation', () => {
     expect(statSync(s.runRoot).mode & 0o777).toBe(0o711);
     expect(statSync(join(s.runRoot, 'leases')).mode & 0o777).toBe(0o700);
     expect(statSync(s.workDir).mode & 0o001).toBe(0o001);
+  });
+
+  it('warns at start where its runs at RUN_MAX_PROCESSES could take every pid of the host', async () => {
+    const pidMax = Number(readSysctl('kernel.pid_max'));
+    const isolation = await setUpIsolation(settings({ mode: 'required', maxProcesses: pidMax }));
+    expect(isolation.warnings).toContainEqual(
+      expect.stringContaining(`RUN_MAX_PROCESSES=${pidMax} processes each could take every pid`),
+    );
+    await isolation.close();
   });
 
   it("checks a run's uid with one no run holds: a run of another worker cannot make it start unisolated", async () => {

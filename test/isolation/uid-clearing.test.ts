@@ -58,6 +58,7 @@ function uidBoxSpec() {
   const spec = {
     lease,
     setpriv: SETPRIV,
+    limits: [],
     runRoot,
     workRoot: workDir,
     workDir,

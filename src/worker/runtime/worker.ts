@@ -114,6 +114,7 @@ async function isolate(deps: WorkerDeps, workerId: string): Promise<Isolation> {
     uidBase: config.RUN_UID_BASE,
     uidCount: config.RUN_UID_COUNT,
     concurrency: config.CONCURRENCY,
+    maxProcesses: config.RUN_MAX_PROCESSES,
     workDir: deps.workDir,
     claudeBin: deps.claude.path,
     workerId,
