@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { historyKey, type HistoryFields, type QueueAddress } from '../../src/contract/index.js';
@@ -268,6 +269,29 @@ describe('the event publisher, on a real Redis', () => {
     connection.disconnect();
     expect(await publisher().write('job-4', events)).toBe('retry');
     expect(errors.at(-1)).toMatch(/Connection is closed|Stream isn't writeable/);
+  });
+
+  it('has any number of jobs wait for the connection with one listener, and lets them all go once it is ready', async () => {
+    const later = new Redis(redisUrl, { enableOfflineQueue: false, lazyConnect: true });
+    const warnings: Error[] = [];
+    const warned = (warning: Error): void => void warnings.push(warning);
+    process.on('warning', warned);
+    try {
+      const waiting = publisher({ redis: later });
+      let ready = 0;
+      const waits = Array.from({ length: 20 }, () => waiting.whenReady().then(() => ready++));
+      expect(later.listenerCount('ready')).toBe(1);
+      await sleep(50);
+      expect(ready).toBe(0);
+      await later.connect();
+      await Promise.all(waits);
+      expect(ready).toBe(20);
+      expect(later.listenerCount('ready')).toBe(0);
+      expect(warnings.map((warning) => warning.name)).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', warned);
+      later.disconnect();
+    }
   });
 
   it('asks for a retry when fewer replicas than EVENTS_WAIT_REPLICAS have the batch', async () => {

@@ -46,6 +46,7 @@ const WAIT_REPLICAS_MS = 1000;
 export class EventPublisher implements EventSink {
   private buffered = 0;
   private readonly jobs = new Set<JobEvents>();
+  private ready: Promise<void> | null = null;
 
   constructor(readonly options: PublisherOptions) {}
 
@@ -98,13 +99,15 @@ export class EventPublisher implements EventSink {
     this.jobs.delete(job);
   }
 
-  async whenReady(): Promise<void> {
+  /** One wait for the connection, however many jobs wait on it (each its own listener, else). */
+  whenReady(): Promise<void> {
     const { redis } = this.options;
-    if (redis.status === 'ready') return;
-    await new Promise<void>((resolve) => {
+    if (redis.status === 'ready') return Promise.resolve();
+    this.ready ??= new Promise<void>((resolve) => {
       const done = (): void => {
         clearInterval(poll);
         redis.off('ready', done);
+        this.ready = null;
         resolve();
       };
       // 'ready' may have fired between the check and the listener: look again now and then.
@@ -113,6 +116,7 @@ export class EventPublisher implements EventSink {
       }, 500);
       redis.once('ready', done);
     });
+    return this.ready;
   }
 
   /** Removes the job's history entries below `seq`: false, reported, where Redis refused. */
