@@ -230,7 +230,7 @@ export const ConfigSchema = z.object({
   EVENT_BUFFER_BYTES: integer(MiB)
     .default(64 * MiB)
     .describe(
-      'Events held in memory while Redis is unreachable; past it output lines are dropped and named by a `gap` event.',
+      "Events held in memory while Redis is unreachable, counted as what they take of the worker's memory (each line twice: in the JSON published and in the history entry); past it output lines are dropped and named by a `gap` event.",
     ),
   SESSION_STORE: z
     .enum(['redis', 'off'], { error: 'must be redis or off' })

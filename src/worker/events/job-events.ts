@@ -20,7 +20,10 @@ export interface PendingEvent {
  * buffer's accounting, the connection's state, and the write itself.
  */
 export interface EventSink {
-  /** Bytes of events held in memory across all jobs, and the most there may be. */
+  /**
+   * Bytes of events held in memory across all jobs (both forms of each, see heldBytes), and the
+   * most there may be.
+   */
   readonly bufferedBytes: number;
   readonly bufferBytes: number;
   /** Bytes of events an attempt keeps in its job's history (see JobEvents.keep). */
@@ -116,7 +119,8 @@ export class JobEvents {
   ): Promise<void> | undefined {
     // Nothing of an attempt goes after its terminal event (lines read after the run was given up).
     if (this.terminalSent) return undefined;
-    const estimate = content.length + 200;
+    // The line is held twice: in the JSON published, and as the history stores it.
+    const estimate = 2 * content.length + EVENT_HELD_BYTES + 200;
     const connected = this.sink.isConnected();
     const { bufferBytes } = this.sink;
     if (!connected && this.sink.bufferedBytes + estimate > bufferBytes) {
@@ -170,10 +174,7 @@ export class JobEvents {
   discard(): void {
     this.discarded = true;
     // A batch already on its way cannot be called back; the rest can.
-    const dropped = this.queue.splice(this.inFlight);
-    const bytes = dropped.reduce((sum, event) => sum + event.json.length, 0);
-    this.queuedBytes -= bytes;
-    this.sink.account(-bytes);
+    this.release(this.queue.splice(this.inFlight));
     this.drainWaiters.splice(0).forEach((wake) => wake());
     this.sink.forget(this);
   }
@@ -214,8 +215,16 @@ export class JobEvents {
     const { expire } = options;
     this.queue.push(expire === undefined ? pending : { ...pending, expire });
     this.queuedBytes += json.length;
-    this.sink.account(json.length);
+    this.sink.account(heldBytes(pending));
     this.pump();
+  }
+
+  /** Counts events out of the queue: written, or given up. */
+  private release(events: readonly PendingEvent[]): void {
+    for (const event of events) {
+      this.queuedBytes -= event.json.length;
+      this.sink.account(-heldBytes(event));
+    }
   }
 
   /**
@@ -261,10 +270,7 @@ export class JobEvents {
         // stall the run forever.
         if (outcome !== 'ok') batch.forEach((event) => this.drop(event.seq, 'publish-failed'));
         failures = 0;
-        this.queue.splice(0, batch.length);
-        const bytes = batch.reduce((sum, event) => sum + event.json.length, 0);
-        this.queuedBytes -= bytes;
-        this.sink.account(-bytes);
+        this.release(this.queue.splice(0, batch.length));
         this.releaseWaiters();
         // Counted once out of the queue: a discard meanwhile finds it written, not pending. A
         // batch given up is counted too: it may be in the history all the same (written, and
@@ -346,6 +352,22 @@ function isoTime(time: number): string {
     lastIso = new Date(time).toISOString();
   }
   return lastIso;
+}
+
+/**
+ * What an event waiting in memory takes there besides its text: its objects and arrays (about
+ * 400 bytes, measured with lines of 200 bytes to 100 kB held while Redis was away).
+ */
+const EVENT_HELD_BYTES = 400;
+
+/**
+ * About the memory an event waiting to be written holds: its JSON and its history entry (see
+ * EventSink.bufferBytes). Lengths, not UTF-8 byte counts: a flood counts every event.
+ */
+function heldBytes(event: PendingEvent): number {
+  let bytes = EVENT_HELD_BYTES + event.json.length;
+  for (const field of event.stored) bytes += typeof field === 'number' ? 8 : field.length;
+  return bytes;
 }
 
 /** About what an event's entry takes in the history: its fields and values, in bytes. */

@@ -426,6 +426,15 @@ describe('JobEvents: backpressure while Redis is reachable', () => {
 });
 
 describe('JobEvents: while Redis is unreachable', () => {
+  it('counts against the buffer what a line holds in memory: its JSON and its history entry', () => {
+    const sink = new MemorySink(64 * MiB);
+    sink.disconnect();
+    const events = new JobEvents(sink, 'job-1', 1, 1);
+    void events.line('output', 'x'.repeat(100_000));
+    expect(sink.bufferedBytes).toBeGreaterThan(200_000);
+    expect(sink.bufferedBytes).toBeLessThan(201_000);
+  });
+
   it('buffers lines without waiting, drops those past the buffer, and names them in one gap event', async () => {
     const sink = new MemorySink(4096);
     sink.disconnect();

@@ -75,7 +75,8 @@ describe('EventPublisher', () => {
     connection.goAway();
     const dropped: number[] = [];
     const publisher = publisherOn(connection, {
-      bufferBytes: 3000,
+      // Each line of 1000 characters holds about 2.5 kB: in its JSON and its history entry.
+      bufferBytes: 6000,
       onDropped: (count) => dropped.push(count),
     });
     expect(publisher.isConnected()).toBe(false);
