@@ -26,6 +26,15 @@ const root = new URL('../../', import.meta.url).pathname;
 /** Where the runs' homes are: RUN_ROOT is left at its default. */
 const homes = '/var/lib/claudebox/homes';
 
+const CAP_SYS_RESOURCE = 24;
+
+/** Whether process `pid` has the capability `bit` in its effective set. */
+function hasCapability(pid: number, bit: number): boolean {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const effective = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0';
+  return ((BigInt(`0x${effective}`) >> BigInt(bit)) & 1n) === 1n;
+}
+
 /** RUN_MAX_PROCESSES of the workers here: the fake CLI's own threads take some of them. */
 const MAX_PROCESSES = 64;
 
@@ -45,6 +54,7 @@ interface Probe {
   escapedPid?: number;
   spawned?: { started: number; refused: string | null };
   oomScoreAdj?: { own: string; parent: string };
+  oomLowered?: string;
   ipc?: Record<string, string>;
 }
 
@@ -331,13 +341,21 @@ describe.each([
   it('is the OOM killer’s first pick, before the worker, from its first process on', async () => {
     const { probe } = await run({ oom: true });
     // Its parent is bwrap's init in a sandbox, else the worker (which keeps its own).
+    const workerAdj = readFileSync(`/proc/${worker.child.pid}/oom_score_adj`, 'utf8').trim();
     expect(probe.oomScoreAdj).toEqual({
       own: '1000',
-      parent:
-        namespaces === 'auto'
-          ? '1000'
-          : readFileSync(`/proc/${worker.child.pid}/oom_score_adj`, 'utf8').trim(),
+      parent: namespaces === 'auto' ? '1000' : workerAdj,
     });
+    // It can take that back only where the worker lacks CAP_SYS_RESOURCE, which the worker
+    // says at start.
+    const warning = worker.logs.some((log) => String(log.msg).includes('lacks CAP_SYS_RESOURCE'));
+    if (hasCapability(worker.child.pid ?? 0, CAP_SYS_RESOURCE)) {
+      expect(probe.oomLowered).toBe('1000');
+      expect(warning).toBe(false);
+    } else {
+      expect(probe.oomLowered).toBe(workerAdj);
+      expect(warning).toBe(true);
+    }
   });
 
   it('leaves nothing in the host’s shared temporary directories', async () => {

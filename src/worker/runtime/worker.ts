@@ -16,7 +16,12 @@ import { healthUrlOf, serveHealth, type Readiness } from './health.js';
 import { createMetrics, sampledAtMostEvery } from './metrics.js';
 import { createProcessor } from '../attempt/process-job.js';
 import { EventPublisher } from '../events/publisher.js';
-import { setUpIsolation, weakHostSettings, type Isolation } from '../../isolation/index.js';
+import {
+  oomFloorWarning,
+  setUpIsolation,
+  weakHostSettings,
+  type Isolation,
+} from '../../isolation/index.js';
 import { Closers } from './closers.js';
 import { shutdownOf } from './shutdown.js';
 import { watchLocks } from './lock-watch.js';
@@ -127,7 +132,10 @@ async function isolate(deps: WorkerDeps, workerId: string): Promise<Isolation> {
       'RUNS ARE NOT ISOLATED: every run executes as the worker itself and can read its environment, its files and other runs (see docs/security.md)',
     );
   } else {
-    for (const warning of isolation.warnings) logger.warn(warning);
+    const oomFloor = oomFloorWarning();
+    for (const warning of [...isolation.warnings, ...(oomFloor === null ? [] : [oomFloor])]) {
+      logger.warn(warning);
+    }
     for (const { name, value, why } of weakHostSettings()) {
       logger.warn(
         { setting: name, value },

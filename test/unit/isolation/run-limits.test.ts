@@ -3,7 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { IsolationError } from '../../../src/isolation/errors.js';
-import { limitsLauncher, pidRoomWarning } from '../../../src/isolation/run-limits.js';
+import {
+  limitsLauncher,
+  oomFloorWarning,
+  pidRoomWarning,
+} from '../../../src/isolation/run-limits.js';
 
 const host =
   (values: Record<string, string>) =>
@@ -69,5 +73,27 @@ describe('the warning that runs could take every pid of the host', () => {
 
   it('is not given where the host’s limits cannot be read', () => {
     expect(pidRoomWarning(1000, 2048, host({}))).toBeNull();
+  });
+});
+
+describe('the warning that a run can take its OOM score adjustment back', () => {
+  const status = (effective: string): string =>
+    `Name:\tnode\nCapInh:\t0000000000000000\nCapEff:\t${effective}\nCapBnd:\t${effective}\n`;
+
+  it('is given where the worker lacks CAP_SYS_RESOURCE', () => {
+    expect(oomFloorWarning(status('000001fffeffffff'))).toMatch(
+      /^the worker lacks CAP_SYS_RESOURCE: a run's processes can lower their OOM score adjustment/,
+    );
+    // Docker's default capabilities.
+    expect(oomFloorWarning(status('00000000a80425fb'))).not.toBeNull();
+  });
+
+  it('is not given where the worker has it', () => {
+    expect(oomFloorWarning(status('000001ffffffffff'))).toBeNull();
+    expect(oomFloorWarning(status('0000000001000000'))).toBeNull();
+  });
+
+  it('is not given where the worker’s capabilities cannot be read', () => {
+    expect(oomFloorWarning('')).toBeNull();
   });
 });
