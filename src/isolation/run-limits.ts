@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { searchPath } from '../executor/index.js';
 import { IsolationError } from './errors.js';
-import { readSysctl } from './host-settings.js';
 
 /**
  * The OOM score adjustment of every process of a run: the highest, so that where the host runs
@@ -9,9 +9,32 @@ import { readSysctl } from './host-settings.js';
  */
 export const RUN_OOM_SCORE_ADJ = 1000;
 
+/** A run's limits as the worker sets them up at start: its launch's commands, and warnings. */
+export interface RunLimits {
+  readonly argv: readonly string[];
+  readonly warnings: readonly string[];
+}
+
+/**
+ * Sets up the limits of every run (see limitsLauncher); throws where RUN_MAX_PROCESSES cannot
+ * work (see checkProcessCap) or a tool is missing.
+ */
+export async function setUpRunLimits(
+  maxProcesses: number,
+  concurrency: number,
+  path: string | undefined,
+): Promise<RunLimits> {
+  const ownLimit = ownProcessLimit();
+  checkProcessCap(maxProcesses, ownLimit);
+  const argv = await limitsLauncher(maxProcesses, path);
+  const warning = pidRoomWarning(concurrency, maxProcesses, pidRoomOfHost(), ownLimit);
+  return { argv, warnings: warning === null ? [] : [warning] };
+}
+
 /**
  * The commands a run's launch starts with, as root, before it becomes the run's uid: prlimit
- * caps the processes and threads of that uid (RUN_MAX_PROCESSES; 0: no cap) and choom makes
+ * caps the processes and threads of that uid (RUN_MAX_PROCESSES; 0: the worker's own limit,
+ * which it inherits) and choom makes
  * the run the OOM killer's first pick. Both are inherited by every process the run starts and
  * by nothing of the worker's: the senders of the kill that ends a run must start whatever the
  * run holds, and a cap of the worker's own would be theirs too.
@@ -30,26 +53,76 @@ export async function limitsLauncher(
   return [...cap, choom, '-n', String(RUN_OOM_SCORE_ADJ), '--'];
 }
 
+/** A limit on the pids (or threads) that processes of the host, or of the worker's cgroup, take. */
+export interface PidRoom {
+  readonly name: string;
+  readonly value: number;
+}
+
 /**
- * Why the runs of a worker could together take every pid (or thread) the host has, or null:
- * `concurrency` runs at `maxProcesses` each (0: no cap), against kernel.pid_max and
- * kernel.threads-max as `read` gives them.
+ * The limits on pids the worker's runs share with it: kernel.pid_max, kernel.threads-max, and
+ * the pids.max of the worker's cgroup (a container's `pids_limit`), where one is set; `read`
+ * gives a file's text.
+ */
+export function pidRoomOfHost(read: (path: string) => string | undefined = readText): PidRoom[] {
+  const files: [string, string][] = [
+    ['kernel.pid_max', '/proc/sys/kernel/pid_max'],
+    ['kernel.threads-max', '/proc/sys/kernel/threads-max'],
+  ];
+  const cgroups = read('/proc/self/cgroup') ?? '';
+  // cgroup v1's pids controller where it is mounted, else the unified hierarchy's.
+  const v1 = /^\d+:pids:(.*)$/m.exec(cgroups)?.[1];
+  const v2 = /^0::(.*)$/m.exec(cgroups)?.[1];
+  const cgroup =
+    v1 === undefined ? v2 && join('/sys/fs/cgroup', v2) : join('/sys/fs/cgroup/pids', v1);
+  if (cgroup) files.push(["the worker's cgroup's pids.max", join(cgroup, 'pids.max')]);
+  return files.flatMap(([name, path]) => {
+    const value = Number(read(path)?.trim());
+    return Number.isInteger(value) && value > 0 ? [{ name, value }] : [];
+  });
+}
+
+/** The worker's own RLIMIT_NPROC (its soft limit), from its /proc/self/limits; null: none. */
+export function ownProcessLimit(
+  read: (path: string) => string | undefined = readText,
+): number | null {
+  const soft = /^Max processes\s+(\S+)/m.exec(read('/proc/self/limits') ?? '')?.[1];
+  const value = Number(soft);
+  return Number.isInteger(value) && value > 0 ? value : null;
+}
+
+/**
+ * Throws where RUN_MAX_PROCESSES is over the worker's own process limit, which the kill that
+ * ends a run starts under: once its uid has set it, a process that becomes the run's uid cannot
+ * exec while that uid holds more processes than that limit (and prlimit cannot raise a run's
+ * cap past the worker's hard limit). Not an IsolationError: a worker must not go on unisolated.
+ */
+export function checkProcessCap(maxProcesses: number, ownLimit: number | null): void {
+  if (maxProcesses === 0 || ownLimit === null || maxProcesses <= ownLimit) return;
+  throw new Error(
+    `RUN_MAX_PROCESSES=${maxProcesses} is over the worker's own limit of processes (${ownLimit}, its RLIMIT_NPROC): a run holding more than that would keep the kill that ends it from starting as its uid; lower RUN_MAX_PROCESSES or raise the worker's limit`,
+  );
+}
+
+/**
+ * Why the runs of a worker could together take every pid (or thread) they share with it, or
+ * null: `concurrency` runs at `maxProcesses` each, or (0) at the worker's own limit, which they
+ * inherit, against the tightest of `room`.
  */
 export function pidRoomWarning(
   concurrency: number,
   maxProcesses: number,
-  read: (name: string) => string | undefined = readSysctl,
+  room: readonly PidRoom[],
+  ownLimit: number | null,
 ): string | null {
-  if (maxProcesses === 0) {
-    return 'RUN_MAX_PROCESSES=0: a run may start processes until the host has no pid left, and then the worker cannot start one either';
+  const cap = maxProcesses > 0 ? maxProcesses : ownLimit;
+  const tightest = [...room].sort((a, b) => a.value - b.value)[0];
+  if (cap === null) {
+    return 'RUN_MAX_PROCESSES=0 and the worker has no limit of processes: a run may start processes until none is left to start, and then the worker cannot start one either';
   }
-  const room = ['kernel.pid_max', 'kernel.threads-max'].flatMap((name) => {
-    const value = Number(read(name));
-    return Number.isInteger(value) && value > 0 ? [{ name, value }] : [];
-  });
-  const tightest = room.sort((a, b) => a.value - b.value)[0];
-  if (tightest === undefined || concurrency * maxProcesses < tightest.value) return null;
-  return `CONCURRENCY=${concurrency} runs of RUN_MAX_PROCESSES=${maxProcesses} processes each could take every pid of the host (${tightest.name} is ${tightest.value}), and then the worker could not start one: lower RUN_MAX_PROCESSES`;
+  if (tightest === undefined || concurrency * cap < tightest.value) return null;
+  const each = maxProcesses > 0 ? `RUN_MAX_PROCESSES=${cap}` : `the worker's own limit of ${cap}`;
+  return `CONCURRENCY=${concurrency} runs of ${each} processes each could take every pid the worker has (${tightest.name} is ${tightest.value}), and then the worker could not start one: lower RUN_MAX_PROCESSES`;
 }
 
 /** CAP_SYS_RESOURCE's bit in a capability set. */
@@ -69,9 +142,13 @@ export function oomFloorWarning(status: string = readStatus()): string | null {
 }
 
 function readStatus(): string {
+  return readText('/proc/self/status') ?? '';
+}
+
+function readText(path: string): string | undefined {
   try {
-    return readFileSync('/proc/self/status', 'utf8');
+    return readFileSync(path, 'utf8');
   } catch {
-    return '';
+    return undefined;
   }
 }

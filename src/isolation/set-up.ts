@@ -20,7 +20,7 @@ import { becomeUid, clearUid, SENDER_SHELL, type Sender } from './tools.js';
 import { UidPool } from './uid-pool.js';
 import { runningReaching, unclearedReaching, type UnclearedReach } from './uncleared-reach.js';
 import { scratchDirs, type ScratchDirs } from './scratch-dirs.js';
-import { limitsLauncher, pidRoomWarning } from './run-limits.js';
+import { setUpRunLimits } from './run-limits.js';
 import { launchAsUid, type Sandbox } from './uid-confinement.js';
 import { isInside } from '../common/paths.js';
 import { errorMessage } from '../common/errors.js';
@@ -142,13 +142,20 @@ interface Launcher {
   readonly limits: readonly string[];
 }
 
-/** The launcher of runs from the tools on PATH; an IsolationError names one that is not there. */
-async function findLauncher(settings: IsolationSettings): Promise<Launcher> {
+/**
+ * The launcher of runs from the tools on PATH, and what its limits warn of; an IsolationError
+ * names a tool that is not there.
+ */
+async function findLauncher(
+  settings: IsolationSettings,
+): Promise<Launcher & { readonly warnings: readonly string[] }> {
   const setpriv = await searchPath('setpriv', settings.path);
   if (setpriv === null) {
     throw new IsolationError('setpriv is not on PATH (install util-linux)');
   }
-  return { setpriv, limits: await limitsLauncher(settings.maxProcesses, settings.path) };
+  const { maxProcesses, concurrency, path } = settings;
+  const limits = await setUpRunLimits(maxProcesses, concurrency, path);
+  return { setpriv, limits: limits.argv, warnings: limits.warnings };
 }
 
 /** Throws, saying why, where the worker's uid or settings cannot give each run a uid. */
@@ -168,7 +175,7 @@ function checkUidsCanBeGiven(settings: IsolationSettings): void {
 
 async function isolated(settings: IsolationSettings): Promise<Isolation> {
   checkUidsCanBeGiven(settings);
-  const launcher = await findLauncher(settings);
+  const { warnings: limitWarnings, ...launcher } = await findLauncher(settings);
   const { setpriv } = launcher;
   const { runRoot } = settings;
   const dirs = await makeRunRoot(runRoot);
@@ -196,14 +203,13 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     await checkSenderShell(senderShell, setpriv, uid);
     return namespacesFor(settings, launcher, dirs, uid);
   });
-  const pidRoom = pidRoomWarning(settings.concurrency, settings.maxProcesses);
   const { uidBase, uidCount } = settings;
   const mayTake = (owner: number): boolean =>
     owner === 0 || (owner >= uidBase && owner < uidBase + uidCount);
   const reaching = (wanted: readonly string[]) => unclearedReaching(dirs.leases, wanted, pool);
   return {
     summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
-    warnings: [...sandboxFor.warnings, ...(pidRoom === null ? [] : [pidRoom])],
+    warnings: [...sandboxFor.warnings, ...limitWarnings],
     leases: { dir: dirs.leases, ...clearing },
     ...scratchDirs(dirs.scratch, reaching),
     unclearedReaching: reaching,

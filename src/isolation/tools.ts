@@ -139,10 +139,10 @@ export async function stopUid(
     for (let round = 0; round < 50; round++) {
       await killUid(uid, sender);
       // Once a kill(-1) as the uid got through, no process of it can run again, nor can one
-      // start (only root starts them): where a look before it found none, none is left to find.
-      if (found.length === 0) return { found: count, cleared: true };
+      // start (only root starts them); but one forked after the look before it may be in an
+      // uninterruptible wait (on a hung file system), which its SIGKILL ends only with the wait.
       // A sandbox started as root has processes of root's: the worker, their parent, stops them.
-      await signalProcesses(found, 'SIGKILL');
+      if (found.length > 0) await signalProcesses(found, 'SIGKILL');
       found = await find();
       if (found.length === 0) return { found: count, cleared: true };
       await sleep(20);

@@ -66,6 +66,13 @@ export class UidPool {
   private readonly waiting = new Map<number, NodeJS.Timeout>();
   private readonly clearing = new Set<Promise<void>>();
   private closed = false;
+  /**
+   * Where the next look for a free uid starts: past the last one handed out. The processes of
+   * a run killed at its end count against its uid's process cap until the host's init reaps
+   * them (a second or more on some hosts): handed out in turn, a uid's next run comes as late
+   * as the pool allows.
+   */
+  private next = 0;
 
   constructor(private readonly options: UidPoolOptions) {}
 
@@ -75,11 +82,13 @@ export class UidPool {
 
   async acquire(): Promise<UidLease> {
     const { base, count, taken } = this.options;
-    for (let uid = base; uid < base + count; uid++) {
+    for (let tried = 0; tried < count; tried++) {
+      const uid = base + ((this.next + tried) % count);
       if (this.held.has(uid) || taken.has(uid)) continue;
       const lease = await this.tryLease(uid);
       if (lease === null) continue;
       this.held.set(uid, lease);
+      this.next = (uid - base + 1) % count;
       // Whichever of the two comes first ends the run's use of the lease; the other is ignored.
       let over = false;
       return {

@@ -16,7 +16,14 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
 import type { ExecuteEvent, ExecuteResult, StartedEvent } from '../../src/contract/index.js';
 import { ipcObjectsOf } from '../../src/isolation/host-ipc.js';
-import { isAlive, pidsOfUid } from '../support/processes.js';
+import {
+  CAP_SYS_RESOURCE,
+  eventually,
+  hasCapability,
+  isAlive,
+  pidsOfUid,
+  zombiesOfUid,
+} from '../support/processes.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 import { collectEvents, fixture, uniqueQueueName, waitFor } from '../support/worker.js';
 
@@ -25,15 +32,6 @@ const root = new URL('../../', import.meta.url).pathname;
 
 /** Where the runs' homes are: RUN_ROOT is left at its default. */
 const homes = '/var/lib/claudebox/homes';
-
-const CAP_SYS_RESOURCE = 24;
-
-/** Whether process `pid` has the capability `bit` in its effective set. */
-function hasCapability(pid: number, bit: number): boolean {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const effective = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0';
-  return ((BigInt(`0x${effective}`) >> BigInt(bit)) & 1n) === 1n;
-}
 
 /** RUN_MAX_PROCESSES of the workers here: the fake CLI's own threads take some of them. */
 const MAX_PROCESSES = 64;
@@ -336,6 +334,9 @@ describe.each([
     expect(pidsOfUid(probe.uid)).toEqual([]);
     // And the next run of the worker starts as ever.
     expect((await run({})).result.success).toBe(true);
+    // What was killed counts against the uid's cap until the host's init reaps it (the pool
+    // hands that uid out again last).
+    expect(await eventually(() => zombiesOfUid(probe.uid).length === 0, 10_000)).toBe(true);
   });
 
   it('is the OOM killer’s first pick, before the worker, from its first process on', async () => {

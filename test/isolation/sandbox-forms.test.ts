@@ -150,7 +150,7 @@ describe('a run’s sandbox', () => {
     expect(commands(launch)).toEqual(['prlimit', 'choom', 'bwrap', 'setpriv']);
     expect(launch?.args.find((arg) => arg.endsWith('/bwrap'))).toMatch(/claudebox-bwrap-/);
     expect(launch?.args).not.toContain('--unshare-user');
-    expect(launch?.args).toContain('--reuid=67310');
+    expect(launch?.args).toContain(`--reuid=${uid}`);
     expect(outcome.exitCode, said).toBe(0);
     // bwrap's init is root's; the run, through setpriv, is its uid, with no way back.
     expect(said.split('\n').slice(0, 5)).toEqual([

@@ -18,7 +18,7 @@ import {
   setUpIsolation,
   type IsolationSettings,
 } from '../../src/isolation/index.js';
-import { readSysctl } from '../../src/isolation/host-settings.js';
+import { ownProcessLimit, pidRoomOfHost } from '../../src/isolation/run-limits.js';
 import { becomeUid } from '../../src/isolation/tools.js';
 import { UidPool } from '../../src/isolation/uid-pool.js';
 import { plantSetAside } from '../support/set-aside.js';
@@ -107,12 +107,26 @@ describe('setting up run isolation', () => {
   });
 
   it('warns at start where its runs at RUN_MAX_PROCESSES could take every pid of the host', async () => {
-    const pidMax = Number(readSysctl('kernel.pid_max'));
-    const isolation = await setUpIsolation(settings({ mode: 'required', maxProcesses: pidMax }));
+    const tightest = Math.min(...pidRoomOfHost().map((room) => room.value));
+    const concurrency = Math.ceil(tightest / 2048);
+    const isolation = await setUpIsolation(
+      settings({ mode: 'required', concurrency, maxProcesses: 2048 }),
+    );
     expect(isolation.warnings).toContainEqual(
-      expect.stringContaining(`RUN_MAX_PROCESSES=${pidMax} processes each could take every pid`),
+      expect.stringContaining(
+        `CONCURRENCY=${concurrency} runs of RUN_MAX_PROCESSES=2048 processes each could take every pid`,
+      ),
     );
     await isolation.close();
+  });
+
+  it('refuses, under auto too, a RUN_MAX_PROCESSES over the worker’s own limit of processes', async () => {
+    const own = ownProcessLimit();
+    expect(own, 'the test run needs a limit of processes (ulimit -u)').not.toBeNull();
+    const over = (own ?? 0) + 1;
+    await expect(setUpIsolation(settings({ mode: 'auto', maxProcesses: over }))).rejects.toThrow(
+      `RUN_MAX_PROCESSES=${over} is over the worker's own limit of processes (${own}, its RLIMIT_NPROC)`,
+    );
   });
 
   it("checks a run's uid with one no run holds: a run of another worker cannot make it start unisolated", async () => {
@@ -215,6 +229,24 @@ describe('the uid pool', () => {
     expect(cleared).toEqual([]);
   });
 
+  it('hands out its uids in turn: one given back goes to a run again only after the others', async () => {
+    const pool = new UidPool({
+      leaseDir: mkdtempSync(join(tmpdir(), 'claudebox-leases-')),
+      base: 61100,
+      count: 3,
+      owner: await owner(),
+      taken: new Set(),
+      clear: () => Promise.resolve(),
+    });
+    const handed: number[] = [];
+    for (let run = 0; run < 4; run++) {
+      const lease = await pool.acquire();
+      handed.push(lease.uid);
+      await lease.release();
+    }
+    expect(handed).toEqual([61100, 61101, 61102, 61100]);
+  });
+
   it('never hands out a uid another live worker holds, and takes over a dead worker’s', async () => {
     const leaseDir = mkdtempSync(join(tmpdir(), 'claudebox-leases-'));
     const common = { leaseDir, base: 62000, count: 1, taken: new Set<number>() };
@@ -239,7 +271,13 @@ describe('the uid pool', () => {
   });
 
   it('takes a dead worker’s uid over without removing its job’s working directory, under WORK_DIR=/tmp', async () => {
-    const s = settings({ mode: 'required', namespaces: 'off', workDir: '/tmp', uidBase: 67100 });
+    const s = settings({
+      mode: 'required',
+      namespaces: 'off',
+      workDir: '/tmp',
+      uidBase: 67100,
+      uidCount: 1,
+    });
     const uid = s.uidBase;
     const isolation = await setUpIsolation(s);
     // What a worker that died mid-run left: its lease, the job's directory still the run's, and
@@ -299,13 +337,13 @@ describe('the uid pool', () => {
     mkdirSync(join(shared, 'inner'), { recursive: true });
     const isolation = await setUpIsolation(s);
     const first = await isolation.open({ runId: randomUUID(), cwd: shared });
-    const refused = `is in use by a run going on now (uid ${s.uidBase}): two jobs cannot work in one directory at the same time`;
+    const refused = `is in use by a run going on now (uid ${first.isolation.uid}): two jobs cannot work in one directory at the same time`;
     await expect(isolation.open({ runId: randomUUID(), cwd: shared })).rejects.toThrow(refused);
     await expect(
       isolation.open({ runId: randomUUID(), cwd: join(shared, 'inner') }),
     ).rejects.toThrow(refused);
     // The refused runs took nothing: the first run still owns its directory.
-    expect(statSync(shared).uid).toBe(s.uidBase);
+    expect(statSync(shared).uid).toBe(first.isolation.uid);
 
     await first.close();
     const next = await isolation.open({ runId: randomUUID(), cwd: join(shared, 'inner') });

@@ -111,6 +111,16 @@ describe('the uid of a run that ended', () => {
     expect(swept).toEqual({ found: 1, cleared: false });
   });
 
+  it('does not count as clear while a process of it that the first look missed is still there after the kill', async () => {
+    const stuck = { pid: 4_194_304, startTime: '1' };
+    const sender = { setpriv: SETPRIV, shell: SENDER_SHELL };
+    // Forked after the first look, and in an uninterruptible wait by the time the kill came.
+    let looks = 0;
+    const find = () => Promise.resolve(looks++ === 0 ? [] : [stuck]);
+    const swept = await stopUid(UID, sender, 0, find);
+    expect(swept).toEqual({ found: 0, cleared: false });
+  });
+
   it('cannot be cleared for reuse either: clearing it fails, naming the uid', async () => {
     const leaseDir = mkdtempSync(join(tmpdir(), 'claudebox-uid-clearing-leases-'));
     roots.push(leaseDir);

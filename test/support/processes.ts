@@ -90,6 +90,22 @@ export function pidsOfUid(uid: number): number[] {
   return found;
 }
 
+/** Zombies of `uid`: dead, but counted against its process limit until their parent reaps them. */
+export function zombiesOfUid(uid: number): number[] {
+  const found: number[] = [];
+  for (const dir of readdirSync('/proc')) {
+    if (!/^\d+$/.test(dir)) continue;
+    try {
+      const status = readFileSync(`/proc/${dir}/status`, 'utf8');
+      const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? [];
+      if (uids.includes(uid) && /^State:\s+Z/m.test(status)) found.push(Number(dir));
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+
 /**
  * Live processes of a job's run: those carrying its job id, less the sandbox's own (bwrap and
  * its init, when runs get namespaces), so a count means the CLI and what it started.
@@ -135,4 +151,14 @@ export function liveRunProcesses(): RunProcess[] {
     }
   }
   return found;
+}
+
+/** CAP_SYS_RESOURCE's bit in a capability set. */
+export const CAP_SYS_RESOURCE = 24;
+
+/** Whether process `pid` has the capability `bit` in its effective set. */
+export function hasCapability(pid: number, bit: number): boolean {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const effective = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0';
+  return ((BigInt(`0x${effective}`) >> BigInt(bit)) & 1n) === 1n;
 }
