@@ -4,6 +4,7 @@ export {
   type IsolationMode,
   type IsolationSettings,
   type LeaseClearing,
+  type RunDiskUse,
 } from './set-up.js';
 export { mustBeOutOfReach, type RunBox } from './box.js';
 export { IsolationError } from './errors.js';

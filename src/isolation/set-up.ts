@@ -24,6 +24,7 @@ import { setUpRunLimits } from './run-limits.js';
 import { launchAsUid, type Sandbox } from './uid-confinement.js';
 import { isInside } from '../common/paths.js';
 import { errorMessage } from '../common/errors.js';
+import { diskBytes } from '../common/disk-bytes.js';
 
 export type IsolationMode = 'auto' | 'required' | 'off';
 
@@ -50,6 +51,12 @@ export interface IsolationSettings {
   readonly sharedConfigDir: string;
   /** process.getuid(), injectable for tests. */
   readonly uid?: number;
+}
+
+/** What the runs of a host take of RUN_ROOT's disk, as `du` would count it. */
+export interface RunDiskUse {
+  readonly scratchBytes: number;
+  readonly homesBytes: number;
 }
 
 /** Where a worker's uid leases are, and what clearUid needs to clear their uids. */
@@ -95,6 +102,8 @@ export interface Isolation {
   }): Promise<RunBox>;
   /** What makes run isolation weaker here than it could be, for the worker to say at start. */
   readonly warnings: readonly string[];
+  /** Bytes on disk in RUN_ROOT's scratch directories and runs' homes (0 where there are none). */
+  runDiskUse(): Promise<RunDiskUse>;
   /** Stops what goes on in the background (clearing set-aside uids): before the watchdog stops. */
   close(): Promise<void>;
 }
@@ -131,6 +140,7 @@ function unisolated(settings: IsolationSettings, reason: string): Isolation {
     sweepScratch: () => Promise.resolve(0),
     unclearedReaching: () => Promise.resolve(null),
     open: () => Promise.resolve(sharedBox(settings.sharedConfigDir, reason)),
+    runDiskUse: () => Promise.resolve({ scratchBytes: 0, homesBytes: 0 }),
     warnings: [],
     close: () => Promise.resolve(),
   };
@@ -232,7 +242,15 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
         runningReaching: (wanted, ownUid) => runningReaching(dirs.leases, wanted, ownUid),
       });
     },
+    runDiskUse: () => runDiskUse(dirs),
     close: () => pool.close(),
+  };
+}
+
+async function runDiskUse({ scratch, homes }: RunRootDirs): Promise<RunDiskUse> {
+  return {
+    scratchBytes: await diskBytes(scratch, new Set()),
+    homesBytes: await diskBytes(homes, new Set()),
   };
 }
 

@@ -1,6 +1,6 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { diskBytes } from './disk.js';
+import { diskBytes } from '../common/disk-bytes.js';
 import { holds, readHolder, removeHolder } from './holder.js';
 import { removeStaleLock, withLock } from './lock.js';
 import { removeTree } from '../common/remove-tree.js';

@@ -1,9 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { Queue } from 'bullmq';
 import { loadConfig } from '../../src/config/config.js';
 import { scratchDirs } from '../../src/isolation/scratch-dirs.js';
+import { findFreePort } from '../support/redis-server.js';
 import {
   createQueue,
   fixture,
@@ -14,8 +15,18 @@ import {
 } from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
+const MiB = 1024 * 1024;
 /** The scratch directories of the default RUN_ROOT, which the test workers share. */
 const scratch = scratchDirs(join(loadConfig({}).RUN_ROOT, 'scratch'), () => Promise.resolve(null));
+
+/** The worker's claudebox_run_disk_bytes for `part`, as /metrics gives it. */
+async function runDiskBytes(worker: TestWorker, part: string): Promise<number | undefined> {
+  const text = await fetch(`${worker.worker.healthUrl ?? ''}/metrics`).then((r) => r.text());
+  const line = text
+    .split('\n')
+    .find((entry) => entry.startsWith(`claudebox_run_disk_bytes{part="${part}"}`));
+  return line === undefined ? undefined : Number(line.split(' ')[1]);
+}
 
 describe('the scratch directory of a job that never comes back', () => {
   let queue: Queue | undefined;
@@ -34,10 +45,15 @@ describe('the scratch directory of a job that never comes back', () => {
       redisUrl,
       queueName: name,
       claudeBin: fixture('claude-files.mjs'),
-      env: { RUN_ISOLATION: 'required', SCRATCH_SWEEP_SECONDS: '1' },
+      env: {
+        RUN_ISOLATION: 'required',
+        SCRATCH_SWEEP_SECONDS: '1',
+        HEALTH_PORT: String(await findFreePort()),
+        HEALTH_HOST: '127.0.0.1',
+      },
     });
     // Two jobs whose first attempt fails, half done, with their next attempt an hour away.
-    const ask = { write: { 'work.txt': 'half done\n' }, exitCode: 1 };
+    const ask = { write: { 'work.txt': 'half done\n', 'data.txt': 'x'.repeat(MiB) }, exitCode: 1 };
     const retryLater = { attempts: 2, backoff: { type: 'fixed', delay: 3_600_000 } };
     const dirs = new Map<string, string>();
     for (const jobId of ['removed', 'waiting']) {
@@ -51,6 +67,15 @@ describe('the scratch directory of a job that never comes back', () => {
     const work = (jobId: string) => join(dirs.get(jobId) ?? '', 'work.txt');
     expect(readFileSync(work('removed'), 'utf8')).toBe('half done\n');
     expect(readFileSync(work('waiting'), 'utf8')).toBe('half done\n');
+    // What they hold is counted in /metrics by the next sweep (other tests' runs share RUN_ROOT).
+    const kept = 2 * statSync(join(dirs.get('waiting') ?? '', 'data.txt')).blocks * 512;
+    expect(kept).toBeGreaterThanOrEqual(2 * MiB);
+    const measured = worker;
+    await waitFor('the sweep to count the kept files', async () => {
+      const bytes = await runDiskBytes(measured, 'scratch');
+      return bytes !== undefined && bytes >= kept ? true : undefined;
+    });
+    expect(await runDiskBytes(measured, 'homes')).toBeGreaterThanOrEqual(0);
 
     await queue.remove('removed');
     await waitFor('the sweep to remove the removed job’s directory', () =>

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { doneWithin } from '../../common/time.js';
 import type { ExecuteResult } from '../../contract/index.js';
+import type { RunDiskUse } from '../../isolation/index.js';
 
 /** The worker's own Prometheus metrics, in a registry of its own (tests run many workers). */
 export function createMetrics(sample: { activeRuns: () => number; bufferedBytes: () => number }) {
@@ -53,6 +54,7 @@ export function createMetrics(sample: { activeRuns: () => number; bufferedBytes:
       publishErrors.inc();
     },
     ...workspaceMetrics(registry),
+    ...runDiskMetrics(registry),
   };
 }
 
@@ -89,6 +91,22 @@ function workspaceMetrics(registry: Registry) {
     workspaceDiskUse(use: { checkoutBytes: number; cacheBytes: number }): void {
       bytes.set({ part: 'checkouts' }, use.checkoutBytes);
       bytes.set({ part: 'cache' }, use.cacheBytes);
+    },
+  };
+}
+
+function runDiskMetrics(registry: Registry) {
+  // Set by the scratch sweep, as the workspace sweep sets the workspace's.
+  const bytes = new Gauge({
+    name: 'claudebox_run_disk_bytes',
+    help: "Disk used in RUN_ROOT by part: the working directories of jobs that name none (scratch) and runs' homes (homes); measured by the periodic scratch sweep of a worker that isolates runs.",
+    labelNames: ['part'],
+    registers: [registry],
+  });
+  return {
+    runDiskUse(use: RunDiskUse): void {
+      bytes.set({ part: 'scratch' }, use.scratchBytes);
+      bytes.set({ part: 'homes' }, use.homesBytes);
     },
   };
 }

@@ -2,19 +2,26 @@ import type { Logger } from 'pino';
 import type { QueueAddress } from '../../contract/index.js';
 import type { Isolation } from '../../isolation/index.js';
 import type { RedisClient } from '../../redis/connections.js';
+import type { WorkerMetrics } from './metrics.js';
 import { repeatEvery } from './repeat.js';
+
+export interface ScratchSweepOptions {
+  readonly redis: RedisClient;
+  readonly address: QueueAddress;
+  readonly everyMs: number;
+  readonly metrics: WorkerMetrics;
+  readonly logger: Logger;
+}
 
 /**
  * Sweeps the scratch directories of this queue's jobs now, in the background (the worker needs
  * none of it to start, and Redis may be slow to answer), and then every `everyMs` (see
- * Isolation.sweepScratch). Returns the stop, which waits for a sweep under way.
+ * Isolation.sweepScratch); each sweep reports RUN_ROOT's disk use to /metrics. Returns the
+ * stop, which waits for a sweep under way.
  */
 export function startScratchSweep(
   isolation: Isolation,
-  redis: RedisClient,
-  address: QueueAddress,
-  everyMs: number,
-  logger: Logger,
+  { redis, address, everyMs, metrics, logger }: ScratchSweepOptions,
 ): () => Promise<void> {
   // A job's key, as the attempt names its scratch directory after: BullMQ's hash of the job.
   const keyPrefix = `${address.prefix}:${address.queueName}:`;
@@ -25,6 +32,7 @@ export function startScratchSweep(
         if (removed > 0) {
           logger.info({ removed }, 'removed the scratch directories of jobs that are over or gone');
         }
+        metrics.runDiskUse(await isolation.runDiskUse());
       } catch (error) {
         logger.warn({ err: error }, 'could not sweep the scratch directories');
       }

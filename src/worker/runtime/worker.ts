@@ -172,13 +172,13 @@ async function assemble(
   closers.add('watchdog', () => watchdog.stop());
   // Closed before the watchdog, which ends this worker's leases: see UidPool.close.
   closers.add('uid pool', () => isolation.close());
-  if (isolation.summary.mode === 'uid') {
-    const everyMs = config.SCRATCH_SWEEP_SECONDS * 1000;
-    const stop = startScratchSweep(isolation, connections.commands, address, everyMs, logger);
-    closers.add('scratch sweep', stop);
-  }
   const runs = new ActiveRuns(now);
   const { publisher, metrics } = eventsAndMetrics(config, connections, address, runs, now);
+  if (isolation.summary.mode === 'uid') {
+    const everyMs = config.SCRATCH_SWEEP_SECONDS * 1000;
+    const sweep = { redis: connections.commands, address, everyMs, metrics, logger };
+    closers.add('scratch sweep', startScratchSweep(isolation, sweep));
+  }
   closers.add('event publisher', () => publisher.flushAll(5000));
   const cancels = await listenForCancels({
     subscriber: connections.subscriber,
