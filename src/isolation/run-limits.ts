@@ -26,7 +26,9 @@ export async function setUpRunLimits(
 ): Promise<RunLimits> {
   const ownLimit = ownProcessLimit();
   checkProcessCap(maxProcesses, ownLimit);
-  const argv = await limitsLauncher(maxProcesses, path);
+  // At 0, the worker's own soft limit, soft and hard: a run could raise an inherited soft limit
+  // up to the worker's hard one, past what the senders of its kill start under.
+  const argv = await limitsLauncher(maxProcesses || (ownLimit ?? 0), path);
   const warning = pidRoomWarning(concurrency, maxProcesses, pidRoomOfHost(), ownLimit);
   return { argv, warnings: warning === null ? [] : [warning] };
 }
@@ -69,17 +71,34 @@ export function pidRoomOfHost(read: (path: string) => string | undefined = readT
     ['kernel.pid_max', '/proc/sys/kernel/pid_max'],
     ['kernel.threads-max', '/proc/sys/kernel/threads-max'],
   ];
+  const room = files.flatMap(([name, path]) => positive(read(path), name));
+  const cgroup = cgroupPidsMax(read);
+  return cgroup === undefined ? room : [...room, cgroup];
+}
+
+/**
+ * The pids.max of the worker's cgroup: cgroup v1's pids controller where it is mounted, else
+ * the unified hierarchy's; at the path /proc/self/cgroup names, or at the mount's top where a
+ * container's cgroup is mounted there (no cgroup namespace).
+ */
+function cgroupPidsMax(read: (path: string) => string | undefined): PidRoom | undefined {
   const cgroups = read('/proc/self/cgroup') ?? '';
-  // cgroup v1's pids controller where it is mounted, else the unified hierarchy's.
-  const v1 = /^\d+:pids:(.*)$/m.exec(cgroups)?.[1];
-  const v2 = /^0::(.*)$/m.exec(cgroups)?.[1];
-  const cgroup =
-    v1 === undefined ? v2 && join('/sys/fs/cgroup', v2) : join('/sys/fs/cgroup/pids', v1);
-  if (cgroup) files.push(["the worker's cgroup's pids.max", join(cgroup, 'pids.max')]);
-  return files.flatMap(([name, path]) => {
-    const value = Number(read(path)?.trim());
-    return Number.isInteger(value) && value > 0 ? [{ name, value }] : [];
-  });
+  const v1 = /^\d+:((?:[^:,]+,)*pids(?:,[^:,]+)*):(.*)$/m.exec(cgroups);
+  const v2 = /^0::(.*)$/m.exec(cgroups);
+  const mount = v1 ? join('/sys/fs/cgroup', v1[1] ?? '') : '/sys/fs/cgroup';
+  const path = v1 ? v1[2] : v2?.[1];
+  if (path === undefined) return undefined;
+  const name = "the worker's cgroup's pids.max";
+  for (const dir of [join(mount, path), mount]) {
+    const text = read(join(dir, 'pids.max'));
+    if (text !== undefined) return positive(text, name)[0];
+  }
+  return undefined;
+}
+
+function positive(text: string | undefined, name: string): PidRoom[] {
+  const value = Number(text?.trim());
+  return Number.isInteger(value) && value > 0 ? [{ name, value }] : [];
 }
 
 /** The worker's own RLIMIT_NPROC (its soft limit), from its /proc/self/limits; null: none. */

@@ -69,8 +69,8 @@ export class UidPool {
   /**
    * Where the next look for a free uid starts: past the last one handed out. The processes of
    * a run killed at its end count against its uid's process cap until the host's init reaps
-   * them (a second or more on some hosts): handed out in turn, a uid's next run comes as late
-   * as the pool allows.
+   * them (a second or more on some hosts): handed out in turn, a uid's next run on this worker
+   * comes as late as its pool allows.
    */
   private next = 0;
 
@@ -85,10 +85,12 @@ export class UidPool {
     for (let tried = 0; tried < count; tried++) {
       const uid = base + ((this.next + tried) % count);
       if (this.held.has(uid) || taken.has(uid)) continue;
+      // Moved on before the lease is tried: a takeover may take seconds, and the runs that
+      // start meanwhile go on from here.
+      this.next = (uid - base + 1) % count;
       const lease = await this.tryLease(uid);
       if (lease === null) continue;
       this.held.set(uid, lease);
-      this.next = (uid - base + 1) % count;
       // Whichever of the two comes first ends the run's use of the lease; the other is ignored.
       let over = false;
       return {

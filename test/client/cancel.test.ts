@@ -155,10 +155,10 @@ describe('cancel', () => {
 
   it('answers for a finished or unknown job without error noise in the worker', async () => {
     const worker = await startWorker();
-    const jobId = await client.enqueue({ prompt: 'sleep 0' });
-    await client.result(jobId, { timeoutMs: 10_000 });
     // What the worker says from here on: not its warnings at start about the host.
     const before = worker.logs.length;
+    const jobId = await client.enqueue({ prompt: 'sleep 0' });
+    await client.result(jobId, { timeoutMs: 10_000 });
 
     expect(await client.cancel(jobId)).toEqual({
       jobId,

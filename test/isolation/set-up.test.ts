@@ -247,6 +247,41 @@ describe('the uid pool', () => {
     expect(handed).toEqual([61100, 61101, 61102, 61100]);
   });
 
+  it('goes on in turn past a uid whose takeover is slow: the runs meanwhile do not bring it back', async () => {
+    const leaseDir = mkdtempSync(join(tmpdir(), 'claudebox-leases-'));
+    // A dead worker's lease on the first uid: taking it over clears the uid, which takes a while.
+    writeFileSync(
+      join(leaseDir, '61200'),
+      JSON.stringify({ workerId: 'dead', pid: 999_999_999, startTime: '1' }),
+    );
+    let cleared = (): void => undefined;
+    let clearing = (): void => undefined;
+    const clearingStarted = new Promise<void>((resolve) => (clearing = resolve));
+    const pool = new UidPool({
+      leaseDir,
+      base: 61200,
+      count: 5,
+      owner: await owner(),
+      taken: new Set(),
+      clear: () => {
+        clearing();
+        return new Promise<void>((resolve) => (cleared = resolve));
+      },
+    });
+    const slow = pool.acquire();
+    await clearingStarted;
+    const meanwhile: number[] = [];
+    for (let run = 0; run < 3; run++) {
+      const lease = await pool.acquire();
+      meanwhile.push(lease.uid);
+      await lease.release();
+    }
+    cleared();
+    expect((await slow).uid).toBe(61200);
+    expect(meanwhile).toEqual([61201, 61202, 61203]);
+    expect((await pool.acquire()).uid).toBe(61204);
+  });
+
   it('never hands out a uid another live worker holds, and takes over a dead worker’s', async () => {
     const leaseDir = mkdtempSync(join(tmpdir(), 'claudebox-leases-'));
     const common = { leaseDir, base: 62000, count: 1, taken: new Set<number>() };

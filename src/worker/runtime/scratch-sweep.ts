@@ -32,10 +32,15 @@ export function startScratchSweep(
         if (removed > 0) {
           logger.info({ removed }, 'removed the scratch directories of jobs that are over or gone');
         }
-        metrics.runDiskUse(await isolation.runDiskUse());
       } catch (error) {
         logger.warn({ err: error }, 'could not sweep the scratch directories');
       }
+      // Measured whether or not Redis answered the sweep.
+      await isolation.runDiskUse().then(
+        (use) => metrics.runDiskUse(use),
+        (error: unknown) =>
+          logger.warn({ err: error }, 'could not measure the disk use of RUN_ROOT'),
+      );
     },
     everyMs,
     { now: true },

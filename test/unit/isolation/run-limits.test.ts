@@ -10,6 +10,7 @@ import {
   ownProcessLimit,
   pidRoomOfHost,
   pidRoomWarning,
+  setUpRunLimits,
 } from '../../../src/isolation/run-limits.js';
 
 /** A PATH holding only the named tools of /usr/bin. */
@@ -117,6 +118,17 @@ describe('the limits on pids the worker’s runs share with it', () => {
         }),
       ).at(-1),
     ).toEqual({ name: "the worker's cgroup's pids.max", value: 4096 });
+    // A container's cgroup mounted at the top of the controller's hierarchy (no cgroup
+    // namespace), and a hierarchy of several controllers.
+    expect(
+      pidRoomOfHost(
+        files({
+          ...kernel,
+          '/proc/self/cgroup': '5:cpu,pids:/docker/abc\n',
+          '/sys/fs/cgroup/cpu,pids/pids.max': '2048\n',
+        }),
+      ).at(-1),
+    ).toEqual({ name: "the worker's cgroup's pids.max", value: 2048 });
     // No limit set: pids.max says "max".
     expect(
       pidRoomOfHost(
@@ -132,6 +144,13 @@ describe('the limits on pids the worker’s runs share with it', () => {
 });
 
 describe('RUN_MAX_PROCESSES against the worker’s own limit of processes', () => {
+  it('gives runs that limit, soft and hard, at 0: none can raise it past what the kill starts under', async () => {
+    const own = ownProcessLimit();
+    expect(own, 'the test run needs a limit of processes (ulimit -u)').not.toBeNull();
+    const limits = await setUpRunLimits(0, 1, pathWith('prlimit', 'choom'));
+    expect(limits.argv).toContain(`--nproc=${own}:${own}`);
+  });
+
   it('is refused over it, naming both: the kill that ends a run could not start', () => {
     expect(() => checkProcessCap(100_000, 96367)).toThrow(
       "RUN_MAX_PROCESSES=100000 is over the worker's own limit of processes (96367, its RLIMIT_NPROC)",
