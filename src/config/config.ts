@@ -132,7 +132,7 @@ export const ConfigSchema = z.object({
   RUN_MAX_PROCESSES: integer(0, 4_194_304, 'must be at most 4194304')
     .default(2048)
     .describe(
-      "The processes and threads an isolated run may have at once (its uid's `RLIMIT_NPROC`): a fork bomb stops there, not when the host has no pid left; `0`: the worker's own limit (`ulimit -u`), which runs then inherit. A worker refuses to start with more than its own limit, and warns where `CONCURRENCY` runs of this many could take every pid it has (`kernel.pid_max`, `kernel.threads-max`, its cgroup's `pids.max`).",
+      "The processes and threads an isolated run may have at once (its uid's `RLIMIT_NPROC`): a fork bomb stops there, not when the host has no pid left; `0`: the worker's own (soft) limit, `ulimit -u`. A worker refuses to start with more than its own limit, and warns where `CONCURRENCY` runs of this many could take every pid it has (`kernel.pid_max`, `kernel.threads-max`, its cgroup's `pids.max`).",
     ),
   SCRATCH_SWEEP_SECONDS: integer(1, ...timerMax)
     .default(600)
