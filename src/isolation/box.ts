@@ -11,8 +11,7 @@ import { uidConfinement, type Sandbox, type UidConfinement } from './uid-confine
 import { removeFilesOf, stampTempDirs, type TempStamp } from './shared-temp.js';
 import { removeIpcOf, SENDER_SHELL } from './tools.js';
 import { whileStopped } from './stopped-run.js';
-import { removeTree } from '../common/remove-tree.js';
-import { homeOf, removeHomesOf } from './homes.js';
+import { homeOf, makeSandboxTemp, removeHome, removeHomesOf } from './homes.js';
 import type { UnclearedReach } from './uncleared-reach.js';
 
 /** Where one run lives, and what it is given: made before the CLI starts, undone after. */
@@ -96,11 +95,12 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     // The calls on root's own directories are synchronous: cheaper for the worker than their
     // promise forms.
     for (const dir of [home, configDir, tmp]) mkdirSync(dir, { mode: 0o700 });
+    if (spec.sandbox !== null) makeSandboxTemp(home, uid);
     openPathTo(spec.workRoot, cwd);
     for (const dir of spec.addDirs) openPathTo(spec.workDir, dir);
     await handOverAll(lease, reached, spec.mayTake, spec.runningReaching);
   } catch (error) {
-    await removeTree(home).catch(() => undefined);
+    await removeHome(home).catch(() => undefined);
     await lease.release();
     throw error;
   }
@@ -232,7 +232,7 @@ async function removeLeftovers(
   setpriv: string,
 ): Promise<void> {
   await orSetAside(lease, [], async () => {
-    await removeTree(home);
+    await removeHome(home);
     if (tempStamp !== null) {
       await removeFilesOf(lease.uid, { since: tempStamp });
       await removeIpcOf(lease.uid, setpriv);

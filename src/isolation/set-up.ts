@@ -21,6 +21,7 @@ import { UidPool } from './uid-pool.js';
 import { runningReaching, unclearedReaching, type UnclearedReach } from './uncleared-reach.js';
 import { scratchDirs, type ScratchDirs } from './scratch-dirs.js';
 import { setUpRunLimits } from './run-limits.js';
+import { makeSandboxTemp, SANDBOX_TEMP, sandboxTempOf } from './homes.js';
 import { launchAsUid, type Sandbox } from './uid-confinement.js';
 import { isInside } from '../common/paths.js';
 import { errorMessage } from '../common/errors.js';
@@ -351,9 +352,6 @@ interface Sandboxing {
   readonly warnings: readonly string[];
 }
 
-/** Temporary directories every sandbox gets empty and of its own. */
-const PRIVATE_TEMP = ['/dev/shm', '/tmp', '/var/tmp'];
-
 /**
  * bwrap's options for a run: everything read-only but its home and the job's directories.
  * `asRunUid`: bwrap runs as the run's uid and makes the namespaces in a user namespace of its
@@ -374,7 +372,11 @@ function sandboxFor(
   const hidden = [settings.runRoot, settings.workDir]
     .filter((dir) => !isInside(realBin, dir))
     .sort((a, b) => a.length - b.length);
-  const emptied = [...PRIVATE_TEMP, ...hidden];
+  const temp = SANDBOX_TEMP.map(([dir]) => dir);
+  const emptied = [...temp, ...hidden];
+  // A hidden directory at or below a temporary one is covered by the run's own, bound over it
+  // (a plain directory there, once a way down is made): made read-only, so would that be.
+  const readOnly = ['/dev', ...hidden.filter((dir) => !temp.some((top) => isInside(dir, top)))];
   const wayDown = (target: string): string[] => {
     const top = emptied
       .filter((dir) => target.startsWith(`${dir}/`))
@@ -404,14 +406,17 @@ function sandboxFor(
       '--unshare-pid',
       '--unshare-ipc',
       ...['--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev'],
-      ...PRIVATE_TEMP.flatMap((dir) => ['--perms', '01777', '--tmpfs', dir]),
       ...hidden.flatMap((dir) => ['--perms', '0711', '--tmpfs', dir]),
+      ...SANDBOX_TEMP.flatMap(([dir, name]) => ['--bind', join(sandboxTempOf(home), name), dir]),
       ...cli,
       ...wayDown(home),
       ...['--bind', home, home],
       ...addDirs.flatMap((dir) => [...wayDown(dir), '--bind', dir, dir]),
       ...wayDown(cwd),
       ...['--bind', cwd, cwd],
+      // Nothing is to be written in bwrap's /dev or the emptied directories: their tmpfs would
+      // take the host's memory.
+      ...readOnly.flatMap((dir) => ['--remount-ro', dir]),
       ...['--chdir', cwd],
     ],
   });
@@ -434,6 +439,8 @@ async function namespacesFor(
   const probeCwd = join(scratch, `probe-${settings.workerId}`);
   await mkdir(probeHome, { recursive: true, mode: 0o711 });
   await mkdir(probeCwd, { recursive: true, mode: 0o711 });
+  await rm(sandboxTempOf(probeHome), { recursive: true, force: true });
+  makeSandboxTemp(probeHome, uid, 0o711);
   try {
     // bwrap as the run's uid where the host lets a uid make a user namespace; as root where
     // only root may make namespaces (a host that restricts user namespaces, an older bwrap).
@@ -464,8 +471,9 @@ async function namespacesFor(
       ],
     };
   } finally {
-    await rm(probeHome, { recursive: true, force: true });
-    await rm(probeCwd, { recursive: true, force: true });
+    for (const dir of [probeHome, sandboxTempOf(probeHome), probeCwd]) {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 }
 

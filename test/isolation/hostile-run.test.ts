@@ -6,6 +6,7 @@ import {
   mkdtempSync,
   readFileSync,
   rmSync,
+  statfsSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -53,6 +54,7 @@ interface Probe {
   spawned?: { started: number; refused: string | null };
   oomScoreAdj?: { own: string; parent: string };
   oomLowered?: string;
+  statfs?: Record<string, number | string>;
   ipc?: Record<string, string>;
 }
 
@@ -356,6 +358,27 @@ describe.each([
     } else {
       expect(probe.oomLowered).toBe(workerAdj);
       expect(warning).toBe(true);
+    }
+  });
+
+  it('keeps its temporary files on RUN_ROOT’s disk, not in the host’s memory, and can write nowhere else', async () => {
+    const temp = ['/tmp', '/var/tmp', '/dev/shm'];
+    const elsewhere = ['/dev', homes];
+    const { probe, result } = await run({
+      statfs: temp,
+      write: [...temp, ...elsewhere].map((dir) => `${dir}/claudebox-${randomUUID()}`),
+    });
+    expect(result.success).toBe(true);
+    const written = Object.values(probe.write ?? {});
+    expect(written.slice(0, 3)).toEqual(['ok', 'ok', 'ok']);
+    if (namespaces === 'auto') {
+      // Its own, beside its home: a tmpfs would take memory no process of the run shows.
+      const disk = statfsSync(homes).type;
+      expect(probe.statfs).toEqual({ '/tmp': disk, '/var/tmp': disk, '/dev/shm': disk });
+      // bwrap's /dev and the tmpfs that hides RUN_ROOT are read-only.
+      expect(written.slice(3)).toEqual(['EROFS', 'EROFS']);
+    } else {
+      expect(written.slice(3)).toEqual(['EACCES', 'EACCES']);
     }
   });
 
