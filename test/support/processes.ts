@@ -76,29 +76,23 @@ export async function eventually(check: () => boolean, timeoutMs: number): Promi
 
 /** Live pids running as `uid` (by any of their real, effective, saved or filesystem uids). */
 export function pidsOfUid(uid: number): number[] {
-  const found: number[] = [];
-  for (const dir of readdirSync('/proc')) {
-    if (!/^\d+$/.test(dir)) continue;
-    try {
-      const status = readFileSync(`/proc/${dir}/status`, 'utf8');
-      const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? [];
-      if (uids.includes(uid) && isAlive(Number(dir))) found.push(Number(dir));
-    } catch {
-      // gone
-    }
-  }
-  return found;
+  return pidsOfUidWhere(uid, (pid) => isAlive(pid));
 }
 
 /** Zombies of `uid`: dead, but counted against its process limit until their parent reaps them. */
 export function zombiesOfUid(uid: number): number[] {
+  return pidsOfUidWhere(uid, (_pid, status) => /^State:\s+Z/m.test(status));
+}
+
+/** The pids of `uid`'s processes whose /proc status passes `also`. */
+function pidsOfUidWhere(uid: number, also: (pid: number, status: string) => boolean): number[] {
   const found: number[] = [];
   for (const dir of readdirSync('/proc')) {
     if (!/^\d+$/.test(dir)) continue;
     try {
       const status = readFileSync(`/proc/${dir}/status`, 'utf8');
       const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? [];
-      if (uids.includes(uid) && /^State:\s+Z/m.test(status)) found.push(Number(dir));
+      if (uids.includes(uid) && also(Number(dir), status)) found.push(Number(dir));
     } catch {
       // gone
     }

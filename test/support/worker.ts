@@ -130,3 +130,14 @@ export async function numberJobsApart(redisUrl: string, queue: Queue): Promise<v
     await redis.quit();
   }
 }
+
+/** A labelled gauge's value on the worker's /metrics (`part`: its label), if it has one. */
+export async function partGauge(
+  worker: TestWorker,
+  metric: string,
+  part: string,
+): Promise<number | undefined> {
+  const text = await fetch(`${worker.worker.healthUrl ?? ''}/metrics`).then((r) => r.text());
+  const line = text.split('\n').find((entry) => entry.startsWith(`${metric}{part="${part}"}`));
+  return line === undefined ? undefined : Number(line.split(' ')[1]);
+}

@@ -8,6 +8,7 @@ import { findFreePort } from '../support/redis-server.js';
 import {
   createQueue,
   fixture,
+  partGauge,
   startTestWorker,
   uniqueQueueName,
   waitFor,
@@ -19,14 +20,8 @@ const MiB = 1024 * 1024;
 /** The scratch directories of the default RUN_ROOT, which the test workers share. */
 const scratch = scratchDirs(join(loadConfig({}).RUN_ROOT, 'scratch'), () => Promise.resolve(null));
 
-/** The worker's claudebox_run_disk_bytes for `part`, as /metrics gives it. */
-async function runDiskBytes(worker: TestWorker, part: string): Promise<number | undefined> {
-  const text = await fetch(`${worker.worker.healthUrl ?? ''}/metrics`).then((r) => r.text());
-  const line = text
-    .split('\n')
-    .find((entry) => entry.startsWith(`claudebox_run_disk_bytes{part="${part}"}`));
-  return line === undefined ? undefined : Number(line.split(' ')[1]);
-}
+const runDiskBytes = (worker: TestWorker, part: string) =>
+  partGauge(worker, 'claudebox_run_disk_bytes', part);
 
 describe('the scratch directory of a job that never comes back', () => {
   let queue: Queue | undefined;

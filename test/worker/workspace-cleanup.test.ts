@@ -24,6 +24,7 @@ import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-proces
 import {
   createQueue,
   fixture,
+  partGauge,
   startTestWorker,
   uniqueQueueName,
   waitFor,
@@ -70,13 +71,8 @@ function cachedSources(workspaceDir: string): string[] | undefined {
 const du = (path: string): number =>
   Number(execFileSync('du', ['-s', '--block-size=1', path], { encoding: 'utf8' }).split('\t')[0]);
 
-async function gauge(worker: TestWorker, part: string): Promise<number | undefined> {
-  const text = await fetch(`${worker.worker.healthUrl ?? ''}/metrics`).then((r) => r.text());
-  const line = text
-    .split('\n')
-    .find((entry) => entry.startsWith(`claudebox_workspace_disk_bytes{part="${part}"}`));
-  return line === undefined ? undefined : Number(line.split(' ')[1]);
-}
+const gauge = (worker: TestWorker, part: string) =>
+  partGauge(worker, 'claudebox_workspace_disk_bytes', part);
 
 describe("a worker's workspace directory does not fill up", () => {
   let root: string;
