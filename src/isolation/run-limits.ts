@@ -35,11 +35,10 @@ export async function setUpRunLimits(
 
 /**
  * The commands a run's launch starts with, as root, before it becomes the run's uid: prlimit
- * caps the processes and threads of that uid (RUN_MAX_PROCESSES; 0: the worker's own limit,
- * which it inherits) and choom makes
- * the run the OOM killer's first pick. Both are inherited by every process the run starts and
- * by nothing of the worker's: the senders of the kill that ends a run must start whatever the
- * run holds, and a cap of the worker's own would be theirs too.
+ * caps the processes and threads of that uid at `maxProcesses` (0: no cap of its own) and choom
+ * makes the run the OOM killer's first pick. Both are inherited by every process the run starts
+ * and by nothing of the worker's: the senders of the kill that ends a run must start whatever
+ * the run holds, and a cap of the worker's own would be theirs too.
  */
 export async function limitsLauncher(
   maxProcesses: number,

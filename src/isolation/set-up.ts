@@ -40,7 +40,7 @@ export interface IsolationSettings {
   readonly uidBase: number;
   readonly uidCount: number;
   readonly concurrency: number;
-  /** RUN_MAX_PROCESSES: a run's processes and threads at most; 0: no cap. */
+  /** RUN_MAX_PROCESSES: a run's processes and threads at most; 0: the worker's own limit. */
   readonly maxProcesses: number;
   /** WORK_DIR, as a real path. */
   readonly workDir: string;

@@ -124,11 +124,11 @@ export function uidConfinement(options: UidConfinementOptions): UidConfinement {
  * How `bin args` starts as the run's uid: behind the commands that set its limits, through
  * setpriv, behind the sandbox where there is one, or in front of it where the sandbox starts as
  * the uid (see Sandbox); `report`: bwrap's options for its report. Each execs the next: the
- * launched pid is the CLI's, or bwrap's. Never as a process the worker's spawn makes the uid itself: that
- * process takes the uid before its exec, while the spawn holds the worker's event loop until
- * that exec, and a process of the uid (on a host where one outlived the pool's clearing, or
- * another worker's with an overlapping uid range) could stop it there, stopping the worker.
- * setpriv takes the uid after its own exec, as root.
+ * launched pid is the CLI's, or bwrap's. Never as a process the worker's spawn makes the uid
+ * itself: that process takes the uid before its exec, while the spawn holds the worker's event
+ * loop until that exec, and a process of the uid (on a host where one outlived the pool's
+ * clearing, or another worker's with an overlapping uid range) could stop it there, stopping
+ * the worker. setpriv takes the uid after its own exec, as root.
  */
 export function launchAsUid(
   {
