@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { IsolationError } from '../../../src/isolation/errors.js';
 import {
   checkProcessCap,
@@ -13,9 +13,15 @@ import {
   setUpRunLimits,
 } from '../../../src/isolation/run-limits.js';
 
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
 /** A PATH holding only the named tools of /usr/bin. */
 function pathWith(...tools: string[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'claudebox-path-'));
+  made.push(dir);
   for (const tool of tools) symlinkSync(`/usr/bin/${tool}`, join(dir, tool));
   return dir;
 }
