@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readOrNothing } from './paths.js';
 
 /** What /proc/<pid>/stat says of a process that the worker needs. */
 export interface ProcStat {
@@ -9,17 +9,9 @@ export interface ProcStat {
   readonly startTime: string;
 }
 
-/**
- * A file of /proc/<pid>/, or undefined when the process is gone or not ours to read. Read
- * synchronously: the kernel makes the file up as it is read, and the promise form's thread-pool
- * round trips cost more than the read.
- */
+/** A file of /proc/<pid>/, or undefined when the process is gone or not ours to read. */
 export function readProcFile(pid: number, name: string): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/${name}`, 'utf8');
-  } catch {
-    return undefined;
-  }
+  return readOrNothing(`/proc/${pid}/${name}`);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readOrNothing } from '../common/paths.js';
 
 /** A kernel setting of the host under which runs are less walled off than docs/security.md says. */
 export interface WeakHostSetting {
@@ -32,9 +32,5 @@ export function weakHostSettings(
 
 /** A kernel setting's value (`fs.suid_dumpable`), or undefined where it cannot be read. */
 export function readSysctl(name: string): string | undefined {
-  try {
-    return readFileSync(`/proc/sys/${name.replaceAll('.', '/')}`, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
+  return readOrNothing(`/proc/sys/${name.replaceAll('.', '/')}`)?.trim();
 }

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readOrNothing } from '../common/paths.js';
 import { searchPath } from '../executor/index.js';
 import { IsolationError } from './errors.js';
 
@@ -65,7 +65,9 @@ export interface PidRoom {
  * the pids.max of the worker's cgroup (a container's `pids_limit`), where one is set; `read`
  * gives a file's text.
  */
-export function pidRoomOfHost(read: (path: string) => string | undefined = readText): PidRoom[] {
+export function pidRoomOfHost(
+  read: (path: string) => string | undefined = readOrNothing,
+): PidRoom[] {
   const files: [string, string][] = [
     ['kernel.pid_max', '/proc/sys/kernel/pid_max'],
     ['kernel.threads-max', '/proc/sys/kernel/threads-max'],
@@ -102,7 +104,7 @@ function positive(text: string | undefined, name: string): PidRoom[] {
 
 /** The worker's own RLIMIT_NPROC (its soft limit), from its /proc/self/limits; null: none. */
 export function ownProcessLimit(
-  read: (path: string) => string | undefined = readText,
+  read: (path: string) => string | undefined = readOrNothing,
 ): number | null {
   const soft = /^Max processes\s+(\S+)/m.exec(read('/proc/self/limits') ?? '')?.[1];
   const value = Number(soft);
@@ -160,13 +162,5 @@ export function oomFloorWarning(status: string = readStatus()): string | null {
 }
 
 function readStatus(): string {
-  return readText('/proc/self/status') ?? '';
-}
-
-function readText(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
+  return readOrNothing('/proc/self/status') ?? '';
 }

@@ -144,12 +144,13 @@ export function launchAsUid(
   const asUid = [setpriv, ...becomeUid(uid)];
   const [bwrap = '', ...options] = sandbox?.argv ?? [];
   const sandboxed = [bwrap, ...report, ...options];
-  const chain =
+  const confined =
     sandbox === null
-      ? [...limits, ...asUid, bin, ...args]
+      ? asUid
       : sandbox.asRunUid
-        ? [...limits, ...asUid, ...sandboxed, bin, ...args]
-        : [...limits, ...sandboxed, ...asUid, bin, ...args];
+        ? [...asUid, ...sandboxed]
+        : [...sandboxed, ...asUid];
+  const chain = [...limits, ...confined, bin, ...args];
   return { file: chain[0] ?? '', args: chain.slice(1) };
 }
 
