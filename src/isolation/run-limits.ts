@@ -1,7 +1,5 @@
 import { join } from 'node:path';
 import { readOrNothing } from '../common/paths.js';
-import { searchPath } from '../executor/index.js';
-import { IsolationError } from './errors.js';
 
 /**
  * The OOM score adjustment of every process of a run: the highest, so that where the host runs
@@ -17,41 +15,39 @@ export interface RunLimits {
 
 /**
  * Sets up the limits of every run (see limitsLauncher); throws where RUN_MAX_PROCESSES cannot
- * work (see checkProcessCap) or a tool is missing.
+ * work (see checkProcessCap).
  */
-export async function setUpRunLimits(
-  maxProcesses: number,
-  concurrency: number,
-  path: string | undefined,
-): Promise<RunLimits> {
+export function setUpRunLimits(maxProcesses: number, concurrency: number): RunLimits {
   const ownLimit = ownProcessLimit();
   checkProcessCap(maxProcesses, ownLimit);
   // At 0, the worker's own soft limit, soft and hard: a run could raise an inherited soft limit
   // up to the worker's hard one, past what the senders of its kill start under.
-  const argv = await limitsLauncher(maxProcesses || (ownLimit ?? 0), path);
+  const argv = limitsLauncher(maxProcesses || (ownLimit ?? 0));
   const warning = pidRoomWarning(concurrency, maxProcesses, pidRoomOfHost(), ownLimit);
   return { argv, warnings: warning === null ? [] : [warning] };
 }
 
+/** The shell that sets a run's limits with its builtins. */
+export const LIMITS_SHELL = '/bin/sh';
+
 /**
- * The commands a run's launch starts with, as root, before it becomes the run's uid: prlimit
- * caps the processes and threads of that uid at `maxProcesses` (0: no cap of its own) and choom
- * makes the run the OOM killer's first pick. Both are inherited by every process the run starts
- * and by nothing of the worker's: the senders of the kill that ends a run must start whatever
- * the run holds, and a cap of the worker's own would be theirs too.
+ * What a run's launch starts with, as root, before it becomes the run's uid: a shell that caps
+ * the processes and threads of that uid at `maxProcesses` (0: no cap of its own), makes the run
+ * the OOM killer's first pick, and execs the rest of the launch. Both are inherited by every
+ * process the run starts and by nothing of the worker's: the senders of the kill that ends a run
+ * must start whatever the run holds, and a cap of the worker's own would be theirs too. One
+ * shell with its builtins, not a tool for each: every exec on the way to the CLI costs a run
+ * about a millisecond of CPU.
  */
-export async function limitsLauncher(
-  maxProcesses: number,
-  path: string | undefined,
-): Promise<string[]> {
-  const [prlimit, choom] = await Promise.all([
-    searchPath('prlimit', path),
-    searchPath('choom', path),
-  ]);
-  if (prlimit === null) throw new IsolationError('prlimit is not on PATH (install util-linux)');
-  if (choom === null) throw new IsolationError('choom is not on PATH (install util-linux)');
-  const cap = maxProcesses > 0 ? [prlimit, `--nproc=${maxProcesses}:${maxProcesses}`, '--'] : [];
-  return [...cap, choom, '-n', String(RUN_OOM_SCORE_ADJ), '--'];
+export function limitsLauncher(maxProcesses: number): string[] {
+  // Without -H or -S, ulimit sets the hard limit as well, which the run cannot raise. bash and
+  // ksh name the process limit -u; dash (Debian's /bin/sh) knows no -u and names it -p.
+  const cap =
+    maxProcesses > 0
+      ? `{ ulimit -u ${maxProcesses} 2>/dev/null || ulimit -p ${maxProcesses}; } && `
+      : '';
+  const script = `${cap}echo ${RUN_OOM_SCORE_ADJ} >/proc/self/oom_score_adj && exec "$@"`;
+  return [LIMITS_SHELL, '-c', script, 'claudebox-limits'];
 }
 
 /** A limit on the pids (or threads) that processes of the host, or of the worker's cgroup, take. */
@@ -114,8 +110,9 @@ export function ownProcessLimit(
 /**
  * Throws where RUN_MAX_PROCESSES is over the worker's own process limit, which the kill that
  * ends a run starts under: once its uid has set it, a process that becomes the run's uid cannot
- * exec while that uid holds more processes than that limit (and prlimit cannot raise a run's
- * cap past the worker's hard limit). Not an IsolationError: a worker must not go on unisolated.
+ * exec while that uid holds more processes than that limit (and root cannot raise a run's cap
+ * past the worker's hard limit without CAP_SYS_RESOURCE). Not an IsolationError: a worker must
+ * not go on unisolated.
  */
 export function checkProcessCap(maxProcesses: number, ownLimit: number | null): void {
   if (maxProcesses === 0 || ownLimit === null || maxProcesses <= ownLimit) return;
@@ -152,7 +149,7 @@ const CAP_SYS_RESOURCE = 24;
  * Why a run could make itself no likelier a pick of the OOM killer than the worker, or null:
  * `status` is the worker's /proc/self/status. The floor a process may lower its OOM score
  * adjustment to without CAP_SYS_RESOURCE is set only by a writer that has it: without it, what
- * choom gives a run, the run's processes can take back down to the worker's.
+ * the launch gives a run, the run's processes can take back down to the worker's.
  */
 export function oomFloorWarning(status: string = readStatus()): string | null {
   const effective = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];

@@ -46,7 +46,7 @@ export interface IsolationSettings {
   readonly workDir: string;
   readonly claudeBin: string;
   readonly workerId: string;
-  /** PATH, to find setpriv, prlimit, choom and bwrap. */
+  /** PATH, to find setpriv and bwrap. */
   readonly path: string | undefined;
   /** The Claude config dir runs share when they are not isolated. */
   readonly sharedConfigDir: string;
@@ -164,8 +164,7 @@ async function findLauncher(
   if (setpriv === null) {
     throw new IsolationError('setpriv is not on PATH (install util-linux)');
   }
-  const { maxProcesses, concurrency, path } = settings;
-  const limits = await setUpRunLimits(maxProcesses, concurrency, path);
+  const limits = setUpRunLimits(settings.maxProcesses, settings.concurrency);
   return { setpriv, limits: limits.argv, warnings: limits.warnings };
 }
 

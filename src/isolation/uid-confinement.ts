@@ -44,7 +44,7 @@ export interface UidConfinement extends Confinement {
 
 /**
  * A run confined to a uid of its own (and, where the kernel allows, to PID, IPC and mount
- * namespaces of its own): the worker starts `prlimit ... choom ... [bwrap ...] setpriv <uid> --
+ * namespaces of its own): the worker starts `sh -c <limits> ... [bwrap ...] setpriv <uid> --
  * claude ...` (see launchAsUid) and knows every process of the run by its uid.
  */
 export function uidConfinement(options: UidConfinementOptions): UidConfinement {

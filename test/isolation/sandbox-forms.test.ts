@@ -107,7 +107,7 @@ async function runIn(isolationSettings: IsolationSettings) {
 
 /** The tools a launch goes through, in order, up to the run's own command. */
 function commands(launch: { file: string; args: readonly string[] } | undefined): string[] {
-  const tools = ['prlimit', 'choom', 'setpriv', 'bwrap'];
+  const tools = ['sh', 'setpriv', 'bwrap'];
   return [launch?.file ?? '', ...(launch?.args ?? [])]
     .map((arg) => arg.split('/').at(-1) ?? '')
     .filter((name) => tools.includes(name));
@@ -121,7 +121,7 @@ describe('a run’s sandbox', () => {
     expect(isolation.warnings).toEqual([]);
     // The run's limits are set as root, then setpriv takes the uid and becomes bwrap: the
     // worker's own spawn never runs as the uid.
-    expect(commands(launch)).toEqual(['prlimit', 'choom', 'setpriv', 'bwrap']);
+    expect(commands(launch)).toEqual(['sh', 'setpriv', 'bwrap']);
     expect(launch?.args.indexOf('--unshare-user')).toBeGreaterThan(
       launch?.args.indexOf(`--reuid=${uid}`) ?? Infinity,
     );
@@ -147,7 +147,7 @@ describe('a run’s sandbox', () => {
         /^bwrap could not make a run's namespaces as its uid \(bwrap: No permissions to create new namespace\): each run's sandbox starts as root/,
       ),
     ]);
-    expect(commands(launch)).toEqual(['prlimit', 'choom', 'bwrap', 'setpriv']);
+    expect(commands(launch)).toEqual(['sh', 'bwrap', 'setpriv']);
     expect(launch?.args.find((arg) => arg.endsWith('/bwrap'))).toMatch(/claudebox-bwrap-/);
     expect(launch?.args).not.toContain('--unshare-user');
     expect(launch?.args).toContain(`--reuid=${uid}`);

@@ -53,9 +53,6 @@ const TOOLS: Record<string, string> = {
   // Workspaces are clones of repositories the tests make.
   git: 'git',
   setpriv: 'util-linux',
-  // A run's process cap and OOM score are set by these, in front of its setpriv.
-  prlimit: 'util-linux',
-  choom: 'util-linux',
   bwrap: 'bubblewrap',
   // A file system the tests freeze, for a run's process that no kill can end yet.
   'mkfs.ext4': 'e2fsprogs',
