@@ -37,16 +37,23 @@ export const LIMITS_SHELL = '/bin/sh';
  * process the run starts and by nothing of the worker's: the senders of the kill that ends a run
  * must start whatever the run holds, and a cap of the worker's own would be theirs too. One
  * shell with its builtins, not a tool for each: every exec on the way to the CLI costs a run
- * about a millisecond of CPU.
+ * about a millisecond of CPU. The shell runs as root with the run's environment, whose names
+ * only the worker's allow-list and its operator choose, never a job; it drops any function
+ * (which bash takes from the environment) standing in for the builtins it uses. Where a limit
+ * cannot be set, it says which and exits 126, and the run does not start.
  */
 export function limitsLauncher(maxProcesses: number): string[] {
+  const failing = (what: string) =>
+    `{ echo "claudebox-limits: cannot set ${what}" >&2; exit 126; }`;
   // Without -H or -S, ulimit sets the hard limit as well, which the run cannot raise. bash and
-  // ksh name the process limit -u; dash (Debian's /bin/sh) knows no -u and names it -p.
+  // ksh name the process limit -u; dash (Debian's /bin/sh) knows no -u and names it -p. unset
+  // is a special builtin, which no function can stand in for in a POSIX shell.
   const cap =
     maxProcesses > 0
-      ? `{ ulimit -u ${maxProcesses} 2>/dev/null || ulimit -p ${maxProcesses}; } && `
+      ? `if ulimit -u >/dev/null 2>&1; then ulimit -u ${maxProcesses}; else ulimit -p ${maxProcesses}; fi || ${failing(`the run's process limit (RLIMIT_NPROC) to ${maxProcesses}`)}; `
       : '';
-  const script = `${cap}echo ${RUN_OOM_SCORE_ADJ} >/proc/self/oom_score_adj && exec "$@"`;
+  const oom = `echo ${RUN_OOM_SCORE_ADJ} >/proc/self/oom_score_adj || ${failing(`the run's OOM score adjustment to ${RUN_OOM_SCORE_ADJ}`)}; `;
+  const script = `unset -f ulimit echo; ${cap}${oom}exec "$@"`;
   return [LIMITS_SHELL, '-c', script, 'claudebox-limits'];
 }
 

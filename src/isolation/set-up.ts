@@ -486,7 +486,7 @@ async function probe(
   const failed = await tryAsRunUid(launcher, uid, sandbox, settings);
   if (failed !== null) {
     throw new IsolationError(
-      `a run's uid (${uid}) cannot start ${settings.claudeBin} in WORK_DIR=${settings.workDir}${failed ? `: ${failed}` : ''} (every directory above them needs the search permission for others)`,
+      `a run's uid (${uid}) cannot start ${settings.claudeBin} in WORK_DIR=${settings.workDir}${failed ? `: ${failed}` : ''}`,
     );
   }
 }
@@ -503,7 +503,7 @@ async function tryAsRunUid(
 ): Promise<string | null> {
   const check = [
     '-c',
-    'test -x "$1" || { echo "cannot execute $1"; exit 1; }; cd "$2" || exit 1',
+    'hint="every directory above it needs the search permission for others"; test -x "$1" || { echo "cannot execute $1 ($hint)"; exit 1; }; cd "$2" || { echo "cannot enter $2 ($hint)"; exit 1; }',
     'probe',
     settings.claudeBin,
     settings.workDir,

@@ -53,6 +53,9 @@ const TOOLS: Record<string, string> = {
   // Workspaces are clones of repositories the tests make.
   git: 'git',
   setpriv: 'util-linux',
+  // A run's limits are set by a shell: both ways shells name the process limit are tested.
+  dash: 'dash',
+  bash: 'bash',
   bwrap: 'bubblewrap',
   // A file system the tests freeze, for a run's process that no kill can end yet.
   'mkfs.ext4': 'e2fsprogs',

@@ -1,50 +1,12 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   checkProcessCap,
-  limitsLauncher,
   oomFloorWarning,
   ownProcessLimit,
   pidRoomOfHost,
   pidRoomWarning,
-  setUpRunLimits,
 } from '../../../src/isolation/run-limits.js';
-
-/** What a process started behind `launcher` (with `shell` in the launcher's stead) has. */
-function limitsBehind(launcher: readonly string[], shell?: string) {
-  const [own = '', ...args] = launcher;
-  const report = 'grep "^Max processes" /proc/self/limits; cat /proc/self/oom_score_adj';
-  const said = execFileSync(shell ?? own, [...args, 'sh', '-c', report], { encoding: 'utf8' });
-  const [processes = '', oomScoreAdj] = said.trim().split('\n');
-  const [soft, hard] = processes.split(/\s+/).slice(2, 4);
-  return { soft, hard, oomScoreAdj };
-}
-
-describe('the limits a run is launched with', () => {
-  it('cap its processes, soft and hard, and make it the OOM killer’s first pick', () => {
-    expect(limitsBehind(limitsLauncher(64))).toEqual({
-      soft: '64',
-      hard: '64',
-      oomScoreAdj: '1000',
-    });
-  });
-
-  it.each(['dash', 'bash'])('are set by %s, whichever name it gives the process limit', (shell) => {
-    const launcher = limitsLauncher(64);
-    expect(launcher[0]).toBe('/bin/sh');
-    expect(limitsBehind(launcher, `/bin/${shell}`)).toEqual({
-      soft: '64',
-      hard: '64',
-      oomScoreAdj: '1000',
-    });
-  });
-
-  it('leave the processes uncapped at RUN_MAX_PROCESSES=0', () => {
-    const own = limitsBehind(['/usr/bin/env']);
-    expect(limitsBehind(limitsLauncher(0))).toEqual({ ...own, oomScoreAdj: '1000' });
-  });
-});
 
 describe('the warning that runs could take every pid of the host', () => {
   const roomy = [
@@ -141,13 +103,6 @@ describe('the limits on pids the worker’s runs share with it', () => {
 });
 
 describe('RUN_MAX_PROCESSES against the worker’s own limit of processes', () => {
-  it('gives runs that limit, soft and hard, at 0: none can raise it past what the kill starts under', () => {
-    const own = ownProcessLimit();
-    expect(own, 'the test run needs a limit of processes (ulimit -u)').not.toBeNull();
-    const limits = setUpRunLimits(0, 1);
-    expect(limitsBehind(limits.argv)).toMatchObject({ soft: String(own), hard: String(own) });
-  });
-
   it('is refused over it, naming both: the kill that ends a run could not start', () => {
     expect(() => checkProcessCap(100_000, 96367)).toThrow(
       "RUN_MAX_PROCESSES=100000 is over the worker's own limit of processes (96367, its RLIMIT_NPROC)",
