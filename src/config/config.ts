@@ -64,7 +64,9 @@ export const ConfigSchema = z.object({
     .string()
     .default('claudebox')
     .refine((value) => /^[A-Za-z0-9_{}.-]+$/.test(value), 'must be letters, digits, _ { } . or -')
-    .describe('The BullMQ queue; also the first part of the event channels.'),
+    .describe(
+      'The BullMQ queue; also part of the name of its event channels (`<QUEUE_PREFIX>:<QUEUE_NAME>:events:<jobId>`) and of its control channel (`<QUEUE_NAME>:control`).',
+    ),
   QUEUE_PREFIX: z
     .string()
     .default('bull')
