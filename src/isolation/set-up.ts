@@ -75,6 +75,12 @@ export interface Isolation {
   readonly summary: Omit<RunIsolation, 'uid'>;
   /** For the watchdog: what it needs to clear the uids of a worker that died (see clearUid). */
   readonly leases: LeaseClearing | null;
+  /**
+   * RUN_ROOT as a real path where runs are isolated (null where not): the runs' homes and scratch
+   * directories, the uid leases, the kill's shell. No job may name a directory in it or holding
+   * it: a run is handed what is root's in its directories.
+   */
+  readonly runRoot: string | null;
   /** Where a job that names no working directory works; null: in WORK_DIR, shared. */
   scratchDir(jobKey: string): string | null;
   /** A job's scratch directory and what notes it beside it; none where there is none. */
@@ -133,6 +139,7 @@ export async function setUpIsolation(settings: IsolationSettings): Promise<Isola
 function unisolated(settings: IsolationSettings, reason: string): Isolation {
   return {
     summary: { mode: 'off', namespaces: [], reason },
+    runRoot: null,
     leases: null,
     scratchDir: () => null,
     scratchPaths: () => [],
@@ -176,8 +183,10 @@ function checkUidsCanBeGiven(settings: IsolationSettings): void {
       `the worker runs as uid ${uid}, not root: it needs root to switch each run to a uid of its own`,
     );
   }
+  // Not an IsolationError: a worker that could isolate its runs does not go on unisolated over
+  // a setting it was given wrong.
   if (settings.uidCount < settings.concurrency) {
-    throw new IsolationError(
+    throw new Error(
       `RUN_UID_COUNT=${settings.uidCount} is smaller than CONCURRENCY=${settings.concurrency}: every concurrent run needs a uid of its own`,
     );
   }
@@ -219,6 +228,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
   const reaching = (wanted: readonly string[]) => unclearedReaching(dirs.leases, wanted, pool);
   return {
     summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
+    runRoot: await realpath(runRoot),
     warnings: [...sandboxFor.warnings, ...limitWarnings],
     leases: { dir: dirs.leases, ...clearing },
     ...scratchDirs(dirs.scratch, reaching),

@@ -6,6 +6,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  realpathSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -58,6 +59,7 @@ describe('setting up run isolation', () => {
     const isolation = await setUpIsolation(settings({ mode: 'auto', uid: 1000 }));
     expect(isolation.summary).toMatchObject({ mode: 'off', namespaces: [] });
     expect(isolation.summary.reason).toMatch(/uid 1000, not root/);
+    expect(isolation.runRoot).toBeNull();
     const box = await isolation.open({ runId: randomUUID(), cwd: tmpdir() });
     expect(box.isolation).toMatchObject({ mode: 'off', uid: null });
     expect(box.configDir).toBe('/nonexistent/.claude');
@@ -80,11 +82,14 @@ describe('setting up run isolation', () => {
     expect(String(error)).toMatch(/RUN_ROOT=.*a-file\/root: cannot create/);
   });
 
-  it('refuses a uid pool smaller than CONCURRENCY', async () => {
-    await expect(
-      setUpIsolation(settings({ mode: 'required', uidCount: 2, concurrency: 3 })),
-    ).rejects.toThrow(/RUN_UID_COUNT=2 is smaller than CONCURRENCY=3/);
-  });
+  it.each(['required', 'auto'] as const)(
+    'refuses a uid pool smaller than CONCURRENCY under %s: a worker that could isolate its runs does not go on without',
+    async (mode) => {
+      await expect(setUpIsolation(settings({ mode, uidCount: 2, concurrency: 3 }))).rejects.toThrow(
+        /RUN_UID_COUNT=2 is smaller than CONCURRENCY=3/,
+      );
+    },
+  );
 
   it('names a CLI the run uid cannot reach', async () => {
     const hidden = mkdtempSync(join(tmpdir(), 'claudebox-hidden-')); // 0700, root's
@@ -99,6 +104,7 @@ describe('setting up run isolation', () => {
     const s = settings({ mode: 'required' });
     const isolation = await setUpIsolation(s);
     expect(isolation.summary.mode).toBe('uid');
+    expect(isolation.runRoot).toBe(realpathSync(s.runRoot));
     // This machine has bwrap (the CI script installs it) and allows namespaces as root.
     expect(isolation.summary.namespaces).toEqual(['pid', 'ipc', 'mount']);
     expect(statSync(s.runRoot).mode & 0o777).toBe(0o711);

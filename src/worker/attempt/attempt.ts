@@ -228,7 +228,11 @@ export class Attempt {
       return this.end(this.withoutRun('invalid-request', `invalid job: ${idProblem}`));
     }
     const scratchDir = context.isolation.scratchDir(this.jobKey);
-    const valid = await validateJob(this.job.data, { ...context.settings, scratchDir });
+    const valid = await validateJob(this.job.data, {
+      ...context.settings,
+      scratchDir,
+      runRoot: context.isolation.runRoot,
+    });
     if (!valid.ok) {
       return this.end(this.withoutRun('invalid-request', `invalid job data: ${valid.reason}`));
     }

@@ -22,6 +22,8 @@ export type JobLimits = Pick<
    * which every job shares, is no working directory. Null when runs are not isolated.
    */
   readonly scratchDir: string | null;
+  /** Under run isolation, RUN_ROOT (see Isolation.runRoot); null when runs are not isolated. */
+  readonly runRoot: string | null;
 };
 
 export type ValidJob =
@@ -154,12 +156,13 @@ type Resolved = { ok: true; path: string } | { ok: false; reason: string };
 
 /**
  * The real path of a job's working directory, which must be WORK_DIR or inside it, and not in
- * WORKSPACE_DIR, where other jobs' checkouts are.
+ * WORKSPACE_DIR, where other jobs' checkouts are (see keptFromRuns too).
  */
 async function resolveWorkingDir(
   workingDir: string | undefined,
-  { workDir, workspaceDir }: Pick<JobLimits, 'workDir' | 'workspaceDir'>,
+  limits: Pick<JobLimits, 'workDir' | 'workspaceDir' | 'runRoot'>,
 ): Promise<Resolved> {
+  const { workDir, workspaceDir } = limits;
   if (workingDir === undefined) return { ok: true, path: workDir };
   const wanted = resolve(workDir, workingDir);
   let real: string;
@@ -184,8 +187,32 @@ async function resolveWorkingDir(
       reason: `${JSON.stringify(workingDir)} is in WORKSPACE_DIR ${workspaceDir}, where jobs' workspaces are kept`,
     };
   }
+  const kept = keptFromRuns(real, limits);
+  if (kept !== null) return { ok: false, reason: `${JSON.stringify(workingDir)} ${kept}` };
   if (!(await stat(real)).isDirectory()) {
     return { ok: false, reason: `${JSON.stringify(workingDir)} is not a directory` };
   }
   return { ok: true, path: real };
+}
+
+/**
+ * Under run isolation, why a run may not be handed `real`, or null: a run is handed what is
+ * root's in its directories, so one holding WORKSPACE_DIR would get the cached clones that later
+ * jobs check out, and one in or holding RUN_ROOT other runs' homes and scratch directories, the
+ * uid leases and the shell that kills runs. Where WORK_DIR holds either, jobs may still name its
+ * other directories.
+ */
+function keptFromRuns(
+  real: string,
+  { workspaceDir, runRoot }: Pick<JobLimits, 'workspaceDir' | 'runRoot'>,
+): string | null {
+  if (runRoot === null) return null;
+  if (isInside(workspaceDir, real)) {
+    return `holds WORKSPACE_DIR ${workspaceDir}, where jobs' workspaces are kept; with run isolation a run would be handed it`;
+  }
+  if (isInside(real, runRoot) || isInside(runRoot, real)) {
+    const where = isInside(real, runRoot) ? 'is in' : 'holds';
+    return `${where} RUN_ROOT ${runRoot}, where runs' homes and the worker's uid leases are; with run isolation a run would be handed it`;
+  }
+  return null;
 }

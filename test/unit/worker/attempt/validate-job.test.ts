@@ -34,6 +34,7 @@ beforeEach(() => {
       ['docs', {}],
     ]),
     scratchDir: null,
+    runRoot: null,
     workspaceSources: [join(root, 'repos'), 'https://git.example.com/team/'],
     workspaceDir: join(workDir, '.claudebox-workspaces'),
   };
@@ -360,6 +361,34 @@ describe('validateJob', () => {
     expect(refused.reason).toContain('outside WORK_DIR');
     expect(refused.reason).toContain('addDirs: "missing" does not exist');
     expect(refused.reason).toContain('addDirs: "notes.txt" is not a directory');
+  });
+
+  it('with run isolation, refuses a directory holding WORKSPACE_DIR, or in or holding RUN_ROOT, which a run would be handed', async () => {
+    mkdirSync(join(workDir, 'data', 'ws'), { recursive: true });
+    mkdirSync(join(workDir, 'var', 'run-root', 'scratch'), { recursive: true });
+    const isolated = {
+      ...limits,
+      workspaceDir: join(workDir, 'data', 'ws'),
+      runRoot: join(workDir, 'var', 'run-root'),
+      scratchDir: join(workDir, 'var', 'run-root', 'scratch', 'job-1'),
+    };
+    const reasonOf = async (request: object, given: JobLimits = isolated) => {
+      const validated = await validateJob({ prompt: 'hi', ...request }, given);
+      return validated.ok ? 'accepted' : validated.reason;
+    };
+    expect(await reasonOf({ workingDir: 'data' })).toBe(
+      `workingDir: "data" holds WORKSPACE_DIR ${join(workDir, 'data', 'ws')}, where jobs' workspaces are kept; with run isolation a run would be handed it`,
+    );
+    expect(await reasonOf({ workingDir: 'repo', addDirs: ['var'] })).toBe(
+      `addDirs: "var" holds RUN_ROOT ${join(workDir, 'var', 'run-root')}, where runs' homes and the worker's uid leases are; with run isolation a run would be handed it`,
+    );
+    expect(await reasonOf({ workingDir: 'var/run-root/scratch' })).toContain(
+      'workingDir: "var/run-root/scratch" is in RUN_ROOT',
+    );
+    expect(await reasonOf({ workingDir: 'repo' })).toBe('accepted');
+    // Without isolation a run is root's and reaches all of them anyway: nothing is handed.
+    const unisolated = { ...isolated, scratchDir: null, runRoot: null };
+    expect(await reasonOf({ workingDir: 'data' }, unisolated)).toBe('accepted');
   });
 
   it('with run isolation, takes addDirs anywhere inside WORK_DIR but WORK_DIR itself', async () => {
