@@ -11,4 +11,4 @@ export { IsolationError } from './errors.js';
 export { endLease, leasesOf } from './uid-pool.js';
 export { clearUid } from './tools.js';
 export { weakHostSettings, type WeakHostSetting } from './host-settings.js';
-export { oomFloorWarning } from './run-limits.js';
+export { capabilityWarnings } from './worker-capabilities.js';

@@ -148,23 +148,3 @@ export function pidRoomWarning(
   const each = maxProcesses > 0 ? `RUN_MAX_PROCESSES=${cap}` : `the worker's own limit of ${cap}`;
   return `CONCURRENCY=${concurrency} runs of ${each} processes each could take every pid the worker has (${tightest.name} is ${tightest.value}), and then the worker could not start one: lower RUN_MAX_PROCESSES`;
 }
-
-/** CAP_SYS_RESOURCE's bit in a capability set. */
-const CAP_SYS_RESOURCE = 24;
-
-/**
- * Why a run could make itself no likelier a pick of the OOM killer than the worker, or null:
- * `status` is the worker's /proc/self/status. The floor a process may lower its OOM score
- * adjustment to without CAP_SYS_RESOURCE is set only by a writer that has it: without it, what
- * the launch gives a run, the run's processes can take back down to the worker's.
- */
-export function oomFloorWarning(status: string = readStatus()): string | null {
-  const effective = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-  if (effective === undefined) return null;
-  if ((BigInt(`0x${effective}`) >> BigInt(CAP_SYS_RESOURCE)) & 1n) return null;
-  return "the worker lacks CAP_SYS_RESOURCE: a run's processes can lower their OOM score adjustment back to the worker's, and where memory runs out the kernel then picks by size, the worker too (add the capability; see docs/security.md)";
-}
-
-function readStatus(): string {
-  return readOrNothing('/proc/self/status') ?? '';
-}

@@ -17,7 +17,7 @@ import { createMetrics, sampledAtMostEvery } from './metrics.js';
 import { createProcessor } from '../attempt/process-job.js';
 import { EventPublisher } from '../events/publisher.js';
 import {
-  oomFloorWarning,
+  capabilityWarnings,
   setUpIsolation,
   weakHostSettings,
   type Isolation,
@@ -132,8 +132,7 @@ async function isolate(deps: WorkerDeps, workerId: string): Promise<Isolation> {
       'RUNS ARE NOT ISOLATED: every run executes as the worker itself and can read its environment, its files and other runs (see docs/security.md)',
     );
   } else {
-    const oomFloor = oomFloorWarning();
-    for (const warning of [...isolation.warnings, ...(oomFloor === null ? [] : [oomFloor])]) {
+    for (const warning of [...isolation.warnings, ...capabilityWarnings()]) {
       logger.warn(warning);
     }
     for (const { name, value, why } of weakHostSettings()) {

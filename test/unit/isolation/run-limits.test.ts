@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   checkProcessCap,
-  oomFloorWarning,
   ownProcessLimit,
   pidRoomOfHost,
   pidRoomWarning,
@@ -125,27 +124,5 @@ describe('RUN_MAX_PROCESSES against the worker’s own limit of processes', () =
       `Limit                     Soft Limit           Hard Limit           Units\nMax processes             ${soft}                96367                processes\n`;
     expect(ownProcessLimit(limits('4000'))).toBe(4000);
     expect(ownProcessLimit(limits('unlimited'))).toBeNull();
-  });
-});
-
-describe('the warning that a run can take its OOM score adjustment back', () => {
-  const status = (effective: string): string =>
-    `Name:\tnode\nCapInh:\t0000000000000000\nCapEff:\t${effective}\nCapBnd:\t${effective}\n`;
-
-  it('is given where the worker lacks CAP_SYS_RESOURCE', () => {
-    expect(oomFloorWarning(status('000001fffeffffff'))).toMatch(
-      /^the worker lacks CAP_SYS_RESOURCE: a run's processes can lower their OOM score adjustment/,
-    );
-    // Docker's default capabilities.
-    expect(oomFloorWarning(status('00000000a80425fb'))).not.toBeNull();
-  });
-
-  it('is not given where the worker has it', () => {
-    expect(oomFloorWarning(status('000001ffffffffff'))).toBeNull();
-    expect(oomFloorWarning(status('0000000001000000'))).toBeNull();
-  });
-
-  it('is not given where the worker’s capabilities cannot be read', () => {
-    expect(oomFloorWarning('')).toBeNull();
   });
 });
