@@ -227,6 +227,7 @@ Environment (besides REDIS_URL, QUEUE_NAME, QUEUE_PREFIX, EVENTS_PUBSUB; see doc
   GATEWAY_OPERATOR_TOKEN       the token that reads every job, lists jobs, opens the board
   GATEWAY_SECRET               the key of per-job read tokens (client.readToken)
   GATEWAY_SLOW_CLIENT_SECONDS  how long an event stream may go unread (default 30)
+  GATEWAY_MAX_STREAMS          event streams open at once (default 1000)
 At least one of GATEWAY_OPERATOR_TOKEN and GATEWAY_SECRET must be set.`;
 
 function addServeCommand(program: Command, io: CliIo, act: Act): void {
