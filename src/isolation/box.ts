@@ -96,9 +96,11 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
     // promise forms.
     for (const dir of [home, configDir, tmp]) mkdirSync(dir, { mode: 0o700 });
     if (spec.sandbox !== null) makeSandboxTemp(home, uid);
-    openPathTo(spec.workRoot, cwd);
-    for (const dir of spec.addDirs) openPathTo(spec.workDir, dir);
-    await handOverAll(lease, reached, spec.mayTake, spec.runningReaching);
+    const ways: (readonly [string, string])[] = [
+      [spec.workRoot, cwd],
+      ...spec.addDirs.map((dir) => [spec.workDir, dir] as const),
+    ];
+    await handOverAll(lease, reached, ways, spec.mayTake, spec.runningReaching);
   } catch (error) {
     await removeHome(home).catch(() => undefined);
     await lease.release();
@@ -172,17 +174,20 @@ async function closeUidBox(
 async function handOverAll(
   lease: UidLease,
   reached: readonly string[],
+  ways: readonly (readonly [root: string, dir: string])[],
   mayTake: MayTake,
   runningReaching: UidBoxSpec['runningReaching'],
 ): Promise<void> {
-  // A run that can still write in a tree could swap a directory of it for a link while root
-  // walks it, and have root hand over whatever the link names (see docs/security.md).
+  // Two runs in one tree: each could change what the other's hand-over and taking back walk.
   const running = runningReaching?.(reached, lease.uid) ?? null;
   if (running !== null) {
     throw new IsolationError(
       `${running.dir} is in use by a run going on now (uid ${running.uid}): two jobs cannot work in one directory at the same time`,
     );
   }
+  // After that check: the way down to a directory is no other running run's.
+  const inUse = (path: string): boolean => (runningReaching?.([path], lease.uid) ?? null) !== null;
+  for (const [root, dir] of ways) openPathTo(root, dir, mayTake, inUse);
   lease.handing(reached);
   const handed: string[] = [];
   try {

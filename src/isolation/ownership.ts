@@ -11,39 +11,39 @@ import {
   readdirSync,
   type Stats,
 } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
-import { setImmediate as nextTurn } from 'node:timers/promises';
-import { SLICE } from '../common/remove-tree.js';
+import { basename, isAbsolute, join, relative, sep } from 'node:path';
+import { holdDir, inHeld, walkHeld } from '../common/held-tree.js';
 
 /** Which owners' files a run may be handed: root's (the operator's checkout) and the pool's. */
 export type MayTake = (owner: number) => boolean;
 
 /**
  * Makes a directory tree the run's own: every entry owned by root or by another run's uid goes
- * to `uid` (symlinks themselves, never what they point to), and the top becomes 0700 so no
- * other uid can enter. A root-owned file with more than one link is left alone: it may be a
- * hard link to a file outside the tree.
+ * to `uid` (symlinks themselves, never what they point to, and never through a directory another
+ * run swapped for a symlink meanwhile: see walkHeld), and the top becomes 0700 so no other uid
+ * can enter. A root-owned file with more than one link is left alone: it may be a hard link to a
+ * file outside the tree. Throws where `dir` is no directory (a symlink put in its place).
  */
 export async function handOver(dir: string, uid: number, mayTake: MayTake): Promise<void> {
-  const take = (path: string, info: Stats): void => {
-    if (info.uid === uid && info.gid === uid) return;
-    if (!mayTake(info.uid)) return;
-    if (info.uid === 0 && !info.isDirectory() && info.nlink > 1) return;
-    lchownSync(path, uid, uid);
-  };
-  take(dir, lstatSync(dir));
-  chmodSync(dir, 0o700);
-  const stack = [dir];
-  let handled = 0;
-  while (stack.length > 0) {
-    const current = stack.pop() as string;
-    for (const name of readdirSync(current)) {
-      const path = join(current, name);
-      const info = lstatSync(path);
-      take(path, info);
-      if (info.isDirectory()) stack.push(path);
-      if (++handled % SLICE === 0) await nextTurn();
-    }
+  const mayGo = (info: Stats): boolean =>
+    !(info.uid === uid && info.gid === uid) &&
+    mayTake(info.uid) &&
+    !(info.uid === 0 && !info.isDirectory() && info.nlink > 1);
+  const top = holdDir(dir);
+  if (top === undefined) throw new Error(`${dir} is no directory to hand over`);
+  try {
+    if (mayGo(fstatSync(top))) fchownSync(top, uid, uid);
+    fchmodSync(top, 0o700);
+    await walkHeld(top, {
+      entry: (parent, entry) => {
+        const path = inHeld(parent, entry.name);
+        const info = lstatSync(path);
+        if (mayGo(info)) lchownSync(path, uid, uid);
+        return info.isDirectory();
+      },
+    });
+  } finally {
+    closeSync(top);
   }
 }
 
@@ -70,18 +70,68 @@ export function takeBack(dir: string, onlyFrom?: number): void {
   }
 }
 
+/** Whether a run going on now was handed the directory at a path (see runningReaching). */
+export type InUse = (path: string) => boolean;
+
 /**
- * Lets a run walk (not list) from `root` down to `dir`: the directories between them get the
- * search bit for others, which a nested working directory needs to be reached at all.
+ * Lets a run walk (not list) from `root` down to `dir`: `root` and every directory between them
+ * get the search bit for others. Walked by descriptors (see walkHeld), never through a symlink.
+ * On the way, a directory an earlier run owned becomes root's, and none stays writable by group
+ * or others: no run can swap what lies on another's way. What an earlier run left in them beside
+ * the way (owned by a pool uid: `mayTake`) becomes root's and closed to group and others, but a
+ * directory a run going on now was handed (`inUse`): else the way down would open it to every
+ * run, and to the next run of its old uid. The next hand-over of such a directory is its run's.
  */
-export function openPathTo(root: string, dir: string): void {
-  const steps: string[] = [];
-  for (let current = dirname(dir); ; current = dirname(current)) {
-    steps.push(current);
-    if (current === root || relative(root, current).startsWith('..') || current === '/') break;
+export function openPathTo(
+  root: string,
+  dir: string,
+  mayTake: MayTake = () => false,
+  inUse: InUse = () => false,
+): void {
+  const way = relative(root, dir).split(sep).slice(0, -1);
+  if (way[0] === '..' || isAbsolute(way[0] ?? '')) return;
+  let held = holdDir(root);
+  if (held === undefined) throw new Error(`${root} is no directory`);
+  let path = root;
+  try {
+    const mode = fstatSync(held).mode & 0o7777;
+    if ((mode & 0o001) === 0) fchmodSync(held, mode | 0o001);
+    for (const [index, name] of way.entries()) {
+      const next = holdDir(inHeld(held, name));
+      if (next === undefined) throw new Error(`${join(path, name)} is no directory`);
+      closeSync(held);
+      held = next;
+      path = join(path, name);
+      const info = fstatSync(held);
+      if (info.uid !== 0 && mayTake(info.uid)) fchownSync(held, 0, 0);
+      const wanted = (info.mode & 0o7777 & ~0o022) | 0o001;
+      if (wanted !== (info.mode & 0o7777)) fchmodSync(held, wanted);
+      closeLeftovers(held, path, way[index + 1] ?? basename(dir), mayTake, inUse);
+    }
+  } finally {
+    closeSync(held);
   }
-  for (const step of steps) {
-    const info = lstatSync(step);
-    if ((info.mode & 0o001) === 0) chmodSync(step, (info.mode & 0o7777) | 0o001);
+}
+
+/**
+ * Makes what earlier runs left in the directory held as `dir` (at `path`) root's and closed to
+ * group and others, but the entry `keep` (the way on) and directories in use. The directory is
+ * root's and writable by none but root by now: nothing in it can be swapped meanwhile.
+ */
+function closeLeftovers(
+  dir: number,
+  path: string,
+  keep: string,
+  mayTake: MayTake,
+  inUse: InUse,
+): void {
+  for (const name of readdirSync(inHeld(dir))) {
+    if (name === keep) continue;
+    const entry = inHeld(dir, name);
+    const info = lstatSync(entry);
+    if (info.uid === 0 || !mayTake(info.uid)) continue;
+    if (info.isDirectory() && inUse(join(path, name))) continue;
+    lchownSync(entry, 0, 0);
+    if (!info.isSymbolicLink()) chmodSync(entry, info.mode & 0o700);
   }
 }

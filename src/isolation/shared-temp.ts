@@ -1,8 +1,9 @@
 import { lstatSync, readdirSync, statSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { SLICE } from '../common/held-tree.js';
 import { isInside } from '../common/paths.js';
+import { removeTree } from '../common/remove-tree.js';
 import { takeBack } from './ownership.js';
 
 /**
@@ -16,9 +17,6 @@ export const SHARED_TEMP_DIRS: readonly string[] = [
   '/run/lock',
   '/dev/mqueue',
 ];
-
-/** Entries looked at between two turns of the event loop, as in ownership.ts. */
-const SLICE = 256;
 
 /**
  * The kernel sets a directory's mtime from a clock that lags the real one by up to a tick: a
@@ -77,7 +75,8 @@ export async function removeFilesOf(
       const entry = lstatSync(path, { throwIfNoEntry: false });
       if (entry?.uid === uid) {
         if (spare !== undefined && entry.isDirectory() && isInside(path, spare)) takeBack(path);
-        else await rm(path, { recursive: true, force: true });
+        // Another uid's run may write in what the run left open to others: never by its paths.
+        else await removeTree(path);
       }
       if (++looked % SLICE === 0) await nextTurn();
     }

@@ -1,8 +1,10 @@
 import {
+  chmodSync,
   linkSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  renameSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -63,6 +65,37 @@ describe('handing a working directory to a run', () => {
     expect(lstatSync(join(dir, 'user-file')).uid).toBe(1234);
   });
 
+  it('never walks through a directory another run swapped for a symlink meanwhile', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'claudebox-outside-'));
+    writeFileSync(join(outside, 'precious'), 'root only');
+    const dir = mkdtempSync(join(tmpdir(), 'claudebox-own-'));
+    // The hand-over lets other work run within the first of these it walks, the others listed.
+    const subs = ['a', 'b', 'c'];
+    for (const sub of subs) {
+      mkdirSync(join(dir, sub));
+      for (let i = 0; i < 300; i++) writeFileSync(join(dir, sub, `f${i}`), '');
+    }
+    const handing = handOver(dir, 64004, mayTake);
+    // What a process of another uid can do where a tree's directories let it in.
+    for (const sub of subs) {
+      renameSync(join(dir, sub), join(dir, `${sub}.old`));
+      symlinkSync(outside, join(dir, sub));
+    }
+    await handing;
+    expect(lstatSync(join(outside, 'precious')).uid).toBe(0);
+    expect(lstatSync(outside).uid).toBe(0);
+  });
+
+  it('refuses a top that is a symlink, leaving what it points to alone', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'claudebox-outside-'));
+    chmodSync(outside, 0o755);
+    const link = join(mkdtempSync(join(tmpdir(), 'claudebox-own-')), 'work');
+    symlinkSync(outside, link);
+    await expect(handOver(link, 64005, mayTake)).rejects.toThrow(/is no directory to hand over/);
+    expect(statSync(outside).uid).toBe(0);
+    expect(statSync(outside).mode & 0o777).toBe(0o755);
+  });
+
   it('opens the way down to a nested working directory for passing only', () => {
     const root = mkdtempSync(join(tmpdir(), 'claudebox-root-'));
     mkdirSync(join(root, 'team', 'repo'), { recursive: true, mode: 0o700 });
@@ -70,5 +103,57 @@ describe('handing a working directory to a run', () => {
     expect(statSync(join(root, 'team')).mode & 0o007).toBe(0o001);
     expect(statSync(root).mode & 0o007).toBe(0o001);
     expect(statSync(join(root, 'team', 'repo')).mode & 0o007).toBe(0);
+  });
+
+  it('closes what earlier runs left on the way down, to every other run and to their old uids', () => {
+    const root = mkdtempSync(join(tmpdir(), 'claudebox-root-'));
+    const p = join(root, 'p');
+    const q = join(p, 'q');
+    // An earlier job's working directory, taken back: root's, 0700, its files still its uid's.
+    mkdirSync(join(q, 'r'), { recursive: true });
+    mkdirSync(join(p, 'left-dir'));
+    mkdirSync(join(p, 'in-use'), { mode: 0o700 });
+    writeFileSync(join(p, 'secret.txt'), 'of the earlier job', { mode: 0o644 });
+    writeFileSync(join(q, 'notes.txt'), 'of the earlier job', { mode: 0o644 });
+    for (const path of [
+      q,
+      join(q, 'r'),
+      join(q, 'notes.txt'),
+      join(p, 'secret.txt'),
+      join(p, 'left-dir'),
+    ]) {
+      chownSync(path, 64001, 64001);
+    }
+    chmodSync(q, 0o777);
+    chownSync(join(p, 'in-use'), 64002, 64002);
+    chmodSync(p, 0o700);
+
+    openPathTo(root, join(q, 'r'), mayTake, (path) => path === join(p, 'in-use'));
+
+    expect(statSync(p)).toMatchObject({ uid: 0, mode: expect.any(Number) });
+    expect(statSync(p).mode & 0o777).toBe(0o701);
+    // On the way: root's, and no run can change what is in it.
+    expect(statSync(q).uid).toBe(0);
+    expect(statSync(q).mode & 0o777).toBe(0o755);
+    for (const left of [join(p, 'secret.txt'), join(q, 'notes.txt')]) {
+      expect(lstatSync(left).uid).toBe(0);
+      expect(lstatSync(left).mode & 0o777).toBe(0o600);
+    }
+    expect(lstatSync(join(p, 'left-dir')).uid).toBe(0);
+    expect(lstatSync(join(p, 'left-dir')).mode & 0o777).toBe(0o700);
+    // The run's own directory is the hand-over's; one a run going on now has is left alone.
+    expect(lstatSync(join(q, 'r')).uid).toBe(64001);
+    expect(lstatSync(join(p, 'in-use')).uid).toBe(64002);
+  });
+
+  it('never follows a symlink on the way down', () => {
+    const root = mkdtempSync(join(tmpdir(), 'claudebox-root-'));
+    const outside = mkdtempSync(join(tmpdir(), 'claudebox-outside-'));
+    mkdirSync(join(outside, 'repo'));
+    symlinkSync(outside, join(root, 'team'));
+    expect(() => openPathTo(root, join(root, 'team', 'repo'), mayTake)).toThrow(
+      /team is no directory/,
+    );
+    expect(statSync(outside).mode & 0o777).toBe(0o700);
   });
 });

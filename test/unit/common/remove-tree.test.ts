@@ -5,6 +5,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -40,6 +41,22 @@ describe('removing a run’s directory tree', () => {
 
     expect(existsSync(top)).toBe(false);
     expect(readFileSync(join(outside, 'kept.txt'), 'utf8')).toBe('not the run’s');
+  });
+
+  it('never removes through a directory that another run swapped for a symlink meanwhile', async () => {
+    const outside = temporary();
+    for (const name of ['a', 'b', 'c']) writeFileSync(join(outside, name), 'not the run’s');
+    const top = join(temporary(), 'home');
+    mkdirSync(join(top, 'sub'), { recursive: true });
+    writeFileSync(join(top, 'sub', 'own'), '');
+    // Enough entries that the removal lets other work run before it walks into sub.
+    for (let i = 0; i < 600; i++) writeFileSync(join(top, `f${i}`), '');
+    const removing = removeTree(top);
+    // What another run's uid can do where the run left its home open to others.
+    renameSync(join(top, 'sub'), join(top, 'sub.old'));
+    symlinkSync(outside, join(top, 'sub'));
+    await removing;
+    expect(readdirSync(outside).sort()).toEqual(['a', 'b', 'c']);
   });
 
   it('removes a tree deeper than a path can name', async () => {
