@@ -5,18 +5,31 @@ import type { z } from 'zod';
  * Used as a failed job's reason and as the message of a rejected enqueue.
  */
 export function describeIssues(error: z.ZodError): string {
-  const parts = error.issues.flatMap((issue) => {
+  const parts: string[] = [];
+  let more = 0;
+  const add = (part: string): void => {
+    if (parts.length < MAX_NAMED_ISSUES) parts.push(part);
+    else more++;
+  };
+  for (const issue of error.issues) {
     const where = issue.path.map(String).join('.');
     if (issue.code === 'unrecognized_keys') {
-      return issue.keys.map((key) => `${where ? `${where}.` : ''}${key}: unknown field`);
+      // Counted, not each named: data can hold millions of them.
+      for (const key of issue.keys.slice(0, MAX_NAMED_ISSUES)) {
+        add(`${where ? `${where}.` : ''}${key}: unknown field`);
+      }
+      more += Math.max(0, issue.keys.length - MAX_NAMED_ISSUES);
+    } else if (issue.code === 'invalid_type' && where === '') {
+      add(`job data: must be a JSON object, got ${describeValue(issue.input)}`);
+    } else {
+      add(`${where || 'job data'}: ${issue.message}`);
     }
-    if (issue.code === 'invalid_type' && where === '') {
-      return [`job data: must be a JSON object, got ${describeValue(issue.input)}`];
-    }
-    return [`${where || 'job data'}: ${issue.message}`];
-  });
-  return parts.join('; ');
+  }
+  return more === 0 ? parts.join('; ') : `${parts.join('; ')}; and ${more} more`;
 }
+
+/** Problems a reason names one by one; past them it counts. */
+const MAX_NAMED_ISSUES = 20;
 
 function describeValue(value: unknown): string {
   if (value === null) return 'null';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { errorMessage } from '../common/errors.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../common/records.js';
 import { describeIssues } from './issues.js';
 import { compileJsonSchema } from './json-schema.js';
 
@@ -52,9 +53,13 @@ export const MAX_JOB_ID_LENGTH = 256;
 
 /** What is wrong with a job id, or null: one the worker refuses as an invalid request. */
 export function jobIdProblem(jobId: string): string | null {
-  return jobId.length > MAX_JOB_ID_LENGTH
-    ? `jobId: is ${jobId.length} characters, over the limit of ${MAX_JOB_ID_LENGTH}`
-    : null;
+  if (jobId.length > MAX_JOB_ID_LENGTH) {
+    return `jobId: is ${jobId.length} characters, over the limit of ${MAX_JOB_ID_LENGTH}`;
+  }
+  // It goes into the run's environment, where a NUL cannot be, and into logs and headers.
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what it rejects
+  if (/[\u0000-\u001f\u007f]/.test(jobId)) return 'jobId: must not contain control characters';
+  return null;
 }
 
 // A tool rule as the CLI understands it: a name (`Bash`, `mcp__github__create_issue`) with an
@@ -79,9 +84,13 @@ const fitsOneArgument = (list: readonly string[]): boolean =>
 
 const JOINED_TOO_LONG = `must be at most ${MAX_FLAG_VALUE_BYTES} bytes, joined by commas`;
 
+/** Tool rules a list may hold: far past real ones, and a bound on what checking them takes. */
+export const MAX_TOOL_RULES = 1024;
+
 const toolRules = () =>
   z
     .array(toolRule, { error: 'must be a list of tool names' })
+    .max(MAX_TOOL_RULES, `must name at most ${MAX_TOOL_RULES} tool rules`)
     .refine(fitsOneArgument, JOINED_TOO_LONG)
     .optional();
 
@@ -108,29 +117,14 @@ const flagText = () =>
       `must be at most ${MAX_FLAG_VALUE_BYTES} bytes`,
     );
 
-/**
- * How deep a job's jsonSchema may nest: far past any schema written for an answer, and short of
- * what would overflow the stack of JSON.stringify or of the schema compiler (a few thousand).
- */
-const MAX_SCHEMA_DEPTH = 100;
-
-/** Whether `value` nests objects or arrays more than MAX_SCHEMA_DEPTH deep, found without recursion. */
-function nestedTooDeeply(value: unknown): boolean {
-  const stack: [unknown, number][] = [[value, 1]];
-  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
-    const [node, depth] = next;
-    if (typeof node !== 'object' || node === null) continue;
-    if (depth > MAX_SCHEMA_DEPTH) return true;
-    for (const child of Object.values(node)) stack.push([child, depth + 1]);
-  }
-  return false;
-}
+/** How deep a job's jsonSchema may nest: short of what would overflow the schema compiler too. */
+const MAX_SCHEMA_DEPTH = MAX_JSON_DEPTH;
 
 /** A JSON Schema object for --json-schema: it travels on argv, so it is capped like a flag value. */
 const jsonSchema = () =>
   z
     .record(z.string(), z.unknown(), { error: 'must be a JSON Schema object' })
-    .refine((value) => !nestedTooDeeply(value), {
+    .refine((value) => !nestsDeeperThan(value, MAX_SCHEMA_DEPTH), {
       error: `must be nested at most ${MAX_SCHEMA_DEPTH} levels deep`,
       abort: true,
     })

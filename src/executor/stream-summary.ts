@@ -1,4 +1,4 @@
-import { isRecord } from '../common/records.js';
+import { isRecord, nestsDeeperThan } from '../common/records.js';
 
 /** The parts of the CLI's `result` line that make up an ExecuteResult. */
 export interface ResultLine {
@@ -117,10 +117,13 @@ function toResultLine(line: Record<string, unknown>): ResultLine {
     errors: Array.isArray(line.errors) ? line.errors.map(errorText) : [],
     numTurns: integerOrNull(line.num_turns),
     costUsd: typeof line.total_cost_usd === 'number' ? line.total_cost_usd : null,
-    usage: isRecord(line.usage) ? line.usage : null,
-    permissionDenials: Array.isArray(line.permission_denials) ? line.permission_denials : [],
+    usage: isRecord(line.usage) && writable(line.usage) ? line.usage : null,
+    permissionDenials:
+      Array.isArray(line.permission_denials) && writable(line.permission_denials)
+        ? line.permission_denials
+        : [],
     apiErrorStatus: integerOrNull(line.api_error_status),
-    structuredOutput: line.structured_output ?? null,
+    structuredOutput: writable(line.structured_output) ? (line.structured_output ?? null) : null,
     costSinceLastResultUsd: sumOfCosts(line.model_usage_since_last_result),
   };
 }
@@ -158,5 +161,13 @@ function sumOfCosts(byModel: unknown): number | null {
 }
 
 const stringOrNull = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+/** A count or a status: what the result's schema takes as a whole number, never below 0. */
 const integerOrNull = (value: unknown): number | null =>
-  typeof value === 'number' && Number.isInteger(value) ? value : null;
+  typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : null;
+
+/**
+ * Whether what the result line holds can go into the job's result and terminal event: JSON.parse
+ * reads a value nested thousands deep (a tool can print such a line), which JSON.stringify, on
+ * the way to Redis, cannot write.
+ */
+const writable = (value: unknown): boolean => !nestsDeeperThan(value);

@@ -40,6 +40,19 @@ const cases: { name: string; data: unknown; reason: string }[] = [
       'prompt: must be a string; allowedTools: must be a list of tool names; timeout: must be a number of seconds; maxTurns: must be an integer',
   },
   {
+    name: 'a million tool rules, which checking one by one held the worker up for seconds',
+    data: { prompt: 'hi', allowedTools: Array<string>(1_000_000).fill('') },
+    reason: 'allowedTools: must name at most 1024 tool rules',
+  },
+  {
+    name: '100,000 unknown fields, named up to twenty and then counted',
+    data: {
+      prompt: 'hi',
+      ...Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, 1])),
+    },
+    reason: `${Array.from({ length: 20 }, (_, i) => `k${i}: unknown field`).join('; ')}; and 99980 more`,
+  },
+  {
     name: 'workingDir ../..',
     data: { prompt: 'hi', workingDir: '../..' },
     reason: 'workingDir: "../.." resolves to {outside}, outside WORK_DIR {workDir}',
@@ -71,7 +84,7 @@ const cases: { name: string; data: unknown; reason: string }[] = [
   },
   {
     name: 'tool rules too long together for one command-line argument',
-    data: { prompt: 'hi', allowedTools: Array(20_000).fill('mcp__server__tool') },
+    data: { prompt: 'hi', allowedTools: Array(1000).fill(`Bash(${'x'.repeat(100)}:*)`) },
     reason: 'allowedTools: must be at most 65536 bytes, joined by commas',
   },
   {
@@ -181,6 +194,18 @@ describe('bad job data', () => {
     expect(job?.attemptsMade).toBe(1);
     expect(readRunState(job?.progress)?.result).toMatchObject({ failure: 'invalid-request' });
     expect(worker.logs.some((log) => log.msg === 'job started' && log.jobId === jobId)).toBe(false);
+  });
+
+  it('fails a job whose id holds a control character, which its run’s environment cannot', async () => {
+    // It failed at spawn before, as spawn-failed, attempt after attempt.
+    const jobId = `job-${randomUUID()}\u0000x`;
+    await queue.add('execute', { prompt: 'hi' }, { jobId, attempts: 3 });
+    await waitFor('the job to fail', async () =>
+      (await queue.getJobState(jobId)) === 'failed' ? true : undefined,
+    );
+    const job = await queue.getJob(jobId);
+    expect(job?.failedReason).toBe('invalid job: jobId: must not contain control characters');
+    expect(job?.attemptsMade).toBe(1);
   });
 
   it('still serves a good job after all of them, in a subdirectory of WORK_DIR', async () => {

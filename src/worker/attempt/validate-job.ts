@@ -204,9 +204,10 @@ async function resolveWorkingDir(
  */
 function keptFromRuns(
   real: string,
-  { workspaceDir, runRoot }: Pick<JobLimits, 'workspaceDir' | 'runRoot'>,
+  { workDir, workspaceDir, runRoot }: Pick<JobLimits, 'workDir' | 'workspaceDir' | 'runRoot'>,
 ): string | null {
-  if (runRoot === null) return null;
+  // WORK_DIR itself is refused as such under isolation, naming it.
+  if (runRoot === null || real === workDir) return null;
   if (isInside(workspaceDir, real)) {
     return `holds WORKSPACE_DIR ${workspaceDir}, where jobs' workspaces are kept; with run isolation a run would be handed it`;
   }

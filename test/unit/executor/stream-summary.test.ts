@@ -68,6 +68,23 @@ describe('StreamSummary', () => {
     });
   });
 
+  it('leaves out what the result line nests too deeply to be written again, and odd counts', () => {
+    const summary = new StreamSummary();
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+    const line = `{"type":"result","is_error":false,"result":"done","structured_output":${deep},"usage":{"x":${deep}},"permission_denials":[${deep}],"num_turns":-1e308,"api_error_status":1e300}`;
+    summary.observe(line, undefined);
+    expect(summary.resultLine).toMatchObject({
+      result: 'done',
+      structuredOutput: null,
+      usage: null,
+      permissionDenials: [],
+      numTurns: null,
+      apiErrorStatus: null,
+    });
+    // What the job's result and terminal event are made of.
+    expect(() => JSON.stringify(summary.resultLine)).not.toThrow();
+  });
+
   it('takes an api_retry wait as at most a day, and a negative or odd one as none', () => {
     const waitOf = (delay: unknown) => {
       const summary = new StreamSummary();

@@ -294,8 +294,12 @@ describe('validateJob', () => {
   it('refuses a tool list or model name too long for one command-line argument, naming the field and the limit', async () => {
     const cases: [object, string][] = [
       [
-        { allowedTools: Array(20_000).fill('mcp__server__tool') },
+        { allowedTools: Array(1000).fill(`Bash(${'x'.repeat(100)}:*)`) },
         'allowedTools: must be at most 65536 bytes, joined by commas',
+      ],
+      [
+        { allowedTools: Array(1025).fill('Bash') },
+        'allowedTools: must name at most 1024 tool rules',
       ],
       [
         { disallowedTools: [`Bash(${'x'.repeat(200_000)})`] },
@@ -323,6 +327,10 @@ describe('validateJob', () => {
     });
     expect(await validateJob({ prompt: 'hi', allowedTools: rules(65537) }, limits)).toMatchObject({
       ok: false,
+    });
+    const many = Array<string>(1024).fill('Bash');
+    expect(await validateJob({ prompt: 'hi', allowedTools: many }, limits)).toMatchObject({
+      ok: true,
     });
     expect(await validateJob({ prompt: 'hi', model: 'm'.repeat(256) }, limits)).toMatchObject({
       ok: true,
