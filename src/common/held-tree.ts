@@ -33,6 +33,12 @@ export function inHeld(dir: number, name = ''): string {
   return `/proc/self/fd/${dir}/${name}`;
 }
 
+/**
+ * Directories a walk holds open at once, one a level: far past real trees (a checkout's deepest
+ * node_modules), and a bound on the descriptors a run's tree can make the worker hold.
+ */
+export const MAX_HELD_DEPTH = 256;
+
 /** What a walk does with the tree it walks (see walkHeld). */
 export interface TreeVisit {
   /** Handles an entry of the directory held as `dir`: true to walk into it, a directory. */
@@ -46,6 +52,7 @@ export interface TreeVisit {
 /**
  * Walks the tree in the directory held as `top`, depth first, holding one descriptor a level
  * (`top` stays the caller's to close); a slice of entries between two turns of the event loop.
+ * Throws where the tree nests deeper than MAX_HELD_DEPTH.
  */
 export async function walkHeld(top: number, visit: TreeVisit): Promise<void> {
   type Level = { fd: number; name: string; entries: Dirent[]; next: number };
@@ -64,6 +71,9 @@ export async function walkHeld(top: number, visit: TreeVisit): Promise<void> {
         continue;
       }
       if (visit.entry(level.fd, entry)) {
+        if (levels.length > MAX_HELD_DEPTH) {
+          throw new Error(`the tree nests deeper than ${MAX_HELD_DEPTH} directories`);
+        }
         const fd = holdDir(inHeld(level.fd, entry.name));
         if (fd === undefined) visit.notDirectory?.(level.fd, entry.name);
         else levels.push({ fd, name: entry.name, entries: listOrClose(fd), next: 0 });

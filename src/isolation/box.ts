@@ -6,6 +6,7 @@ import type { Confinement } from '../executor/index.js';
 import type { RunIsolation } from '../contract/index.js';
 import { handOver, openPathTo, takeBack, type MayTake } from './ownership.js';
 import { IsolationError } from './errors.js';
+import { isInside } from '../common/paths.js';
 import type { UidLease } from './uid-pool.js';
 import { uidConfinement, type Sandbox, type UidConfinement } from './uid-confinement.js';
 import { removeFilesOf, stampTempDirs, type TempStamp } from './shared-temp.js';
@@ -78,6 +79,8 @@ export interface UidBoxSpec {
   readonly unclearedReaching?: (dirs: readonly string[]) => Promise<UnclearedReach | null>;
   /** A run of another uid, going on now, that was handed one of `dirs`, or null. */
   readonly runningReaching?: (dirs: readonly string[], ownUid: number) => UnclearedReach | null;
+  /** The directories runs of other uids going on now were handed (see handedToOthers). */
+  readonly handedToOthers?: (ownUid: number) => readonly string[];
 }
 
 export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
@@ -100,7 +103,7 @@ export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
       [spec.workRoot, cwd],
       ...spec.addDirs.map((dir) => [spec.workDir, dir] as const),
     ];
-    await handOverAll(lease, reached, ways, spec.mayTake, spec.runningReaching);
+    await handOverAll(lease, reached, ways, spec);
   } catch (error) {
     await removeHome(home).catch(() => undefined);
     await lease.release();
@@ -175,8 +178,7 @@ async function handOverAll(
   lease: UidLease,
   reached: readonly string[],
   ways: readonly (readonly [root: string, dir: string])[],
-  mayTake: MayTake,
-  runningReaching: UidBoxSpec['runningReaching'],
+  { mayTake, runningReaching, handedToOthers }: UidBoxSpec,
 ): Promise<void> {
   // Two runs in one tree: each could change what the other's hand-over and taking back walk.
   const running = runningReaching?.(reached, lease.uid) ?? null;
@@ -185,12 +187,15 @@ async function handOverAll(
       `${running.dir} is in use by a run going on now (uid ${running.uid}): two jobs cannot work in one directory at the same time`,
     );
   }
-  // After that check: the way down to a directory is no other running run's.
-  const inUse = (path: string): boolean => (runningReaching?.([path], lease.uid) ?? null) !== null;
-  for (const [root, dir] of ways) openPathTo(root, dir, mayTake, inUse);
+  // Recorded before anything takes a turn of the event loop: another job of this worker (or of
+  // another) then finds these directories in use.
   lease.handing(reached);
+  const others = handedToOthers?.(lease.uid) ?? [];
+  const inUse = (path: string): boolean =>
+    others.some((dir) => isInside(dir, path) || isInside(path, dir));
   const handed: string[] = [];
   try {
+    for (const [root, dir] of ways) await openPathTo(root, dir, mayTake, inUse);
     for (const dir of reached) {
       handed.push(dir);
       await handOver(dir, lease.uid, mayTake);

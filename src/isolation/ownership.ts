@@ -12,7 +12,9 @@ import {
   type Stats,
 } from 'node:fs';
 import { basename, isAbsolute, join, relative, sep } from 'node:path';
-import { holdDir, inHeld, walkHeld } from '../common/held-tree.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { errorMessage } from '../common/errors.js';
+import { holdDir, inHeld, SLICE, walkHeld } from '../common/held-tree.js';
 
 /** Which owners' files a run may be handed: root's (the operator's checkout) and the pool's. */
 export type MayTake = (owner: number) => boolean;
@@ -42,6 +44,9 @@ export async function handOver(dir: string, uid: number, mayTake: MayTake): Prom
         return info.isDirectory();
       },
     });
+  } catch (error) {
+    // Its entries were reached as /proc/self/fd/<fd>/<name>: name the tree.
+    throw new Error(`cannot hand ${dir} to uid ${uid}: ${errorMessage(error)}`, { cause: error });
   } finally {
     closeSync(top);
   }
@@ -70,24 +75,26 @@ export function takeBack(dir: string, onlyFrom?: number): void {
   }
 }
 
-/** Whether a run going on now was handed the directory at a path (see runningReaching). */
+/** Whether a run going on now was handed the directory at a path, or one in or above it. */
 export type InUse = (path: string) => boolean;
 
 /**
  * Lets a run walk (not list) from `root` down to `dir`: `root` and every directory between them
  * get the search bit for others. Walked by descriptors (see walkHeld), never through a symlink.
- * On the way, a directory an earlier run owned becomes root's, and none stays writable by group
- * or others: no run can swap what lies on another's way. What an earlier run left in them beside
- * the way (owned by a pool uid: `mayTake`) becomes root's and closed to group and others, but a
- * directory a run going on now was handed (`inUse`): else the way down would open it to every
- * run, and to the next run of its old uid. The next hand-over of such a directory is its run's.
+ * On the way, a directory an earlier run owned becomes root's, and none stays writable by others
+ * (nor by its group where that is a pool uid's): no run can swap what lies on another's way.
+ * What an earlier run left in them beside the way (owned by a pool uid: `mayTake`) becomes
+ * root's and closed to group and others, but a directory a run going on now was handed
+ * (`inUse`) and a file with other links (it may be such a run's too): else the way down would
+ * open it to every run, and to the next run of its old uid. The next hand-over of such a
+ * directory is its run's. In slices, between turns of the event loop.
  */
-export function openPathTo(
+export async function openPathTo(
   root: string,
   dir: string,
   mayTake: MayTake = () => false,
   inUse: InUse = () => false,
-): void {
+): Promise<void> {
   const way = relative(root, dir).split(sep).slice(0, -1);
   if (way[0] === '..' || isAbsolute(way[0] ?? '')) return;
   let held = holdDir(root);
@@ -103,10 +110,16 @@ export function openPathTo(
       held = next;
       path = join(path, name);
       const info = fstatSync(held);
-      if (info.uid !== 0 && mayTake(info.uid)) fchownSync(held, 0, 0);
-      const wanted = (info.mode & 0o7777 & ~0o022) | 0o001;
-      if (wanted !== (info.mode & 0o7777)) fchmodSync(held, wanted);
-      closeLeftovers(held, path, way[index + 1] ?? basename(dir), mayTake, inUse);
+      const earlierRuns = info.uid !== 0 && mayTake(info.uid);
+      if (earlierRuns) fchownSync(held, 0, 0);
+      const gid = earlierRuns ? 0 : info.gid;
+      const mode = info.mode & 0o7777;
+      const wanted = (mode & ~(gid !== 0 && mayTake(gid) ? 0o022 : 0o002)) | 0o001;
+      if (wanted !== mode) fchmodSync(held, wanted);
+      // Only in a directory of root's can nothing in it change meanwhile.
+      if (info.uid === 0 || earlierRuns) {
+        await closeLeftovers(held, path, way[index + 1] ?? basename(dir), mayTake, inUse);
+      }
     }
   } finally {
     closeSync(held);
@@ -115,22 +128,24 @@ export function openPathTo(
 
 /**
  * Makes what earlier runs left in the directory held as `dir` (at `path`) root's and closed to
- * group and others, but the entry `keep` (the way on) and directories in use. The directory is
- * root's and writable by none but root by now: nothing in it can be swapped meanwhile.
+ * group and others, but the entry `keep` (the way on), directories in use and files with other
+ * links (see openPathTo).
  */
-function closeLeftovers(
+async function closeLeftovers(
   dir: number,
   path: string,
   keep: string,
   mayTake: MayTake,
   inUse: InUse,
-): void {
+): Promise<void> {
+  let looked = 0;
   for (const name of readdirSync(inHeld(dir))) {
+    if (++looked % SLICE === 0) await nextTurn();
     if (name === keep) continue;
     const entry = inHeld(dir, name);
-    const info = lstatSync(entry);
-    if (info.uid === 0 || !mayTake(info.uid)) continue;
-    if (info.isDirectory() && inUse(join(path, name))) continue;
+    const info = lstatSync(entry, { throwIfNoEntry: false });
+    if (info === undefined || info.uid === 0 || !mayTake(info.uid)) continue;
+    if (info.isDirectory() ? inUse(join(path, name)) : info.nlink > 1) continue;
     lchownSync(entry, 0, 0);
     if (!info.isSymbolicLink()) chmodSync(entry, info.mode & 0o700);
   }

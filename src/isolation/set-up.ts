@@ -14,11 +14,16 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { RunIsolation } from '../contract/index.js';
 import { processStartTime, searchPath } from '../executor/index.js';
-import { openUidBox, sharedBox, type RunBox, type SandboxFor } from './box.js';
+import { openUidBox, sharedBox, type RunBox, type SandboxFor, type UidBoxSpec } from './box.js';
 import { IsolationError } from './errors.js';
 import { becomeUid, clearUid, SENDER_SHELL, type Sender } from './tools.js';
 import { UidPool } from './uid-pool.js';
-import { runningReaching, unclearedReaching, type UnclearedReach } from './uncleared-reach.js';
+import {
+  handedToOthers,
+  runningReaching,
+  unclearedReaching,
+  type UnclearedReach,
+} from './uncleared-reach.js';
 import { scratchDirs, type ScratchDirs } from './scratch-dirs.js';
 import { setUpRunLimits } from './run-limits.js';
 import { makeSandboxTemp, SANDBOX_TEMP, sandboxTempOf } from './homes.js';
@@ -249,11 +254,19 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
         namespaces: sandboxFor.namespaces,
         senderShell,
         unclearedReaching: reaching,
-        runningReaching: (wanted, ownUid) => runningReaching(dirs.leases, wanted, ownUid),
+        ...otherRuns(dirs.leases),
       });
     },
     runDiskUse: () => runDiskUse(dirs),
     close: () => pool.close(),
+  };
+}
+
+/** What a run's box asks of the runs of other uids, from the lease directory. */
+function otherRuns(leaseDir: string): Pick<UidBoxSpec, 'runningReaching' | 'handedToOthers'> {
+  return {
+    runningReaching: (wanted, ownUid) => runningReaching(leaseDir, wanted, ownUid),
+    handedToOthers: (ownUid) => handedToOthers(leaseDir, ownUid),
   };
 }
 

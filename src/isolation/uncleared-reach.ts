@@ -93,6 +93,20 @@ export function runningReaching(
   return run === undefined ? null : { uid: run.uid, dir: run.dir };
 }
 
+/**
+ * The directories runs of other uids were handed under the lease they are still under (runs going
+ * on now, or being closed): one read of the lease directory, for a walk that asks of many.
+ */
+export function handedToOthers(leaseDir: string, ownUid: number): string[] {
+  const uids = notedUids(listOrNothing(leaseDir), 'handed').filter((uid) => uid !== ownUid);
+  return uids.flatMap((uid) => {
+    const note = readHanded(leaseDir, uid);
+    if (note === undefined) return [];
+    const held = readLease(join(leaseDir, String(uid)));
+    return held !== undefined && held.lease === note.lease && holderIsAlive(held) ? note.dirs : [];
+  });
+}
+
 /** The set-aside runs (see recordReach) that could reach one of `dirs`, with their leases. */
 function setAsideRunsReaching(
   leaseDir: string,

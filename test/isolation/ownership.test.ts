@@ -96,16 +96,16 @@ describe('handing a working directory to a run', () => {
     expect(statSync(outside).mode & 0o777).toBe(0o755);
   });
 
-  it('opens the way down to a nested working directory for passing only', () => {
+  it('opens the way down to a nested working directory for passing only', async () => {
     const root = mkdtempSync(join(tmpdir(), 'claudebox-root-'));
     mkdirSync(join(root, 'team', 'repo'), { recursive: true, mode: 0o700 });
-    openPathTo(root, join(root, 'team', 'repo'));
+    await openPathTo(root, join(root, 'team', 'repo'));
     expect(statSync(join(root, 'team')).mode & 0o007).toBe(0o001);
     expect(statSync(root).mode & 0o007).toBe(0o001);
     expect(statSync(join(root, 'team', 'repo')).mode & 0o007).toBe(0);
   });
 
-  it('closes what earlier runs left on the way down, to every other run and to their old uids', () => {
+  it('closes what earlier runs left on the way down, to every other run and to their old uids', async () => {
     const root = mkdtempSync(join(tmpdir(), 'claudebox-root-'));
     const p = join(root, 'p');
     const q = join(p, 'q');
@@ -126,15 +126,19 @@ describe('handing a working directory to a run', () => {
     }
     chmodSync(q, 0o777);
     chownSync(join(p, 'in-use'), 64002, 64002);
+    // A file with another link may be a running run's: left as it is.
+    writeFileSync(join(p, 'linked'), 'x', { mode: 0o644 });
+    linkSync(join(p, 'linked'), join(p, 'linked-again'));
+    chownSync(join(p, 'linked'), 64003, 64003);
     chmodSync(p, 0o700);
 
-    openPathTo(root, join(q, 'r'), mayTake, (path) => path === join(p, 'in-use'));
+    await openPathTo(root, join(q, 'r'), mayTake, (path) => path === join(p, 'in-use'));
 
     expect(statSync(p)).toMatchObject({ uid: 0, mode: expect.any(Number) });
     expect(statSync(p).mode & 0o777).toBe(0o701);
-    // On the way: root's, and no run can change what is in it.
-    expect(statSync(q).uid).toBe(0);
-    expect(statSync(q).mode & 0o777).toBe(0o755);
+    // On the way: root's (its group too), and no run can change what is in it.
+    expect(statSync(q)).toMatchObject({ uid: 0, gid: 0 });
+    expect(statSync(q).mode & 0o777).toBe(0o775);
     for (const left of [join(p, 'secret.txt'), join(q, 'notes.txt')]) {
       expect(lstatSync(left).uid).toBe(0);
       expect(lstatSync(left).mode & 0o777).toBe(0o600);
@@ -144,14 +148,31 @@ describe('handing a working directory to a run', () => {
     // The run's own directory is the hand-over's; one a run going on now has is left alone.
     expect(lstatSync(join(q, 'r')).uid).toBe(64001);
     expect(lstatSync(join(p, 'in-use')).uid).toBe(64002);
+    expect(lstatSync(join(p, 'linked'))).toMatchObject({ uid: 64003, mode: expect.any(Number) });
+    expect(lstatSync(join(p, 'linked')).mode & 0o777).toBe(0o644);
   });
 
-  it('never follows a symlink on the way down', () => {
+  it('keeps a group from writing on the way only where it is a pool uid’s', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'claudebox-root-'));
+    for (const [name, gid] of [
+      ['pool', 64001],
+      ['operators', 1234],
+    ] as const) {
+      mkdirSync(join(root, name, 'repo'), { recursive: true });
+      chownSync(join(root, name), 0, gid);
+      chmodSync(join(root, name), 0o2775);
+      await openPathTo(root, join(root, name, 'repo'), mayTake);
+    }
+    expect(statSync(join(root, 'pool')).mode & 0o7777).toBe(0o2755);
+    expect(statSync(join(root, 'operators')).mode & 0o7777).toBe(0o2775);
+  });
+
+  it('never follows a symlink on the way down', async () => {
     const root = mkdtempSync(join(tmpdir(), 'claudebox-root-'));
     const outside = mkdtempSync(join(tmpdir(), 'claudebox-outside-'));
     mkdirSync(join(outside, 'repo'));
     symlinkSync(outside, join(root, 'team'));
-    expect(() => openPathTo(root, join(root, 'team', 'repo'), mayTake)).toThrow(
+    await expect(openPathTo(root, join(root, 'team', 'repo'), mayTake)).rejects.toThrow(
       /team is no directory/,
     );
     expect(statSync(outside).mode & 0o777).toBe(0o700);
