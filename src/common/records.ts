@@ -20,3 +20,22 @@ export function nestsDeeperThan(value: unknown, limit = MAX_JSON_DEPTH): boolean
   }
   return false;
 }
+
+/**
+ * Whether parsed JSON holds more than `limit` values (objects and arrays, and everything in
+ * them), counted without recursion and no further than that.
+ */
+export function holdsMoreThan(value: unknown, limit: number): boolean {
+  let count = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (++count > limit) return true;
+    if (typeof node !== 'object' || node === null) continue;
+    for (const key in node) {
+      stack.push((node as Record<string, unknown>)[key]);
+      if (stack.length + count > limit) return true;
+    }
+  }
+  return false;
+}

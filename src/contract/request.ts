@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { errorMessage } from '../common/errors.js';
-import { MAX_JSON_DEPTH, nestsDeeperThan } from '../common/records.js';
+import { holdsMoreThan, MAX_JSON_DEPTH, nestsDeeperThan } from '../common/records.js';
 import { describeIssues } from './issues.js';
 import { compileJsonSchema } from './json-schema.js';
 
@@ -121,9 +121,19 @@ const flagText = () =>
 const MAX_SCHEMA_DEPTH = MAX_JSON_DEPTH;
 
 /** A JSON Schema object for --json-schema: it travels on argv, so it is capped like a flag value. */
+/**
+ * Values a jsonSchema of MAX_FLAG_VALUE_BYTES can hold at most (each takes 2 bytes or more as
+ * JSON): counting them first keeps a schema of millions of keys from taking seconds to check.
+ */
+const MAX_SCHEMA_VALUES = MAX_FLAG_VALUE_BYTES / 2;
+
 const jsonSchema = () =>
   z
-    .record(z.string(), z.unknown(), { error: 'must be a JSON Schema object' })
+    .custom<unknown>((value) => !holdsMoreThan(value, MAX_SCHEMA_VALUES), {
+      error: `must be at most ${MAX_FLAG_VALUE_BYTES} bytes as JSON`,
+      abort: true,
+    })
+    .pipe(z.record(z.string(), z.unknown(), { error: 'must be a JSON Schema object' }))
     .refine((value) => !nestsDeeperThan(value, MAX_SCHEMA_DEPTH), {
       error: `must be nested at most ${MAX_SCHEMA_DEPTH} levels deep`,
       abort: true,
