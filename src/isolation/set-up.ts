@@ -203,9 +203,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
   const { setpriv } = launcher;
   const { runRoot } = settings;
   const dirs = await makeRunRoot(runRoot);
-  // The runs must reach their working directories: WORK_DIR gets the search bit for others.
-  const work = await lstat(settings.workDir);
-  if ((work.mode & 0o001) === 0) await chmod(settings.workDir, (work.mode & 0o7777) | 0o001);
+  const workDirWarnings = await openWorkDir(settings.workDir);
   const senderShell = await installSenderShell(dirs.bin);
   const sender: Sender = { setpriv, shell: senderShell };
   const taken = await accountUids();
@@ -234,7 +232,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
   return {
     summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
     runRoot: await realpath(runRoot),
-    warnings: [...sandboxFor.warnings, ...limitWarnings],
+    warnings: [...sandboxFor.warnings, ...limitWarnings, ...workDirWarnings],
     leases: { dir: dirs.leases, ...clearing },
     ...scratchDirs(dirs.scratch, reaching),
     unclearedReaching: reaching,
@@ -260,6 +258,19 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
     runDiskUse: () => runDiskUse(dirs),
     close: () => pool.close(),
   };
+}
+
+/**
+ * Gives WORK_DIR the search bit for others, which the runs need to reach their working
+ * directories; warns where others may write in it.
+ */
+async function openWorkDir(workDir: string): Promise<string[]> {
+  const work = await lstat(workDir);
+  if ((work.mode & 0o001) === 0) await chmod(workDir, (work.mode & 0o7777) | 0o001);
+  if ((work.mode & 0o002) === 0) return [];
+  return [
+    `WORK_DIR=${workDir} is writable by others: a run without namespaces can make directories in it, on the way down to other jobs' working directories (make it writable by root alone)`,
+  ];
 }
 
 /** What a run's box asks of the runs of other uids, from the lease directory. */

@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import {
+  chmodSync,
   chownSync,
   existsSync,
   mkdirSync,
@@ -110,6 +111,20 @@ describe('setting up run isolation', () => {
     expect(statSync(s.runRoot).mode & 0o777).toBe(0o711);
     expect(statSync(join(s.runRoot, 'leases')).mode & 0o777).toBe(0o700);
     expect(statSync(s.workDir).mode & 0o001).toBe(0o001);
+  });
+
+  it('warns at start where others may write in WORK_DIR, on the way down to other jobs’ directories', async () => {
+    const open = settings({ mode: 'required' });
+    chmodSync(open.workDir, 0o777);
+    expect((await setUpIsolation(open)).warnings).toContainEqual(
+      expect.stringMatching(
+        /^WORK_DIR=.* is writable by others: a run without namespaces can make directories in it/,
+      ),
+    );
+    const closed = settings({ mode: 'required' });
+    expect((await setUpIsolation(closed)).warnings).not.toContainEqual(
+      expect.stringContaining('WORK_DIR='),
+    );
   });
 
   it('warns at start where its runs at RUN_MAX_PROCESSES could take every pid of the host', async () => {
