@@ -6,14 +6,13 @@ import type { Confinement } from '../executor/index.js';
 import type { RunIsolation } from '../contract/index.js';
 import { handOver, openPathTo, takeBack, type MayTake } from './ownership.js';
 import { IsolationError } from './errors.js';
-import { isInside } from '../common/paths.js';
 import type { UidLease } from './uid-pool.js';
 import { uidConfinement, type Sandbox, type UidConfinement } from './uid-confinement.js';
 import { removeFilesOf, stampTempDirs, type TempStamp } from './shared-temp.js';
 import { removeIpcOf, SENDER_SHELL } from './tools.js';
 import { whileStopped } from './stopped-run.js';
 import { homeOf, makeSandboxTemp, removeHome, removeHomesOf } from './homes.js';
-import type { UnclearedReach } from './uncleared-reach.js';
+import { runReaching, type RunningRun, type UnclearedReach } from './uncleared-reach.js';
 
 /** Where one run lives, and what it is given: made before the CLI starts, undone after. */
 export interface RunBox {
@@ -77,10 +76,8 @@ export interface UidBoxSpec {
   readonly senderShell?: string;
   /** An earlier run not cleared away that could still reach one of `dirs`, or null. */
   readonly unclearedReaching?: (dirs: readonly string[]) => Promise<UnclearedReach | null>;
-  /** A run of another uid, going on now, that was handed one of `dirs`, or null. */
-  readonly runningReaching?: (dirs: readonly string[], ownUid: number) => UnclearedReach | null;
-  /** The directories runs of other uids going on now were handed (see handedToOthers). */
-  readonly handedToOthers?: (ownUid: number) => readonly string[];
+  /** The runs of other uids going on now, and what they were handed (see runningRuns). */
+  readonly runningRuns?: (ownUid: number) => readonly RunningRun[];
 }
 
 export async function openUidBox(spec: UidBoxSpec): Promise<RunBox> {
@@ -178,10 +175,11 @@ async function handOverAll(
   lease: UidLease,
   reached: readonly string[],
   ways: readonly (readonly [root: string, dir: string])[],
-  { mayTake, runningReaching, handedToOthers }: UidBoxSpec,
+  { mayTake, runningRuns }: UidBoxSpec,
 ): Promise<void> {
   // Two runs in one tree: each could change what the other's hand-over and taking back walk.
-  const running = runningReaching?.(reached, lease.uid) ?? null;
+  const others = runningRuns?.(lease.uid) ?? [];
+  const running = runReaching(others, reached);
   if (running !== null) {
     throw new IsolationError(
       `${running.dir} is in use by a run going on now (uid ${running.uid}): two jobs cannot work in one directory at the same time`,
@@ -190,9 +188,7 @@ async function handOverAll(
   // Recorded before anything takes a turn of the event loop: another job of this worker (or of
   // another) then finds these directories in use.
   lease.handing(reached);
-  const others = handedToOthers?.(lease.uid) ?? [];
-  const inUse = (path: string): boolean =>
-    others.some((dir) => isInside(dir, path) || isInside(path, dir));
+  const inUse = (path: string): boolean => runReaching(others, [path]) !== null;
   const handed: string[] = [];
   try {
     for (const [root, dir] of ways) await openPathTo(root, dir, mayTake, inUse);

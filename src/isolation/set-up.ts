@@ -14,16 +14,11 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { RunIsolation } from '../contract/index.js';
 import { processStartTime, searchPath } from '../executor/index.js';
-import { openUidBox, sharedBox, type RunBox, type SandboxFor, type UidBoxSpec } from './box.js';
+import { openUidBox, sharedBox, type RunBox, type SandboxFor } from './box.js';
 import { IsolationError } from './errors.js';
 import { becomeUid, clearUid, SENDER_SHELL, type Sender } from './tools.js';
 import { UidPool } from './uid-pool.js';
-import {
-  handedToOthers,
-  runningReaching,
-  unclearedReaching,
-  type UnclearedReach,
-} from './uncleared-reach.js';
+import { runningRuns, unclearedReaching, type UnclearedReach } from './uncleared-reach.js';
 import { scratchDirs, type ScratchDirs } from './scratch-dirs.js';
 import { setUpRunLimits } from './run-limits.js';
 import { makeSandboxTemp, SANDBOX_TEMP, sandboxTempOf } from './homes.js';
@@ -252,7 +247,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
         namespaces: sandboxFor.namespaces,
         senderShell,
         unclearedReaching: reaching,
-        ...otherRuns(dirs.leases),
+        runningRuns: (ownUid) => runningRuns(dirs.leases, ownUid),
       });
     },
     runDiskUse: () => runDiskUse(dirs),
@@ -271,14 +266,6 @@ async function openWorkDir(workDir: string): Promise<string[]> {
   return [
     `WORK_DIR=${workDir} is writable by others: a run without namespaces can make directories in it, on the way down to other jobs' working directories (make it writable by root alone)`,
   ];
-}
-
-/** What a run's box asks of the runs of other uids, from the lease directory. */
-function otherRuns(leaseDir: string): Pick<UidBoxSpec, 'runningReaching' | 'handedToOthers'> {
-  return {
-    runningReaching: (wanted, ownUid) => runningReaching(leaseDir, wanted, ownUid),
-    handedToOthers: (ownUid) => handedToOthers(leaseDir, ownUid),
-  };
 }
 
 async function runDiskUse({ scratch, homes }: RunRootDirs): Promise<RunDiskUse> {

@@ -78,33 +78,43 @@ export async function unclearedReaching(
   return null;
 }
 
-/**
- * A run of another uid, its worker alive, that was handed one of `dirs` and has not given it
- * back: it runs, or is being closed. Synchronous, so that a worker checks and records what it
- * hands (recordHanded) with nothing of its own in between.
- */
-export function runningReaching(
-  leaseDir: string,
-  dirs: readonly string[],
-  ownUid: number,
-): UnclearedReach | null {
-  const uids = notedUids(listOrNothing(leaseDir), 'handed').filter((uid) => uid !== ownUid);
-  const run = handedReaching(leaseDir, dirs, uids).find(({ held }) => holderIsAlive(held));
-  return run === undefined ? null : { uid: run.uid, dir: run.dir };
+/** A run of another uid, its worker alive, and the directories it was handed. */
+export interface RunningRun {
+  readonly uid: number;
+  readonly dirs: readonly string[];
 }
 
 /**
- * The directories runs of other uids were handed under the lease they are still under (runs going
- * on now, or being closed): one read of the lease directory, for a walk that asks of many.
+ * The runs of uids other than `ownUid`, their workers alive, that were handed directories and
+ * have not given them back: they run, or are being closed. One read of the lease directory, for
+ * the check before a hand-over and for the way down to it (see runReaching). Synchronous, so
+ * that a worker checks and records what it hands (recordHanded) with nothing of its own in
+ * between.
  */
-export function handedToOthers(leaseDir: string, ownUid: number): string[] {
+export function runningRuns(leaseDir: string, ownUid: number): RunningRun[] {
   const uids = notedUids(listOrNothing(leaseDir), 'handed').filter((uid) => uid !== ownUid);
   return uids.flatMap((uid) => {
     const note = readHanded(leaseDir, uid);
     if (note === undefined) return [];
     const held = readLease(join(leaseDir, String(uid)));
-    return held !== undefined && held.lease === note.lease && holderIsAlive(held) ? note.dirs : [];
+    const running = held !== undefined && held.lease === note.lease && holderIsAlive(held);
+    return running ? [{ uid, dirs: note.dirs }] : [];
   });
+}
+
+/**
+ * The first of `runs` that could reach one of `dirs` (that directory, one inside it, or one it
+ * is inside), with that directory; null where none could.
+ */
+export function runReaching(
+  runs: readonly RunningRun[],
+  dirs: readonly string[],
+): UnclearedReach | null {
+  for (const run of runs) {
+    const dir = reachedOf(run.dirs, dirs);
+    if (dir !== undefined) return { uid: run.uid, dir };
+  }
+  return null;
 }
 
 /** The set-aside runs (see recordReach) that could reach one of `dirs`, with their leases. */
