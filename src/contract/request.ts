@@ -120,13 +120,13 @@ const flagText = () =>
 /** How deep a job's jsonSchema may nest: short of what would overflow the schema compiler too. */
 const MAX_SCHEMA_DEPTH = MAX_JSON_DEPTH;
 
-/** A JSON Schema object for --json-schema: it travels on argv, so it is capped like a flag value. */
 /**
  * Values a jsonSchema of MAX_FLAG_VALUE_BYTES can hold at most (each takes 2 bytes or more as
  * JSON): counting them first keeps a schema of millions of keys from taking seconds to check.
  */
 const MAX_SCHEMA_VALUES = MAX_FLAG_VALUE_BYTES / 2;
 
+/** A JSON Schema object for --json-schema: it travels on argv, so it is capped like a flag value. */
 const jsonSchema = () =>
   z
     .custom<unknown>((value) => !holdsMoreThan(value, MAX_SCHEMA_VALUES), {
