@@ -43,10 +43,10 @@ export interface Sender {
 }
 
 /**
- * Sends `signal` to every process of `uid` at once: kill(-1) from a process that is that uid
- * reaches exactly its processes, in one sweep of the kernel's task list that a fork bomb
- * cannot outrun. False when the sender did not get to send it: a process of the uid stopped
- * or killed it first (it is that uid's too), or it could not start.
+ * Sends `signal` to every process of `uid` at once: kill(-1) from a process that is that uid,
+ * alone in a session of its own, reaches exactly its processes, in one sweep of the kernel's
+ * task list that a fork bomb cannot outrun. False when the sender did not get to send it: a
+ * process of the uid stopped or killed it first (it is that uid's too), or it could not start.
  */
 export function signalUid(
   uid: number,
@@ -60,6 +60,10 @@ export function signalUid(
     // process did, at the end of every run isolated by its uid alone.
     const command = ['-c', `kill -${signal} -1`];
     const child = spawn(sender.setpriv, [...becomeUid(uid), sender.shell, ...command], {
+      // A session of its own: the kernel lets SIGCONT through to every process of the sender's
+      // session, whatever its uid, so a sender left in the worker's resumed whatever had been
+      // stopped there (a job suspended in the worker's terminal, a stopped process of root's).
+      detached: true,
       env: { PATH: '/usr/bin:/bin' },
       stdio: 'ignore',
       timeout: SENDER_TIMEOUT_MS,

@@ -62,6 +62,22 @@ describe('a run stopped while root looks at its directories', () => {
     expect(readProcStat(pid)?.state).not.toBe('T');
   });
 
+  it("resumes only its uid's processes, not another's stopped in the worker's session", async () => {
+    const { pid } = await heartbeat();
+    // Root's, in this process's session: as an operator's job suspended in the worker's terminal.
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      other.kill('SIGSTOP');
+      const otherPid = other.pid ?? 0;
+      expect(await eventually(() => readProcStat(otherPid)?.state === 'T', 5000)).toBe(true);
+      expect(await whileStopped(UID, sender, () => Promise.resolve(stillNow(pid)))).toBe(true);
+      expect(await eventually(() => !stillNow(pid), 5000)).toBe(true);
+      expect(readProcStat(otherPid)?.state).toBe('T');
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
+
   it('skips the step where the uid could not be stopped, leaving its processes going', async () => {
     const { pid, size } = await heartbeat();
     let ran = false;
