@@ -96,9 +96,8 @@ export function runningRuns(leaseDir: string, ownUid: number): RunningRun[] {
   return uids.flatMap((uid) => {
     const note = readHanded(leaseDir, uid);
     if (note === undefined) return [];
-    const held = readLease(join(leaseDir, String(uid)));
-    const running = held !== undefined && held.lease === note.lease && holderIsAlive(held);
-    return running ? [{ uid, dirs: note.dirs }] : [];
+    const held = leaseNoted(leaseDir, uid, note);
+    return held !== undefined && holderIsAlive(held) ? [{ uid, dirs: note.dirs }] : [];
   });
 }
 
@@ -126,8 +125,8 @@ function setAsideRunsReaching(
   const runs: UnclearedRun[] = [];
   for (const uid of notedUids(names, 'reach')) {
     const note = reach.read(leaseDir, uid);
-    const held = readLease(join(leaseDir, String(uid)));
-    if (note === undefined || held === undefined || held.lease !== note.lease) {
+    const held = note === undefined ? undefined : leaseNoted(leaseDir, uid, note);
+    if (note === undefined || held === undefined) {
       forgetReach(leaseDir, uid);
       continue;
     }
@@ -161,11 +160,20 @@ function handedReaching(
     // Other runs' notes seldom name one of `dirs`: their leases are read only where one does.
     const note = readHanded(leaseDir, uid);
     const dir = note === undefined ? undefined : reachedOf(note.dirs, dirs);
-    if (dir === undefined) continue;
-    const held = readLease(join(leaseDir, String(uid)));
-    if (held !== undefined && held.lease === note?.lease) runs.push({ uid, dir, held });
+    if (note === undefined || dir === undefined) continue;
+    const held = leaseNoted(leaseDir, uid, note);
+    if (held !== undefined) runs.push({ uid, dir, held });
   }
   return runs;
+}
+
+/**
+ * The lease `uid` is under, where it is still the one `note` was written under; undefined where
+ * the uid is under another lease since, or none.
+ */
+function leaseNoted(leaseDir: string, uid: number, note: LeaseDirs): LeaseRecord | undefined {
+  const held = readLease(join(leaseDir, String(uid)));
+  return held?.lease === note.lease ? held : undefined;
 }
 
 /** The uids with a `<uid>.<kind>` note among the lease directory's `names`. */
