@@ -211,9 +211,7 @@ function keptFromRuns(
   if (isInside(workspaceDir, real)) {
     return `holds WORKSPACE_DIR ${workspaceDir}, where jobs' workspaces are kept; with run isolation a run would be handed it`;
   }
-  if (isInside(real, runRoot) || isInside(runRoot, real)) {
-    const where = isInside(real, runRoot) ? 'is in' : 'holds';
-    return `${where} RUN_ROOT ${runRoot}, where runs' homes and the worker's uid leases are; with run isolation a run would be handed it`;
-  }
-  return null;
+  const where = isInside(real, runRoot) ? 'is in' : isInside(runRoot, real) ? 'holds' : null;
+  if (where === null) return null;
+  return `${where} RUN_ROOT ${runRoot}, where runs' homes and the worker's uid leases are; with run isolation a run would be handed it`;
 }
