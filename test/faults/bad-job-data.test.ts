@@ -182,30 +182,29 @@ describe('bad job data', () => {
     },
   );
 
-  it('fails a job whose id is too long for its events and its run, naming the id', async () => {
-    // A 200,000-character id failed at spawn (E2BIG) before, as spawn-failed, naming nothing.
-    const jobId = `job-${'x'.repeat(300)}`;
+  // Both failed at spawn before, as spawn-failed, attempt after attempt: a 200,000-character id
+  // with E2BIG, naming nothing.
+  it.each([
+    [
+      'is too long for its events and its run',
+      `job-${'x'.repeat(300)}`,
+      'jobId: is 304 characters, over the limit of 256',
+    ],
+    [
+      'holds a control character, which its run’s environment cannot',
+      `job-${randomUUID()}\u0000x`,
+      'jobId: must not contain control characters',
+    ],
+  ])('fails a job whose id %s, naming what is wrong', async (_what, jobId, reason) => {
     await queue.add('execute', { prompt: 'hi' }, { jobId, attempts: 3 });
     await waitFor('the job to fail', async () =>
       (await queue.getJobState(jobId)) === 'failed' ? true : undefined,
     );
     const job = await queue.getJob(jobId);
-    expect(job?.failedReason).toBe('invalid job: jobId: is 304 characters, over the limit of 256');
+    expect(job?.failedReason).toBe(`invalid job: ${reason}`);
     expect(job?.attemptsMade).toBe(1);
     expect(readRunState(job?.progress)?.result).toMatchObject({ failure: 'invalid-request' });
     expect(worker.logs.some((log) => log.msg === 'job started' && log.jobId === jobId)).toBe(false);
-  });
-
-  it('fails a job whose id holds a control character, which its run’s environment cannot', async () => {
-    // It failed at spawn before, as spawn-failed, attempt after attempt.
-    const jobId = `job-${randomUUID()}\u0000x`;
-    await queue.add('execute', { prompt: 'hi' }, { jobId, attempts: 3 });
-    await waitFor('the job to fail', async () =>
-      (await queue.getJobState(jobId)) === 'failed' ? true : undefined,
-    );
-    const job = await queue.getJob(jobId);
-    expect(job?.failedReason).toBe('invalid job: jobId: must not contain control characters');
-    expect(job?.attemptsMade).toBe(1);
   });
 
   it('still serves a good job after all of them, in a subdirectory of WORK_DIR', async () => {
