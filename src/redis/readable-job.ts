@@ -1,11 +1,19 @@
 import { Job, Queue, Worker, type JobProgress } from 'bullmq';
+import {
+  activeJobLockedBy,
+  isTooLongToRead,
+  LEFT_OUT,
+  readJobLeavingOut,
+  type JobFields,
+} from './oversized-job.js';
 
 /**
- * What a job's data reads as where it is not JSON: something other than BullMQ wrote it into
- * Redis. BullMQ itself throws wherever it reads such a job: its worker would leave the job
- * active until a stall put it back, again and again, without a word to whoever waits on it, and
- * a page of jobs holding it would fail whole. Read as this, the job fails as an invalid request
- * naming why, and reads like any other meanwhile.
+ * What a job's data reads as where it is not JSON, or where a field of the job is too long to
+ * read at all: something other than BullMQ wrote it into Redis. BullMQ itself throws wherever it
+ * reads such a job: its worker would leave the job active until a stall put it back, again and
+ * again, without a word to whoever waits on it, and a page of jobs holding it would fail whole.
+ * Read as this, the job fails as an invalid request naming why, and reads like any other
+ * meanwhile.
  */
 export class UnreadableData {
   constructor(readonly reason: string) {}
@@ -21,25 +29,78 @@ type FromJson = Parameters<typeof Job.fromJSON>;
 class ReadableJob<D, R, N extends string, P extends JobProgress> extends Job<D, R, N, P> {
   static override fromJSON<T, R, N extends string>(
     queue: FromJson[0],
-    json: FromJson[1],
+    json: JobFields,
     jobId?: string,
   ): Job<T, R, N> {
+    const leftOut = json[LEFT_OUT];
+    if (leftOut !== undefined) return unreadable(super.fromJSON(queue, json, jobId), leftOut);
     try {
       return super.fromJSON<T, R, N>(queue, json, jobId);
     } catch (error) {
       if (!(error instanceof SyntaxError)) throw error;
       const job = super.fromJSON<T, R, N>(queue, { ...json, data: '{}' }, jobId);
-      // The processor and readers look for this class; T stands for what the data should be.
-      job.data = new UnreadableData(`it is not JSON (${error.message})`) as T;
-      return job;
+      return unreadable(job, `it is not JSON (${error.message})`);
+    }
+  }
+
+  static override async fromId<T, R, N extends string>(
+    queue: FromJson[0],
+    jobId: string,
+  ): Promise<Job<T, R, N> | undefined> {
+    try {
+      return await super.fromId<T, R, N>(queue, jobId);
+    } catch (error) {
+      if (!isTooLongToRead(error)) throw error;
+      const fields = await readJobLeavingOut(queue, jobId);
+      return fields && this.fromJSON<T, R, N>(queue, fields, jobId);
     }
   }
 }
+
+function unreadable<T, R, N extends string>(job: Job<T, R, N>, reason: string): Job<T, R, N> {
+  // The processor and readers look for this class; T stands for what the data should be.
+  job.data = new UnreadableData(reason) as T;
+  return job;
+}
+
+type JobType = Parameters<Queue['getRanges']>[0][number];
+
+/** What BullMQ's getJobs lists where it is given no state. */
+const EVERY_STATE: readonly JobType[] = [
+  'active',
+  'completed',
+  'delayed',
+  'failed',
+  'prioritized',
+  'waiting',
+  'waiting-children',
+];
 
 /** A BullMQ Queue whose jobs read as ReadableJob does. */
 export class ReadableQueue extends Queue {
   protected override get Job(): typeof Job {
     return ReadableJob;
+  }
+
+  /**
+   * BullMQ lists a page of jobs by reading each whole in one reply: where one has a field too
+   * long to read, the page is listed again by id, each job read as ReadableJob reads it.
+   */
+  override async getJobs(
+    types?: JobType[] | JobType,
+    start = 0,
+    end = -1,
+    asc = false,
+  ): ReturnType<Queue['getJobs']> {
+    try {
+      return await super.getJobs(types, start, end, asc);
+    } catch (error) {
+      if (!isTooLongToRead(error)) throw error;
+      const given = typeof types === 'string' ? [types] : types;
+      const ids = await this.getRanges(given?.length ? given : [...EVERY_STATE], start, end, asc);
+      const jobs = await Promise.all(ids.map((id) => this.getJob(id)));
+      return jobs.filter((job) => job !== undefined);
+    }
   }
 }
 
@@ -47,5 +108,41 @@ export class ReadableQueue extends Queue {
 export class ReadableWorker<DataType, ResultType> extends Worker<DataType, ResultType> {
   protected override get Job(): typeof Job {
     return ReadableJob;
+  }
+
+  /**
+   * Where the job just taken (on its own, or with the end of the one before) has a field too long
+   * to read, Redis has made it this worker's, active and locked with `token`, but no Job of it
+   * came back: it is read again field by field, and goes to the processor as unreadable.
+   */
+  private async orUnreadable(
+    token: string,
+    take: () => Promise<Job<DataType, ResultType>>,
+  ): Promise<Job<DataType, ResultType>> {
+    try {
+      return await take();
+    } catch (error) {
+      if (!isTooLongToRead(error)) throw error;
+      const jobId = await activeJobLockedBy(this, token);
+      const fields = jobId && (await readJobLeavingOut(this, jobId));
+      if (!fields) throw error;
+      return this.nextJobFromJobData(fields, jobId, token);
+    }
+  }
+
+  protected override moveToActive(token: string, name?: string) {
+    return this.orUnreadable(token, () => super.moveToActive(token, name));
+  }
+
+  protected override handleCompleted(
+    ...args: Parameters<Worker<DataType, ResultType>['handleCompleted']>
+  ) {
+    return this.orUnreadable(args[2], () => super.handleCompleted(...args));
+  }
+
+  protected override handleFailed(
+    ...args: Parameters<Worker<DataType, ResultType>['handleFailed']>
+  ) {
+    return this.orUnreadable(args[2], () => super.handleFailed(...args));
   }
 }
