@@ -1,19 +1,19 @@
 import { Job, Queue, Worker, type JobProgress } from 'bullmq';
 import {
   activeJobLockedBy,
-  isTooLongToRead,
+  isUnreadableJob,
   LEFT_OUT,
-  readJobLeavingOut,
+  readJobFieldByField,
   type JobFields,
-} from './oversized-job.js';
+} from './job-fields.js';
 
 /**
- * What a job's data reads as where it is not JSON, or where a field of the job is too long to
- * read at all: something other than BullMQ wrote it into Redis. BullMQ itself throws wherever it
- * reads such a job: its worker would leave the job active until a stall put it back, again and
- * again, without a word to whoever waits on it, and a page of jobs holding it would fail whole.
- * Read as this, the job fails as an invalid request naming why, and reads like any other
- * meanwhile.
+ * What a job's data reads as where it is not JSON, or where a field of the job cannot be read at
+ * all (too long for a string, or `opts` that are not JSON, say): something other than BullMQ
+ * wrote it into Redis. BullMQ itself throws wherever it reads such a job: its worker would leave
+ * the job active until a stall put it back, again and again, without a word to whoever waits on
+ * it, and a page of jobs holding it would fail whole. Read as this, the job fails as an invalid
+ * request naming why, and reads like any other meanwhile.
  */
 export class UnreadableData {
   constructor(readonly reason: string) {}
@@ -33,7 +33,9 @@ class ReadableJob<D, R, N extends string, P extends JobProgress> extends Job<D, 
     jobId?: string,
   ): Job<T, R, N> {
     const leftOut = json[LEFT_OUT];
-    if (leftOut !== undefined) return unreadable(super.fromJSON(queue, json, jobId), leftOut);
+    if (leftOut !== undefined) {
+      return unreadable(super.fromJSON(queue, { ...json, data: '{}' }, jobId), leftOut);
+    }
     try {
       return super.fromJSON<T, R, N>(queue, json, jobId);
     } catch (error) {
@@ -50,8 +52,8 @@ class ReadableJob<D, R, N extends string, P extends JobProgress> extends Job<D, 
     try {
       return await super.fromId<T, R, N>(queue, jobId);
     } catch (error) {
-      if (!isTooLongToRead(error)) throw error;
-      const fields = await readJobLeavingOut(queue, jobId);
+      if (!isUnreadableJob(error)) throw error;
+      const fields = await readJobFieldByField(queue, jobId);
       return fields && this.fromJSON<T, R, N>(queue, fields, jobId);
     }
   }
@@ -83,8 +85,8 @@ export class ReadableQueue extends Queue {
   }
 
   /**
-   * BullMQ lists a page of jobs by reading each whole in one reply: where one has a field too
-   * long to read, the page is listed again by id, each job read as ReadableJob reads it.
+   * BullMQ lists a page of jobs by reading each whole in one reply: where one has a field that
+   * cannot be read, the page is listed again by id, each job read as ReadableJob reads it.
    */
   override async getJobs(
     types?: JobType[] | JobType,
@@ -95,7 +97,7 @@ export class ReadableQueue extends Queue {
     try {
       return await super.getJobs(types, start, end, asc);
     } catch (error) {
-      if (!isTooLongToRead(error)) throw error;
+      if (!isUnreadableJob(error)) throw error;
       const given = typeof types === 'string' ? [types] : types;
       const ids = await this.getRanges(given?.length ? given : [...EVERY_STATE], start, end, asc);
       const jobs = await Promise.all(ids.map((id) => this.getJob(id)));
@@ -111,9 +113,9 @@ export class ReadableWorker<DataType, ResultType> extends Worker<DataType, Resul
   }
 
   /**
-   * Where the job just taken (on its own, or with the end of the one before) has a field too long
-   * to read, Redis has made it this worker's, active and locked with `token`, but no Job of it
-   * came back: it is read again field by field, and goes to the processor as unreadable.
+   * Where a field of the job just taken (on its own, or with the end of the one before) cannot be
+   * read, Redis has made it this worker's, active and locked with `token`, but no Job of it came
+   * back: it is read again field by field, and goes to the processor as unreadable.
    */
   private async orUnreadable(
     token: string,
@@ -122,10 +124,12 @@ export class ReadableWorker<DataType, ResultType> extends Worker<DataType, Resul
     try {
       return await take();
     } catch (error) {
-      if (!isTooLongToRead(error)) throw error;
+      if (!isUnreadableJob(error)) throw error;
       const jobId = await activeJobLockedBy(this, token);
-      const fields = jobId && (await readJobLeavingOut(this, jobId));
-      if (!fields) throw error;
+      const fields = jobId && (await readJobFieldByField(this, jobId));
+      // A job that reads whole is not the one that failed to: this one may be the job that was
+      // ending, whose end did not go through.
+      if (!fields || fields[LEFT_OUT] === undefined) throw error;
       return this.nextJobFromJobData(fields, jobId, token);
     }
   }

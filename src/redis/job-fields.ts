@@ -8,9 +8,14 @@ import { raw2NextJobData, type Job } from 'bullmq';
  */
 export const LONGEST_STRING = constants.MAX_STRING_LENGTH;
 
-/** Whether `error` is Node.js refusing to make a string of a reply that long. */
-export function isTooLongToRead(error: unknown): boolean {
-  return error instanceof Error && 'code' in error && error.code === 'ERR_STRING_TOO_LONG';
+/**
+ * Whether `error` is BullMQ failing to make a job of what Redis answered, rather than Redis
+ * failing: a field too long for a string, or one that does not decode (`opts` that are not
+ * JSON, say), as something other than BullMQ can write them.
+ */
+export function isUnreadableJob(error: unknown): boolean {
+  const tooLong = error instanceof Error && 'code' in error && error.code === 'ERR_STRING_TOO_LONG';
+  return tooLong || error instanceof SyntaxError || error instanceof TypeError;
 }
 
 /** Where a job read field by field says which fields it left out, and why. */
@@ -39,12 +44,22 @@ async function readerOf(queue: QueueLike): Promise<FieldReader> {
   return client;
 }
 
+/** Why BullMQ cannot decode `value` as the job field `name`, or null where it can. */
+function undecodable(name: string, value: string): string | null {
+  try {
+    raw2NextJobData([[name, value]]);
+    return null;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
 /**
  * Job `jobId` of `queue` read one field at a time, leaving out each field too long for a string
- * (named under LEFT_OUT, with its size); undefined where there is no such job. Only the lengths
- * of those fields cross the connection, never their bytes.
+ * or that does not decode (named under LEFT_OUT, with why); undefined where there is no such job.
+ * Only the lengths of the fields too long cross the connection, never their bytes.
  */
-export async function readJobLeavingOut(
+export async function readJobFieldByField(
   queue: QueueLike,
   jobId: string,
 ): Promise<JobFields | undefined> {
@@ -55,16 +70,25 @@ export async function readJobLeavingOut(
   const lengths = (await Promise.all(
     names.map((name) => redis.runCommand('hstrlen', [key, name])),
   )) as number[];
-  const tooLong = names.filter((_, at) => (lengths[at] ?? 0) > LONGEST_STRING);
-  const kept = names.filter((name) => !tooLong.includes(name));
-  const values = kept.length > 0 ? await redis.hmget(key, ...kept) : [];
-  const flat = kept.flatMap((name, at) => [name, values[at] ?? '']);
+  const why: string[] = [];
+  const fitting = names.filter((name, at) => {
+    const bytes = lengths[at] ?? 0;
+    if (bytes > LONGEST_STRING) {
+      why.push(
+        `its ${name} is ${bytes} bytes: more than the worker can read (${LONGEST_STRING} at most)`,
+      );
+    }
+    return bytes <= LONGEST_STRING;
+  });
+  const values = fitting.length > 0 ? await redis.hmget(key, ...fitting) : [];
+  const flat = fitting.flatMap((name, at) => {
+    const value = values[at] ?? '';
+    const problem = undecodable(name, value);
+    if (problem !== null) why.push(`its ${name} cannot be read (${problem})`);
+    return problem === null ? [name, value] : [];
+  });
   const [fields] = raw2NextJobData([flat]) as [JobFields];
-  if (tooLong.length > 0) {
-    const sizes = tooLong.map((name) => `its ${name} is ${lengths[names.indexOf(name)]} bytes`);
-    fields[LEFT_OUT] =
-      `${sizes.join(', ')}: more than the worker can read (${LONGEST_STRING} at most)`;
-  }
+  if (why.length > 0) fields[LEFT_OUT] = why.join('; ');
   return fields;
 }
 
