@@ -76,13 +76,15 @@ describe('event replay', () => {
     const jobId = randomUUID();
     const live: ExecuteEvent[] = [];
     const watching = collectEvents(client.events(jobId), live);
-    await client.enqueue({ prompt: 'sleep 3' }, { jobId });
+    // Long enough to be going on when it is read, however busy the machine; cancelled after.
+    await client.enqueue({ prompt: 'sleep 60' }, { jobId });
     await waitFor('a few events', () => (live.length >= 3 ? true : undefined));
 
     const now = await collectEvents(client.events(jobId, { follow: false }));
     expect(now.length).toBeGreaterThanOrEqual(3);
     expect(now.at(-1)?.type).not.toBe('completed');
     expect(now).toEqual(live.slice(0, now.length));
+    await client.cancel(jobId);
     await watching;
   });
 
