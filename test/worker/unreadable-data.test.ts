@@ -15,6 +15,32 @@ const redisUrl = inject('redisUrl');
 const OPERATOR = 'operator-token-for-the-tests';
 const NOT_JSON = "{prompt: 'written by hand'";
 
+/** A queue of a test's own, with a client, a gateway and a connection on it, and its worker. */
+interface Setting {
+  readonly queueName: string;
+  readonly redis: Redis;
+  readonly client: ClaudeboxClient;
+  readonly gateway: TestGateway;
+  worker?: TestWorker;
+}
+
+async function openSetting(): Promise<Setting> {
+  const queueName = uniqueQueueName();
+  return {
+    queueName,
+    redis: new Redis(redisUrl),
+    client: createClient({ url: redisUrl, queueName }),
+    gateway: await startTestGateway({ url: redisUrl, queueName, operatorToken: OPERATOR }),
+  };
+}
+
+async function closeSetting({ worker, gateway, client, redis }: Setting): Promise<void> {
+  await worker?.worker.shutdown(0);
+  await gateway.close();
+  await client.close();
+  redis.disconnect();
+}
+
 async function readAsOperator(gateway: TestGateway, path: string) {
   const response = await get(`${gateway.url}${path}`, {
     headers: { authorization: `Bearer ${OPERATOR}` },
@@ -29,31 +55,21 @@ describe.each([
   { field: 'opts', why: 'its opts cannot be read' },
 ])('a job whose $field is not JSON', ({ field, why }) => {
   const reason = `${why} \\(.*JSON at position 1\\)$`;
-  let queueName: string;
-  let redis: Redis;
-  let client: ClaudeboxClient;
-  let gateway: TestGateway;
-  let worker: TestWorker | undefined;
+  let setting: Setting;
 
   beforeAll(async () => {
-    queueName = uniqueQueueName();
-    redis = new Redis(redisUrl);
-    client = createClient({ url: redisUrl, queueName });
-    gateway = await startTestGateway({ url: redisUrl, queueName, operatorToken: OPERATOR });
+    setting = await openSetting();
+    const { queueName, redis, client } = setting;
     // Enqueued before any worker runs, then spoilt where BullMQ keeps it.
     await client.enqueue({ prompt: 'spoilt' }, { jobId: 'spoilt', attempts: 3 });
     await redis.hset(`bull:${queueName}:spoilt`, field, NOT_JSON);
     await client.enqueue({ prompt: 'hello' }, { jobId: 'fine' });
   });
 
-  afterAll(async () => {
-    await worker?.worker.shutdown(0);
-    await gateway.close();
-    await client.close();
-    redis.disconnect();
-  });
+  afterAll(() => closeSetting(setting));
 
   it('reads like any other job while it waits: in the list and on its own', async () => {
+    const { gateway } = setting;
     const list = await readAsOperator(gateway, '/jobs');
     expect(list.status).toBe(200);
     expect((list.body.jobs as { jobId: string }[]).map((job) => job.jobId).sort()).toEqual([
@@ -69,8 +85,9 @@ describe.each([
   });
 
   it('fails at once as an invalid request saying so, without a retry, and the next job runs', async () => {
+    const { queueName, redis, client } = setting;
     const events = collectEvents(client.events('spoilt'));
-    worker = await startTestWorker({
+    setting.worker = await startTestWorker({
       redisUrl,
       queueName,
       claudeBin: fixture('claude-success.mjs'),
@@ -92,33 +109,24 @@ describe.each([
 describe('a job with a field too long to read as a string', () => {
   const BYTES = LONGEST_STRING + 1;
   const reason = `its data is ${BYTES} bytes: more than the worker can read (${LONGEST_STRING} at most)`;
-  let queueName: string;
-  let redis: Redis;
-  let client: ClaudeboxClient;
-  let gateway: TestGateway;
-  let worker: TestWorker | undefined;
+  let setting: Setting;
 
   beforeAll(async () => {
-    queueName = uniqueQueueName();
-    redis = new Redis(redisUrl);
-    client = createClient({ url: redisUrl, queueName });
-    gateway = await startTestGateway({ url: redisUrl, queueName, operatorToken: OPERATOR });
+    setting = await openSetting();
+    const { queueName, redis, client } = setting;
     await client.enqueue({ prompt: 'hello' }, { jobId: 'fine' });
     await client.enqueue({ prompt: 'too long' }, { jobId: 'huge', attempts: 3 });
     await redis.hset(`bull:${queueName}:huge`, 'data', Buffer.alloc(BYTES, ' '));
   }, 240_000);
 
   afterAll(async () => {
-    await worker?.worker.shutdown(0);
-    await gateway.close();
-    await client.close();
     // Its 512 MB go at once, not with the run's Redis.
-    await redis.del(`bull:${queueName}:huge`);
-    redis.disconnect();
+    await setting.redis.del(`bull:${setting.queueName}:huge`);
+    await closeSetting(setting);
   });
 
   it('is listed like any other job while it waits', async () => {
-    const list = await readAsOperator(gateway, '/jobs');
+    const list = await readAsOperator(setting.gateway, '/jobs');
     expect(list.status).toBe(200);
     expect(list.body.jobs).toContainEqual(
       expect.objectContaining({ jobId: 'huge', state: 'waiting', prompt: null }),
@@ -126,11 +134,13 @@ describe('a job with a field too long to read as a string', () => {
   }, 240_000);
 
   it('fails as an invalid request saying why, and the worker logs no trouble of its own', async () => {
-    worker = await startTestWorker({
+    const { queueName, client } = setting;
+    const worker = await startTestWorker({
       redisUrl,
       queueName,
       claudeBin: fixture('claude-success.mjs'),
     });
+    setting.worker = worker;
 
     expect(await client.result('fine', { timeoutMs: 30_000 })).toMatchObject({ success: true });
     // Not which attempt: on a busy machine, reading 512 MB can outlast the job's lock, and the
