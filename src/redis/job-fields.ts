@@ -21,8 +21,13 @@ export function isUnreadableJob(error: unknown): boolean {
 /** Where a job read field by field says which fields it left out, and why. */
 export const LEFT_OUT = Symbol('fields left out');
 
+export interface LeftOut {
+  readonly names: readonly string[];
+  readonly reason: string;
+}
+
 /** What BullMQ's fromJSON takes: a job's fields as BullMQ decodes them. */
-export type JobFields = Parameters<typeof Job.fromJSON>[1] & { [LEFT_OUT]?: string };
+export type JobFields = Parameters<typeof Job.fromJSON>[1] & { [LEFT_OUT]?: LeftOut };
 
 /** The commands the reading needs, as BullMQ's client for a queue offers them. */
 interface FieldReader {
@@ -30,6 +35,7 @@ interface FieldReader {
   hmget(key: string, ...fields: string[]): Promise<(string | null)[]>;
   get(key: string): Promise<string | null>;
   lrange(key: string, start: number, end: number): Promise<string[]>;
+  hdel(key: string, ...fields: string[]): Promise<number>;
 }
 
 /** A queue or worker of BullMQ's, as far as the reading needs it. */
@@ -70,26 +76,43 @@ export async function readJobFieldByField(
   const lengths = (await Promise.all(
     names.map((name) => redis.runCommand('hstrlen', [key, name])),
   )) as number[];
+  const left: string[] = [];
   const why: string[] = [];
   const fitting = names.filter((name, at) => {
     const bytes = lengths[at] ?? 0;
-    if (bytes > LONGEST_STRING) {
-      why.push(
-        `its ${name} is ${bytes} bytes: more than the worker can read (${LONGEST_STRING} at most)`,
-      );
-    }
-    return bytes <= LONGEST_STRING;
+    if (bytes <= LONGEST_STRING) return true;
+    left.push(name);
+    why.push(
+      `its ${name} is ${bytes} bytes: more than the worker can read (${LONGEST_STRING} at most)`,
+    );
+    return false;
   });
   const values = fitting.length > 0 ? await redis.hmget(key, ...fitting) : [];
   const flat = fitting.flatMap((name, at) => {
     const value = values[at] ?? '';
     const problem = undecodable(name, value);
-    if (problem !== null) why.push(`its ${name} cannot be read (${problem})`);
-    return problem === null ? [name, value] : [];
+    if (problem === null) return [name, value];
+    left.push(name);
+    why.push(`its ${name} cannot be read (${problem})`);
+    return [];
   });
   const [fields] = raw2NextJobData([flat]) as [JobFields];
-  if (why.length > 0) fields[LEFT_OUT] = why.join('; ');
+  if (left.length > 0) fields[LEFT_OUT] = { names: left, reason: why.join('; ') };
   return fields;
+}
+
+/**
+ * BullMQ's scripts decode a job's `parent` to end the job, and where it does not decode they fail
+ * after taking the job's lock, so that the job could never end: a worker that is to end such a
+ * job removes that field first (the job keeps `parentKey`, which those scripts read as it is).
+ */
+export async function removeUnreadableParent(
+  queue: QueueLike,
+  jobId: string,
+  leftOut: LeftOut,
+): Promise<void> {
+  if (!leftOut.names.includes('parent')) return;
+  await (await readerOf(queue)).hdel(queue.toKey(jobId), 'parent');
 }
 
 /** The id of the job of `queue` in its active list whose lock is `token`, if there is one. */

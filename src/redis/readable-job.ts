@@ -4,6 +4,7 @@ import {
   isUnreadableJob,
   LEFT_OUT,
   readJobFieldByField,
+  removeUnreadableParent,
   type JobFields,
 } from './job-fields.js';
 
@@ -34,7 +35,7 @@ class ReadableJob<D, R, N extends string, P extends JobProgress> extends Job<D, 
   ): Job<T, R, N> {
     const leftOut = json[LEFT_OUT];
     if (leftOut !== undefined) {
-      return unreadable(super.fromJSON(queue, { ...json, data: '{}' }, jobId), leftOut);
+      return unreadable(super.fromJSON(queue, { ...json, data: '{}' }, jobId), leftOut.reason);
     }
     try {
       return super.fromJSON<T, R, N>(queue, json, jobId);
@@ -120,16 +121,20 @@ export class ReadableWorker<DataType, ResultType> extends Worker<DataType, Resul
   private async orUnreadable(
     token: string,
     take: () => Promise<Job<DataType, ResultType>>,
+    ending?: Job<DataType, ResultType>,
   ): Promise<Job<DataType, ResultType>> {
     try {
       return await take();
     } catch (error) {
       if (!isUnreadableJob(error)) throw error;
       const jobId = await activeJobLockedBy(this, token);
-      const fields = jobId && (await readJobFieldByField(this, jobId));
-      // A job that reads whole is not the one that failed to: this one may be the job that was
-      // ending, whose end did not go through.
-      if (!fields || fields[LEFT_OUT] === undefined) throw error;
+      // The job that was ending, where its end did not go through, is not the one taken.
+      if (jobId === undefined || jobId === ending?.id) throw error;
+      const fields = await readJobFieldByField(this, jobId);
+      const leftOut = fields?.[LEFT_OUT];
+      // A job that reads whole is not the one that failed to.
+      if (fields === undefined || leftOut === undefined) throw error;
+      await removeUnreadableParent(this, jobId, leftOut);
       return this.nextJobFromJobData(fields, jobId, token);
     }
   }
@@ -141,12 +146,12 @@ export class ReadableWorker<DataType, ResultType> extends Worker<DataType, Resul
   protected override handleCompleted(
     ...args: Parameters<Worker<DataType, ResultType>['handleCompleted']>
   ) {
-    return this.orUnreadable(args[2], () => super.handleCompleted(...args));
+    return this.orUnreadable(args[2], () => super.handleCompleted(...args), args[1]);
   }
 
   protected override handleFailed(
     ...args: Parameters<Worker<DataType, ResultType>['handleFailed']>
   ) {
-    return this.orUnreadable(args[2], () => super.handleFailed(...args));
+    return this.orUnreadable(args[2], () => super.handleFailed(...args), args[1]);
   }
 }
