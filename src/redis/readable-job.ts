@@ -33,17 +33,19 @@ class ReadableJob<D, R, N extends string, P extends JobProgress> extends Job<D, 
     json: JobFields,
     jobId?: string,
   ): Job<T, R, N> {
-    const leftOut = json[LEFT_OUT];
-    if (leftOut !== undefined) {
-      return unreadable(super.fromJSON(queue, { ...json, data: '{}' }, jobId), leftOut.reason);
+    let reason = json[LEFT_OUT]?.reason;
+    if (reason === undefined) {
+      try {
+        return super.fromJSON<T, R, N>(queue, json, jobId);
+      } catch (error) {
+        if (!(error instanceof SyntaxError)) throw error;
+        reason = `it is not JSON (${error.message})`;
+      }
     }
-    try {
-      return super.fromJSON<T, R, N>(queue, json, jobId);
-    } catch (error) {
-      if (!(error instanceof SyntaxError)) throw error;
-      const job = super.fromJSON<T, R, N>(queue, { ...json, data: '{}' }, jobId);
-      return unreadable(job, `it is not JSON (${error.message})`);
-    }
+    const job = super.fromJSON<T, R, N>(queue, { ...json, data: '{}' }, jobId);
+    // The processor and readers look for this class; T stands for what the data should be.
+    job.data = new UnreadableData(reason) as T;
+    return job;
   }
 
   static override async fromId<T, R, N extends string>(
@@ -58,12 +60,6 @@ class ReadableJob<D, R, N extends string, P extends JobProgress> extends Job<D, 
       return fields && this.fromJSON<T, R, N>(queue, fields, jobId);
     }
   }
-}
-
-function unreadable<T, R, N extends string>(job: Job<T, R, N>, reason: string): Job<T, R, N> {
-  // The processor and readers look for this class; T stands for what the data should be.
-  job.data = new UnreadableData(reason) as T;
-  return job;
 }
 
 type JobType = Parameters<Queue['getRanges']>[0][number];
