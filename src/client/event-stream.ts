@@ -9,7 +9,7 @@ import {
 } from '../contract/index.js';
 import { readFirstSeq, readHistory, readLastEvent } from '../redis/history.js';
 import { ClaudeboxError, jobNotFound } from './errors.js';
-import { readFinishedResult } from './job-result.js';
+import { isOverAfterFinal, readFinishedResult } from './job-result.js';
 import type { LiveEvents, Subscriptions } from './live-events.js';
 
 export interface EventsOptions {
@@ -169,14 +169,18 @@ class EventReader {
   /** Asked for events past the end of a job that is over: there will be none. */
   async isPastTheEnd(): Promise<boolean> {
     const last = await this.read(readLastEvent(this.redis, this.address, this.jobId));
-    return last !== null && isFinalEvent(last) && last.seq < this.next;
+    if (last === null || !isFinalEvent(last) || last.seq >= this.next) return false;
+    return this.read(isOverAfterFinal(this.queue, this.jobId));
   }
 
   /**
    * Yields what the history holds from `next` on (below `before`), moving `next` along;
-   * returns true once the job's final event went out, or the signal aborted.
+   * returns true once the job's final event went out and the job is over, or the signal
+   * aborted. A final event is the end only where nothing follows it: a job retried by hand
+   * numbers the events of its next attempt on after it.
    */
   async *replay(before = Infinity): AsyncGenerator<ExecuteEvent, boolean> {
+    let endsWithFinal = false;
     for (let cursor = this.next; ;) {
       if (this.stopped()) return true;
       const page = await this.read(
@@ -195,9 +199,11 @@ class EventReader {
         if (event.seq < this.next) continue;
         this.next = event.seq + 1;
         yield event;
-        if (isFinalEvent(event)) return true;
+        endsWithFinal = isFinalEvent(event);
       }
-      if (page.next === null) return false;
+      if (page.next === null) {
+        return endsWithFinal && (await this.read(isOverAfterFinal(this.queue, this.jobId)));
+      }
       cursor = page.next;
     }
   }

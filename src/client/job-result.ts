@@ -71,6 +71,17 @@ export const isFinished = (state: string): state is 'completed' | 'failed' =>
   state === 'completed' || state === 'failed';
 
 /**
+ * Whether a job whose history ends with a final event is over: false where it is back in the
+ * queue or running, as after an operator's retry (BullMQ's puts a failed or completed job back),
+ * whose attempt numbers its events on after that one. Also false in the moment between a final
+ * event and its job's end, which a follower then sees at its next look at the job's state.
+ */
+export async function isOverAfterFinal(queue: Queue, jobId: string): Promise<boolean> {
+  const state = await queue.getJobState(jobId);
+  return isFinished(state) || state === 'unknown';
+}
+
+/**
  * The ExecuteResult of a job whose state, read just before, is `state`: null unless it completed
  * or failed, or where it is gone since. The job itself, which holds its prompt and output, is
  * read only for a finished one.

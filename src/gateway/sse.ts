@@ -4,7 +4,7 @@ import type { RedisClient } from '../redis/connections.js';
 import type { ClaudeboxClient } from '../client/index.js';
 import { isFinalEvent, type ExecuteEvent, type QueueAddress } from '../contract/index.js';
 import { readLastEvent } from '../redis/history.js';
-import { readFinishedResult } from '../client/job-result.js';
+import { isOverAfterFinal, readFinishedResult } from '../client/job-result.js';
 import { errorMessage } from '../common/errors.js';
 
 export interface StreamLimits {
@@ -42,7 +42,10 @@ export async function streamStart(
   fromSeq: number,
 ): Promise<'unknown' | 'over' | 'go'> {
   const last = await readLastEvent(redis, address, jobId);
-  if (last !== null) return isFinalEvent(last) && last.seq < fromSeq ? 'over' : 'go';
+  if (last !== null) {
+    const behind = isFinalEvent(last) && last.seq < fromSeq;
+    return behind && (await isOverAfterFinal(queue, jobId)) ? 'over' : 'go';
+  }
   // No history: not written yet, or expired after the job's end, which the result tells.
   const state = await queue.getJobState(jobId);
   if (state === 'unknown') return 'unknown';

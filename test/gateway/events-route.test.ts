@@ -6,6 +6,7 @@ import type { ExecuteEvent } from '../../src/contract/index.js';
 import { get, parseSse, startTestGateway, type TestGateway } from '../support/sse.js';
 import {
   collectEvents,
+  createQueue,
   fixture,
   startTestWorker,
   uniqueQueueName,
@@ -118,6 +119,38 @@ describe('GET /jobs/:id/events (Server-Sent Events)', () => {
     });
     expect(again.status).toBe(204);
     expect(again.body).toBe('');
+  });
+
+  it('streams on after the final event where the job was retried by hand since', async () => {
+    const jobId = await client.enqueue({ prompt: 'slow: sleep 0.2' });
+    await client.result(jobId, { timeoutMs: 30_000 });
+    const first = await replay(jobId);
+    const queue = createQueue(redisUrl, queueName);
+    let reconnecting: ReturnType<typeof get>;
+    try {
+      // The retry waits, its history still ending with the earlier final event, until the
+      // reconnection is being served.
+      await queue.pause();
+      await (await queue.getJob(jobId))?.retry('completed');
+      reconnecting = get(eventsUrl(jobId), {
+        headers: { ...auth, 'last-event-id': String(first.at(-1)?.seq) },
+      });
+      await waitFor('the reconnection to follow the job', async () =>
+        (await numsub(jobId)) > 0 ? true : undefined,
+      );
+    } finally {
+      await queue.resume();
+      await queue.close();
+    }
+    const again = await reconnecting;
+    expect(again.status).toBe(200);
+    const events = again.messages.filter((m) => m.event !== 'end');
+    expect(events.map((m) => m.id)).toEqual(
+      (await replay(jobId)).slice(first.length).map((e) => String(e.seq)),
+    );
+    expect(events.map((m) => m.event)).toEqual(expect.arrayContaining(['started', 'completed']));
+    expect(JSON.parse(events.at(-1)?.data ?? '{}')).toMatchObject({ attempt: 2 });
+    expect(again.messages.at(-1)?.event).toBe('end');
   });
 
   it('serves many watchers of one job with one Redis subscription', async () => {
