@@ -65,7 +65,9 @@ async function showJobs(more = false) {
 
 function jobItem(job) {
   const link = el('a', { href: `?job=${encodeURIComponent(job.jobId)}` }, `Job ${job.jobId}`);
-  const created = el('time', { datetime: job.createdAt }, new Date(job.createdAt).toLocaleString());
+  const created = job.createdAt
+    ? el('time', { datetime: job.createdAt }, localTime(job.createdAt))
+    : null;
   return el(
     'li',
     { 'data-job': job.jobId },
@@ -74,6 +76,11 @@ function jobItem(job) {
     el('span', { class: 'prompt', title: job.prompt ?? '' }, job.prompt ?? ''),
     created,
   );
+}
+
+/** A job's time as the reader's clock shows it; a job written by hand may have none. */
+function localTime(iso) {
+  return iso ? new Date(iso).toLocaleString() : 'unknown';
 }
 
 // ---- one run ----
@@ -95,7 +102,7 @@ async function showRun(jobId) {
     const job = await getJson(`jobs/${encodeURIComponent(jobId)}`);
     say('run-state', job.state);
     $('run-state').className = `state-${job.state}`;
-    say('run-created', new Date(job.createdAt).toLocaleString());
+    say('run-created', localTime(job.createdAt));
     say('run-prompt', clip(job.prompt ?? ''));
   } catch (error) {
     say('run-status', `Cannot show job ${jobId}: ${error.message}`);

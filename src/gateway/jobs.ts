@@ -45,7 +45,7 @@ export type ListQuery = z.output<typeof ListQuerySchema>;
 export interface JobSummary {
   readonly jobId: string;
   readonly state: string;
-  readonly createdAt: string;
+  readonly createdAt: string | null;
   /** When a worker first took the job; null while none has. */
   readonly startedAt: string | null;
   readonly finishedAt: string | null;
@@ -127,10 +127,17 @@ export async function listJobs(
   };
 }
 
-/** Jobs [from, to) of one state, in BullMQ's order for it (newest first). */
+/** Jobs that wait their turn in an order of their own: listed as they will run, next first. */
+const IN_TURN: readonly JobType[] = ['prioritized', 'delayed'];
+
+/**
+ * Jobs [from, to) of one state: the newest first, but the prioritized by priority and the
+ * delayed by when they are due.
+ */
 async function jobsOf(queue: Queue, name: JobType, from: number, to: number) {
+  const asc = IN_TURN.includes(name);
   // A job removed between BullMQ's two reads comes back as undefined, whatever its type says.
-  const jobs = (await queue.getJobs([name], from, to - 1, false)) as (Job | undefined)[];
+  const jobs = (await queue.getJobs([name], from, to - 1, asc)) as (Job | undefined)[];
   return jobs.filter((job): job is Job => job !== undefined).map((job) => ({ job, name }));
 }
 
@@ -140,7 +147,7 @@ function summarize(job: Job, state: string, result: ExecuteResult | null): JobSu
   return {
     jobId: job.id ?? '',
     state,
-    createdAt: new Date(job.timestamp).toISOString(),
+    createdAt: isoOrNull(job.timestamp),
     startedAt: isoOrNull(job.processedOn),
     finishedAt: isoOrNull(job.finishedOn),
     attempt: readRunState(job.progress)?.attempt ?? null,
@@ -157,6 +164,8 @@ function promptOf(job: Job, length: number): string | null {
   return typeof data?.prompt === 'string' ? data.prompt.slice(0, length) : null;
 }
 
+/** A time of the job's, or null where it has none a date can be made of (0, or not a number). */
 function isoOrNull(ms: number | undefined): string | null {
-  return ms === undefined || ms === 0 ? null : new Date(ms).toISOString();
+  const date = new Date(ms ?? NaN);
+  return ms === 0 || Number.isNaN(date.getTime()) ? null : date.toISOString();
 }

@@ -1,7 +1,14 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
 import { get, startTestGateway, type TestGateway } from '../support/sse.js';
-import { fixture, startTestWorker, uniqueQueueName, type TestWorker } from '../support/worker.js';
+import {
+  createQueue,
+  fixture,
+  startTestWorker,
+  uniqueQueueName,
+  type TestWorker,
+} from '../support/worker.js';
 
 const redisUrl = inject('redisUrl');
 const OPERATOR = 'operator-token-for-the-tests';
@@ -164,6 +171,60 @@ describe('GET /jobs over jobs that finish in another order than they came', () =
       await gateway.close();
       await worker.worker.shutdown(0);
       await client.close();
+    }
+  });
+});
+
+describe('GET /jobs over jobs that wait their turn', () => {
+  it('lists the prioritized and the delayed in the order they will run, and a job written by hand without a creation time', async () => {
+    const queueName = uniqueQueueName();
+    const queue = createQueue(redisUrl, queueName);
+    const redis = new Redis(redisUrl);
+    const gateway = await startTestGateway({ url: redisUrl, queueName, operatorToken: OPERATOR });
+    const list = async (state: string): Promise<{ jobId: string; createdAt: string | null }[]> => {
+      const response = await get(`${gateway.url}/jobs?state=${state}`, {
+        headers: { authorization: `Bearer ${OPERATOR}` },
+      });
+      expect(response.status).toBe(200);
+      return (JSON.parse(response.body) as { jobs: { jobId: string; createdAt: string | null }[] })
+        .jobs;
+    };
+    try {
+      for (const priority of [3, 1, 2]) {
+        await queue.add('execute', { prompt: 'p' }, { jobId: `p${priority}`, priority });
+      }
+      for (const seconds of [100, 300, 200]) {
+        await queue.add(
+          'execute',
+          { prompt: 'd' },
+          { jobId: `d${seconds}`, delay: seconds * 1000 },
+        );
+      }
+      expect((await list('prioritized')).map((job) => job.jobId)).toEqual(['p1', 'p2', 'p3']);
+      expect((await list('delayed')).map((job) => job.jobId)).toEqual(['d100', 'd200', 'd300']);
+
+      // No timestamp, as a hand-written enqueuer can leave it, among jobs that have one.
+      await queue.add('execute', { prompt: 'w' }, { jobId: 'stamped' });
+      await redis.hset(`bull:${queueName}:unstamped`, {
+        name: 'execute',
+        data: '{"prompt":"by hand"}',
+        opts: '{}',
+      });
+      await redis.lpush(`bull:${queueName}:wait`, 'unstamped');
+      expect(await list('waiting')).toEqual([
+        expect.objectContaining({ jobId: 'unstamped', createdAt: null }),
+        expect.objectContaining({ jobId: 'stamped', createdAt: expect.any(String) }),
+      ]);
+      const one = await get(`${gateway.url}/jobs/unstamped`, {
+        headers: { authorization: `Bearer ${OPERATOR}` },
+      });
+      expect(one.status).toBe(200);
+      expect(JSON.parse(one.body)).toMatchObject({ jobId: 'unstamped', createdAt: null });
+    } finally {
+      await gateway.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+      redis.disconnect();
     }
   });
 });
