@@ -1,4 +1,4 @@
-import { realpath } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import type { DestinationStream } from 'pino';
 import { ConfigError, loadConfig, redactUrl } from '../config/config.js';
 import { createLogger } from '../config/logger.js';
@@ -102,10 +102,13 @@ async function expecting<T>(
 }
 
 async function realWorkDir(setting: string): Promise<Checked<string>> {
+  const named = `WORK_DIR=${JSON.stringify(setting)}`;
   try {
-    return { value: await realpath(setting) };
+    const value = await realpath(setting);
+    if (!(await stat(value)).isDirectory()) return { problem: `${named}: not a directory` };
+    return { value };
   } catch {
-    return { problem: `WORK_DIR=${JSON.stringify(setting)}: no such directory` };
+    return { problem: `${named}: no such directory` };
   }
 }
 

@@ -175,6 +175,8 @@ export const ConfigSchema = z.object({
       'How long the CLI may go on after printing its result line before it is stopped; the attempt is then judged by that line (and says it was stopped).',
     ),
   LOCK_DURATION_SECONDS: seconds(...timerMax)
+    // BullMQ sets the lock in whole milliseconds, and Redis takes no lock of none.
+    .refine((value) => value <= 0 || Math.round(value * 1000) >= 1, 'must be at least 0.001')
     .default(30)
     .describe(
       'The BullMQ job lock (also the stalled-job check interval): how soon another worker takes over the jobs of a worker that died.',

@@ -105,10 +105,21 @@ function singleUrl(value: string): string {
   try {
     url = new URL(value);
   } catch {
-    throw new RedisUrlError(`must be ${FORMS}`);
+    // A password's `#`, `/`, `?` or `@` would end it early.
+    const escaping = value.includes('@') ? ' (with any of # / ? @ in a password %-escaped)' : '';
+    throw new RedisUrlError(`must be ${FORMS}${escaping}`);
   }
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
     throw new RedisUrlError(`must be ${FORMS}`);
+  }
+  decode(url.username);
+  decode(url.password);
+  // ioredis would send SELECT NaN for a database that is no number, and take 1.5 for 1.
+  const databases = [url.pathname.replace(/^\//, ''), url.searchParams.get('db') ?? ''];
+  if (databases.some((db) => db !== '' && !/^\d+$/.test(db))) {
+    throw new RedisUrlError(
+      'names a database that is no whole number: the path, or ?db=, is its number, e.g. redis://127.0.0.1:6379/0',
+    );
   }
   return value;
 }

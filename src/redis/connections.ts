@@ -169,6 +169,9 @@ export async function probeRedis(url: string, timeoutMs: number): Promise<string
       redis.connect().then(() => redis.ping()),
       timeoutMs,
     );
+    // ioredis goes on in database 0 where Redis refuses the one the address names.
+    const { db } = redis.options as RedisOptions;
+    if (db) await withTimeout(redis.select(db), timeoutMs);
     return null;
   } catch (error) {
     return causes[0] ?? errorMessage(error);

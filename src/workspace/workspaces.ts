@@ -80,8 +80,14 @@ export class Workspaces {
       [dirs.scratch, 0o700],
     ];
     for (const [dir, mode] of modes) {
-      await mkdir(dir, { recursive: true, mode });
-      await chmod(dir, mode);
+      try {
+        await mkdir(dir, { recursive: true, mode });
+        await chmod(dir, mode);
+      } catch (error) {
+        throw new Error(
+          `WORKSPACE_DIR=${settings.dir}: cannot create ${dir}: ${(error as Error).message}`,
+        );
+      }
     }
     return new Workspaces(dirs, settings);
   }

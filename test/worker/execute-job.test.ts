@@ -120,6 +120,12 @@ describe('an execute job', () => {
     expect(result.output.split('\n').filter(Boolean)).toHaveLength(3);
   });
 
+  it('runs jobs under a lock of seconds that are no whole number of milliseconds', async () => {
+    await worker('claude-success.mjs', { LOCK_DURATION_SECONDS: '2.0005' });
+    const job = await queue.add('execute', { prompt: 'hello' });
+    expect(await finished(job.id ?? '')).toBe('completed');
+  });
+
   it('gives the CLI an allow-listed environment, never the worker’s own secrets', async () => {
     await worker('claude-env.mjs', {
       REDIS_URL: `${redisUrl}/0`,

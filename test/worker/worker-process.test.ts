@@ -194,6 +194,29 @@ describe('the worker process', () => {
     ]);
   });
 
+  it.each([
+    ['WORK_DIR is a file', { WORK_DIR: '/etc/passwd' }, 'WORK_DIR="/etc/passwd": not a directory'],
+    [
+      'a database Redis refuses',
+      { REDIS_URL: `${redisUrl}/99` },
+      `cannot reach Redis at ${redisUrl}/99 (REDIS_URL): ERR DB index is out of range`,
+    ],
+    [
+      'a WORKSPACE_DIR that cannot be made',
+      { WORKSPACE_SOURCES: '/srv', WORKSPACE_DIR: '/etc/passwd/workspaces' },
+      "WORKSPACE_DIR=/etc/passwd/workspaces: cannot create /etc/passwd/workspaces: ENOTDIR: not a directory, mkdir '/etc/passwd/workspaces'",
+    ],
+  ])('exits 1 with one line naming the setting where %s', async (_, env, message) => {
+    const worker = spawn({
+      REDIS_URL: redisUrl,
+      QUEUE_NAME: uniqueQueueName(),
+      CLAUDE_BIN: fixture('claude-success.mjs'),
+      ...env,
+    });
+    expect(await worker.exited).toBe(1);
+    expect(worker.stderr).toEqual([`claudebox: ${message}`]);
+  });
+
   it('exits 1 naming the profile and the field when PROFILES_FILE is not right, before taking any job', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'claudebox-profiles-')), 'profiles.json');
     const hooks = { Stop: [{ hooks: [{ type: 'command', command: 'true' }] }] };
@@ -232,7 +255,7 @@ describe('the worker process', () => {
       });
       expect(await worker.exited).toBe(1);
       expect(worker.stderr).toEqual([
-        `claudebox: HEALTH_PORT=${port}: cannot listen on 127.0.0.1: listen EADDRINUSE: address already in use 127.0.0.1:${port}`,
+        `claudebox: HEALTH_HOST=127.0.0.1, HEALTH_PORT=${port}: cannot listen there: listen EADDRINUSE: address already in use 127.0.0.1:${port}`,
       ]);
     } finally {
       taken.close();

@@ -79,7 +79,9 @@ export async function serveHealth(
       );
       return server;
     }
-    throw new Error(`HEALTH_PORT=${port}: cannot listen on ${host}: ${errorMessage(error)}`);
+    throw new Error(
+      `HEALTH_HOST=${host}, HEALTH_PORT=${port}: cannot listen there: ${errorMessage(error)}`,
+    );
   }
 }
 

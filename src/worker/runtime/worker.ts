@@ -207,7 +207,7 @@ async function assemble(
   });
   const { worker, queue } = consumer(config, connections, id, processor, logger);
   closers.add('queue', () => Promise.all([worker.close(), queue.close()]));
-  const stopWatching = watchLocks(worker, runs, config.LOCK_DURATION_SECONDS * 1000, logger);
+  const stopWatching = watchLocks(worker, runs, lockMsOf(config), logger);
   closers.add('lock watch', () => {
     stopWatching();
     return Promise.resolve();
@@ -287,6 +287,9 @@ function eventsAndMetrics(
 }
 
 /** The BullMQ worker (not consuming yet) and the queue its metrics are read from. */
+/** The job lock BullMQ sets, in the whole milliseconds Redis takes. */
+const lockMsOf = (config: Config): number => Math.round(config.LOCK_DURATION_SECONDS * 1000);
+
 function consumer(
   config: Config,
   connections: WorkerConnections,
@@ -294,7 +297,7 @@ function consumer(
   processor: ReturnType<typeof createProcessor>,
   logger: Logger,
 ): { worker: Worker<unknown, ExecuteResult>; queue: Queue } {
-  const lockMs = config.LOCK_DURATION_SECONDS * 1000;
+  const lockMs = lockMsOf(config);
   const worker = new ReadableWorker<unknown, ExecuteResult>(config.QUEUE_NAME, processor, {
     connection: connections.commands,
     prefix: config.QUEUE_PREFIX,

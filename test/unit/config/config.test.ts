@@ -93,6 +93,20 @@ describe('loadConfig', () => {
     [{ CONCURRENCY: '1.5' }, 'CONCURRENCY="1.5": must be an integer'],
     [{ CONCURRENCY: '0' }, 'CONCURRENCY="0": must be at least 1'],
     [{ LOCK_DURATION_SECONDS: '-1' }, 'LOCK_DURATION_SECONDS="-1": must be positive'],
+    [{ LOCK_DURATION_SECONDS: '0.0001' }, 'LOCK_DURATION_SECONDS="0.0001": must be at least 0.001'],
+    [
+      { REDIS_URL: 'redis://redis:6379/abc' },
+      'REDIS_URL="redis://redis:6379/abc": names a database that is no whole number',
+    ],
+    [
+      { REDIS_URL: 'redis://redis:6379/?db=1.5' },
+      'REDIS_URL="redis://redis:6379/?db=***": names a database that is no whole number',
+    ],
+    [
+      { REDIS_URL: 'redis://:pa%zz@redis:6379' },
+      'REDIS_URL="redis://:***@redis:6379": has a malformed %-escape',
+    ],
+    [{ REDIS_URL: 'redis://:pa#ss@redis:6379' }, '(with any of # / ? @ in a password %-escaped)'],
     [{ MAX_LINE_BYTES: '100' }, 'MAX_LINE_BYTES="100": must be at least 1024'],
     [{ EVENT_BUFFER_BYTES: '1000' }, 'EVENT_BUFFER_BYTES="1000": must be at least 1048576'],
     [{ SESSION_STORE: 'disk' }, 'SESSION_STORE="disk": must be redis or off'],
