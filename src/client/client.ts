@@ -4,6 +4,7 @@ import {
   cancelKey,
   controlChannel,
   jobIdProblem,
+  MAX_DATE_SECONDS,
   MIN_READ_TOKEN_SECRET_LENGTH,
   mintReadToken,
   parseExecuteRequest,
@@ -124,7 +125,9 @@ async function enqueueRequest(
 }
 
 /** What a worker (jobIdProblem) or BullMQ itself would refuse of a job id the caller chose. */
-function customJobIdProblem(jobId: string): string | null {
+function customJobIdProblem(jobId: unknown): string | null {
+  // A caller in JavaScript can pass anything.
+  if (typeof jobId !== 'string') return `jobId: must be a string, not ${typeof jobId}`;
   if (`${parseInt(jobId, 10)}` === jobId) {
     return `jobId: must not be a whole number (${jobId}): BullMQ numbers the jobs given no id so`;
   }
@@ -149,6 +152,11 @@ function readToken(
     );
   }
   const expiresAt = Math.ceil(Date.now() / 1000 + ttlSeconds);
+  if (expiresAt > MAX_DATE_SECONDS) {
+    throw new RangeError(
+      `readToken: ttlSeconds must end by ${MAX_DATE_SECONDS} seconds after 1970, the last a token can carry`,
+    );
+  }
   return mintReadToken({ jobId, queueName, expiresAt }, secret);
 }
 

@@ -38,9 +38,10 @@ export async function* jobEvents(
   queue: Queue,
   address: QueueAddress,
   jobId: string,
-  options: EventsOptions = {},
+  // A caller in JavaScript may pass null for none.
+  options: EventsOptions | null = {},
 ): AsyncGenerator<ExecuteEvent> {
-  const { follow = true, signal, fromSeq = 1, idleCheckMs = 5000 } = options;
+  const { follow = true, signal, fromSeq = 1, idleCheckMs = 5000 } = options ?? {};
   optionsMustHold(fromSeq, idleCheckMs);
   if (signal?.aborted) return;
   const reader = new EventReader(redis, queue, address, jobId, fromSeq, signal);

@@ -72,8 +72,8 @@ function parseClaims(encoded: string): ReadTokenClaims | null {
   }
 }
 
-/** The last second a Date can hold, either side of 1970. */
-const MAX_DATE_SECONDS = 8.64e12;
+/** The last second a Date can hold, either side of 1970: no token expires later. */
+export const MAX_DATE_SECONDS = 8.64e12;
 
 /** Whole seconds, as minted, of a time a Date can hold (and an expiry message name). */
 function isDateSeconds(exp: unknown): exp is number {

@@ -98,6 +98,10 @@ describe('event replay', () => {
     const events = collectEvents(client.events('no-such-job', { idleCheckMs: 3_600_000 }));
     await expect(events).rejects.toThrow('job no-such-job not found');
     await expect(client.result('no-such-job')).rejects.toThrow('job no-such-job not found');
+    // No options, as a caller in JavaScript can say it.
+    await expect(collectEvents(client.events('no-such-job', null as never))).rejects.toThrow(
+      'job no-such-job not found',
+    );
   });
 });
 
@@ -137,6 +141,11 @@ describe('enqueue', () => {
       await expect(client.enqueue({ prompt: 'ok' }, { jobId: 'a:b' })).rejects.toThrow(
         "invalid request: jobId: must not contain ':'",
       );
+      // As a caller in JavaScript can pass it.
+      await expect(client.enqueue({ prompt: 'ok' }, { jobId: 5 as never })).rejects.toMatchObject({
+        code: 'invalid-request',
+        message: 'invalid request: jobId: must be a string, not number',
+      });
     } finally {
       await client.close().catch(() => undefined);
     }

@@ -53,6 +53,10 @@ describe('read tokens', () => {
       const check = verifyReadToken(token, SECRET, Date.now());
       expect(check).toMatchObject({ ok: true, claims: { jobId: '7', queueName: 'mine' } });
       expect(() => client.readToken('7', 0)).toThrow('ttlSeconds must be a positive number');
+      // Past what a token can carry, which the gateway would refuse as invalid.
+      expect(() => client.readToken('7', 1e13)).toThrow(
+        'ttlSeconds must end by 8640000000000 seconds after 1970',
+      );
       expect(() => client.readToken('7', 30, 'short')).toThrow("needs the gateway's secret");
     } finally {
       await client.close();
