@@ -5,16 +5,12 @@ import { Queue } from 'bullmq';
 import { Hono, type Context } from 'hono';
 import { createClient, type ClaudeboxClient } from '../client/index.js';
 import { openQueue, type QueueTarget } from '../client/queue-connection.js';
-import {
-  MIN_READ_TOKEN_SECRET_LENGTH,
-  describeIssues,
-  type QueueAddress,
-} from '../contract/index.js';
+import { MIN_READ_TOKEN_SECRET_LENGTH, type QueueAddress } from '../contract/index.js';
 import { errorMessage } from '../common/errors.js';
 import type { RedisClient } from '../redis/connections.js';
 import { requireAccess, type AuthSettings } from './auth.js';
 import { boardApp } from './board.js';
-import { listJobs, ListQuerySchema, readJob } from './jobs.js';
+import { listJobs, parseListQuery, readJob } from './jobs.js';
 import { addPage } from './page.js';
 import { SSE_HEADERS, streamEvents, streamStart, type StreamLimits } from './sse.js';
 
@@ -139,7 +135,8 @@ function checkOptions(options: GatewayOptions): void {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function buildApp(parts: Parts, options: GatewayOptions): Hono<{ Bindings: HttpBindings }> {
-  const basePath = (options.basePath ?? '/').replace(/\/+$/, '');
+  // "claudebox" is taken for "/claudebox": a path without its slash would match no request.
+  const basePath = `/${options.basePath ?? ''}`.replace(/^\/+/, '/').replace(/\/+$/, '');
   const app = new Hono<{ Bindings: HttpBindings }>({ strict: false });
   addPage(app);
   const operator = requireAccess(parts.auth, () => ({ operator: true }));
@@ -171,9 +168,9 @@ function buildApp(parts: Parts, options: GatewayOptions): Hono<{ Bindings: HttpB
 }
 
 async function jobsRoute(c: Context, parts: Parts): Promise<Response> {
-  const query = ListQuerySchema.safeParse(c.req.query());
-  if (!query.success) return c.json({ error: describeIssues(query.error) }, 400);
-  return c.json(await listJobs(parts.queue, query.data));
+  const query = parseListQuery(c.req.queries());
+  if (typeof query === 'string') return c.json({ error: query }, 400);
+  return c.json(await listJobs(parts.queue, query));
 }
 
 async function jobRoute(c: Context, parts: Parts): Promise<Response> {

@@ -1,7 +1,12 @@
 import type { Job, JobType, Queue } from 'bullmq';
 import { z } from 'zod';
 import { finishedResult } from '../client/job-result.js';
-import { readRunState, type ExecuteResult, type RunState } from '../contract/index.js';
+import {
+  describeIssues,
+  readRunState,
+  type ExecuteResult,
+  type RunState,
+} from '../contract/index.js';
 
 export const JOB_STATES = [
   'active',
@@ -32,13 +37,25 @@ export const ListQuerySchema = z.object({
       z.number().max(MAX_CURSOR, `must be at most ${MAX_CURSOR}: a list reaches no further back`),
     )
     .default(0),
-  limit: z.coerce
-    .number({ error: 'must be a number' })
-    .int('must be a whole number')
-    .min(1, 'must be at least 1')
-    .max(100, 'must be at most 100')
+  limit: z
+    .string()
+    .regex(/^\d{1,6}$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().min(1, 'must be at least 1').max(100, 'must be at most 100'))
     .default(20),
 });
+
+/**
+ * The query of GET /jobs, or what is wrong with it: each parameter is given once, as a second
+ * value would go unread.
+ */
+export function parseListQuery(query: Record<string, readonly string[]>): ListQuery | string {
+  const repeated = Object.keys(query).find((name) => (query[name]?.length ?? 0) > 1);
+  if (repeated !== undefined) return `${repeated}: must be given once`;
+  const single = Object.fromEntries(Object.entries(query).map(([name, [value]]) => [name, value]));
+  const parsed = ListQuerySchema.safeParse(single);
+  return parsed.success ? parsed.data : describeIssues(parsed.error);
+}
 export type ListQuery = z.output<typeof ListQuerySchema>;
 
 /** A job as a list shows it: enough to pick one, not its output. */

@@ -112,24 +112,27 @@ describe('who may read what through the gateway', () => {
     }
   });
 
-  it('sends the page at its mount without the slash to the mount with it, keeping the query', async () => {
-    const mounted = await startTestGateway({
-      url: redisUrl,
-      queueName,
-      operatorToken: OPERATOR,
-      basePath: '/claudebox',
-    });
-    try {
-      const bare = await get(`${mounted.url}/claudebox?job=${mine}`);
-      expect([bare.status, bare.headers.location]).toEqual([308, `/claudebox/?job=${mine}`]);
-      const page = await get(`${mounted.url}/claudebox/?job=${mine}`);
-      expect(page.status).toBe(200);
-      expect(page.body).toContain('page.js');
-      expect((await get(`${mounted.url}/claudebox/page.js`)).status).toBe(200);
-    } finally {
-      await mounted.close();
-    }
-  });
+  it.each(['/claudebox', 'claudebox', '/claudebox/'])(
+    'sends the page at its mount (%s) without the slash to the mount with it, keeping the query',
+    async (basePath) => {
+      const mounted = await startTestGateway({
+        url: redisUrl,
+        queueName,
+        operatorToken: OPERATOR,
+        basePath,
+      });
+      try {
+        const bare = await get(`${mounted.url}/claudebox?job=${mine}`);
+        expect([bare.status, bare.headers.location]).toEqual([308, `/claudebox/?job=${mine}`]);
+        const page = await get(`${mounted.url}/claudebox/?job=${mine}`);
+        expect(page.status).toBe(200);
+        expect(page.body).toContain('page.js');
+        expect((await get(`${mounted.url}/claudebox/page.js`)).status).toBe(200);
+      } finally {
+        await mounted.close();
+      }
+    },
+  );
 
   it('answers 404 for an unknown job only to a reader allowed to ask', async () => {
     expect(await status('/jobs/no-such-job', { authorization: `Bearer ${OPERATOR}` })).toBe(404);

@@ -122,6 +122,16 @@ describe('GET /jobs and GET /jobs/:id', () => {
     const state = await read('/jobs?state=finished');
     expect(state.status).toBe(400);
     expect(state.body.error).toMatch(/^state: must be one of active, /);
+    for (const limit of ['', '0x10', '1e1', '2.5']) {
+      expect(await read(`/jobs?limit=${limit}`)).toEqual({
+        status: 400,
+        body: { error: 'limit: must be a whole number' },
+      });
+    }
+    expect(await read('/jobs?state=completed&state=failed')).toEqual({
+      status: 400,
+      body: { error: 'state: must be given once' },
+    });
   });
 
   it('refuses a cursor past the furthest a list reaches back, which would load every job', async () => {
