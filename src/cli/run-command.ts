@@ -83,6 +83,10 @@ export async function runRunCommand(
   if (options.json === true && options.follow !== true) {
     throw new CliError(EXIT.usage, '--json goes with --follow');
   }
+  // Ctrl-C stops only the following: without it there is nothing to interrupt.
+  if (options.onInterrupt !== undefined && options.follow !== true) {
+    throw new CliError(EXIT.usage, '--on-interrupt goes with --follow');
+  }
   const prompt = promptArg === '-' ? await readPrompt(io) : promptArg;
   const request = validate({ prompt, ...draft });
 

@@ -266,6 +266,7 @@ describe('claudebox run', () => {
       [['--max-turns', '2.5'], '--max-turns: "2.5" is not a whole number'],
       [['--attempts', '0'], '--attempts: must be at least 1'],
       [['--json'], '--json goes with --follow'],
+      [['--on-interrupt', 'cancel'], '--on-interrupt goes with --follow'],
     ] as const) {
       const io = fakeIo(env);
       expect(await cli(['run', ...args, 'hello'], io)).toBe(2);
