@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
 import { LONGEST_STRING } from '../../src/redis/job-fields.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { get, startTestGateway, type TestGateway } from '../support/sse.js';
 import {
   collectEvents,
@@ -18,19 +19,21 @@ const NOT_JSON = "{prompt: 'written by hand'";
 /** A queue of a test's own, with a client, a gateway and a connection on it, and its worker. */
 interface Setting {
   readonly queueName: string;
+  readonly url: string;
   readonly redis: Redis;
   readonly client: ClaudeboxClient;
   readonly gateway: TestGateway;
   worker?: TestWorker;
 }
 
-async function openSetting(): Promise<Setting> {
+async function openSetting(url = redisUrl): Promise<Setting> {
   const queueName = uniqueQueueName();
   return {
     queueName,
-    redis: new Redis(redisUrl),
-    client: createClient({ url: redisUrl, queueName }),
-    gateway: await startTestGateway({ url: redisUrl, queueName, operatorToken: OPERATOR }),
+    url,
+    redis: new Redis(url),
+    client: createClient({ url, queueName }),
+    gateway: await startTestGateway({ url, queueName, operatorToken: OPERATOR }),
   };
 }
 
@@ -114,9 +117,12 @@ describe('a job with a field too long to read as a string', () => {
   const BYTES = LONGEST_STRING + 1;
   const reason = `its data is ${BYTES} bytes: more than the worker can read (${LONGEST_STRING} at most)`;
   let setting: Setting;
+  // A Redis of its own: moving 512 MB keeps a Redis from answering anyone else for seconds.
+  let server: RedisServer;
 
   beforeAll(async () => {
-    setting = await openSetting();
+    server = await startRedisServer();
+    setting = await openSetting(server.url);
     const { queueName, redis, client } = setting;
     await client.enqueue({ prompt: 'hello' }, { jobId: 'fine' });
     await client.enqueue({ prompt: 'too long' }, { jobId: 'huge', attempts: 3 });
@@ -124,9 +130,8 @@ describe('a job with a field too long to read as a string', () => {
   }, 240_000);
 
   afterAll(async () => {
-    // Its 512 MB go at once, not with the run's Redis.
-    await setting.redis.del(`bull:${setting.queueName}:huge`);
     await closeSetting(setting);
+    await server.close();
   });
 
   it('is listed like any other job while it waits', async () => {
@@ -140,7 +145,7 @@ describe('a job with a field too long to read as a string', () => {
   it('fails as an invalid request saying why, and the worker logs no trouble of its own', async () => {
     const { queueName, client } = setting;
     const worker = await startTestWorker({
-      redisUrl,
+      redisUrl: setting.url,
       queueName,
       claudeBin: fixture('claude-success.mjs'),
       // Reading 512 MB on a busy machine can outlast the default lock, which the job would
