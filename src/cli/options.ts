@@ -18,9 +18,10 @@ export function parseNumber(option: string, value: string, what = 'a number'): n
 }
 
 export function parseInteger(option: string, value: string): number {
+  if (!/^[-+]?\d+$/.test(value.trim())) throw usage(option, value, 'a whole number');
   // Past 2^53 a whole number is no longer one a double holds exactly.
-  if (!/^[-+]?\d+$/.test(value.trim()) || !Number.isSafeInteger(Number(value))) {
-    throw usage(option, value, 'a whole number');
+  if (!Number.isSafeInteger(Number(value))) {
+    throw new CliError(EXIT.usage, `${option}: must be at most ${Number.MAX_SAFE_INTEGER}`);
   }
   return Number(value);
 }

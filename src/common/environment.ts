@@ -26,12 +26,17 @@ export function decimal(value: unknown): unknown {
 }
 
 /** A whole number from `min` to `max`, as a variable writes it (see decimal). */
-export const integer = (min: number, max = Infinity, maxMessage = `must be at most ${max}`) =>
+export const integer = (
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+  maxMessage = `must be at most ${max}`,
+) =>
   z.preprocess(
     decimal,
     z
       .number({ error: 'must be a number' })
+      // First, and alone: .int() calls a number past the safe integers no integer.
+      .max(max, { error: maxMessage, abort: true })
       .int('must be an integer')
-      .min(min, `must be at least ${min}`)
-      .max(max, maxMessage),
+      .min(min, `must be at least ${min}`),
   );

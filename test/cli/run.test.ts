@@ -264,6 +264,7 @@ describe('claudebox run', () => {
     for (const [args, message] of [
       [['--timeout', 'abc'], '--timeout: "abc" is not a number of seconds'],
       [['--max-turns', '2.5'], '--max-turns: "2.5" is not a whole number'],
+      [['--max-turns', '99999999999999999999'], '--max-turns: must be at most 9007199254740991'],
       [['--attempts', '0'], '--attempts: must be at least 1'],
       [['--json'], '--json goes with --follow'],
       [['--on-interrupt', 'cancel'], '--on-interrupt goes with --follow'],

@@ -92,6 +92,10 @@ describe('loadConfig', () => {
   it.each([
     [{ CONCURRENCY: '1.5' }, 'CONCURRENCY="1.5": must be an integer'],
     [{ CONCURRENCY: '0' }, 'CONCURRENCY="0": must be at least 1'],
+    [
+      { CONCURRENCY: '99999999999999999999999' },
+      'CONCURRENCY="99999999999999999999999": must be at most 9007199254740991',
+    ],
     [{ LOCK_DURATION_SECONDS: '-1' }, 'LOCK_DURATION_SECONDS="-1": must be positive'],
     [{ LOCK_DURATION_SECONDS: '0.0001' }, 'LOCK_DURATION_SECONDS="0.0001": must be at least 0.001'],
     [
