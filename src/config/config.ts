@@ -281,7 +281,7 @@ export const ConfigSchema = z.object({
       'must be a comma-separated list of absolute paths and URL prefixes (https://host/org/)',
     )
     .describe(
-      "The git sources a job's `workspace.source` may name, comma-separated: absolute directories (a source inside one of them is allowed) and URL prefixes (`https://git.example.com/team/`). Empty (the default): no job may ask for a workspace.",
+      "The git sources a job's `workspace.source` may name, comma-separated: absolute directories (a source inside one of them is allowed; a `file:` URL counts as its path, as does a `file:` entry) and URL prefixes (`https://git.example.com/team/`). Empty (the default): no job may ask for a workspace.",
     ),
   WORKSPACE_DIR: nonEmpty()
     .optional()

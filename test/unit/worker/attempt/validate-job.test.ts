@@ -83,7 +83,11 @@ describe('validateJob', () => {
   });
 
   it('accepts a workspace whose source WORKSPACE_SOURCES allows, to work in its checkout', async () => {
-    for (const source of [join(root, 'repos', 'app'), 'https://git.example.com/team/app.git']) {
+    for (const source of [
+      join(root, 'repos', 'app'),
+      `file://${join(root, 'repos', 'app')}`,
+      'https://git.example.com/team/app.git',
+    ]) {
       const data = { prompt: 'hi', workspace: { source, ref: 'main' } };
       expect(await validateJob(data, limits)).toMatchObject({ ok: true, request: data });
     }
@@ -94,6 +98,19 @@ describe('validateJob', () => {
     [() => join(root, 'repos-evil'), 'is not inside a directory this worker allows'],
     [() => 'https://git.example.com/other/app.git', 'does not start with a source this worker'],
     [() => 'https://git.example.com/team/../other/app', 'must not contain ".." segments'],
+    // Escaped, as git or a server may decode them.
+    [() => 'https://git.example.com/team/%2e%2e/other/app', 'must not contain ".." segments'],
+    [() => 'https://git.example.com/team/..%2Fother/app', 'must not contain ".." segments'],
+    [() => 'https://git.example.com/team/%zz', 'has a malformed %-escape'],
+    // A file: URL is the path git decodes it to.
+    [
+      () => `file://${join(root, 'repos')}/%2e%2e/outside`,
+      'is not inside a directory this worker allows',
+    ],
+    [
+      () => `file://${join(root, 'repos')}/a%2F..%2F..%2Foutside`,
+      'is not a file: URL of a local path',
+    ],
   ])('refuses a workspace source WORKSPACE_SOURCES does not allow', async (source, reason) => {
     const valid = await validateJob(
       { prompt: 'hi', workspace: { source: source(), ref: 'main' } },
