@@ -6,10 +6,15 @@ import type { z } from 'zod';
  */
 export function describeIssues(error: z.ZodError): string {
   const parts: string[] = [];
+  let length = 0;
   let more = 0;
   const add = (part: string): void => {
-    if (parts.length < MAX_NAMED_ISSUES) parts.push(part);
-    else more++;
+    // A problem can quote its value, which may be long: cut, so that the others fit too.
+    const cut = part.length > MAX_ISSUE_CHARS ? `${part.slice(0, MAX_ISSUE_CHARS - 3)}...` : part;
+    if (parts.length < MAX_NAMED_ISSUES && length + cut.length <= MAX_NAMED_CHARS) {
+      parts.push(cut);
+      length += cut.length + 2;
+    } else more++;
   };
   for (const issue of error.issues) {
     const where = issue.path.map(String).join('.');
@@ -30,6 +35,12 @@ export function describeIssues(error: z.ZodError): string {
 
 /** Problems a reason names one by one; past them it counts. */
 const MAX_NAMED_ISSUES = 20;
+/**
+ * How long a problem and the ones named together may be: with the count after them, a reason
+ * stays within the 1,000 characters a failed job's error keeps.
+ */
+const MAX_ISSUE_CHARS = 160;
+const MAX_NAMED_CHARS = 900;
 
 function describeValue(value: unknown): string {
   if (value === null) return 'null';

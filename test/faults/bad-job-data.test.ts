@@ -53,6 +53,11 @@ const cases: { name: string; data: unknown; reason: string }[] = [
     reason: `${Array.from({ length: 20 }, (_, i) => `k${i}: unknown field`).join('; ')}; and 99980 more`,
   },
   {
+    name: 'a tool rule of 1,100 characters, quoted cut, and the problems after it',
+    data: { prompt: 'hi', allowedTools: [`${'x'.repeat(1100)}!`], timeout: -1, foo: 1 },
+    reason: `allowedTools.0: "${'x'.repeat(140)}...; timeout: must be a positive number of seconds; foo: unknown field`,
+  },
+  {
     name: 'workingDir ../..',
     data: { prompt: 'hi', workingDir: '../..' },
     reason: 'workingDir: "../.." resolves to {outside}, outside WORK_DIR {workDir}',
