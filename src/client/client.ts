@@ -90,7 +90,8 @@ export function createClient(options: ClientOptions = {}): ClaudeboxClient {
   const subscriptions = new Subscriptions(redis, options.pubsub);
 
   return {
-    enqueue: (request, jobOptions = {}) => enqueueRequest(queue, request, jobOptions),
+    // A caller in JavaScript may pass null for no options.
+    enqueue: (request, jobOptions) => enqueueRequest(queue, request, jobOptions ?? {}),
     events: (jobId, eventOptions) =>
       jobEvents(redis, subscriptions, queue, address, jobId, eventOptions),
     result: (jobId, resultOptions) => waitForResult(queue, address.queueName, jobId, resultOptions),

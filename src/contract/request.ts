@@ -188,7 +188,11 @@ export const ExecuteRequestSchema = z
       .positive('must be a positive number of seconds')
       .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS} seconds`)
       .optional(),
-    resumeSessionId: z.uuid('must be a UUID').optional(),
+    resumeSessionId: z
+      .uuid('must be a UUID')
+      // The CLI writes its session ids in lower case, and finds a session by its files' names.
+      .regex(/^[^A-F]*$/, 'must be in lower case, as the CLI writes session ids')
+      .optional(),
     /**
      * Whose sessions this job may resume and leaves behind: set by the control plane (a tenant,
      * say), never by what a tenant writes. A job finds only sessions of its own scope.

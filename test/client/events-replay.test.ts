@@ -141,7 +141,10 @@ describe('enqueue', () => {
       await expect(client.enqueue({ prompt: 'ok' }, { jobId: 'a:b' })).rejects.toThrow(
         "invalid request: jobId: must not contain ':'",
       );
-      // As a caller in JavaScript can pass it.
+      // As a caller in JavaScript can pass them.
+      await expect(client.enqueue({ prompt: ' ' }, null as never)).rejects.toThrow(
+        'invalid request: prompt: must not be empty',
+      );
       await expect(client.enqueue({ prompt: 'ok' }, { jobId: 5 as never })).rejects.toMatchObject({
         code: 'invalid-request',
         message: 'invalid request: jobId: must be a string, not number',

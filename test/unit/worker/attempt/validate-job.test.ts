@@ -294,6 +294,10 @@ describe('validateJob', () => {
     [{ includePartialMessages: 'yes' }, 'includePartialMessages: must be true or false'],
     [{ forkSession: 1 }, 'forkSession: must be true or false'],
     [
+      { resumeSessionId: '1B4E28BA-2FA1-11D2-883F-0016D3CCA427' },
+      'resumeSessionId: must be in lower case, as the CLI writes session ids',
+    ],
+    [
       { forkSession: true },
       'forkSession: needs resumeSessionId: only a resumed session can be forked',
     ],
