@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
-import { eventually, pidsWithEnv, runPids } from '../support/processes.js';
+import { eventually, pidsWithCommandLine, pidsWithEnv, runPids } from '../support/processes.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 import {
   createQueue,
@@ -79,6 +79,50 @@ describe('a worker killed with SIGKILL mid-run', () => {
       expect(result.sessionId).toBe(
         starts[0]?.type === 'started' ? starts[0].data.sessionId : 'missing',
       );
+    } finally {
+      await client.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
+  });
+
+  it('whose watchdog was killed before it still leaves nothing of its run: the watchdog was replaced', async () => {
+    const queueName = uniqueQueueName();
+    const client = createClient({ url: redisUrl, queueName });
+    const queue = createQueue(redisUrl, queueName);
+    try {
+      // Not isolated: no sandbox ends with the worker, only its watchdog stops the run.
+      const worker = spawnWorkerProcess({
+        REDIS_URL: redisUrl,
+        QUEUE_NAME: queueName,
+        CLAUDE_BIN: fixture('claude-stubborn.mjs'),
+        RUN_ISOLATION: 'off',
+      });
+      processes.push(worker);
+      const ready = await worker.waitForLog('worker ready');
+      // Only the watchdog has the worker's id on its command line.
+      const watchdogs = (): number[] => pidsWithCommandLine(String(ready.workerId));
+      const [first] = watchdogs();
+      expect(first).toEqual(expect.any(Number));
+      process.kill(first ?? 0, 'SIGKILL');
+      const logged = await worker.waitForLog(
+        "the watchdog ended before the worker: starting another, as nothing would stop this worker's runs if it died",
+      );
+      expect(logged).toMatchObject({ level: 50, signal: 'SIGKILL' });
+      await waitFor('another watchdog', () =>
+        watchdogs().some((pid) => pid !== first) ? true : undefined,
+      );
+
+      const jobId = randomUUID();
+      await client.enqueue({ prompt: 'sleep 1' }, { jobId });
+      await waitFor('the run and its grandchild', () =>
+        runPids(jobId).length >= 2 ? true : undefined,
+      );
+      worker.child.kill('SIGKILL');
+      await worker.exited;
+      expect(
+        await eventually(() => pidsWithEnv('CLAUDEBOX_JOB_ID', jobId).length === 0, 3000),
+      ).toBe(true);
     } finally {
       await client.close();
       await queue.obliterate({ force: true });

@@ -167,7 +167,7 @@ async function assemble(
   const connections = openConnections(config.REDIS_URL, logger);
   closers.add('redis connections', () => connections.close());
   const tracing = await tracingOf(deps, id, closers);
-  const watchdog = await startWatchdog(id, isolation.leases);
+  const watchdog = await startWatchdog(id, isolation.leases, logger);
   closers.add('watchdog', () => watchdog.stop());
   // Closed before the watchdog, which ends this worker's leases: see UidPool.close.
   closers.add('uid pool', () => isolation.close());
