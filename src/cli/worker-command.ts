@@ -34,14 +34,25 @@ export interface WorkerCommandIo {
  */
 export async function runWorkerCommand(io: WorkerCommandIo): Promise<number> {
   limitHeapGrowth();
-  const started = await startUp(io);
+  // A signal during start-up is held, not fatal: the worker starts, then shuts down as asked.
+  const held: NodeJS.Signals[] = [];
+  const hold = (signal: NodeJS.Signals): void => void held.push(signal);
+  process.on('SIGTERM', hold);
+  process.on('SIGINT', hold);
+  let started: Checked<Started>;
+  try {
+    started = await startUp(io);
+  } finally {
+    process.off('SIGTERM', hold);
+    process.off('SIGINT', hold);
+  }
   if ('problem' in started) {
     io.stderr(`claudebox: ${started.problem}`);
     return 1;
   }
   const { worker, deps } = started.value;
   logReady(worker, deps);
-  return runUntilSignal(worker, deps);
+  return runUntilSignal(worker, deps, held);
 }
 
 /** A start-up step's outcome: the value the next steps need, or why the worker cannot start. */
@@ -138,7 +149,11 @@ function logReady(
  * Resolves with the exit code once the first SIGTERM or SIGINT's graceful shutdown is over;
  * a second signal stops the runs at once (the same one within SAME_SIGNAL_MS is not a second).
  */
-function runUntilSignal(worker: ClaudeboxWorker, { config, logger }: WorkerDeps): Promise<number> {
+function runUntilSignal(
+  worker: ClaudeboxWorker,
+  { config, logger }: WorkerDeps,
+  held: readonly NodeJS.Signals[],
+): Promise<number> {
   const graceMs = config.SHUTDOWN_GRACE_SECONDS * 1000;
   return new Promise<number>((resolve) => {
     let first: { readonly signal: NodeJS.Signals; readonly at: number } | null = null;
@@ -169,5 +184,6 @@ function runUntilSignal(worker: ClaudeboxWorker, { config, logger }: WorkerDeps)
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    for (const signal of held) onSignal(signal);
   });
 }

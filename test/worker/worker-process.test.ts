@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
 import { findFreePort } from '../support/redis-server.js';
@@ -160,6 +160,38 @@ describe('the worker process', () => {
       expect(output()).toContain('"msg":"second signal: stopping runs now"');
     } finally {
       await createQueue(redisUrl, queueName).obliterate({ force: true });
+    }
+  });
+
+  it('on SIGTERM while it starts up, finishes starting, then stops as asked and exits 0', async () => {
+    // Redis behind a proxy that holds each connection a while: the start-up's probe waits there.
+    const target = new URL(redisUrl);
+    let probed = false;
+    const proxy = createServer((client) => {
+      probed = true;
+      setTimeout(() => {
+        const server = connect(Number(target.port), target.hostname);
+        client.pipe(server).pipe(client);
+        client.on('error', () => server.destroy());
+        server.on('error', () => client.destroy());
+      }, 1000);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = proxy.address() as AddressInfo;
+      const worker = spawn({
+        REDIS_URL: `redis://127.0.0.1:${port}`,
+        QUEUE_NAME: uniqueQueueName(),
+        CLAUDE_BIN: fixture('claude-success.mjs'),
+      });
+      await waitFor('the start-up to reach Redis', () => (probed ? true : undefined));
+      worker.child.kill('SIGTERM');
+      expect(await worker.exited).toBe(0);
+      const said = worker.logs.map((log) => log.msg);
+      expect(said).toEqual(expect.arrayContaining(['worker ready', 'signal received']));
+      expect(said.at(-1)).toBe('worker stopped');
+    } finally {
+      proxy.close();
     }
   });
 
