@@ -38,5 +38,9 @@ describe('active runs', () => {
     expect(runs.unlocked(30_000)).toEqual(['b']);
     now += 20_000;
     expect(runs.unlocked(30_000)).toEqual(['a', 'b']);
+    // Named once: a run being stopped is on its way out.
+    runs.stop('b', { cause: 'abandoned', message: 'lock lost' });
+    expect(runs.stopping('b')).toBe(true);
+    expect(runs.unlocked(30_000)).toEqual(['a']);
   });
 });

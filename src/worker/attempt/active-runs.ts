@@ -33,6 +33,11 @@ export class ActiveRuns {
     return this.runs.has(jobId);
   }
 
+  /** Whether this worker's run of the job is being stopped already. */
+  stopping(jobId: string): boolean {
+    return this.runs.get(jobId)?.controller.signal.aborted === true;
+  }
+
   /** Stops a run of this worker; false when this worker runs no such job. */
   stop(jobId: string, request: StopRequest): boolean {
     const run = this.runs.get(jobId);
@@ -54,10 +59,15 @@ export class ActiveRuns {
     }
   }
 
-  /** Jobs whose lock has not been renewed for longer than `lockMs`: it has expired by now. */
+  /**
+   * Jobs whose lock has not been renewed for longer than `lockMs`: it has expired by now. A run
+   * being stopped already is not named: it is on its way out.
+   */
   unlocked(lockMs: number): string[] {
     const now = this.now();
-    return [...this.runs].filter(([, run]) => now - run.lockedAt > lockMs).map(([jobId]) => jobId);
+    return [...this.runs]
+      .filter(([, run]) => now - run.lockedAt > lockMs && !run.controller.signal.aborted)
+      .map(([jobId]) => jobId);
   }
 
   ids(): string[] {

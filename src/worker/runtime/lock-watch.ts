@@ -15,7 +15,8 @@ export function watchLocks(
   logger: Logger,
 ): () => void {
   const abandon = (jobIds: readonly string[], message: string): void => {
-    for (const jobId of jobIds) {
+    // Said once a run: BullMQ tells of a failed renewal at each try, all through an outage.
+    for (const jobId of jobIds.filter((id) => runs.has(id) && !runs.stopping(id))) {
       logger.warn({ jobId, reason: message }, 'stopping a run whose job is no longer ours');
       runs.stop(jobId, { cause: 'abandoned', message });
     }
