@@ -70,6 +70,35 @@ describe('a Redis outage mid-run', () => {
     expect(lost.length).toBeGreaterThan(0);
   });
 
+  it('past the job lock, writes nothing more of the attempt that ended meanwhile: the next attempt closes it', async () => {
+    worker = await startTestWorker({
+      redisUrl: redis.url,
+      queueName,
+      claudeBin: fixture('claude-slow.mjs'),
+      env: { LOCK_DURATION_SECONDS: '2' },
+    });
+    const jobId = randomUUID();
+    await client.enqueue({ prompt: 'sleep 2' }, { jobId, attempts: 2 });
+    await waitFor('the run to start', async () =>
+      (await collectEvents(client.events(jobId, { follow: false }))).length > 0 ? true : undefined,
+    );
+
+    await redis.stop();
+    // The run ends meanwhile, and its lock lapses, long before Redis is back.
+    await sleep(6_000);
+    await redis.start();
+
+    const result = await client.result(jobId, { timeoutMs: 60_000 });
+    expect(result).toMatchObject({ success: true, attempt: 2 });
+    const events = await collectEvents(client.events(jobId));
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    const milestones = events
+      .filter((e) => e.type !== 'output')
+      .map((e) => `${e.attempt}:${e.type}`);
+    expect(milestones).toEqual(['1:started', '1:failed', '2:started', '2:completed']);
+    expect(worker.logs.map((log) => log.msg)).toContain('run stopped: the job is no longer ours');
+  });
+
   it('past the buffer bound, drops output explicitly: a gap event names every missing seq', async () => {
     worker = await startTestWorker({
       redisUrl: redis.url,

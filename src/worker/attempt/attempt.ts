@@ -497,16 +497,24 @@ export class Attempt {
    * the result, or the error that fails the job (retried or not) or puts it back in the queue.
    */
   private async end(result: Omit<ExecuteResult, 'lastSeq'>): Promise<Ending> {
-    if (this.abandoned()) {
-      // Another worker may own the job now, however the run ended meanwhile: say nothing more
-      // under its name.
-      this.events.discard();
-      this.log.warn({ error: result.error }, 'run stopped: the job is no longer ours');
-      return { kind: 'throw', error: new Error(result.error ?? 'abandoned') };
-    }
+    if (this.abandoned()) return this.givenUp(result);
     const final = this.events.terminal(result.success ? 'completed' : 'failed', result);
     this.succeeded = final.success;
-    await recordEnd(this.context, this.job, this.events, this.state ?? this.prior, final, this.log);
+    // The job may be lost while its end waits for Redis (cut off past the lock's duration):
+    // what is not written by then goes unsaid, as the next attempt's events may come first.
+    const discardIfLost = (): void => {
+      if (this.abandoned()) this.events.discard();
+    };
+    this.stop.addEventListener('abort', discardIfLost);
+    try {
+      const lost = () => this.abandoned();
+      const state = this.state ?? this.prior;
+      if (!(await recordEnd(this.context, this.job, this.events, state, final, this.log, lost))) {
+        return this.givenUp(result);
+      }
+    } finally {
+      this.stop.removeEventListener('abort', discardIfLost);
+    }
     await this.jobLog.ended(final);
     if (!final.retrying) await this.removeScratch();
     if (final.success) return { kind: 'return', result: final };
@@ -523,6 +531,16 @@ export class Attempt {
     }
     const error = final.retrying ? new Error(reason) : new UnrecoverableError(reason);
     return { kind: 'throw', error };
+  }
+
+  /**
+   * Another worker may own the job now, however the run ended meanwhile: nothing more is said
+   * under its name.
+   */
+  private givenUp(result: Omit<ExecuteResult, 'lastSeq'>): Ending {
+    this.events.discard();
+    this.log.warn({ error: result.error }, 'run stopped: the job is no longer ours');
+    return { kind: 'throw', error: new Error(result.error ?? 'abandoned') };
   }
 
   /** Closes the run's box (once: close is the box's own promise; cleanup() logs a failure). */

@@ -13,7 +13,9 @@ import type { JobEvents } from '../events/job-events.js';
  * Ends an attempt on the record: its terminal event in Redis first, then the run state (with
  * the result) on the job, then a log line. Only after this may the job's own state change.
  * A successful result becomes the job's return value, so the run state keeps it without its
- * output; a failure's output has no other place on the job.
+ * output; a failure's output has no other place on the job. False, with nothing recorded past
+ * the events, where the job was `lost` by the time they were written (its lock lapsed while
+ * Redis was away, say): another worker may own it.
  */
 export async function recordEnd(
   context: JobContext,
@@ -22,8 +24,10 @@ export async function recordEnd(
   state: RunState | null,
   result: ExecuteResult,
   log: Logger,
-): Promise<void> {
+  lost: () => boolean = () => false,
+): Promise<boolean> {
   await events.flush();
+  if (lost()) return false;
   // A cancel marker is spent once the job's run is over, so a retry from queue tooling can run.
   // While the queue runs it again (a retry, a shutdown, a rate limit), a cancel that came late
   // stays for the next attempt, which then ends as cancelled before it starts.
@@ -53,4 +57,5 @@ export async function recordEnd(
   };
   if (result.success) log.info(fields, 'job ended');
   else log.warn({ ...fields, error: result.error }, 'job ended');
+  return true;
 }
