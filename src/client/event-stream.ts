@@ -9,7 +9,7 @@ import {
 } from '../contract/index.js';
 import { readFirstSeq, readHistory, readLastEvent } from '../redis/history.js';
 import { ClaudeboxError, jobNotFound } from './errors.js';
-import { isOverAfterFinal, readFinishedResult } from './job-result.js';
+import { isOver, isOverAfterFinal, readFinishedResult } from './job-result.js';
 import type { LiveEvents, Subscriptions } from './live-events.js';
 
 export interface EventsOptions {
@@ -254,7 +254,7 @@ class EventReader {
   private async endedUnseen(): Promise<boolean> {
     const state = await this.read(this.queue.getJobState(this.jobId));
     if (state === 'unknown' && !this.seenAny) throw jobNotFound(this.jobId, this.address.queueName);
-    return state === 'completed' || state === 'failed' || state === 'unknown';
+    return isOver(state);
   }
 }
 

@@ -70,6 +70,9 @@ async function readResult(
 export const isFinished = (state: string): state is 'completed' | 'failed' =>
   state === 'completed' || state === 'failed';
 
+/** Whether a job in `state` is over for its events: finished, or gone. */
+export const isOver = (state: string): boolean => isFinished(state) || state === 'unknown';
+
 /**
  * Whether a job whose history ends with a final event is over: false where it is back in the
  * queue or running, as after an operator's retry (BullMQ's puts a failed or completed job back),
@@ -77,8 +80,7 @@ export const isFinished = (state: string): state is 'completed' | 'failed' =>
  * event and its job's end, which a follower then sees at its next look at the job's state.
  */
 export async function isOverAfterFinal(queue: Queue, jobId: string): Promise<boolean> {
-  const state = await queue.getJobState(jobId);
-  return isFinished(state) || state === 'unknown';
+  return isOver(await queue.getJobState(jobId));
 }
 
 /**
