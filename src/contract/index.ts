@@ -8,7 +8,13 @@ export * from './control.js';
 export * from './read-token.js';
 export { resultWithoutRun } from './empty-result.js';
 export { describeIssues } from './issues.js';
-export { compileJsonSchema, schemaViolations, type CompiledSchema } from './json-schema.js';
+export {
+  compileJsonSchema,
+  describeViolations,
+  SCHEMA_CHECKER_OPTIONS,
+  type CompiledSchema,
+  type SchemaViolation,
+} from './json-schema.js';
 
 /** The version of the job data / events / result contract this package speaks. */
 export const CONTRACT_VERSION = 3;

@@ -1,4 +1,4 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 import formatsModule from 'ajv-formats';
 import { errorMessage } from '../common/errors.js';
 
@@ -7,6 +7,9 @@ const addFormats = formatsModule.default;
 
 /** How many schema violations an error message names. */
 const NAMED_VIOLATIONS = 3;
+
+/** ajv's options for a job's jsonSchema, wherever it is compiled (ajv-formats added). */
+export const SCHEMA_CHECKER_OPTIONS = { allErrors: true, logger: false } as const;
 
 export type CompiledSchema =
   | { readonly ok: true; readonly validate: ValidateFunction }
@@ -20,7 +23,7 @@ export type CompiledSchema =
  * `$id` for different schemas.
  */
 export function compileJsonSchema(schema: Readonly<Record<string, unknown>>): CompiledSchema {
-  const ajv = new Ajv({ allErrors: true, logger: false });
+  const ajv = new Ajv(SCHEMA_CHECKER_OPTIONS);
   addFormats(ajv);
   try {
     return { ok: true, validate: ajv.compile(schema) };
@@ -29,21 +32,14 @@ export function compileJsonSchema(schema: Readonly<Record<string, unknown>>): Co
   }
 }
 
-/**
- * Checks a value against a schema: null when it is valid, else the first violations in one
- * line (`/a must be integer; must have required property 'b'`).
- */
-export function schemaViolations(
-  schema: Readonly<Record<string, unknown>>,
-  value: unknown,
-): string | null {
-  const compiled = compileJsonSchema(schema);
-  if (!compiled.ok) return `the schema does not compile: ${compiled.reason}`;
-  if (compiled.validate(value)) return null;
-  return describeViolations(compiled.validate.errors ?? []);
+/** What a violation of a schema is named by: ajv's ErrorObject, or a copy of its two fields. */
+export interface SchemaViolation {
+  readonly instancePath: string;
+  readonly message?: string | undefined;
 }
 
-function describeViolations(errors: readonly ErrorObject[]): string {
+/** The first violations in one line (`/a must be integer; must have required property 'b'`). */
+export function describeViolations(errors: readonly SchemaViolation[]): string {
   const named = errors.slice(0, NAMED_VIOLATIONS).map((error) => {
     const where = error.instancePath === '' ? '' : `${error.instancePath} `;
     return `${where}${error.message ?? 'is invalid'}`;

@@ -1,7 +1,6 @@
-import { schemaViolations, type ExecuteResult, type FailureKind } from '../contract/index.js';
+import type { ExecuteResult, FailureKind } from '../contract/index.js';
 import { rateLimitHit, type RateLimitHit } from './rate-limit.js';
 import type { RunOutcome } from './run.js';
-import type { ResultLine } from './stream-summary.js';
 
 /** The part of an ExecuteResult that one run of the CLI decides. */
 export type RunReport = Omit<
@@ -21,12 +20,6 @@ export type RunReport = Omit<
   readonly rateLimit: RateLimitHit | null;
 };
 
-/** What the request asked of the answer, beyond a run that succeeds. */
-export interface AnswerExpectations {
-  /** The answer must be structured output valid against this schema. */
-  readonly jsonSchema?: Readonly<Record<string, unknown>>;
-}
-
 /** The result line's subtype when the run reached --max-budget-usd. */
 export const BUDGET_SUBTYPE = 'error_max_budget_usd';
 
@@ -42,19 +35,13 @@ export function oneLine(text: string): string {
  * Judges a run. Success needs exit code 0 AND a result line with is_error false: the CLI exits
  * 1 with is_error true on API errors, and a run that printed no result line did not succeed.
  */
-export function judgeRun(
-  outcome: RunOutcome,
-  timeoutMs: number,
-  expected: AnswerExpectations = {},
-): RunReport {
+export function judgeRun(outcome: RunOutcome, timeoutMs: number): RunReport {
   const result = outcome.summary.resultLine;
   const ended = classify(outcome, timeoutMs);
   // A 429 or 529 ends the run as a CLI error would; it is told apart to be retried later.
   const rateLimit = ended?.kind === 'cli-error' ? rateLimitHit(outcome) : null;
   const failure =
-    ended !== null && rateLimit !== null
-      ? { ...ended, kind: 'rate-limited' as const }
-      : (ended ?? judgeAnswer(result, expected));
+    ended !== null && rateLimit !== null ? { ...ended, kind: 'rate-limited' as const } : ended;
   return {
     success: failure === null,
     failure: failure?.kind ?? null,
@@ -122,30 +109,6 @@ function classify(
   if (result && (run.exitCode === 0 || run.stoppedBy === 'after-result')) return null;
   if (result) return { kind: 'cli-error', message: `claude ${status}` };
   return { kind: 'cli-error', message: `claude ${status} without a result line${detail(run)}` };
-}
-
-/**
- * A run that succeeded still fails when the request asked for a structured answer and did not
- * get a valid one: the CLI reports success when the model never called its StructuredOutput
- * tool, and it does not check `format` keywords.
- */
-function judgeAnswer(
-  result: ResultLine | null,
-  expected: AnswerExpectations,
-): { kind: FailureKind; message: string } | null {
-  if (expected.jsonSchema === undefined || result === null) return null;
-  if (result.structuredOutput === null) {
-    return {
-      kind: 'no-structured-output',
-      message: 'claude ended without a structured answer (jsonSchema): the model never gave one',
-    };
-  }
-  const violations = schemaViolations(expected.jsonSchema, result.structuredOutput);
-  if (violations === null) return null;
-  return {
-    kind: 'invalid-structured-output',
-    message: `the structured answer does not match jsonSchema: ${violations}`,
-  };
 }
 
 function detail(run: RunOutcome): string {

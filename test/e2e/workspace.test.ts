@@ -107,12 +107,13 @@ describe('a job with a workspace, through the real claude CLI', () => {
       expect(git(repo, 'status', '--porcelain')).toBe('');
       const workspaceDir = join(setup.worker.workDir, '.claudebox-workspaces');
       expect(readdirSync(join(workspaceDir, 'checkouts'))).toEqual([]);
-      // A checkpoint after each of the three tools, the last ones perhaps folded together.
+      // Checkpoints are taken while the run goes on. One asked for while another is under way is
+      // folded into the next, and the attempt's end stops them, so three tools give at least one.
       const metrics = await fetch(`${setup.worker.worker.healthUrl ?? ''}/metrics`).then((r) =>
         r.text(),
       );
       const checkpoints = /^claudebox_workspace_checkpoint_seconds_count (\d+)$/m.exec(metrics);
-      expect(Number(checkpoints?.[1])).toBeGreaterThanOrEqual(2);
+      expect(Number(checkpoints?.[1])).toBeGreaterThanOrEqual(1);
     } finally {
       expect(await setup.close()).toEqual([]);
     }

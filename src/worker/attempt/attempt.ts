@@ -16,6 +16,7 @@ import {
 import {
   buildArgs,
   buildChildEnv,
+  judgeAnswer,
   judgeRun,
   oneLine,
   RUN_MARKER,
@@ -354,11 +355,9 @@ export class Attempt {
     if (outcome.leftovers > 0) {
       this.log.info({ count: outcome.leftovers }, 'stopped processes the run left behind');
     }
-    const expected = { jsonSchema: request.jsonSchema };
-    const { streamSessionId, rateLimit, ...report } = judgeRun(
-      outcome,
-      timeoutSeconds * 1000,
-      expected,
+    const { streamSessionId, rateLimit, ...report } = await judgeAnswer(
+      judgeRun(outcome, timeoutSeconds * 1000),
+      request.jsonSchema,
     );
     const spending = this.recordSpending(plan, {
       costUsd: report.costUsd,

@@ -1,9 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  MAX_FLAG_VALUE_BYTES,
-  parseExecuteRequest,
-  schemaViolations,
-} from '../../../src/contract/index.js';
+import { MAX_FLAG_VALUE_BYTES, parseExecuteRequest } from '../../../src/contract/index.js';
 
 const reason = (data: unknown): string => {
   const parsed = parseExecuteRequest(data);
@@ -72,20 +68,6 @@ describe('maxBudgetUsd and jsonSchema in a request', () => {
     const big = { type: 'object', description: 'x'.repeat(MAX_FLAG_VALUE_BYTES) };
     expect(reason({ prompt: 'p', jsonSchema: big })).toBe(
       `jsonSchema: must be at most ${MAX_FLAG_VALUE_BYTES} bytes as JSON`,
-    );
-  });
-});
-
-describe('schemaViolations', () => {
-  it('is null for a valid value and names the first three violations of an invalid one', () => {
-    const schema = {
-      type: 'object',
-      properties: { a: { type: 'integer' }, b: { type: 'integer' }, c: { type: 'integer' } },
-      required: ['d'],
-    };
-    expect(schemaViolations(schema, { a: 1, d: 0 })).toBeNull();
-    expect(schemaViolations(schema, { a: 'x', b: 'y', c: 'z' })).toBe(
-      "must have required property 'd'; /a must be integer; /b must be integer (and 1 more)",
     );
   });
 });

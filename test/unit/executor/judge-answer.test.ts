@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { judgeAnswer } from '../../../src/executor/answer.js';
 import { judgeRun } from '../../../src/executor/outcome.js';
 import type { RunOutcome } from '../../../src/executor/run.js';
 import { StreamSummary } from '../../../src/executor/stream-summary.js';
@@ -50,32 +51,36 @@ describe('judging the answer of a run', () => {
     );
   });
 
-  it('gives the structured answer when it validates against the schema', () => {
+  it('gives the structured answer when it validates against the schema', async () => {
     const answer = { email: 'a@example.com', n: 2 };
-    const report = judgeRun(
-      ranWith({ subtype: 'success', is_error: false, structured_output: answer }),
-      60_000,
-      { jsonSchema: SCHEMA },
+    const report = await judgeAnswer(
+      judgeRun(ranWith({ subtype: 'success', is_error: false, structured_output: answer }), 60_000),
+      SCHEMA,
     );
     expect(report).toMatchObject({ success: true, failure: null, structuredOutput: answer });
   });
 
-  it('fails a run the CLI calls a success when the schema asked for an answer that never came', () => {
-    const success = ranWith({ subtype: 'success', is_error: false, result: 'Done.' });
-    expect(judgeRun(success, 60_000, { jsonSchema: SCHEMA })).toMatchObject({
+  it('fails a run the CLI calls a success when the schema asked for an answer that never came', async () => {
+    const success = judgeRun(
+      ranWith({ subtype: 'success', is_error: false, result: 'Done.' }),
+      60_000,
+    );
+    expect(await judgeAnswer(success, SCHEMA)).toMatchObject({
       success: false,
       failure: 'no-structured-output',
       structuredOutput: null,
       finalOutput: 'Done.',
     });
-    expect(judgeRun(success, 60_000)).toMatchObject({ success: true, failure: null });
+    expect(await judgeAnswer(success, undefined)).toMatchObject({ success: true, failure: null });
   });
 
-  it('fails an answer that breaks the schema, naming the first violations', () => {
-    const report = judgeRun(
-      ranWith({ subtype: 'success', is_error: false, structured_output: { email: 'nope' } }),
-      60_000,
-      { jsonSchema: SCHEMA },
+  it('fails an answer that breaks the schema, naming the first violations', async () => {
+    const report = await judgeAnswer(
+      judgeRun(
+        ranWith({ subtype: 'success', is_error: false, structured_output: { email: 'nope' } }),
+        60_000,
+      ),
+      SCHEMA,
     );
     expect(report).toMatchObject({
       success: false,
@@ -87,11 +92,54 @@ describe('judging the answer of a run', () => {
     );
   });
 
-  it('reports a CLI error as such even when the schema asked for an answer', () => {
-    const report = judgeRun(
-      ranWith({ subtype: 'success', is_error: true, result: 'API Error: 500' }, 1),
-      60_000,
-      { jsonSchema: SCHEMA },
+  it('names three violations of an answer and counts the rest', async () => {
+    const schema = {
+      type: 'object',
+      properties: { a: { type: 'integer' }, b: { type: 'integer' }, c: { type: 'integer' } },
+      required: ['d'],
+    };
+    const answer = { a: 'x', b: 'y', c: 'z' };
+    const report = await judgeAnswer(
+      judgeRun(ranWith({ subtype: 'success', is_error: false, structured_output: answer }), 60_000),
+      schema,
+    );
+    expect(report.error).toBe(
+      "the structured answer does not match jsonSchema: must have required property 'd'; /a must be integer; /b must be integer (and 1 more)",
+    );
+  });
+
+  it('fails an answer whose check outlasts its limit, and the event loop turns meanwhile', async () => {
+    // Checked on the event loop, this pattern would take minutes on this answer.
+    const schema = { type: 'object', properties: { word: { type: 'string', pattern: '^(a+)+$' } } };
+    const answer = { word: `${'a'.repeat(36)}!` };
+    let turns = 0;
+    const ticking = setInterval(() => (turns += 1), 20);
+    try {
+      const report = await judgeAnswer(
+        judgeRun(
+          ranWith({ subtype: 'success', is_error: false, structured_output: answer }),
+          60_000,
+        ),
+        schema,
+        500,
+      );
+      expect(report).toMatchObject({ success: false, failure: 'invalid-structured-output' });
+      expect(report.error).toBe(
+        'the structured answer could not be checked against jsonSchema: it took over 0.5 s (does a pattern backtrack?)',
+      );
+    } finally {
+      clearInterval(ticking);
+    }
+    expect(turns).toBeGreaterThan(0);
+  });
+
+  it('reports a CLI error as such even when the schema asked for an answer', async () => {
+    const report = await judgeAnswer(
+      judgeRun(
+        ranWith({ subtype: 'success', is_error: true, result: 'API Error: 500' }, 1),
+        60_000,
+      ),
+      SCHEMA,
     );
     expect(report).toMatchObject({ success: false, failure: 'cli-error' });
   });
