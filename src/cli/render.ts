@@ -1,4 +1,5 @@
 import type { ExecuteEvent, ExecuteResult, GapEvent, StartedEvent } from '../contract/index.js';
+import { flattenLines } from '../common/text.js';
 
 /**
  * A job's events as a person wants to read them: what the model said and did, what its tools
@@ -80,7 +81,7 @@ export function renderEvent(event: ExecuteEvent, options: RenderOptions = {}): s
       ];
     case 'failed': {
       const lines = [
-        paint.red(`✗ failed: ${sanitize(oneLine(event.data.error ?? 'no reason given'))}`),
+        paint.red(`✗ failed: ${sanitize(flattenLines(event.data.error ?? 'no reason given'))}`),
       ];
       const when =
         event.data.retryAt === null ? '' : ` at ${event.data.retryAt} (the API asked to wait)`;
@@ -299,10 +300,6 @@ function number(value: unknown): number | undefined {
 
 function clip(value: string, max: number): string {
   return value.length > max ? `${value.slice(0, max)}…` : value;
-}
-
-function oneLine(value: string): string {
-  return value.replace(/\s*\n\s*/g, ' ');
 }
 
 /**

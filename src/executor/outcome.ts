@@ -1,3 +1,4 @@
+import { flattenLines } from '../common/text.js';
 import type { ExecuteResult, FailureKind } from '../contract/index.js';
 import { rateLimitHit, type RateLimitHit } from './rate-limit.js';
 import type { RunOutcome } from './run.js';
@@ -27,7 +28,7 @@ const MAX_ERROR_CHARS = 1000;
 
 /** One line: what went wrong, in the CLI's own words where it gave any. */
 export function oneLine(text: string): string {
-  const flat = text.replace(/\s*\n\s*/g, ' ').trim();
+  const flat = flattenLines(text).trim();
   return flat.length > MAX_ERROR_CHARS ? `${flat.slice(0, MAX_ERROR_CHARS - 3)}...` : flat;
 }
 

@@ -14,9 +14,11 @@ export interface RateLimitHit {
   readonly retryAfterMs: number | null;
 }
 
-// How the CLI words these errors on stderr, for a run that printed no result line.
-const STDERR_PATTERN =
-  /\b(429|529)\b.*\b(rate.?limit|overload)|\b(rate.?limit|overload).*\b(429|529)\b/i;
+// How the CLI words these errors on stderr, for a run that printed no result line: a status and
+// a word for it, in either order. Two searches, not one pattern with `.*` between them, which
+// scans the rest of the line again from each status a line of megabytes names.
+const STDERR_STATUS = /\b(429|529)\b/;
+const STDERR_WORDS = /\b(rate.?limit|overload)/i;
 
 const isRateLimitStatus = (status: number | null | undefined): status is RateLimitStatus =>
   status === 429 || status === 529;
@@ -46,7 +48,7 @@ function endingStatus(outcome: RunOutcome): number | null {
   if (resultLine !== null) return null;
   if (lastApiRetry?.status != null) return lastApiRetry.status;
   if (outcome.lastStderr === null) return null;
-  const match = STDERR_PATTERN.exec(outcome.lastStderr);
-  const digits = match?.[1] ?? match?.[4];
-  return digits === undefined ? null : Number(digits);
+  const digits = STDERR_STATUS.exec(outcome.lastStderr)?.[1];
+  if (digits === undefined || !STDERR_WORDS.test(outcome.lastStderr)) return null;
+  return Number(digits);
 }
