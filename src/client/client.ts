@@ -3,6 +3,7 @@ import {
   CANCEL_MARKER_TTL_SECONDS,
   cancelKey,
   controlChannel,
+  BULLMQ_QUEUE_KEYS,
   jobIdProblem,
   MAX_DATE_SECONDS,
   MIN_READ_TOKEN_SECRET_LENGTH,
@@ -55,7 +56,7 @@ export interface ClaudeboxClient {
   /** Every event of the job from `fromSeq` on, in order, ending after its final terminal event. */
   events(jobId: string, options?: EventsOptions): AsyncGenerator<ExecuteEvent>;
   /** The ExecuteResult of the job once it completed or failed (waits for it). */
-  result(jobId: string, options?: { timeoutMs?: number }): Promise<ExecuteResult>;
+  result(jobId: string, options?: { timeoutMs?: number } | null): Promise<ExecuteResult>;
   /** Cancels a job wherever it runs; a job that has not started never will. */
   cancel(jobId: string, reason?: string): Promise<CancelOutcome>;
   /**
@@ -115,8 +116,8 @@ async function enqueueRequest(
   const parsed = parseExecuteRequest(request);
   if (!parsed.ok) throw new ClaudeboxError('invalid-request', `invalid request: ${parsed.reason}`);
   const idProblem = options.jobId === undefined ? null : customJobIdProblem(options.jobId);
-  if (idProblem !== null)
-    throw new ClaudeboxError('invalid-request', `invalid request: ${idProblem}`);
+  const problem = idProblem ?? nonFiniteOption(options, 'options');
+  if (problem !== null) throw new ClaudeboxError('invalid-request', `invalid request: ${problem}`);
   const job = await queue.add('execute', parsed.request, {
     ...DEFAULT_JOB_OPTIONS,
     ...withTraceContext(options),
@@ -134,8 +135,30 @@ function customJobIdProblem(jobId: unknown): string | null {
   }
   // BullMQ's own form for the jobs of a repeatable job (<key>:<...>:<millis>) is the one allowed.
   if (jobId.includes(':') && jobId.split(':').length !== 3) return "jobId: must not contain ':'";
+  if (BULLMQ_QUEUE_KEYS.has(jobId)) {
+    return `jobId: ${JSON.stringify(jobId)} names one of BullMQ's own keys of the queue, which the job would be written over`;
+  }
+  // A URL's path reads these as "here" and "up": the gateway could never be asked for the job.
+  if (jobId === '.' || jobId === '..') return `jobId: must not be ${JSON.stringify(jobId)}`;
   return jobIdProblem(jobId);
 }
+
+/**
+ * The first NaN or infinite number in the job's options (`delay: NaN`, say): BullMQ hands the
+ * options to Redis, whose answer names none of them.
+ */
+function nonFiniteOption(value: unknown, path: string, depth = 0): string | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? null : `${path}: must be finite`;
+  if (value === null || typeof value !== 'object' || depth > MAX_OPTIONS_DEPTH) return null;
+  for (const [key, inner] of Object.entries(value)) {
+    const problem = nonFiniteOption(inner, `${path}.${key}`, depth + 1);
+    if (problem !== null) return problem;
+  }
+  return null;
+}
+
+/** Deeper than BullMQ's options go (repeat, backoff, parent...): what is there is not read. */
+const MAX_OPTIONS_DEPTH = 4;
 
 function readToken(
   queueName: string,
@@ -143,7 +166,11 @@ function readToken(
   ttlSeconds: number,
   secret: string | undefined,
 ): string {
-  if (jobId === '') throw new TypeError('readToken: jobId must not be empty');
+  if (typeof jobId !== 'string' || jobId === '') {
+    throw new TypeError('readToken: jobId must be a job id, a string that is not empty');
+  }
+  const idProblem = jobIdProblem(jobId);
+  if (idProblem !== null) throw new TypeError(`readToken: ${idProblem}`);
   if (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0) {
     throw new RangeError('readToken: ttlSeconds must be a positive number of seconds');
   }

@@ -42,7 +42,7 @@ export async function* jobEvents(
   options: EventsOptions | null = {},
 ): AsyncGenerator<ExecuteEvent> {
   const { follow = true, signal, fromSeq = 1, idleCheckMs = 5000 } = options ?? {};
-  optionsMustHold(fromSeq, idleCheckMs);
+  optionsMustHold(fromSeq, idleCheckMs, signal);
   if (signal?.aborted) return;
   const reader = new EventReader(redis, queue, address, jobId, fromSeq, signal);
   let live: LiveEvents | null = null;
@@ -77,8 +77,11 @@ export async function* jobEvents(
 class Aborted extends Error {}
 
 /** Throws `invalid-request`, naming the option, where one is of no use. */
-function optionsMustHold(fromSeq: unknown, idleCheckMs: unknown): void {
+function optionsMustHold(fromSeq: unknown, idleCheckMs: unknown, signal: unknown): void {
   const refused = (problem: string) => new ClaudeboxError('invalid-request', `events: ${problem}`);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw refused('signal must be an AbortSignal');
+  }
   if (!Number.isSafeInteger(fromSeq)) {
     throw refused(`fromSeq must be a whole number, not ${String(fromSeq)}`);
   }

@@ -23,8 +23,9 @@ export async function waitForResult(
   queue: Queue,
   queueName: string,
   jobId: string,
-  { timeoutMs = Infinity }: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number } | null = {},
 ): Promise<ExecuteResult> {
+  const { timeoutMs = Infinity } = options ?? {};
   if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
     throw new ClaudeboxError(
       'invalid-request',

@@ -18,6 +18,32 @@ export function eventChannel({ prefix, queueName }: QueueAddress, jobId: string)
   return `${prefix}:${queueName}:events:${jobId}`;
 }
 
+/**
+ * The names of the keys BullMQ keeps for a queue itself (`<prefix>:<queue>:<name>`). A job's
+ * hash is `<prefix>:<queue>:<jobId>`: a job given one of these ids would be written over the
+ * queue's own lists and streams, and no job of the queue could be added or finish after it.
+ */
+export const BULLMQ_QUEUE_KEYS: ReadonlySet<string> = new Set([
+  'active',
+  'wait',
+  'waiting-children',
+  'paused',
+  'id',
+  'delayed',
+  'prioritized',
+  'stalled-check',
+  'completed',
+  'failed',
+  'stalled',
+  'repeat',
+  'limiter',
+  'meta',
+  'events',
+  'pc',
+  'marker',
+  'de',
+]);
+
 /** Redis Stream holding a job's events for replay; entry ids are `<seq>-0`. */
 export function historyKey({ prefix, queueName }: QueueAddress, jobId: string): string {
   return `${prefix}:${queueName}:history:${jobId}`;

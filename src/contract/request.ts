@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { errorMessage } from '../common/errors.js';
-import { holdsMoreThan, MAX_JSON_DEPTH, nestsDeeperThan } from '../common/records.js';
+import { holdsMoreThan, isRecord, MAX_JSON_DEPTH, nestsDeeperThan } from '../common/records.js';
 import { describeIssues } from './issues.js';
 import { compileJsonSchema } from './json-schema.js';
 
@@ -126,6 +126,10 @@ const MAX_SCHEMA_DEPTH = MAX_JSON_DEPTH;
  */
 const MAX_SCHEMA_VALUES = MAX_FLAG_VALUE_BYTES / 2;
 
+/** An object as JSON.parse makes them: not an array, nor a Date or another class's object. */
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  isRecord(value) && [Object.prototype, null].includes(Object.getPrototypeOf(value) as object);
+
 /** A JSON Schema object for --json-schema: it travels on argv, so it is capped like a flag value. */
 const jsonSchema = () =>
   z
@@ -133,7 +137,10 @@ const jsonSchema = () =>
       error: `must be at most ${MAX_FLAG_VALUE_BYTES} bytes as JSON`,
       abort: true,
     })
-    .pipe(z.record(z.string(), z.unknown(), { error: 'must be a JSON Schema object' }))
+    // Checked in place, not copied as z.record would: a copy drops an own `__proto__` key.
+    .pipe(
+      z.custom<Record<string, unknown>>(isPlainObject, { error: 'must be a JSON Schema object' }),
+    )
     .refine((value) => !nestsDeeperThan(value, MAX_SCHEMA_DEPTH), {
       error: `must be nested at most ${MAX_SCHEMA_DEPTH} levels deep`,
       abort: true,

@@ -1,4 +1,5 @@
 import { Job, Queue, Worker, type JobProgress } from 'bullmq';
+import { BULLMQ_QUEUE_KEYS } from '../contract/index.js';
 import {
   activeJobLockedBy,
   isUnreadableJob,
@@ -75,10 +76,21 @@ const EVERY_STATE: readonly JobType[] = [
   'waiting-children',
 ];
 
-/** A BullMQ Queue whose jobs read as ReadableJob does. */
+/**
+ * A BullMQ Queue whose jobs read as ReadableJob does. An id that names one of the queue's own
+ * keys is no job (enqueue refuses it): BullMQ would read that key as a job's hash and fail.
+ */
 export class ReadableQueue extends Queue {
   protected override get Job(): typeof Job {
     return ReadableJob;
+  }
+
+  override async getJob(jobId: string): ReturnType<Queue['getJob']> {
+    return BULLMQ_QUEUE_KEYS.has(jobId) ? undefined : super.getJob(jobId);
+  }
+
+  override async getJobState(jobId: string): ReturnType<Queue['getJobState']> {
+    return BULLMQ_QUEUE_KEYS.has(jobId) ? 'unknown' : super.getJobState(jobId);
   }
 
   /**

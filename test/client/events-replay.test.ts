@@ -98,6 +98,16 @@ describe('event replay', () => {
     const events = collectEvents(client.events('no-such-job', { idleCheckMs: 3_600_000 }));
     await expect(events).rejects.toThrow('job no-such-job not found');
     await expect(client.result('no-such-job')).rejects.toThrow('job no-such-job not found');
+    await expect(client.result('no-such-job', null)).rejects.toThrow('job no-such-job not found');
+    // Names of the queue's own keys, here where they exist (a job ran), are no jobs either.
+    await client.result(await client.enqueue({ prompt: 'sleep 0' }), { timeoutMs: 20_000 });
+    for (const name of ['events', 'id', 'meta', 'stalled-check']) {
+      await expect(client.result(name)).rejects.toThrow(`job ${name} not found`);
+      expect(await client.cancel(name)).toEqual({ jobId: name, outcome: 'not-found' });
+    }
+    await expect(
+      collectEvents(client.events('no-such-job', { signal: {} as AbortSignal })),
+    ).rejects.toThrow('events: signal must be an AbortSignal');
     // No options, as a caller in JavaScript can say it.
     await expect(collectEvents(client.events('no-such-job', null as never))).rejects.toThrow(
       'job no-such-job not found',
@@ -141,6 +151,25 @@ describe('enqueue', () => {
       await expect(client.enqueue({ prompt: 'ok' }, { jobId: 'a:b' })).rejects.toThrow(
         "invalid request: jobId: must not contain ':'",
       );
+      // The hash of such a job would be written over the queue's own keys: no job could be added
+      // or finish after it.
+      for (const jobId of ['wait', 'completed', 'events', 'meta']) {
+        await expect(client.enqueue({ prompt: 'ok' }, { jobId })).rejects.toMatchObject({
+          code: 'invalid-request',
+          message: `invalid request: jobId: "${jobId}" names one of BullMQ's own keys of the queue, which the job would be written over`,
+        });
+      }
+      await expect(client.enqueue({ prompt: 'ok' }, { jobId: '..' })).rejects.toThrow(
+        'invalid request: jobId: must not be ".."',
+      );
+      // Redis would refuse these, naming none of them.
+      await expect(client.enqueue({ prompt: 'ok' }, { delay: NaN })).rejects.toMatchObject({
+        code: 'invalid-request',
+        message: 'invalid request: options.delay: must be finite',
+      });
+      await expect(
+        client.enqueue({ prompt: 'ok' }, { backoff: { type: 'fixed', delay: Infinity } }),
+      ).rejects.toThrow('invalid request: options.backoff.delay: must be finite');
       // As a caller in JavaScript can pass them.
       await expect(client.enqueue({ prompt: ' ' }, null as never)).rejects.toThrow(
         'invalid request: prompt: must not be empty',

@@ -218,6 +218,11 @@ describe('GET /jobs/:id/events (Server-Sent Events)', () => {
       error: `job no-such-job not found in queue ${queueName}`,
     });
     const jobId = await client.enqueue({ prompt: 'slow: sleep 0.1' });
+    // Names of the queue's own keys, which exist once a job is queued, are no jobs either.
+    for (const name of ['events', 'meta', 'id']) {
+      expect((await get(eventsUrl(name), { headers: auth })).status).toBe(404);
+      expect((await get(`${gateway.url}/jobs/${name}`, { headers: auth })).status).toBe(404);
+    }
     const bad = await get(eventsUrl(jobId), { headers: { ...auth, 'last-event-id': 'abc' } });
     expect(bad.status).toBe(400);
     expect(JSON.parse(bad.body).error).toContain('Last-Event-ID');

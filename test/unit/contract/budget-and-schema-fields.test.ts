@@ -32,9 +32,20 @@ describe('maxBudgetUsd and jsonSchema in a request', () => {
     );
   });
 
-  it.each([['string'], [['array']], [null]])('refuses %j as a schema', (jsonSchema) => {
-    expect(reason({ prompt: 'p', jsonSchema })).toBe('jsonSchema: must be a JSON Schema object');
+  it('keeps a schema as sent, an own __proto__ key too, which a copy would drop', () => {
+    const jsonSchema = JSON.parse('{"type":"object","__proto__":{"required":["a"]}}') as object;
+    const parsed = parseExecuteRequest({ prompt: 'p', jsonSchema });
+    expect(parsed.ok && JSON.stringify(parsed.request.jsonSchema)).toBe(
+      '{"type":"object","__proto__":{"required":["a"]}}',
+    );
   });
+
+  it.each([['string'], [['array']], [null], [new Date(0)]])(
+    'refuses %j as a schema',
+    (jsonSchema) => {
+      expect(reason({ prompt: 'p', jsonSchema })).toBe('jsonSchema: must be a JSON Schema object');
+    },
+  );
 
   it('refuses a schema that does not compile, or that the CLI would refuse, saying why', () => {
     expect(reason({ prompt: 'p', jsonSchema: { type: 'strnig' } })).toMatch(

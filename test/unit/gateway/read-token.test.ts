@@ -58,6 +58,11 @@ describe('read tokens', () => {
         'ttlSeconds must end by 8640000000000 seconds after 1970',
       );
       expect(() => client.readToken('7', 30, 'short')).toThrow("needs the gateway's secret");
+      // Tokens for no job a client could enqueue, which the gateway would refuse.
+      expect(() => client.readToken(7 as never, 30)).toThrow('readToken: jobId must be a job id');
+      expect(() => client.readToken('j'.repeat(257), 30)).toThrow(
+        'readToken: jobId: is 257 characters, over the limit of 256',
+      );
     } finally {
       await client.close();
     }
