@@ -390,13 +390,10 @@ function sandboxFor(
   // directory that holds the CLI itself (WORK_DIR left at the worker's own directory, say)
   // stays in sight, read-only, and its runs' directories behind their permissions.
   const hidden = [settings.runRoot, settings.workDir]
-    .filter((dir) => !isInside(realBin, dir))
+    .filter((dir) => !isInside(realBin, dir) && !isInside(settings.claudeBin, dir))
     .sort((a, b) => a.length - b.length);
   const temp = SANDBOX_TEMP.map(([dir]) => dir);
   const emptied = [...temp, ...hidden];
-  // A hidden directory at or below a temporary one is covered by the run's own, bound over it
-  // (a plain directory there, once a way down is made): made read-only, so would that be.
-  const readOnly = ['/dev', ...hidden.filter((dir) => !temp.some((top) => isInside(dir, top)))];
   const wayDown = (target: string): string[] => {
     const top = emptied
       .filter((dir) => target.startsWith(`${dir}/`))
@@ -414,7 +411,19 @@ function sandboxFor(
   const cliDirs = [...new Set([dirname(settings.claudeBin), dirname(realBin)])].filter((dir) =>
     emptied.some((top) => dir.startsWith(`${top}/`)),
   );
-  const cli = cliDirs.flatMap((dir) => [...wayDown(dir), '--ro-bind', dir, dir]);
+  // The CLI's directory comes back whole, with a hidden directory it holds (the CLI in a checkout
+  // that also holds WORK_DIR, say): that one is emptied again, on top.
+  const hiddenAgain = hidden.filter((dir) => cliDirs.some((cliDir) => isInside(dir, cliDir)));
+  const cli = [
+    ...cliDirs.flatMap((dir) => [...wayDown(dir), '--ro-bind', dir, dir]),
+    ...hiddenAgain.flatMap((dir) => ['--perms', '0711', '--tmpfs', dir]),
+  ];
+  // A hidden directory at or below a temporary one is covered by the run's own, bound over it
+  // (a plain directory there, once a way down is made): made read-only, so would that be.
+  const readOnly = [
+    '/dev',
+    ...hidden.filter((dir) => hiddenAgain.includes(dir) || !temp.some((top) => isInside(dir, top))),
+  ];
   const userNamespace = asRunUid ? ['--unshare-user', '--disable-userns'] : [];
   return (home, cwd, addDirs = []) => ({
     asRunUid,
