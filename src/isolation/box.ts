@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Confinement } from '../executor/index.js';
 import type { RunIsolation } from '../contract/index.js';
 import { handOver, openPathTo, takeBack, type MayTake } from './ownership.js';
-import { IsolationError } from './errors.js';
+import { DirectoryInUseError, IsolationError } from './errors.js';
 import type { UidLease } from './uid-pool.js';
 import { uidConfinement, type Sandbox, type UidConfinement } from './uid-confinement.js';
 import { removeFilesOf, stampTempDirs, type TempStamp } from './shared-temp.js';
@@ -181,7 +181,7 @@ async function handOverAll(
   const others = runningRuns?.(lease.uid) ?? [];
   const running = runReaching(others, reached);
   if (running !== null) {
-    throw new IsolationError(
+    throw new DirectoryInUseError(
       `${running.dir} is in use by a run going on now (uid ${running.uid}): two jobs cannot work in one directory at the same time`,
     );
   }

@@ -5,3 +5,9 @@
 export class IsolationError extends Error {
   override readonly name = 'IsolationError';
 }
+
+/**
+ * A directory of the run is another run's now, going on or being stopped: two runs cannot work
+ * in one directory at the same time.
+ */
+export class DirectoryInUseError extends IsolationError {}

@@ -7,7 +7,7 @@ export {
   type RunDiskUse,
 } from './set-up.js';
 export { mustBeOutOfReach, type RunBox } from './box.js';
-export { IsolationError } from './errors.js';
+export { DirectoryInUseError, IsolationError } from './errors.js';
 export { endLease, leasesOf } from './uid-pool.js';
 export { clearUid } from './tools.js';
 export { weakHostSettings, type WeakHostSetting } from './host-settings.js';

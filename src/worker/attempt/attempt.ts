@@ -48,6 +48,7 @@ import {
   spendingAtStart,
   type ReportedCost,
 } from './spending.js';
+import { openBoxWhenFree } from './open-box.js';
 import { validateJob } from './validate-job.js';
 import { openWorkspace, recordWorkspaceChange, WorkspaceCheckpoints } from './workspace-step.js';
 import type { Checkout } from '../../workspace/index.js';
@@ -255,7 +256,9 @@ export class Attempt {
     }
     const runId = randomUUID();
     const addDirs = request.addDirs ?? [];
-    const box = (this.box = await context.isolation.open({ runId, cwd, addDirs }));
+    const open = () => context.isolation.open({ runId, cwd, addDirs });
+    const box = (this.box = await openBoxWhenFree(open, this.stop, context.now));
+    if (box === null) return this.endBeforeStart(this.stopRequest() as StopRequest);
     const runConfig = await writeRunConfig(box, profile.files);
     const place = { configDir: box.configDir, cwd, owner: box.isolation.uid };
     let plan: AttemptPlan;
