@@ -139,6 +139,9 @@ export function sampledAtMostEvery(
   let last = '';
   let takenAt = -Infinity;
   let pending: Promise<void> | null = null;
+  // With no earlier answer to give, the first one is worth waiting longer for, by the first
+  // caller: with Redis away from the start, later callers would each wait as long in vain.
+  let firstWaitMs = 5 * waitMs;
   return async () => {
     if (pending === null && now() - takenAt >= maxAgeMs) {
       pending = sample()
@@ -152,8 +155,9 @@ export function sampledAtMostEvery(
           pending = null;
         });
     }
-    // With no earlier answer to give, the first one is worth waiting longer for.
-    if (pending !== null) await doneWithin(pending, takenAt === -Infinity ? 5 * waitMs : waitMs);
+    const patienceMs = firstWaitMs;
+    firstWaitMs = waitMs;
+    if (pending !== null) await doneWithin(pending, patienceMs);
     return last;
   };
 }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { sampledAtMostEvery } from '../../../../src/worker/runtime/metrics.js';
 
 describe('sampledAtMostEvery', () => {
@@ -48,5 +48,23 @@ describe('sampledAtMostEvery', () => {
     fail = true;
     clock = 2000;
     expect(await read()).toBe('counts');
+  });
+
+  it('waits longer for its first sample once: with Redis away from the start, later callers wait as others do', async () => {
+    vi.useFakeTimers();
+    try {
+      const read = sampledAtMostEvery(() => new Promise<string>(() => undefined), 2000, 1000);
+      const answered: string[] = [];
+      void read().then((answer) => answered.push(`first: ${answer}`));
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(answered).toEqual([]);
+      await vi.advanceTimersByTimeAsync(4000);
+      expect(answered).toEqual(['first: ']);
+      void read().then((answer) => answered.push(`second: ${answer}`));
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(answered).toEqual(['first: ', 'second: ']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
