@@ -128,7 +128,8 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
   // of its own, the kernel does that, and the sweep waits for it), so nothing but the CLI
   // itself had the last word on its stdout.
   const leftovers = await confinement.sweep(undefined, 0, status.signal === null);
-  await drain(subprocess, reading, output);
+  // A run whose job is no longer ours has nothing of it written any more (see Attempt.end).
+  await drain(subprocess, reading, output, stopper.cause === 'abandoned');
   await settled;
   return outcome(pid, {
     spawnError: null,
@@ -313,9 +314,10 @@ async function drain(
   subprocess: Subprocess,
   reading: readonly Promise<void>[],
   output: RunOutput,
+  abandoned: boolean,
 ): Promise<void> {
   const all = Promise.allSettled(reading);
-  const giveUpAt = performance.now() + DRAIN_BEHIND_MS;
+  const giveUpAt = performance.now() + (abandoned ? 0 : DRAIN_BEHIND_MS);
   while (!(await doneWithin(all, DRAIN_MS))) {
     // Reading waits on Redis, not on a pipe held open by an escaped process.
     if (output.waitingOnConsumer && performance.now() < giveUpAt) continue;

@@ -350,6 +350,10 @@ export class Attempt {
     );
     this.checkpoints = this.checkpointsOf(prepared.box, timeoutSeconds);
     const outcome = await runClaude(this.runSpec(prepared, timeoutSeconds));
+    // The job is another worker's now, whose attempt may wait for this run's directories while
+    // the end of this one waits for Redis (a checkpoint, the session's last lines): given back
+    // first.
+    if (this.abandoned()) await this.closeBox();
     await this.checkpoints?.close();
     await this.sync?.stop(!this.abandoned());
     // A box that cannot be closed keeps its uid out of the pool; the run's result stands, and
