@@ -120,6 +120,22 @@ describe('portable sessions', () => {
     expect(readFileSync(pathOf(again), 'utf8')).toBe(readFileSync(first.path, 'utf8'));
   });
 
+  it("stores nothing shipped under a job lock that holds another attempt's token now", async () => {
+    const ref = { scope: '', sessionId: randomUUID() };
+    writeTranscript(dirA, ref.sessionId, userLine('earlier'));
+    const lockKey = `${address.prefix}:${address.queueName}:job-1:lock`;
+    await redis.set(lockKey, 'token-of-attempt-2');
+    const late = machineA.shipper(ref, atA(), 0, { lockKey, token: 'token-of-attempt-1' });
+    await late.ship();
+    expect(late.stopped).toBe('fenced');
+    expect(await machineB.restore(ref, atB())).toEqual({ kind: 'missing' });
+
+    const own = machineA.shipper(ref, atA(), 0, { lockKey, token: 'token-of-attempt-2' });
+    await own.ship();
+    expect(own.stopped).toBeNull();
+    expect((await machineB.restore(ref, atB())).kind).toBe('found');
+  });
+
   it('keeps a local transcript that is as long as the stored one, and saves one that grew', async () => {
     const sessionId = randomUUID();
     const path = writeTranscript(dirA, sessionId, userLine('one'));

@@ -347,6 +347,7 @@ export class Attempt {
       (text) => {
         void this.events.line('error', text, {});
       },
+      this.token === undefined ? undefined : { lockKey: `${this.jobKey}:lock`, token: this.token },
     );
     this.checkpoints = this.checkpointsOf(prepared.box, timeoutSeconds);
     const outcome = await runClaude(this.runSpec(prepared, timeoutSeconds));

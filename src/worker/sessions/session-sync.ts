@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { SessionRef, SessionStore, TranscriptPlace } from './sessions.js';
+import type { SessionRef, SessionStore, TranscriptPlace, WriteFence } from './sessions.js';
 
 export interface SessionSync {
   /**
@@ -23,10 +23,12 @@ export function startSessionSync(
   place: TranscriptPlace,
   log: Logger,
   note: (text: string) => void,
+  /** The attempt's hold on the job, where it has one: see WriteFence. */
+  fence?: WriteFence,
 ): SessionSync | null {
   if (!sessions || session === null) return null;
   const { ref } = session;
-  const shipper = sessions.shipper(ref, place, session.from);
+  const shipper = sessions.shipper(ref, place, session.from, fence);
   let warned = false;
   let failing = false;
   const ship = async (): Promise<void> => {
@@ -39,7 +41,8 @@ export function startSessionSync(
         log.warn({ err: error, sessionId: ref.sessionId }, 'could not save the session transcript');
       failing = true;
     }
-    if (shipper.stopped !== null && !warned) {
+    // A fenced shipper's job is another attempt's now, which says how its session goes.
+    if (shipper.stopped !== null && shipper.stopped !== 'fenced' && !warned) {
       warned = true;
       const why =
         shipper.stopped === 'oversized'

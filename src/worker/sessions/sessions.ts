@@ -45,12 +45,30 @@ export type Restored =
   /** It outgrew SESSION_MAX_BYTES and was no longer kept: a retry starts a new session. */
   | { readonly kind: 'oversized'; readonly bytes: number };
 
+/**
+ * The job's lock, which must still hold the attempt's token for an append to land: an append
+ * sent just before the lock lapsed (the worker cut off from Redis) may reach Redis after the
+ * next attempt went on with the session, and would then be a conflict to that one.
+ */
+export interface WriteFence {
+  readonly lockKey: string;
+  readonly token: string;
+}
+
 /** Where transcripts are kept beyond the run that wrote them (Redis, or a worker's directory). */
 export interface TranscriptSink {
   /** How many bytes of the transcript it holds, and whether it gave up on it as too large. */
   stored(ref: SessionRef): Promise<{ bytes: number; oversized: boolean }>;
-  /** Appends bytes [offset, offset + chunk.length) if it holds exactly `offset`; else says what it holds. */
-  append(ref: SessionRef, offset: number, chunk: Buffer): Promise<number | 'ok'>;
+  /**
+   * Appends bytes [offset, offset + chunk.length) if it holds exactly `offset`, else says what it
+   * holds; `fenced` where the fence no longer holds.
+   */
+  append(
+    ref: SessionRef,
+    offset: number,
+    chunk: Buffer,
+    fence?: WriteFence,
+  ): Promise<number | 'ok' | 'fenced'>;
   markOversized(ref: SessionRef, bytes: number): Promise<void>;
   /** Writes the whole transcript (`bytes` long) to `target`, streaming; throws if it is not that. */
   copyTo(ref: SessionRef, target: string, bytes: number): Promise<void>;
@@ -102,8 +120,13 @@ export class SessionStore {
    * held of it when the run's copy was restored (0 for a new session). Bytes the store got from
    * another run since are a conflict, never written over.
    */
-  shipper(ref: SessionRef, place: TranscriptPlace, from: number): TranscriptShipper {
-    return new TranscriptShipper(this.sink, ref, place, this.maxBytes, from);
+  shipper(
+    ref: SessionRef,
+    place: TranscriptPlace,
+    from: number,
+    fence?: WriteFence,
+  ): TranscriptShipper {
+    return new TranscriptShipper(this.sink, ref, place, this.maxBytes, from, fence);
   }
 }
 
@@ -118,8 +141,8 @@ export class TranscriptShipper {
   private path: string | null = null;
   /** Where the next append starts: the store is taken to hold the transcript up to here. */
   private offset: number;
-  /** Why shipping stopped for good, once it did. */
-  stopped: 'oversized' | 'conflict' | null = null;
+  /** Why shipping stopped for good, once it did (`fenced`: the job is no longer the run's). */
+  stopped: 'oversized' | 'conflict' | 'fenced' | null = null;
   /** Bytes of the transcript the sink holds. */
   get shipped(): number {
     return this.offset;
@@ -131,6 +154,7 @@ export class TranscriptShipper {
     private readonly place: TranscriptPlace,
     private readonly maxBytes: number,
     from: number,
+    private readonly fence?: WriteFence,
   ) {
     this.offset = from;
   }
@@ -161,7 +185,11 @@ export class TranscriptShipper {
     while (this.offset < size) {
       const end = Math.min(size, this.offset + SHIP_CHUNK_BYTES);
       const chunk = await readRange(file, this.offset, end);
-      const answer = await this.sink.append(this.ref, this.offset, chunk);
+      const answer = await this.sink.append(this.ref, this.offset, chunk, this.fence);
+      if (answer === 'fenced') {
+        this.stopped = 'fenced';
+        return;
+      }
       if (answer === 'ok') this.offset = end;
       else if (answer < this.offset)
         this.offset = answer; // the sink lost a tail: send it again
@@ -190,6 +218,7 @@ function capped(limit: number): Transform {
 }
 
 const APPEND_SCRIPT = `
+if KEYS[3] and redis.call('GET', KEYS[3]) ~= ARGV[5] then return -2 end
 local held = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0')
 if held ~= tonumber(ARGV[1]) then return held end
 redis.call('APPEND', KEYS[2], ARGV[2])
@@ -228,19 +257,18 @@ export class RedisTranscripts implements TranscriptSink {
     };
   }
 
-  async append(ref: SessionRef, offset: number, chunk: Buffer): Promise<number | 'ok'> {
+  async append(
+    ref: SessionRef,
+    offset: number,
+    chunk: Buffer,
+    fence?: WriteFence,
+  ): Promise<number | 'ok' | 'fenced'> {
     const { meta, data } = this.keys(ref);
     const packed = await gzipAsync(chunk);
-    const answer = (await this.redis.eval(
-      APPEND_SCRIPT,
-      2,
-      meta,
-      data,
-      offset,
-      packed,
-      offset + chunk.length,
-      this.ttlSeconds,
-    )) as number;
+    const keys = fence === undefined ? [meta, data] : [meta, data, fence.lockKey];
+    const args = [offset, packed, offset + chunk.length, this.ttlSeconds, fence?.token ?? ''];
+    const answer = (await this.redis.eval(APPEND_SCRIPT, keys.length, ...keys, ...args)) as number;
+    if (answer === -2) return 'fenced';
     return answer === -1 ? 'ok' : answer;
   }
 
