@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
+import type { ExecuteResult } from '../../src/contract/index.js';
 import { startRedisLink } from '../support/redis-link.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 import { collectEvents, fixture, uniqueQueueName, waitFor } from '../support/worker.js';
@@ -96,86 +97,73 @@ describe('a job whose worker lost its lock, taken over on the same host', () => 
     }
   }, 120_000);
 
-  it('runs its next attempt while the first worker, cut off from Redis, still waits on it', async () => {
+  /**
+   * The first worker, on a link of its own to Redis, runs `prompt` in "repo"; once the run
+   * started, the link is cut and the second worker starts. The milestones seen (all but output),
+   * and the result, once the next attempt started with the link still cut.
+   */
+  const takenOverWhileCutOff = async (
+    claudeBin: string,
+    prompt: string,
+  ): Promise<{ milestones: string[]; result: ExecuteResult }> => {
     const queueName = uniqueQueueName();
     const client = createClient({ url: redisUrl, queueName });
     const link = await startRedisLink(redisUrl);
     try {
-      // A flood: once the link is cut, the first worker's reading of it waits on Redis.
-      await start(queueName, link.url, fixture('claude-flood.mjs'));
+      await start(queueName, link.url, claudeBin);
       const jobId = randomUUID();
-      await client.enqueue({ prompt: 'flood 200', workingDir: 'repo' }, { jobId, attempts: 2 });
-      const live: string[] = [];
+      await client.enqueue({ prompt, workingDir: 'repo' }, { jobId, attempts: 2 });
+      const seen: string[] = [];
       const following = (async () => {
         for await (const event of client.events(jobId)) {
-          if (event.type !== 'output') live.push(`${event.attempt}:${event.type}`);
+          if (event.type !== 'output') seen.push(`${event.attempt}:${event.type}`);
         }
       })();
-      await waitFor('the run to start', () => (live.includes('1:started') ? true : undefined));
+      await waitFor('the run to start', () => (seen.includes('1:started') ? true : undefined));
       link.cut();
-      await start(queueName, redisUrl, fixture('claude-flood.mjs'));
+      await start(queueName, redisUrl, claudeBin);
 
       // Past the lock, the first worker stops its run, and gives "repo" back with Redis away.
       await waitFor(
         'the next attempt to start, the first worker still cut off',
-        () => (live.includes('2:started') ? true : undefined),
+        () => (seen.includes('2:started') ? true : undefined),
         30_000,
       );
       link.restore();
-
       const result = await client.result(jobId, { timeoutMs: 90_000 });
-      expect(result).toMatchObject({ success: true, attempt: 2, finalOutput: 'flooded 200 MiB' });
       await following;
-      expect(live.filter((milestone) => !milestone.endsWith(':gap'))).toEqual([
-        '1:started',
-        '1:failed',
-        '2:started',
-        '2:completed',
-      ]);
+      return { milestones: seen, result };
     } finally {
       link.restore();
       await client.close();
       await link.close();
     }
+  };
+
+  it('runs its next attempt while the first worker, cut off from Redis, still waits on it', async () => {
+    // A flood: once the link is cut, the first worker's reading of it waits on Redis.
+    const { milestones, result } = await takenOverWhileCutOff(
+      fixture('claude-flood.mjs'),
+      'flood 200',
+    );
+    expect(result).toMatchObject({ success: true, attempt: 2, finalOutput: 'flooded 200 MiB' });
+    expect(milestones.filter((milestone) => !milestone.endsWith(':gap'))).toEqual([
+      '1:started',
+      '1:failed',
+      '2:started',
+      '2:completed',
+    ]);
   }, 120_000);
 
   it('runs its next attempt while the first worker, cut off from Redis, still ships its session', async () => {
-    const queueName = uniqueQueueName();
-    const client = createClient({ url: redisUrl, queueName });
-    const link = await startRedisLink(redisUrl);
-    try {
-      // A transcript that grows: once the link is cut, the first worker's shipping of it waits.
-      await start(queueName, link.url, fixture('claude-transcript.mjs'));
-      const jobId = randomUUID();
-      const prompt = JSON.stringify({ holdMs: 10_000, appendEveryMs: 100 });
-      await client.enqueue({ prompt, workingDir: 'repo' }, { jobId, attempts: 2 });
-      const live: string[] = [];
-      const following = (async () => {
-        for await (const event of client.events(jobId)) {
-          if (event.type !== 'output') live.push(`${event.attempt}:${event.type}`);
-        }
-      })();
-      await waitFor('the run to start', () => (live.includes('1:started') ? true : undefined));
-      link.cut();
-      await start(queueName, redisUrl, fixture('claude-transcript.mjs'));
-
-      await waitFor(
-        'the next attempt to start, the first worker still cut off',
-        () => (live.includes('2:started') ? true : undefined),
-        30_000,
-      );
-      link.restore();
-
-      const result = await client.result(jobId, { timeoutMs: 90_000 });
-      expect(result).toMatchObject({ success: true, attempt: 2 });
-      await following;
-      // The first attempt's shipping sent before the link was cut lands once it is back, past
-      // the lock: it is refused, and the retry's own shipping goes on (it said "no longer saved").
-      expect(live).toEqual(['1:started', '1:failed', '2:started', '2:completed']);
-    } finally {
-      link.restore();
-      await client.close();
-      await link.close();
-    }
+    // A transcript that grows: once the link is cut, the first worker's shipping of it waits.
+    const { milestones, result } = await takenOverWhileCutOff(
+      fixture('claude-transcript.mjs'),
+      JSON.stringify({ holdMs: 10_000, appendEveryMs: 100 }),
+    );
+    expect(result).toMatchObject({ success: true, attempt: 2 });
+    // The first attempt's shipping sent before the link was cut lands once it is back, past
+    // the lock: it is refused, and the retry's own shipping goes on (it said "no longer saved").
+    expect(milestones).toEqual(['1:started', '1:failed', '2:started', '2:completed']);
   }, 120_000);
 });
