@@ -11,7 +11,7 @@ export { runClaude, type RunSpec, type RunLine, type RunOutcome } from './run.js
 export { LineSplitter } from './lines.js';
 export { type StopCause, type StopRequest } from './stop-run.js';
 export { judgeRun, oneLine, type RunReport } from './outcome.js';
-export { judgeAnswer, ANSWER_CHECK_MS } from './answer.js';
+export { judgeAnswer } from './answer.js';
 export { rateLimitHit, RATE_LIMIT_STATUSES, type RateLimitHit } from './rate-limit.js';
 export {
   LAUNCHER_REPORT_FD,

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DirectoryInUseError, type RunBox } from '../../isolation/index.js';
 
 /** How long an attempt waits for a directory of its run that another run holds. */
-export const DIRECTORY_WAIT_MS = 60_000;
+const DIRECTORY_WAIT_MS = 60_000;
 const ASK_AGAIN_MS = 500;
 
 /**
