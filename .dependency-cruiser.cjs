@@ -50,7 +50,7 @@ module.exports = {
     layer('gateway', 'gateway', ['contract', 'redis', 'client']),
     layer('watchdog', 'watchdog', ['contract', 'config', 'executor', 'isolation']),
     layer('worker-events', 'worker/events', ['contract']),
-    layer('worker-sessions', 'worker/sessions', ['contract', 'executor']),
+    layer('worker-sessions', 'worker/sessions', ['contract', 'redis', 'executor']),
     layer('worker-attempt', 'worker/attempt', [
       'contract',
       'config',

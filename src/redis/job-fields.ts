@@ -1,5 +1,6 @@
 import { constants } from 'node:buffer';
 import { raw2NextJobData, type Job } from 'bullmq';
+import { lockKeyOf } from './write-fence.js';
 
 /**
  * The longest string Node.js makes. ioredis makes one of each field of a reply, and Redis holds
@@ -122,6 +123,6 @@ export async function activeJobLockedBy(
 ): Promise<string | undefined> {
   const redis = await readerOf(queue);
   const ids = await redis.lrange(queue.toKey('active'), 0, -1);
-  const locks = await Promise.all(ids.map((id) => redis.get(`${queue.toKey(id)}:lock`)));
+  const locks = await Promise.all(ids.map((id) => redis.get(lockKeyOf(queue.toKey(id)))));
   return ids.find((_, at) => locks[at] === token);
 }

@@ -1,5 +1,6 @@
 import type { RedisClient } from './connections.js';
 import { patchKey, type QueueAddress } from '../contract/index.js';
+import { fenceCheck, type WriteFence } from './write-fence.js';
 
 /** A job's workspace change as kept in Redis. */
 export interface StoredPatch {
@@ -12,9 +13,22 @@ export interface StoredPatch {
   readonly patch: Buffer;
 }
 
+/** Replaces the patch hash KEYS[1] (fields, then TTL), unless the job's lock KEYS[2] moved on. */
+const STORE_SCRIPT = `
+${fenceCheck(2, 6, '0')}
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'base', ARGV[1], 'bytes', ARGV[2], 'truncated', ARGV[3], 'patch', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+`;
+
+/** What became of a patch given to storePatch. */
+export type PatchStored = 'kept' | 'truncated' | 'fenced';
+
 /**
  * Keeps a job's patch (a later checkpoint or attempt replaces an earlier one) for `ttlSeconds`;
- * one over `maxBytes` is kept as `summary` instead. Says whether it was truncated.
+ * one over `maxBytes` is kept as `summary` instead (`truncated`). Behind a fence that no longer
+ * holds, nothing is stored (`fenced`): the job is another attempt's, whose patch it would replace.
  */
 export async function storePatch(
   redis: RedisClient,
@@ -28,24 +42,23 @@ export async function storePatch(
     summary: () => string;
   },
   limits: { maxBytes: number; ttlSeconds: number },
-): Promise<boolean> {
+  fence?: WriteFence,
+): Promise<PatchStored> {
   const kept =
     change.patch !== null && change.patch.length <= limits.maxBytes ? change.patch : null;
   const key = patchKey(address, jobId);
-  const replies = await redis
-    .multi()
-    .del(key)
-    .hset(key, {
-      base: change.base,
-      bytes: String(change.bytes),
-      truncated: kept === null ? '1' : '0',
-      patch: kept ?? Buffer.from(change.summary(), 'utf8'),
-    })
-    .expire(key, limits.ttlSeconds)
-    .exec();
-  const failed = replies?.find(([error]) => error !== null)?.[0];
-  if (failed) throw failed;
-  return kept === null;
+  const keys = fence === undefined ? [key] : [key, fence.lockKey];
+  const args = [
+    change.base,
+    String(change.bytes),
+    kept === null ? '1' : '0',
+    kept ?? Buffer.from(change.summary(), 'utf8'),
+    limits.ttlSeconds,
+    fence?.token ?? '',
+  ];
+  const stored = (await redis.eval(STORE_SCRIPT, keys.length, ...keys, ...args)) as number;
+  if (stored === 0) return 'fenced';
+  return kept === null ? 'truncated' : 'kept';
 }
 
 /** The job's stored patch, or null when it has none (no workspace, or expired). */

@@ -29,6 +29,7 @@ import {
 import type { RunBox } from '../../isolation/index.js';
 import { readCancelReason } from '../../redis/cancel-marker.js';
 import { readNewest } from '../../redis/history.js';
+import { lockKeyOf, type WriteFence } from '../../redis/write-fence.js';
 import type { JobEvents } from '../events/job-events.js';
 import { planAttempt, SessionNotFoundError, type AttemptPlan } from '../sessions/session-plan.js';
 import { startSessionSync, type SessionSync } from '../sessions/session-sync.js';
@@ -113,6 +114,8 @@ export class Attempt {
   private delayedRetry: RateLimitRetry | null = null;
   private readonly startedAt: number;
   private readonly jobKey: string;
+  /** What the attempt writes for a retry to go on from lands only while the job is its own. */
+  private readonly fence: WriteFence | undefined;
   private readonly log: JobContext['logger'];
   /** The attempt in brief in the job's own log, for queue dashboards. */
   private readonly jobLog: JobLog;
@@ -131,6 +134,7 @@ export class Attempt {
     const { address } = context;
     this.startedAt = context.now();
     this.jobKey = `${address.prefix}:${address.queueName}:${this.jobId}`;
+    this.fence = token === undefined ? undefined : { lockKey: lockKeyOf(this.jobKey), token };
     this.log = context.logger.child({ jobId: this.jobId, attempt: this.number });
     this.jobLog = new JobLog(job, this.number, (error) => {
       this.log.warn({ err: error }, "could not write to the job's log; it stays incomplete");
@@ -308,6 +312,7 @@ export class Attempt {
       ttlSeconds,
       this.log,
       box.whileStopped,
+      this.fence,
     );
   }
 
@@ -347,7 +352,7 @@ export class Attempt {
       (text) => {
         void this.events.line('error', text, {});
       },
-      this.token === undefined ? undefined : { lockKey: `${this.jobKey}:lock`, token: this.token },
+      this.fence,
     );
     this.checkpoints = this.checkpointsOf(prepared.box, timeoutSeconds);
     const outcome = await runClaude(this.runSpec(prepared, timeoutSeconds));
@@ -395,7 +400,13 @@ export class Attempt {
   private async workspaceChange(request: ExecuteRequest): Promise<WorkspaceResult | null> {
     if (this.checkout === null) return null;
     try {
-      return await recordWorkspaceChange(this.context, this.jobId, this.checkout, request);
+      return await recordWorkspaceChange(
+        this.context,
+        this.jobId,
+        this.checkout,
+        request,
+        this.fence,
+      );
     } catch (error) {
       this.log.error({ err: error }, "could not record the change in the job's workspace");
       return null;

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecuteRequest, WorkspaceRequest, WorkspaceResult } from '../../contract/index.js';
-import { readPatch, storePatch } from '../../redis/patches.js';
+import { readPatch, storePatch, type PatchStored } from '../../redis/patches.js';
+import type { WriteFence } from '../../redis/write-fence.js';
 import { type Checkout, type Change, GitError, type Hold } from '../../workspace/index.js';
 import { mustBeOutOfReach } from '../../isolation/index.js';
 import { listedPaths, summaryLines } from './changed-paths.js';
@@ -63,34 +64,39 @@ export function branchOf(jobId: string): string {
 
 /**
  * What the attempt changed, its patch stored once in Redis (over the cap, a summary instead)
- * for as long as the job's history.
+ * for as long as the job's history; null where the job is another attempt's now (`fence`), whose
+ * patch this one must not replace.
  */
 export async function recordWorkspaceChange(
   context: JobContext,
   jobId: string,
   checkout: Checkout,
   request: ExecuteRequest,
-): Promise<WorkspaceResult> {
+  fence?: WriteFence,
+): Promise<WorkspaceResult | null> {
   const branch = request.workspace?.commit === true ? branchOf(jobId) : null;
   const change = await checkout.change({ branch, maxPatchBytes: context.settings.patchMaxBytes });
-  const truncated = await storeChange(context, jobId, change, context.settings.eventsTtlSeconds);
+  const ttlSeconds = context.settings.eventsTtlSeconds;
+  const stored = await storeChange(context, jobId, change, ttlSeconds, fence);
+  if (stored === 'fenced') return null;
   return {
     base: change.base,
     ...listedPaths(change),
     patchBytes: change.patchBytes,
-    patchTruncated: truncated,
+    patchTruncated: stored === 'truncated',
     branch: change.commit === null ? null : branch,
     commit: change.commit,
   };
 }
 
-/** Stores the change as the job's patch, the one a retry starts from; says if it was truncated. */
-async function storeChange(
+/** Stores the change as the job's patch, the one a retry starts from. */
+function storeChange(
   context: JobContext,
   jobId: string,
   change: Change,
   ttlSeconds: number,
-): Promise<boolean> {
+  fence: WriteFence | undefined,
+): Promise<PatchStored> {
   return storePatch(
     context.redis,
     context.address,
@@ -102,6 +108,7 @@ async function storeChange(
       summary: () => summaryOf(jobId, change, context),
     },
     { maxBytes: context.settings.patchMaxBytes, ttlSeconds },
+    fence,
   );
 }
 
@@ -134,6 +141,8 @@ export class WorkspaceCheckpoints {
     private readonly log: JobContext['logger'],
     /** The run goes on meanwhile: git reads its files with it stopped (see RunBox). */
     private readonly hold: Hold,
+    /** Once it no longer holds, the job is another attempt's: no checkpoint is taken after. */
+    private readonly fence?: WriteFence,
   ) {}
 
   /** A tool finished: take a checkpoint now, or right after the one under way. */
@@ -183,7 +192,18 @@ export class WorkspaceCheckpoints {
         hold: this.hold,
         timeoutMs: CHECKPOINT_TIMEOUT_MS,
       });
-      await storeChange(this.context, this.jobId, change, this.ttlSeconds);
+      const stored = await storeChange(
+        this.context,
+        this.jobId,
+        change,
+        this.ttlSeconds,
+        this.fence,
+      );
+      if (stored === 'fenced') {
+        this.closed = true;
+        this.log.info("the job is another attempt's now: its workspace takes no more checkpoints");
+        return true;
+      }
       this.context.onCheckpoint?.((this.context.now() - began) / 1000);
       return true;
     } catch (error) {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { SessionRef, SessionStore, TranscriptPlace, WriteFence } from './sessions.js';
+import type { WriteFence } from '../../redis/write-fence.js';
+import type { SessionRef, SessionStore, TranscriptPlace } from './sessions.js';
 
 export interface SessionSync {
   /**

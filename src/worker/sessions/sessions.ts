@@ -18,6 +18,7 @@ import {
   type TranscriptPlace,
 } from './transcript-files.js';
 import { errorMessage } from '../../common/errors.js';
+import { fenceCheck, type WriteFence } from '../../redis/write-fence.js';
 
 export { transcriptHoldsPrompt, transcriptSize, type TranscriptPlace } from './transcript-files.js';
 
@@ -44,16 +45,6 @@ export type Restored =
   | { readonly kind: 'missing' }
   /** It outgrew SESSION_MAX_BYTES and was no longer kept: a retry starts a new session. */
   | { readonly kind: 'oversized'; readonly bytes: number };
-
-/**
- * The job's lock, which must still hold the attempt's token for an append to land: an append
- * sent just before the lock lapsed (the worker cut off from Redis) may reach Redis after the
- * next attempt went on with the session, and would then be a conflict to that one.
- */
-export interface WriteFence {
-  readonly lockKey: string;
-  readonly token: string;
-}
 
 /** Where transcripts are kept beyond the run that wrote them (Redis, or a worker's directory). */
 export interface TranscriptSink {
@@ -218,7 +209,7 @@ function capped(limit: number): Transform {
 }
 
 const APPEND_SCRIPT = `
-if KEYS[3] and redis.call('GET', KEYS[3]) ~= ARGV[5] then return -2 end
+${fenceCheck(3, 5, '-2')}
 local held = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0')
 if held ~= tonumber(ARGV[1]) then return held end
 redis.call('APPEND', KEYS[2], ARGV[2])
