@@ -36,7 +36,10 @@ export interface ClientOptions extends QueueTarget {
 }
 
 export type CancelOutcome =
-  /** The job is running: its worker stops the run now and fails the job as cancelled. */
+  /**
+   * The job is running: its worker stops the run now and fails the job as cancelled. A run that
+   * had already ended (the CLI exited) still ends the job as it ended: `result()` says how.
+   */
   | { readonly jobId: string; readonly outcome: 'stopping'; readonly state: 'active' }
   /** The job had not started: it will fail as cancelled without running. */
   | { readonly jobId: string; readonly outcome: 'cancelled'; readonly state: string }
