@@ -44,6 +44,8 @@ export class Checkout {
   private readonly keepFailedSeconds: number;
   /** One look at the checkout at a time: they share the scratch index. */
   private looking: Promise<unknown> = Promise.resolve();
+  /** The repositories nested in the checkout that the last look added (see leaveAsAdded). */
+  private nested: readonly string[] = [];
 
   constructor(place: {
     dir: string;
@@ -69,6 +71,30 @@ export class Checkout {
     await rm(this.scratch, { recursive: true, force: true });
     await mkdir(join(this.scratch, 'objects'), { recursive: true, mode: 0o700 });
     await copyFile(join(this.dir, '.git', 'index'), join(this.scratch, 'index'));
+    // The source's submodules, and those of an earlier attempt's patch: empty directories the
+    // run can fill.
+    const options = this.gitOptions(LOOK_TIMEOUT_MS);
+    const staged = (await git(['ls-files', '--stage', '-z'], options)).toString('utf8');
+    const nested = staged
+      .split('\0')
+      .filter((entry) => entry.startsWith(`${GITLINK_MODE} `))
+      .map((entry) => entry.slice(entry.indexOf('\t') + 1));
+    await leaveAsAdded(nested, options);
+  }
+
+  /** git reading the checkout through the cache, with the scratch index and object store. */
+  private gitOptions(timeoutMs: number): GitOptions {
+    return {
+      gitDir: this.cache,
+      workTree: this.dir,
+      cwd: this.dir,
+      timeoutMs,
+      env: {
+        GIT_INDEX_FILE: join(this.scratch, 'index'),
+        GIT_OBJECT_DIRECTORY: join(this.scratch, 'objects'),
+        GIT_ALTERNATE_OBJECT_DIRECTORIES: join(this.cache, 'objects'),
+      },
+    };
   }
 
   /**
@@ -104,27 +130,19 @@ export class Checkout {
     maxPatchBytes: number,
     { hold, timeoutMs }: { hold: Hold; timeoutMs: number },
   ): Promise<Change> {
-    const options: GitOptions = {
-      gitDir: this.cache,
-      workTree: this.dir,
-      cwd: this.dir,
-      timeoutMs,
-      env: {
-        GIT_INDEX_FILE: join(this.scratch, 'index'),
-        GIT_OBJECT_DIRECTORY: join(this.scratch, 'objects'),
-        GIT_ALTERNATE_OBJECT_DIRECTORIES: join(this.cache, 'objects'),
-      },
-    };
+    const options = this.gitOptions(timeoutMs);
     // A repository the run made inside the checkout without a commit (`git init` in a new
     // folder), or a FIFO where a file was, cannot be added: the rest of the change still is,
     // and git says so with exit code 1.
+    await leaveAsAdded(this.nested, options);
     const addAll = [...STAT, 'add', '--all', '--ignore-errors', '--', '.'];
     const added = await hold(() => git(addAll, { ...options, exitCodes: [0, 1] }));
     if (added === null) {
       throw new Error("the run's processes could not all be stopped for a look at its checkout");
     }
     const diff = [...STAT, 'diff', '--cached', '--no-renames', '--no-ext-diff', '--no-textconv'];
-    const listed = await git([...diff, '--name-status', '-z', this.base], options);
+    const listed = listingOf(await git([...diff, '--raw', '-z', this.base], options));
+    this.nested = listed.filter((entry) => entry.mode === GITLINK_MODE).map(({ path }) => path);
     const patch = await gitCapped([...diff, '--binary', this.base], options, maxPatchBytes);
     const commit = branch === null ? null : await this.commit(branch, options);
     return {
@@ -178,13 +196,50 @@ export class Checkout {
   }
 }
 
-/** Paths by status from `git diff --name-status -z` (status and path alternate, NUL-separated). */
-function filesOf(listed: Buffer): { changed: string[]; added: string[]; deleted: string[] } {
-  const parts = listed.toString('utf8').split('\0');
-  const files = { changed: [] as string[], added: [] as string[], deleted: [] as string[] };
+/** The index's mode of a gitlink: a repository nested in the working tree, added by its commit. */
+const GITLINK_MODE = '160000';
+
+/**
+ * Marks each of `nested`, repositories nested in the checkout that the index holds (the run's own
+ * `git init` with a commit, or a submodule of the source it filled), skip-worktree: `git add`
+ * then keeps it as it was added. Else git checks it for changes with a `git status` of its own
+ * run inside it, as root, which reads that repository's config and attributes: the run's, which
+ * can name a program (a clean filter) for it to run. Touches only the index, so needs no hold.
+ */
+async function leaveAsAdded(nested: readonly string[], options: GitOptions): Promise<void> {
+  if (nested.length === 0) return;
+  await git(['update-index', '--skip-worktree', '-z', '--stdin'], {
+    ...options,
+    input: `${nested.join('\0')}\0`,
+  });
+}
+
+interface Listed {
+  readonly status: string;
+  /** Its mode in the index (000000 where it was deleted). */
+  readonly mode: string;
+  readonly path: string;
+}
+
+/** `git diff --raw -z` without renames: `:<mode> <mode> <id> <id> <status>` and path, NUL-separated. */
+function listingOf(raw: Buffer): Listed[] {
+  const parts = raw.toString('utf8').split('\0');
+  const listed: Listed[] = [];
   for (let index = 0; index + 1 < parts.length; index += 2) {
-    const status = parts[index] ?? '';
-    const path = parts[index + 1] ?? '';
+    const [, mode = '', , , status = ''] = (parts[index] ?? '').split(' ');
+    listed.push({ status, mode, path: parts[index + 1] ?? '' });
+  }
+  return listed;
+}
+
+/** Paths by status. */
+function filesOf(listed: readonly Listed[]): {
+  changed: string[];
+  added: string[];
+  deleted: string[];
+} {
+  const files = { changed: [] as string[], added: [] as string[], deleted: [] as string[] };
+  for (const { status, path } of listed) {
     if (status === 'A') files.added.push(path);
     else if (status === 'D') files.deleted.push(path);
     else files.changed.push(path);

@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GitError, Workspaces } from '../../src/workspace/index.js';
+import { git } from '../support/git.js';
 import { oneCommitRepository } from '../support/git.js';
 
 describe('a look at a checkout a run has had its way with', () => {
@@ -81,6 +82,66 @@ describe('a look at a checkout a run has had its way with', () => {
     await expect(
       checkout.change({ maxPatchBytes: 1024 * 1024, hold: () => Promise.resolve(null) }),
     ).rejects.toThrow("the run's processes could not all be stopped for a look at its checkout");
+    await checkout.release(false);
+  });
+  /**
+   * Makes the repository at `dir` (with a commit) one whose clean filter for `file` touches
+   * `marker`, and the file newer than its index says: git checks a repository nested in the
+   * checkout for changes with a `git status` of its own run in it, which would hash that file,
+   * through the run's filter.
+   */
+  function plantFilter(dir: string, file: string, marker: string): void {
+    git(dir, 'config', 'filter.pwn.clean', `touch ${marker}; cat`);
+    writeFileSync(join(dir, '.git', 'info', 'attributes'), `${file} filter=pwn\n`);
+    const later = new Date(Date.now() + 5000);
+    utimesSync(join(dir, file), later, later);
+  }
+
+  it('runs nothing a repository the run nested in its checkout asks for (a clean filter), look after look', async () => {
+    const workspaces = await Workspaces.open({ dir: join(root, 'workspaces') });
+    const checkout = await workspaces.checkout(
+      'job-1',
+      { source: repository(), ref: 'main' },
+      null,
+    );
+    const marker = join(root, 'ran-as-root');
+    const sub = join(checkout.dir, 'sub');
+    execFileSync('git', ['init', '-q', sub]);
+    writeFileSync(join(sub, 'f'), 'one\n');
+    git(sub, 'add', 'f');
+    git(sub, '-c', 'user.name=r', '-c', 'user.email=r@r', 'commit', '-q', '-m', 'nested');
+    writeFileSync(join(checkout.dir, 'notes.txt'), 'one\n');
+    const first = await checkout.change({ maxPatchBytes: 1024 * 1024 });
+    expect(first.added).toEqual(['notes.txt', 'sub']);
+
+    plantFilter(sub, 'f', marker);
+    writeFileSync(join(checkout.dir, 'notes.txt'), 'two\n');
+    const second = await checkout.change({ maxPatchBytes: 1024 * 1024 });
+    expect(second.added).toEqual(['notes.txt', 'sub']);
+    expect(second.patch?.toString()).toContain('+two');
+    expect(existsSync(marker)).toBe(false);
+    await checkout.release(false);
+  });
+
+  it("runs nothing a repository the run made in the source's submodule asks for, from the first look", async () => {
+    const source = repository();
+    const head = git(source, 'rev-parse', 'HEAD');
+    git(source, 'update-index', '--add', '--cacheinfo', `160000,${head},mod`);
+    git(source, '-c', 'user.name=r', '-c', 'user.email=r@r', 'commit', '-q', '-m', 'submodule');
+    const workspaces = await Workspaces.open({ dir: join(root, 'workspaces') });
+    const checkout = await workspaces.checkout('job-1', { source, ref: 'main' }, null);
+    const marker = join(root, 'ran-as-root');
+    // The submodule's own commit, as `git submodule update` would make it.
+    const mod = join(checkout.dir, 'mod');
+    rmSync(mod, { recursive: true, force: true });
+    execFileSync('git', ['clone', '-q', source, mod]);
+    git(mod, 'checkout', '-q', head);
+    plantFilter(mod, 'README.md', marker);
+    writeFileSync(join(checkout.dir, 'notes.txt'), 'one\n');
+
+    const change = await checkout.change({ maxPatchBytes: 1024 * 1024 });
+    expect(change).toMatchObject({ added: ['notes.txt'], changed: [] });
+    expect(existsSync(marker)).toBe(false);
     await checkout.release(false);
   });
 });
