@@ -69,34 +69,58 @@ export interface GitOptions {
 
 /** Runs git, returning its stdout as bytes; a GitError with git's last words when it fails. */
 export async function git(args: readonly string[], options: GitOptions = {}): Promise<Buffer> {
-  const result = await stoppable(start(args, options, true), options.signal);
-  const { stderr, exitCode, timedOut } = result;
+  const subprocess = start(args, options, true);
+  const guard = guardGroup(subprocess, options);
+  const result = await subprocess.finally(guard.done);
+  const { stderr, exitCode } = result;
   if (exitCode !== undefined && (options.exitCodes ?? [0]).includes(exitCode)) {
     return Buffer.from(result.stdout);
   }
+  const timedOut = guard.timedOut();
   throw failure(args, { stderr, exitCode, timedOut, stopped: options.signal?.aborted }, options);
 }
 
-/** `subprocess`, whose process group `signal` kills (start made it one with `detached`). */
-async function stoppable<T>(
-  subprocess: ReturnType<typeof execa> & Promise<T>,
-  signal: AbortSignal | undefined,
-): Promise<T> {
-  if (signal === undefined) return subprocess;
-  const kill = (): void => {
+/** How long git's process group has to end on SIGTERM before it is sent SIGKILL. */
+const KILL_GRACE_MS = 1000;
+
+/**
+ * Kills git's process group (start makes it one) once `signal` aborts or `timeoutMs` is up. The
+ * whole group: a process git started (a clone's remote helper, a command a repository names)
+ * can outlive git, holding the pipes whose end the worker waits for.
+ */
+function guardGroup(
+  subprocess: ReturnType<typeof execa>,
+  { signal, timeoutMs }: Pick<GitOptions, 'signal' | 'timeoutMs'>,
+): { readonly done: () => void; readonly timedOut: () => boolean } {
+  let timedOut = false;
+  const signalGroup = (name: NodeJS.Signals): void => {
     try {
-      if (subprocess.pid !== undefined) process.kill(-subprocess.pid, 'SIGKILL');
+      if (subprocess.pid !== undefined) process.kill(-subprocess.pid, name);
     } catch {
       // Gone already.
     }
   };
-  if (signal.aborted) kill();
-  signal.addEventListener('abort', kill, { once: true });
-  try {
-    return await subprocess;
-  } finally {
-    signal.removeEventListener('abort', kill);
-  }
+  // SIGTERM first: git removes the lock files it holds (the index's) as it goes.
+  const kill = (): void => {
+    signalGroup('SIGTERM');
+    setTimeout(() => signalGroup('SIGKILL'), KILL_GRACE_MS).unref();
+  };
+  const timer =
+    timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          kill();
+        }, timeoutMs);
+  if (signal?.aborted === true) kill();
+  signal?.addEventListener('abort', kill, { once: true });
+  return {
+    done: () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', kill);
+    },
+    timedOut: () => timedOut,
+  };
 }
 
 /**
@@ -109,15 +133,21 @@ export async function gitCapped(
   maxBytes: number,
 ): Promise<{ readonly bytes: number; readonly output: Buffer | null }> {
   const subprocess = start(args, options, false);
+  const guard = guardGroup(subprocess, options);
   const chunks: Buffer[] = [];
   let bytes = 0;
-  for await (const chunk of subprocess.stdout as AsyncIterable<Buffer>) {
-    bytes += chunk.length;
-    if (bytes <= maxBytes) chunks.push(chunk);
-    else chunks.length = 0;
+  const result = await (async () => {
+    for await (const chunk of subprocess.stdout as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
+      if (bytes <= maxBytes) chunks.push(chunk);
+      else chunks.length = 0;
+    }
+    return subprocess;
+  })().finally(guard.done);
+  if (result.exitCode !== 0) {
+    const { stderr, exitCode } = result;
+    throw failure(args, { stderr, exitCode, timedOut: guard.timedOut() }, options);
   }
-  const result = await subprocess;
-  if (result.exitCode !== 0) throw failure(args, result, options);
   return { bytes, output: bytes <= maxBytes ? Buffer.concat(chunks) : null };
 }
 
@@ -128,10 +158,8 @@ function start(args: readonly string[], options: GitOptions, buffer: boolean) {
   ];
   return execa('git', [...SAFE, ...where, ...args], {
     reject: false,
-    ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs }),
-    // A group of its own, which a stop kills whole: a clone's remote helper outlives git itself,
-    // holding the pipes that git's end waits on.
-    ...(options.signal === undefined ? {} : { detached: true }),
+    // A group of its own, which a stop or the time limit kills whole (see guardGroup).
+    detached: true,
     encoding: 'buffer',
     stripFinalNewline: false,
     // stderr is read for the error message either way; stdout is streamed when not buffered.
