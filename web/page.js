@@ -25,7 +25,8 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-function clip(text) {
+function clip(value) {
+  const text = typeof value === 'string' ? value : String(value ?? '');
   return text.length > SHOW_CHARS
     ? `${text.slice(0, SHOW_CHARS)}\n[... ${text.length - SHOW_CHARS} more characters]`
     : text;
@@ -137,12 +138,24 @@ function receive(event) {
   if (event.seq <= run.lastSeq) return;
   run.lastSeq = event.seq;
   const item = el('li', { 'data-seq': event.seq, 'data-type': event.type });
-  item.append(...render(event, item).filter((part) => part !== null));
+  item.append(...shown(event, item).filter((part) => part !== null));
   $('events').append(item);
   if ((event.type === 'completed' || event.type === 'failed') && !event.data.retrying) {
     showResult(event.data);
     say('run-state', event.type);
     $('run-state').className = `state-${event.type}`;
+  }
+}
+
+/**
+ * The event as the page shows it; as it came, where its shape is not one the page knows (a run
+ * prints what it likes): never lost, and never an error that would lose the events after it.
+ */
+function shown(event, item) {
+  try {
+    return render(event, item);
+  } catch {
+    return [label(event.type), el('pre', {}, clip(JSON.stringify(event)))];
   }
 }
 
@@ -200,6 +213,8 @@ function output(event, item) {
   } catch {
     return [label('output'), el('pre', {}, clip(text))];
   }
+  if (line === null || typeof line !== 'object')
+    return [label('output'), el('pre', {}, clip(text))];
   return streamLine(line, item);
 }
 
@@ -222,7 +237,9 @@ function streamLine(line, item) {
 function blocks(content, item, renderBlock) {
   if (typeof content === 'string') return [el('p', { class: 'assistant-text' }, clip(content))];
   if (!Array.isArray(content)) return [];
-  return content.flatMap((block) => renderBlock(block, item));
+  return content
+    .filter((block) => block !== null && typeof block === 'object')
+    .flatMap((block) => renderBlock(block, item));
 }
 
 function assistantBlock(block, item) {
@@ -247,7 +264,7 @@ function userBlock(block, item) {
   if (block.type !== 'tool_result') return [];
   const name = run.tools.get(block.tool_use_id) ?? 'a tool';
   const content = Array.isArray(block.content)
-    ? block.content.map((part) => part.text ?? '').join('\n')
+    ? block.content.map((part) => (typeof part?.text === 'string' ? part.text : '')).join('\n')
     : String(block.content ?? '');
   if (block.is_error) item.classList.add('tool-error');
   const title = block.is_error ? `error from ${name}` : `result of ${name}`;
