@@ -92,6 +92,11 @@ export const SSE_HEADERS = {
 } as const;
 
 /** A response written with backpressure: a write the socket cannot take waits for `drain`. */
+/** The most of one text written to a client at once (see SseResponse.send). */
+const PIECE_CHARS = 64 * 1024;
+
+const isLowSurrogate = (code: number): boolean => code >= 0xdc00 && code <= 0xdfff;
+
 class SseResponse {
   private readonly closed = new AbortController();
 
@@ -114,11 +119,22 @@ class SseResponse {
     this.res.write(`retry: ${RETRY_MS}\n\n`);
   }
 
-  /** Whether the text went out (or into the socket's buffer); false once the client is gone. */
+  /**
+   * Whether the text went out (or into the socket's buffer); false once the client is gone. A
+   * long text goes in pieces, each waiting for the one before to drain: a client reading it
+   * steadily is seen to read (one event may be tens of MB), and the socket holds a piece of it,
+   * not another copy of the whole.
+   */
   async send(text: string): Promise<boolean> {
-    if (this.signal.aborted) return false;
-    if (this.res.write(text)) return true;
-    return this.drained();
+    for (let at = 0; at < text.length;) {
+      if (this.signal.aborted) return false;
+      let end = Math.min(text.length, at + PIECE_CHARS);
+      // Each piece is encoded on its own: never between the two halves of a surrogate pair.
+      if (end < text.length && isLowSurrogate(text.charCodeAt(end))) end -= 1;
+      if (!this.res.write(text.slice(at, end)) && !(await this.drained())) return false;
+      at = end;
+    }
+    return !this.signal.aborted;
   }
 
   comment(text: string): void {

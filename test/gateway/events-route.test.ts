@@ -211,6 +211,44 @@ describe('GET /jobs/:id/events (Server-Sent Events)', () => {
     expect(history.at(-1)).toMatchObject({ type: 'failed', data: { failure: 'cancelled' } });
   });
 
+  it('keeps a client that reads an event longer than its socket holds slowly, but steadily', async () => {
+    // 7 MiB of \x01 in a line: an event of about 44 MB as JSON, far more than the sockets
+    // between them hold.
+    const jobId = await client.enqueue({ prompt: 'long line of control characters' });
+    await client.result(jobId, { timeoutMs: 30_000 });
+    let received = 0;
+    let tail = '';
+    const ended = new Promise<void>((resolve) => {
+      const req = request(eventsUrl(jobId), { headers: auth }, (res) => {
+        res.setEncoding('utf8');
+        res.pause();
+        const take = (chunk: string | null): void => {
+          received += chunk?.length ?? 0;
+          tail = (tail + (chunk ?? '')).slice(-1000);
+        };
+        // About 6 MB a second for 5 s, then all it can. The server's socket tells it of room
+        // only once half of what it holds (up to 4 MB) was read: a piece at a time, that is
+        // well within GATEWAY_SLOW_CLIENT_SECONDS (1 here); the whole event, far past it.
+        const reading = setInterval(() => take(res.read(320 * 1024) as string | null), 50);
+        setTimeout(() => {
+          clearInterval(reading);
+          res.on('data', take);
+          res.resume();
+        }, 5000);
+        res.on('end', resolve);
+        res.on('error', () => resolve());
+      });
+      req.on('error', () => resolve());
+      req.end();
+    });
+    await ended;
+    // Every event, the last (its result) among them, then the end of the stream.
+    const events = await replay(jobId);
+    const bytes = events.reduce((sum, event) => sum + JSON.stringify(event).length, 0);
+    expect(received).toBeGreaterThan(bytes);
+    expect(tail).toMatch(/"lastSeq":\d+\}\}\n\nevent: end\ndata: \{\}\n\n$/);
+  });
+
   it('answers 404 for a job that does not exist, and 400 for a Last-Event-ID that is no seq', async () => {
     const missing = await get(eventsUrl('no-such-job'), { headers: auth });
     expect(missing.status).toBe(404);
