@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecuteRequest, WorkspaceRequest, WorkspaceResult } from '../../contract/index.js';
 import { readPatch, storePatch, type PatchStored } from '../../redis/patches.js';
@@ -57,9 +58,19 @@ export async function openWorkspace(
   }
 }
 
-/** The branch a job's change is committed on: its id, made a valid ref name. */
+/** The longest job id a branch is named after as it is (a ref's file name is 255 bytes at most). */
+const PLAIN_ID_CHARS = 200;
+
+/**
+ * The branch a job's change is committed on: `claudebox/job-<id>`. An id with other characters
+ * than a ref name may hold, or longer than PLAIN_ID_CHARS, has them made `-`, is cut there, and
+ * gets `.<hash of the id>`, which no plain id has: two jobs never share a branch.
+ */
 export function branchOf(jobId: string): string {
-  return `claudebox/job-${jobId.replace(/[^A-Za-z0-9_-]/g, '-')}`;
+  const plain = jobId.replace(/[^A-Za-z0-9_-]/g, '-');
+  if (plain === jobId && jobId.length <= PLAIN_ID_CHARS) return `claudebox/job-${jobId}`;
+  const hash = createHash('sha256').update(jobId).digest('hex').slice(0, 12);
+  return `claudebox/job-${plain.slice(0, PLAIN_ID_CHARS)}.${hash}`;
 }
 
 /**
