@@ -9,6 +9,9 @@ export function processIo(): CliIo {
   // follows the run.
   let stdoutGone = false;
   process.stdout.on('error', () => (stdoutGone = true));
+  // So too for stderr (`2>&1 | head`): a write to it that fails must not end the command.
+  let stderrGone = false;
+  process.stderr.on('error', () => (stderrGone = true));
   return {
     env: process.env,
     cwd: process.cwd(),
@@ -18,7 +21,9 @@ export function processIo(): CliIo {
     stdoutBytes: (bytes) => {
       if (!stdoutGone) process.stdout.write(bytes);
     },
-    stderr: (text) => void process.stderr.write(text),
+    stderr: (text) => {
+      if (!stderrGone) process.stderr.write(text);
+    },
     // Touched only when read: an unused stdin pipe must not keep the process alive.
     stdin: { [Symbol.asyncIterator]: () => process.stdin[Symbol.asyncIterator]() },
     isTTY: { stdin: isatty(0), stdout: isatty(1), stderr: isatty(2) },

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { JobsOptions } from 'bullmq';
 import { ClaudeboxError } from '../client/index.js';
 import { ExecuteRequestSchema, type ExecuteRequest } from '../contract/index.js';
@@ -228,5 +229,9 @@ async function readPrompt(io: CliIo): Promise<string> {
   for await (const chunk of io.stdin) {
     chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  const bytes = Buffer.concat(chunks);
+  // Decoded leniently, bytes that are not UTF-8 would become U+FFFD: a prompt other than the one
+  // given, sent without a word.
+  if (!isUtf8(bytes)) throw new CliError(EXIT.usage, 'the prompt on stdin is not UTF-8 text');
+  return bytes.toString('utf8');
 }

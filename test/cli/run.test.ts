@@ -233,6 +233,14 @@ describe('claudebox run', () => {
     expect(job?.data).toEqual({ prompt });
   });
 
+  it('exits 2 where the prompt on stdin is not UTF-8 text, rather than send another, and enqueues nothing', async () => {
+    const waiting = await queue.getWaitingCount();
+    const io = fakeIo(env, { stdin: Buffer.from('a prompt \xff\xfe of bytes', 'latin1') });
+    expect(await cli(['run', '-'], io)).toBe(2);
+    expect(io.stderrText()).toBe('claudebox: the prompt on stdin is not UTF-8 text\n');
+    expect(await queue.getWaitingCount()).toBe(waiting);
+  });
+
   it('exits 2 naming each bad field, and enqueues nothing', async () => {
     const run = processes.spawn(
       [

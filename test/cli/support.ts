@@ -98,7 +98,7 @@ export interface FakeIo extends CliIo {
 export function fakeIo(
   env: Record<string, string | undefined>,
   options: {
-    readonly stdin?: string;
+    readonly stdin?: string | Buffer;
     readonly terminal?: () => Terminal | null;
     readonly tty?: boolean;
   } = {},
