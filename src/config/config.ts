@@ -199,7 +199,7 @@ export const ConfigSchema = z.object({
     .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
     .optional()
     .describe(
-      'Set: a span per attempt is sent over OTLP/HTTP (JSON) to `<endpoint>/v1/traces`, with the headers in `OTEL_EXPORTER_OTLP_HEADERS` (see [Traces](operations.md#traces)). Unset: no tracing at all.',
+      'Set: a span per attempt is sent over OTLP/HTTP (JSON) to `<endpoint>/v1/traces` (`/v1/traces` added to its path, before a query string such as `?tenant=a`), with the headers in `OTEL_EXPORTER_OTLP_HEADERS` (see [Traces](operations.md#traces)). Unset: no tracing at all.',
     ),
   OTEL_SERVICE_NAME: nonEmpty()
     .default('claudebox')

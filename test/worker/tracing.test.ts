@@ -126,7 +126,8 @@ describe('traces sent over OTLP', () => {
         REDIS_URL: redisUrl,
         QUEUE_NAME: queueName,
         CLAUDE_BIN: fixture('claude-success.mjs'),
-        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.address() as AddressInfo).port}`,
+        // A collector behind a path, with a query string (a tenant) of its own.
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.address() as AddressInfo).port}/collector/?tenant=a`,
         OTEL_SERVICE_NAME: 'claudebox-under-test',
       });
       await worker.waitForLog('worker ready');
@@ -137,7 +138,7 @@ describe('traces sent over OTLP', () => {
       worker.child.kill('SIGTERM');
       expect(await worker.exited).toBe(0);
 
-      const sent = received.filter((request) => request.path === '/v1/traces');
+      const sent = received.filter((request) => request.path === '/collector/v1/traces?tenant=a');
       expect(sent.length).toBeGreaterThan(0);
       const payload = sent.map((request) => request.body).join('\n');
       expect(payload).toContain('claudebox-under-test');

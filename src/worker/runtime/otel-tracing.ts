@@ -55,9 +55,14 @@ export function otelTracing(settings: TracingSettings): Tracing | null {
   };
 }
 
-/** As the OTLP exporters read OTEL_EXPORTER_OTLP_ENDPOINT: the signal's path appended. */
+/**
+ * As the OTLP exporters read OTEL_EXPORTER_OTLP_ENDPOINT: the signal's path appended to its path,
+ * so that a query string (a collector's tenant, say) stays a query string.
+ */
 function tracesUrl(endpoint: string): string {
-  return `${endpoint.replace(/\/+$/, '')}/v1/traces`;
+  const url = new URL(endpoint);
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}/v1/traces`;
+  return url.toString();
 }
 
 function attemptTrace(
