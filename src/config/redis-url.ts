@@ -112,6 +112,10 @@ function singleUrl(value: string): string {
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
     throw new RedisUrlError(`must be ${FORMS}`);
   }
+  // `redis:127.0.0.1:6379` parses, as a path with no host.
+  if (url.hostname === '') {
+    throw new RedisUrlError(`names no host: must be ${FORMS}`);
+  }
   decode(url.username);
   decode(url.password);
   // ioredis would send SELECT NaN for a database that is no number, and take 1.5 for 1.

@@ -53,6 +53,8 @@ describe('REDIS_URL forms', () => {
     ['redis+mesh://a:7000', 'must be a redis:// or rediss:// URL, redis+cluster://'],
     ['redis://a:7000,b:7001', 'use redis+cluster:// for a cluster'],
     ['http://a:7000', 'must be a redis:// or rediss:// URL'],
+    ['redis:127.0.0.1:6379', 'names no host: must be a redis:// or rediss:// URL'],
+    ['redis:/127.0.0.1:6379', 'names no host: must be a redis:// or rediss:// URL'],
   ])('refuses %s, saying what is wrong', (value, message) => {
     expect(() => loadConfig({ REDIS_URL: value, QUEUE_PREFIX: '{cb}' })).toThrow(message);
   });
