@@ -216,10 +216,17 @@ describe('GET /jobs/:id/events (Server-Sent Events)', () => {
     // between them hold.
     const jobId = await client.enqueue({ prompt: 'long line of control characters' });
     await client.result(jobId, { timeoutMs: 30_000 });
+    // Room for a busy machine: the client is seen reading within a second; the whole event takes 7.
+    const patient = await startTestGateway({
+      url: redisUrl,
+      queueName,
+      operatorToken: OPERATOR,
+      slowClientMs: 3000,
+    });
     let received = 0;
     let tail = '';
     const ended = new Promise<void>((resolve) => {
-      const req = request(eventsUrl(jobId), { headers: auth }, (res) => {
+      const req = request(`${patient.url}/jobs/${jobId}/events`, { headers: auth }, (res) => {
         res.setEncoding('utf8');
         res.pause();
         const take = (chunk: string | null): void => {
@@ -228,7 +235,7 @@ describe('GET /jobs/:id/events (Server-Sent Events)', () => {
         };
         // About 6 MB a second for 5 s, then all it can. The server's socket tells it of room
         // only once half of what it holds (up to 4 MB) was read: a piece at a time, that is
-        // well within GATEWAY_SLOW_CLIENT_SECONDS (1 here); the whole event, far past it.
+        // well within GATEWAY_SLOW_CLIENT_SECONDS (3 here); the whole event, far past it.
         const reading = setInterval(() => take(res.read(320 * 1024) as string | null), 50);
         setTimeout(() => {
           clearInterval(reading);
@@ -242,6 +249,7 @@ describe('GET /jobs/:id/events (Server-Sent Events)', () => {
       req.end();
     });
     await ended;
+    await patient.close();
     // Every event, the last (its result) among them, then the end of the stream.
     const events = await replay(jobId);
     const bytes = events.reduce((sum, event) => sum + JSON.stringify(event).length, 0);
