@@ -136,6 +136,59 @@ describe('portable sessions', () => {
     expect((await machineB.restore(ref, atB())).kind).toBe('found');
   });
 
+  it('lets a transcript grown past SESSION_MAX_BYTES drop the stored one only under its lock, and only where it holds no more than that run shipped', async () => {
+    const small = new SessionStore(new RedisTranscripts(redis, address, 3600), 1024);
+    const ref = { scope: '', sessionId: randomUUID() };
+    writeTranscript(dirB, ref.sessionId, userLine('the next attempt, saved'));
+    await machineB.shipper(ref, atB(), 0).ship();
+    const saved = await machineA.restore(ref, {
+      ...atA(),
+      configDir: mkdtempSync(join(tmpdir(), 'claude-saved-')),
+    });
+    writeTranscript(dirA, ref.sessionId, userLine('x'.repeat(2048)));
+
+    // An attempt whose job moved on, and a run behind the one that saved more: neither drops it.
+    const lockKey = `${address.prefix}:${address.queueName}:job-1:lock`;
+    await redis.set(lockKey, 'token-of-attempt-2');
+    const late = small.shipper(ref, atA(), 0, { lockKey, token: 'token-of-attempt-1' });
+    await late.ship();
+    expect(late.stopped).toBe('fenced');
+    const behind = small.shipper(ref, atA(), 0);
+    await behind.ship();
+    expect(behind.stopped).toBe('conflict');
+    expect(await machineB.restore(ref, atB())).toMatchObject({ kind: 'found' });
+    expect(saved.kind).toBe('found');
+
+    // The run that saved it may give it up.
+    writeTranscript(
+      dirB,
+      ref.sessionId,
+      userLine('the next attempt, saved') + userLine('y'.repeat(2048)),
+    );
+    const own = small.shipper(ref, atB(), userLine('the next attempt, saved').length);
+    await own.ship();
+    expect(own.stopped).toBe('oversized');
+    expect(await machineA.restore(ref, atA())).toMatchObject({ kind: 'oversized' });
+  });
+
+  it('never splices two runs that ship one session at once into a local store', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'claude-local-'));
+    const local = new SessionStore(new LocalTranscripts(dir, 3600), 1024 * 1024);
+    const ref = { scope: '', sessionId: randomUUID() };
+    writeTranscript(dirA, ref.sessionId, userLine('run a'));
+    writeTranscript(dirB, ref.sessionId, userLine('run b, a longer line'));
+    const a = local.shipper(ref, atA(), 0);
+    const b = local.shipper(ref, atB(), 0);
+    await Promise.all([a.ship(), b.ship()]);
+
+    expect([a.stopped, b.stopped].sort()).toEqual(['conflict', null]);
+    const kept = readdirSync(dir).map((name) => readFileSync(join(dir, name), 'utf8'));
+    expect(kept).toEqual([
+      a.stopped === null ? userLine('run a') : userLine('run b, a longer line'),
+    ]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('keeps a local transcript that is as long as the stored one, and saves one that grew', async () => {
     const sessionId = randomUUID();
     const path = writeTranscript(dirA, sessionId, userLine('one'));

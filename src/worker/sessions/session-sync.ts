@@ -53,9 +53,13 @@ export function startSessionSync(
       note(`claudebox: ${why}`);
     }
   };
-  let shipping: Promise<void> = Promise.resolve();
+  // One ship at a time: a tick that finds one under way is skipped, not queued behind it (a ship
+  // slower than the ticks would queue more of them than the run's end could ever wait out).
+  let shipping: Promise<void> | null = null;
   const timer = setInterval(() => {
-    shipping = shipping.then(ship);
+    shipping ??= ship().finally(() => {
+      shipping = null;
+    });
   }, syncMs);
   let stopped: Promise<void> | null = null;
   return {

@@ -60,7 +60,17 @@ export interface TranscriptSink {
     chunk: Buffer,
     fence?: WriteFence,
   ): Promise<number | 'ok' | 'fenced'>;
-  markOversized(ref: SessionRef, bytes: number): Promise<void>;
+  /**
+   * Gives the transcript up as too large (`bytes` long), if it holds no more than `offset` (what
+   * this run shipped): else says what it holds, as append does; `fenced` where the fence no
+   * longer holds. A run behind another, or whose job moved on, never drops what that one saved.
+   */
+  markOversized(
+    ref: SessionRef,
+    bytes: number,
+    offset: number,
+    fence?: WriteFence,
+  ): Promise<number | 'ok' | 'fenced'>;
   /** Writes the whole transcript (`bytes` long) to `target`, streaming; throws if it is not that. */
   copyTo(ref: SessionRef, target: string, bytes: number): Promise<void>;
 }
@@ -79,7 +89,7 @@ export class SessionStore {
   ) {}
 
   async restore(ref: SessionRef, place: TranscriptPlace): Promise<Restored> {
-    const local = await findTranscript(place.configDir, ref.sessionId);
+    const local = await findTranscript(place, ref.sessionId);
     const localBytes = local ? ((await fileSize(local)) ?? 0) : 0;
     const stored = await this.sink.stored(ref);
     if (stored.oversized) return { kind: 'oversized', bytes: stored.bytes };
@@ -152,7 +162,7 @@ export class TranscriptShipper {
 
   async ship(): Promise<void> {
     if (this.stopped !== null) return;
-    this.path ??= await findTranscript(this.place.configDir, this.ref.sessionId);
+    this.path ??= await findTranscript(this.place, this.ref.sessionId);
     if (this.path === null) return;
     const opened = await openTranscript(this.path, this.place.owner);
     if (opened === null) {
@@ -169,8 +179,8 @@ export class TranscriptShipper {
 
   private async shipFrom(file: FileHandle, size: number): Promise<void> {
     if (size > this.maxBytes) {
-      this.stopped = 'oversized';
-      await this.sink.markOversized(this.ref, size);
+      const answer = await this.sink.markOversized(this.ref, size, this.offset, this.fence);
+      this.stopped = answer === 'ok' ? 'oversized' : answer === 'fenced' ? 'fenced' : 'conflict';
       return;
     }
     while (this.offset < size) {
@@ -219,6 +229,17 @@ redis.call('EXPIRE', KEYS[2], ARGV[4])
 return -1
 `;
 
+/** APPEND_SCRIPT's checks, then the transcript given up as too large: its data gone, its size kept. */
+const OVERSIZED_SCRIPT = `
+${fenceCheck(3, 4, '-2')}
+local held = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0')
+if held > tonumber(ARGV[1]) then return held end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'bytes', ARGV[2], 'oversized', '1')
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return -1
+`;
+
 /** Bytes read from Redis at a time while a transcript is restored. */
 const READ_CHUNK_BYTES = 1024 * 1024;
 
@@ -263,14 +284,23 @@ export class RedisTranscripts implements TranscriptSink {
     return answer === -1 ? 'ok' : answer;
   }
 
-  async markOversized(ref: SessionRef, bytes: number): Promise<void> {
+  async markOversized(
+    ref: SessionRef,
+    bytes: number,
+    offset: number,
+    fence?: WriteFence,
+  ): Promise<number | 'ok' | 'fenced'> {
     const { meta, data } = this.keys(ref);
-    await this.redis
-      .multi()
-      .del(data)
-      .hset(meta, { bytes, oversized: '1' })
-      .expire(meta, this.ttlSeconds)
-      .exec();
+    const keys = fence === undefined ? [meta, data] : [meta, data, fence.lockKey];
+    const args = [offset, bytes, this.ttlSeconds, fence?.token ?? ''];
+    const answer = (await this.redis.eval(
+      OVERSIZED_SCRIPT,
+      keys.length,
+      ...keys,
+      ...args,
+    )) as number;
+    if (answer === -2) return 'fenced';
+    return answer === -1 ? 'ok' : answer;
   }
 
   async copyTo(ref: SessionRef, target: string, bytes: number): Promise<void> {
@@ -301,6 +331,8 @@ const PRUNE_EVERY_MS = 3600 * 1000;
  */
 export class LocalTranscripts implements TranscriptSink {
   private prunedAt = -Infinity;
+  /** The last step under way on each transcript file (see inTurn). */
+  private readonly turns = new Map<string, Promise<void>>();
 
   constructor(
     private readonly dir: string,
@@ -333,15 +365,41 @@ export class LocalTranscripts implements TranscriptSink {
   }
 
   async append(ref: SessionRef, offset: number, chunk: Buffer): Promise<number | 'ok'> {
-    const held = (await fileSize(this.file(ref))) ?? 0;
-    if (held !== offset) return held;
-    await appendFile(this.file(ref), chunk);
-    return 'ok';
+    return this.inTurn(ref, async () => {
+      const held = (await fileSize(this.file(ref))) ?? 0;
+      if (held !== offset) return held;
+      await appendFile(this.file(ref), chunk);
+      return 'ok' as const;
+    });
   }
 
-  async markOversized(ref: SessionRef, bytes: number): Promise<void> {
-    await rm(this.file(ref), { force: true });
-    await writeFile(`${this.file(ref)}.oversized`, String(bytes));
+  async markOversized(ref: SessionRef, bytes: number, offset: number): Promise<number | 'ok'> {
+    return this.inTurn(ref, async () => {
+      const held = (await fileSize(this.file(ref))) ?? 0;
+      if (held > offset) return held;
+      await rm(this.file(ref), { force: true });
+      await writeFile(`${this.file(ref)}.oversized`, String(bytes));
+      return 'ok' as const;
+    });
+  }
+
+  /**
+   * Runs `step` once the session's steps before it are done: what a transcript holds is read and
+   * then appended to in two calls, which two runs of one session on this worker must not
+   * interleave (each would append after the same length).
+   */
+  private inTurn<T>(ref: SessionRef, step: () => Promise<T>): Promise<T> {
+    const key = this.file(ref);
+    const mine = (this.turns.get(key) ?? Promise.resolve()).then(step);
+    const done = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.turns.set(key, done);
+    void done.then(() => {
+      if (this.turns.get(key) === done) this.turns.delete(key);
+    });
+    return mine;
   }
 
   async copyTo(ref: SessionRef, target: string, bytes: number): Promise<void> {

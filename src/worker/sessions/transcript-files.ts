@@ -1,5 +1,5 @@
 import { constants, createReadStream } from 'node:fs';
-import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
+import { open, opendir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LineSplitter } from '../../executor/index.js';
 import { isRecord } from '../../common/records.js';
@@ -24,18 +24,33 @@ export async function fileSize(path: string): Promise<number | null> {
   }
 }
 
-/** The transcript's path on this machine, if the CLI wrote one. */
-export async function findTranscript(configDir: string, sessionId: string): Promise<string | null> {
-  const projects = join(configDir, 'projects');
-  let dirs: string[];
+/**
+ * Project directories looked into, at most, for a transcript that is not where the cwd says. The
+ * run owns its config dir: a `projects` of 100,000 entries, listed and looked into on every tick
+ * of a session's shipping, held the worker's CPU for hours.
+ */
+const MAX_PROJECT_DIRS = 100;
+
+/**
+ * The transcript's path on this machine, if the CLI wrote one: where the CLI keeps it for `cwd`,
+ * else in another project directory of the config dir (among the first MAX_PROJECT_DIRS).
+ */
+export async function findTranscript(
+  place: TranscriptPlace,
+  sessionId: string,
+): Promise<string | null> {
+  const expected = transcriptPath(place, sessionId);
+  if ((await fileSize(expected)) !== null) return expected;
+  const projects = join(place.configDir, 'projects');
+  let looked = 0;
   try {
-    dirs = await readdir(projects);
+    for await (const entry of await opendir(projects)) {
+      if (++looked > MAX_PROJECT_DIRS) break;
+      const candidate = join(projects, entry.name, `${sessionId}.jsonl`);
+      if ((await fileSize(candidate)) !== null) return candidate;
+    }
   } catch {
-    return null;
-  }
-  for (const dir of dirs) {
-    const candidate = join(projects, dir, `${sessionId}.jsonl`);
-    if ((await fileSize(candidate)) !== null) return candidate;
+    // No projects yet, or not a directory.
   }
   return null;
 }
