@@ -131,10 +131,10 @@ export class Checkout {
     { hold, timeoutMs }: { hold: Hold; timeoutMs: number },
   ): Promise<Change> {
     const options = this.gitOptions(timeoutMs);
+    await leaveAsAdded(this.nested, options);
     // A repository the run made inside the checkout without a commit (`git init` in a new
     // folder), or a FIFO where a file was, cannot be added: the rest of the change still is,
     // and git says so with exit code 1.
-    await leaveAsAdded(this.nested, options);
     const addAll = [...STAT, 'add', '--all', '--ignore-errors', '--', '.'];
     const added = await hold(() => git(addAll, { ...options, exitCodes: [0, 1] }));
     if (added === null) {
