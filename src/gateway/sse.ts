@@ -91,12 +91,12 @@ export const SSE_HEADERS = {
   'x-accel-buffering': 'no',
 } as const;
 
-/** A response written with backpressure: a write the socket cannot take waits for `drain`. */
 /** The most of one text written to a client at once (see SseResponse.send). */
 const PIECE_CHARS = 64 * 1024;
 
 const isLowSurrogate = (code: number): boolean => code >= 0xdc00 && code <= 0xdfff;
 
+/** A response written with backpressure: a write the socket cannot take waits for `drain`. */
 class SseResponse {
   private readonly closed = new AbortController();
 

@@ -1,6 +1,6 @@
 import type { RedisClient } from './connections.js';
 import { patchKey, type QueueAddress } from '../contract/index.js';
-import { fenceCheck, type WriteFence } from './write-fence.js';
+import { evalFenced, fenceCheck, type WriteFence } from './write-fence.js';
 
 /** A job's workspace change as kept in Redis. */
 export interface StoredPatch {
@@ -47,16 +47,14 @@ export async function storePatch(
   const kept =
     change.patch !== null && change.patch.length <= limits.maxBytes ? change.patch : null;
   const key = patchKey(address, jobId);
-  const keys = fence === undefined ? [key] : [key, fence.lockKey];
   const args = [
     change.base,
     String(change.bytes),
     kept === null ? '1' : '0',
     kept ?? Buffer.from(change.summary(), 'utf8'),
     limits.ttlSeconds,
-    fence?.token ?? '',
   ];
-  const stored = (await redis.eval(STORE_SCRIPT, keys.length, ...keys, ...args)) as number;
+  const stored = await evalFenced(redis, STORE_SCRIPT, [key], args, fence);
   if (stored === 0) return 'fenced';
   return kept === null ? 'truncated' : 'kept';
 }

@@ -1,3 +1,5 @@
+import type { RedisClient } from './connections.js';
+
 /**
  * The job's lock, which must still hold the attempt's token for a write of the attempt's to land.
  * A write sent just before the lock lapsed (the worker cut off from Redis, or frozen) may reach
@@ -20,4 +22,19 @@ export function lockKeyOf(jobKey: string): string {
  */
 export function fenceCheck(k: number, a: number, refused: string): string {
   return `if KEYS[${k}] and redis.call('GET', KEYS[${k}]) ~= ARGV[${a}] then return ${refused} end`;
+}
+
+/**
+ * Runs `script` with `keys` and `args`, then the fence's lock key and its token, where there is a
+ * fence: its fenceCheck names the lock key as the key after `keys`, the token as the last argument.
+ */
+export async function evalFenced(
+  redis: RedisClient,
+  script: string,
+  keys: readonly string[],
+  args: readonly (string | number | Buffer)[],
+  fence: WriteFence | undefined,
+): Promise<number> {
+  const all = fence === undefined ? keys : [...keys, fence.lockKey];
+  return (await redis.eval(script, all.length, ...all, ...args, fence?.token ?? '')) as number;
 }

@@ -18,7 +18,7 @@ import {
   type TranscriptPlace,
 } from './transcript-files.js';
 import { errorMessage } from '../../common/errors.js';
-import { fenceCheck, type WriteFence } from '../../redis/write-fence.js';
+import { evalFenced, fenceCheck, type WriteFence } from '../../redis/write-fence.js';
 
 export { transcriptHoldsPrompt, transcriptSize, type TranscriptPlace } from './transcript-files.js';
 
@@ -277,9 +277,8 @@ export class RedisTranscripts implements TranscriptSink {
   ): Promise<number | 'ok' | 'fenced'> {
     const { meta, data } = this.keys(ref);
     const packed = await gzipAsync(chunk);
-    const keys = fence === undefined ? [meta, data] : [meta, data, fence.lockKey];
-    const args = [offset, packed, offset + chunk.length, this.ttlSeconds, fence?.token ?? ''];
-    const answer = (await this.redis.eval(APPEND_SCRIPT, keys.length, ...keys, ...args)) as number;
+    const args = [offset, packed, offset + chunk.length, this.ttlSeconds];
+    const answer = await evalFenced(this.redis, APPEND_SCRIPT, [meta, data], args, fence);
     if (answer === -2) return 'fenced';
     return answer === -1 ? 'ok' : answer;
   }
@@ -291,14 +290,8 @@ export class RedisTranscripts implements TranscriptSink {
     fence?: WriteFence,
   ): Promise<number | 'ok' | 'fenced'> {
     const { meta, data } = this.keys(ref);
-    const keys = fence === undefined ? [meta, data] : [meta, data, fence.lockKey];
-    const args = [offset, bytes, this.ttlSeconds, fence?.token ?? ''];
-    const answer = (await this.redis.eval(
-      OVERSIZED_SCRIPT,
-      keys.length,
-      ...keys,
-      ...args,
-    )) as number;
+    const args = [offset, bytes, this.ttlSeconds];
+    const answer = await evalFenced(this.redis, OVERSIZED_SCRIPT, [meta, data], args, fence);
     if (answer === -2) return 'fenced';
     return answer === -1 ? 'ok' : answer;
   }
