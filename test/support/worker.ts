@@ -10,7 +10,11 @@ import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/config/logger.js';
 import { testQueuePrefix } from './test-run.js';
-import { startWorker, type ClaudeboxWorker } from '../../src/worker/runtime/worker.js';
+import {
+  startWorker,
+  type ClaudeboxWorker,
+  type WorkerDeps,
+} from '../../src/worker/runtime/worker.js';
 import type { ExecuteEvent } from '../../src/contract/index.js';
 
 export const fixture = (name: string): string =>
@@ -37,6 +41,7 @@ export async function startTestWorker(options: {
   readonly env?: Record<string, string>;
   readonly workDir?: string;
   readonly spanExporter?: SpanExporter;
+  readonly setUpIsolation?: WorkerDeps['setUpIsolation'];
 }): Promise<TestWorker> {
   const workDir = await realpath(options.workDir ?? mkdtempSync(join(tmpdir(), 'claudebox-work-')));
   const env = {
@@ -65,6 +70,7 @@ export async function startTestWorker(options: {
     claude: { path: options.claudeBin, source: 'CLAUDE_BIN' },
     workDir,
     ...(options.spanExporter ? { spanExporter: options.spanExporter } : {}),
+    ...(options.setUpIsolation ? { setUpIsolation: options.setUpIsolation } : {}),
   });
   return { worker, logs, workDir };
 }

@@ -395,10 +395,20 @@ export class Attempt {
 
   /**
    * What the run changed in its checkout, however it ended; null when the change cannot be read,
-   * which costs the result its workspace, never the result itself.
+   * or may not be (a process of the run may still be there), which costs the result its
+   * workspace, never the result itself.
    */
   private async workspaceChange(request: ExecuteRequest): Promise<WorkspaceResult | null> {
     if (this.checkout === null) return null;
+    if (this.runMayLinger) {
+      // git would read, as root and unheld, files a process of the run may still swap for links
+      // to files of root's: the change stays what the last checkpoint stored.
+      this.log.warn(
+        { ...LINGERING, dir: this.checkout.dir },
+        "did not read the change in the job's checkout",
+      );
+      return null;
+    }
     try {
       return await recordWorkspaceChange(
         this.context,

@@ -21,6 +21,7 @@ import {
   setUpIsolation,
   weakHostSettings,
   type Isolation,
+  type IsolationSettings,
 } from '../../isolation/index.js';
 import { Closers } from './closers.js';
 import { shutdownOf } from './shutdown.js';
@@ -46,6 +47,11 @@ export interface WorkerDeps {
   readonly now?: () => number;
   /** Where attempt spans go instead of OTEL_EXPORTER_OTLP_ENDPOINT (tests, embedding). */
   readonly spanExporter?: SpanExporter;
+  /**
+   * Sets up run isolation; setUpIsolation unless given (tests: boxes whose close finds a
+   * process of the run still there, which no real run of theirs can make happen).
+   */
+  readonly setUpIsolation?: (settings: IsolationSettings) => Promise<Isolation>;
 }
 
 export interface ClaudeboxWorker {
@@ -112,7 +118,7 @@ function warnOfUnsetVariables(profiles: Profiles, env: WorkerDeps['env'], logger
 
 async function isolate(deps: WorkerDeps, workerId: string): Promise<Isolation> {
   const { config, env, logger } = deps;
-  const isolation = await setUpIsolation({
+  const isolation = await (deps.setUpIsolation ?? setUpIsolation)({
     mode: config.RUN_ISOLATION,
     namespaces: config.RUN_NAMESPACES,
     runRoot: config.RUN_ROOT,
