@@ -67,7 +67,8 @@ export function utf8Boundary(bytes: Buffer, limit: number): number {
   return cut > 0 ? cut : Math.min(limit, bytes.length);
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a line's leading U+FEFF is text the run printed, kept whole as the history keeps it.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export interface DecodedLine {
   readonly text: string;

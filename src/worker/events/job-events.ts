@@ -255,6 +255,12 @@ export class JobEvents {
   private async drain(): Promise<void> {
     let failures = 0;
     while (this.queue.length > 0) {
+      if (this.discarded) {
+        // The batch that was on its way when the job became another's, and failed: its seqs
+        // are the new owner's now.
+        this.release(this.queue.splice(0));
+        return;
+      }
       if (!this.sink.isConnected()) {
         this.releaseWaiters();
         await this.sink.whenReady();

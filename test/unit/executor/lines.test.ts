@@ -108,6 +108,12 @@ describe('decodeLine', () => {
     expect(decodeLine(Buffer.from('grüße ✓'))).toEqual({ text: 'grüße ✓' });
   });
 
+  it('keeps a byte order mark at the start of a line, as the history keeps the line', () => {
+    const printed = Buffer.from('\uFEFF{"type":"x"}');
+    expect(decodeLine(printed).text).toBe('\uFEFF{"type":"x"}');
+    expect(Buffer.from(decodeLine(printed).text).equals(printed)).toBe(true);
+  });
+
   it('hands bytes that are not UTF-8 over as base64, losing nothing', () => {
     const bytes = Buffer.from([0x66, 0xff, 0xfe, 0x00, 0xc3]);
     const decoded = decodeLine(bytes);

@@ -654,6 +654,24 @@ describe('JobEvents: discard', () => {
     expect(sink.events).toEqual([]);
   });
 
+  it("does not write again a batch that was on its way and failed: its seqs are the new owner's", async () => {
+    const sink = new MemorySink();
+    const release = sink.holdWrites();
+    const events = new JobEvents(sink, 'job-1', 1, 1);
+    void events.line('output', 'on its way');
+    // The write under way fails as Redis goes away; the job is another worker's meanwhile.
+    let writes = 0;
+    sink.outcome = () => (++writes === 1 ? 'retry' : 'ok');
+    events.discard();
+    sink.disconnect();
+    release();
+    await vi.waitFor(() => expect(writes).toBe(1));
+    sink.reconnect();
+    await events.flush();
+    expect(sink.events).toEqual([]);
+    expect(sink.bufferedBytes).toBe(0);
+  });
+
   it("takes no event after it: their seqs are the new owner's now", async () => {
     const sink = new MemorySink();
     const events = new JobEvents(sink, 'job-1', 1, 1);
