@@ -144,7 +144,7 @@ export const ConfigSchema = z.object({
   MAX_OUTPUT_BYTES: integer(1024)
     .default(64 * KiB)
     .describe(
-      "The cap of `ExecuteResult.output` (head and tail kept). The job's return value (and BullMQ's `completed` event) carries it, so it is what a kept job costs in Redis; the whole output stays in the job's history.",
+      "The cap of `ExecuteResult.output` (head and tail kept), and of its `finalOutput` and its `structuredOutput` (as JSON) each. The job's return value (and BullMQ's `completed` event) carries them, so they are what a kept job costs in Redis; the whole output, result line included, stays in the job's history.",
     ),
   MAX_PROMPT_BYTES: integer(1)
     .default(4 * MiB)
@@ -218,7 +218,7 @@ export const ConfigSchema = z.object({
   QUEUE_EVENTS_MAX_BYTES: integer(MiB)
     .default(64 * MiB)
     .describe(
-      "About how many bytes BullMQ's own event stream (`<QUEUE_PREFIX>:<QUEUE_NAME>:events`) may hold: its length cap is this divided by the largest entry a job can write there (an ExecuteResult: 2 × `MAX_OUTPUT_BYTES` + 64 KiB). The worker sets it when it starts.",
+      "About how many bytes BullMQ's own event stream (`<QUEUE_PREFIX>:<QUEUE_NAME>:events`) may hold: its length cap is this divided by the largest entry a job can write there (an ExecuteResult: 5 × `MAX_OUTPUT_BYTES` + 64 KiB). The worker sets it when it starts.",
     ),
   EVENTS_PUBSUB: z
     .enum(['plain', 'sharded'], { error: 'must be plain or sharded' })

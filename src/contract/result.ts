@@ -68,8 +68,10 @@ export const ExecuteResultSchema = z.object({
   sessionId: z.string().nullable(),
   /** True when this attempt continued an earlier session (a request's resumeSessionId or a retry). */
   resumed: z.boolean(),
-  /** The `result` text of the CLI's result line. */
+  /** The `result` text of the CLI's result line, capped at MAX_OUTPUT_BYTES as `output` is. */
   finalOutput: z.string().nullable(),
+  /** `finalOutput` was over MAX_OUTPUT_BYTES: its head and tail are kept. False in older results. */
+  finalOutputTruncated: z.boolean().default(false),
   /** The CLI's stdout, capped at MAX_OUTPUT_BYTES keeping head and tail around a marker. */
   output: z.string(),
   outputTruncated: z.boolean(),
@@ -81,14 +83,20 @@ export const ExecuteResultSchema = z.object({
   costUsd: z.number().nullable(),
   numTurns: z.int().nullable(),
   usage: z.record(z.string(), z.unknown()).nullable(),
+  /** The result line's first permission denials, 16 KiB of them as JSON at most. */
   permissionDenials: z.array(z.unknown()),
+  /** How many denials that left out. 0 in older results. */
+  permissionDenialsOmitted: z.int().nonnegative().default(0),
   apiErrorStatus: z.int().nullable(),
   /**
    * What every attempt of this job spent so far, in dollars, as far as the CLI reported it;
    * null before any attempt reported a cost.
    */
   jobCostUsd: z.number().nonnegative().nullable(),
-  /** The result line's `structured_output` (the answer to a request's jsonSchema), or null. */
+  /**
+   * The result line's `structured_output` (the answer to a request's jsonSchema), or null (also
+   * when over MAX_OUTPUT_BYTES as JSON: with a jsonSchema, the attempt then fails).
+   */
   structuredOutput: z.unknown(),
   /** seq of the terminal event that carried this result: every event of the job up to here is 1..lastSeq. */
   lastSeq: z.int().nonnegative(),

@@ -49,7 +49,13 @@ export async function judgeAnswer(
   limitMs = ANSWER_CHECK_MS,
 ): Promise<RunReport> {
   if (jsonSchema === undefined || !report.success) return report;
-  const failure = await answerFailure(jsonSchema, report.structuredOutput, limitMs);
+  const failure =
+    report.structuredOutputDroppedBytes === null
+      ? await answerFailure(jsonSchema, report.structuredOutput, limitMs)
+      : {
+          kind: 'invalid-structured-output' as const,
+          message: `the structured answer is ${report.structuredOutputDroppedBytes} bytes as JSON, more than MAX_OUTPUT_BYTES: it was not kept`,
+        };
   if (failure === null) return report;
   return { ...report, success: false, failure: failure.kind, error: oneLine(failure.message) };
 }

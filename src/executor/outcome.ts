@@ -19,6 +19,8 @@ export type RunReport = Omit<
   readonly streamSessionId: string | null;
   /** Set when the run ended on a 429 or 529 (`failure: 'rate-limited'`). */
   readonly rateLimit: RateLimitHit | null;
+  /** The size, as JSON, of a structured answer over its cap, which was not kept. */
+  readonly structuredOutputDroppedBytes: number | null;
 };
 
 /** The result line's subtype when the run reached --max-budget-usd. */
@@ -56,6 +58,7 @@ export function judgeRun(outcome: RunOutcome, timeoutMs: number): RunReport {
     durationMs: outcome.durationMs,
     streamSessionId: outcome.summary.sessionId,
     finalOutput: result?.result ?? null,
+    finalOutputTruncated: result?.resultTruncated ?? false,
     output: outcome.output.text,
     outputTruncated: outcome.output.truncated,
     outputBytes: outcome.output.bytes,
@@ -65,8 +68,10 @@ export function judgeRun(outcome: RunOutcome, timeoutMs: number): RunReport {
     numTurns: result?.numTurns ?? null,
     usage: result?.usage ?? null,
     permissionDenials: [...(result?.permissionDenials ?? [])],
+    permissionDenialsOmitted: result?.permissionDenialsOmitted ?? 0,
     apiErrorStatus: result?.apiErrorStatus ?? null,
     structuredOutput: result?.structuredOutput ?? null,
+    structuredOutputDroppedBytes: result?.structuredOutputDroppedBytes ?? null,
     rateLimit,
   };
 }

@@ -54,3 +54,14 @@ export class OutputCapture {
     return head.toString('utf8') + marker + tail.toString('utf8');
   }
 }
+
+/** `text` within `maxBytes` of UTF-8, head and tail kept around a marker as OutputCapture does. */
+export function headAndTail(
+  text: string,
+  maxBytes: number,
+): { readonly text: string; readonly truncated: boolean } {
+  if (Buffer.byteLength(text) <= maxBytes) return { text, truncated: false };
+  const capture = new OutputCapture(maxBytes);
+  capture.add(Buffer.from(text));
+  return { text: capture.text(), truncated: true };
+}

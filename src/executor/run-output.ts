@@ -28,7 +28,7 @@ export interface OutputWatcher {
  * (session, result line), and stderr's last whole line kept for the failure reason.
  */
 export class RunOutput {
-  readonly summary = new StreamSummary();
+  readonly summary: StreamSummary;
   private readonly capture: OutputCapture;
   private stderrTail: string | null = null;
   private watcher: OutputWatcher = {};
@@ -39,6 +39,7 @@ export class RunOutput {
     private readonly onLine: (line: RunLine) => void | Promise<void>,
   ) {
     this.capture = new OutputCapture(limits.maxOutputBytes);
+    this.summary = new StreamSummary({ answerBytes: limits.maxOutputBytes });
   }
 
   get lastStderr(): string | null {

@@ -1,18 +1,25 @@
 import { isRecord, nestsDeeperThan } from '../common/records.js';
+import { headAndTail } from './output-capture.js';
 
 /** The parts of the CLI's `result` line that make up an ExecuteResult. */
 export interface ResultLine {
   readonly subtype: string | null;
   readonly isError: boolean;
+  /** Its `result` text, head and tail kept within the answer's cap (see ResultCaps). */
   readonly result: string | null;
+  readonly resultTruncated: boolean;
   readonly errors: readonly string[];
   readonly numTurns: number | null;
   readonly costUsd: number | null;
   readonly usage: Record<string, unknown> | null;
+  /** Its first entries, whole, within DETAIL_BYTES as JSON; the rest counted only. */
   readonly permissionDenials: readonly unknown[];
+  readonly permissionDenialsOmitted: number;
   readonly apiErrorStatus: number | null;
-  /** `structured_output`: the answer to --json-schema; null when absent. */
+  /** `structured_output`: the answer to --json-schema; null when absent or over the cap. */
   readonly structuredOutput: unknown;
+  /** The size, as JSON, of a `structured_output` over the answer's cap, which was not kept. */
+  readonly structuredOutputDroppedBytes: number | null;
   /**
    * The cost of the session since its previous result line (`model_usage_since_last_result`,
    * summed over models), null when the CLI did not say; on --resume, unlike total_cost_usd,
@@ -35,6 +42,20 @@ export interface ApiRetryLine {
 const EXCERPT_CHARS = 200;
 
 /**
+ * The result line goes into the job's result, which is stored on the job, in its run state, in
+ * BullMQ's event stream and in the terminal event: what of it is kept is capped, so that a line
+ * of MAX_LINE_BYTES (a tool can print one before the CLI's) costs no more than the caps. The
+ * text and the structured answer get `answerBytes` each (MAX_OUTPUT_BYTES); `usage` and the
+ * permission denials, which the CLI keeps small, DETAIL_BYTES each.
+ */
+export interface ResultCaps {
+  readonly answerBytes: number;
+}
+
+/** See ResultCaps: a real `usage` is a few hundred bytes, a denial about as much as its input. */
+export const DETAIL_BYTES = 16 * 1024;
+
+/**
  * Lines of these types carry nothing the summary reads once it knows the session: they are most
  * of what a run prints, and the longest, so they are known by their first bytes, not parsed.
  */
@@ -47,6 +68,8 @@ const UNREAD_TYPES = ['{"type":"assistant"', '{"type":"stream_event"'];
  * (by a tool that kept a copy of the CLI's stdout, say) can rewrite the result.
  */
 export class StreamSummary {
+  constructor(private readonly caps: ResultCaps = { answerBytes: Infinity }) {}
+
   sessionId: string | null = null;
   resultLine: ResultLine | null = null;
   lines = 0;
@@ -75,7 +98,7 @@ export class StreamSummary {
     if (this.sessionId === null && typeof value.session_id === 'string' && value.session_id) {
       this.sessionId = value.session_id;
     }
-    if (value.type === 'result') this.resultLine ??= toResultLine(value);
+    if (value.type === 'result') this.resultLine ??= toResultLine(value, this.caps);
     if (value.type === 'user' && carriesToolResult(value.message)) this.toolResults++;
     if (value.type === 'system' && value.subtype === 'api_retry' && this.resultLine === null) {
       this.lastApiRetry = {
@@ -108,24 +131,55 @@ function carriesToolResult(message: unknown): boolean {
   return message.content.some((block) => isRecord(block) && block.type === 'tool_result');
 }
 
-function toResultLine(line: Record<string, unknown>): ResultLine {
+function toResultLine(line: Record<string, unknown>, caps: ResultCaps): ResultLine {
+  const text = stringOrNull(line.result);
+  const kept = text === null ? null : headAndTail(text, caps.answerBytes);
+  const denials =
+    Array.isArray(line.permission_denials) && writable(line.permission_denials)
+      ? firstWithin(line.permission_denials, DETAIL_BYTES)
+      : [];
+  const answer = writable(line.structured_output) ? (line.structured_output ?? null) : null;
+  const answerBytes = jsonBytes(answer);
+  const answerKept = answerBytes <= caps.answerBytes;
   return {
     subtype: stringOrNull(line.subtype),
     // A result line without a boolean is_error is not a success we can vouch for.
     isError: line.is_error !== false,
-    result: stringOrNull(line.result),
+    result: kept?.text ?? null,
+    resultTruncated: kept?.truncated ?? false,
     errors: Array.isArray(line.errors) ? line.errors.map(errorText) : [],
     numTurns: integerOrNull(line.num_turns),
     costUsd: typeof line.total_cost_usd === 'number' ? line.total_cost_usd : null,
-    usage: isRecord(line.usage) && writable(line.usage) ? line.usage : null,
-    permissionDenials:
-      Array.isArray(line.permission_denials) && writable(line.permission_denials)
-        ? line.permission_denials
-        : [],
+    usage:
+      isRecord(line.usage) && writable(line.usage) && jsonBytes(line.usage) <= DETAIL_BYTES
+        ? line.usage
+        : null,
+    permissionDenials: denials,
+    permissionDenialsOmitted: Array.isArray(line.permission_denials)
+      ? line.permission_denials.length - denials.length
+      : 0,
     apiErrorStatus: integerOrNull(line.api_error_status),
-    structuredOutput: writable(line.structured_output) ? (line.structured_output ?? null) : null,
+    structuredOutput: answerKept ? answer : null,
+    structuredOutputDroppedBytes: answerKept ? null : answerBytes,
     costSinceLastResultUsd: sumOfCosts(line.model_usage_since_last_result),
   };
+}
+
+/** Bytes of `value` as JSON (of a value `writable` let through: stringify cannot overflow). */
+function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value ?? null));
+}
+
+/** The first entries of `list` whose JSON, together, is within `maxBytes`. */
+function firstWithin(list: readonly unknown[], maxBytes: number): unknown[] {
+  const kept: unknown[] = [];
+  let bytes = 2;
+  for (const entry of list) {
+    bytes += jsonBytes(entry) + 1;
+    if (bytes > maxBytes) break;
+    kept.push(entry);
+  }
+  return kept;
 }
 
 /**

@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
 import { readRunState } from '../../src/contract/index.js';
 import {
+  collectEvents,
   createQueue,
   fixture,
   startTestWorker,
@@ -43,8 +44,10 @@ describe("a job's footprint in Redis", () => {
     await redis.quit();
   });
 
-  async function start(env: Record<string, string> = {}): Promise<void> {
-    const claudeBin = fixture('claude-chatty.mjs');
+  async function start(
+    env: Record<string, string> = {},
+    claudeBin = fixture('claude-chatty.mjs'),
+  ): Promise<void> {
     worker = await startTestWorker({ redisUrl, queueName, claudeBin, env });
     // Opened after the worker, as a control plane's client may be: it must not reset the
     // worker's cap of BullMQ's event stream.
@@ -69,6 +72,36 @@ describe("a job's footprint in Redis", () => {
     console.log(`1 MB run: job ${jobHash} bytes, BullMQ events ${queueEvents} bytes`);
     expect(jobHash).toBeLessThan(result.outputBytes / 4);
     expect(queueEvents).toBeLessThan(result.outputBytes / 4);
+  });
+
+  it('keeps of a result line of megabytes no more than its caps, on the job and in BullMQ’s events', async () => {
+    await start({}, fixture('claude-large-result.mjs'));
+    const jobId = await client.enqueue({ prompt: 'large result' }, { jobId: randomUUID() });
+    const result = await client.result(jobId, { timeoutMs: 60_000 });
+
+    expect(result).toMatchObject({
+      success: true,
+      finalOutputTruncated: true,
+      usage: null,
+      structuredOutput: null,
+    });
+    expect(result.finalOutput).toMatch(
+      /^begins r+\n\[\.\.\. \d+ bytes of output truncated \.\.\.\]\nr+ ends$/,
+    );
+    expect(result.permissionDenials.length + result.permissionDenialsOmitted).toBe(2000);
+    expect(JSON.stringify(result.permissionDenials).length).toBeLessThanOrEqual(16 * KiB);
+    // The whole line is in the history.
+    const history = await collectEvents(client.events(jobId, { follow: false }));
+    const line = history.find(
+      (event) => event.type === 'output' && event.content.includes('"type":"result"'),
+    );
+    expect(line?.type === 'output' && line.content.length).toBeGreaterThan(6 * MiB);
+    const jobHash = await memoryUsage(redis, `bull:${queueName}:${jobId}`);
+    const queueEvents = await memoryUsage(redis, `bull:${queueName}:events`);
+    console.log(`a result line of 6 MiB: job ${jobHash} bytes, BullMQ events ${queueEvents} bytes`);
+    // The return value, and the run state's copy of it without its output: 650 KB at most.
+    expect(jobHash).toBeLessThan(650 * 1000);
+    expect(queueEvents).toBeLessThan(2 * 384 * KiB);
   });
 
   it('keeps a failed job’s whole result, output included, where the client reads it', async () => {
@@ -96,9 +129,9 @@ describe("a job's footprint in Redis", () => {
     }
 
     const events = `bull:${queueName}:events`;
-    // 1 MiB over the largest entry a job writes (2 × 64 KiB + 64 KiB): 5 entries, whatever a
+    // 1 MiB over the largest entry a job writes (5 × 64 KiB + 64 KiB): 2 entries, whatever a
     // queue opened with BullMQ's defaults (this test's) wrote into the queue's meta.
-    expect(await redis.xlen(events)).toBeLessThanOrEqual(5 + 100);
+    expect(await redis.xlen(events)).toBeLessThanOrEqual(2 + 100);
     const bytes = await memoryUsage(redis, events);
     console.log(`BullMQ events after 12 jobs: ${await redis.xlen(events)} entries, ${bytes} bytes`);
     expect(bytes).toBeGreaterThan(64 * KiB);

@@ -368,10 +368,14 @@ export class Attempt {
     if (outcome.leftovers > 0) {
       this.log.info({ count: outcome.leftovers }, 'stopped processes the run left behind');
     }
-    const { streamSessionId, rateLimit, ...report } = await judgeAnswer(
-      judgeRun(outcome, timeoutSeconds * 1000),
-      request.jsonSchema,
-    );
+    const { streamSessionId, rateLimit, structuredOutputDroppedBytes, ...report } =
+      await judgeAnswer(judgeRun(outcome, timeoutSeconds * 1000), request.jsonSchema);
+    if (structuredOutputDroppedBytes !== null) {
+      this.log.warn(
+        { bytes: structuredOutputDroppedBytes },
+        'the structured answer was over MAX_OUTPUT_BYTES as JSON: not kept',
+      );
+    }
     const spending = this.recordSpending(plan, {
       costUsd: report.costUsd,
       costSinceLastResultUsd: outcome.summary.resultLine?.costSinceLastResultUsd ?? null,

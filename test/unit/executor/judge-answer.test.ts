@@ -5,8 +5,12 @@ import type { RunOutcome } from '../../../src/executor/run.js';
 import { StreamSummary } from '../../../src/executor/stream-summary.js';
 
 /** A run that exited with `exitCode` after printing `resultLine` as its last stdout line. */
-function ranWith(resultLine: Record<string, unknown>, exitCode = 0): RunOutcome {
-  const summary = new StreamSummary();
+function ranWith(
+  resultLine: Record<string, unknown>,
+  exitCode = 0,
+  answerBytes = Infinity,
+): RunOutcome {
+  const summary = new StreamSummary({ answerBytes });
   summary.observe(JSON.stringify({ type: 'result', session_id: 's', ...resultLine }), undefined);
   return {
     pid: 1,
@@ -32,6 +36,20 @@ const SCHEMA = {
 };
 
 describe('judging the answer of a run', () => {
+  it('fails a structured answer over MAX_OUTPUT_BYTES as too large, not as missing', async () => {
+    const answer = { email: 'a@example.com', n: 1, pad: 'p'.repeat(2000) };
+    const report = judgeRun(ranWith({ is_error: false, structured_output: answer }, 0, 1024), 1000);
+    const judged = await judgeAnswer(report, SCHEMA);
+    expect(judged).toMatchObject({
+      success: false,
+      failure: 'invalid-structured-output',
+      structuredOutput: null,
+    });
+    expect(judged.error).toBe(
+      `the structured answer is ${JSON.stringify(answer).length} bytes as JSON, more than MAX_OUTPUT_BYTES: it was not kept`,
+    );
+  });
+
   it('fails as budget, not as a CLI error, when the CLI stopped at its --max-budget-usd', () => {
     const report = judgeRun(
       ranWith(

@@ -34,14 +34,67 @@ describe('StreamSummary', () => {
       subtype: 'success',
       isError: false,
       result: 'All done.',
+      resultTruncated: false,
       errors: ['one', '2'],
       numTurns: 3,
       costUsd: 0.0123,
       usage: { input_tokens: 10 },
       permissionDenials: [{ tool_name: 'Bash' }],
+      permissionDenialsOmitted: 0,
       apiErrorStatus: 529,
       structuredOutput: null,
+      structuredOutputDroppedBytes: null,
       costSinceLastResultUsd: null,
+    });
+  });
+
+  it('keeps of a result line of megabytes (a tool can print one) no more than its caps', () => {
+    const summary = new StreamSummary({ answerBytes: 64 * 1024 });
+    const denial = { tool_name: 'Write', tool_input: { content: 'd'.repeat(1000) } };
+    summary.observe(
+      json({
+        type: 'result',
+        is_error: false,
+        result: `begins ${'r'.repeat(3 * 1024 * 1024)} ends`,
+        usage: { input_tokens: 10, padding: 'u'.repeat(1024 * 1024) },
+        permission_denials: Array.from({ length: 2000 }, () => denial),
+        structured_output: { items: 'z'.repeat(100 * 1024) },
+      }),
+      undefined,
+    );
+    const line = summary.resultLine;
+    expect(Buffer.byteLength(line?.result ?? '')).toBeLessThan(64 * 1024 + 100);
+    expect(line?.result).toMatch(
+      /^begins r+\n\[\.\.\. \d+ bytes of output truncated \.\.\.\]\nr+ ends$/,
+    );
+    expect(line?.resultTruncated).toBe(true);
+    expect(line?.usage).toBeNull();
+    const kept = line?.permissionDenials.length ?? 0;
+    expect(kept).toBeGreaterThan(10);
+    expect(JSON.stringify(line?.permissionDenials).length).toBeLessThanOrEqual(16 * 1024);
+    expect(line?.permissionDenials[0]).toEqual(denial);
+    expect(line?.permissionDenialsOmitted).toBe(2000 - kept);
+    expect(line?.structuredOutput).toBeNull();
+    expect(line?.structuredOutputDroppedBytes).toBe(json({ items: 'z'.repeat(100 * 1024) }).length);
+  });
+
+  it('keeps a result within its caps whole', () => {
+    const summary = new StreamSummary({ answerBytes: 64 * 1024 });
+    const answer = { items: 'z'.repeat(60 * 1024) };
+    summary.observe(
+      json({
+        type: 'result',
+        is_error: false,
+        result: 'é'.repeat(32 * 1024),
+        structured_output: answer,
+      }),
+      undefined,
+    );
+    expect(summary.resultLine).toMatchObject({
+      result: 'é'.repeat(32 * 1024),
+      resultTruncated: false,
+      structuredOutput: answer,
+      structuredOutputDroppedBytes: null,
     });
   });
 

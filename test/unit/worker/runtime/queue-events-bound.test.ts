@@ -9,8 +9,8 @@ const MiB = 1024 * KiB;
 
 describe("the cap of BullMQ's event stream", () => {
   it('fits QUEUE_EVENTS_MAX_BYTES of the largest entries a job writes', () => {
-    expect(largestQueueEventBytes(64 * KiB)).toBe(192 * KiB);
-    expect(queueEventsMaxLen(64 * MiB, 64 * KiB)).toBe(341);
+    expect(largestQueueEventBytes(64 * KiB)).toBe(384 * KiB);
+    expect(queueEventsMaxLen(64 * MiB, 64 * KiB)).toBe(170);
     expect(queueEventsMaxLen(64 * MiB, 64 * KiB) * largestQueueEventBytes(64 * KiB)).toBeLessThan(
       64 * MiB,
     );
