@@ -151,7 +151,9 @@ export const ConfigSchema = z.object({
     .describe('Larger prompts are rejected as invalid.'),
   MAX_LINE_BYTES: integer(1024)
     .default(8 * MiB)
-    .describe('A longer stdout/stderr line is published in pieces marked `partial`.'),
+    .describe(
+      'A longer stdout/stderr line is published in pieces marked `partial`, and not read: a result line that long fails the run, saying so.',
+    ),
   SHUTDOWN_GRACE_SECONDS: graceSeconds()
     .default(30)
     .describe(

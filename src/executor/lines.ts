@@ -4,6 +4,8 @@ export interface RawLine {
   readonly bytes: Buffer;
   /** The line goes on in the next RawLine: it was longer than the line limit. */
   readonly partial: boolean;
+  /** The last piece of a line that came in pieces (partial ones before it). */
+  readonly tail?: true;
 }
 
 /**
@@ -14,6 +16,8 @@ export interface RawLine {
 export class LineSplitter {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Whether the line under way already came out in part. */
+  private split = false;
 
   constructor(private readonly maxLineBytes: number) {}
 
@@ -22,7 +26,7 @@ export class LineSplitter {
     let start = 0;
     for (let end = chunk.indexOf(NEWLINE); end !== -1; end = chunk.indexOf(NEWLINE, start)) {
       this.append(chunk.subarray(start, end), lines);
-      lines.push({ bytes: this.take(), partial: false });
+      lines.push(this.lineEnd());
       start = end + 1;
     }
     if (start < chunk.length) this.append(chunk.subarray(start), lines);
@@ -31,7 +35,15 @@ export class LineSplitter {
 
   /** What is left once the stream ended: a last line without a newline. */
   end(): RawLine[] {
-    return this.pendingBytes > 0 ? [{ bytes: this.take(), partial: false }] : [];
+    return this.pendingBytes > 0 ? [this.lineEnd()] : [];
+  }
+
+  private lineEnd(): RawLine {
+    const split = this.split;
+    this.split = false;
+    return split
+      ? { bytes: this.take(), partial: false, tail: true }
+      : { bytes: this.take(), partial: false };
   }
 
   private append(piece: Buffer, lines: RawLine[]): void {
@@ -42,6 +54,7 @@ export class LineSplitter {
       const all = this.take();
       const cut = utf8Boundary(all, this.maxLineBytes);
       lines.push({ bytes: all.subarray(0, cut), partial: true });
+      this.split = true;
       this.pending = [all.subarray(cut)];
       this.pendingBytes = all.length - cut;
     }

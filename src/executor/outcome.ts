@@ -129,6 +129,11 @@ function detail(run: RunOutcome): string {
   if (summary.invalidUtf8Lines > 0) {
     parts.push(`${summary.invalidUtf8Lines} stdout line(s) were not valid UTF-8`);
   }
+  if (summary.overlongLines > 0) {
+    parts.push(
+      `${summary.overlongLines} stdout line(s) were longer than MAX_LINE_BYTES, too long to read (the result line may be one)`,
+    );
+  }
   if (run.lastStderr !== null) parts.push(`last stderr line: ${JSON.stringify(run.lastStderr)}`);
   return parts.length > 0 ? `; ${parts.join('; ')}` : '';
 }

@@ -95,14 +95,15 @@ export class RunOutput {
       const hadResult = this.summary.resultLine !== null;
       const toolResults = this.summary.toolResults;
       const retry = this.summary.lastApiRetry;
-      if (raw.partial) this.summary.observePartial();
+      // No piece of a line past MAX_LINE_BYTES is read as a line of its own.
+      if (raw.partial || raw.tail) this.summary.observePartial(raw.tail === true);
       else this.summary.observe(decoded.text, decoded.encoding);
       if (!hadResult && this.summary.resultLine !== null) this.watcher.result?.();
       toolResult = this.summary.toolResults > toolResults;
       const newRetry = this.summary.lastApiRetry;
       if (newRetry !== retry && newRetry?.delayMs != null)
         this.watcher.retryWait?.(newRetry.delayMs);
-    } else if (!raw.partial && decoded.encoding === undefined) {
+    } else if (!raw.partial && !raw.tail && decoded.encoding === undefined) {
       this.stderrTail = decoded.text;
     }
     return this.onLine({

@@ -76,6 +76,8 @@ export class StreamSummary {
   nonJsonLines = 0;
   firstNonJson: string | null = null;
   invalidUtf8Lines = 0;
+  /** Lines past MAX_LINE_BYTES, which came in pieces and were not read. */
+  overlongLines = 0;
   /** The latest `api_retry` line, which tells the API's latest retry-after where there is one. */
   lastApiRetry: ApiRetryLine | null = null;
   /** `user` lines that carry a tool's result: each says a tool finished its work. */
@@ -108,9 +110,10 @@ export class StreamSummary {
     }
   }
 
-  /** A line too long to read whole (it went past MAX_LINE_BYTES). */
-  observePartial(): void {
+  /** A piece of a line too long to read whole (past MAX_LINE_BYTES); `last`: its last piece. */
+  observePartial(last = false): void {
     this.lines++;
+    if (last) this.overlongLines++;
   }
 }
 

@@ -245,6 +245,16 @@ describe('runClaude', () => {
     );
   });
 
+  it('fails a run whose result line was too long to read, saying so, not that its pieces were no JSON', async () => {
+    // Every line of the fixture is longer than that, the result line among them.
+    const { spec: s } = spec(fixture('claude-success.mjs'), { maxLineBytes: 64 });
+    const report = judgeRun(await runClaude(s), s.timeoutMs);
+    expect(report).toMatchObject({ success: false, failure: 'cli-error', exitCode: 0 });
+    expect(report.error).toBe(
+      'claude exited with code 0 without a result line; 3 stdout line(s) were longer than MAX_LINE_BYTES, too long to read (the result line may be one)',
+    );
+  });
+
   it('fails a CLI that prints non-JSON and invalid UTF-8, passing the bytes on as base64', async () => {
     const { spec: s, lines } = spec(fixture('claude-garbage.mjs'));
     const report = judgeRun(await runClaude(s), s.timeoutMs);

@@ -53,6 +53,11 @@ describe('LineSplitter', () => {
     expect(pieces.every((piece) => piece.bytes.length <= limit)).toBe(true);
     expect(pieces.slice(0, -1).every((piece) => piece.partial)).toBe(true);
     expect(pieces.at(-1)?.partial).toBe(false);
+    // Its last piece is marked as the end of a line that came in pieces; the next line is not.
+    expect(pieces.map((piece) => piece.tail ?? false)).toEqual(
+      pieces.map((_, i) => i === pieces.length - 1),
+    );
+    expect(next?.tail).toBeUndefined();
     expect(pieces.every((piece) => decodeLine(piece.bytes).encoding === undefined)).toBe(true);
     expect(Buffer.concat(pieces.map((piece) => piece.bytes)).equals(line)).toBe(true);
   });
