@@ -19,7 +19,7 @@ const records = mkdtempSync(join(tmpdir(), 'claudebox-sandbox-end-'));
 afterAll(() => rmSync(records, { recursive: true, force: true }));
 
 /** Runs `script` as UID behind the sandbox stand-in in `mode`; what it left, as it returned. */
-async function runBehind(mode: 'linger' | 'silent', script: string) {
+async function runBehind(mode: 'linger' | 'silent' | 'leaderless', script: string) {
   const record = join(records, `${mode}-init-pid`);
   const lines: RunLine[] = [];
   const runId = randomUUID();
@@ -33,7 +33,10 @@ async function runBehind(mode: 'linger' | 'silent', script: string) {
     confinement: uidConfinement({
       uid: UID,
       setpriv: '/usr/bin/setpriv',
-      sandbox: { argv: [standIn, mode, record], asRunUid: false },
+      sandbox: {
+        argv: [standIn, mode, record, ...(mode === 'leaderless' ? [String(UID)] : [])],
+        asRunUid: false,
+      },
     }),
     timeoutMs: 30_000,
     killGraceMs: 500,
@@ -41,7 +44,7 @@ async function runBehind(mode: 'linger' | 'silent', script: string) {
     maxLineBytes: 1024 * 1024,
     onLine: (line) => void lines.push(line),
   });
-  const init = mode === 'linger' ? Number(readFileSync(record, 'utf8')) : null;
+  const init = mode === 'silent' ? null : Number(readFileSync(record, 'utf8'));
   const initAlive = init === null ? null : isAlive(init);
   return { outcome, lines, init, initAlive, uidLeft: pidsOfUid(UID) };
 }
@@ -65,6 +68,14 @@ describe('the end of a sandboxed run', () => {
 
   it('comes only once the sandbox’s init is gone, which the kernel lets end after every process of its namespace', async () => {
     const { outcome, init, initAlive, uidLeft } = await runBehind('linger', 'exit 0');
+    expect(outcome.exitCode).toBe(0);
+    expect(init).toBeGreaterThan(0);
+    expect(initAlive).toBe(false);
+    expect(uidLeft).toEqual([]);
+  });
+
+  it('does not come while the init lives on in a thread of its own, its first thread a zombie (as a run can make it by ptrace)', async () => {
+    const { outcome, init, initAlive, uidLeft } = await runBehind('leaderless', 'exit 0');
     expect(outcome.exitCode).toBe(0);
     expect(init).toBeGreaterThan(0);
     expect(initAlive).toBe(false);

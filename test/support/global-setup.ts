@@ -62,6 +62,8 @@ const TOOLS: Record<string, string> = {
   fsfreeze: 'util-linux',
   // The live page is tested in a real browser.
   chromium: 'chromium',
+  // A process whose first thread exits while it lives on (test/fixtures/bin/leaderless.py).
+  python3: 'python3',
 };
 
 function requireTools(): void {

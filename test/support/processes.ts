@@ -5,11 +5,17 @@ import { readdirSync, readFileSync } from 'node:fs';
  * tell whether a run really left nothing behind.
  */
 
-/** Alive and not a zombie. */
+/**
+ * Alive and not a zombie: some thread of it is not, for a process whose first thread exited
+ * alone lives on in its other threads.
+ */
 export function isAlive(pid: number): boolean {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    return readdirSync(`/proc/${pid}/task`).some((tid) => {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      return state !== 'Z' && state !== 'X';
+    });
   } catch {
     return false;
   }
