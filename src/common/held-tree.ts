@@ -18,7 +18,7 @@ export const SLICE = 256;
  */
 
 /** The directory at `path`, held open; undefined where it is none (gone, a symlink, a file). */
-export function holdDir(path: string): number | undefined {
+export function holdDir(path: string | Buffer): number | undefined {
   try {
     return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   } catch (error) {
@@ -28,9 +28,15 @@ export function holdDir(path: string): number | undefined {
   }
 }
 
-/** The path of `name` in the directory held as `dir` (of the directory itself without one). */
-export function inHeld(dir: number, name = ''): string {
-  return `/proc/self/fd/${dir}/${name}`;
+/**
+ * The path of `name` in the directory held as `dir` (of the directory itself without one). A
+ * name a walk lists is bytes: one that is no UTF-8, read as a string, would name nothing there.
+ */
+export function inHeld(dir: number): string;
+export function inHeld(dir: number, name: string | Buffer): string | Buffer;
+export function inHeld(dir: number, name: string | Buffer = ''): string | Buffer {
+  const path = `/proc/self/fd/${dir}/`;
+  return typeof name === 'string' ? `${path}${name}` : Buffer.concat([Buffer.from(path), name]);
 }
 
 /**
@@ -39,14 +45,14 @@ export function inHeld(dir: number, name = ''): string {
  */
 export const MAX_HELD_DEPTH = 256;
 
-/** What a walk does with the tree it walks (see walkHeld). */
+/** What a walk does with the tree it walks (see walkHeld); names are bytes (see inHeld). */
 export interface TreeVisit {
   /** Handles an entry of the directory held as `dir`: true to walk into it, a directory. */
-  entry(dir: number, entry: Dirent): boolean;
+  entry(dir: number, entry: Dirent<Buffer>): boolean;
   /** An entry to walk into that was no directory any more when it was opened. */
-  notDirectory?(dir: number, name: string): void;
+  notDirectory?(dir: number, name: Buffer): void;
   /** A directory walked into, once everything in it was handled (its descriptor closed). */
-  left?(dir: number, name: string): void;
+  left?(dir: number, name: Buffer): void;
 }
 
 /**
@@ -55,8 +61,8 @@ export interface TreeVisit {
  * Throws where the tree nests deeper than MAX_HELD_DEPTH.
  */
 export async function walkHeld(top: number, visit: TreeVisit): Promise<void> {
-  type Level = { fd: number; name: string; entries: Dirent[]; next: number };
-  const levels: Level[] = [{ fd: top, name: '', entries: list(top), next: 0 }];
+  type Level = { fd: number; name: Buffer; entries: Dirent<Buffer>[]; next: number };
+  const levels: Level[] = [{ fd: top, name: Buffer.alloc(0), entries: list(top), next: 0 }];
   let handled = 0;
   try {
     while (levels.length > 0) {
@@ -85,11 +91,11 @@ export async function walkHeld(top: number, visit: TreeVisit): Promise<void> {
   }
 }
 
-function list(dir: number): Dirent[] {
-  return readdirSync(inHeld(dir), { withFileTypes: true });
+function list(dir: number): Dirent<Buffer>[] {
+  return readdirSync(inHeld(dir), { withFileTypes: true, encoding: 'buffer' });
 }
 
-function listOrClose(dir: number): Dirent[] {
+function listOrClose(dir: number): Dirent<Buffer>[] {
   try {
     return list(dir);
   } catch (error) {

@@ -11,12 +11,15 @@ import { holdDir, inHeld, walkHeld } from './held-tree.js';
  * does not hold up the other runs' events. Does nothing where the tree is gone; throws, naming
  * it, when it cannot be removed.
  */
-export async function removeTree(top: string): Promise<void> {
+export async function removeTree(top: string | Buffer): Promise<void> {
   try {
     await removeHeld(top);
   } catch (error) {
+    // A path of bytes that are no UTF-8 cannot go on rm's command line.
+    const path = typeof top === 'string' ? top : utf8(top);
+    if (path === null) throw error;
     // A tree deeper than the worker may hold descriptors (EMFILE), say: rm walks it by its own.
-    const removed = await execa('rm', ['-rf', '--one-file-system', '--', top], {
+    const removed = await execa('rm', ['-rf', '--one-file-system', '--', path], {
       reject: false,
       env: { PATH: '/usr/bin:/bin' },
       extendEnv: false,
@@ -24,13 +27,19 @@ export async function removeTree(top: string): Promise<void> {
     });
     if (removed.exitCode !== 0) {
       throw new Error(
-        `could not remove ${top}: ${(error as Error).message}; rm -rf: ${removed.stderr.trim().split('\n').at(-1) ?? ''}`,
+        `could not remove ${path}: ${(error as Error).message}; rm -rf: ${removed.stderr.trim().split('\n').at(-1) ?? ''}`,
       );
     }
   }
 }
 
-async function removeHeld(top: string): Promise<void> {
+/** `bytes` as text where they are UTF-8, else null. */
+function utf8(bytes: Buffer): string | null {
+  const text = bytes.toString('utf8');
+  return Buffer.from(text).equals(bytes) ? text : null;
+}
+
+async function removeHeld(top: string | Buffer): Promise<void> {
   const dir = holdDir(top);
   // A file, a symlink, or nothing: its parent is root's, where no run can put another in its place.
   if (dir === undefined) return gone(() => unlinkSync(top));

@@ -58,7 +58,7 @@ export async function handOver(dir: string, uid: number, mayTake: MayTake): Prom
  * any more (a symlink the run put in its place is never followed), nor, given `onlyFrom`, where
  * another uid owns it.
  */
-export function takeBack(dir: string, onlyFrom?: number): void {
+export function takeBack(dir: string | Buffer, onlyFrom?: number): void {
   let fd: number;
   try {
     fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
@@ -139,13 +139,15 @@ async function closeLeftovers(
   inUse: InUse,
 ): Promise<void> {
   let looked = 0;
-  for (const name of readdirSync(inHeld(dir))) {
+  const kept = Buffer.from(keep);
+  // Names as bytes (see inHeld).
+  for (const name of readdirSync(inHeld(dir), { encoding: 'buffer' })) {
     if (++looked % SLICE === 0) await nextTurn();
-    if (name === keep) continue;
+    if (name.equals(kept)) continue;
     const entry = inHeld(dir, name);
     const info = lstatSync(entry, { throwIfNoEntry: false });
     if (info === undefined || info.uid === 0 || !mayTake(info.uid)) continue;
-    if (info.isDirectory() ? inUse(join(path, name)) : info.nlink > 1) continue;
+    if (info.isDirectory() ? inUse(join(path, name.toString())) : info.nlink > 1) continue;
     lchownSync(entry, 0, 0);
     if (!info.isSymbolicLink()) chmodSync(entry, info.mode & 0o700);
   }

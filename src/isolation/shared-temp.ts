@@ -1,5 +1,4 @@
 import { lstatSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { SLICE } from '../common/held-tree.js';
 import { isInside } from '../common/paths.js';
@@ -70,11 +69,15 @@ export async function removeFilesOf(
     // Synchronous, in slices: a promise per entry cost the worker several times more. What
     // cannot be read or removed throws: the uid must not go back to the pool with it there.
     let looked = 0;
+    // Names as bytes: one that is no UTF-8, read as a string, would name nothing there.
+    const parent = Buffer.from(`${dir}/`);
     for (const name of namesIn(dir)) {
-      const path = join(dir, name);
+      const path = Buffer.concat([parent, name]);
       const entry = lstatSync(path, { throwIfNoEntry: false });
       if (entry?.uid === uid) {
-        if (spare !== undefined && entry.isDirectory() && isInside(path, spare)) takeBack(path);
+        if (spare !== undefined && entry.isDirectory() && isInside(path.toString(), spare)) {
+          takeBack(path);
+        }
         // Another uid's run may write in what the run left open to others: never by its paths.
         else await removeTree(path);
       }
@@ -84,9 +87,9 @@ export async function removeFilesOf(
 }
 
 /** The names in `dir`; none where it does not exist. */
-function namesIn(dir: string): string[] {
+function namesIn(dir: string): Buffer[] {
   try {
-    return readdirSync(dir);
+    return readdirSync(dir, { encoding: 'buffer' });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;

@@ -44,6 +44,17 @@ describe('handing a working directory to a run', () => {
     expect(statSync(dir).mode & 0o777).toBe(0o700);
   });
 
+  it('hands over entries whose names are bytes that are no UTF-8 (a checkout can hold them)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'claudebox-own-'));
+    const odd = Buffer.concat([Buffer.from(`${dir}/`), Buffer.from('caf\xe9', 'latin1')]);
+    const inside = Buffer.concat([odd, Buffer.from('/r\xe9sum\xe9.txt', 'latin1')]);
+    mkdirSync(odd);
+    writeFileSync(inside, 'x');
+
+    await handOver(dir, 64002, mayTake);
+    expect([lstatSync(odd).uid, lstatSync(inside).uid]).toEqual([64002, 64002]);
+  });
+
   it('never follows a symlink, leaves hard links to root’s files and other users’ files alone', async () => {
     const outside = mkdtempSync(join(tmpdir(), 'claudebox-outside-'));
     const target = join(outside, 'precious');

@@ -3,6 +3,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   rmSync,
   statSync,
   utimesSync,
@@ -52,6 +53,23 @@ describe('what a run leaves in the shared temporary directories', () => {
     const others = leave(dir, 'others', OTHER);
     await removeFilesOf(UID, { dirs: [dir] });
     expect([file, tree, rootOwned, others].map(existsSync)).toEqual([false, false, true, true]);
+  });
+
+  it('is removed whatever bytes its names are, UTF-8 or not, inside its directories too', async () => {
+    const dir = await settledDir();
+    const odd = (name: string) =>
+      Buffer.concat([Buffer.from(`${dir}/`), Buffer.from(name, 'latin1')]);
+    const file = odd('leak\xff');
+    const tree = odd('d\xfe');
+    const inside = Buffer.concat([tree, Buffer.from('/x\xff', 'latin1')]);
+    writeFileSync(file, 'secret');
+    mkdirSync(tree);
+    writeFileSync(inside, 'secret');
+    for (const path of [file, tree, inside]) chownSync(path, UID, UID);
+
+    await removeFilesOf(UID, { dirs: [dir] });
+    expect([file, tree].map((path) => existsSync(path))).toEqual([false, false]);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('is looked for in a directory that changed after the run began', async () => {
