@@ -211,10 +211,21 @@ async function cancelJob(
   jobId: string,
   reason: string,
 ): Promise<CancelOutcome> {
+  // A caller in JavaScript can pass anything; a worker drops a message it cannot read.
+  const given: Record<string, unknown> = { jobId, reason };
+  const wrong = Object.keys(given).find((name) => typeof given[name] !== 'string');
+  const problem =
+    wrong === undefined
+      ? null
+      : `${wrong}: must be a string, not ${given[wrong] === null ? 'null' : typeof given[wrong]}`;
+  if (problem !== null) throw new ClaudeboxError('invalid-request', `invalid request: ${problem}`);
+  // The state first: it reads nothing but the queue's lists, where getJob would read a key of
+  // the queue's own that an id such as `8:logs` names, and fail on its type.
+  const state = await queue.getJobState(jobId);
+  if (state === 'unknown') return { jobId, outcome: 'not-found' };
+  if (isFinished(state)) return { jobId, outcome: 'already-finished', state };
   const job = await queue.getJob(jobId);
   if (!job) return { jobId, outcome: 'not-found' };
-  const state = await job.getState();
-  if (isFinished(state)) return { jobId, outcome: 'already-finished', state };
   const marker: CancelMarker = { reason, at: new Date().toISOString() };
   const message: CancelMessage = { type: 'cancel', jobId, reason };
   await redis.set(

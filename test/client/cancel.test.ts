@@ -166,6 +166,27 @@ describe('cancel', () => {
       state: 'completed',
     });
     expect(await client.cancel('nope')).toEqual({ jobId: 'nope', outcome: 'not-found' });
+    // Names of the queue's own keys (a job's history, its log): no job either.
+    for (const id of [`history:${jobId}`, `${jobId}:logs`]) {
+      expect(await client.cancel(id)).toEqual({ jobId: id, outcome: 'not-found' });
+    }
     expect(worker.logs.slice(before).filter((log) => Number(log.level) >= 40)).toEqual([]);
+  });
+
+  it('refuses, as a bad request, a job id or reason that is no string, which no worker could read', async () => {
+    await startWorker();
+    const jobId = await client.enqueue({ prompt: 'sleep 30' });
+    await runningOn(jobId);
+    // As a caller in JavaScript can.
+    const cancel = (id: unknown, reason?: unknown) =>
+      client.cancel(id as string, reason as string | undefined);
+    await expect(cancel(jobId, 42)).rejects.toMatchObject({
+      code: 'invalid-request',
+      message: 'invalid request: reason: must be a string, not number',
+    });
+    await expect(cancel(jobId, null)).rejects.toThrow('reason: must be a string, not null');
+    await expect(cancel(Number.NaN)).rejects.toThrow('jobId: must be a string, not number');
+    expect(await client.cancel(jobId, 'by a string')).toMatchObject({ outcome: 'stopping' });
+    expect(await client.result(jobId, { timeoutMs: 10_000 })).toMatchObject({ cancelled: true });
   });
 });
