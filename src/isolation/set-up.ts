@@ -192,8 +192,15 @@ function checkUidsCanBeGiven(settings: IsolationSettings): void {
   }
 }
 
-async function isolated(settings: IsolationSettings): Promise<Isolation> {
-  checkUidsCanBeGiven(settings);
+/** `settings` with RUN_ROOT made, as a real path: bwrap fails to mount on one through a symlink. */
+async function withRealRunRoot(settings: IsolationSettings): Promise<IsolationSettings> {
+  await makeRunRoot(settings.runRoot);
+  return { ...settings, runRoot: await realpath(settings.runRoot) };
+}
+
+async function isolated(given: IsolationSettings): Promise<Isolation> {
+  checkUidsCanBeGiven(given);
+  const settings = await withRealRunRoot(given);
   const { warnings: limitWarnings, ...launcher } = await findLauncher(settings);
   const { setpriv } = launcher;
   const { runRoot } = settings;
@@ -226,7 +233,7 @@ async function isolated(settings: IsolationSettings): Promise<Isolation> {
   const reaching = (wanted: readonly string[]) => unclearedReaching(dirs.leases, wanted, pool);
   return {
     summary: { mode: 'uid', namespaces: sandboxFor.namespaces },
-    runRoot: await realpath(runRoot),
+    runRoot,
     warnings: [...sandboxFor.warnings, ...limitWarnings, ...workDirWarnings],
     leases: { dir: dirs.leases, ...clearing },
     ...scratchDirs(dirs.scratch, reaching),

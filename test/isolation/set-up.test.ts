@@ -10,6 +10,7 @@ import {
   realpathSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -111,6 +112,20 @@ describe('setting up run isolation', () => {
     expect(statSync(s.runRoot).mode & 0o777).toBe(0o711);
     expect(statSync(join(s.runRoot, 'leases')).mode & 0o777).toBe(0o700);
     expect(statSync(s.workDir).mode & 0o001).toBe(0o001);
+  });
+
+  it('sandboxes its runs where RUN_ROOT is given through a symlink', async () => {
+    const real = mkdtempSync(join(tmpdir(), 'claudebox-runroot-'));
+    const link = `${real}-link`;
+    symlinkSync(real, link);
+    try {
+      const isolation = await setUpIsolation(settings({ mode: 'required', runRoot: link }));
+      expect(isolation.summary.namespaces).toEqual(['pid', 'ipc', 'mount']);
+      expect(isolation.runRoot).toBe(realpathSync(real));
+      expect(isolation.warnings).toEqual([]);
+    } finally {
+      rmSync(link);
+    }
   });
 
   it('warns at start where others may write in WORK_DIR, on the way down to other jobs’ directories', async () => {
