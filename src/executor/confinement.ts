@@ -50,10 +50,14 @@ export interface Confinement {
 export interface Launch {
   readonly file: string;
   readonly args: string[];
+  /** What the launcher reads on LAUNCHER_INPUT_FD, where it takes anything (bwrap's --seccomp). */
+  readonly input?: Buffer;
 }
 
 /** The file descriptor a launcher's report comes on, in the launcher (see launcherReport). */
 export const LAUNCHER_REPORT_FD = 3;
+/** The file descriptor a launcher reads Launch.input on. */
+export const LAUNCHER_INPUT_FD = 4;
 
 /**
  * Processes known by an environment entry every process of the run inherits. Only those started

@@ -14,6 +14,7 @@ export { judgeRun, oneLine, type RunReport } from './outcome.js';
 export { judgeAnswer } from './answer.js';
 export { rateLimitHit, RATE_LIMIT_STATUSES, type RateLimitHit } from './rate-limit.js';
 export {
+  LAUNCHER_INPUT_FD,
   LAUNCHER_REPORT_FD,
   markerConfinement,
   type Confinement,

@@ -1,7 +1,12 @@
 import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { LAUNCHER_REPORT_FD, markerConfinement, type Confinement } from './confinement.js';
+import {
+  LAUNCHER_INPUT_FD,
+  LAUNCHER_REPORT_FD,
+  markerConfinement,
+  type Confinement,
+} from './confinement.js';
 import type { Marker } from './process-tree.js';
 import { RunOutput, type RunLine } from './run-output.js';
 import { createStopper, stopRequestOf, type RunStopper, type StopCause } from './stop-run.js';
@@ -112,8 +117,9 @@ export async function runClaude(spec: RunSpec): Promise<RunOutcome> {
     answered: () => output.summary.resultLine !== null,
   });
   const reading = [
-    output.read(subprocess.stdout, 'stdout'),
-    output.read(subprocess.stderr, 'stderr'),
+    // Pipes, as startCli asks for them.
+    output.read(subprocess.stdout as Readable, 'stdout'),
+    output.read(subprocess.stderr as Readable, 'stderr'),
   ];
   const unwatch = [
     watchTimeoutAndAbort(spec, stopper),
@@ -194,11 +200,22 @@ function startCli(spec: RunSpec, confinement: Confinement) {
     // Its own process group: a Ctrl-C meant for the worker must not reach the run, which the
     // worker stops on its own terms during a graceful shutdown.
     detached: true,
-    // stdin, stdout, stderr, and the launcher's report at LAUNCHER_REPORT_FD (3) when it has one.
-    stdio: confinement.launcherReport ? ['pipe', 'pipe', 'pipe', 'pipe'] : 'pipe',
+    // stdin, stdout, stderr, the launcher's report at LAUNCHER_REPORT_FD (3) when it has one,
+    // and its input at LAUNCHER_INPUT_FD (4) when it takes one.
+    stdio: [
+      'pipe',
+      'pipe',
+      'pipe',
+      confinement.launcherReport ? 'pipe' : 'ignore',
+      ...(command.input === undefined ? [] : ['pipe' as const]),
+    ],
   });
+  const input = subprocess.stdio[LAUNCHER_INPUT_FD] as Writable | null | undefined;
+  // A launcher that failed before it read its input closes the pipe under the write: no error.
+  input?.on('error', () => undefined);
+  input?.end(command.input);
   // Null where spawn failed early (out of file descriptors): its 'error' then says why.
-  const stdin = subprocess.stdin as Writable | null;
+  const stdin = subprocess.stdin;
   // A CLI that exits without reading its prompt closes the pipe under the write: no error.
   stdin?.on('error', () => undefined);
   stdin?.end(spec.prompt);

@@ -13,7 +13,7 @@ import {
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { RunIsolation } from '../contract/index.js';
-import { processStartTime, searchPath } from '../executor/index.js';
+import { LAUNCHER_INPUT_FD, processStartTime, searchPath } from '../executor/index.js';
 import { openUidBox, sharedBox, type RunBox, type SandboxFor } from './box.js';
 import { IsolationError } from './errors.js';
 import { becomeUid, clearUid, SENDER_SHELL, type Sender } from './tools.js';
@@ -23,6 +23,7 @@ import { scratchDirs, type ScratchDirs } from './scratch-dirs.js';
 import { setUpRunLimits } from './run-limits.js';
 import { makeSandboxTemp, SANDBOX_TEMP, sandboxTempOf } from './homes.js';
 import { launchAsUid, type Sandbox } from './uid-confinement.js';
+import { KEYRING_FILTER } from './seccomp.js';
 import { isInside } from '../common/paths.js';
 import { errorMessage } from '../common/errors.js';
 import { diskBytes } from '../common/disk-bytes.js';
@@ -431,12 +432,14 @@ function sandboxFor(
     '/dev',
     ...hidden.filter((dir) => hiddenAgain.includes(dir) || !temp.some((top) => isInside(dir, top))),
   ];
+  // A user namespace where bwrap is the run's uid; the seccomp program, the launch's input.
   const userNamespace = asRunUid ? ['--unshare-user', '--disable-userns'] : [];
   return (home, cwd, addDirs = []) => ({
     asRunUid,
+    input: KEYRING_FILTER,
     argv: [
       bwrap,
-      ...userNamespace,
+      ...[...userNamespace, '--seccomp', String(LAUNCHER_INPUT_FD)],
       '--die-with-parent',
       '--new-session',
       '--unshare-pid',
@@ -551,7 +554,8 @@ async function tryAsRunUid(
     all: true,
     env: { PATH: '/usr/bin:/bin' },
     extendEnv: false,
-    stdin: 'ignore',
+    // Its input at LAUNCHER_INPUT_FD, as a run's launch gets it.
+    stdio: ['ignore', 'pipe', 'pipe', 'ignore', command.input ?? 'ignore'],
     timeout: 10_000,
   });
   if (result.exitCode === 0) return null;

@@ -24,6 +24,8 @@ export interface Sandbox {
    * others; false: it runs as root, and setpriv makes the CLI the run's uid inside.
    */
   readonly asRunUid: boolean;
+  /** What bwrap reads on LAUNCHER_INPUT_FD (its seccomp program, see keyringFilter). */
+  readonly input?: Buffer;
 }
 
 export interface UidConfinementOptions {
@@ -151,7 +153,8 @@ export function launchAsUid(
         ? [...asUid, ...sandboxed]
         : [...sandboxed, ...asUid];
   const chain = [...limits, ...confined, bin, ...args];
-  return { file: chain[0] ?? '', args: chain.slice(1) };
+  const input = sandbox?.input;
+  return { file: chain[0] ?? '', args: chain.slice(1), ...(input ? { input } : {}) };
 }
 
 /**

@@ -56,6 +56,7 @@ interface Probe {
   oomLowered?: string;
   statfs?: Record<string, number | string>;
   ipc?: Record<string, string>;
+  keyring?: Record<string, string>;
 }
 
 const probeOf = (events: ExecuteEvent[]): Probe => {
@@ -400,6 +401,16 @@ describe.each([
     // With namespaces they were the sandbox's own; without, they are removed as the run ends.
     expect(ipcObjectsOf(probe.uid)).toEqual([]);
   });
+
+  // Keys are not namespaced: a sandbox refuses their calls (seccomp). Without namespaces that is
+  // the host's to refuse, as Docker's default seccomp profile does (docs/security.md).
+  if (namespaces === 'auto') {
+    it('cannot add a key to, nor read, a keyring of the kernel, which other runs could share', async () => {
+      const { probe, result } = await run({ keyring: true });
+      expect(result.success).toBe(true);
+      expect(probe.keyring).toEqual({ add_key: 'EPERM', keyctl: 'EPERM' });
+    });
+  }
 
   it('takes only the CLI’s own result: a forged line printed after it exited changes nothing', async () => {
     const { result } = await run({ forge: true });
