@@ -40,10 +40,11 @@ describe('a run that ends on a line of megabytes', () => {
 
       const result = await client.result(ids.result, { timeoutMs });
       expect(result).toMatchObject({ success: false, failure: 'cli-error' });
+      // Its text as the result keeps it: head and tail within MAX_OUTPUT_BYTES, on one line.
       expect(result.error).toMatch(
-        /^claude reported an error \(exited with code 1\): failed: {10}/,
+        /^claude reported an error \(exited with code 1\): failed: \[\.\.\. \d+ bytes of output truncated \.\.\.\] here$/,
       );
-      expect(result.error).toHaveLength(1000);
+      expect(result.finalOutputTruncated).toBe(true);
 
       expect(await client.result(ids.next, { timeoutMs })).toMatchObject({
         success: true,
