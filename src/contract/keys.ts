@@ -44,6 +44,11 @@ export const BULLMQ_QUEUE_KEYS: ReadonlySet<string> = new Set([
   'de',
 ]);
 
+/** BullMQ's hash of job `jobId`. */
+export function jobKey({ prefix, queueName }: QueueAddress, jobId: string): string {
+  return `${prefix}:${queueName}:${jobId}`;
+}
+
 /** Redis Stream holding a job's events for replay; entry ids are `<seq>-0`. */
 export function historyKey({ prefix, queueName }: QueueAddress, jobId: string): string {
   return `${prefix}:${queueName}:history:${jobId}`;

@@ -8,6 +8,7 @@ import {
   removeUnreadableParent,
   type JobFields,
 } from './job-fields.js';
+import { isCounterError } from './job-counters.js';
 
 /**
  * What a job's data reads as where it is not JSON, or where a field of the job cannot be read at
@@ -134,15 +135,18 @@ export class ReadableWorker<DataType, ResultType> extends Worker<DataType, Resul
     try {
       return await take();
     } catch (error) {
-      if (!isUnreadableJob(error)) throw error;
+      // Taking a job whose attempts started (`ats`) is no whole number fails once the job is
+      // this worker's: it goes to the processor, which fails it saying so (see repairCounters).
+      const counters = isCounterError(error);
+      if (!isUnreadableJob(error) && !counters) throw error;
       const jobId = await activeJobLockedBy(this, token);
       // The job that was ending, where its end did not go through, is not the one taken.
       if (jobId === undefined || jobId === ending?.id) throw error;
       const fields = await readJobFieldByField(this, jobId);
       const leftOut = fields?.[LEFT_OUT];
       // A job that reads whole is not the one that failed to.
-      if (fields === undefined || leftOut === undefined) throw error;
-      await removeUnreadableParent(this, jobId, leftOut);
+      if (fields === undefined || (leftOut === undefined && !counters)) throw error;
+      if (leftOut !== undefined) await removeUnreadableParent(this, jobId, leftOut);
       return this.nextJobFromJobData(fields, jobId, token);
     }
   }

@@ -109,6 +109,43 @@ describe.each([
   });
 });
 
+// BullMQ's scripts add to a job's counters with HINCRBY: one that is no whole number fails them
+// midway, and the job would end in no list, or be taken and put back for ever.
+describe.each([
+  { field: 'atm', value: 'x' },
+  { field: 'ats', value: 'abc' },
+  { field: 'stc', value: '1.5' },
+])('a job whose $field is $value', ({ field, value }) => {
+  let setting: Setting;
+
+  beforeAll(async () => {
+    setting = await openSetting();
+    const { queueName, redis, client } = setting;
+    await client.enqueue({ prompt: 'spoilt' }, { jobId: 'spoilt', attempts: 3 });
+    await redis.hset(`bull:${queueName}:spoilt`, field, value);
+    await client.enqueue({ prompt: 'hello' }, { jobId: 'fine' });
+  });
+
+  afterAll(() => closeSetting(setting));
+
+  it('fails at once as an invalid request naming the counter, and the next job runs', async () => {
+    const { queueName, redis, client } = setting;
+    setting.worker = await startTestWorker({
+      redisUrl,
+      queueName,
+      claudeBin: fixture('claude-success.mjs'),
+    });
+
+    const result = await client.result('spoilt', { timeoutMs: 30_000 });
+    expect(result).toMatchObject({ success: false, failure: 'invalid-request', retrying: false });
+    expect(result.error).toBe(
+      `invalid job data: its ${field} (${JSON.stringify(value)}) is no whole number, where BullMQ counts the job's attempts`,
+    );
+    expect(await redis.hget(`bull:${queueName}:spoilt`, 'atm')).toBe('1');
+    expect(await client.result('fine', { timeoutMs: 30_000 })).toMatchObject({ success: true });
+  });
+});
+
 // Redis holds a field of up to 512 MB; Node.js makes no string longer than LONGEST_STRING, and
 // BullMQ reads a job's fields as strings: such a job throws wherever BullMQ reads it whole. Each
 // read of it moves 512 MB, so the job is read as few times as the checks need: listed once, taken

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DelayedError, UnrecoverableError, WaitingError } from 'bullmq';
 import {
   jobIdProblem,
+  jobKey,
   readRunState,
   resultWithoutRun,
   withoutOutput,
@@ -28,6 +29,7 @@ import {
 } from '../../executor/index.js';
 import type { RunBox } from '../../isolation/index.js';
 import { readCancelReason } from '../../redis/cancel-marker.js';
+import { repairCounters } from '../../redis/job-counters.js';
 import { readNewest } from '../../redis/history.js';
 import { lockKeyOf, type WriteFence } from '../../redis/write-fence.js';
 import type { JobEvents } from '../events/job-events.js';
@@ -130,10 +132,11 @@ export class Attempt {
     private readonly stop: AbortSignal,
     /** The result the job already ended with for good (see endedAlready), or null. */
     private readonly ended: ExecuteResult | null,
+    /** What was wrong with the job's counters in Redis (see repairCounters), or null. */
+    private readonly badCounters: string | null,
   ) {
-    const { address } = context;
     this.startedAt = context.now();
-    this.jobKey = `${address.prefix}:${address.queueName}:${this.jobId}`;
+    this.jobKey = jobKey(context.address, this.jobId);
     this.fence = token === undefined ? undefined : { lockKey: lockKeyOf(this.jobKey), token };
     this.log = context.logger.child({ jobId: this.jobId, attempt: this.number });
     this.jobLog = new JobLog(job, this.number, (error) => {
@@ -145,13 +148,16 @@ export class Attempt {
     const jobId = job.id ?? '';
     const prior = readRunState(job.progress);
     // Its seq by the entry's id, whatever it holds: a seq in the history is never written again.
-    const newest = await readNewest(context.redis, context.address, jobId);
+    const [newest, badCounters] = await Promise.all([
+      readNewest(context.redis, context.address, jobId),
+      repairCounters(context.redis, jobKey(context.address, jobId), job),
+    ]);
     const ended = endedAlready(job, prior, newest.event);
     const attempts = countAttempts(job, prior, newest.event);
     const nextSeq = Math.max(newest.seq, prior?.lastSeq ?? 0) + 1;
     const events = context.publisher.open(jobId, attempts.attempt, nextSeq);
     const stop = context.runs.begin(jobId);
-    return new Attempt(context, job, token, prior, attempts, events, stop, ended);
+    return new Attempt(context, job, token, prior, attempts, events, stop, ended, badCounters);
   }
 
   get jobId(): string {
@@ -225,6 +231,9 @@ export class Attempt {
 
   private async prepare(): Promise<Prepared | Ending> {
     const { context } = this;
+    if (this.badCounters !== null) {
+      return this.end(this.withoutRun('invalid-request', `invalid job data: ${this.badCounters}`));
+    }
     const cancelled = await readCancelReason(context.redis, context.address, this.jobId);
     if (cancelled !== null) {
       return this.end(this.withoutRun('cancelled', `cancelled before it started: ${cancelled}`));
