@@ -119,7 +119,7 @@ async function enqueueRequest(
   const parsed = parseExecuteRequest(request);
   if (!parsed.ok) throw new ClaudeboxError('invalid-request', `invalid request: ${parsed.reason}`);
   const idProblem = options.jobId === undefined ? null : customJobIdProblem(options.jobId);
-  const problem = idProblem ?? nonFiniteOption(options, 'options');
+  const problem = idProblem ?? nonFiniteOption(options, 'options') ?? backoffProblem(options);
   if (problem !== null) throw new ClaudeboxError('invalid-request', `invalid request: ${problem}`);
   const job = await queue.add('execute', parsed.request, {
     ...DEFAULT_JOB_OPTIONS,
@@ -144,6 +144,23 @@ function customJobIdProblem(jobId: unknown): string | null {
   // A URL's path reads these as "here" and "up": the gateway could never be asked for the job.
   if (jobId === '.' || jobId === '..') return `jobId: must not be ${JSON.stringify(jobId)}`;
   return jobIdProblem(jobId);
+}
+
+/**
+ * What a worker could not retry the job after: a backoff of a kind that is not BullMQ's own
+ * (a worker would need a strategy of that name, which claudebox's has not), or no number of ms.
+ * BullMQ throws on it after each failed attempt, and the job waits for a stall check instead.
+ */
+function backoffProblem({ backoff }: JobsOptions): string | null {
+  const given: unknown = backoff;
+  if (given === undefined || typeof given === 'number') return null;
+  if (typeof given !== 'object' || given === null) {
+    return `options.backoff: must be a number of ms or { type: 'fixed' | 'exponential', delay }`;
+  }
+  const { type } = given as { type?: unknown };
+  if (type === 'fixed' || type === 'exponential') return null;
+  const named = type === undefined ? 'nothing' : JSON.stringify(type);
+  return `options.backoff.type: must be 'fixed' or 'exponential', not ${named}`;
 }
 
 /**

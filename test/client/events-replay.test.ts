@@ -170,6 +170,16 @@ describe('enqueue', () => {
       await expect(
         client.enqueue({ prompt: 'ok' }, { backoff: { type: 'fixed', delay: Infinity } }),
       ).rejects.toThrow('invalid request: options.backoff.delay: must be finite');
+      // No worker has a strategy of another name: it could retry the job after no failure.
+      await expect(
+        client.enqueue({ prompt: 'ok' }, { attempts: 3, backoff: { type: 'weird', delay: 1 } }),
+      ).rejects.toMatchObject({
+        code: 'invalid-request',
+        message: `invalid request: options.backoff.type: must be 'fixed' or 'exponential', not "weird"`,
+      });
+      await expect(client.enqueue({ prompt: 'ok' }, { backoff: 'nope' as never })).rejects.toThrow(
+        "options.backoff: must be a number of ms or { type: 'fixed' | 'exponential', delay }",
+      );
       // As a caller in JavaScript can pass them.
       await expect(client.enqueue({ prompt: ' ' }, null as never)).rejects.toThrow(
         'invalid request: prompt: must not be empty',
