@@ -37,6 +37,19 @@ async function openSetting(url = redisUrl): Promise<Setting> {
   };
 }
 
+/**
+ * A setting whose queue holds job `spoilt`, enqueued before any worker runs and then spoilt where
+ * BullMQ keeps it (its `field` set to `value`), and job `fine` after it.
+ */
+async function openSpoilt(field: string, value: string): Promise<Setting> {
+  const setting = await openSetting();
+  const { queueName, redis, client } = setting;
+  await client.enqueue({ prompt: 'spoilt' }, { jobId: 'spoilt', attempts: 3 });
+  await redis.hset(`bull:${queueName}:spoilt`, field, value);
+  await client.enqueue({ prompt: 'hello' }, { jobId: 'fine' });
+  return setting;
+}
+
 async function closeSetting({ worker, gateway, client, redis }: Setting): Promise<void> {
   await worker?.worker.shutdown(0);
   await gateway.close();
@@ -65,12 +78,7 @@ describe.each([
   let setting: Setting;
 
   beforeAll(async () => {
-    setting = await openSetting();
-    const { queueName, redis, client } = setting;
-    // Enqueued before any worker runs, then spoilt where BullMQ keeps it.
-    await client.enqueue({ prompt: 'spoilt' }, { jobId: 'spoilt', attempts: 3 });
-    await redis.hset(`bull:${queueName}:spoilt`, field, NOT_JSON);
-    await client.enqueue({ prompt: 'hello' }, { jobId: 'fine' });
+    setting = await openSpoilt(field, NOT_JSON);
   });
 
   afterAll(() => closeSetting(setting));
@@ -119,11 +127,7 @@ describe.each([
   let setting: Setting;
 
   beforeAll(async () => {
-    setting = await openSetting();
-    const { queueName, redis, client } = setting;
-    await client.enqueue({ prompt: 'spoilt' }, { jobId: 'spoilt', attempts: 3 });
-    await redis.hset(`bull:${queueName}:spoilt`, field, value);
-    await client.enqueue({ prompt: 'hello' }, { jobId: 'fine' });
+    setting = await openSpoilt(field, value);
   });
 
   afterAll(() => closeSetting(setting));
