@@ -1,3 +1,5 @@
+import { utf8Boundary } from './lines.js';
+
 /**
  * Keeps the head and the tail of a stream within a byte budget, so a run that prints gigabytes
  * still yields a bounded `output` that shows how it began and how it ended.
@@ -55,13 +57,23 @@ export class OutputCapture {
   }
 }
 
-/** `text` within `maxBytes` of UTF-8, head and tail kept around a marker as OutputCapture does. */
+/**
+ * `text` within `maxBytes` of UTF-8, head and tail kept around a marker naming what was cut, as
+ * OutputCapture keeps a stream's; each cut falls between two characters, never inside one.
+ */
 export function headAndTail(
   text: string,
   maxBytes: number,
 ): { readonly text: string; readonly truncated: boolean } {
-  if (Buffer.byteLength(text) <= maxBytes) return { text, truncated: false };
-  const capture = new OutputCapture(maxBytes);
-  capture.add(Buffer.from(text));
-  return { text: capture.text(), truncated: true };
+  const bytes = Buffer.from(text);
+  if (bytes.length <= maxBytes) return { text, truncated: false };
+  const marker = (cut: number): string => `\n[... ${cut} bytes of output truncated ...]\n`;
+  // The marker's room at its longest: the cut is at most every byte.
+  const room = Math.max(0, maxBytes - Buffer.byteLength(marker(bytes.length)));
+  const headEnd = room < 2 ? 0 : utf8Boundary(bytes, Math.floor(room / 2));
+  let tailStart = bytes.length - (room - Math.floor(room / 2));
+  while (tailStart < bytes.length && ((bytes[tailStart] as number) & 0xc0) === 0x80) tailStart++;
+  const head = bytes.subarray(0, headEnd).toString();
+  const tail = bytes.subarray(tailStart).toString();
+  return { text: head + marker(tailStart - headEnd) + tail, truncated: true };
 }

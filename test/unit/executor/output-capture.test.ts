@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OutputCapture } from '../../../src/executor/output-capture.js';
+import { headAndTail, OutputCapture } from '../../../src/executor/output-capture.js';
 
 describe('OutputCapture', () => {
   it('keeps output within the budget whole', () => {
@@ -52,5 +52,25 @@ describe('OutputCapture', () => {
     expect(capture.bytes).toBe(200 * 64 * 1024);
     // 1 KiB kept, plus the marker.
     expect(capture.text().length).toBeLessThan(1024 + 100);
+  });
+});
+
+describe('headAndTail', () => {
+  it('keeps a text within the budget whole', () => {
+    expect(headAndTail('日本語', 9)).toEqual({ text: '日本語', truncated: false });
+  });
+
+  it('cuts a longer one between characters, its marker within the budget', () => {
+    const text = '日本語'.repeat(30_000);
+    const kept = headAndTail(text, 65_536);
+    expect(kept.truncated).toBe(true);
+    expect(Buffer.byteLength(kept.text)).toBeLessThanOrEqual(65_536);
+    expect(kept.text).not.toContain('\uFFFD');
+    const [head = '', tail = ''] = kept.text.split(
+      /\n\[\.\.\. \d+ bytes of output truncated \.\.\.\]\n/,
+    );
+    expect(text.startsWith(head) && text.endsWith(tail)).toBe(true);
+    const cut = Number(/\[\.\.\. (\d+) bytes/.exec(kept.text)?.[1]);
+    expect(Buffer.byteLength(head) + cut + Buffer.byteLength(tail)).toBe(Buffer.byteLength(text));
   });
 });
