@@ -1,4 +1,5 @@
-import { closeSync, rmdirSync, unlinkSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { closeSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import { execa } from 'execa';
 import { holdDir, inHeld, walkHeld } from './held-tree.js';
 
@@ -15,10 +16,9 @@ export async function removeTree(top: string | Buffer): Promise<void> {
   try {
     await removeHeld(top);
   } catch (error) {
-    // A path of bytes that are no UTF-8 cannot go on rm's command line.
-    const path = typeof top === 'string' ? top : utf8(top);
-    if (path === null) throw error;
-    // A tree deeper than the worker may hold descriptors (EMFILE), say: rm walks it by its own.
+    // A tree deeper than the worker may hold descriptors (EMFILE), say: rm walks it by its own,
+    // by a path that can go on its command line.
+    const path = typeof top === 'string' ? top : (utf8(top) ?? renamedToText(top, error));
     const removed = await execa('rm', ['-rf', '--one-file-system', '--', path], {
       reject: false,
       env: { PATH: '/usr/bin:/bin' },
@@ -31,6 +31,19 @@ export async function removeTree(top: string | Buffer): Promise<void> {
       );
     }
   }
+}
+
+/**
+ * A path of bytes that are no UTF-8, renamed in its directory (root's, where no run may put
+ * another entry in its place) to a name of text; throws `error` where that cannot be.
+ */
+function renamedToText(path: Buffer, error: unknown): string {
+  const slash = path.lastIndexOf('/');
+  const dir = slash < 0 ? null : utf8(path.subarray(0, slash));
+  if (dir === null) throw error;
+  const renamed = `${dir}/.claudebox-removing-${randomUUID()}`;
+  renameSync(path, renamed);
+  return renamed;
 }
 
 /** `bytes` as text where they are UTF-8, else null. */

@@ -72,6 +72,21 @@ describe('what a run leaves in the shared temporary directories', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('is removed under a name that is no UTF-8 however deep it nests, past what a walk holds open', async () => {
+    const dir = await settledDir();
+    let path = Buffer.concat([Buffer.from(`${dir}/`), Buffer.from('deep\xff', 'latin1')]);
+    const top = path;
+    for (let level = 0; level < 300; level++) {
+      mkdirSync(path);
+      chownSync(path, UID, UID);
+      path = Buffer.concat([path, Buffer.from('/d')]);
+    }
+
+    await removeFilesOf(UID, { dirs: [dir] });
+    expect(existsSync(top)).toBe(false);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it('is looked for in a directory that changed after the run began', async () => {
     const dir = await settledDir();
     const since = stampTempDirs([dir]);
