@@ -1,3 +1,5 @@
+import { endianness } from 'node:os';
+
 /**
  * The seccomp program a sandboxed run gets (bwrap's --seccomp): it refuses the kernel's key
  * management calls, `add_key`, `request_key` and `keyctl`, with EPERM, as Docker's default
@@ -5,8 +7,8 @@
  * the worker's session keyring (a systemd service has one of its own), and a uid's own keyrings
  * outlive its run, for the next run of that uid to read.
  *
- * A classic BPF program, as the kernel takes it: 8-byte instructions, little-endian (the
- * architectures below are).
+ * A classic BPF program, as the kernel takes it: 8-byte instructions in the host's byte order.
+ * A call of an architecture it does not name (see KEY_CALLS) is allowed.
  */
 
 const LOAD_WORD = 0x20; // BPF_LD | BPF_W | BPF_ABS
@@ -28,6 +30,7 @@ const KEY_CALLS: readonly (readonly [arch: number, numbers: readonly number[]])[
   [0xc000_003e, [248, 249, 250, X32 + 248, X32 + 249, X32 + 250]], // x86-64 (and x32)
   [0x4000_0003, [286, 287, 288]], // i386, on an x86-64 kernel too
   [0xc000_00b7, [217, 218, 219]], // aarch64
+  [0x4000_0028, [309, 310, 311]], // 32-bit ARM, on an aarch64 kernel too
 ];
 
 interface Instruction {
@@ -65,11 +68,14 @@ export const KEYRING_FILTER: Buffer = encode(program());
 
 function encode(steps: readonly Instruction[]): Buffer {
   const bytes = Buffer.alloc(steps.length * 8);
+  const little = endianness() === 'LE';
   steps.forEach(({ code, k, ifTrue = 0, ifFalse = 0 }, at) => {
-    bytes.writeUInt16LE(code, at * 8);
+    if (little) bytes.writeUInt16LE(code, at * 8);
+    else bytes.writeUInt16BE(code, at * 8);
     bytes.writeUInt8(ifTrue, at * 8 + 2);
     bytes.writeUInt8(ifFalse, at * 8 + 3);
-    bytes.writeUInt32LE(k >>> 0, at * 8 + 4);
+    if (little) bytes.writeUInt32LE(k >>> 0, at * 8 + 4);
+    else bytes.writeUInt32BE(k >>> 0, at * 8 + 4);
   });
   return bytes;
 }
