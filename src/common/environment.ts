@@ -19,8 +19,10 @@ export function variablesSet(
 /**
  * A number as a variable writes it, for z.preprocess: digits, with a sign and a fraction where
  * the schema allows them. z.coerce would also take ' ' (as 0), '0x1F90' and '1e3'; any other
- * string stays a string, which z.number refuses ('must be a number').
+ * string stays a string, which z.number refuses (NOT_DECIMAL: `1e9` is a number, but not so).
  */
+export const NOT_DECIMAL = 'must be a number in decimal digits (no exponent, no hex)';
+
 export function decimal(value: unknown): unknown {
   return typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
 }
@@ -34,7 +36,7 @@ export const integer = (
   z.preprocess(
     decimal,
     z
-      .number({ error: 'must be a number' })
+      .number({ error: NOT_DECIMAL })
       // First, and alone: .int() calls a number past the safe integers no integer.
       .max(max, { error: maxMessage, abort: true })
       .int('must be an integer')

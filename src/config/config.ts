@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MAX_TIMEOUT_SECONDS, PERMISSION_MODES, queueHashTag } from '../contract/index.js';
-import { decimal, integer, variablesSet } from '../common/environment.js';
+import { decimal, integer, NOT_DECIMAL, variablesSet } from '../common/environment.js';
 import { parseRedisTarget, redisSecrets, RedisUrlError } from './redis-url.js';
 
 const KiB = 1024;
@@ -12,7 +12,7 @@ export const DEFAULT_HEALTH_PORT = 8080;
 const seconds = (max = Infinity, maxMessage = `must be at most ${max}`) =>
   z.preprocess(
     decimal,
-    z.number({ error: 'must be a number' }).positive('must be positive').max(max, maxMessage),
+    z.number({ error: NOT_DECIMAL }).positive('must be positive').max(max, maxMessage),
   );
 
 /**
@@ -27,7 +27,7 @@ const graceSeconds = () =>
   z.preprocess(
     decimal,
     z
-      .number({ error: 'must be a number' })
+      .number({ error: NOT_DECIMAL })
       .min(0, 'must not be negative')
       .max(...timerMax),
   );
@@ -168,7 +168,7 @@ export const ConfigSchema = z.object({
     .preprocess(
       decimal,
       z
-        .number({ error: 'must be a number' })
+        .number({ error: NOT_DECIMAL })
         .positive('must be a positive number of seconds')
         .max(...timerMax),
     )
@@ -177,11 +177,12 @@ export const ConfigSchema = z.object({
       'How long the CLI may go on after printing its result line before it is stopped; the attempt is then judged by that line (and says it was stopped).',
     ),
   LOCK_DURATION_SECONDS: seconds(...timerMax)
-    // BullMQ sets the lock in whole milliseconds, and Redis takes no lock of none.
-    .refine((value) => value <= 0 || Math.round(value * 1000) >= 1, 'must be at least 0.001')
+    // Renewed at half of it: a shorter lock is lost to any pause of the worker (a collection, a
+    // busy machine), and every job with it, as abandoned.
+    .refine((value) => value <= 0 || value >= 1, 'must be at least 1')
     .default(30)
     .describe(
-      'The BullMQ job lock (also the stalled-job check interval): how soon another worker takes over the jobs of a worker that died.',
+      'The BullMQ job lock (also the stalled-job check interval), at least 1 (it is renewed at half of it): how soon another worker takes over the jobs of a worker that died.',
     ),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

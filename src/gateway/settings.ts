@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { decimal, integer, variablesSet } from '../common/environment.js';
+import { decimal, integer, NOT_DECIMAL, variablesSet } from '../common/environment.js';
 import { MIN_READ_TOKEN_SECRET_LENGTH } from '../contract/index.js';
 import { DEFAULT_MAX_STREAMS } from './gateway.js';
 
@@ -40,7 +40,7 @@ export const GatewaySettingsSchema = z.object({
     .preprocess(
       decimal,
       z
-        .number({ error: 'must be a number' })
+        .number({ error: NOT_DECIMAL })
         .min(0.001, 'must be a positive number of seconds, at least 0.001')
         .max(MAX_SLOW_CLIENT_SECONDS, `must be at most ${MAX_SLOW_CLIENT_SECONDS} (a day)`),
     )

@@ -222,7 +222,7 @@ describe('the worker process', () => {
     });
     expect(await worker.exited).toBe(1);
     expect(worker.stderr).toEqual([
-      'claudebox: invalid configuration: REDIS_URL="http://:***@127.0.0.1:6379/": must be a redis:// or rediss:// URL, redis+cluster://host:port[,host:port...] or redis+sentinel://host:port[,host:port...]/masterName; CONCURRENCY="many": must be a number; DEFAULT_TIMEOUT_SECONDS="-1": must be positive; SESSION_STORE="disk": must be redis or off',
+      'claudebox: invalid configuration: REDIS_URL="http://:***@127.0.0.1:6379/": must be a redis:// or rediss:// URL, redis+cluster://host:port[,host:port...] or redis+sentinel://host:port[,host:port...]/masterName; CONCURRENCY="many": must be a number in decimal digits (no exponent, no hex); DEFAULT_TIMEOUT_SECONDS="-1": must be positive; SESSION_STORE="disk": must be redis or off',
     ]);
   });
 

@@ -53,7 +53,10 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ HEALTH_PORT: '0x1F90' })).toThrow(
       'HEALTH_PORT="0x1F90": must be a number',
     );
-    expect(() => loadConfig({ CONCURRENCY: '1e1' })).toThrow('CONCURRENCY="1e1": must be a number');
+    // A number, but not as a variable writes one: the message says which way.
+    expect(() => loadConfig({ CONCURRENCY: '1e1' })).toThrow(
+      'CONCURRENCY="1e1": must be a number in decimal digits (no exponent, no hex)',
+    );
     expect(() => loadConfig({ SHUTDOWN_GRACE_SECONDS: '-1' })).toThrow(
       'SHUTDOWN_GRACE_SECONDS="-1": must not be negative',
     );
@@ -85,7 +88,7 @@ describe('loadConfig', () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toBe(
       'invalid configuration: QUEUE_NAME="has space": must be letters, digits, _ { } . or -; ' +
-        'CONCURRENCY="two": must be a number; HEALTH_PORT="70000": must be at most 65535',
+        'CONCURRENCY="two": must be a number in decimal digits (no exponent, no hex); HEALTH_PORT="70000": must be at most 65535',
     );
   });
 
@@ -97,7 +100,7 @@ describe('loadConfig', () => {
       'CONCURRENCY="99999999999999999999999": must be at most 9007199254740991',
     ],
     [{ LOCK_DURATION_SECONDS: '-1' }, 'LOCK_DURATION_SECONDS="-1": must be positive'],
-    [{ LOCK_DURATION_SECONDS: '0.0001' }, 'LOCK_DURATION_SECONDS="0.0001": must be at least 0.001'],
+    [{ LOCK_DURATION_SECONDS: '0.001' }, 'LOCK_DURATION_SECONDS="0.001": must be at least 1'],
     [
       { REDIS_URL: 'redis://redis:6379/abc' },
       'REDIS_URL="redis://redis:6379/abc": names a database that is no whole number',
