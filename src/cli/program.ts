@@ -4,6 +4,7 @@ import { EFFORT_LEVELS, PERMISSION_MODES } from '../contract/index.js';
 import { runCancelCommand, type CancelOptions } from './cancel-command.js';
 import { runEventsCommand, type EventsOptions } from './events-command.js';
 import { CliError, EXIT, EXIT_CODES_HELP } from './exit-codes.js';
+import { holdSignals } from './held-signals.js';
 import { INTERRUPT_POLICIES } from './interrupt.js';
 import type { CliIo } from './io.js';
 import { runPatchCommand } from './patch-command.js';
@@ -102,14 +103,19 @@ function addWorkerCommand(program: Command, io: CliIo, act: Act): void {
     .description('Start a worker (configured by environment variables; see the README).')
     .action(
       act(async () => {
+        // From before its code loads (a signal then ended the process at once).
+        const held = holdSignals();
         // Loaded here, not up front: a client command needs none of the worker.
         const { runWorkerCommand } = await import('./worker-command.js');
-        return runWorkerCommand({
-          env: io.env,
-          cwd: io.cwd,
-          platform: io.platform,
-          stderr: (line) => io.stderr(`${line}\n`),
-        });
+        return runWorkerCommand(
+          {
+            env: io.env,
+            cwd: io.cwd,
+            platform: io.platform,
+            stderr: (line) => io.stderr(`${line}\n`),
+          },
+          held,
+        );
       }),
     );
 }

@@ -6,6 +6,7 @@ import { loadProfiles } from '../config/profiles.js';
 import { ClaudeBinaryError, resolveClaudeBinary } from '../executor/index.js';
 import { IsolationError } from '../isolation/index.js';
 import { startWorker, type ClaudeboxWorker, type WorkerDeps } from '../worker/runtime/worker.js';
+import { holdSignals, type HeldSignals } from './held-signals.js';
 import { limitHeapGrowth } from './heap-growth.js';
 import { redisProblem } from './redis-probe.js';
 
@@ -32,19 +33,17 @@ export interface WorkerCommandIo {
  * `claudebox worker`: validates the configuration, checks Redis and the CLI, runs a worker until
  * SIGTERM or SIGINT, then shuts down gracefully. Resolves with the process's exit code.
  */
-export async function runWorkerCommand(io: WorkerCommandIo): Promise<number> {
-  limitHeapGrowth();
+export async function runWorkerCommand(
+  io: WorkerCommandIo,
   // A signal during start-up is held, not fatal: the worker starts, then shuts down as asked.
-  const held: NodeJS.Signals[] = [];
-  const hold = (signal: NodeJS.Signals): void => void held.push(signal);
-  process.on('SIGTERM', hold);
-  process.on('SIGINT', hold);
+  held: HeldSignals = holdSignals(),
+): Promise<number> {
+  limitHeapGrowth();
   let started: Checked<Started>;
   try {
-    started = await startUp(io);
+    started = await startUp(io, held.signals);
   } finally {
-    process.off('SIGTERM', hold);
-    process.off('SIGINT', hold);
+    held.release();
   }
   if ('problem' in started) {
     io.stderr(`claudebox: ${started.problem}`);
@@ -52,7 +51,7 @@ export async function runWorkerCommand(io: WorkerCommandIo): Promise<number> {
   }
   const { worker, deps } = started.value;
   logReady(worker, deps);
-  return runUntilSignal(worker, deps, held);
+  return runUntilSignal(worker, deps, held.signals);
 }
 
 /** A start-up step's outcome: the value the next steps need, or why the worker cannot start. */
@@ -67,7 +66,10 @@ interface Started {
  * The checks in turn, then the worker. A mistake in the setup comes back as its one-line problem,
  * not as a stack trace: the operator is to fix the setup, not to debug.
  */
-async function startUp(io: WorkerCommandIo): Promise<Checked<Started>> {
+async function startUp(
+  io: WorkerCommandIo,
+  held: readonly NodeJS.Signals[],
+): Promise<Checked<Started>> {
   if (io.platform !== 'linux') {
     // A run's processes are found through /proc, which only Linux has.
     return { problem: `the worker runs on Linux only (this is ${io.platform})` };
@@ -93,6 +95,8 @@ async function startUp(io: WorkerCommandIo): Promise<Checked<Started>> {
     claude: claude.value,
     workDir: workDir.value,
     profiles: profiles.value,
+    // A worker asked to stop while it started takes no job.
+    takesJobs: () => held.length === 0,
   };
   const worker = await expecting(IsolationError, () => startWorker(deps));
   if ('problem' in worker) return worker;

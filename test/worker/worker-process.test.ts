@@ -163,25 +163,31 @@ describe('the worker process', () => {
     }
   });
 
-  it('on SIGTERM while it starts up, finishes starting, then stops as asked and exits 0', async () => {
-    // Redis behind a proxy that holds each connection a while: the start-up's probe waits there.
+  it('on SIGTERM while it starts up, finishes starting, then stops as asked, taking no job, and exits 0', async () => {
+    // Redis behind a proxy that holds the first connection a while: the start-up's probe waits
+    // there; the worker's own connections, which take jobs, go through at once.
     const target = new URL(redisUrl);
     let probed = false;
     const proxy = createServer((client) => {
+      const holdMs = probed ? 0 : 1000;
       probed = true;
       setTimeout(() => {
         const server = connect(Number(target.port), target.hostname);
         client.pipe(server).pipe(client);
         client.on('error', () => server.destroy());
         server.on('error', () => client.destroy());
-      }, 1000);
+      }, holdMs);
     });
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const queueName = uniqueQueueName();
+    const queue = createQueue(redisUrl, queueName);
     try {
+      // A job waits already: a worker asked to stop must not start its run.
+      await queue.add('execute', { prompt: 'hello' }, { jobId: 'waiting' });
       const { port } = proxy.address() as AddressInfo;
       const worker = spawn({
         REDIS_URL: `redis://127.0.0.1:${port}`,
-        QUEUE_NAME: uniqueQueueName(),
+        QUEUE_NAME: queueName,
         CLAUDE_BIN: fixture('claude-success.mjs'),
       });
       await waitFor('the start-up to reach Redis', () => (probed ? true : undefined));
@@ -189,9 +195,13 @@ describe('the worker process', () => {
       expect(await worker.exited).toBe(0);
       const said = worker.logs.map((log) => log.msg);
       expect(said).toEqual(expect.arrayContaining(['worker ready', 'signal received']));
+      expect(said).not.toContain('job started');
       expect(said.at(-1)).toBe('worker stopped');
+      expect(await queue.getJobState('waiting')).toBe('waiting');
     } finally {
       proxy.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
     }
   });
 

@@ -52,6 +52,8 @@ export interface WorkerDeps {
    * process of the run still there, which no real run of theirs can make happen).
    */
   readonly setUpIsolation?: (settings: IsolationSettings) => Promise<Isolation>;
+  /** Whether to take jobs once started (false: it was asked to stop meanwhile); yes unless given. */
+  readonly takesJobs?: () => boolean;
 }
 
 export interface ClaudeboxWorker {
@@ -83,9 +85,11 @@ export async function startWorker(deps: WorkerDeps): Promise<ClaudeboxWorker> {
   try {
     const parts = await assemble({ ...deps, profiles }, id, isolation, closers);
     const { readiness, health } = await healthOf(deps, parts, isolation, closers);
-    parts.worker.run().catch((error: unknown) => {
-      deps.logger.error({ err: error }, 'the worker stopped consuming');
-    });
+    if (deps.takesJobs?.() !== false) {
+      parts.worker.run().catch((error: unknown) => {
+        deps.logger.error({ err: error }, 'the worker stopped consuming');
+      });
+    }
     return {
       id,
       worker: parts.worker,
