@@ -1,5 +1,3 @@
-import { utf8Boundary } from './lines.js';
-
 /**
  * Keeps the head and the tail of a stream within a byte budget, so a run that prints gigabytes
  * still yields a bounded `output` that shows how it began and how it ended.
@@ -47,14 +45,37 @@ export class OutputCapture {
   }
 
   text(): string {
-    const head = Buffer.concat(this.head);
+    let head = Buffer.concat(this.head);
     let tail = Buffer.concat(this.tail);
     if (tail.length > this.tailLimit) tail = tail.subarray(tail.length - this.tailLimit);
-    const kept = head.length + tail.length;
-    if (this.total <= kept) return Buffer.concat([head, tail]).toString('utf8');
-    const marker = `\n[... ${this.total - kept} bytes of output truncated ...]\n`;
+    if (this.total <= head.length + tail.length) {
+      return Buffer.concat([head, tail]).toString('utf8');
+    }
+    // The cuts fall between characters: a character cut in two would read as U+FFFD.
+    head = head.subarray(0, wholeCharactersEnd(head));
+    tail = tail.subarray(wholeCharactersStart(tail));
+    const marker = `\n[... ${this.total - head.length - tail.length} bytes of output truncated ...]\n`;
     return head.toString('utf8') + marker + tail.toString('utf8');
   }
+}
+
+const isContinuation = (byte: number | undefined): boolean =>
+  byte !== undefined && (byte & 0xc0) === 0x80;
+
+/** Where `bytes` end without the first bytes of a character whose last ones are cut off. */
+function wholeCharactersEnd(bytes: Buffer): number {
+  let lead = bytes.length - 1;
+  while (lead > bytes.length - 4 && lead > 0 && isContinuation(bytes[lead])) lead--;
+  const first = bytes[lead] ?? 0;
+  const length = first >= 0xf0 ? 4 : first >= 0xe0 ? 3 : first >= 0xc0 ? 2 : 1;
+  return lead >= 0 && bytes.length - lead < length ? lead : bytes.length;
+}
+
+/** Where `bytes` begin after the last bytes of a character whose first ones are cut off. */
+function wholeCharactersStart(bytes: Buffer): number {
+  let start = 0;
+  while (start < 3 && isContinuation(bytes[start])) start++;
+  return start;
 }
 
 /**
@@ -70,9 +91,9 @@ export function headAndTail(
   const marker = (cut: number): string => `\n[... ${cut} bytes of output truncated ...]\n`;
   // The marker's room at its longest: the cut is at most every byte.
   const room = Math.max(0, maxBytes - Buffer.byteLength(marker(bytes.length)));
-  const headEnd = room < 2 ? 0 : utf8Boundary(bytes, Math.floor(room / 2));
-  let tailStart = bytes.length - (room - Math.floor(room / 2));
-  while (tailStart < bytes.length && ((bytes[tailStart] as number) & 0xc0) === 0x80) tailStart++;
+  const headEnd = wholeCharactersEnd(bytes.subarray(0, Math.floor(room / 2)));
+  const tailFrom = bytes.length - (room - Math.floor(room / 2));
+  const tailStart = tailFrom + wholeCharactersStart(bytes.subarray(tailFrom));
   const head = bytes.subarray(0, headEnd).toString();
   const tail = bytes.subarray(tailStart).toString();
   return { text: head + marker(tailStart - headEnd) + tail, truncated: true };

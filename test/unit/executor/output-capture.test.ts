@@ -55,6 +55,25 @@ describe('OutputCapture', () => {
   });
 });
 
+describe('OutputCapture of text in characters of several bytes', () => {
+  it('cuts between characters, naming the bytes cut', () => {
+    const text = '日本語'.repeat(10_000);
+    const capture = new OutputCapture(1001);
+    // As a pipe hands it over: chunks that end inside a character.
+    const bytes = Buffer.from(text);
+    for (let at = 0; at < bytes.length; at += 4096) capture.add(bytes.subarray(at, at + 4096));
+
+    const kept = capture.text();
+    expect(kept).not.toContain('\uFFFD');
+    const [head = '', tail = ''] = kept.split(
+      /\n\[\.\.\. \d+ bytes of output truncated \.\.\.\]\n/,
+    );
+    expect(text.startsWith(head) && text.endsWith(tail)).toBe(true);
+    const cut = Number(/\[\.\.\. (\d+) bytes/.exec(kept)?.[1]);
+    expect(Buffer.byteLength(head) + cut + Buffer.byteLength(tail)).toBe(bytes.length);
+  });
+});
+
 describe('headAndTail', () => {
   it('keeps a text within the budget whole', () => {
     expect(headAndTail('日本語', 9)).toEqual({ text: '日本語', truncated: false });
