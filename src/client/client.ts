@@ -1,4 +1,4 @@
-import { Queue, type JobsOptions } from 'bullmq';
+import { PRIORITY_LIMIT, Queue, type JobsOptions } from 'bullmq';
 import {
   CANCEL_MARKER_TTL_SECONDS,
   cancelKey,
@@ -119,7 +119,11 @@ async function enqueueRequest(
   const parsed = parseExecuteRequest(request);
   if (!parsed.ok) throw new ClaudeboxError('invalid-request', `invalid request: ${parsed.reason}`);
   const idProblem = options.jobId === undefined ? null : customJobIdProblem(options.jobId);
-  const problem = idProblem ?? nonFiniteOption(options, 'options') ?? backoffProblem(options);
+  const problem =
+    idProblem ??
+    nonFiniteOption(options, 'options') ??
+    backoffProblem(options) ??
+    priorityProblem(options);
   if (problem !== null) throw new ClaudeboxError('invalid-request', `invalid request: ${problem}`);
   const job = await queue.add('execute', parsed.request, {
     ...DEFAULT_JOB_OPTIONS,
@@ -161,6 +165,14 @@ function backoffProblem({ backoff }: JobsOptions): string | null {
   if (type === 'fixed' || type === 'exponential') return null;
   const named = type === undefined ? 'nothing' : JSON.stringify(type);
   return `options.backoff.type: must be 'fixed' or 'exponential', not ${named}`;
+}
+
+/** BullMQ's own bounds of a priority, which it throws on with a plain Error. */
+function priorityProblem({ priority }: JobsOptions): string | null {
+  if (priority === undefined) return null;
+  return Number.isInteger(priority) && priority >= 0 && priority <= PRIORITY_LIMIT
+    ? null
+    : `options.priority: must be a whole number from 0 to ${PRIORITY_LIMIT}`;
 }
 
 /**

@@ -177,6 +177,13 @@ describe('enqueue', () => {
         code: 'invalid-request',
         message: `invalid request: options.backoff.type: must be 'fixed' or 'exponential', not "weird"`,
       });
+      // BullMQ would throw a plain Error of its own.
+      for (const priority of [1e9, 1.5, -1]) {
+        await expect(client.enqueue({ prompt: 'ok' }, { priority })).rejects.toMatchObject({
+          code: 'invalid-request',
+          message: 'invalid request: options.priority: must be a whole number from 0 to 2097151',
+        });
+      }
       await expect(client.enqueue({ prompt: 'ok' }, { backoff: 'nope' as never })).rejects.toThrow(
         "options.backoff: must be a number of ms or { type: 'fixed' | 'exponential', delay }",
       );
