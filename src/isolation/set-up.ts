@@ -193,19 +193,12 @@ function checkUidsCanBeGiven(settings: IsolationSettings): void {
   }
 }
 
-/** `settings` with RUN_ROOT made, as a real path: bwrap fails to mount on one through a symlink. */
-async function withRealRunRoot(settings: IsolationSettings): Promise<IsolationSettings> {
-  await makeRunRoot(settings.runRoot);
-  return { ...settings, runRoot: await realpath(settings.runRoot) };
-}
-
 async function isolated(given: IsolationSettings): Promise<Isolation> {
   checkUidsCanBeGiven(given);
-  const settings = await withRealRunRoot(given);
+  const { runRoot, ...dirs } = await makeRunRoot(given.runRoot);
+  const settings = { ...given, runRoot };
   const { warnings: limitWarnings, ...launcher } = await findLauncher(settings);
   const { setpriv } = launcher;
-  const { runRoot } = settings;
-  const dirs = await makeRunRoot(runRoot);
   const workDirWarnings = await openWorkDir(settings.workDir);
   const senderShell = await installSenderShell(dirs.bin);
   const sender: Sender = { setpriv, shell: senderShell };
@@ -308,7 +301,21 @@ interface RunRootDirs {
  * RUN_ROOT and its parts, root's own: runs may pass through (0711) to their home or scratch
  * directory, whose names they cannot list, and never into the leases or the kept sessions.
  */
-async function makeRunRoot(runRoot: string): Promise<RunRootDirs> {
+async function makeRunRoot(given: string): Promise<RunRootDirs & { readonly runRoot: string }> {
+  const made = async (dir: string, mode: number): Promise<void> => {
+    try {
+      await mkdir(dir, { recursive: true, mode });
+      await chown(dir, 0, 0);
+      await chmod(dir, mode);
+    } catch (error) {
+      throw new IsolationError(
+        `RUN_ROOT=${given}: cannot create ${dir}: ${(error as Error).message}`,
+      );
+    }
+  };
+  await made(given, 0o711);
+  // As a real path: bwrap mounts on a path as the kernel resolves it, and fails on a symlink.
+  const runRoot = await realpath(given);
   const dirs = {
     bin: join(runRoot, 'bin'),
     leases: join(runRoot, 'leases'),
@@ -317,25 +324,14 @@ async function makeRunRoot(runRoot: string): Promise<RunRootDirs> {
     sessions: join(runRoot, 'sessions'),
   };
   const modes: [string, number][] = [
-    [runRoot, 0o711],
     [dirs.bin, 0o711],
     [dirs.leases, 0o700],
     [dirs.homes, 0o711],
     [dirs.scratch, 0o711],
     [dirs.sessions, 0o700],
   ];
-  for (const [dir, mode] of modes) {
-    try {
-      await mkdir(dir, { recursive: true, mode });
-      await chown(dir, 0, 0);
-      await chmod(dir, mode);
-    } catch (error) {
-      throw new IsolationError(
-        `RUN_ROOT=${runRoot}: cannot create ${dir}: ${(error as Error).message}`,
-      );
-    }
-  }
-  return dirs;
+  for (const [dir, mode] of modes) await made(dir, mode);
+  return { runRoot, ...dirs };
 }
 
 /**
@@ -432,18 +428,15 @@ function sandboxFor(
     '/dev',
     ...hidden.filter((dir) => hiddenAgain.includes(dir) || !temp.some((top) => isInside(dir, top))),
   ];
-  // A user namespace where bwrap is the run's uid; the seccomp program, the launch's input.
   const userNamespace = asRunUid ? ['--unshare-user', '--disable-userns'] : [];
   return (home, cwd, addDirs = []) => ({
     asRunUid,
     input: KEYRING_FILTER,
     argv: [
       bwrap,
-      ...[...userNamespace, '--seccomp', String(LAUNCHER_INPUT_FD)],
-      '--die-with-parent',
-      '--new-session',
-      '--unshare-pid',
-      '--unshare-ipc',
+      ...userNamespace,
+      ...['--seccomp', String(LAUNCHER_INPUT_FD)],
+      ...['--die-with-parent', '--new-session', '--unshare-pid', '--unshare-ipc'],
       ...['--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev'],
       ...hidden.flatMap((dir) => ['--perms', '0711', '--tmpfs', dir]),
       ...SANDBOX_TEMP.flatMap(([dir, name]) => ['--bind', join(sandboxTempOf(home), name), dir]),

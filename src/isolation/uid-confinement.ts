@@ -24,7 +24,7 @@ export interface Sandbox {
    * others; false: it runs as root, and setpriv makes the CLI the run's uid inside.
    */
   readonly asRunUid: boolean;
-  /** What bwrap reads on LAUNCHER_INPUT_FD (its seccomp program, see keyringFilter). */
+  /** What bwrap reads on LAUNCHER_INPUT_FD (its seccomp program, KEYRING_FILTER). */
   readonly input?: Buffer;
 }
 
