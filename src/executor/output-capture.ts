@@ -54,10 +54,13 @@ export class OutputCapture {
     // The cuts fall between characters: a character cut in two would read as U+FFFD.
     head = head.subarray(0, wholeCharactersEnd(head));
     tail = tail.subarray(wholeCharactersStart(tail));
-    const marker = `\n[... ${this.total - head.length - tail.length} bytes of output truncated ...]\n`;
+    const marker = truncated(this.total - head.length - tail.length);
     return head.toString('utf8') + marker + tail.toString('utf8');
   }
 }
+
+/** What stands in a kept text for the `cut` bytes between its head and its tail. */
+const truncated = (cut: number): string => `\n[... ${cut} bytes of output truncated ...]\n`;
 
 const isContinuation = (byte: number | undefined): boolean =>
   byte !== undefined && (byte & 0xc0) === 0x80;
@@ -88,13 +91,12 @@ export function headAndTail(
 ): { readonly text: string; readonly truncated: boolean } {
   const bytes = Buffer.from(text);
   if (bytes.length <= maxBytes) return { text, truncated: false };
-  const marker = (cut: number): string => `\n[... ${cut} bytes of output truncated ...]\n`;
   // The marker's room at its longest: the cut is at most every byte.
-  const room = Math.max(0, maxBytes - Buffer.byteLength(marker(bytes.length)));
+  const room = Math.max(0, maxBytes - Buffer.byteLength(truncated(bytes.length)));
   const headEnd = wholeCharactersEnd(bytes.subarray(0, Math.floor(room / 2)));
   const tailFrom = bytes.length - (room - Math.floor(room / 2));
   const tailStart = tailFrom + wholeCharactersStart(bytes.subarray(tailFrom));
   const head = bytes.subarray(0, headEnd).toString();
   const tail = bytes.subarray(tailStart).toString();
-  return { text: head + marker(tailStart - headEnd) + tail, truncated: true };
+  return { text: head + truncated(tailStart - headEnd) + tail, truncated: true };
 }
