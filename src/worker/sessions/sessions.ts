@@ -240,6 +240,12 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return -1
 `;
 
+/** What APPEND_SCRIPT or OVERSIZED_SCRIPT answered: -1 done, -2 fenced, else what is held. */
+function scriptAnswer(answer: number): number | 'ok' | 'fenced' {
+  if (answer === -2) return 'fenced';
+  return answer === -1 ? 'ok' : answer;
+}
+
 /** Bytes read from Redis at a time while a transcript is restored. */
 const READ_CHUNK_BYTES = 1024 * 1024;
 
@@ -278,9 +284,7 @@ export class RedisTranscripts implements TranscriptSink {
     const { meta, data } = this.keys(ref);
     const packed = await gzipAsync(chunk);
     const args = [offset, packed, offset + chunk.length, this.ttlSeconds];
-    const answer = await evalFenced(this.redis, APPEND_SCRIPT, [meta, data], args, fence);
-    if (answer === -2) return 'fenced';
-    return answer === -1 ? 'ok' : answer;
+    return scriptAnswer(await evalFenced(this.redis, APPEND_SCRIPT, [meta, data], args, fence));
   }
 
   async markOversized(
@@ -291,9 +295,7 @@ export class RedisTranscripts implements TranscriptSink {
   ): Promise<number | 'ok' | 'fenced'> {
     const { meta, data } = this.keys(ref);
     const args = [offset, bytes, this.ttlSeconds];
-    const answer = await evalFenced(this.redis, OVERSIZED_SCRIPT, [meta, data], args, fence);
-    if (answer === -2) return 'fenced';
-    return answer === -1 ? 'ok' : answer;
+    return scriptAnswer(await evalFenced(this.redis, OVERSIZED_SCRIPT, [meta, data], args, fence));
   }
 
   async copyTo(ref: SessionRef, target: string, bytes: number): Promise<void> {
