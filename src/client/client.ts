@@ -18,6 +18,7 @@ import {
 } from '../contract/index.js';
 import { traceMetadata } from '../common/trace-context.js';
 import type { RedisClient } from '../redis/connections.js';
+import { bullmqRefusal } from './bullmq-refusal.js';
 import { ClaudeboxError } from './errors.js';
 import { openQueue, type QueueTarget } from './queue-connection.js';
 import { jobEvents, type EventsOptions } from './event-stream.js';
@@ -125,10 +126,10 @@ async function enqueueRequest(
     backoffProblem(options) ??
     priorityProblem(options);
   if (problem !== null) throw new ClaudeboxError('invalid-request', `invalid request: ${problem}`);
-  const job = await queue.add('execute', parsed.request, {
-    ...DEFAULT_JOB_OPTIONS,
-    ...withTraceContext(options),
-  });
+  const jobOptions = { ...DEFAULT_JOB_OPTIONS, ...withTraceContext(options) };
+  const refusal = bullmqRefusal(queue, parsed.request, jobOptions);
+  if (refusal !== null) throw new ClaudeboxError('invalid-request', `invalid request: ${refusal}`);
+  const job = await queue.add('execute', parsed.request, jobOptions);
   if (job.id === undefined) throw new Error('BullMQ returned a job without an id');
   return job.id;
 }

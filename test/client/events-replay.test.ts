@@ -187,6 +187,32 @@ describe('enqueue', () => {
       await expect(client.enqueue({ prompt: 'ok' }, { backoff: 'nope' as never })).rejects.toThrow(
         "options.backoff: must be a number of ms or { type: 'fixed' | 'exponential', delay }",
       );
+      // What BullMQ's own check refuses, before anything is written.
+      await expect(
+        client.enqueue({ prompt: 'x'.repeat(200) }, { sizeLimit: 100 }),
+      ).rejects.toMatchObject({
+        code: 'invalid-request',
+        message:
+          'invalid request: options: The size of job execute exceeds the limit 100 bytes (BullMQ refuses it)',
+      });
+      await expect(
+        client.enqueue(
+          { prompt: 'ok' },
+          {
+            parent: { id: 'p', queue: 'bull:q' },
+            failParentOnFailure: true,
+            ignoreDependencyOnFailure: true,
+          },
+        ),
+      ).rejects.toThrow(
+        'invalid request: options: The following options cannot be used together: failParentOnFailure, ignoreDependencyOnFailure',
+      );
+      await expect(
+        client.enqueue({ prompt: 'ok' }, { deduplication: {} as never }),
+      ).rejects.toThrow('invalid request: options: Deduplication id must be provided');
+      await expect(client.enqueue({ prompt: 'ok' }, { jobId: '0:a:b' })).rejects.toThrow(
+        "invalid request: jobId: must not be '0' or start with '0:'",
+      );
       // As a caller in JavaScript can pass them.
       await expect(client.enqueue({ prompt: ' ' }, null as never)).rejects.toThrow(
         'invalid request: prompt: must not be empty',
