@@ -37,6 +37,11 @@ export const RunStateSchema = z.object({
   sessionId: z.uuid().nullable(),
   /** Size of the session transcript before this job first ran (non-zero when it resumed one). */
   transcriptBaseline: z.int().nonnegative(),
+  /**
+   * For a job that forked a session: the id of the last entry it copied, after which the job's
+   * own part of the fork's transcript begins. Absent otherwise.
+   */
+  forkedAfter: z.uuid().optional(),
   /** seq of the last event the worker had published when it last wrote this state. */
   lastSeq: z.int().nonnegative(),
   /** pid of the CLI of the attempt running now (null before it started, or after). */
@@ -73,6 +78,11 @@ export function storedSessionId(sessionId: string | null): string | null {
   return sessionId !== null && RunStateSchema.shape.sessionId.safeParse(sessionId).success
     ? sessionId
     : null;
+}
+
+/** A transcript entry's id as a run state keeps it (`forkedAfter`): a UUID, else none. */
+export function storedEntryId(id: string | null): string | undefined {
+  return id !== null && RunStateSchema.shape.forkedAfter.safeParse(id).success ? id : undefined;
 }
 
 /** The run state in a job's progress, or null when there is none (a job not yet started). */

@@ -213,7 +213,8 @@ function sumOfCosts(byModel: unknown): number | null {
   const costs = Object.values(byModel).map((usage) =>
     isRecord(usage) && typeof usage.costUSD === 'number' ? usage.costUSD : null,
   );
-  if (costs.length === 0 || costs.includes(null)) return null;
+  // {} is what the CLI prints when no model call was made since: nothing spent.
+  if (costs.includes(null)) return null;
   return (costs as number[]).reduce((sum, cost) => sum + cost, 0);
 }
 

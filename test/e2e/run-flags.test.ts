@@ -78,4 +78,29 @@ describe('the per-run flags, through the real claude CLI', () => {
     expect(sent).toContain('Remember plum.');
     expect(sent).not.toContain('Now add pear.');
   });
+
+  it('retries a fork that failed after the CLI wrote its prompt with a note to go on, and counts only what the fork spent', async () => {
+    // The original costs $0.40 (100000 input tokens of the stand-in's model at $4 a million).
+    const original = await run({
+      prompt: 'Remember fig.\nstand-in: usage 100000 0\nstand-in: say Fig.',
+    });
+    expect(original.result.costUsd).toBeCloseTo(0.4, 3);
+    stack.standIn.clearRequests();
+    const prompt = 'Now add lime.\nstand-in: http 500 times=1\nstand-in: say Fig and lime.';
+    const jobId = await stack.client.enqueue(
+      { prompt, resumeSessionId: original.result.sessionId ?? '', forkSession: true },
+      { attempts: 2 },
+    );
+    const result = await stack.client.result(jobId, { timeoutMs: 60_000 });
+    const events = await collectEvents(stack.client.events(jobId));
+
+    expect(result).toMatchObject({ success: true, attempt: 2, finalOutput: 'Fig and lime.' });
+    const started = events.flatMap((e) => (e.type === 'started' ? [e.data.prompt] : []));
+    expect(started).toEqual(['original', 'continue']);
+    const last = sentTexts().at(-1) ?? '';
+    expect(last.split('Now add lime.').length - 1).toBe(1);
+    // What the fork's own calls cost, not the $0.40 of the session it copied.
+    expect(result.jobCostUsd).toBeGreaterThan(0);
+    expect(result.jobCostUsd).toBeLessThan(0.01);
+  });
 });

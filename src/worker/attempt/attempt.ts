@@ -331,6 +331,7 @@ export class Attempt {
       attempt: this.number,
       sessionId: plan.sessionId,
       transcriptBaseline: plan.transcriptBaseline,
+      ...(plan.forkedAfter === undefined ? {} : { forkedAfter: plan.forkedAfter }),
       lastSeq: this.events.lastSeq,
       pid: null,
       // The earlier attempt's output is in the history: every progress update stays small.

@@ -38,6 +38,7 @@ export async function recordEnd(
     attempt: result.attempt,
     sessionId: state?.sessionId ?? storedSessionId(result.sessionId),
     transcriptBaseline: state?.transcriptBaseline ?? 0,
+    ...(state?.forkedAfter === undefined ? {} : { forkedAfter: state.forkedAfter }),
     lastSeq: events.lastSeq,
     pid: null,
     result: result.success ? withoutOutput(result) : result,

@@ -75,8 +75,12 @@ export function spendingAfter(
   };
 }
 
-/** The session's cumulative cost before the attempt: null when the job never saw it. */
+/**
+ * The session's cumulative cost before the attempt: null when the job never saw it. A fork's
+ * total includes what the session it copied cost, which this job did not spend.
+ */
 function baselineOf(atStart: Spending, session: SessionPlan): number | null {
-  if (session.mode !== 'resume') return 0;
+  if (session.mode === 'new' || session.mode === 'none') return 0;
+  if (session.mode === 'fork') return null;
   return atStart.sessionId === session.sessionId ? atStart.sessionCostUsd : null;
 }

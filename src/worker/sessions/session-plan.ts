@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { ExecuteRequest, RunState } from '../../contract/index.js';
+import { storedEntryId, type ExecuteRequest, type RunState } from '../../contract/index.js';
 import type { SessionPlan } from '../../executor/index.js';
 import {
+  lastEntryId,
   transcriptHoldsPrompt,
   transcriptSize,
   type SessionRef,
@@ -18,6 +19,8 @@ export interface AttemptPlan {
   readonly prompt: string;
   readonly promptKind: 'original' | 'continue';
   readonly transcriptBaseline: number;
+  /** In a fork's transcript, the copied entry after which the job's own part begins. */
+  readonly forkedAfter?: string;
   /** Bytes of the session the store held when the attempt restored it: shipping goes on there. */
   readonly shipFrom: number;
   /** Why the attempt does not continue the job's session, when it does not. */
@@ -132,13 +135,16 @@ async function resumeSession(
   { path: transcript, stored }: { readonly path: string; readonly stored: number },
 ): Promise<AttemptPlan> {
   const transcriptBaseline = prior?.transcriptBaseline ?? (await transcriptSize(transcript));
+  const forkedAfter = prior?.forkedAfter;
   const holdsPrompt =
-    prior !== null && (await transcriptHoldsPrompt(transcript, request.prompt, transcriptBaseline));
+    prior !== null &&
+    (await transcriptHoldsPrompt(transcript, request.prompt, transcriptBaseline, forkedAfter));
   return {
     session: { mode: 'resume', sessionId },
     sessionId,
     resumed: true,
     transcriptBaseline,
+    ...(forkedAfter === undefined ? {} : { forkedAfter }),
     shipFrom: stored,
     ...(holdsPrompt
       ? { prompt: continuationPrompt(prior.result), promptKind: 'continue' }
@@ -164,12 +170,15 @@ async function forkSession(
       original.kind === 'oversized' ? 'grew past SESSION_MAX_BYTES' : 'expired or was never stored';
     throw new SessionNotFoundError(`session not found: ${from}${scope} ${why}`);
   }
+  // The fork is a transcript of its own, which the CLI writes from its start: the copy of the
+  // original (in a form of its own, of another size), then the job's part.
+  const forkedAfter = storedEntryId(await lastEntryId(original.path));
   return {
     session: { mode: 'fork', from, sessionId },
     sessionId,
     resumed: true,
-    transcriptBaseline: await transcriptSize(original.path),
-    // The fork is a transcript of its own, which the CLI writes from its start.
+    transcriptBaseline: 0,
+    ...(forkedAfter === undefined ? {} : { forkedAfter }),
     shipFrom: 0,
     ...originalPrompt(request),
   };

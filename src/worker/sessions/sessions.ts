@@ -20,7 +20,12 @@ import {
 import { errorMessage } from '../../common/errors.js';
 import { evalFenced, fenceCheck, type WriteFence } from '../../redis/write-fence.js';
 
-export { transcriptHoldsPrompt, transcriptSize, type TranscriptPlace } from './transcript-files.js';
+export {
+  lastEntryId,
+  transcriptHoldsPrompt,
+  transcriptSize,
+  type TranscriptPlace,
+} from './transcript-files.js';
 
 const gzipAsync = promisify(gzip);
 

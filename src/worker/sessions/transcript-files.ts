@@ -104,39 +104,84 @@ export async function readRange(file: FileHandle, from: number, to: number): Pro
 /**
  * Whether the transcript, from byte `from` on, records `prompt` as a user message: a retry must
  * neither lose the prompt (the first attempt may have died before the CLI wrote it) nor send it
- * again into a session that already holds it. Lines too long to hold the prompt are skipped
- * unread, so a transcript of any shape costs bounded memory.
+ * again into a session that already holds it. In a fork, the job's part begins after the copied
+ * entry `after` (the session it copied may hold the same prompt); where that entry is not found,
+ * anywhere counts. Lines too long to hold the prompt are skipped unread, so a transcript of any
+ * shape costs bounded memory.
  */
 export async function transcriptHoldsPrompt(
   path: string,
   prompt: string,
   from: number,
+  after?: string,
 ): Promise<boolean> {
   const wanted = prompt.trimEnd();
   // A user line holds the prompt JSON-escaped (at most 6 bytes a character) and some metadata.
   const splitter = new LineSplitter(6 * Buffer.byteLength(wanted) + 64 * 1024);
   let inLongLine = false;
+  let pastCopy = after === undefined;
+  let heldInCopy = false;
   const holds = (line: { bytes: Buffer; partial: boolean }): boolean => {
     const skip = inLongLine || line.partial;
     inLongLine = line.partial;
-    if (skip || !line.bytes.includes('"user"')) return false;
-    return userTexts(line.bytes.toString('utf8')).some((text) => text.trimEnd() === wanted);
+    if (skip) return false;
+    if (!pastCopy && after !== undefined && line.bytes.includes(after)) {
+      pastCopy = entryOf(line.bytes.toString('utf8'))?.uuid === after;
+      if (pastCopy) return false;
+    }
+    if (!line.bytes.includes('"user"')) return false;
+    const held = userTexts(line.bytes.toString('utf8')).some((text) => text.trimEnd() === wanted);
+    heldInCopy ||= held && !pastCopy;
+    return held && pastCopy;
   };
   for await (const chunk of createReadStream(path, { start: from }) as AsyncIterable<Buffer>) {
     if (splitter.push(chunk).some(holds)) return true;
   }
-  return splitter.end().some(holds);
+  return splitter.end().some(holds) || (!pastCopy && heldInCopy);
+}
+
+/**
+ * The id of the transcript's last entry: a fork's copy of the session holds it, and the fork's
+ * own entries follow it. Null when no entry has one (or the file cannot be read).
+ */
+export async function lastEntryId(path: string): Promise<string | null> {
+  const splitter = new LineSplitter(LAST_ENTRY_LINE_BYTES);
+  let last: string | null = null;
+  let inLongLine = false;
+  const note = (line: { bytes: Buffer; partial: boolean }): void => {
+    const skip = inLongLine || line.partial;
+    inLongLine = line.partial;
+    if (skip || !line.bytes.includes('"uuid"')) return;
+    const id = entryOf(line.bytes.toString('utf8'))?.uuid;
+    if (typeof id === 'string') last = id;
+  };
+  try {
+    for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+      splitter.push(chunk).forEach(note);
+    }
+    splitter.end().forEach(note);
+  } catch {
+    return null;
+  }
+  return last;
+}
+
+/** Longer lines (a tool's huge output) are skipped: the last entry is read for its id alone. */
+const LAST_ENTRY_LINE_BYTES = 16 * 1024 * 1024;
+
+function entryOf(line: string): Record<string, unknown> | null {
+  try {
+    const entry: unknown = JSON.parse(line);
+    return isRecord(entry) ? entry : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The texts of a transcript line if it is a user message: its content, or each text block. */
 function userTexts(line: string): string[] {
-  let entry: unknown;
-  try {
-    entry = JSON.parse(line);
-  } catch {
-    return [];
-  }
-  if (!isRecord(entry) || entry.type !== 'user' || !isRecord(entry.message)) return [];
+  const entry = entryOf(line);
+  if (entry?.type !== 'user' || !isRecord(entry.message)) return [];
   const { content } = entry.message;
   if (typeof content === 'string') return [content];
   if (!Array.isArray(content)) return [];

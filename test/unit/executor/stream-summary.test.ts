@@ -188,6 +188,20 @@ describe('StreamSummary', () => {
     expect(summary.resultLine).toMatchObject({ costSinceLastResultUsd: null });
   });
 
+  it('reads no model call since the last result (an API error at the first call) as nothing spent', () => {
+    const summary = new StreamSummary();
+    summary.observe(
+      json({
+        type: 'result',
+        is_error: true,
+        total_cost_usd: 0.4,
+        model_usage_since_last_result: {},
+      }),
+      undefined,
+    );
+    expect(summary.resultLine).toMatchObject({ costUsd: 0.4, costSinceLastResultUsd: 0 });
+  });
+
   it('does not vouch for a result line without a boolean is_error, and nulls odd fields', () => {
     const summary = new StreamSummary();
     summary.observe(

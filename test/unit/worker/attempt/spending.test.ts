@@ -65,6 +65,20 @@ describe('what a job spends across attempts', () => {
     expect(attempts([elsewhere, reported(2.4, 0.4)], [elsewhere, reported(3)])?.jobCostUsd).toBe(1);
   });
 
+  it('counts of a fork only what it spent, not what the session it copied had cost', () => {
+    // The CLI's total for a fork of a $0.40 session: 0.40042, of which 0.00042 since the copy.
+    const fork: SessionPlan = { mode: 'fork', from: S2, sessionId: S1 };
+    expect(attempts([fork, reported(0.40042, 0.00042)])).toEqual({
+      jobCostUsd: 0.00042,
+      sessionId: S1,
+      sessionCostUsd: 0.40042,
+    });
+    // Its retry resumes the fork, whose cost is known from then on.
+    expect(attempts([fork, reported(0.40042, 0.00042)], [resumed, reported(0.5)])?.jobCostUsd).toBe(
+      0.1,
+    );
+  });
+
   it('starts afresh when an attempt starts a new session', () => {
     const fresh: SessionPlan = { mode: 'new', sessionId: S2 };
     expect(attempts([newSession, reported(0.8)], [fresh, reported(0.3)])).toEqual({
