@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ExecuteEvent, ExecuteRequest, ExecuteResult } from '../../src/contract/index.js';
 import { startRealCliWorker, type RealCliWorker } from '../support/real-cli-worker.js';
@@ -102,5 +104,24 @@ describe('the per-run flags, through the real claude CLI', () => {
     // What the fork's own calls cost, not the $0.40 of the session it copied.
     expect(result.jobCostUsd).toBeGreaterThan(0);
     expect(result.jobCostUsd).toBeLessThan(0.01);
+  });
+
+  it('retries, and resumes, a session whose working directory has a path longer than a file name can be', async () => {
+    // The CLI names the project directory after the path, cut at 200 characters with a hash.
+    const dir = join('d'.repeat(120), 'e'.repeat(120));
+    mkdirSync(join(stack.worker.workDir, dir), { recursive: true });
+    const prompt = 'Remember quince.\nstand-in: http 500 times=1\nstand-in: say Quince noted.';
+    const jobId = await stack.client.enqueue({ prompt, workingDir: dir }, { attempts: 2 });
+    const first = await stack.client.result(jobId, { timeoutMs: 60_000 });
+    expect(first).toMatchObject({ success: true, attempt: 2, finalOutput: 'Quince noted.' });
+
+    stack.standIn.clearRequests();
+    const again = await run({
+      prompt: 'What was it?\nstand-in: say Quince.',
+      workingDir: dir,
+      resumeSessionId: first.sessionId ?? '',
+    });
+    expect(again.result).toMatchObject({ success: true, sessionId: first.sessionId });
+    expect(sentTexts()[0]).toContain('Quince noted.');
   });
 });

@@ -60,9 +60,23 @@ export async function findTranscript(
  * the run's own config dir, never taken from stored data.
  */
 export function transcriptPath(place: TranscriptPlace, sessionId: string): string {
-  const slug = place.cwd.replace(/[^A-Za-z0-9]/g, '-');
-  return join(place.configDir, 'projects', slug, `${sessionId}.jsonl`);
+  return join(place.configDir, 'projects', projectDirName(place.cwd), `${sessionId}.jsonl`);
 }
+
+/**
+ * The name the CLI gives the project directory of `cwd`: every character but a letter or a digit
+ * (each UTF-16 unit) as `-`. A longer name than a file name can be is cut at 200 and told apart
+ * by a hash of the whole path (the pinned CLI's own: 31 × h + unit, on 32 bits, in base 36).
+ */
+export function projectDirName(cwd: string): string {
+  const name = cwd.replace(/[^A-Za-z0-9]/g, '-');
+  if (name.length <= MAX_PROJECT_NAME) return name;
+  let hash = 0;
+  for (let i = 0; i < cwd.length; i++) hash = (Math.imul(hash, 31) + cwd.charCodeAt(i)) | 0;
+  return `${name.slice(0, MAX_PROJECT_NAME)}-${Math.abs(hash).toString(36)}`;
+}
+
+const MAX_PROJECT_NAME = 200;
 
 /** The transcript's size now: where this job's part of a resumed session begins. */
 export async function transcriptSize(path: string | null): Promise<number> {
