@@ -22,6 +22,7 @@ import {
   RedisTranscripts,
   SessionStore,
   type Restored,
+  type TranscriptSink,
 } from '../../src/worker/sessions/sessions.js';
 
 const redis = new Redis(inject('redisUrl'));
@@ -224,8 +225,40 @@ describe('portable sessions', () => {
     expect(await stored()).toEqual({ bytes: 0, oversized: false });
 
     await machineA.shipper(ref, { ...atA(), owner: uid }, 0).ship();
-    expect(await stored()).toEqual({ bytes: statSync(transcript).size, oversized: false });
+    expect(await stored()).toMatchObject({ bytes: statSync(transcript).size, oversized: false });
   });
+
+  it.each([
+    ['Redis', () => new RedisTranscripts(redis, address, 3600)],
+    [
+      'a local directory',
+      () => new LocalTranscripts(mkdtempSync(join(tmpdir(), 'claude-l-')), 3600),
+    ],
+  ])(
+    'restores, from %s, what the session held when the restore looked, while another run appends to it',
+    async (_where, makeSink: () => TranscriptSink) => {
+      const sink = makeSink();
+      const ref = { scope: '', sessionId: randomUUID() };
+      writeTranscript(dirA, ref.sessionId, userLine('one'));
+      await new SessionStore(sink, 1024 * 1024).shipper(ref, atA(), 0).ship();
+      // Another job of the session ships a turn right after this restore read the size.
+      const racing: TranscriptSink = {
+        stored: async (at) => {
+          const held = await sink.stored(at);
+          expect(await sink.append(at, held.bytes, Buffer.from(userLine('two')))).toBe('ok');
+          return held;
+        },
+        append: (...args) => sink.append(...args),
+        markOversized: (...args) => sink.markOversized(...args),
+        copyTo: (...args) => sink.copyTo(...args),
+      };
+      const restored = await new SessionStore(racing, 1024 * 1024).restore(ref, atB());
+      expect(readFileSync(pathOf(restored), 'utf8')).toBe(userLine('one'));
+      // The next restore gets the turn it appended.
+      const later = await new SessionStore(sink, 1024 * 1024).restore(ref, atB());
+      expect(readFileSync(pathOf(later), 'utf8')).toBe(userLine('one') + userLine('two'));
+    },
+  );
 
   it('finds nothing for a session no machine recorded', async () => {
     expect(await machineB.restore({ scope: '', sessionId: randomUUID() }, atB())).toEqual({

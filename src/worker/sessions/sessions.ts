@@ -52,9 +52,19 @@ export type Restored =
   | { readonly kind: 'oversized'; readonly bytes: number };
 
 /** Where transcripts are kept beyond the run that wrote them (Redis, or a worker's directory). */
+/** How many bytes of a transcript a sink holds, and whether it gave up on it as too large. */
+export interface StoredTranscript {
+  readonly bytes: number;
+  readonly oversized: boolean;
+  /**
+   * What holds those bytes in the sink's own form (Redis: their gzip members), where it says:
+   * a restore reads that much, as another run of the session may append meanwhile.
+   */
+  readonly packedBytes?: number;
+}
+
 export interface TranscriptSink {
-  /** How many bytes of the transcript it holds, and whether it gave up on it as too large. */
-  stored(ref: SessionRef): Promise<{ bytes: number; oversized: boolean }>;
+  stored(ref: SessionRef): Promise<StoredTranscript>;
   /**
    * Appends bytes [offset, offset + chunk.length) if it holds exactly `offset`, else says what it
    * holds; `fenced` where the fence no longer holds.
@@ -76,8 +86,11 @@ export interface TranscriptSink {
     offset: number,
     fence?: WriteFence,
   ): Promise<number | 'ok' | 'fenced'>;
-  /** Writes the whole transcript (`bytes` long) to `target`, streaming; throws if it is not that. */
-  copyTo(ref: SessionRef, target: string, bytes: number): Promise<void>;
+  /**
+   * Writes the transcript as `stored` found it to `target`, streaming; throws if it is not
+   * `stored.bytes` long.
+   */
+  copyTo(ref: SessionRef, target: string, stored: StoredTranscript): Promise<void>;
 }
 
 /**
@@ -109,7 +122,7 @@ export class SessionStore {
     const partial = `${target}.restoring`;
     await mkdir(dirname(target), { recursive: true });
     try {
-      await this.sink.copyTo(ref, partial, stored.bytes);
+      await this.sink.copyTo(ref, partial, stored);
       await rename(partial, target);
     } catch (error) {
       await rm(partial, { force: true });
@@ -227,8 +240,8 @@ const APPEND_SCRIPT = `
 ${fenceCheck(3, 5, '-2')}
 local held = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0')
 if held ~= tonumber(ARGV[1]) then return held end
-redis.call('APPEND', KEYS[2], ARGV[2])
-redis.call('HSET', KEYS[1], 'bytes', ARGV[3])
+local packed = redis.call('APPEND', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[1], 'bytes', ARGV[3], 'packed', packed)
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 return -1
@@ -240,10 +253,17 @@ ${fenceCheck(3, 4, '-2')}
 local held = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0')
 if held > tonumber(ARGV[1]) then return held end
 redis.call('DEL', KEYS[2])
+redis.call('HDEL', KEYS[1], 'packed')
 redis.call('HSET', KEYS[1], 'bytes', ARGV[2], 'oversized', '1')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return -1
 `;
+
+/** A count a hash field holds, 0 where it holds none or something else. */
+function wholeCount(field: string | null | undefined): number {
+  const count = Number(field ?? 0);
+  return Number.isSafeInteger(count) && count > 0 ? count : 0;
+}
 
 /** What APPEND_SCRIPT or OVERSIZED_SCRIPT answered: -1 done, -2 fenced, else what is held. */
 function scriptAnswer(answer: number): number | 'ok' | 'fenced' {
@@ -271,12 +291,20 @@ export class RedisTranscripts implements TranscriptSink {
     return { meta, data: `${meta}:data` };
   }
 
-  async stored(ref: SessionRef): Promise<{ bytes: number; oversized: boolean }> {
-    const [bytes, oversized] = await this.redis.hmget(this.keys(ref).meta, 'bytes', 'oversized');
-    const count = Number(bytes ?? 0);
+  async stored(ref: SessionRef): Promise<StoredTranscript> {
+    const [bytes, oversized, packed] = await this.redis.hmget(
+      this.keys(ref).meta,
+      'bytes',
+      'oversized',
+      'packed',
+    );
+    const count = wholeCount(bytes);
+    // Absent in sessions written by older workers: the restore reads the data whole then.
+    const packedBytes = wholeCount(packed);
     return {
-      bytes: Number.isSafeInteger(count) && count > 0 ? count : 0,
+      bytes: count,
       oversized: oversized === '1',
+      ...(packedBytes > 0 ? { packedBytes } : {}),
     };
   }
 
@@ -303,9 +331,9 @@ export class RedisTranscripts implements TranscriptSink {
     return scriptAnswer(await evalFenced(this.redis, OVERSIZED_SCRIPT, [meta, data], args, fence));
   }
 
-  async copyTo(ref: SessionRef, target: string, bytes: number): Promise<void> {
+  async copyTo(ref: SessionRef, target: string, stored: StoredTranscript): Promise<void> {
     const { data } = this.keys(ref);
-    const length = await this.redis.strlen(data);
+    const length = stored.packedBytes ?? (await this.redis.strlen(data));
     const redis = this.redis;
     async function* pieces(): AsyncGenerator<Buffer> {
       for (let at = 0; at < length; at += READ_CHUNK_BYTES) {
@@ -315,7 +343,7 @@ export class RedisTranscripts implements TranscriptSink {
     await pipeline(
       Readable.from(pieces()),
       createGunzip(),
-      capped(bytes),
+      capped(stored.bytes),
       createWriteStream(target),
     );
   }
@@ -358,7 +386,7 @@ export class LocalTranscripts implements TranscriptSink {
     return join(this.dir, `${scope}-${ref.sessionId}.jsonl`);
   }
 
-  async stored(ref: SessionRef): Promise<{ bytes: number; oversized: boolean }> {
+  async stored(ref: SessionRef): Promise<StoredTranscript> {
     await this.pruneOld();
     const oversized = await fileSize(`${this.file(ref)}.oversized`);
     return { bytes: (await fileSize(this.file(ref))) ?? 0, oversized: oversized !== null };
@@ -402,7 +430,9 @@ export class LocalTranscripts implements TranscriptSink {
     return mine;
   }
 
-  async copyTo(ref: SessionRef, target: string, bytes: number): Promise<void> {
-    await pipeline(createReadStream(this.file(ref)), capped(bytes), createWriteStream(target));
+  async copyTo(ref: SessionRef, target: string, { bytes }: StoredTranscript): Promise<void> {
+    // The bytes the file had when looked at: another run of the session may append meanwhile.
+    const head = createReadStream(this.file(ref), { end: Math.max(0, bytes - 1) });
+    await pipeline(head, capped(bytes), createWriteStream(target));
   }
 }
