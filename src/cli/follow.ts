@@ -51,7 +51,11 @@ export async function followJob(options: FollowOptions): Promise<number> {
 interface PrintedEvents {
   /** The first seq not printed yet. */
   next(): number;
-  /** Prints events up to the final one and resolves with it; null if the stream stops first. */
+  /**
+   * Prints events until the stream ends, after the job's final one, and resolves with that;
+   * null if the stream stops first. A job retried by hand after an end that was final then goes
+   * on: the stream ends after the last final event.
+   */
   stream(signal: AbortSignal): Promise<TerminalEvent | null>;
 }
 
@@ -61,14 +65,15 @@ function printedEvents({ client, jobId, io, json, fromSeq }: FollowOptions): Pri
   return {
     next: () => next,
     async stream(signal) {
+      let final: TerminalEvent | null = null;
       for await (const event of client.events(jobId, { fromSeq: next, signal })) {
         // Events already on their way after a Ctrl-C wait for whoever follows from `next`.
-        if (signal.aborted) break;
+        if (signal.aborted) return null;
         print(event);
         next = event.seq + 1;
-        if (isFinalEvent(event)) return event;
+        final = isFinalEvent(event) ? event : null;
       }
-      return null;
+      return signal.aborted ? null : final;
     },
   };
 }

@@ -111,6 +111,24 @@ describe('claudebox events, result and cancel', () => {
       expect(out.stdoutLines().at(-1)).toMatch(/^✗ failed: claude reported an error/);
     });
 
+    it('follows a job retried by hand past the earlier end, and exits as the retry did', async () => {
+      await startWorker('claude-api-error.mjs');
+      const jobId = await client.enqueue({ prompt: 'hi' });
+      expect(await finalResult(jobId)).toMatchObject({ success: false, attempt: 1 });
+      await worker?.worker.shutdown(0);
+      await startWorker('claude-success.mjs');
+      await (await queue.getJob(jobId))?.retry('failed');
+      await waitFor('the retry to end', async () =>
+        (await finalResult(jobId)).attempt === 2 ? true : undefined,
+      );
+
+      const out = io();
+      expect(await cli(['events', jobId], out)).toBe(0);
+      const lines = out.stdoutLines();
+      expect(lines.filter((line) => line.startsWith('✗ failed'))).toHaveLength(1);
+      expect(lines.at(-1)).toMatch(/^✓ completed in /);
+    });
+
     it('exits 3 at once for a job that does not exist', async () => {
       for (const args of [[], ['--no-follow']]) {
         const out = io();
