@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CliError, EXIT } from './exit-codes.js';
 import { errorMessage } from '../common/errors.js';
+import { MAX_FLAG_VALUE_BYTES } from '../contract/index.js';
 
 /**
  * Option values arrive as strings. These check only that a value is a number at all; the job
@@ -71,7 +72,7 @@ export function parseJsonOption(option: string, value: string, cwd: string): unk
   let text = value;
   if (!inline) {
     try {
-      text = readFileSync(resolve(cwd, value), 'utf8');
+      text = readJsonFile(resolve(cwd, value));
     } catch (error) {
       throw new CliError(EXIT.usage, `${option}: cannot read ${value}: ${errorMessage(error)}`);
     }
@@ -81,5 +82,23 @@ export function parseJsonOption(option: string, value: string, cwd: string): unk
   } catch (error) {
     const what = inline ? 'the value' : value;
     throw new CliError(EXIT.usage, `${option}: ${what} is not JSON: ${errorMessage(error)}`);
+  }
+}
+
+/** What a file of a JSON option may hold: far more than the job's bound, whitespace and all. */
+const MAX_JSON_FILE_BYTES = 16 * MAX_FLAG_VALUE_BYTES;
+
+/** A regular file's text, if it is no larger than MAX_JSON_FILE_BYTES; a FIFO is not waited on. */
+function readJsonFile(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const info = fstatSync(fd);
+    if (!info.isFile()) throw new Error('it is not a regular file');
+    if (info.size > MAX_JSON_FILE_BYTES) {
+      throw new Error(`it holds ${info.size} bytes, more than ${MAX_JSON_FILE_BYTES}`);
+    }
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
   }
 }

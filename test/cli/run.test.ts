@@ -1,9 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
-import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, inject, it, onTestFinished } from 'vitest';
 import type { ExecuteEvent } from '../../src/contract/index.js';
 import {
   createQueue,
@@ -305,7 +306,23 @@ describe('claudebox run', () => {
   });
 
   it('exits 2 on a budget or a JSON Schema the job could not use, enqueuing nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'schemas-'));
+    const big = join(dir, 'big.json');
+    writeFileSync(big, `{${' '.repeat(1024 * 1024)}}`);
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     for (const [args, message] of [
+      [
+        ['--json-schema', '/dev/zero'],
+        '--json-schema: cannot read /dev/zero: it is not a regular file',
+      ],
+      // Read to its end, it would not have ended.
+      [['--json-schema', fifo], `--json-schema: cannot read ${fifo}: it is not a regular file`],
+      [
+        ['--json-schema', big],
+        `--json-schema: cannot read ${big}: it holds 1048578 bytes, more than 1048576`,
+      ],
       [
         ['--max-budget-usd', '0'],
         'invalid request: --max-budget-usd: must be at least 0.01 dollars',
