@@ -84,10 +84,14 @@ export class Checkout {
 
   /** git reading the checkout through the cache, with the scratch index and object store. */
   private gitOptions(timeoutMs: number): GitOptions {
+    return { ...this.treeOptions(timeoutMs), workTree: this.dir, cwd: this.dir };
+  }
+
+  /** git with the scratch index and object store, and no working tree to read. */
+  private treeOptions(timeoutMs: number): GitOptions {
     return {
       gitDir: this.cache,
-      workTree: this.dir,
-      cwd: this.dir,
+      cwd: this.scratch,
       timeoutMs,
       env: {
         GIT_INDEX_FILE: join(this.scratch, 'index'),
@@ -140,11 +144,16 @@ export class Checkout {
     if (added === null) {
       throw new Error("the run's processes could not all be stopped for a look at its checkout");
     }
-    const diff = [...STAT, 'diff', '--cached', '--no-renames', '--no-ext-diff', '--no-textconv'];
-    const listed = listingOf(await git([...diff, '--raw', '-z', this.base], options));
+    // From here on git compares trees, with no working tree: the run goes on meanwhile, and a
+    // diff of the index would read a file of the working tree whose size and mtime match the
+    // index's instead of its blob, through whatever link the run put on its path since.
+    const trees = this.treeOptions(timeoutMs);
+    const tree = await gitText(['write-tree'], trees);
+    const diff = ['diff-tree', '-r', '--no-renames', '--no-ext-diff', '--no-textconv'];
+    const listed = listingOf(await git([...diff, '--raw', '-z', this.base, tree], trees));
     this.nested = listed.filter((entry) => entry.mode === GITLINK_MODE).map(({ path }) => path);
-    const patch = await gitCapped([...diff, '--binary', this.base], options, maxPatchBytes);
-    const commit = branch === null ? null : await this.commit(branch, options);
+    const patch = await gitCapped([...diff, '--binary', this.base, tree], trees, maxPatchBytes);
+    const commit = branch === null ? null : await this.commit(branch, tree);
     return {
       base: this.base,
       ...filesOf(listed),
@@ -182,8 +191,8 @@ export class Checkout {
     await writeHolder(this.holder, { keepUntil: 0, cache: this.cache });
   }
 
-  private async commit(branch: string, options: GitOptions): Promise<string> {
-    const tree = await gitText(['write-tree'], options);
+  private async commit(branch: string, tree: string): Promise<string> {
+    const options = this.treeOptions(LOOK_TIMEOUT_MS);
     const message = `${branch}\n\nThe change of claudebox job ${branch.split('/').at(-1) ?? ''}.`;
     const commit = await gitText(['commit-tree', tree, '-p', this.base, '-m', message], options);
     // Loose objects are files named by their hash: copying them over is all a store needs.

@@ -1,5 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -84,6 +94,41 @@ describe('a look at a checkout a run has had its way with', () => {
     ).rejects.toThrow("the run's processes could not all be stopped for a look at its checkout");
     await checkout.release(false);
   });
+  it('puts in the patch what git added, never a file a link the run made since leads to', async () => {
+    const workspaces = await Workspaces.open({ dir: join(root, 'workspaces') });
+    const checkout = await workspaces.checkout(
+      'job-1',
+      { source: repository(), ref: 'main' },
+      null,
+    );
+    // A file the run cannot read, but whose size and mtime it can see.
+    const secrets = join(root, 'secrets');
+    mkdirSync(secrets);
+    writeFileSync(join(secrets, 'key'), 'TOP-SECRET hunter2\n', { mode: 0o600 });
+    const lastYear = new Date(Date.now() - 365 * 24 * 3600 * 1000);
+    utimesSync(join(secrets, 'key'), lastYear, lastYear);
+    const { size, mtime } = statSync(join(secrets, 'key'));
+    // A decoy of that size and mtime, where a link to the secrets will be.
+    mkdirSync(join(checkout.dir, 'e'));
+    writeFileSync(join(checkout.dir, 'e', 'key'), 'x'.repeat(size));
+    utimesSync(join(checkout.dir, 'e', 'key'), mtime, mtime);
+
+    const change = await checkout.change({
+      maxPatchBytes: 1024 * 1024,
+      hold: async (step) => {
+        const done = await step();
+        // The run, going on, swaps the directory for a link to the secrets.
+        renameSync(join(checkout.dir, 'e'), join(checkout.dir, 'e.real'));
+        symlinkSync(secrets, join(checkout.dir, 'e'));
+        return done;
+      },
+    });
+    expect(change.added).toEqual(['e/key']);
+    expect(change.patch?.toString()).toContain(`+${'x'.repeat(size)}`);
+    expect(change.patch?.toString()).not.toContain('hunter2');
+    await checkout.release(false);
+  });
+
   /**
    * Makes the repository at `dir` (with a commit) one whose clean filter for `file` touches
    * `marker`, and the file newer than its index says: git checks a repository nested in the
