@@ -55,6 +55,7 @@ export async function runServeCommand(
     board: options.board === true,
     slowClientMs: settings.GATEWAY_SLOW_CLIENT_SECONDS * 1000,
     maxStreams: settings.GATEWAY_MAX_STREAMS,
+    maxHeldBytes: settings.GATEWAY_MAX_HELD_BYTES,
   });
   const server = createServer(gateway.handler);
   try {

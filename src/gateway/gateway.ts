@@ -13,6 +13,7 @@ import { boardApp } from './board.js';
 import { listJobs, parseListQuery, readJob } from './jobs.js';
 import { addPage } from './page.js';
 import { SSE_HEADERS, streamEvents, streamStart, type StreamLimits } from './sse.js';
+import { HeldBytes } from './held-bytes.js';
 
 /** The queue (a connection, not closed by `close()`, or a URL), and who may read what. */
 export interface GatewayOptions extends QueueTarget {
@@ -30,6 +31,11 @@ export interface GatewayOptions extends QueueTarget {
   readonly heartbeatMs?: number;
   /** Event streams open at once; one more is answered 503 (default 1,000). */
   readonly maxStreams?: number;
+  /**
+   * What all event streams may hold at once of events being written out, in bytes (a byte a
+   * character); a stream whose event does not fit is cut off to come back later (default 256 MiB).
+   */
+  readonly maxHeldBytes?: number;
 }
 
 export interface Gateway {
@@ -56,6 +62,8 @@ interface Parts {
 
 /** Event streams a gateway keeps open at once unless told otherwise. */
 export const DEFAULT_MAX_STREAMS = 1000;
+/** What a gateway's streams hold at once of events being written, unless told otherwise. */
+export const DEFAULT_MAX_HELD_BYTES = 256 * 1024 * 1024;
 
 /** Reconnections a request's Redis command waits through (a few seconds) before it fails. */
 const REDIS_RETRIES_PER_REQUEST = 3;
@@ -91,6 +99,7 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
     limits: {
       slowClientMs: options.slowClientMs ?? 30_000,
       heartbeatMs: options.heartbeatMs ?? 15_000,
+      held: new HeldBytes(options.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES),
     },
     streams: new Set(),
     maxStreams: options.maxStreams ?? DEFAULT_MAX_STREAMS,
@@ -119,6 +128,10 @@ function checkOptions(options: GatewayOptions): void {
   const { maxStreams } = options;
   if (maxStreams !== undefined && !(Number.isSafeInteger(maxStreams) && maxStreams >= 1)) {
     throw new TypeError('maxStreams: must be a whole number of streams, at least 1');
+  }
+  const { maxHeldBytes } = options;
+  if (maxHeldBytes !== undefined && !(Number.isSafeInteger(maxHeldBytes) && maxHeldBytes >= 1)) {
+    throw new TypeError('maxHeldBytes: must be a whole number of bytes, at least 1');
   }
   if (options.board === true && options.operatorToken === undefined) {
     throw new TypeError('board: needs an operatorToken (Bull Board can change the queue)');

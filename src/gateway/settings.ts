@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { decimal, integer, NOT_DECIMAL, variablesSet } from '../common/environment.js';
 import { MIN_READ_TOKEN_SECRET_LENGTH } from '../contract/index.js';
-import { DEFAULT_MAX_STREAMS } from './gateway.js';
+import { DEFAULT_MAX_HELD_BYTES, DEFAULT_MAX_STREAMS } from './gateway.js';
 
 /**
  * The longest a stream may stay unread: a timer past 2^31 - 1 ms fires at once in Node.js, which
@@ -52,6 +52,11 @@ export const GatewaySettingsSchema = z.object({
     .default(DEFAULT_MAX_STREAMS)
     .describe(
       'Event streams open at once; one more is answered `503` with `Retry-After: 5` (see [Limits](#limits)).',
+    ),
+  GATEWAY_MAX_HELD_BYTES: integer(1024 * 1024)
+    .default(DEFAULT_MAX_HELD_BYTES)
+    .describe(
+      'What all event streams may hold at once of events being written out (a byte a character); a stream whose event does not fit is disconnected, to come back with Last-Event-ID (see [Limits](#limits)).',
     ),
 });
 

@@ -6,12 +6,15 @@ import { isFinalEvent, type ExecuteEvent, type QueueAddress } from '../contract/
 import { readLastEvent } from '../redis/history.js';
 import { isOverAfterFinal, readFinishedResult } from '../client/job-result.js';
 import { errorMessage } from '../common/errors.js';
+import type { HeldBytes } from './held-bytes.js';
 
 export interface StreamLimits {
   /** How long a client may leave the stream unread (its socket buffer full) before it is cut off. */
   readonly slowClientMs: number;
   /** A comment line this often, so proxies do not close a quiet stream. */
   readonly heartbeatMs: number;
+  /** What all of the gateway's streams may hold of events being written out. */
+  readonly held: HeldBytes;
 }
 
 /** How EventSource should retry after a lost connection (it sends Last-Event-ID then). */
@@ -71,7 +74,7 @@ export async function streamEvents(
   try {
     sse.open();
     for await (const event of client.events(jobId, { fromSeq, signal: sse.signal })) {
-      if (!(await sse.send(formatEvent(event)))) return;
+      if (!(await sendHeld(sse, formatEvent(event), limits.held))) return;
     }
     await sse.send('event: end\ndata: {}\n\n');
   } catch (error) {
@@ -80,6 +83,22 @@ export async function streamEvents(
   } finally {
     clearInterval(heartbeat);
     sse.end();
+  }
+}
+
+/**
+ * Sends an event's text within what the gateway's streams may hold. Where it does not fit, the
+ * client is cut off as a slow one is: EventSource comes back with Last-Event-ID, in a while.
+ */
+async function sendHeld(sse: SseResponse, text: string, held: HeldBytes): Promise<boolean> {
+  if (!held.take(text.length)) {
+    sse.cut();
+    return false;
+  }
+  try {
+    return await sse.send(text);
+  } finally {
+    held.give(text.length);
   }
 }
 
@@ -145,6 +164,11 @@ class SseResponse {
     if (!this.signal.aborted) this.res.end();
   }
 
+  /** Disconnects the client, which comes back with Last-Event-ID. */
+  cut(): void {
+    this.res.destroy();
+  }
+
   /** Resolves once the buffer drained; a client that does not read for too long is cut off. */
   private drained(): Promise<boolean> {
     return new Promise((resolve) => {
@@ -158,7 +182,7 @@ class SseResponse {
       const onGone = (): void => done(false);
       const timer = setTimeout(() => {
         // It can come back with Last-Event-ID and be served from the history.
-        this.res.destroy();
+        this.cut();
         done(false);
       }, this.slowClientMs);
       this.res.on('drain', onDrain);

@@ -1,4 +1,4 @@
-import { request } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createClient, type ClaudeboxClient } from '../../src/client/index.js';
@@ -256,6 +256,69 @@ describe('GET /jobs/:id/events (Server-Sent Events)', () => {
     expect(received).toBeGreaterThan(bytes);
     expect(tail).toMatch(/"lastSeq":\d+\}\}\n\nevent: end\ndata: \{\}\n\n$/);
   });
+
+  it('holds at most maxHeldBytes of events for all its streams: another stream is cut off while one holds a long event, and served once it is taken', async () => {
+    // An event of about 44 MB as JSON: far more than the sockets hold.
+    const jobId = await client.enqueue({ prompt: 'long line of control characters' });
+    await client.result(jobId, { timeoutMs: 30_000 });
+    const small = await startTestGateway({
+      url: redisUrl,
+      queueName,
+      operatorToken: OPERATOR,
+      slowClientMs: 3_600_000,
+      maxHeldBytes: 1024 * 1024,
+    });
+    try {
+      // A client that stops reading once the long event began: its stream holds the event.
+      let stalled: IncomingMessage | undefined;
+      await new Promise<void>((resolve, reject) => {
+        const req = request(`${small.url}/jobs/${jobId}/events`, { headers: auth }, (res) => {
+          stalled = res;
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            if (!chunk.includes('\\u0001')) return;
+            res.pause();
+            resolve();
+          });
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      // Any other stream meanwhile: disconnected, to come back with Last-Event-ID.
+      const cut = await readStream(`${small.url}/jobs/${jobId}/events`);
+      expect(cut.ended).toBe(false);
+      expect(cut.bytes).toBeLessThan(1024 * 1024);
+
+      stalled?.destroy();
+      const whole = await readStream(`${small.url}/jobs/${jobId}/events`);
+      expect(whole.ended).toBe(true);
+      expect(whole.bytes).toBeGreaterThan(6 * 7 * 1024 * 1024);
+    } finally {
+      await small.close();
+    }
+  });
+
+  /** Reads an event stream to its end: how much came, and whether it ended with `end`. */
+  function readStream(url: string): Promise<{ bytes: number; ended: boolean }> {
+    return new Promise((resolve, reject) => {
+      const req = request(url, { headers: auth }, (res) => {
+        let bytes = 0;
+        let tail = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          bytes += chunk.length;
+          tail = (tail + chunk).slice(-100);
+        });
+        const done = (): void =>
+          resolve({ bytes, ended: tail.endsWith('event: end\ndata: {}\n\n') });
+        res.on('end', done);
+        res.on('error', done);
+        res.on('aborted', done);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
 
   it('answers 404 for a job that does not exist, and 400 for a Last-Event-ID that is no seq', async () => {
     const missing = await get(eventsUrl('no-such-job'), { headers: auth });

@@ -77,4 +77,12 @@ describe('a gateway with as many event streams open as it keeps', () => {
       );
     }
   });
+
+  it('refuses a maxHeldBytes that is no whole number of at least 1', () => {
+    for (const maxHeldBytes of [0, 1.5, Number.POSITIVE_INFINITY]) {
+      expect(() => createGateway({ url: redisUrl, operatorToken: OPERATOR, maxHeldBytes })).toThrow(
+        'maxHeldBytes: must be a whole number of bytes, at least 1',
+      );
+    }
+  });
 });

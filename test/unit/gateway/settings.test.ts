@@ -7,13 +7,14 @@ import {
 } from '../../../src/gateway/index.js';
 
 describe('the gateway settings', () => {
-  it('listen on 127.0.0.1:8090 by default, keeping at most 1,000 streams open', () => {
+  it('listen on 127.0.0.1:8090 by default, keeping at most 1,000 streams and 256 MiB of events open', () => {
     expect(loadGatewaySettings({ GATEWAY_OPERATOR_TOKEN: 'x'.repeat(16) })).toEqual({
       GATEWAY_PORT: 8090,
       GATEWAY_HOST: '127.0.0.1',
       GATEWAY_OPERATOR_TOKEN: 'x'.repeat(16),
       GATEWAY_SLOW_CLIENT_SECONDS: 30,
       GATEWAY_MAX_STREAMS: 1000,
+      GATEWAY_MAX_HELD_BYTES: 256 * 1024 * 1024,
     });
   });
 
