@@ -82,8 +82,9 @@ export class UidPool {
 
   async acquire(): Promise<UidLease> {
     const { base, count, taken } = this.options;
+    const start = this.next;
     for (let tried = 0; tried < count; tried++) {
-      const uid = base + ((this.next + tried) % count);
+      const uid = base + ((start + tried) % count);
       if (this.held.has(uid) || taken.has(uid)) continue;
       // Moved on before the lease is tried: a takeover may take seconds, and the runs that
       // start meanwhile go on from here.

@@ -12,7 +12,7 @@ import { unclearedReaching } from '../../src/isolation/uncleared-reach.js';
 
 const UID = 64000;
 
-async function pool(leaseDir: string, cleared: number[] = [], clearing = true) {
+async function pool(leaseDir: string, cleared: number[] = [], clearing = true, count = 1) {
   const owner = {
     workerId: randomUUID(),
     pid: process.pid,
@@ -21,7 +21,7 @@ async function pool(leaseDir: string, cleared: number[] = [], clearing = true) {
   const uids = new UidPool({
     leaseDir,
     base: UID,
-    count: 1,
+    count,
     owner,
     taken: new Set(),
     clear: (uid) =>
@@ -177,6 +177,22 @@ describe('a dead worker’s run that was handed a directory', () => {
     });
     expect(reach).toBeNull();
     expect(takeOvers).toBe(0);
+  });
+});
+
+describe('the uid leases of workers that share a host', () => {
+  it('give a worker whichever uid the others left free, wherever it is in the pool', async () => {
+    const count = 16;
+    for (let free = 0; free < count; free++) {
+      const leaseDir = mkdtempSync(join(tmpdir(), 'claudebox-leases-'));
+      const other = await pool(leaseDir, [], true, count);
+      const held = [];
+      for (let at = 0; at < count; at++) held.push(await other.uids.acquire());
+      await held[free]?.release();
+      const mine = await pool(leaseDir, [], true, count);
+      expect((await mine.uids.acquire()).uid).toBe(UID + free);
+      rmSync(leaseDir, { recursive: true, force: true });
+    }
   });
 });
 
