@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, openSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { open, readdir, unlink } from 'node:fs/promises';
+import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IsolationError } from './errors.js';
 import { forgetHanded, forgetLeft, recordHanded, recordLeft } from './handed-dirs.js';
 import { forgetReach, recordReach, type UnclearedRun } from './uncleared-reach.js';
 import { holderIsAlive, readLease, type LeaseOwner, type LeaseRecord } from './lease-file.js';
+import { claimEnding, claimUnderWay, dropClaims } from './lease-claims.js';
 
 export interface UidLease {
   readonly uid: number;
@@ -154,17 +155,14 @@ export class UidPool {
    * false where the uid could not be cleared.
    */
   async takeOver({ uid, held }: Pick<UnclearedRun, 'uid' | 'held'>): Promise<boolean> {
-    if (await this.endDeadLease(uid, held)) return true;
     const ended = (): boolean => readLease(this.leasePath(uid))?.lease !== held.lease;
-    const claim = endingClaim(this.options.leaseDir, uid, held.lease);
-    // A claim older than that is a dead claimant's, which keeps the uid taken for good.
-    const claimedAt = statSync(claim, { throwIfNoEntry: false })?.mtimeMs ?? 0;
-    if (Date.now() - claimedAt > TAKE_OVER_WAIT_MS) return ended();
-    for (let waited = 0; waited < TAKE_OVER_WAIT_MS; waited += 50) {
-      if (ended() || !existsSync(claim)) break;
+    const { leaseDir } = this.options;
+    for (let waited = 0; ; waited += 50) {
+      if ((await this.endDeadLease(uid, held)) || ended()) return true;
+      // Nobody else at it (its claimant died, or the uid could not be cleared), or too long.
+      if (!claimUnderWay(leaseDir, uid, held.lease) || waited >= TAKE_OVER_WAIT_MS) return false;
       await sleep(50);
     }
-    return ended();
   }
 
   /** Ends a dead worker's lease of `uid` once the pool's clear has cleared its run away. */
@@ -274,11 +272,10 @@ export async function leasesOf(
 /**
  * Ends the lease `held` of `uid`, whose worker is gone: runs `stop` (which stops the uid's
  * processes, where needed), then removes the lease file. Returns false, doing neither, when
- * the lease is no longer that one or somebody else is ending it. Whoever ends a lease first
- * creates a claim named after it, exclusively, so of the workers taking a dead worker's uid
- * over and that worker's watchdog exactly one ends it, and none of them removes, or stops the
- * run of, a lease made since. A claimant that dies within these few steps leaves its claim,
- * and the uid stays taken: never handed out twice.
+ * the lease is no longer that one or somebody else is ending it. Whoever ends a lease claims
+ * it first, exclusively (see lease-claims.ts), so of the workers taking a dead worker's uid over
+ * and that worker's watchdog exactly one ends it, and none of them removes, or stops the run
+ * of, a lease made since. A claimant that died within these few steps is followed by the next.
  */
 export async function endLease(
   leaseDir: string,
@@ -287,13 +284,8 @@ export async function endLease(
   stop: () => Promise<void>,
 ): Promise<boolean> {
   const path = join(leaseDir, String(uid));
-  const claim = endingClaim(leaseDir, uid, held.lease);
-  try {
-    await (await open(claim, 'wx', 0o600)).close();
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw error;
-  }
+  const claimed = claimEnding(leaseDir, uid, held.lease);
+  if (claimed === null) return false;
   try {
     // Read again under the claim: only a claimant may remove the lease it names.
     if (readLease(path)?.lease !== held.lease) return false;
@@ -301,11 +293,6 @@ export async function endLease(
     await unlink(path);
     return true;
   } finally {
-    await unlink(claim).catch(() => undefined);
+    dropClaims(leaseDir, uid, held.lease, claimed);
   }
-}
-
-/** The claim of whoever is ending `lease` of `uid` (see endLease). */
-function endingClaim(leaseDir: string, uid: number, lease: string): string {
-  return join(leaseDir, `${uid}.ending-${lease}`);
 }
