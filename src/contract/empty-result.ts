@@ -23,7 +23,7 @@ export function resultWithoutRun(fields: {
     timedOut: false,
     cancelled: fields.failure === 'cancelled',
     stoppedAfterResult: false,
-    startedAt: new Date(fields.startedAt).toISOString(),
+    startedAt: isoTime(fields.startedAt),
     durationMs: 0,
     sessionId: fields.sessionId,
     resumed: false,
@@ -46,4 +46,13 @@ export function resultWithoutRun(fields: {
     retryAt: null,
     workspace: null,
   };
+}
+
+/**
+ * A time in ms as ISO 8601; the epoch's where it is no time (a job written by something other
+ * than BullMQ, without a timestamp or with one past the year 275760), which a Date cannot show.
+ */
+function isoTime(ms: number): string {
+  const at = new Date(ms);
+  return Number.isNaN(at.getTime()) ? new Date(0).toISOString() : at.toISOString();
 }

@@ -85,8 +85,10 @@ export interface JobDetail extends JobSummary {
 export async function readJob(queue: Queue, jobId: string): Promise<JobDetail | null> {
   // State first, the job after (see the client's result): a job ending in between stays whole.
   const state = await queue.getJobState(jobId);
+  // Not a job: a name of another key of the queue (`<id>:logs`) would fail getJob's HGETALL.
+  if (state === 'unknown') return null;
   const job = await queue.getJob(jobId);
-  if (state === 'unknown' || !job) return null;
+  if (!job) return null;
   const result = finishedResult(job, state);
   return {
     ...summarize(job, state, result),

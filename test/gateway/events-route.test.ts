@@ -327,8 +327,9 @@ describe('GET /jobs/:id/events (Server-Sent Events)', () => {
       error: `job no-such-job not found in queue ${queueName}`,
     });
     const jobId = await client.enqueue({ prompt: 'slow: sleep 0.1' });
-    // Names of the queue's own keys, which exist once a job is queued, are no jobs either.
-    for (const name of ['events', 'meta', 'id']) {
+    await client.result(jobId, { timeoutMs: 30_000 });
+    // Names of the queue's own keys, which exist once a job ran, are no jobs either.
+    for (const name of ['events', 'meta', 'id', `${jobId}:logs`, `history:${jobId}`]) {
       expect((await get(eventsUrl(name), { headers: auth })).status).toBe(404);
       expect((await get(`${gateway.url}/jobs/${name}`, { headers: auth })).status).toBe(404);
     }

@@ -230,6 +230,27 @@ describe('GET /jobs over jobs that wait their turn', () => {
       });
       expect(one.status).toBe(200);
       expect(JSON.parse(one.body)).toMatchObject({ jobId: 'unstamped', createdAt: null });
+
+      // Finished so, or started past the last time a Date can show: the result, made up of what
+      // is there, says it failed unseen.
+      await redis.hset(`bull:${queueName}:ended`, { name: 'execute', data: '{"prompt":"x"}' });
+      await redis.hset(`bull:${queueName}:late`, {
+        name: 'execute',
+        data: '{"prompt":"x"}',
+        processedOn: '99999999999999999',
+      });
+      await redis.zadd(`bull:${queueName}:failed`, 6, 'ended', 7, 'late');
+      expect((await list('failed')).map((job) => job.jobId)).toEqual(['late', 'ended']);
+      for (const jobId of ['ended', 'late']) {
+        const ended = await get(`${gateway.url}/jobs/${jobId}`, {
+          headers: { authorization: `Bearer ${OPERATOR}` },
+        });
+        expect(ended.status).toBe(200);
+        expect(JSON.parse(ended.body)).toMatchObject({
+          jobId,
+          result: { success: false, startedAt: '1970-01-01T00:00:00.000Z' },
+        });
+      }
     } finally {
       await gateway.close();
       await queue.obliterate({ force: true });
