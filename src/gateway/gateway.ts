@@ -183,7 +183,7 @@ function buildApp(parts: Parts, options: GatewayOptions): Hono<{ Bindings: HttpB
 async function jobsRoute(c: Context, parts: Parts): Promise<Response> {
   const query = parseListQuery(c.req.queries());
   if (typeof query === 'string') return c.json({ error: query }, 400);
-  return c.json(await listJobs(parts.queue, query));
+  return c.json(await listJobs(parts.queue, parts.redis, query));
 }
 
 async function jobRoute(c: Context, parts: Parts): Promise<Response> {

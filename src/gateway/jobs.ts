@@ -1,6 +1,7 @@
 import type { Job, JobType, Queue } from 'bullmq';
 import { z } from 'zod';
 import { finishedResult } from '../client/job-result.js';
+import type { RedisClient } from '../redis/connections.js';
 import {
   describeIssues,
   readRunState,
@@ -112,13 +113,15 @@ const UNFINISHED: readonly JobType[] = [
  * A page of jobs: those not finished yet first, state by state (UNFINISHED), each state in
  * BullMQ's own order; then the finished ones, completed and failed together, the most recently
  * finished first. BullMQ keeps the completed and the failed ordered by when they finished, so
- * their newest `cursor + limit` merged by that time are exactly the newest of both; the other
- * states are read for the page's own part of them alone. The cursor is an offset, so a page may
+ * the ids of their newest `cursor + limit` merged by that time are exactly the newest of both,
+ * and only the page's jobs of them are read; the other states are read for the page's own part
+ * of them alone. The cursor is an offset, so a page may
  * repeat or miss a job that changed state meanwhile; no page follows one that ends past
  * MAX_CURSOR.
  */
 export async function listJobs(
   queue: Queue,
+  redis: RedisClient,
   { state, cursor, limit }: ListQuery,
 ): Promise<{ jobs: JobSummary[]; nextCursor: string | null }> {
   const states: readonly JobType[] = state === undefined ? JOB_STATES : [state];
@@ -135,9 +138,9 @@ export async function listJobs(
   }
   const finished = states.filter((name) => !UNFINISHED.includes(name));
   if (end > offset && finished.length > 0) {
-    const newest = await Promise.all(finished.map((name) => jobsOf(queue, name, 0, end - offset)));
-    const merged = newest.flat().sort((a, b) => finishedAt(b.job) - finishedAt(a.job));
-    picked.push(...merged.slice(Math.max(cursor - offset, 0), end - offset));
+    const newest = await newestFinished(queue, redis, finished, end - offset);
+    const page = newest.slice(Math.max(cursor - offset, 0), end - offset);
+    picked.push(...(await jobsNamed(queue, page)));
   }
   const total = states.reduce((sum, name) => sum + (counts[name] ?? 0), 0);
   return {
@@ -160,7 +163,38 @@ async function jobsOf(queue: Queue, name: JobType, from: number, to: number) {
   return jobs.filter((job): job is Job => job !== undefined).map((job) => ({ job, name }));
 }
 
-const finishedAt = (job: Job): number => job.finishedOn ?? job.timestamp;
+/**
+ * The ids of the newest `count` jobs of each finished state, merged, most recently finished
+ * first: BullMQ's sorted sets of them are scored by that time. Ids alone: a job can hold
+ * megabytes (its prompt, its result), and a page deep in the list is a few of many.
+ */
+async function newestFinished(
+  queue: Queue,
+  redis: RedisClient,
+  names: readonly JobType[],
+  count: number,
+): Promise<{ id: string; name: JobType; at: number }[]> {
+  const lists = await Promise.all(
+    names.map(async (name) => {
+      const flat = await redis.zrevrange(queue.toKey(name), 0, count - 1, 'WITHSCORES');
+      const listed: { id: string; name: JobType; at: number }[] = [];
+      for (let at = 0; at + 1 < flat.length; at += 2) {
+        listed.push({ id: flat[at] ?? '', name, at: Number(flat[at + 1]) });
+      }
+      return listed;
+    }),
+  );
+  return lists.flat().sort((a, b) => b.at - a.at);
+}
+
+/** The jobs of these ids, in order; one removed meanwhile is left out. */
+async function jobsNamed(queue: Queue, listed: readonly { id: string; name: JobType }[]) {
+  const jobs = await Promise.all(listed.map(({ id }) => queue.getJob(id)));
+  return listed.flatMap(({ name }, at) => {
+    const job = jobs[at] as Job | undefined;
+    return job === undefined ? [] : [{ job, name }];
+  });
+}
 
 function summarize(job: Job, state: string, result: ExecuteResult | null): JobSummary {
   return {

@@ -185,6 +185,39 @@ describe('GET /jobs over jobs that finish in another order than they came', () =
   });
 });
 
+describe('GET /jobs deep in the finished jobs', () => {
+  it('reads the jobs of the page alone, not every job before it', async () => {
+    const queueName = uniqueQueueName();
+    const redis = new Redis(redisUrl);
+    const gateway = await startTestGateway({ url: redisUrl, queueName, operatorToken: OPERATOR });
+    try {
+      for (let at = 0; at < 12; at++) {
+        const key = `bull:${queueName}:j${at}`;
+        // The jobs before the page are no hashes at all: reading one would fail the page.
+        if (at >= 4) await redis.set(key, 'not a job');
+        else {
+          await redis.hset(key, {
+            name: 'execute',
+            data: '{"prompt":"x"}',
+            timestamp: String(at),
+            finishedOn: String(at),
+          });
+        }
+        await redis.zadd(`bull:${queueName}:completed`, at, `j${at}`);
+      }
+      const response = await get(`${gateway.url}/jobs?state=completed&cursor=8&limit=2`, {
+        headers: { authorization: `Bearer ${OPERATOR}` },
+      });
+      expect(response.status).toBe(200);
+      const body = JSON.parse(response.body) as { jobs: { jobId: string }[] };
+      expect(body.jobs.map((job) => job.jobId)).toEqual(['j3', 'j2']);
+    } finally {
+      await gateway.close();
+      redis.disconnect();
+    }
+  });
+});
+
 describe('GET /jobs over jobs that wait their turn', () => {
   it('lists the prioritized and the delayed in the order they will run, and a job written by hand without a creation time', async () => {
     const queueName = uniqueQueueName();
