@@ -8,6 +8,7 @@ export {
   type ClaudeBinary,
 } from './claude-bin.js';
 export { runClaude, type RunSpec, type RunLine, type RunOutcome } from './run.js';
+export { RunPauses } from './run-pauses.js';
 export { LineSplitter } from './lines.js';
 export { type StopCause, type StopRequest } from './stop-run.js';
 export { judgeRun, oneLine, type RunReport } from './outcome.js';

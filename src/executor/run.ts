@@ -8,6 +8,7 @@ import {
   type Confinement,
 } from './confinement.js';
 import type { Marker } from './process-tree.js';
+import type { RunPauses } from './run-pauses.js';
 import { RunOutput, type RunLine } from './run-output.js';
 import { createStopper, stopRequestOf, type RunStopper, type StopCause } from './stop-run.js';
 import type { StreamSummary } from './stream-summary.js';
@@ -30,6 +31,8 @@ export interface RunSpec {
   readonly timeoutMs: number;
   /** Stop a run that prints nothing on stdout or stderr for this long; no limit when unset. */
   readonly idleTimeoutMs?: number;
+  /** When the worker holds the run stopped: not counted as idle. */
+  readonly pauses?: RunPauses;
   /** How long the CLI may go on after its result line before it is stopped (default 5 s). */
   readonly resultGraceMs?: number;
   /** How long the CLI gets to stop after SIGINT before everything of the run is SIGKILLed. */
@@ -254,13 +257,22 @@ function watchProgress(spec: RunSpec, output: RunOutput, stopper: RunStopper): (
   let idle = idleMs === undefined ? undefined : setTimeout(stopIdle, idleMs);
   let afterResult: NodeJS.Timeout | undefined;
   let waiting = false;
+  let paused = spec.pauses?.paused ?? false;
+  if (paused) clearTimeout(idle);
   const rearm = (ms: number): void => {
     clearTimeout(idle);
-    idle = setTimeout(stopIdle, ms);
+    idle = paused ? idle : setTimeout(stopIdle, ms);
   };
+  // The idle time starts again once the worker lets the run go on.
+  const stopListening = spec.pauses?.listen((pausedNow) => {
+    paused = pausedNow;
+    if (!watching || idle === undefined || idleMs === undefined) return;
+    if (pausedNow) clearTimeout(idle);
+    else rearm(idleMs);
+  });
   output.watch({
     activity: () => {
-      if (!watching || idle === undefined || idleMs === undefined) return;
+      if (!watching || idle === undefined || idleMs === undefined || paused) return;
       if (waiting) rearm(idleMs);
       else idle.refresh();
       waiting = false;
@@ -283,6 +295,7 @@ function watchProgress(spec: RunSpec, output: RunOutput, stopper: RunStopper): (
   });
   return () => {
     watching = false;
+    stopListening?.();
     clearTimeout(idle);
     clearTimeout(afterResult);
   };

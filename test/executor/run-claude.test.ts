@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { judgeRun } from '../../src/executor/outcome.js';
 import { runClaude, type RunLine, type RunSpec } from '../../src/executor/run.js';
+import { RunPauses } from '../../src/executor/run-pauses.js';
 import { RUN_MARKER } from '../../src/executor/env.js';
 import { isAlive, pidsWithEnv } from '../support/processes.js';
 
@@ -168,6 +169,31 @@ describe('runClaude', () => {
     expect(isAlive(pid)).toBe(false);
     expect(isAlive(grandchild)).toBe(false);
     expect(pidsWithEnv(RUN_MARKER, s.marker.value)).toEqual([]);
+  });
+
+  it('counts no time the worker holds the run stopped as the run’s idleness', async () => {
+    // Silent after its init line: idle after 1 s, unless the whole run is one pause.
+    const held = new RunPauses();
+    const { spec: pausedRun } = spec(fixture('claude-hangs.mjs'), {
+      prompt: 'silent',
+      idleTimeoutMs: 1000,
+      timeoutMs: 4000,
+      pauses: held,
+    });
+    const paused = await held.during(() => runClaude(pausedRun));
+    expect(paused.stoppedBy).toBe('timeout');
+
+    // The same run, held for a while only: idle once the hold is over.
+    const briefly = new RunPauses();
+    const { spec: heldRun } = spec(fixture('claude-hangs.mjs'), {
+      prompt: 'silent',
+      idleTimeoutMs: 1000,
+      timeoutMs: 60_000,
+      pauses: briefly,
+    });
+    const running = runClaude(heldRun);
+    await briefly.during(() => new Promise((resolve) => setTimeout(resolve, 1500)));
+    expect((await running).stoppedBy).toBe('idle');
   });
 
   it('stops what a successful run left running in the background', async () => {

@@ -23,6 +23,7 @@ import {
   RUN_MARKER,
   type RunReport,
   runClaude,
+  RunPauses,
   type RunConfigArgs,
   type RunSpec,
   type StopRequest,
@@ -110,6 +111,8 @@ export class Attempt {
   private checkout: Checkout | null = null;
   /** Its change stored as the run goes on, so a worker that dies loses little of it. */
   private checkpoints: WorkspaceCheckpoints | null = null;
+  /** The checkpoints' holds of the run, which its idle time does not count. */
+  private readonly pauses = new RunPauses();
   /** Whether the attempt ended well: a failed one's checkout may be kept for debugging. */
   private succeeded = false;
   /** Set when the run ended on a 429 or 529 and the job is to run again later. */
@@ -320,7 +323,7 @@ export class Attempt {
       this.checkout,
       ttlSeconds,
       this.log,
-      box.whileStopped,
+      (step) => this.pauses.during(() => box.whileStopped(step)),
       this.fence,
     );
   }
@@ -472,6 +475,29 @@ export class Attempt {
     return { retrying: true, retryAt: new Date(retry.retryAt).toISOString() };
   }
 
+  /** The CLI started: its `started` event, log line and job log, and its pid on the job. */
+  private onStarted(pid: number, prepared: Prepared, args: string[], timeoutSeconds: number): void {
+    const { settings } = this.context;
+    const { cwd, box, plan } = prepared;
+    const data = {
+      pid,
+      sessionId: plan.sessionId,
+      cwd,
+      resumed: plan.resumed,
+      prompt: plan.promptKind,
+      args,
+      isolation: box.isolation,
+      ...(plan.note === undefined ? {} : { sessionNote: plan.note }),
+    };
+    // The history lives as long as the run may, plus the TTL after its end.
+    this.events.started(data, Math.ceil(timeoutSeconds) + settings.eventsTtlSeconds);
+    this.log.info({ pid, sessionId: plan.sessionId, resumed: plan.resumed, cwd }, 'job started');
+    this.jobLog.started(pid, plan.sessionId, plan.resumed);
+    this.job.updateProgress({ ...(this.state as RunState), pid }).catch((error: unknown) => {
+      this.log.warn({ err: error }, 'could not record the pid on the job');
+    });
+  }
+
   private runSpec(prepared: Prepared, timeoutSeconds: number): RunSpec {
     const { context, events } = this;
     const { settings } = context;
@@ -488,34 +514,14 @@ export class Attempt {
       marker: { name: RUN_MARKER, value: runId },
       timeoutMs: timeoutSeconds * 1000,
       ...(request.idleTimeout === undefined ? {} : { idleTimeoutMs: request.idleTimeout * 1000 }),
+      pauses: this.pauses,
       resultGraceMs: settings.resultGraceMs,
       killGraceMs: settings.killGraceMs,
       maxOutputBytes: settings.maxOutputBytes,
       maxLineBytes: settings.maxLineBytes,
       signal: this.stop,
       now: context.now,
-      onSpawn: (pid) => {
-        const data = {
-          pid,
-          sessionId: plan.sessionId,
-          cwd,
-          resumed: plan.resumed,
-          prompt: plan.promptKind,
-          args,
-          isolation: box.isolation,
-          ...(plan.note === undefined ? {} : { sessionNote: plan.note }),
-        };
-        // The history lives as long as the run may, plus the TTL after its end.
-        events.started(data, Math.ceil(timeoutSeconds) + settings.eventsTtlSeconds);
-        this.log.info(
-          { pid, sessionId: plan.sessionId, resumed: plan.resumed, cwd },
-          'job started',
-        );
-        this.jobLog.started(pid, plan.sessionId, plan.resumed);
-        this.job.updateProgress({ ...(this.state as RunState), pid }).catch((error: unknown) => {
-          this.log.warn({ err: error }, 'could not record the pid on the job');
-        });
-      },
+      onSpawn: (pid) => this.onStarted(pid, prepared, args, timeoutSeconds),
       onLine: (line) => {
         if (this.abandoned()) return undefined;
         if (line.stream === 'stdout' && !line.partial) this.jobLog.output(line.text);
