@@ -32,8 +32,9 @@ export interface GatewayOptions extends QueueTarget {
   /** Event streams open at once; one more is answered 503 (default 1,000). */
   readonly maxStreams?: number;
   /**
-   * What all event streams may hold at once of events being written out, in bytes (a byte a
-   * character); a stream whose event does not fit is cut off to come back later (default 256 MiB).
+   * What all event streams may hold at once of long events (over 64 Ki characters) being written
+   * out, in bytes (a byte a character); a stream whose long event does not fit is cut off to come
+   * back later (default 256 MiB).
    */
   readonly maxHeldBytes?: number;
 }

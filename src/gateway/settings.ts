@@ -56,7 +56,7 @@ export const GatewaySettingsSchema = z.object({
   GATEWAY_MAX_HELD_BYTES: integer(1024 * 1024)
     .default(DEFAULT_MAX_HELD_BYTES)
     .describe(
-      'What all event streams may hold at once of events being written out (a byte a character); a stream whose event does not fit is disconnected, to come back with Last-Event-ID (see [Limits](#limits)).',
+      'What all event streams may hold at once of long events (over 64 Ki characters) being written out (a byte a character); a stream whose long event does not fit is disconnected, to come back with Last-Event-ID (see [Limits](#limits)).',
     ),
 });
 

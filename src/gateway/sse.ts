@@ -91,6 +91,9 @@ export async function streamEvents(
  * client is cut off as a slow one is: EventSource comes back with Last-Event-ID, in a while.
  */
 async function sendHeld(sse: SseResponse, text: string, held: HeldBytes): Promise<boolean> {
+  // What one piece holds goes out outside the bound: all streams' together are bounded by their
+  // number, and no client holding long events can keep another's short ones from it.
+  if (text.length <= PIECE_CHARS) return sse.send(text);
   if (!held.take(text.length)) {
     sse.cut();
     return false;

@@ -257,7 +257,7 @@ describe('GET /jobs/:id/events (Server-Sent Events)', () => {
     expect(tail).toMatch(/"lastSeq":\d+\}\}\n\nevent: end\ndata: \{\}\n\n$/);
   });
 
-  it('holds at most maxHeldBytes of events for all its streams: another stream is cut off while one holds a long event, and served once it is taken', async () => {
+  it('holds at most maxHeldBytes of long events for all its streams: another stream of one is cut off while one holds a long event, and served once it is taken; short events go on', async () => {
     // An event of about 44 MB as JSON: far more than the sockets hold.
     const jobId = await client.enqueue({ prompt: 'long line of control characters' });
     await client.result(jobId, { timeoutMs: 30_000 });
@@ -284,10 +284,16 @@ describe('GET /jobs/:id/events (Server-Sent Events)', () => {
         req.on('error', reject);
         req.end();
       });
-      // Any other stream meanwhile: disconnected, to come back with Last-Event-ID.
+      // Another stream of a long event meanwhile: given the short events before it, then
+      // disconnected at the long one, to come back with Last-Event-ID.
       const cut = await readStream(`${small.url}/jobs/${jobId}/events`);
       expect(cut.ended).toBe(false);
+      expect(cut.events).toBeGreaterThan(0);
       expect(cut.bytes).toBeLessThan(1024 * 1024);
+      // A job of short events is served whole meanwhile: the bound is for long ones alone.
+      const other = await client.enqueue({ prompt: 'slow: sleep 0.1' });
+      await client.result(other, { timeoutMs: 30_000 });
+      expect(await readStream(`${small.url}/jobs/${other}/events`)).toMatchObject({ ended: true });
 
       stalled?.destroy();
       const whole = await readStream(`${small.url}/jobs/${jobId}/events`);
@@ -299,18 +305,21 @@ describe('GET /jobs/:id/events (Server-Sent Events)', () => {
   });
 
   /** Reads an event stream to its end: how much came, and whether it ended with `end`. */
-  function readStream(url: string): Promise<{ bytes: number; ended: boolean }> {
+  function readStream(url: string): Promise<{ bytes: number; ended: boolean; events: number }> {
     return new Promise((resolve, reject) => {
       const req = request(url, { headers: auth }, (res) => {
         let bytes = 0;
         let tail = '';
+        let events = 0;
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
           bytes += chunk.length;
+          // Each event begins with its id, after the blank line ending the one before.
+          events += (tail.slice(-5) + chunk).split('\n\nid: ').length - 1;
           tail = (tail + chunk).slice(-100);
         });
         const done = (): void =>
-          resolve({ bytes, ended: tail.endsWith('event: end\ndata: {}\n\n') });
+          resolve({ bytes, events, ended: tail.endsWith('event: end\ndata: {}\n\n') });
         res.on('end', done);
         res.on('error', done);
         res.on('aborted', done);
