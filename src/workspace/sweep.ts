@@ -44,6 +44,7 @@ export async function sweep(
   runMayBeIn: (dir: string) => Promise<boolean>,
 ): Promise<DiskUse> {
   await removeUnheldCheckouts(dirs, runMayBeIn);
+  await removeDeadClones(dirs);
   await pruneCache(dirs, limits);
   // The cache first: a checkout's hard-linked objects are the cache's bytes, not its own.
   const seen = new Set<string>();
@@ -51,6 +52,23 @@ export async function sweep(
   const checkoutBytes = await diskBytes(dirs.checkouts, seen);
   return { cacheBytes, checkoutBytes };
 }
+
+/**
+ * Removes what a clone that never finished left (its worker died mid-clone): under the clone's
+ * lock, which a clone under way holds, so only a dead one's is taken.
+ */
+async function removeDeadClones(dirs: WorkspaceDirs): Promise<void> {
+  const names = await readdir(dirs.cache);
+  for (const name of names.filter((entry) => entry.endsWith(PARTIAL))) {
+    const clone = join(dirs.cache, name.slice(0, -PARTIAL.length));
+    await withLock(`${clone}.lock`, () =>
+      rm(join(dirs.cache, name), { recursive: true, force: true }),
+    );
+  }
+}
+
+/** What a clone is made in before it is renamed to its place (see Workspaces.clone). */
+const PARTIAL = '.partial';
 
 async function removeUnheldCheckouts(
   dirs: WorkspaceDirs,

@@ -27,6 +27,24 @@ describe('a checkout its attempt left behind', () => {
 
   const repository = (): string => oneCommitRepository(root);
 
+  it('leaves no clone its worker died in the middle of to the next sweep, and keeps the finished ones', async () => {
+    const workspaces = await Workspaces.open({ dir: join(root, 'workspaces') });
+    const checkout = await workspaces.checkout(
+      'job-1',
+      { source: repository(), ref: 'main' },
+      null,
+    );
+    await checkout.release(false);
+    const cache = join(root, 'workspaces', 'cache');
+    const [clone] = readdirSync(cache).filter((name) => name.endsWith('.git'));
+    // What a worker SIGKILLed while it cloned leaves: the clone under way, half made.
+    execFileSync('cp', ['-a', join(cache, clone ?? ''), join(cache, 'dead.git.partial')]);
+
+    await workspaces.sweep();
+    expect(readdirSync(cache)).not.toContain('dead.git.partial');
+    expect(readdirSync(cache)).toContain(clone);
+  });
+
   it('goes with the first sweep after no run can be in it any more, and stays until then', async () => {
     const inUse = new Set<string>();
     const workspaces = await Workspaces.open({
