@@ -13,9 +13,10 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
-import type { RunState } from '../../src/contract/index.js';
+import { sessionKey, type RunState } from '../../src/contract/index.js';
 import { planAttempt } from '../../src/worker/sessions/session-plan.js';
 import {
   LocalTranscripts,
@@ -259,6 +260,19 @@ describe('portable sessions', () => {
       expect(readFileSync(pathOf(later), 'utf8')).toBe(userLine('one') + userLine('two'));
     },
   );
+
+  it('restores a session that a worker of an earlier version appended to since', async () => {
+    const ref = { scope: '', sessionId: randomUUID() };
+    writeTranscript(dirA, ref.sessionId, userLine('one'));
+    await machineA.shipper(ref, atA(), 0).ship();
+    // Such a worker appends the data and the byte count alone.
+    const meta = sessionKey(address, ref.sessionId, '');
+    await redis.append(`${meta}:data`, gzipSync(userLine('two')));
+    await redis.hset(meta, 'bytes', String(userLine('one').length + userLine('two').length));
+
+    const restored = await machineB.restore(ref, atB());
+    expect(readFileSync(pathOf(restored), 'utf8')).toBe(userLine('one') + userLine('two'));
+  });
 
   it('finds nothing for a session no machine recorded', async () => {
     expect(await machineB.restore({ scope: '', sessionId: randomUUID() }, atB())).toEqual({

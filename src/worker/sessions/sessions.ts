@@ -241,7 +241,7 @@ ${fenceCheck(3, 5, '-2')}
 local held = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0')
 if held ~= tonumber(ARGV[1]) then return held end
 local packed = redis.call('APPEND', KEYS[2], ARGV[2])
-redis.call('HSET', KEYS[1], 'bytes', ARGV[3], 'packed', packed)
+redis.call('HSET', KEYS[1], 'bytes', ARGV[3], 'packed', ARGV[3] .. ':' .. packed)
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 return -1
@@ -299,12 +299,14 @@ export class RedisTranscripts implements TranscriptSink {
       'packed',
     );
     const count = wholeCount(bytes);
-    // Absent in sessions written by older workers: the restore reads the data whole then.
-    const packedBytes = wholeCount(packed);
+    // `<bytes>:<length>`, of the bytes it was written with. An older worker's append leaves it
+    // behind them (or leaves none): the restore then reads the data whole, as that one did.
+    const [packedFor, packedLength] = (packed ?? '').split(':');
+    const packedBytes = wholeCount(packedLength);
     return {
       bytes: count,
       oversized: oversized === '1',
-      ...(packedBytes > 0 ? { packedBytes } : {}),
+      ...(packedBytes > 0 && wholeCount(packedFor) === count ? { packedBytes } : {}),
     };
   }
 
