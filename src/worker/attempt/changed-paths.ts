@@ -44,9 +44,9 @@ export function listedPaths(change: Change, maxBytes = LISTED_PATH_BYTES): Liste
  */
 export function summaryLines(change: Change, maxBytes: number): string[] {
   const all = [
-    ...change.added.map((path) => `A\t${path}`),
-    ...change.changed.map((path) => `M\t${path}`),
-    ...change.deleted.map((path) => `D\t${path}`),
+    ...change.added.map((path) => `A\t${quoted(path)}`),
+    ...change.changed.map((path) => `M\t${quoted(path)}`),
+    ...change.deleted.map((path) => `D\t${quoted(path)}`),
   ];
   const lines: string[] = [];
   let bytes = 0;
@@ -60,3 +60,23 @@ export function summaryLines(change: Change, maxBytes: number): string[] {
   }
   return lines;
 }
+
+/**
+ * A path as a summary line shows it: quoted, with `\uXXXX` for each control character (C0, DEL
+ * and C1) and a backslash before a quote or a backslash, where it holds any of these, as git
+ * quotes such names. The run named its files: a raw escape sequence would reach the terminal of
+ * whoever reads the summary, and a newline would forge lines.
+ */
+function quoted(path: string): string {
+  if (!UNSAFE.test(path)) return path;
+  const escaped = path.replace(UNSAFE_ALL, (char) =>
+    char === '"' || char === '\\'
+      ? `\\${char}`
+      : `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  return `"${escaped}"`;
+}
+
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f"\\]/;
+const UNSAFE_ALL = new RegExp(UNSAFE.source, 'g');

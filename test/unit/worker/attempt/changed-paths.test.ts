@@ -42,4 +42,26 @@ describe("the summary kept of a change over the patch's cap", () => {
     expect(lines.join('\n').length).toBeLessThanOrEqual(4096 + 64);
     expect(lines.at(-1)).toBe(`# ... and ${10_000 - (lines.length - 1)} more paths`);
   });
+
+  it('quotes a path that holds a control character, a quote or a backslash, so no line of the summary is forged or reaches a terminal raw', () => {
+    const lines = summaryLines(
+      change({
+        added: [
+          'evil\u001b]0;PWNED\u0007',
+          'README\nD\tforged',
+          'csi\u009b31m',
+          'a"b\\c',
+          'plain é',
+        ],
+      }),
+      4096,
+    );
+    expect(lines).toEqual([
+      'A\t"evil\\u001b]0;PWNED\\u0007"',
+      'A\t"README\\u000aD\\u0009forged"',
+      'A\t"csi\\u009b31m"',
+      'A\t"a\\"b\\\\c"',
+      'A\tplain é',
+    ]);
+  });
 });
