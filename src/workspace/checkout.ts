@@ -1,6 +1,7 @@
 import { copyFile, cp, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { git, gitCapped, gitText, type GitOptions } from './git.js';
+import { git, gitCapped, gitEach, gitText, type GitOptions } from './git.js';
+import { ChangeListing, GITLINK_MODE } from './listing.js';
 import { removeHolder, writeHolder } from './holder.js';
 import { removeTree } from '../common/remove-tree.js';
 
@@ -10,6 +11,11 @@ export interface Change {
   readonly changed: string[];
   readonly added: string[];
   readonly deleted: string[];
+  /**
+   * Paths of the change left out of the three lists, past WORKSPACE_PATCH_MAX_BYTES of them (the
+   * patch, where it is kept, has them all).
+   */
+  readonly unlisted: number;
   /** `git diff --binary` against base, untracked files included (ignored ones not). */
   readonly patch: Buffer | null;
   /** The patch's size; over the cap it was asked with, `patch` is null and only this is known. */
@@ -150,13 +156,17 @@ export class Checkout {
     const trees = this.treeOptions(timeoutMs);
     const tree = await gitText(['write-tree'], trees);
     const diff = ['diff-tree', '-r', '--no-renames', '--no-ext-diff', '--no-textconv'];
-    const listed = listingOf(await git([...diff, '--raw', '-z', this.base, tree], trees));
-    this.nested = listed.filter((entry) => entry.mode === GITLINK_MODE).map(({ path }) => path);
+    const listing = new ChangeListing(maxPatchBytes);
+    await gitEach([...diff, '--raw', '-z', this.base, tree], trees, (chunk) => listing.push(chunk));
+    this.nested = listing.nested;
     const patch = await gitCapped([...diff, '--binary', this.base, tree], trees, maxPatchBytes);
     const commit = branch === null ? null : await this.commit(branch, tree);
     return {
       base: this.base,
-      ...filesOf(listed),
+      changed: listing.changed,
+      added: listing.added,
+      deleted: listing.deleted,
+      unlisted: listing.unlisted,
       patch: patch.output,
       patchBytes: patch.bytes,
       commit,
@@ -205,9 +215,6 @@ export class Checkout {
   }
 }
 
-/** The index's mode of a gitlink: a repository nested in the working tree, added by its commit. */
-const GITLINK_MODE = '160000';
-
 /**
  * Marks each of `nested`, repositories nested in the checkout that the index holds (the run's own
  * `git init` with a commit, or a submodule of the source it filled), skip-worktree: `git add`
@@ -221,37 +228,4 @@ async function leaveAsAdded(nested: readonly string[], options: GitOptions): Pro
     ...options,
     input: `${nested.join('\0')}\0`,
   });
-}
-
-interface Listed {
-  readonly status: string;
-  /** Its mode in the index (000000 where it was deleted). */
-  readonly mode: string;
-  readonly path: string;
-}
-
-/** `git diff --raw -z` without renames: `:<mode> <mode> <id> <id> <status>` and path, NUL-separated. */
-function listingOf(raw: Buffer): Listed[] {
-  const parts = raw.toString('utf8').split('\0');
-  const listed: Listed[] = [];
-  for (let index = 0; index + 1 < parts.length; index += 2) {
-    const [, mode = '', , , status = ''] = (parts[index] ?? '').split(' ');
-    listed.push({ status, mode, path: parts[index + 1] ?? '' });
-  }
-  return listed;
-}
-
-/** Paths by status. */
-function filesOf(listed: readonly Listed[]): {
-  changed: string[];
-  added: string[];
-  deleted: string[];
-} {
-  const files = { changed: [] as string[], added: [] as string[], deleted: [] as string[] };
-  for (const { status, path } of listed) {
-    if (status === 'A') files.added.push(path);
-    else if (status === 'D') files.deleted.push(path);
-    else files.changed.push(path);
-  }
-  return files;
 }

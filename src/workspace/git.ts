@@ -132,23 +132,32 @@ export async function gitCapped(
   options: GitOptions,
   maxBytes: number,
 ): Promise<{ readonly bytes: number; readonly output: Buffer | null }> {
-  const subprocess = start(args, options, false);
-  const guard = guardGroup(subprocess, options);
   const chunks: Buffer[] = [];
   let bytes = 0;
+  await gitEach(args, options, (chunk) => {
+    bytes += chunk.length;
+    if (bytes <= maxBytes) chunks.push(chunk);
+    else chunks.length = 0;
+  });
+  return { bytes, output: bytes <= maxBytes ? Buffer.concat(chunks) : null };
+}
+
+/** Runs git, handing each piece of its stdout to `each` as it comes, none of it kept here. */
+export async function gitEach(
+  args: readonly string[],
+  options: GitOptions,
+  each: (chunk: Buffer) => void,
+): Promise<void> {
+  const subprocess = start(args, options, false);
+  const guard = guardGroup(subprocess, options);
   const result = await (async () => {
-    for await (const chunk of subprocess.stdout as AsyncIterable<Buffer>) {
-      bytes += chunk.length;
-      if (bytes <= maxBytes) chunks.push(chunk);
-      else chunks.length = 0;
-    }
+    for await (const chunk of subprocess.stdout as AsyncIterable<Buffer>) each(chunk);
     return subprocess;
   })().finally(guard.done);
   if (result.exitCode !== 0) {
     const { stderr, exitCode } = result;
     throw failure(args, { stderr, exitCode, timedOut: guard.timedOut() }, options);
   }
-  return { bytes, output: bytes <= maxBytes ? Buffer.concat(chunks) : null };
 }
 
 function start(args: readonly string[], options: GitOptions, buffer: boolean) {

@@ -94,6 +94,29 @@ describe('a look at a checkout a run has had its way with', () => {
     ).rejects.toThrow("the run's processes could not all be stopped for a look at its checkout");
     await checkout.release(false);
   });
+  it('lists a change of more paths than a patch holds, however long they are, keeping some and counting the rest', async () => {
+    const workspaces = await Workspaces.open({ dir: join(root, 'workspaces') });
+    const checkout = await workspaces.checkout(
+      'job-1',
+      { source: repository(), ref: 'main' },
+      null,
+    );
+    // 30,000 files at the end of a path of 3,500 bytes: a listing of over 100 MB.
+    const deep = join(
+      checkout.dir,
+      ...Array.from({ length: 14 }, (_, at) => String.fromCharCode(97 + at).repeat(250)),
+    );
+    mkdirSync(deep, { recursive: true });
+    execFileSync('sh', ['-c', 'seq 30000 | xargs touch'], { cwd: deep });
+
+    const change = await checkout.change({ maxPatchBytes: 1024 * 1024 });
+    expect(change.added.length).toBeGreaterThan(0);
+    expect(change.added.join('').length).toBeLessThanOrEqual(1024 * 1024);
+    expect(change.added.length + change.unlisted).toBe(30_000);
+    expect(change.patch).toBeNull();
+    await checkout.release(false);
+  });
+
   it('puts in the patch what git added, never a file a link the run made since leads to', async () => {
     const workspaces = await Workspaces.open({ dir: join(root, 'workspaces') });
     const checkout = await workspaces.checkout(

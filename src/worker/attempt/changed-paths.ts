@@ -35,7 +35,7 @@ export function listedPaths(change: Change, maxBytes = LISTED_PATH_BYTES): Liste
   const changed = take(change.changed);
   const added = take(change.added);
   const deleted = take(change.deleted);
-  return { changed, added, deleted, pathsOmitted: omitted };
+  return { changed, added, deleted, pathsOmitted: omitted + change.unlisted };
 }
 
 /**
@@ -52,12 +52,11 @@ export function summaryLines(change: Change, maxBytes: number): string[] {
   let bytes = 0;
   for (const line of all) {
     bytes += Buffer.byteLength(line) + 1;
-    if (bytes > maxBytes) {
-      lines.push(`# ... and ${all.length - lines.length} more paths`);
-      break;
-    }
+    if (bytes > maxBytes) break;
     lines.push(line);
   }
+  const more = all.length - lines.length + change.unlisted;
+  if (more > 0) lines.push(`# ... and ${more} more paths`);
   return lines;
 }
 

@@ -2,11 +2,17 @@ import { describe, expect, it } from 'vitest';
 import { listedPaths, summaryLines } from '../../../../src/worker/attempt/changed-paths.js';
 import type { Change } from '../../../../src/workspace/index.js';
 
-const change = (paths: { changed?: string[]; added?: string[]; deleted?: string[] }): Change => ({
+const change = (paths: {
+  changed?: string[];
+  added?: string[];
+  deleted?: string[];
+  unlisted?: number;
+}): Change => ({
   base: 'abc',
   changed: paths.changed ?? [],
   added: paths.added ?? [],
   deleted: paths.deleted ?? [],
+  unlisted: paths.unlisted ?? 0,
   patch: Buffer.alloc(0),
   patchBytes: 0,
   commit: null,
@@ -63,5 +69,11 @@ describe("the summary kept of a change over the patch's cap", () => {
       'A\t"a\\"b\\\\c"',
       'A\tplain é',
     ]);
+  });
+
+  it('counts the paths the change itself left unlisted among those omitted and in the summary', () => {
+    const touched = change({ added: ['a', 'b'], unlisted: 40_000 });
+    expect(listedPaths(touched)).toMatchObject({ added: ['a', 'b'], pathsOmitted: 40_000 });
+    expect(summaryLines(touched, 4096)).toEqual(['A\ta', 'A\tb', '# ... and 40000 more paths']);
   });
 });
