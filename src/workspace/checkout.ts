@@ -1,4 +1,4 @@
-import { copyFile, cp, mkdir, rm } from 'node:fs/promises';
+import { copyFile, cp, mkdir, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { git, gitCapped, gitEach, gitText, type GitOptions } from './git.js';
 import { ChangeListing, GITLINK_MODE } from './listing.js';
@@ -76,7 +76,12 @@ export class Checkout {
   async adoptIndex(): Promise<void> {
     await rm(this.scratch, { recursive: true, force: true });
     await mkdir(join(this.scratch, 'objects'), { recursive: true, mode: 0o700 });
-    await copyFile(join(this.dir, '.git', 'index'), join(this.scratch, 'index'));
+    const index = join(this.dir, '.git', 'index');
+    await copyFile(index, join(this.scratch, 'index'));
+    // With its own mtime: git re-reads a file changed within the second its index was written
+    // (an earlier attempt's patch, applied just after the checkout) only when it can tell.
+    const { atime, mtime } = await stat(index);
+    await utimes(join(this.scratch, 'index'), atime, mtime);
     // The source's submodules, and those of an earlier attempt's patch: empty directories the
     // run can fill.
     const options = this.gitOptions(LOOK_TIMEOUT_MS);

@@ -94,6 +94,30 @@ describe('a look at a checkout a run has had its way with', () => {
     ).rejects.toThrow("the run's processes could not all be stopped for a look at its checkout");
     await checkout.release(false);
   });
+  it('sees a file changed within the second the checkout was made, its size the same', async () => {
+    const workspaces = await Workspaces.open({ dir: join(root, 'workspaces') });
+    const checkout = await workspaces.checkout(
+      'job-1',
+      { source: repository(), ref: 'main' },
+      null,
+    );
+    // As an earlier attempt's patch applied right after the checkout leaves it: the same size,
+    // and the mtime the index recorded, which git can tell apart only by the index's own mtime.
+    const file = join(checkout.dir, 'README.md');
+    const { mtime } = statSync(file);
+    writeFileSync(file, 'REPO\n');
+    utimesSync(file, mtime, mtime);
+    utimesSync(join(checkout.dir, '.git', 'index'), mtime, mtime);
+    // The index is taken over a second later.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await checkout.adoptIndex();
+
+    const change = await checkout.change({ maxPatchBytes: 1024 * 1024 });
+    expect(change.changed).toEqual(['README.md']);
+    expect(change.patch?.toString()).toContain('+REPO');
+    await checkout.release(false);
+  });
+
   it('lists a change of more paths than a patch holds, however long they are, keeping some and counting the rest', async () => {
     const workspaces = await Workspaces.open({ dir: join(root, 'workspaces') });
     const checkout = await workspaces.checkout(
