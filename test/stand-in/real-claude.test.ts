@@ -260,28 +260,36 @@ describe('the real claude CLI against the stand-in', () => {
       return { pid, running };
     }
 
-    it('SIGINT: stops the tool, prints an error_during_execution result, exits 0', async () => {
-      const { pid, running } = await startLongStep(597);
-      process.kill(pid, 'SIGINT');
-      const r = await running;
+    // On a busy machine the CLI now and then exits 0 here without its result line (seen once in
+    // a full run): it writes that line as it exits, to a stdout that is a socket (as Node makes a
+    // child's pipes), whose tail a program exiting at once can lose. What it prints when it gets
+    // the chance is what is checked.
+    it(
+      'SIGINT: stops the tool, prints an error_during_execution result, exits 0',
+      { retry: 2 },
+      async () => {
+        const { pid, running } = await startLongStep(597);
+        process.kill(pid, 'SIGINT');
+        const r = await running;
 
-      expect(r.exitCode, r.stderr).toBe(0);
-      expect(r.result).toMatchObject({
-        subtype: 'error_during_execution',
-        is_error: true,
-        terminal_reason: 'aborted_tools',
-      });
-      expect(r.lines).toContainEqual(
-        expect.objectContaining({
-          type: 'user',
-          message: {
-            role: 'user',
-            content: [{ type: 'text', text: '[Request interrupted by user for tool use]' }],
-          },
-        }),
-      );
-      expect(await eventually(() => claude.leftovers().length === 0, 10_000)).toBe(true);
-    });
+        expect(r.exitCode, r.stderr).toBe(0);
+        expect(r.result).toMatchObject({
+          subtype: 'error_during_execution',
+          is_error: true,
+          terminal_reason: 'aborted_tools',
+        });
+        expect(r.lines).toContainEqual(
+          expect.objectContaining({
+            type: 'user',
+            message: {
+              role: 'user',
+              content: [{ type: 'text', text: '[Request interrupted by user for tool use]' }],
+            },
+          }),
+        );
+        expect(await eventually(() => claude.leftovers().length === 0, 10_000)).toBe(true);
+      },
+    );
 
     it('SIGTERM: kills the tool, prints no result line, exits 143', async () => {
       const { pid, running } = await startLongStep(598);
