@@ -126,13 +126,14 @@ function checkOptions(options: GatewayOptions): void {
     throw new TypeError(`secret: must be at least ${MIN_READ_TOKEN_SECRET_LENGTH} characters`);
   }
   if (options.operatorToken === '') throw new TypeError('operatorToken: must not be empty');
-  const { maxStreams } = options;
-  if (maxStreams !== undefined && !(Number.isSafeInteger(maxStreams) && maxStreams >= 1)) {
-    throw new TypeError('maxStreams: must be a whole number of streams, at least 1');
-  }
-  const { maxHeldBytes } = options;
-  if (maxHeldBytes !== undefined && !(Number.isSafeInteger(maxHeldBytes) && maxHeldBytes >= 1)) {
-    throw new TypeError('maxHeldBytes: must be a whole number of bytes, at least 1');
+  for (const [name, unit] of [
+    ['maxStreams', 'streams'],
+    ['maxHeldBytes', 'bytes'],
+  ] as const) {
+    const value = options[name];
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1)) {
+      throw new TypeError(`${name}: must be a whole number of ${unit}, at least 1`);
+    }
   }
   if (options.board === true && options.operatorToken === undefined) {
     throw new TypeError('board: needs an operatorToken (Bull Board can change the queue)');

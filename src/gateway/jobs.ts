@@ -115,9 +115,8 @@ const UNFINISHED: readonly JobType[] = [
  * finished first. BullMQ keeps the completed and the failed ordered by when they finished, so
  * the ids of their newest `cursor + limit` merged by that time are exactly the newest of both,
  * and only the page's jobs of them are read; the other states are read for the page's own part
- * of them alone. The cursor is an offset, so a page may
- * repeat or miss a job that changed state meanwhile; no page follows one that ends past
- * MAX_CURSOR.
+ * of them alone. The cursor is an offset, so a page may repeat or miss a job that changed state
+ * meanwhile; no page follows one that ends past MAX_CURSOR.
  */
 export async function listJobs(
   queue: Queue,

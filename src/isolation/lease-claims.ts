@@ -17,10 +17,11 @@ interface Claimant {
 }
 
 /**
- * An unreadable claim younger than this is taken for a live claimant's: one being written, or
- * one of a worker from before claims named their claimant.
+ * How long a takeover waits for a claim under way (a clearing takes a few ms, or 20 s at worst);
+ * an unreadable claim younger than this is taken for a live claimant's: one being written, or one
+ * of a worker from before claims named their claimant.
  */
-export const CLAIM_WRITE_MS = 25_000;
+export const CLAIM_WAIT_MS = 25_000;
 /** Generations tried at most: each is a claimant that died while it ended the lease. */
 const MAX_GENERATIONS = 64;
 
@@ -83,7 +84,7 @@ function claimantAlive(path: string): boolean {
   if (claimant !== null) return liveStartTime(claimant.pid) === claimant.startTime;
   const written = statSync(path, { throwIfNoEntry: false })?.mtimeMs;
   // Gone meanwhile: its claimant was done.
-  return written === undefined ? false : Date.now() - written < CLAIM_WRITE_MS;
+  return written === undefined ? false : Date.now() - written < CLAIM_WAIT_MS;
 }
 
 function readClaimant(path: string): Claimant | null {

@@ -7,7 +7,7 @@ import { IsolationError } from './errors.js';
 import { forgetHanded, forgetLeft, recordHanded, recordLeft } from './handed-dirs.js';
 import { forgetReach, recordReach, type UnclearedRun } from './uncleared-reach.js';
 import { holderIsAlive, readLease, type LeaseOwner, type LeaseRecord } from './lease-file.js';
-import { claimEnding, claimUnderWay, dropClaims } from './lease-claims.js';
+import { CLAIM_WAIT_MS, claimEnding, claimUnderWay, dropClaims } from './lease-claims.js';
 
 export interface UidLease {
   readonly uid: number;
@@ -51,8 +51,6 @@ export interface UidPoolOptions {
 /** A set-aside uid is tried again after 10 s, 20 s, 40 s... and then every 10 minutes. */
 const FIRST_RETRY_MS = 10_000;
 const LAST_RETRY_MS = 600_000;
-/** How long a takeover waits for another's under way: a clearing takes a few ms, or 20 s at worst. */
-const TAKE_OVER_WAIT_MS = 25_000;
 
 /**
  * Hands out the uids runs execute as, each to one run at a time, across every worker on this
@@ -151,7 +149,7 @@ export class UidPool {
    * Takes a dead worker's run's uid over as acquire does when it comes to it (see
    * unclearedReaching): the run's processes stopped and what it left cleared away, then its
    * lease ended. True once that lease is over, ended here or by another meanwhile (the dead
-   * worker's watchdog, or another worker: this waits up to TAKE_OVER_WAIT_MS for one under way);
+   * worker's watchdog, or another worker: this waits up to CLAIM_WAIT_MS for one under way);
    * false where the uid could not be cleared.
    */
   async takeOver({ uid, held }: Pick<UnclearedRun, 'uid' | 'held'>): Promise<boolean> {
@@ -160,7 +158,7 @@ export class UidPool {
     for (let waited = 0; ; waited += 50) {
       if ((await this.endDeadLease(uid, held)) || ended()) return true;
       // Nobody else at it (its claimant died, or the uid could not be cleared), or too long.
-      if (!claimUnderWay(leaseDir, uid, held.lease) || waited >= TAKE_OVER_WAIT_MS) return false;
+      if (!claimUnderWay(leaseDir, uid, held.lease) || waited >= CLAIM_WAIT_MS) return false;
       await sleep(50);
     }
   }

@@ -165,7 +165,7 @@ export class Checkout {
     await gitEach([...diff, '--raw', '-z', this.base, tree], trees, (chunk) => listing.push(chunk));
     this.nested = listing.nested;
     const patch = await gitCapped([...diff, '--binary', this.base, tree], trees, maxPatchBytes);
-    const commit = branch === null ? null : await this.commit(branch, tree);
+    const commit = branch === null ? null : await this.commit(branch, tree, trees);
     return {
       base: this.base,
       changed: listing.changed,
@@ -206,8 +206,7 @@ export class Checkout {
     await writeHolder(this.holder, { keepUntil: 0, cache: this.cache });
   }
 
-  private async commit(branch: string, tree: string): Promise<string> {
-    const options = this.treeOptions(LOOK_TIMEOUT_MS);
+  private async commit(branch: string, tree: string, options: GitOptions): Promise<string> {
     const message = `${branch}\n\nThe change of claudebox job ${branch.split('/').at(-1) ?? ''}.`;
     const commit = await gitText(['commit-tree', tree, '-p', this.base, '-m', message], options);
     // Loose objects are files named by their hash: copying them over is all a store needs.

@@ -51,7 +51,6 @@ export type Restored =
   /** It outgrew SESSION_MAX_BYTES and was no longer kept: a retry starts a new session. */
   | { readonly kind: 'oversized'; readonly bytes: number };
 
-/** Where transcripts are kept beyond the run that wrote them (Redis, or a worker's directory). */
 /** How many bytes of a transcript a sink holds, and whether it gave up on it as too large. */
 export interface StoredTranscript {
   readonly bytes: number;
@@ -63,6 +62,7 @@ export interface StoredTranscript {
   readonly packedBytes?: number;
 }
 
+/** Where transcripts are kept beyond the run that wrote them (Redis, or a worker's directory). */
 export interface TranscriptSink {
   stored(ref: SessionRef): Promise<StoredTranscript>;
   /**

@@ -130,28 +130,21 @@ export async function transcriptHoldsPrompt(
   after?: string,
 ): Promise<boolean> {
   const wanted = prompt.trimEnd();
-  // A user line holds the prompt JSON-escaped (at most 6 bytes a character) and some metadata.
-  const splitter = new LineSplitter(6 * Buffer.byteLength(wanted) + 64 * 1024);
-  let inLongLine = false;
   let pastCopy = after === undefined;
   let heldInCopy = false;
-  const holds = (line: { bytes: Buffer; partial: boolean }): boolean => {
-    const skip = inLongLine || line.partial;
-    inLongLine = line.partial;
-    if (skip) return false;
-    if (!pastCopy && after !== undefined && line.bytes.includes(after)) {
-      pastCopy = entryOf(line.bytes.toString('utf8'))?.uuid === after;
+  // A user line holds the prompt JSON-escaped (at most 6 bytes a character) and some metadata.
+  const maxLineBytes = 6 * Buffer.byteLength(wanted) + 64 * 1024;
+  const found = await someWholeLine(path, { from, maxLineBytes }, (line) => {
+    if (!pastCopy && after !== undefined && line.includes(after)) {
+      pastCopy = entryOf(line.toString('utf8'))?.uuid === after;
       if (pastCopy) return false;
     }
-    if (!line.bytes.includes('"user"')) return false;
-    const held = userTexts(line.bytes.toString('utf8')).some((text) => text.trimEnd() === wanted);
+    if (!line.includes('"user"')) return false;
+    const held = userTexts(line.toString('utf8')).some((text) => text.trimEnd() === wanted);
     heldInCopy ||= held && !pastCopy;
     return held && pastCopy;
-  };
-  for await (const chunk of createReadStream(path, { start: from }) as AsyncIterable<Buffer>) {
-    if (splitter.push(chunk).some(holds)) return true;
-  }
-  return splitter.end().some(holds) || (!pastCopy && heldInCopy);
+  });
+  return found || (!pastCopy && heldInCopy);
 }
 
 /**
@@ -159,25 +152,41 @@ export async function transcriptHoldsPrompt(
  * own entries follow it. Null when no entry has one (or the file cannot be read).
  */
 export async function lastEntryId(path: string): Promise<string | null> {
-  const splitter = new LineSplitter(LAST_ENTRY_LINE_BYTES);
   let last: string | null = null;
-  let inLongLine = false;
-  const note = (line: { bytes: Buffer; partial: boolean }): void => {
-    const skip = inLongLine || line.partial;
-    inLongLine = line.partial;
-    if (skip || !line.bytes.includes('"uuid"')) return;
-    const id = entryOf(line.bytes.toString('utf8'))?.uuid;
-    if (typeof id === 'string') last = id;
-  };
   try {
-    for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
-      splitter.push(chunk).forEach(note);
-    }
-    splitter.end().forEach(note);
+    await someWholeLine(path, { from: 0, maxLineBytes: LAST_ENTRY_LINE_BYTES }, (line) => {
+      if (!line.includes('"uuid"')) return false;
+      const id = entryOf(line.toString('utf8'))?.uuid;
+      if (typeof id === 'string') last = id;
+      return false;
+    });
   } catch {
     return null;
   }
   return last;
+}
+
+/**
+ * Hands each whole line of the file from byte `from` on to `visit` until it says true (then
+ * true). A line longer than `maxLineBytes` is skipped unread: memory stays bounded whatever the
+ * file's shape.
+ */
+async function someWholeLine(
+  path: string,
+  { from, maxLineBytes }: { readonly from: number; readonly maxLineBytes: number },
+  visit: (line: Buffer) => boolean,
+): Promise<boolean> {
+  const splitter = new LineSplitter(maxLineBytes);
+  let inLongLine = false;
+  const take = (line: { bytes: Buffer; partial: boolean }): boolean => {
+    const skip = inLongLine || line.partial;
+    inLongLine = line.partial;
+    return !skip && visit(line.bytes);
+  };
+  for await (const chunk of createReadStream(path, { start: from }) as AsyncIterable<Buffer>) {
+    if (splitter.push(chunk).some(take)) return true;
+  }
+  return splitter.end().some(take);
 }
 
 /** Longer lines (a tool's huge output) are skipped: the last entry is read for its id alone. */
